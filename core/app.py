@@ -1,0 +1,176 @@
+"""The app factory: a flat list of configure steps, each calling its hook."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import Flask, g, request
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFProtect
+
+from . import config as config_mod
+from . import db
+from .i18n import select_locale
+from .jobs import JobQueue, build_huey
+from .models import CORE_MODELS
+from .plugins import build_manager
+from .state import Loket
+
+log = logging.getLogger(__name__)
+
+csrf = CSRFProtect()
+
+
+def create_app(config: Mapping[str, Any] | None = None, *,
+               extra_plugins: Iterable[Any] = ()) -> Flask:
+    """Build a Loket app.
+
+    ``config`` overrides every other source (tests use it); ``extra_plugins``
+    registers plugin objects directly (tests register spies this way).
+    Raises ``ConfigError`` or ``PluginError`` with one line when the
+    configuration is wrong.
+    """
+    app = Flask("core", instance_relative_config=False)
+    state = configure_state(app, config or {}, list(extra_plugins))
+    configure_flask(app, state)
+    configure_database(app, state)
+    configure_models(app, state)
+    configure_i18n(app, state)
+    configure_jobs(app, state)
+    configure_blueprints(app, state)
+    configure_admin(app, state)
+    configure_security_headers(app)
+    configure_errors(app)
+    return app
+
+
+def configure_state(app: Flask, overrides: Mapping[str, Any], extra: list[Any]) -> Loket:
+    first = config_mod.resolve(config_mod.CORE_SETTINGS, overrides, strict=False)
+    pm = build_manager(first["plugins"], extra)
+    settings = list(config_mod.CORE_SETTINGS)
+    for plugin, declared in _plugin_settings(pm):
+        for setting in declared:
+            settings.append(config_mod.Setting(
+                f"{plugin}.{setting.name}", setting.default, setting.parse, setting.help,
+                setting.secret))
+    config = config_mod.resolve(settings, overrides)
+    config_mod.ensure_instance(config)
+    state = Loket(config=config, database=db.open_database(config["database_url"]), pm=pm,
+                  enabled=list(first["plugins"]))
+    app.extensions["loket"] = state
+    return state
+
+
+def _plugin_settings(pm: Any) -> list[tuple[str, list[config_mod.Setting]]]:
+    found = []
+    for impl in pm.hook.plugin_settings.get_hookimpls():
+        found.append((impl.plugin_name, list(impl.function() or [])))
+    return found
+
+
+def configure_flask(app: Flask, state: Loket) -> None:
+    cfg = state.config
+    app.config.update(
+        SECRET_KEY=cfg["secret_key"],
+        # Room for every allowed attachment plus the form around them.
+        MAX_CONTENT_LENGTH=cfg["upload_max_bytes"] * max(cfg["upload_max_files"], 1) + 1024 * 1024,
+        MAX_FORM_MEMORY_SIZE=1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=cfg["secure_cookies"],
+        REMEMBER_COOKIE_SECURE=cfg["secure_cookies"],
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=cfg["session_minutes"]),
+        # A customer may take a long time over a form; the token is bound to the session.
+        WTF_CSRF_TIME_LIMIT=None,
+        BABEL_DEFAULT_LOCALE=cfg["default_language"],
+        LOKET_INSTANCE_PATH=cfg["instance_path"],
+    )
+    app.instance_path = cfg["instance_path"]
+    csrf.init_app(app)
+
+
+def configure_database(app: Flask, state: Loket) -> None:
+    db.bind(state.database)
+
+    @app.before_request
+    def _connect() -> None:
+        db.bind(state.database)
+        state.database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(exc: BaseException | None) -> None:
+        if not state.database.is_closed():
+            state.database.close()
+
+
+def configure_models(app: Flask, state: Loket) -> None:
+    from .migrate import plugin_migration_dir
+
+    state.models["core"] = list(CORE_MODELS)
+    state.migration_dirs["core"] = str(_core_migrations())
+    for impl in state.pm.hook.register_models.get_hookimpls():
+        if impl.plugin_name == "core":
+            continue
+        state.models[impl.plugin_name] = list(impl.function() or [])
+    for name in state.enabled:
+        folder = plugin_migration_dir(state.pm.get_plugin(name))
+        if folder is not None:
+            state.migration_dirs[name] = str(folder)
+
+
+def _core_migrations() -> Any:
+    from pathlib import Path
+
+    return Path(__file__).parent / "migrations"
+
+
+def configure_i18n(app: Flask, state: Loket) -> None:
+    Babel(app, locale_selector=select_locale)
+
+
+def configure_jobs(app: Flask, state: Loket) -> None:
+    state.jobs = JobQueue(app, build_huey(state.config))
+    state.pm.hook.register_jobs(jobs=state.jobs)
+
+
+def configure_blueprints(app: Flask, state: Loket) -> None:
+    for blueprints in state.pm.hook.register_blueprints(app=app):
+        for blueprint in blueprints or ():
+            app.register_blueprint(blueprint)
+
+
+def configure_admin(app: Flask, state: Loket) -> None:
+    from admin import init_admin
+
+    init_admin(app, state)
+
+
+# Pages that show a tracking key or staff data mark themselves private (g.private_page).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+
+def configure_security_headers(app: Flask) -> None:
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if g.get("private_page") or request.path.startswith("/admin"):
+            headers["Cache-Control"] = "no-store"
+            headers["Referrer-Policy"] = "no-referrer"
+        else:
+            headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+def configure_errors(app: Flask) -> None:
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)

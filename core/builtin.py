@@ -1,0 +1,65 @@
+"""Core's own hook implementations, registered as the plugin "core"; plugins may override them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import flask
+
+from . import hookimpl  # noqa: E402
+from .hookspecs import Routing
+from .models import Category, Status, Ticket, utcnow
+
+
+@hookimpl(trylast=True)
+def route_ticket(category: Category | None) -> Routing | None:
+    """Default routing: the category's department (or its nearest parent's) and priority."""
+    if category is None:
+        return None
+    department = None
+    node: Category | None = category
+    seen: set[int] = set()
+    while node is not None and node.id not in seen:
+        seen.add(node.id)
+        if node.default_department_id is not None:
+            department = node.default_department
+            break
+        node = node.parent
+    return Routing(department=department, priority=category.default_priority or None,
+                   reason="category default")
+
+
+@hookimpl
+def register_blueprints(app: flask.Flask) -> list[flask.Blueprint]:
+    from .api.v1 import bp as api_bp
+    from .web.helpcenter import bp as web_bp
+
+    return [web_bp, api_bp]
+
+
+@hookimpl
+def register_jobs(jobs: Any) -> None:
+    from .jobs import crontab
+
+    @jobs.periodic(crontab(minute="*/15"), name="core.autoclose_resolved")
+    def autoclose_resolved() -> int:
+        """Close tickets resolved long enough ago that the customer has moved on."""
+        return close_stale_resolved()
+
+
+def close_stale_resolved(now: dt.datetime | None = None) -> int:
+    from .services.tickets import SYSTEM, change_status
+    from .state import loket
+
+    days = loket().config["autoclose_days"]
+    if not days:
+        return 0
+    cutoff = (now or utcnow()) - dt.timedelta(days=days)
+    stale = Ticket.select().where((Ticket.status == Status.RESOLVED)
+                                  & (Ticket.resolved_at < cutoff)).limit(500)
+    closed = 0
+    for ticket in stale:
+        change_status(ticket, Status.CLOSED, SYSTEM)
+        closed += 1
+    return closed

@@ -1,0 +1,270 @@
+"""Settings: defaults, then a TOML file named by LOKET_CONFIG, then LOKET_* variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+
+class ConfigError(Exception):
+    """A setting has a bad value. The message is one line naming the setting."""
+
+
+def _as_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"must not be negative, got {number}")
+    return number
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        items = value.replace(",", " ").split()
+    elif isinstance(value, Iterable):
+        items = [str(item).strip() for item in value]
+    else:
+        raise ValueError(f"expected a list, got {value!r}")
+    return [item for item in items if item]
+
+
+def _as_database_url(value: Any) -> str:
+    url = _as_str(value)
+    scheme = urlparse(url).scheme.split("+")[0]
+    if scheme not in {"sqlite", "postgres", "postgresql"}:
+        raise ValueError(f"expected a sqlite:/// or postgresql:// URL, got {url!r}")
+    return url
+
+
+def _as_optional_redis_url(value: Any) -> str:
+    url = _as_str(value)
+    if url and urlparse(url).scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError(f"expected a redis:// URL, got {url!r}")
+    return url
+
+
+def _as_http_url(value: Any) -> str:
+    url = _as_str(value).rstrip("/")
+    parsed = urlparse(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ValueError(f"expected an http(s):// address, got {url!r}")
+    return url
+
+
+def _as_jobs_mode(value: Any) -> str:
+    mode = _as_str(value).strip().lower()
+    if mode not in {"auto", "sqlite", "redis", "immediate"}:
+        raise ValueError(f"expected auto, sqlite, redis or immediate, got {value!r}")
+    return mode
+
+
+def _as_languages(value: Any) -> list[str]:
+    languages = _as_list(value)
+    unknown = [code for code in languages if code not in SUPPORTED_LANGUAGES]
+    if unknown or not languages:
+        raise ValueError(f"expected some of {', '.join(SUPPORTED_LANGUAGES)}, got {value!r}")
+    return languages
+
+
+SUPPORTED_LANGUAGES = ("en", "id", "fil")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name (lower case), default, parser and help text."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+    secret: bool = False
+
+
+CORE_SETTINGS: tuple[Setting, ...] = (
+    Setting("database_url", "", _as_database_url,
+            "Database URL (sqlite:///path or postgresql://user@host/db). "
+            "Default: a SQLite file in the instance folder."),
+    Setting("secret_key", "", _as_str,
+            "Signs sessions and CSRF tokens. Generated into the instance folder when absent.",
+            secret=True),
+    Setting("plugins", ["email_intake", "billing_desk", "social", "livechat"], _as_list,
+            "Plugins this deployment enables, by entry-point name."),
+    Setting("redis_url", "", _as_optional_redis_url,
+            "Redis URL for the job queue and live fan-out; empty for the embedded defaults."),
+    Setting("jobs", "auto", _as_jobs_mode,
+            "Job queue backend: auto (Redis when redis_url is set, else SQLite), sqlite, "
+            "redis, or immediate (run jobs inline; for tests)."),
+    Setting("public_url", "http://127.0.0.1:8000", _as_http_url,
+            "The address customers reach the help center at; used in tracking links."),
+    Setting("instance_path", "", _as_str,
+            "Folder for the SQLite file, the generated secret key and attachments."),
+    Setting("attachments_path", "", _as_str,
+            "Folder for attachment files, shared by every web host. Default: instance/attachments."),
+    Setting("upload_max_bytes", 10 * 1024 * 1024, _as_int, "Largest single attachment, in bytes."),
+    Setting("upload_max_files", 5, _as_int, "Most attachments on one message."),
+    Setting("upload_allowed_types",
+            ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
+             "text/plain"],
+            _as_list, "Attachment types accepted, judged by the file's content, not its name."),
+    Setting("languages", list(SUPPORTED_LANGUAGES), _as_languages,
+            "Languages the help center offers."),
+    Setting("default_language", "en", _as_str, "Language when the customer states none."),
+    Setting("session_minutes", 8 * 60, _as_int, "How long a staff sign-in lasts."),
+    Setting("login_max_failures", 5, _as_int,
+            "Failed sign-ins in a row before the account is locked for a while."),
+    Setting("login_lock_minutes", 15, _as_int, "How long a locked account stays locked."),
+    Setting("autoclose_days", 7, _as_int,
+            "Resolved tickets close after this many days without a customer reply (0: never)."),
+    Setting("secure_cookies", False, _as_bool, "Send cookies only over HTTPS (set behind TLS)."),
+)
+
+
+@dataclass
+class Config:
+    """The resolved settings of one app, core and plugins alike."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def plugin(self, plugin: str) -> dict[str, Any]:
+        """The settings of one plugin, by their short names."""
+        prefix = f"{plugin}."
+        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+
+
+def _env_name(name: str) -> str:
+    return "LOKET_" + name.replace(".", "_").upper()
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"LOKET_CONFIG: no such file {path!r}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"LOKET_CONFIG: {path} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "plugins" and isinstance(value, dict):
+            # [plugins.<name>] tables hold plugin settings; `enabled` there lists plugins.
+            for plugin, settings in value.items():
+                if plugin == "enabled":
+                    flat["plugins"] = settings
+                elif isinstance(settings, dict):
+                    for short, setting in settings.items():
+                        flat[f"{plugin}.{short}"] = setting
+        else:
+            flat[key.lower()] = value
+    return flat
+
+
+def resolve(
+    settings: Iterable[Setting],
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    strict: bool = True,
+) -> Config:
+    """Resolve settings: defaults < TOML file < LOKET_* variables < explicit overrides.
+
+    Raises ConfigError with one line for the first bad value or unknown key.
+    With ``strict=False`` plugin keys (``plugin.name``) are not checked yet:
+    the first pass, before the plugins have declared their settings.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = {k.lower(): v for k, v in (overrides or {}).items()}
+    toml_path = overrides.pop("config_file", None) or environ.get("LOKET_CONFIG")
+    from_file = _read_toml(toml_path) if toml_path else {}
+
+    known = {s.name: s for s in settings}
+    for key in list(from_file) + list(overrides):
+        if key not in known and (strict or "." not in key):
+            origin = toml_path if key in from_file else "config"
+            raise ConfigError(f"{key}: unknown setting (in {origin})")
+
+    config = Config()
+    for setting in known.values():
+        env_name = _env_name(setting.name)
+        if setting.name in overrides:
+            raw, source = overrides[setting.name], "config"
+        elif env_name in environ:
+            raw, source = environ[env_name], env_name
+        elif setting.name in from_file:
+            raw, source = from_file[setting.name], str(toml_path)
+        else:
+            config.values[setting.name] = setting.default
+            config.sources[setting.name] = "default"
+            continue
+        try:
+            config.values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{env_name}: {exc} (from {source})") from None
+        config.sources[setting.name] = source
+    return config
+
+
+def ensure_instance(config: Config) -> Path:
+    """Fill in the instance folder, database URL and secret key where unset."""
+    instance = Path(config["instance_path"] or os.path.join(os.getcwd(), "instance")).resolve()
+    instance.mkdir(parents=True, exist_ok=True)
+    config.values["instance_path"] = str(instance)
+    if not config["database_url"]:
+        config.values["database_url"] = f"sqlite:///{instance / 'loket.db'}"
+    if not config["attachments_path"]:
+        config.values["attachments_path"] = str(instance / "attachments")
+    if not config["secret_key"]:
+        config.values["secret_key"] = _instance_secret(instance / "secret_key")
+    if config["default_language"] not in config["languages"]:
+        raise ConfigError(
+            f"LOKET_DEFAULT_LANGUAGE: {config['default_language']!r} is not one of "
+            f"LOKET_LANGUAGES ({', '.join(config['languages'])})")
+    return instance
+
+
+def _instance_secret(path: Path) -> str:
+    """Read the generated secret key, creating it (mode 0600) on first run."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker won the race: use its key
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

@@ -1,0 +1,271 @@
+"""Every hook Loket calls, with its contract. The docstrings are the plugin documentation.
+
+Rules that hold for all of them:
+
+* Call sites pass keyword arguments; an implementation takes only those it needs.
+* Contribution hooks (``register_*``, ``plugin_settings``, ``contact_channels``,
+  ``suggest_answers``, ``public_notices``) return lists; they run at start-up
+  or while a page is built and fail fast: an exception is a bug to fix.
+* Decision hooks (``route_ticket``, ``deliver_message``) are ``firstresult``:
+  the first implementation returning something other than ``None`` wins.
+  Core's own answer is a ``trylast`` implementation in ``core.builtin``, so a
+  plugin can override it. They run inside the service call; an exception
+  aborts that call (and its transaction, for ``route_ticket``).
+* Event hooks (past tense: ``ticket_created``...) run after the transaction has
+  committed, each implementation isolated: one that raises is logged and the
+  others still run; the ticket stays as committed. They return nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    import flask
+    from flask_admin import Admin
+
+    from .config import Setting
+    from .jobs import JobQueue
+    from .models import Category, Contact, Department, Message, Staff, Ticket, UserType
+
+hookspec = pluggy.HookspecMarker("loket")
+
+
+@dataclass
+class Routing:
+    """Where a new ticket goes. Fields left ``None`` keep what the ticket has."""
+
+    department: Department | None = None
+    priority: str | None = None
+    tags: list[str] = field(default_factory=list)
+    escalate: bool = False
+    reason: str = ""
+
+
+@dataclass
+class ContactOption:
+    """A way to reach support, shown on the help center."""
+
+    kind: str  # "email", "telegram", "whatsapp", "messenger", "chat", "billing", ...
+    label: str  # already translated
+    url: str  # where the button leads: mailto:, https://t.me/..., a help-center page
+    description: str = ""
+    order: int = 100
+
+
+@dataclass
+class Suggestion:
+    """An article that may answer a customer's question."""
+
+    title: str
+    url: str
+    excerpt: str = ""
+    score: float = 0.0
+
+
+@dataclass
+class DeliveryResult:
+    """What a channel plugin did with an outbound message."""
+
+    state: str  # one of models.Delivery: queued, sent, delivered, failed
+    external_id: str | None = None
+    error: str = ""
+
+
+@dataclass
+class Notice:
+    """A banner on public pages (an ongoing incident, planned maintenance)."""
+
+    text: str
+    level: str = "info"  # info, warning, outage
+    url: str = ""
+
+
+# -- Setup: called while create_app builds the app ---------------------------------------
+
+
+@hookspec
+def plugin_settings() -> list[Setting]:
+    """Declare this plugin's settings.
+
+    Called once while the configuration is resolved, before anything else of
+    the plugin runs. Return ``core.config.Setting`` objects whose ``name`` is
+    the short name; the setting is then read from ``[plugins.<plugin>]`` in
+    the TOML file or ``LOKET_<PLUGIN>_<NAME>`` in the environment, validated by
+    its ``parse`` function (a bad value stops start-up with one line), and
+    reachable as ``current_app.extensions["loket"].config.plugin("<plugin>")``.
+    """
+
+
+@hookspec
+def register_models() -> list[type]:
+    """Return the peewee models this plugin owns.
+
+    Called at start-up. The models' tables are created and changed by the
+    plugin's own numbered migration scripts (``<package>/migrations/``), run
+    by ``loket db upgrade`` with a history table per plugin; never at import.
+    """
+
+
+@hookspec
+def register_blueprints(app: flask.Flask) -> list[flask.Blueprint]:
+    """Return Flask blueprints to mount on the app.
+
+    Called once in ``create_app``. Blueprint names must be unique; prefix URLs
+    with the plugin's own path. Templates live in ``templates/<plugin>/``.
+    """
+
+
+@hookspec
+def register_admin_views(admin: Admin) -> list[Any]:
+    """Return Flask-Admin views for this plugin's data.
+
+    Called once in ``create_app`` after core's views. Every view must derive
+    from ``admin.base.SecuredView`` (or its model-view variants) so that
+    sign-in and roles apply; a test walks every registered view to prove it.
+    """
+
+
+@hookspec
+def register_commands() -> list[click.Command]:
+    """Return click commands to add under the ``loket`` command.
+
+    Called when the CLI is built. Commands run inside an app context.
+    """
+
+
+@hookspec
+def register_jobs(jobs: JobQueue) -> None:
+    """Declare background jobs and periodic tasks on the app's job queue.
+
+    Called once in ``create_app``. Use ``jobs.task(...)`` and
+    ``jobs.periodic(...)``; each job runs in a worker inside an app context
+    with a database connection, is retried with backoff when it raises, and
+    must be idempotent (a job can run twice after a crash).
+    """
+
+
+# -- Ticket life -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def route_ticket(ticket: Ticket, message: Message | None, category: Category | None,
+                 form_data: dict[str, Any], text: str) -> Routing | None:
+    """Decide where a new ticket goes: department, priority, tags, escalation.
+
+    Called once when a ticket is opened, inside its transaction, just before
+    the ticket is saved: ``ticket`` has its contact, channel, category, user
+    type and language set but no id yet, and ``message`` is its unsaved first
+    message. ``text`` is the subject and first message together, for routing
+    by words; ``form_data`` holds the answers to the category's extra fields. Return a ``Routing`` to decide, or
+    ``None`` to let the next implementation decide. Core's default (trylast)
+    uses the category's default department and priority. Raising aborts the
+    ticket's creation.
+    """
+
+
+@hookspec
+def ticket_created(ticket: Ticket, message: Message | None) -> None:
+    """A ticket was opened (any channel). Called after commit; isolated."""
+
+
+@hookspec
+def message_added(ticket: Ticket, message: Message) -> None:
+    """A message joined a ticket's thread: customer, agent, internal note or bot.
+
+    Called after commit; isolated. Not called for the first message of a new
+    ticket (``ticket_created`` carries it). Check ``message.is_internal`` and
+    ``message.author_kind`` before notifying anyone.
+    """
+
+
+@hookspec
+def ticket_status_changed(ticket: Ticket, old: str, new: str, actor: Staff | None) -> None:
+    """A ticket's status changed. ``actor`` is None when the customer or the system did it.
+
+    Called after commit; isolated.
+    """
+
+
+@hookspec
+def ticket_assigned(ticket: Ticket, old: Staff | None, new: Staff | None,
+                    actor: Staff | None) -> None:
+    """A ticket's assignee changed (``new`` is None when unassigned). After commit; isolated."""
+
+
+@hookspec
+def ticket_updated(ticket: Ticket, changes: dict[str, tuple[Any, Any]],
+                   actor: Staff | None) -> None:
+    """Priority, department, subject or tags changed: ``changes`` maps field to (old, new).
+
+    Called after commit; isolated. Status and assignee have their own hooks.
+    """
+
+
+@hookspec
+def ticket_escalated(ticket: Ticket, old: Department | None, new: Department | None,
+                     level: int, reason: str, actor: Staff | None) -> None:
+    """A ticket was escalated to ``new`` (its department's escalation target).
+
+    ``level`` counts escalations so far. Called after commit; isolated.
+    """
+
+
+@hookspec(firstresult=True)
+def deliver_message(ticket: Ticket, message: Message) -> DeliveryResult | None:
+    """Send an agent's reply out through the ticket's channel.
+
+    Called after the reply is committed. The plugin that owns
+    ``ticket.channel`` returns a ``DeliveryResult`` (usually ``queued``, having
+    enqueued a job that sends and later reports through
+    ``core.services.tickets.record_delivery``); others return ``None``. When
+    nobody answers, core marks the message ``portal``: it waits on the
+    tracking page. Must not block on the network; may raise, which marks the
+    message ``failed`` with the error.
+    """
+
+
+# -- Help center -------------------------------------------------------------------------
+
+
+@hookspec
+def contact_channels(user_type: UserType | None, category: Category | None,
+                     language: str) -> list[ContactOption]:
+    """Return the ways to reach support this plugin offers on the help center.
+
+    Called while the help center home, a category page or the ticket form is
+    built, in a request context. Return an empty list when nothing applies to
+    this user type or category. Labels are already translated.
+    """
+
+
+@hookspec
+def suggest_answers(query: str, user_type: UserType | None, category: Category | None,
+                    language: str, limit: int) -> list[Suggestion]:
+    """Return articles that may answer ``query`` (the customer's words so far).
+
+    Called by the ticket form and the chat bot; results from all plugins are
+    merged by score and cut to ``limit``. Must be fast: it runs while the
+    customer types.
+    """
+
+
+@hookspec
+def public_notices(page: str, user_type: UserType | None,
+                   category: Category | None) -> list[Notice]:
+    """Return banners for a public page (``page`` is "home", "form", "tracking" or "chat").
+
+    Called while public pages are built; used for incidents and maintenance.
+    """
+
+
+@hookspec
+def contact_identified(contact: Contact, identity_kind: str, value: str) -> None:
+    """A contact gained a channel identity (a new email address, a chat id).
+
+    Called after commit; isolated. Lets a plugin link accounts it knows.
+    """

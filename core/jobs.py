@@ -1,0 +1,91 @@
+"""The job queue: background work with retries and backoff, and periodic tasks.
+
+Embedded default: huey on a SQLite file in the instance folder (no server).
+With ``LOKET_REDIS_URL`` set: huey on Redis, so many workers on many hosts
+share one queue. ``jobs = "immediate"`` runs each job inline (tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+
+from . import db
+
+log = logging.getLogger(__name__)
+
+__all__ = ["JobQueue", "crontab", "build_huey"]
+
+
+def build_huey(config: Any, name: str = "loket") -> Huey:
+    mode = config["jobs"]
+    if mode == "auto":
+        mode = "redis" if config["redis_url"] else "sqlite"
+    if mode == "immediate":
+        huey = MemoryHuey(name, immediate=True)
+    elif mode == "redis":
+        if not config["redis_url"]:
+            raise ValueError("LOKET_JOBS is redis but LOKET_REDIS_URL is empty")
+        huey = RedisHuey(name, url=config["redis_url"])
+    else:
+        huey = SqliteHuey(name, filename=os.path.join(config["instance_path"], "jobs.db"))
+    return huey
+
+
+class JobQueue:
+    """The app's queue. Plugins declare jobs on it in ``register_jobs``."""
+
+    def __init__(self, app: Flask, huey: Huey):
+        self.app = app
+        self.huey = huey
+        self.tasks: dict[str, Any] = {}
+
+    def _in_app(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self.app.app_context(), db.connection():
+                return fn(*args, **kwargs)
+
+        return run
+
+    def task(self, name: str | None = None, *, retries: int = 5, retry_delay: int = 10,
+             backoff: float = 2.0) -> Callable[[Callable[..., Any]], Any]:
+        """Declare a job. Call the result to enqueue it; it runs in a worker.
+
+        A job that raises is retried ``retries`` times, waiting ``retry_delay``
+        seconds, then ``backoff`` times longer after each failure.
+        """
+
+        def decorate(fn: Callable[..., Any]) -> Any:
+            job_name = name or f"{fn.__module__}.{fn.__qualname__}"
+            wrapped = self.huey.task(retries=retries, retry_delay=retry_delay,
+                                     retry_backoff=backoff, name=job_name)(self._in_app(fn))
+            self.tasks[job_name] = wrapped
+            return wrapped
+
+        return decorate
+
+    def periodic(self, schedule: Callable[..., bool], name: str | None = None, *,
+                 retries: int = 0) -> Callable[[Callable[..., Any]], Any]:
+        """Declare a periodic task; ``schedule`` is ``crontab(...)`` from this module."""
+
+        def decorate(fn: Callable[..., Any]) -> Any:
+            job_name = name or f"{fn.__module__}.{fn.__qualname__}"
+            wrapped = self.huey.periodic_task(schedule, retries=retries,
+                                              name=job_name)(self._in_app(fn))
+            self.tasks[job_name] = wrapped
+            return wrapped
+
+        return decorate
+
+    def run_worker(self, workers: int = 2, periodic: bool = True) -> None:
+        """Consume jobs until stopped (``loket worker``)."""
+        consumer = self.huey.create_consumer(workers=workers, worker_type="thread",
+                                             periodic=periodic, check_worker_health=True)
+        consumer.run()

@@ -1,0 +1,391 @@
+"""The core models: who asks (contacts), what about (categories), and the tickets themselves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from typing import Any
+
+import peewee as pw
+
+from .db import BaseModel
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC: stored the same way on SQLite and PostgreSQL."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class JSONField(pw.TextField):
+    """JSON stored as text, so the same column works on SQLite and PostgreSQL."""
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def python_value(self, value: str | None) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class Status:
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"  # waiting on the customer
+    ON_HOLD = "on_hold"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    ALL = (NEW, OPEN, PENDING, ON_HOLD, RESOLVED, CLOSED)
+    ACTIVE = (NEW, OPEN, PENDING, ON_HOLD)
+    DONE = (RESOLVED, CLOSED)
+
+
+class Priority:
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+    ALL = (LOW, NORMAL, HIGH, URGENT)
+
+
+class Channel:
+    """Channels known to core; plugins may use other names."""
+
+    WEB = "web"
+    API = "api"
+    EMAIL = "email"
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+    MESSENGER = "messenger"
+    CHAT = "chat"
+    STAFF = "staff"  # opened by an agent on a customer's behalf
+
+
+class IdentityKind:
+    """Kinds of contact identity: how a channel names a person."""
+
+    EMAIL = "email"
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+    MESSENGER = "messenger"
+    CHAT = "chat"  # live-chat visitor id
+    PLATFORM = "platform"  # the organisation's own user id, from a signed identity
+
+
+class AuthorKind:
+    CONTACT = "contact"
+    STAFF = "staff"
+    SYSTEM = "system"
+    BOT = "bot"
+
+
+class Delivery:
+    """Delivery state of a message that goes out to the customer."""
+
+    NONE = ""  # inbound messages and internal notes
+    PENDING = "pending"  # waiting for the channel's plugin to take it
+    QUEUED = "queued"  # a plugin accepted it and will send it from a job
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    PORTAL = "portal"  # no plugin sends on this channel: it waits on the tracking page
+    ALL = (NONE, PENDING, QUEUED, SENT, DELIVERED, READ, FAILED, PORTAL)
+
+
+class Role:
+    ADMIN = "admin"
+    AGENT = "agent"
+    ALL = (ADMIN, AGENT)
+
+
+class FieldKind:
+    TEXT = "text"
+    TEXTAREA = "textarea"
+    EMAIL = "email"
+    DATETIME = "datetime"
+    CHOICE = "choice"
+    FILE = "file"
+    ALL = (TEXT, TEXTAREA, EMAIL, DATETIME, CHOICE, FILE)
+
+
+class UserType(BaseModel):
+    """Who the customer is to the organisation: member, independent model, studio..."""
+
+    slug = pw.CharField(max_length=64, unique=True)
+    name = pw.CharField(max_length=120)
+    description = pw.TextField(default="")
+    position = pw.IntegerField(default=0)
+    active = pw.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Department(BaseModel):
+    """A team that works tickets; may escalate to another department."""
+
+    slug = pw.CharField(max_length=64, unique=True)
+    name = pw.CharField(max_length=120)
+    email = pw.CharField(max_length=254, default="")
+    escalates_to = pw.ForeignKeyField("self", null=True, backref="escalated_from",
+                                      on_delete="SET NULL")
+    active = pw.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Category(BaseModel):
+    """What the question is about; a tree per user type, in the admin's order."""
+
+    user_type = pw.ForeignKeyField(UserType, backref="categories", on_delete="RESTRICT")
+    parent = pw.ForeignKeyField("self", null=True, backref="children", on_delete="RESTRICT")
+    slug = pw.CharField(max_length=64)
+    name = pw.CharField(max_length=120)
+    description = pw.TextField(default="")
+    position = pw.IntegerField(default=0)
+    default_department = pw.ForeignKeyField(Department, null=True, backref="categories",
+                                            on_delete="RESTRICT")
+    default_priority = pw.CharField(max_length=16, default=Priority.NORMAL)
+    visible = pw.BooleanField(default=True)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user_type", "slug"), True), (("user_type", "parent", "position"), False))
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CategoryField(BaseModel):
+    """An extra question the ticket form asks for one category."""
+
+    category = pw.ForeignKeyField(Category, backref="fields", on_delete="CASCADE")
+    name = pw.CharField(max_length=64)  # key in Ticket.form_data
+    label = pw.CharField(max_length=200)
+    kind = pw.CharField(max_length=16, default=FieldKind.TEXT)
+    required = pw.BooleanField(default=False)
+    choices = pw.TextField(default="")  # one per line, for kind=choice
+    help_text = pw.CharField(max_length=300, default="")
+    position = pw.IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("category", "name"), True),)
+
+    def choice_list(self) -> list[str]:
+        return [line.strip() for line in self.choices.splitlines() if line.strip()]
+
+
+class Staff(BaseModel):
+    """An agent or admin of the desk."""
+
+    email = pw.CharField(max_length=254, unique=True)
+    name = pw.CharField(max_length=120)
+    password_hash = pw.CharField(max_length=255, default="")
+    role = pw.CharField(max_length=16, default=Role.AGENT)
+    active = pw.BooleanField(default=True)
+    language = pw.CharField(max_length=8, default="en")
+    failed_logins = pw.IntegerField(default=0)
+    locked_until = pw.DateTimeField(null=True)
+    last_login_at = pw.DateTimeField(null=True)
+    api_token_hash = pw.CharField(max_length=64, null=True, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    def department_ids(self) -> set[int]:
+        return {row.department_id for row in self.memberships}
+
+
+class StaffDepartment(BaseModel):
+    staff = pw.ForeignKeyField(Staff, backref="memberships", on_delete="CASCADE")
+    department = pw.ForeignKeyField(Department, backref="memberships", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("staff", "department"), True),)
+
+
+class Contact(BaseModel):
+    """A customer, however many channels they write from."""
+
+    name = pw.CharField(max_length=200, default="")
+    email = pw.CharField(max_length=254, null=True, index=True)
+    language = pw.CharField(max_length=8, default="en")
+    user_type = pw.ForeignKeyField(UserType, null=True, on_delete="SET NULL")
+    merged_into = pw.ForeignKeyField("self", null=True, on_delete="SET NULL")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    def __str__(self) -> str:
+        return self.name or self.email or f"contact {self.id}"
+
+
+class ContactIdentity(BaseModel):
+    """How one channel names a contact: an email address, a Telegram chat id, a phone number."""
+
+    contact = pw.ForeignKeyField(Contact, backref="identities", on_delete="CASCADE")
+    kind = pw.CharField(max_length=32)
+    value = pw.CharField(max_length=254)
+    verified = pw.BooleanField(default=False)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "value"), True),)
+
+
+def new_access_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Ticket(BaseModel):
+    """One customer's request. Its id is the public ticket number."""
+
+    access_key = pw.CharField(max_length=64, default=new_access_key)
+    subject = pw.CharField(max_length=250)
+    status = pw.CharField(max_length=16, default=Status.NEW)
+    priority = pw.CharField(max_length=16, default=Priority.NORMAL)
+    channel = pw.CharField(max_length=32, default=Channel.WEB)
+    category = pw.ForeignKeyField(Category, null=True, backref="tickets", on_delete="RESTRICT")
+    user_type = pw.ForeignKeyField(UserType, null=True, backref="tickets", on_delete="RESTRICT")
+    department = pw.ForeignKeyField(Department, null=True, backref="tickets",
+                                    on_delete="RESTRICT")
+    assignee = pw.ForeignKeyField(Staff, null=True, backref="assigned_tickets",
+                                  on_delete="SET NULL")
+    contact = pw.ForeignKeyField(Contact, backref="tickets", on_delete="RESTRICT")
+    language = pw.CharField(max_length=8, default="en")
+    form_data = JSONField(default=dict)  # answers to the category's extra fields
+    tags = JSONField(default=list)
+    escalation_level = pw.IntegerField(default=0)
+    merged_into = pw.ForeignKeyField("self", null=True, on_delete="SET NULL")
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+    # Times the SLA, reports and the 24-hour messaging window need.
+    first_response_at = pw.DateTimeField(null=True)
+    last_customer_message_at = pw.DateTimeField(null=True)
+    last_agent_message_at = pw.DateTimeField(null=True)
+    resolved_at = pw.DateTimeField(null=True)
+    closed_at = pw.DateTimeField(null=True)
+    due_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("status", "updated_at"), False),
+            (("department", "status", "updated_at"), False),
+            (("assignee", "status", "updated_at"), False),
+            (("contact", "created_at"), False),
+            (("channel", "status"), False),
+            (("created_at",), False),
+            (("due_at",), False),
+        )
+
+    @property
+    def number(self) -> int:
+        return self.id
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in Status.DONE
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.subject}"
+
+
+class TicketParticipant(BaseModel):
+    """Someone besides the contact who follows a ticket (an email CC, say)."""
+
+    ticket = pw.ForeignKeyField(Ticket, backref="participants", on_delete="CASCADE")
+    contact = pw.ForeignKeyField(Contact, backref="participations", on_delete="CASCADE")
+    role = pw.CharField(max_length=16, default="cc")
+
+    class Meta:
+        indexes = ((("ticket", "contact"), True),)
+
+
+class TicketLink(BaseModel):
+    """A relation between two tickets: merged into, follow-up of, same incident."""
+
+    ticket = pw.ForeignKeyField(Ticket, backref="links", on_delete="CASCADE")
+    other = pw.ForeignKeyField(Ticket, backref="linked_from", on_delete="CASCADE")
+    kind = pw.CharField(max_length=32)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("ticket", "other", "kind"), True),)
+
+
+class Message(BaseModel):
+    """One entry of a ticket's thread."""
+
+    ticket = pw.ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
+    author_kind = pw.CharField(max_length=16)
+    contact = pw.ForeignKeyField(Contact, null=True, on_delete="SET NULL")
+    staff = pw.ForeignKeyField(Staff, null=True, on_delete="SET NULL")
+    body_text = pw.TextField(default="")
+    body_html = pw.TextField(default="")  # sanitised before it is stored
+    is_internal = pw.BooleanField(default=False)
+    channel = pw.CharField(max_length=32, default=Channel.WEB)
+    external_id = pw.CharField(max_length=255, null=True)  # the channel's id for de-duplication
+    delivery_state = pw.CharField(max_length=16, default=Delivery.NONE)
+    delivery_error = pw.TextField(default="")
+    delivery_updated_at = pw.DateTimeField(null=True)
+    raw_path = pw.CharField(max_length=255, default="")  # the original as received, for agents
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("channel", "external_id"), True),
+            (("ticket", "created_at"), False),
+            (("delivery_state",), False),
+        )
+
+
+class Attachment(BaseModel):
+    """A file on a message; the bytes live on disk under their SHA-256."""
+
+    ticket = pw.ForeignKeyField(Ticket, backref="attachments", on_delete="CASCADE")
+    message = pw.ForeignKeyField(Message, null=True, backref="attachments", on_delete="CASCADE")
+    sha256 = pw.CharField(max_length=64, index=True)
+    filename = pw.CharField(max_length=255)
+    content_type = pw.CharField(max_length=127)
+    size = pw.IntegerField()
+    field_name = pw.CharField(max_length=64, default="")  # the form field it answered, if any
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class TicketEvent(BaseModel):
+    """The audit trail: who changed what on a ticket, and when."""
+
+    ticket = pw.ForeignKeyField(Ticket, backref="events", on_delete="CASCADE")
+    kind = pw.CharField(max_length=32)
+    actor_kind = pw.CharField(max_length=16)
+    staff = pw.ForeignKeyField(Staff, null=True, on_delete="SET NULL")
+    contact = pw.ForeignKeyField(Contact, null=True, on_delete="SET NULL")
+    old_value = pw.CharField(max_length=255, default="")
+    new_value = pw.CharField(max_length=255, default="")
+    detail = pw.TextField(default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("ticket", "created_at"), False), (("kind", "created_at"), False))
+
+
+class CannedReply(BaseModel):
+    """A prepared answer agents insert into a reply."""
+
+    title = pw.CharField(max_length=200)
+    body = pw.TextField()
+    department = pw.ForeignKeyField(Department, null=True, on_delete="CASCADE")
+    language = pw.CharField(max_length=8, default="en")
+    created_by = pw.ForeignKeyField(Staff, null=True, on_delete="SET NULL")
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+CORE_MODELS: list[type[BaseModel]] = [
+    UserType, Department, Category, CategoryField, Staff, StaffDepartment, Contact,
+    ContactIdentity, Ticket, TicketParticipant, TicketLink, Message, Attachment, TicketEvent,
+    CannedReply,
+]

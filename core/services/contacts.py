@@ -1,0 +1,99 @@
+"""Contacts: find a customer by any channel identity, or create them; merge duplicates."""
+
+from __future__ import annotations
+
+from ..models import Contact, ContactIdentity, IdentityKind, Ticket, TicketParticipant
+from .unit import emit, unit_of_work
+
+
+def normalise_identity(kind: str, value: str) -> str:
+    value = (value or "").strip()
+    if kind == IdentityKind.EMAIL:
+        return value.lower()
+    if kind == IdentityKind.WHATSAPP:
+        return "".join(ch for ch in value if ch.isdigit())
+    return value
+
+
+def find_contact(kind: str, value: str) -> Contact | None:
+    """The contact a channel identity belongs to, following merges."""
+    value = normalise_identity(kind, value)
+    identity = (ContactIdentity.select(ContactIdentity, Contact)
+                .join(Contact)
+                .where((ContactIdentity.kind == kind) & (ContactIdentity.value == value))
+                .first())
+    if identity is None:
+        return None
+    contact = identity.contact
+    seen = {contact.id}
+    while contact.merged_into_id is not None and contact.merged_into_id not in seen:
+        contact = Contact.get_by_id(contact.merged_into_id)
+        seen.add(contact.id)
+    return contact
+
+
+def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str | None = None,
+                           language: str = "en", user_type_id: int | None = None,
+                           verified: bool = False) -> tuple[Contact, bool]:
+    """Return (contact, created). Must run inside a unit of work.
+
+    A known identity keeps its contact (the name is filled in only if it was
+    empty); a new one creates a contact. A race with another request creating
+    the same identity surfaces as an IntegrityError, which ``run_unit`` retries.
+    """
+    value = normalise_identity(kind, value)
+    if not value:
+        raise ValueError(f"an empty {kind} identity")
+    contact = find_contact(kind, value)
+    if contact is not None:
+        if name and not contact.name:
+            contact.name = name
+            contact.save(only=[Contact.name])
+        return contact, False
+    if email is None and kind == IdentityKind.EMAIL:
+        email = value
+    contact = Contact.create(name=name[:200], email=email, language=language,
+                             user_type=user_type_id)
+    ContactIdentity.create(contact=contact, kind=kind, value=value, verified=verified)
+    emit("contact_identified", contact=contact, identity_kind=kind, value=value)
+    return contact, True
+
+
+def add_identity(contact: Contact, kind: str, value: str, verified: bool = False) -> None:
+    """Give a contact another identity (refused if it already belongs to someone else)."""
+    value = normalise_identity(kind, value)
+    with unit_of_work():
+        owner = find_contact(kind, value)
+        if owner is not None:
+            if owner.id != contact.id:
+                raise ValueError(f"{kind} {value} already belongs to contact {owner.id}")
+            return
+        ContactIdentity.create(contact=contact, kind=kind, value=value, verified=verified)
+        emit("contact_identified", contact=contact, identity_kind=kind, value=value)
+
+
+def merge_contacts(keep: Contact, duplicate: Contact) -> Contact:
+    """Fold ``duplicate`` into ``keep``: identities, tickets and participations move over."""
+    if keep.id == duplicate.id:
+        raise ValueError("a contact cannot be merged into itself")
+    with unit_of_work():
+        ContactIdentity.update(contact=keep).where(
+            ContactIdentity.contact == duplicate).execute()
+        Ticket.update(contact=keep).where(Ticket.contact == duplicate).execute()
+        existing = {p.ticket_id for p in TicketParticipant.select().where(
+            TicketParticipant.contact == keep)}
+        for participation in TicketParticipant.select().where(
+                TicketParticipant.contact == duplicate):
+            if participation.ticket_id in existing:
+                participation.delete_instance()
+            else:
+                participation.contact = keep
+                participation.save()
+        if not keep.email and duplicate.email:
+            keep.email = duplicate.email
+        if not keep.name and duplicate.name:
+            keep.name = duplicate.name
+        keep.save()
+        duplicate.merged_into = keep
+        duplicate.save()
+    return keep

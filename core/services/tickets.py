@@ -1,0 +1,600 @@
+"""The only code that changes tickets: open, thread, reply, note, status, assign, escalate.
+
+Every function here runs in one write transaction, records an audit event,
+and fires the event hooks after commit (see ``unit.py``). Views, the API,
+plugins and the admin console call these; none of them writes ticket rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..attachments import StoredFile
+from ..hookspecs import Routing
+from ..models import (
+    Attachment,
+    AuthorKind,
+    Category,
+    Channel,
+    Contact,
+    Delivery,
+    Department,
+    Message,
+    Priority,
+    Staff,
+    Status,
+    Ticket,
+    TicketEvent,
+    TicketLink,
+    TicketParticipant,
+    utcnow,
+)
+from ..state import loket
+from .contacts import find_or_create_contact
+from .unit import after_commit, emit, run_unit, unit_of_work
+
+log = logging.getLogger(__name__)
+
+SUBJECT_MAX = 250
+
+
+class ServiceError(ValueError):
+    """A request the desk refuses (an unknown status, a closed ticket); str() says why."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change: an agent, the customer, the system or a bot."""
+
+    kind: str
+    staff: Staff | None = None
+    contact: Contact | None = None
+
+    @classmethod
+    def agent(cls, staff: Staff) -> Actor:
+        return cls(AuthorKind.STAFF, staff=staff)
+
+    @classmethod
+    def customer(cls, contact: Contact) -> Actor:
+        return cls(AuthorKind.CONTACT, contact=contact)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(AuthorKind.SYSTEM)
+
+
+SYSTEM = Actor.system()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """How the channel names the sender: (kind, value), plus what it tells of them."""
+
+    kind: str
+    value: str
+    name: str = ""
+    email: str | None = None
+    verified: bool = False
+
+
+@dataclass
+class InboundResult:
+    ticket: Ticket
+    message: Message
+    created: bool  # a new ticket was opened
+    duplicate: bool  # this delivery was seen before; nothing was written
+
+
+def _audit(ticket: Ticket, kind: str, actor: Actor, old: Any = "", new: Any = "",
+           detail: str = "") -> None:
+    TicketEvent.create(
+        ticket=ticket, kind=kind, actor_kind=actor.kind,
+        staff=actor.staff, contact=actor.contact,
+        old_value=_short(old), new_value=_short(new), detail=detail)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (Staff, Department)):
+        return f"{value.id}:{value.name}"[:255]
+    return str(value)[:255]
+
+
+def _add_attachments(ticket: Ticket, message: Message, files: Iterable[StoredFile],
+                     field_names: dict[str, str] | None = None) -> None:
+    rows = [dict(ticket=ticket.id, message=message.id, sha256=f.sha256, filename=f.filename,
+                 content_type=f.content_type, size=f.size,
+                 field_name=(field_names or {}).get(f.sha256, ""))
+            for f in files]
+    if rows:
+        Attachment.insert_many(rows).execute()
+
+
+def _subject_from(text: str) -> str:
+    first = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+    return (first[:80] or "(no subject)")
+
+
+# -- Opening and threading -----------------------------------------------------------------
+
+
+def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = Channel.WEB,
+                html: str = "", category: Category | None = None, user_type_id: int | None = None,
+                form_data: dict[str, Any] | None = None, language: str = "en",
+                attachments: Iterable[StoredFile] = (), attachment_fields: dict[str, str] | None = None,
+                external_id: str | None = None, actor: Actor | None = None) -> Ticket:
+    """Open a ticket with its first message, for a contact found or created by identity.
+
+    ``route_ticket`` decides department, priority and tags before it is saved.
+    """
+    attachments = list(attachments)
+
+    def work() -> Ticket:
+        contact, _ = find_or_create_contact(
+            identity.kind, identity.value, name=identity.name, email=identity.email,
+            language=language, user_type_id=user_type_id, verified=identity.verified)
+        ticket, _message = _create_ticket(
+            contact=contact, subject=subject, text=text, html=html, channel=channel,
+            category=category, user_type_id=user_type_id, form_data=form_data or {},
+            language=language, attachments=attachments, attachment_fields=attachment_fields,
+            external_id=external_id, actor=actor or Actor.customer(contact))
+        return ticket
+
+    return run_unit(work)
+
+
+def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, channel: str,
+                   category: Category | None, user_type_id: int | None,
+                   form_data: dict[str, Any], language: str, attachments: list[StoredFile],
+                   attachment_fields: dict[str, str] | None, external_id: str | None,
+                   actor: Actor) -> tuple[Ticket, Message]:
+    now = utcnow()
+    subject = (subject or "").strip()[:SUBJECT_MAX] or _subject_from(text)
+    if user_type_id is None and category is not None:
+        user_type_id = category.user_type_id
+    ticket = Ticket(
+        subject=subject, channel=channel, category=category, user_type=user_type_id,
+        contact=contact, language=language, form_data=form_data,
+        created_at=now, updated_at=now, last_customer_message_at=now,
+        priority=Priority.NORMAL, status=Status.NEW, tags=[])
+    from_customer = actor.kind == AuthorKind.CONTACT
+    message = Message(
+        author_kind=actor.kind, contact=contact if from_customer else None, staff=actor.staff,
+        body_text=text or "", body_html=_clean(html), channel=channel,
+        external_id=external_id, created_at=now)
+    routing = loket().hook.route_ticket(
+        ticket=ticket, message=message, category=category, form_data=form_data,
+        text=f"{subject}\n{text or ''}")
+    if routing is not None:
+        _apply_routing(ticket, routing)
+    ticket.save(force_insert=True)
+    message.ticket = ticket
+    message.save(force_insert=True)
+    _add_attachments(ticket, message, attachments, attachment_fields)
+    _audit(ticket, "created", actor, new=ticket.status,
+           detail=f"channel={channel} department={ticket.department_id or ''} "
+                  f"priority={ticket.priority}")
+    if routing is not None and routing.escalate:
+        _escalate(ticket, actor, routing.reason or "routing")
+    emit("ticket_created", ticket=ticket, message=message)
+    return ticket, message
+
+
+def _apply_routing(ticket: Ticket, routing: Routing) -> None:
+    if routing.department is not None:
+        ticket.department = routing.department
+    if routing.priority is not None:
+        if routing.priority not in Priority.ALL:
+            raise ServiceError(f"route_ticket returned an unknown priority {routing.priority!r}")
+        ticket.priority = routing.priority
+    if routing.tags:
+        ticket.tags = sorted(set(ticket.tags or []) | set(routing.tags))
+
+
+def _clean(html: str) -> str:
+    if not html:
+        return ""
+    from ..sanitize import clean_html
+
+    return clean_html(html)
+
+
+def receive_message(*, channel: str, identity: Identity, text: str, html: str = "",
+                    external_id: str | None = None, thread_to: Ticket | None = None,
+                    continue_open: bool = False, subject: str = "",
+                    category: Category | None = None, user_type_id: int | None = None,
+                    language: str = "en", attachments: Iterable[StoredFile] = (),
+                    raw_path: str = "",
+                    participants: Iterable[Identity] = ()) -> InboundResult:
+    """Take a customer's message from a channel: thread it, or open a ticket for it.
+
+    * The same ``external_id`` on the same channel twice gives one message:
+      the second call writes nothing and returns ``duplicate=True``.
+    * ``thread_to`` is the ticket the channel matched (by reply address,
+      headers, ticket number); ``continue_open`` threads onto the contact's
+      latest unfinished ticket on this channel (messengers and chat).
+    * A reply to a resolved ticket reopens it; a reply to a closed ticket
+      opens a new one linked to the old as its follow-up.
+    """
+    attachments = list(attachments)
+    participants = list(participants)
+    if external_id:
+        seen = _find_duplicate(channel, external_id)
+        if seen is not None:
+            return InboundResult(seen.ticket, seen, created=False, duplicate=True)
+
+    def work() -> InboundResult:
+        if external_id:
+            seen = _find_duplicate(channel, external_id)
+            if seen is not None:
+                return InboundResult(seen.ticket, seen, created=False, duplicate=True)
+        contact, _ = find_or_create_contact(
+            identity.kind, identity.value, name=identity.name, email=identity.email,
+            language=language, user_type_id=user_type_id, verified=identity.verified)
+        target = thread_to
+        if target is None and continue_open:
+            target = (Ticket.select()
+                      .where((Ticket.contact == contact) & (Ticket.channel == channel)
+                             & (Ticket.status.in_(Status.ACTIVE + (Status.RESOLVED,))))
+                      .order_by(Ticket.updated_at.desc()).first())
+        follow_up_of = None
+        if target is not None and target.status == Status.CLOSED:
+            follow_up_of, target = target, None
+        if target is None:
+            ticket, message = _create_ticket(
+                contact=contact, subject=subject, text=text, html=html, channel=channel,
+                category=category if follow_up_of is None else follow_up_of.category,
+                user_type_id=user_type_id, form_data={}, language=language,
+                attachments=attachments, attachment_fields=None, external_id=external_id,
+                actor=Actor.customer(contact))
+            if raw_path:
+                message.raw_path = raw_path
+                message.save(only=[Message.raw_path])
+            if follow_up_of is not None:
+                TicketLink.create(ticket=ticket, other=follow_up_of, kind="follow_up_of")
+            created = True
+        else:
+            ticket = Ticket.get_by_id(target.id)  # fresh row inside the transaction
+            message = _customer_message(ticket, contact, text, html, channel, external_id,
+                                        attachments, raw_path)
+            created = False
+        _add_participants(ticket, contact, participants, language)
+        return InboundResult(ticket, message, created=created, duplicate=False)
+
+    try:
+        return run_unit(work)
+    except Exception:
+        # A duplicate that lost the race to a concurrent delivery is still a duplicate.
+        if external_id:
+            seen = _find_duplicate(channel, external_id)
+            if seen is not None:
+                return InboundResult(seen.ticket, seen, created=False, duplicate=True)
+        raise
+
+
+def _find_duplicate(channel: str, external_id: str) -> Message | None:
+    return (Message.select(Message, Ticket).join(Ticket)
+            .where((Message.channel == channel) & (Message.external_id == external_id))
+            .first())
+
+
+def _add_participants(ticket: Ticket, contact: Contact, participants: list[Identity],
+                      language: str) -> None:
+    for identity in participants:
+        other, _ = find_or_create_contact(identity.kind, identity.value, name=identity.name,
+                                          language=language)
+        if other.id == contact.id or other.id == ticket.contact_id:
+            continue
+        exists = TicketParticipant.select().where(
+            (TicketParticipant.ticket == ticket) & (TicketParticipant.contact == other)).exists()
+        if not exists:
+            TicketParticipant.create(ticket=ticket, contact=other)
+
+
+def _customer_message(ticket: Ticket, contact: Contact, text: str, html: str, channel: str,
+                      external_id: str | None, attachments: list[StoredFile],
+                      raw_path: str = "") -> Message:
+    now = utcnow()
+    message = Message.create(
+        ticket=ticket, author_kind=AuthorKind.CONTACT, contact=contact, body_text=text or "",
+        body_html=_clean(html), channel=channel, external_id=external_id, raw_path=raw_path,
+        created_at=now)
+    _add_attachments(ticket, message, attachments)
+    actor = Actor.customer(contact)
+    _audit(ticket, "message", actor, detail=f"message={message.id}")
+    old_status = ticket.status
+    fields = [Ticket.updated_at, Ticket.last_customer_message_at]
+    ticket.updated_at = now
+    ticket.last_customer_message_at = now
+    if old_status in (Status.PENDING, Status.RESOLVED, Status.ON_HOLD):
+        _set_status(ticket, Status.OPEN, actor)
+        fields += [Ticket.status, Ticket.resolved_at, Ticket.closed_at]
+    ticket.save(only=fields)
+    emit("message_added", ticket=ticket, message=message)
+    return message
+
+
+def add_customer_reply(ticket: Ticket, text: str, attachments: Iterable[StoredFile] = (),
+                       channel: str = Channel.WEB) -> Message:
+    """The ticket's own contact writes again (the tracking page, the API with the key)."""
+    if not (text or "").strip():
+        raise ServiceError("a reply needs some text")
+    attachments = list(attachments)
+
+    def work() -> Message:
+        fresh = Ticket.get_by_id(ticket.id)
+        if fresh.status == Status.CLOSED:
+            raise ServiceError("this ticket is closed; please open a new one")
+        return _customer_message(fresh, fresh.contact, text, "", channel, None, attachments)
+
+    return run_unit(work)
+
+
+# -- Agents --------------------------------------------------------------------------------
+
+
+def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
+          attachments: Iterable[StoredFile] = (), status: str | None = Status.PENDING) -> Message:
+    """An agent answers the customer. After commit the channel's plugin delivers it.
+
+    ``status`` is where the ticket goes next (waiting on the customer by default);
+    ``None`` leaves it as it is.
+    """
+    if not (text or "").strip():
+        raise ServiceError("a reply needs some text")
+    if status is not None and status not in Status.ALL:
+        raise ServiceError(f"unknown status {status!r}")
+    attachments = list(attachments)
+    actor = Actor.agent(staff)
+
+    def work() -> Message:
+        fresh = Ticket.get_by_id(ticket.id)
+        now = utcnow()
+        message = Message.create(
+            ticket=fresh, author_kind=AuthorKind.STAFF, staff=staff, body_text=text,
+            body_html=_clean(html), channel=fresh.channel, delivery_state=Delivery.PENDING,
+            delivery_updated_at=now, created_at=now)
+        _add_attachments(fresh, message, attachments)
+        _audit(fresh, "reply", actor, detail=f"message={message.id}")
+        fresh.updated_at = now
+        fresh.last_agent_message_at = now
+        if fresh.first_response_at is None:
+            fresh.first_response_at = now
+        if status is not None and status != fresh.status:
+            _set_status(fresh, status, actor)
+        elif fresh.status == Status.NEW:
+            _set_status(fresh, Status.OPEN, actor)
+        fresh.save()
+        emit("message_added", ticket=fresh, message=message)
+        after_commit(lambda: _deliver(fresh, message))
+        return message
+
+    return run_unit(work)
+
+
+def _deliver(ticket: Ticket, message: Message) -> None:
+    """Hand an outbound message to the plugin that owns the channel; record what it said."""
+    try:
+        result = loket().hook.deliver_message(ticket=ticket, message=message)
+    except Exception as exc:
+        log.exception("delivery of message %s failed", message.id)
+        record_delivery(message.id, Delivery.FAILED, error=str(exc) or type(exc).__name__)
+        return
+    if result is None:
+        record_delivery(message.id, Delivery.PORTAL)
+    else:
+        record_delivery(message.id, result.state, external_id=result.external_id,
+                        error=result.error)
+
+
+def record_delivery(message_id: int, state: str, *, external_id: str | None = None,
+                    error: str = "") -> Message:
+    """Store what a channel reported about an outbound message (sent, delivered, read, failed).
+
+    States only move forward: a late "delivered" does not undo "read". A
+    failure is always recorded.
+    """
+    if state not in Delivery.ALL:
+        raise ServiceError(f"unknown delivery state {state!r}")
+    order = [Delivery.PENDING, Delivery.PORTAL, Delivery.QUEUED, Delivery.SENT,
+             Delivery.DELIVERED, Delivery.READ]
+    with unit_of_work():
+        message = Message.get_by_id(message_id)
+        current = message.delivery_state
+        forward = (state == Delivery.FAILED or current not in order or state not in order
+                   or order.index(state) >= order.index(current))
+        if forward:
+            message.delivery_state = state
+            message.delivery_error = error[:2000]
+            message.delivery_updated_at = utcnow()
+            if external_id and not message.external_id:
+                message.external_id = external_id
+            message.save()
+            if state == Delivery.FAILED:
+                _audit(message.ticket, "delivery_failed", SYSTEM, detail=f"message={message.id}: {error}"[:2000])
+    return message
+
+
+def add_note(ticket: Ticket, staff: Staff, text: str,
+             attachments: Iterable[StoredFile] = ()) -> Message:
+    """An internal note: seen by staff only, never delivered."""
+    if not (text or "").strip():
+        raise ServiceError("a note needs some text")
+    attachments = list(attachments)
+    actor = Actor.agent(staff)
+
+    def work() -> Message:
+        fresh = Ticket.get_by_id(ticket.id)
+        message = Message.create(ticket=fresh, author_kind=AuthorKind.STAFF, staff=staff,
+                                 body_text=text, is_internal=True, channel=Channel.STAFF)
+        _add_attachments(fresh, message, attachments)
+        _audit(fresh, "note", actor, detail=f"message={message.id}")
+        fresh.updated_at = utcnow()
+        fresh.save(only=[Ticket.updated_at])
+        emit("message_added", ticket=fresh, message=message)
+        return message
+
+    return run_unit(work)
+
+
+def _set_status(ticket: Ticket, new: str, actor: Actor) -> None:
+    """Change status in memory, with its timestamps, audit row and event; caller saves."""
+    old = ticket.status
+    if old == new:
+        return
+    now = utcnow()
+    ticket.status = new
+    if new == Status.RESOLVED:
+        ticket.resolved_at = now
+    elif new == Status.CLOSED:
+        ticket.closed_at = now
+        ticket.resolved_at = ticket.resolved_at or now
+    else:
+        ticket.resolved_at = None
+        ticket.closed_at = None
+    _audit(ticket, "status", actor, old, new)
+    emit("ticket_status_changed", ticket=ticket, old=old, new=new, actor=actor.staff)
+
+
+def change_status(ticket: Ticket, new: str, actor: Actor) -> Ticket:
+    """Move a ticket to another status. A closed ticket stays closed."""
+    if new not in Status.ALL:
+        raise ServiceError(f"unknown status {new!r}")
+
+    def work() -> Ticket:
+        fresh = Ticket.get_by_id(ticket.id)
+        if fresh.status == Status.CLOSED and new != Status.CLOSED:
+            raise ServiceError("a closed ticket cannot be reopened; open a follow-up instead")
+        if fresh.status != new:
+            _set_status(fresh, new, actor)
+            fresh.updated_at = utcnow()
+            fresh.save()
+        return fresh
+
+    return run_unit(work)
+
+
+def assign(ticket: Ticket, assignee: Staff | None, actor: Actor) -> Ticket:
+    """Give the ticket to an agent, or to nobody."""
+
+    def work() -> Ticket:
+        fresh = Ticket.get_by_id(ticket.id)
+        if fresh.assignee_id == (assignee.id if assignee else None):
+            return fresh
+        if assignee is not None and not assignee.active:
+            raise ServiceError(f"{assignee.name} is not an active agent")
+        old = fresh.assignee
+        fresh.assignee = assignee
+        fresh.updated_at = utcnow()
+        fresh.save(only=[Ticket.assignee, Ticket.updated_at])
+        _audit(fresh, "assignee", actor, old, assignee)
+        emit("ticket_assigned", ticket=fresh, old=old, new=assignee, actor=actor.staff)
+        return fresh
+
+    return run_unit(work)
+
+
+def update_ticket(ticket: Ticket, actor: Actor, *, priority: str | None = None,
+                  department: Department | None = None, subject: str | None = None,
+                  tags: list[str] | None = None) -> Ticket:
+    """Change priority, department, subject or tags; one audit row per field."""
+    if priority is not None and priority not in Priority.ALL:
+        raise ServiceError(f"unknown priority {priority!r}")
+
+    def work() -> Ticket:
+        fresh = Ticket.get_by_id(ticket.id)
+        changes: dict[str, tuple[Any, Any]] = {}
+        if priority is not None and priority != fresh.priority:
+            changes["priority"] = (fresh.priority, priority)
+            fresh.priority = priority
+        if department is not None and department.id != fresh.department_id:
+            changes["department"] = (fresh.department, department)
+            fresh.department = department
+        if subject is not None and subject.strip() and subject.strip() != fresh.subject:
+            changes["subject"] = (fresh.subject, subject.strip()[:SUBJECT_MAX])
+            fresh.subject = subject.strip()[:SUBJECT_MAX]
+        if tags is not None:
+            clean = sorted({t.strip().lower() for t in tags if t.strip()})
+            if clean != sorted(fresh.tags or []):
+                changes["tags"] = (",".join(fresh.tags or []), ",".join(clean))
+                fresh.tags = clean
+        if not changes:
+            return fresh
+        fresh.updated_at = utcnow()
+        fresh.save()
+        for name, (old, new) in changes.items():
+            _audit(fresh, name, actor, old, new)
+        emit("ticket_updated", ticket=fresh, changes=changes, actor=actor.staff)
+        return fresh
+
+    return run_unit(work)
+
+
+def _escalate(ticket: Ticket, actor: Actor, reason: str) -> None:
+    old = ticket.department
+    new = old.escalates_to if old is not None and old.escalates_to_id else old
+    ticket.escalation_level += 1
+    if new is not None and (old is None or new.id != old.id):
+        ticket.department = new
+    if ticket.priority in (Priority.LOW, Priority.NORMAL):
+        ticket.priority = Priority.HIGH
+    ticket.updated_at = utcnow()
+    ticket.save()
+    _audit(ticket, "escalated", actor, old, new, detail=reason[:2000])
+    emit("ticket_escalated", ticket=ticket, old=old, new=new, level=ticket.escalation_level,
+         reason=reason, actor=actor.staff)
+
+
+def escalate(ticket: Ticket, actor: Actor, reason: str = "") -> Ticket:
+    """Send a ticket up: to its department's escalation target, at least high priority."""
+
+    def work() -> Ticket:
+        fresh = Ticket.get_by_id(ticket.id)
+        if fresh.status in Status.DONE:
+            raise ServiceError("a resolved or closed ticket cannot be escalated")
+        _escalate(fresh, actor, reason)
+        return fresh
+
+    return run_unit(work)
+
+
+def customer_resolve(ticket: Ticket) -> Ticket:
+    """The customer says their problem is solved (the tracking page's button)."""
+    return change_status(ticket, Status.RESOLVED, Actor.customer(ticket.contact))
+
+
+# -- Reading -------------------------------------------------------------------------------
+
+
+def find_for_customer(number: int | str, key: str) -> Ticket | None:
+    """The ticket for a tracking link, or None when number or key is wrong (same answer)."""
+    import hmac
+
+    try:
+        ticket_id = int(number)
+    except (TypeError, ValueError):
+        return None
+    ticket = Ticket.get_or_none(Ticket.id == ticket_id)
+    if ticket is None or not hmac.compare_digest(ticket.access_key.encode(),
+                                                 (key or "").encode()):
+        return None
+    return ticket
+
+
+def public_thread(ticket: Ticket) -> list[Message]:
+    """The messages a customer sees: no internal notes, oldest first, with attachments."""
+    from peewee import prefetch
+
+    messages = (Message.select().where((Message.ticket == ticket) & (~Message.is_internal))
+                .order_by(Message.created_at, Message.id))
+    return list(prefetch(messages, Attachment.select()))
+
+
+def tracking_url(ticket: Ticket) -> str:
+    """The private link every notification carries."""
+    base = loket().config["public_url"]
+    return f"{base}/t/{ticket.id}/{ticket.access_key}"

@@ -1,0 +1,1 @@
+"""The public help center: pages customers see."""

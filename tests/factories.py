@@ -1,0 +1,72 @@
+"""Small, explicit test data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+
+from core.models import (
+    Category,
+    CategoryField,
+    Department,
+    FieldKind,
+    Priority,
+    Role,
+    Staff,
+    StaffDepartment,
+    UserType,
+)
+
+PASSWORD = "correct horse battery staple"
+_hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+
+
+@dataclass
+class Desk:
+    member: UserType
+    studio: UserType
+    support: Department
+    billing: Department
+    management: Department
+    login: Category
+    payments: Category
+    refunds: Category
+    account: Category
+    admin: Staff
+    agent: Staff
+    billing_agent: Staff
+
+
+def make_staff(email: str, name: str, role: str = Role.AGENT,
+               departments: tuple[Department, ...] = ()) -> Staff:
+    staff = Staff.create(email=email, name=name, role=role,
+                         password_hash=_hasher.hash(PASSWORD))
+    for department in departments:
+        StaffDepartment.create(staff=staff, department=department)
+    return staff
+
+
+def build_desk() -> Desk:
+    member = UserType.create(slug="member", name="Member", position=1)
+    studio = UserType.create(slug="studio", name="Studio", position=2)
+    management = Department.create(slug="management", name="Management")
+    support = Department.create(slug="support", name="Support", escalates_to=management)
+    billing = Department.create(slug="billing", name="Billing", escalates_to=management)
+    login = Category.create(user_type=member, slug="registration-and-login",
+                            name="Registration and login", position=1,
+                            default_department=support)
+    payments = Category.create(user_type=member, slug="payments-and-subscriptions",
+                               name="Payments and subscriptions", position=2,
+                               default_department=support, default_priority=Priority.HIGH)
+    refunds = Category.create(user_type=member, parent=payments, slug="refunds",
+                              name="Refunds", position=1)
+    account = Category.create(user_type=studio, slug="account", name="Account", position=1,
+                              default_department=support)
+    CategoryField.create(category=login, name="registered_email", label="Registered email",
+                         kind=FieldKind.EMAIL, required=True, position=1)
+    admin = make_staff("admin@desk.test", "Ada Admin", Role.ADMIN)
+    agent = make_staff("agent@desk.test", "Agus Agent", departments=(support,))
+    billing_agent = make_staff("billing@desk.test", "Bea Billing", departments=(billing,))
+    return Desk(member, studio, support, billing, management, login, payments, refunds,
+                account, admin, agent, billing_agent)
