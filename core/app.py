@@ -115,8 +115,8 @@ def configure_models(app: Flask, state: Loket) -> None:
         if impl.plugin_name == "core":
             continue
         state.models[impl.plugin_name] = list(impl.function() or [])
-    for name in state.enabled:
-        folder = plugin_migration_dir(state.pm.get_plugin(name))
+    for name, plugin in state.pm.list_name_plugin():
+        folder = plugin_migration_dir(plugin) if name != "core" else None
         if folder is not None:
             state.migration_dirs[name] = str(folder)
 

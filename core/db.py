@@ -36,7 +36,7 @@ def open_database(url: str) -> peewee.Database:
         return connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
-    return connect(url, autorollback=True)
+    return connect(url)
 
 
 def bind(db: peewee.Database) -> None:

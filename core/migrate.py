@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -28,12 +29,14 @@ def plugin_migration_dir(plugin: ModuleType | object | None) -> Path | None:
 
 
 def _runner(state: Loket, unit: str) -> Runner:
-    return Runner(state.database, state.migration_dirs[unit], table_name=f"migrations_{unit}")
+    table = "migrations_" + re.sub(r"\W", "_", unit)
+    return Runner(state.database, state.migration_dirs[unit], table_name=table)
 
 
 def units(state: Loket) -> list[str]:
-    """Core first, then enabled plugins in the order they are named."""
-    return ["core"] + [name for name in state.enabled if name in state.migration_dirs]
+    """Core first, then the enabled plugins in the order they are named, then any others."""
+    ordered = ["core"] + [name for name in state.enabled if name in state.migration_dirs]
+    return ordered + sorted(set(state.migration_dirs) - set(ordered))
 
 
 def status(state: Loket) -> list[UnitStatus]:

@@ -241,6 +241,8 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
                       .where((Ticket.contact == contact) & (Ticket.channel == channel)
                              & (Ticket.status.in_(Status.ACTIVE + (Status.RESOLVED,))))
                       .order_by(Ticket.updated_at.desc()).first())
+        if target is not None:
+            target = Ticket.get_by_id(target.id)  # the caller's copy may be stale
         follow_up_of = None
         if target is not None and target.status == Status.CLOSED:
             follow_up_of, target = target, None
@@ -258,7 +260,7 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
                 TicketLink.create(ticket=ticket, other=follow_up_of, kind="follow_up_of")
             created = True
         else:
-            ticket = Ticket.get_by_id(target.id)  # fresh row inside the transaction
+            ticket = target
             message = _customer_message(ticket, contact, text, html, channel, external_id,
                                         attachments, raw_path)
             created = False

@@ -1,0 +1,412 @@
+"""The ticket service: transactions, threading, de-duplication, audit trail and hook calls."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from core import db as core_db
+from core import hookimpl
+from core.attachments import Storage
+from core.hookspecs import DeliveryResult, Routing
+from core.models import (
+    Attachment,
+    Contact,
+    ContactIdentity,
+    Delivery,
+    Message,
+    Priority,
+    Status,
+    Ticket,
+    TicketEvent,
+    TicketLink,
+    TicketParticipant,
+)
+from core.services import tickets
+from core.services.contacts import find_contact, merge_contacts
+from core.services.tickets import Actor, Identity, ServiceError
+
+CUSTOMER = Identity("email", "Siti@Example.ID", name="Siti")
+
+
+def _open(desk, **kwargs):
+    args = dict(identity=CUSTOMER, subject="Cannot log in", text="It says my password is wrong.",
+                category=desk.login, form_data={"registered_email": "siti@example.id"})
+    args.update(kwargs)
+    return tickets.open_ticket(**args)
+
+
+def events(ticket):
+    return [(e.kind, e.old_value, e.new_value) for e in
+            TicketEvent.select().where(TicketEvent.ticket == ticket).order_by(TicketEvent.id)]
+
+
+# -- opening ------------------------------------------------------------------------------
+
+
+def test_open_ticket_creates_contact_ticket_message_and_audit(desk, spy):
+    ticket = _open(desk)
+    assert ticket.id and ticket.status == Status.NEW
+    assert ticket.department_id == desk.support.id  # category default
+    assert ticket.user_type_id == desk.member.id
+    assert ticket.form_data == {"registered_email": "siti@example.id"}
+    assert len(ticket.access_key) >= 30
+    contact = Contact.get_by_id(ticket.contact_id)
+    assert contact.email == "siti@example.id" and contact.name == "Siti"
+    identity = ContactIdentity.get(ContactIdentity.contact == contact)
+    assert (identity.kind, identity.value) == ("email", "siti@example.id")
+    message = Message.get(Message.ticket == ticket)
+    assert message.body_text == "It says my password is wrong." and message.author_kind == "contact"
+    assert events(ticket) == [("created", "", "new")]
+    assert spy.names() == ["contact_identified", "ticket_created"]
+
+
+def test_the_same_address_is_one_contact(desk):
+    first = _open(desk)
+    second = _open(desk, identity=Identity("email", " siti@example.id "))
+    assert first.contact_id == second.contact_id
+    assert Contact.select().count() == 1
+
+
+def test_route_ticket_default_uses_nearest_department_and_priority(desk):
+    ticket = _open(desk, category=desk.refunds)  # refunds has no department: its parent's
+    assert ticket.department_id == desk.support.id
+    assert ticket.priority == Priority.NORMAL  # refunds' own default priority
+    ticket = _open(desk, category=desk.payments)
+    assert ticket.priority == Priority.HIGH
+
+
+class Router:
+    def __init__(self, routing):
+        self.routing = routing
+        self.seen = []
+
+    @hookimpl
+    def route_ticket(self, ticket, message, category, form_data, text):
+        self.seen.append((ticket.id, message.body_text, category, form_data, text))
+        return self.routing
+
+
+def test_route_ticket_plugin_overrides_default_and_can_escalate(make_app, spy):
+    from tests.factories import build_desk
+
+    router = Router(None)
+    app = make_app(extra_plugins=(router, spy))
+    with app.app_context(), core_db.connection():
+        desk = build_desk()
+        router.routing = Routing(department=desk.billing, priority=Priority.URGENT,
+                                 tags=["refund"], escalate=True, reason="large dispute")
+        ticket = _open(desk)
+        assert router.seen[0][0] is None  # decided before the ticket is saved
+        assert "Cannot log in" in router.seen[0][4] and "password" in router.seen[0][4]
+        ticket = Ticket.get_by_id(ticket.id)
+        # billing escalates to management
+        assert ticket.department_id == desk.management.id
+        assert ticket.priority == Priority.URGENT and ticket.tags == ["refund"]
+        assert ticket.escalation_level == 1
+        assert [e[0] for e in events(ticket)] == ["created", "escalated"]
+        assert spy.of("ticket_escalated")[0]["reason"] == "large dispute"
+
+
+def test_route_ticket_that_raises_creates_nothing(make_app):
+    class Broken:
+        @hookimpl
+        def route_ticket(self):
+            raise RuntimeError("routing table unreachable")
+
+    from tests.factories import build_desk
+
+    app = make_app(extra_plugins=(Broken(),))
+    with app.app_context(), core_db.connection():
+        desk = build_desk()
+        with pytest.raises(RuntimeError):
+            _open(desk)
+        assert Ticket.select().count() == 0 and Contact.select().count() == 0
+
+
+def test_attachments_are_stored_with_the_first_message(desk, tmp_path):
+    storage = Storage(tmp_path / "files")
+    stored = storage.save_bytes(b"%PDF-1.4\n%...\n", "../../etc/receipt.pdf", max_bytes=1000,
+                                allowed_types=["application/pdf"])
+    ticket = _open(desk, attachments=[stored])
+    row = Attachment.get(Attachment.ticket == ticket)
+    assert row.filename == "receipt.pdf" and row.content_type == "application/pdf"
+    assert row.message_id == Message.get(Message.ticket == ticket).id
+    assert storage.path_for(row.sha256).read_bytes().startswith(b"%PDF")
+
+
+# -- inbound messages ---------------------------------------------------------------------
+
+
+def test_receive_message_deduplicates_by_channel_external_id(desk, spy):
+    first = tickets.receive_message(channel="telegram", identity=Identity("telegram", "4242"),
+                                    text="Halo, saya tidak bisa login", external_id="upd-1")
+    again = tickets.receive_message(channel="telegram", identity=Identity("telegram", "4242"),
+                                    text="Halo, saya tidak bisa login", external_id="upd-1")
+    assert first.created and not first.duplicate
+    assert again.duplicate and not again.created
+    assert again.message.id == first.message.id and again.ticket.id == first.ticket.id
+    assert Message.select().count() == 1 and Ticket.select().count() == 1
+    assert spy.names().count("ticket_created") == 1
+    # the same id on another channel is another message
+    other = tickets.receive_message(channel="whatsapp", identity=Identity("whatsapp", "+62 811"),
+                                    text="hi", external_id="upd-1")
+    assert not other.duplicate and Message.select().count() == 2
+
+
+def test_concurrent_duplicate_deliveries_give_one_message(app, desk):
+    """Two workers receive the same delivery at once: one message, one ticket."""
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def deliver():
+        try:
+            with app.app_context(), core_db.connection():
+                barrier.wait()
+                results.append(tickets.receive_message(
+                    channel="whatsapp", identity=Identity("whatsapp", "628111"),
+                    text="payment failed", external_id="wamid.XYZ"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert Message.select().where(Message.external_id == "wamid.XYZ").count() == 1
+    assert Ticket.select().count() == 1
+    assert sum(1 for r in results if not r.duplicate) == 1
+    assert len(results) == 4
+
+
+def test_continue_open_threads_onto_the_contacts_open_ticket(desk, spy):
+    first = tickets.receive_message(channel="telegram", identity=Identity("telegram", "77"),
+                                    text="my payout is late", external_id="1",
+                                    continue_open=True)
+    follow = tickets.receive_message(channel="telegram", identity=Identity("telegram", "77"),
+                                     text="any news?", external_id="2", continue_open=True)
+    assert follow.ticket.id == first.ticket.id and not follow.created
+    assert spy.names()[-1] == "message_added"
+    assert Ticket.get_by_id(first.ticket.id).last_customer_message_at is not None
+
+
+def test_reply_to_resolved_ticket_reopens_it(desk, spy):
+    ticket = _open(desk)
+    tickets.change_status(ticket, Status.RESOLVED, Actor.agent(desk.agent))
+    result = tickets.receive_message(channel="email", identity=CUSTOMER, text="still broken",
+                                     external_id="<m2@example.id>", thread_to=ticket)
+    assert result.ticket.id == ticket.id
+    fresh = Ticket.get_by_id(ticket.id)
+    assert fresh.status == Status.OPEN and fresh.resolved_at is None
+    assert spy.of("ticket_status_changed")[-1]["new"] == Status.OPEN
+
+
+def test_reply_to_closed_ticket_opens_a_linked_follow_up(desk):
+    ticket = _open(desk)
+    tickets.change_status(ticket, Status.CLOSED, Actor.agent(desk.agent))
+    result = tickets.receive_message(channel="email", identity=CUSTOMER, text="one more thing",
+                                     external_id="<m3@example.id>", thread_to=ticket)
+    assert result.created and result.ticket.id != ticket.id
+    assert result.ticket.category_id == ticket.category_id
+    link = TicketLink.get(TicketLink.ticket == result.ticket)
+    assert (link.other_id, link.kind) == (ticket.id, "follow_up_of")
+
+
+def test_participants_are_recorded_once(desk):
+    result = tickets.receive_message(
+        channel="email", identity=CUSTOMER, text="see cc", external_id="<cc@x>",
+        participants=[Identity("email", "boss@studio.test"), Identity("email", "BOSS@studio.test"),
+                      CUSTOMER])
+    rows = TicketParticipant.select().where(TicketParticipant.ticket == result.ticket)
+    assert [r.contact.email for r in rows] == ["boss@studio.test"]
+
+
+# -- agents -------------------------------------------------------------------------------
+
+
+def test_reply_sets_first_response_status_and_waits_on_portal(desk, spy):
+    ticket = _open(desk)
+    message = tickets.reply(ticket, desk.agent, "Please reset your password here.")
+    fresh = Ticket.get_by_id(ticket.id)
+    assert fresh.first_response_at is not None and fresh.status == Status.PENDING
+    # no plugin owns the web channel: the reply waits on the tracking page
+    assert Message.get_by_id(message.id).delivery_state == Delivery.PORTAL
+    assert [e[0] for e in events(ticket)] == ["created", "reply", "status"]
+    assert spy.names()[-2:] == ["ticket_status_changed", "message_added"]
+
+
+class Sender:
+    def __init__(self, result=None, error=None):
+        self.result, self.error, self.sent = result, error, []
+
+    @hookimpl
+    def deliver_message(self, ticket, message):
+        if ticket.channel != "telegram":
+            return None
+        self.sent.append(message.id)
+        if self.error:
+            raise self.error
+        return self.result
+
+
+def test_deliver_message_owner_reports_the_outcome(make_app):
+    from tests.factories import build_desk
+
+    sender = Sender(DeliveryResult(state=Delivery.QUEUED))
+    app = make_app(extra_plugins=(sender,))
+    with app.app_context(), core_db.connection():
+        desk = build_desk()
+        inbound = tickets.receive_message(channel="telegram", identity=Identity("telegram", "5"),
+                                          text="hello", external_id="u1")
+        message = tickets.reply(inbound.ticket, desk.agent, "Hi! How can we help?")
+        assert sender.sent == [message.id]
+        assert Message.get_by_id(message.id).delivery_state == Delivery.QUEUED
+        tickets.record_delivery(message.id, Delivery.READ, external_id="tg-99")
+        tickets.record_delivery(message.id, Delivery.DELIVERED)  # late receipt: no step back
+        stored = Message.get_by_id(message.id)
+        assert stored.delivery_state == Delivery.READ and stored.external_id == "tg-99"
+
+
+def test_deliver_message_that_raises_marks_the_reply_failed_and_keeps_it(make_app):
+    from tests.factories import build_desk
+
+    app = make_app(extra_plugins=(Sender(error=ConnectionError("api down")),))
+    with app.app_context(), core_db.connection():
+        desk = build_desk()
+        inbound = tickets.receive_message(channel="telegram", identity=Identity("telegram", "5"),
+                                          text="hello", external_id="u1")
+        message = tickets.reply(inbound.ticket, desk.agent, "Hi!")
+        stored = Message.get_by_id(message.id)
+        assert stored.delivery_state == Delivery.FAILED and "api down" in stored.delivery_error
+        assert "delivery_failed" in [e[0] for e in events(inbound.ticket)]
+
+
+def test_note_is_internal_and_hidden_from_the_customer(desk, spy):
+    ticket = _open(desk)
+    note = tickets.add_note(ticket, desk.agent, "Customer is a VIP")
+    assert Message.get_by_id(note.id).is_internal
+    assert note.id not in [m.id for m in tickets.public_thread(ticket)]
+    assert Message.get_by_id(note.id).delivery_state == Delivery.NONE
+    assert spy.of("message_added")[-1]["message"].is_internal
+
+
+def test_status_assign_update_escalate_are_audited_with_hooks(desk, spy):
+    ticket = _open(desk)
+    actor = Actor.agent(desk.agent)
+    tickets.assign(ticket, desk.agent, actor)
+    tickets.change_status(ticket, Status.ON_HOLD, actor)
+    tickets.update_ticket(ticket, actor, priority=Priority.HIGH, tags=["VIP", "vip", " login "])
+    tickets.escalate(ticket, actor, "customer threatens chargeback")
+    fresh = Ticket.get_by_id(ticket.id)
+    assert fresh.assignee_id == desk.agent.id and fresh.status == Status.ON_HOLD
+    assert fresh.tags == ["login", "vip"] and fresh.department_id == desk.management.id
+    kinds = [e[0] for e in events(ticket)]
+    assert kinds == ["created", "assignee", "status", "priority", "tags", "escalated"]
+    assert all(e.staff_id == desk.agent.id for e in TicketEvent.select().where(
+        TicketEvent.ticket == ticket, TicketEvent.kind != "created"))
+    assert spy.of("ticket_assigned")[0]["new"].id == desk.agent.id
+    assert spy.of("ticket_updated")[0]["changes"]["priority"] == ("normal", "high")
+    assert spy.of("ticket_escalated")[0]["new"].id == desk.management.id
+
+
+def test_no_op_changes_write_nothing(desk, spy):
+    ticket = _open(desk)
+    before = len(spy.calls)
+    tickets.change_status(ticket, Status.NEW, Actor.agent(desk.agent))
+    tickets.update_ticket(ticket, Actor.agent(desk.agent), priority=ticket.priority)
+    tickets.assign(ticket, None, Actor.agent(desk.agent))
+    assert len(spy.calls) == before and len(events(ticket)) == 1
+
+
+@pytest.mark.parametrize("call", [
+    lambda t, d: tickets.change_status(t, "done", Actor.agent(d.agent)),
+    lambda t, d: tickets.update_ticket(t, Actor.agent(d.agent), priority="asap"),
+    lambda t, d: tickets.reply(t, d.agent, "   "),
+    lambda t, d: tickets.add_note(t, d.agent, ""),
+])
+def test_bad_requests_are_refused_and_change_nothing(desk, call):
+    ticket = _open(desk)
+    with pytest.raises(ServiceError):
+        call(ticket, desk)
+    assert len(events(ticket)) == 1
+
+
+def test_closed_ticket_stays_closed(desk):
+    ticket = _open(desk)
+    tickets.change_status(ticket, Status.CLOSED, Actor.agent(desk.agent))
+    with pytest.raises(ServiceError):
+        tickets.change_status(ticket, Status.OPEN, Actor.agent(desk.agent))
+    with pytest.raises(ServiceError):
+        tickets.add_customer_reply(ticket, "hello?")
+
+
+def test_customer_reply_and_resolve(desk):
+    ticket = _open(desk)
+    tickets.reply(ticket, desk.agent, "Try again now")
+    tickets.add_customer_reply(ticket, "Works, thanks")
+    assert Ticket.get_by_id(ticket.id).status == Status.OPEN  # pending -> open
+    tickets.customer_resolve(ticket)
+    fresh = Ticket.get_by_id(ticket.id)
+    assert fresh.status == Status.RESOLVED and fresh.resolved_at is not None
+    assert events(ticket)[-1] == ("status", "open", "resolved")
+    assert TicketEvent.select().order_by(TicketEvent.id.desc()).first().actor_kind == "contact"
+
+
+# -- event hooks: after commit, isolated ---------------------------------------------------
+
+
+def test_ticket_created_hooks_are_isolated_and_run_after_commit(make_app, spy):
+    from tests.factories import build_desk
+
+    seen_committed = []
+
+    class Broken:
+        @hookimpl
+        def ticket_created(self, ticket):
+            raise RuntimeError("notification service down")
+
+    class Checker:
+        @hookimpl
+        def ticket_created(self, ticket):
+            # A separate connection sees the row only once it is committed.
+            database = core_db.open_database(app.extensions["loket"].config["database_url"])
+            try:
+                seen_committed.append(database.execute_sql(
+                    f"SELECT count(*) FROM ticket WHERE id = {int(ticket.id)}").fetchone()[0])
+            finally:
+                database.close()
+
+    app = make_app(extra_plugins=(Broken(), Checker(), spy))
+    with app.app_context(), core_db.connection():
+        desk = build_desk()
+        ticket = _open(desk)
+        assert Ticket.get_or_none(Ticket.id == ticket.id) is not None  # kept
+        assert seen_committed == [1]
+        assert "ticket_created" in spy.names()  # the others still ran
+
+
+# -- contacts -----------------------------------------------------------------------------
+
+
+def test_merge_contacts_moves_identities_and_tickets(desk):
+    email_ticket = _open(desk)
+    chat = tickets.receive_message(channel="telegram", identity=Identity("telegram", "99"),
+                                   text="me again", external_id="t1")
+    keep, dup = email_ticket.contact, chat.ticket.contact
+    merge_contacts(keep, dup)
+    assert Ticket.get_by_id(chat.ticket.id).contact_id == keep.id
+    assert find_contact("telegram", "99").id == keep.id
+    with pytest.raises(ValueError):
+        merge_contacts(keep, keep)
+
+
+def test_tracking_lookup_needs_the_right_key(desk):
+    ticket = _open(desk)
+    assert tickets.find_for_customer(ticket.id, ticket.access_key).id == ticket.id
+    assert tickets.find_for_customer(ticket.id, "wrong") is None
+    assert tickets.find_for_customer(ticket.id + 1000, ticket.access_key) is None
+    assert tickets.find_for_customer("abc", ticket.access_key) is None
+    assert tickets.tracking_url(ticket) == f"http://desk.test/t/{ticket.id}/{ticket.access_key}"
