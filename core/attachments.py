@@ -49,8 +49,27 @@ def sniff_type(head: bytes) -> str:
     if kind is not None:
         return kind.mime
     if _looks_like_text(head):
-        return "text/plain"
+        return _markup_type(head) or "text/plain"
     return "application/octet-stream"
+
+
+_MARKUP = (
+    (b"<svg", "image/svg+xml"),
+    (b"<!doctype html", "text/html"), (b"<html", "text/html"), (b"<script", "text/html"),
+    (b"<head", "text/html"), (b"<body", "text/html"), (b"<iframe", "text/html"),
+    (b"<?xml", "application/xml"),
+)
+
+
+def _markup_type(head: bytes) -> str | None:
+    """HTML, SVG and XML are text that a browser would run: name them for what they are,
+    so that the allow-list (plain text, not markup) refuses them."""
+    sample = head[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    for prefix, content_type in _MARKUP:
+        if sample.startswith(prefix) or (prefix != b"<?xml" and prefix in head[:4096].lower()
+                                         and prefix in (b"<script", b"<svg", b"<iframe")):
+            return content_type
+    return None
 
 
 def _looks_like_text(head: bytes) -> bool:

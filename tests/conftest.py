@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from flask.testing import FlaskClient
 
 from core import create_app
 from core import db as core_db
@@ -29,6 +30,21 @@ def _pg_admin_connect() -> Any:
     return psycopg2.connect(dbname=params["database"], user=params.get("user"),
                             host=params.get("host"), port=params.get("port"),
                             password=params.get("password"))
+
+
+class FreshContextClient(FlaskClient):
+    """Each request gets its own app context, as in production, even inside ``ctx``.
+
+    Flask reuses an app context that is already pushed, so without this a test
+    holding ``ctx`` would share ``g`` (and the locale Flask-Babel caches on it)
+    between all its requests.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if self.preserve_context:
+            return super().open(*args, **kwargs)
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 @pytest.fixture
@@ -69,6 +85,7 @@ def make_app(tmp_path: Path, db_url: str) -> Iterator[Any]:
         settings.update(config)
         app = create_app(settings, extra_plugins=extra_plugins)
         app.config["TESTING"] = True
+        app.test_client_class = FreshContextClient
         if migrate:
             upgrade(app.extensions["loket"])
         built.append(app)
@@ -76,9 +93,7 @@ def make_app(tmp_path: Path, db_url: str) -> Iterator[Any]:
 
     yield factory
     for app in built:
-        database = app.extensions["loket"].database
-        if not database.is_closed():
-            database.close()
+        core_db.close_all(app.extensions["loket"].database)
 
 
 @pytest.fixture

@@ -74,3 +74,18 @@ def test_text_to_html_escapes_and_links():
     html = str(text_to_html('<b>hi</b>\nsee https://help.test/a?b=1&c=2'))
     assert "&lt;b&gt;" in html and "<br>" in html
     assert '<a href="https://help.test/a?b=1&amp;c=2"' in html
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"<!DOCTYPE html><html><script>alert(1)</script>", "text/html"),
+    (b"\xef\xbb\xbf  <html><body>hi</body></html>", "text/html"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>", "image/svg+xml"),
+    (b"hello\n<script>alert(1)</script>", "text/html"),
+    (b"Order 1234 < 5000 IDR, see attached", "text/plain"),
+])
+def test_markup_is_not_plain_text(tmp_path, data, expected):
+    assert sniff_type(data) == expected
+    if expected != "text/plain":
+        with pytest.raises(AttachmentRejected):
+            Storage(tmp_path).save_bytes(data, "photo.png", max_bytes=10_000,
+                                         allowed_types=ALLOWED)

@@ -1,6 +1,435 @@
-"""The help center blueprint (placeholder until the web pages land)."""
+"""The public help center: choose who you are, pick a category, open a ticket, follow it."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from flask_babel import get_locale
+from markupsafe import Markup
+from peewee import JOIN
+from werkzeug.datastructures import FileStorage
+from werkzeug.wrappers import Response
+from wtforms import Field
+
+from ..attachments import AttachmentRejected, Storage, StoredFile
+from ..hookspecs import ContactOption, Notice
+from ..i18n import LANGUAGE_NAMES, _
+from ..models import (
+    Attachment,
+    AuthorKind,
+    Category,
+    CategoryField,
+    Department,
+    FieldKind,
+    IdentityKind,
+    Message,
+    Staff,
+    Status,
+    Ticket,
+    UserType,
+)
+from ..sanitize import text_to_html
+from ..services.tickets import (
+    Identity,
+    ServiceError,
+    add_customer_reply,
+    customer_resolve,
+    find_for_customer,
+    open_ticket,
+    public_thread,
+    tracking_url,
+)
+from ..state import loket
+from .forms import ReplyForm, ResolveForm, TicketForm, answer_of, ticket_form_class
 
 bp = Blueprint("helpcenter", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static/loket")
+
+# The session remembers the ticket just sent (one number, not a growing list of flashes),
+# so its tracking page can say "we got it" once, after the redirect.
+SUBMITTED = "loket_submitted"
+
+
+# -- What every public page shows --------------------------------------------------------
+
+
+def current_language() -> str:
+    locale = get_locale()
+    return str(locale) if locale is not None else loket().config["default_language"]
+
+
+@bp.app_context_processor
+def _page_globals() -> dict[str, Any]:
+    # Functions, not values: admin pages render templates too and need none of this.
+    return {"current_language": current_language, "language_links": _language_links}
+
+
+def _language_links() -> list[dict[str, Any]]:
+    """The language switcher: this page with ?lang=, relative so it never repeats the path."""
+    current = current_language()
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    return [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
+             "href": "?" + urlencode(args + [("lang", code)]), "current": code == current}
+            for code in loket().config["languages"]]
+
+
+def _channels(user_type: UserType | None, category: Category | None) -> list[ContactOption]:
+    results = loket().hook.contact_channels(user_type=user_type, category=category,
+                                            language=current_language())
+    options = [option for found in results for option in (found or ())]
+    return sorted(options, key=lambda option: (option.order, option.label))
+
+
+def _notices(page: str, user_type: UserType | None = None,
+             category: Category | None = None) -> list[Notice]:
+    results = loket().hook.public_notices(page=page, user_type=user_type, category=category)
+    return [notice for found in results for notice in (found or ())]
+
+
+# -- Choosing a user type and a category -------------------------------------------------
+
+
+@bp.get("/")
+def home() -> str:
+    user_types = list(UserType.select().where(UserType.active)
+                      .order_by(UserType.position, UserType.name, UserType.id))
+    return render_template("loket/home.html", user_types=user_types,
+                           channels=_channels(None, None), notices=_notices("home"))
+
+
+@dataclass
+class Node:
+    """A category with its visible children, for the category tree."""
+
+    category: Category
+    children: list[Node] = field(default_factory=list)
+
+
+def category_tree(user_type: UserType) -> list[Node]:
+    """The visible categories of a user type in the admin's order; a hidden parent hides its subtree."""
+    rows = list(Category.select()
+                .where((Category.user_type == user_type) & Category.visible)
+                .order_by(Category.position, Category.name, Category.id))
+    nodes = {row.id: Node(row) for row in rows}
+    roots = []
+    for row in rows:
+        if row.parent_id is None:
+            roots.append(nodes[row.id])
+        elif row.parent_id in nodes:
+            nodes[row.parent_id].children.append(nodes[row.id])
+    return roots
+
+
+def _user_type_or_404(slug: str) -> UserType:
+    user_type = UserType.get_or_none((UserType.slug == slug) & UserType.active)
+    if user_type is None:
+        abort(404)
+    return user_type
+
+
+@bp.get("/help/<user_type>/")
+def categories(user_type: str) -> str:
+    chosen = _user_type_or_404(user_type)
+    return render_template("loket/categories.html", user_type=chosen,
+                           tree=category_tree(chosen), channels=_channels(chosen, None),
+                           notices=_notices("home", chosen))
+
+
+# -- The ticket form ---------------------------------------------------------------------
+
+
+def _with_department(query: Any) -> Any:
+    return query.switch(Category).join(
+        Department, JOIN.LEFT_OUTER, on=(Category.default_department == Department.id))
+
+
+def _category_or_404(user_type_slug: str, category_slug: str) -> Category:
+    """A visible category of an active user type, its ancestors loaded (and all visible)."""
+    category = (_with_department(Category.select(Category, UserType, Department).join(UserType))
+                .where((UserType.slug == user_type_slug) & UserType.active
+                       & (Category.slug == category_slug) & Category.visible)
+                .first())
+    if category is None:
+        abort(404)
+    # Attaching the loaded parents (and departments) spares routing a query per level.
+    node, seen = category, {category.id}
+    while node.parent_id is not None:
+        parent = (_with_department(Category.select(Category, Department))
+                  .where(Category.id == node.parent_id).first())
+        if (parent is None or not parent.visible or parent.id in seen
+                or parent.user_type_id != category.user_type_id):
+            abort(404)
+        node.parent = parent
+        node, seen = parent, seen | {parent.id}
+    return category
+
+
+@bp.route("/help/<user_type>/<category>/new", methods=["GET", "POST"])
+def new_ticket(user_type: str, category: str) -> Any:
+    chosen = _category_or_404(user_type, category)
+    questions = list(CategoryField.select().where(CategoryField.category == chosen)
+                     .order_by(CategoryField.position, CategoryField.id))
+    form = ticket_form_class(questions)()
+    if form.validate_on_submit():
+        ticket = _open_from(form, chosen)
+        if ticket is not None:
+            session[SUBMITTED] = ticket.id
+            g.private_page = True  # the redirect carries the key
+            return redirect(url_for(".tracking", number=ticket.id, key=ticket.access_key))
+    return render_template(
+        "loket/ticket_form.html", form=form, category=chosen, user_type=chosen.user_type,
+        channels=_channels(chosen.user_type, chosen),
+        notices=_notices("form", chosen.user_type, chosen),
+        **_upload_limits())
+
+
+def _open_from(form: TicketForm, category: Category) -> Ticket | None:
+    """Store the files, then open the ticket; None (and field errors) if a file is refused."""
+    stored: dict[str, StoredFile] = {}
+    attachment_fields: dict[str, str] = {}
+    form_data: dict[str, Any] = {}
+    ok = True
+    for spec, bound in form.extra():
+        if spec.kind != FieldKind.FILE:
+            form_data[spec.name] = answer_of(spec, bound)
+            continue
+        upload = bound.data
+        if not isinstance(upload, FileStorage) or not upload.filename:
+            continue
+        saved = _store(upload, bound)
+        if saved is None:
+            ok = False
+            continue
+        stored[saved.sha256] = saved
+        attachment_fields[saved.sha256] = spec.name
+        form_data[spec.name] = saved.filename
+    files = _store_uploads(form.attachments)
+    if files is None or not ok:
+        return None
+    for saved in files:
+        stored.setdefault(saved.sha256, saved)
+    name = form.name.data.strip()
+    return open_ticket(
+        identity=Identity(kind=IdentityKind.EMAIL, value=form.email.data, name=name),
+        subject=form.subject.data.strip(), text=form.description.data.strip(),
+        channel="web", category=category, user_type_id=category.user_type_id,
+        form_data=form_data, language=current_language(), attachments=list(stored.values()),
+        attachment_fields=attachment_fields)
+
+
+def _uploads(bound: Field) -> list[FileStorage]:
+    # Browsers send one empty part for a file input left empty.
+    return [f for f in (bound.data or []) if isinstance(f, FileStorage) and f.filename]
+
+
+def _store_uploads(bound: Field) -> list[StoredFile] | None:
+    """Store a multiple-file field's files; None (and field errors) if any is refused."""
+    uploads = _uploads(bound)
+    limit = loket().config["upload_max_files"]
+    if len(uploads) > limit:
+        bound.errors.append(_("You can attach at most %(count)s files.", count=limit))
+        return None
+    saved = [_store(upload, bound) for upload in uploads]
+    if any(item is None for item in saved):
+        return None
+    return [item for item in saved if item is not None]
+
+
+def _store(upload: FileStorage, bound: Field) -> StoredFile | None:
+    config = loket().config
+    try:
+        return Storage(config["attachments_path"]).save(
+            upload.stream, upload.filename or "", max_bytes=config["upload_max_bytes"],
+            allowed_types=config["upload_allowed_types"])
+    except AttachmentRejected as exc:
+        bound.errors.append(_rejection(exc, upload.filename or "", config["upload_max_bytes"]))
+        return None
+
+
+def _rejection(exc: AttachmentRejected, filename: str, max_bytes: int) -> str:
+    from ..attachments import safe_filename
+
+    name = safe_filename(filename)
+    if exc.reason == "too_large":
+        return _("%(name)s is larger than %(size)s MB.", name=name, size=_megabytes(max_bytes))
+    if exc.reason == "empty":
+        return _("%(name)s is empty.", name=name)
+    if exc.reason == "type_not_allowed":
+        return _("%(name)s: this type of file is not accepted.", name=name)
+    return str(exc)
+
+
+def _upload_limits() -> dict[str, Any]:
+    config = loket().config
+    return {"max_files": config["upload_max_files"],
+            "max_mb": _megabytes(config["upload_max_bytes"]),
+            "accept": ",".join(config["upload_allowed_types"])}
+
+
+def _megabytes(size: int) -> str:
+    mb = size / (1024 * 1024)
+    return f"{mb:.0f}" if mb >= 1 and mb == int(mb) else f"{mb:.1f}"
+
+
+# -- The private tracking page -----------------------------------------------------------
+
+
+def _ticket_or_404(number: int, key: str) -> Ticket:
+    """The ticket of a tracking link; a wrong key gets exactly the answer of a missing ticket."""
+    g.private_page = True  # the key is in the URL: no caching, no Referer
+    ticket = find_for_customer(number, key)
+    if ticket is None:
+        abort(404)
+    return ticket
+
+
+def status_label(status: str) -> str:
+    labels = {
+        Status.NEW: _("Received"),
+        Status.OPEN: _("In progress"),
+        Status.PENDING: _("Waiting for your reply"),
+        Status.ON_HOLD: _("On hold"),
+        Status.RESOLVED: _("Resolved"),
+        Status.CLOSED: _("Closed"),
+    }
+    return labels.get(status, status)
+
+
+@dataclass
+class Entry:
+    """One message of the public thread, ready to show."""
+
+    message: Message
+    author: str
+    from_customer: bool
+    body: Any
+    attachments: list[Attachment]
+
+
+def _thread(ticket: Ticket) -> list[Entry]:
+    messages = public_thread(ticket)
+    staff_ids = {m.staff_id for m in messages if m.staff_id is not None}
+    names = ({s.id: s.name for s in Staff.select(Staff.id, Staff.name)
+              .where(Staff.id.in_(staff_ids))} if staff_ids else {})
+    entries = []
+    for message in messages:
+        mine = message.author_kind == AuthorKind.CONTACT
+        if mine:
+            author = _("You")
+        elif message.staff_id in names:
+            author = names[message.staff_id]
+        else:
+            author = _("Support team")
+        # body_html was sanitised before it was stored.
+        body = Markup(message.body_html) if message.body_html else text_to_html(message.body_text)
+        entries.append(Entry(message, author, mine, body, list(message.attachments)))
+    return entries
+
+
+def _tracking_page(ticket: Ticket, reply_form: ReplyForm | None = None) -> str:
+    category = (Category.get_or_none(Category.id == ticket.category_id)
+                if ticket.category_id else None)
+    just_submitted = session.get(SUBMITTED) == ticket.id
+    if just_submitted:
+        session.pop(SUBMITTED)
+    return render_template(
+        "loket/tracking.html", ticket=ticket, category=category, thread=_thread(ticket),
+        status=status_label(ticket.status), link=tracking_url(ticket),
+        just_submitted=just_submitted, can_reply=ticket.status != Status.CLOSED,
+        can_resolve=not ticket.is_done, reply_form=reply_form or ReplyForm(),
+        resolve_form=ResolveForm(), notices=_notices("tracking", None, category),
+        **_upload_limits())
+
+
+@bp.get("/t/<int:number>/<key>")
+def tracking(number: int, key: str) -> str:
+    return _tracking_page(_ticket_or_404(number, key))
+
+
+def _back(ticket: Ticket, anchor: str = "") -> Response:
+    return redirect(url_for(".tracking", number=ticket.id, key=ticket.access_key) + anchor)
+
+
+@bp.post("/t/<int:number>/<key>/reply")
+def reply(number: int, key: str) -> Any:
+    ticket = _ticket_or_404(number, key)
+    if ticket.status == Status.CLOSED:
+        flash(_("This ticket is closed. Please open a new ticket if you still need help."),
+              "error")
+        return _back(ticket)
+    form = ReplyForm()
+    if form.validate_on_submit():
+        files = _store_uploads(form.attachments)
+        if files is not None:
+            try:
+                add_customer_reply(ticket, form.text.data.strip(), attachments=files)
+            except ServiceError as exc:
+                flash(str(exc), "error")
+            else:
+                flash(_("Thank you. Your reply was added to the ticket."), "success")
+            return _back(ticket, "#latest")
+    return _tracking_page(ticket, reply_form=form)
+
+
+@bp.post("/t/<int:number>/<key>/resolve")
+def resolve(number: int, key: str) -> Any:
+    ticket = _ticket_or_404(number, key)
+    if not ResolveForm().validate_on_submit():
+        abort(400)
+    if ticket.is_done:
+        flash(_("This ticket is already resolved."), "info")
+        return _back(ticket)
+    try:
+        customer_resolve(ticket)
+    except ServiceError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(_("Glad we could help. The ticket is marked as resolved; write again if you "
+                "still need us."), "success")
+    return _back(ticket)
+
+
+@bp.get("/t/<int:number>/<key>/files/<int:attachment_id>")
+def attachment(number: int, key: str, attachment_id: int) -> Response:
+    """A file of this ticket's public thread, always as a download, never rendered."""
+    ticket = _ticket_or_404(number, key)
+    found = (Attachment.select(Attachment)
+             .join(Message, JOIN.LEFT_OUTER, on=(Attachment.message == Message.id))
+             .where((Attachment.id == attachment_id) & (Attachment.ticket == ticket.id)
+                    & (Message.id.is_null() | ~Message.is_internal))
+             .first())
+    if found is None:
+        abort(404)
+    try:
+        stream = Storage(loket().config["attachments_path"]).open(found.sha256)
+    except (FileNotFoundError, ValueError):
+        abort(404)
+    response = send_file(stream, mimetype="application/octet-stream", as_attachment=True,
+                         download_name=found.filename, conditional=False, etag=False,
+                         max_age=0)
+    response.headers["Content-Disposition"] = content_disposition(found.filename)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name and the real one (RFC 6266, RFC 5987)."""
+    fallback = (unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+                .replace("\\", "").replace('"', "").strip()) or "attachment"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

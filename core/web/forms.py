@@ -1,0 +1,161 @@
+"""The help center's forms: the ticket form (with each category's extra questions) and replies."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    DateTimeLocalField,
+    EmailField,
+    Field,
+    MultipleFileField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+
+from ..i18n import _l
+from ..models import CategoryField, FieldKind
+
+# Prefix for the form names of a category's extra questions, so that an admin's
+# "email" or "subject" field can never shadow the form's own fields.
+EXTRA_PREFIX = "extra_"
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+_EMAIL = re.compile(rf"^[^\s@<>()\[\]\\,;:\"]+@{_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}$")
+
+
+def looks_like_email(value: str) -> bool:
+    """A plain address (local@domain.tld); no display names, no IP-literal domains."""
+    return len(value) <= 254 and bool(_EMAIL.match(value))
+
+
+class EmailAddress:
+    """Validator: an address we could write back to."""
+
+    def __init__(self, message: Any = None):
+        self.message = message or _l("Please enter a valid email address, like name@example.com.")
+
+    def __call__(self, form: Any, field: Field) -> None:
+        value = (field.data or "").strip()
+        if value and not looks_like_email(value):
+            raise ValidationError(self.message)
+        field.data = value
+
+
+def _required() -> DataRequired:
+    return DataRequired(message=_l("This field is required."))
+
+
+class TicketForm(FlaskForm):
+    """The fields every ticket form asks; see ``ticket_form_class`` for the category's own."""
+
+    name = StringField(_l("Your name"), validators=[_required(), Length(max=200)],
+                       render_kw={"autocomplete": "name"})
+    email = EmailField(_l("Your email address"),
+                       validators=[_required(), Length(max=254), EmailAddress()],
+                       render_kw={"autocomplete": "email"})
+    subject = StringField(_l("Subject"), validators=[_required(), Length(max=250)])
+    description = TextAreaField(_l("How can we help?"),
+                                validators=[_required(), Length(max=20000)],
+                                render_kw={"rows": 8})
+    attachments = MultipleFileField(_l("Attachments"))
+
+    extra_fields: tuple[FieldSpec, ...] = ()
+
+    def extra(self) -> list[tuple[FieldSpec, Field]]:
+        """The category's questions with their bound form fields, in the admin's order."""
+        return [(spec, self[spec.form_name]) for spec in self.extra_fields]
+
+
+class FieldSpec(NamedTuple):
+    """What the form needs of a CategoryField row; hashable, so built classes can be cached."""
+
+    name: str
+    label: str
+    kind: str
+    required: bool
+    choices: tuple[str, ...]
+    help_text: str
+
+    @property
+    def form_name(self) -> str:
+        return EXTRA_PREFIX + self.name
+
+    @classmethod
+    def of(cls, row: CategoryField) -> FieldSpec:
+        return cls(row.name, row.label, row.kind, bool(row.required),
+                   tuple(row.choice_list()), row.help_text or "")
+
+
+def _extra_field(spec: FieldSpec) -> Field:
+    need = [_required()] if spec.required else [Optional()]
+    kwargs: dict[str, Any] = {"description": spec.help_text}
+    if spec.kind == FieldKind.TEXTAREA:
+        return TextAreaField(spec.label, validators=need + [Length(max=5000)],
+                             render_kw={"rows": 4}, **kwargs)
+    if spec.kind == FieldKind.EMAIL:
+        return EmailField(spec.label, validators=need + [Length(max=254), EmailAddress()],
+                          **kwargs)
+    if spec.kind == FieldKind.DATETIME:
+        # InputRequired, so that a date that does not parse says so rather than "required".
+        when = [InputRequired(message=_l("This field is required."))] if spec.required else need
+        return DateTimeLocalField(
+            spec.label, validators=when, format=DATETIME_FORMATS,
+            render_kw={"step": 60}, **kwargs)
+    if spec.kind == FieldKind.CHOICE:
+        choices = [SelectChoice("", _l("Choose…"))] + [SelectChoice(c) for c in spec.choices]
+        return SelectField(spec.label, validators=need, choices=choices,
+                           validate_choice=True, **kwargs)
+    if spec.kind == FieldKind.FILE:
+        file_need = [FileRequired(message=_l("Please attach a file."))] if spec.required else []
+        return FileField(spec.label, validators=file_need, **kwargs)
+    # FieldKind.TEXT, and any kind this version does not know yet.
+    return StringField(spec.label, validators=need + [Length(max=500)], **kwargs)
+
+
+@lru_cache(maxsize=512)
+def _build(specs: tuple[FieldSpec, ...]) -> type[TicketForm]:
+    attrs: dict[str, Any] = {"extra_fields": specs}
+    for spec in specs:
+        attrs[spec.form_name] = _extra_field(spec)
+    return type("CategoryTicketForm", (TicketForm,), attrs)
+
+
+def ticket_form_class(fields: Iterable[CategoryField]) -> type[TicketForm]:
+    """The ticket form for a category: the common fields, then its questions in order.
+
+    Classes are cached by the questions' definitions, so an admin's edit gives a
+    new class and a busy form does not build one per request.
+    """
+    return _build(tuple(FieldSpec.of(row) for row in fields))
+
+
+def answer_of(spec: FieldSpec, field: Field) -> Any:
+    """The value stored in Ticket.form_data for a question (file fields are handled apart)."""
+    data = field.data
+    if spec.kind == FieldKind.DATETIME:
+        return data.isoformat(timespec="minutes") if data else ""
+    if isinstance(data, str):
+        return data.strip()
+    return data if data is not None else ""
+
+
+class ReplyForm(FlaskForm):
+    """The customer writes again on the tracking page."""
+
+    text = TextAreaField(_l("Your reply"), validators=[_required(), Length(max=20000)],
+                         render_kw={"rows": 6})
+    attachments = MultipleFileField(_l("Attachments"))
+
+
+class ResolveForm(FlaskForm):
+    """The customer says their problem is solved; the form is only its CSRF token."""

@@ -1,0 +1,260 @@
+"""The private tracking page: the thread, replies, "resolved", and attachment downloads."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from core import db as core_db
+from core.attachments import Storage
+from core.models import Attachment, Message, Status, Ticket, TicketEvent
+from core.services import tickets as svc
+from core.state import loket
+
+from .factories import build_desk
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
+EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 128
+
+
+@pytest.fixture
+def web(make_app: Any, spy: Any) -> Any:
+    app = make_app(extra_plugins=(spy,))
+    app.config["WTF_CSRF_ENABLED"] = False
+    return app
+
+
+@pytest.fixture
+def built(web: Any) -> Any:
+    with web.app_context(), core_db.connection():
+        yield build_desk()
+
+
+@pytest.fixture
+def site(web: Any) -> Any:
+    return web.test_client()
+
+
+def store(data: bytes, name: str) -> Any:
+    config = loket().config
+    return Storage(config["attachments_path"]).save_bytes(
+        data, name, max_bytes=config["upload_max_bytes"],
+        allowed_types=config["upload_allowed_types"])
+
+
+def open_web_ticket(desk: Any, *, files: tuple[tuple[bytes, str], ...] = (),
+                    email: str = "rina@example.com", text: str = "My card was charged twice.",
+                    ) -> Ticket:
+    return svc.open_ticket(
+        identity=svc.Identity(kind="email", value=email, name="Rina"),
+        subject="Charged twice", text=text, category=desk.payments,
+        user_type_id=desk.member.id, attachments=[store(data, name) for data, name in files])
+
+
+def link(ticket: Ticket) -> str:
+    return f"/t/{ticket.id}/{ticket.access_key}"
+
+
+def test_tracking_page_shows_the_public_thread(built: Any, site: Any) -> None:
+    ticket = open_web_ticket(built, files=((PNG, "receipt.png"),),
+                             text="Charged on <b>May 1</b>\nsee https://bank.example/tx/1")
+    svc.add_note(ticket, built.agent, "INTERNAL: customer is a reseller")
+    svc.reply(ticket, built.agent, "fallback text",
+              html='<p>We <strong>refunded</strong> you.</p><script>alert(1)</script>'
+                   '<img src="https://tracker.example/p.gif">')
+    page = site.get(link(ticket))
+    assert page.status_code == 200
+    text = page.text
+    assert "Charged twice" in text
+    assert f"Ticket {ticket.id}" in text
+    assert "Payments and subscriptions" in text
+    assert "Waiting for your reply" in text  # the agent's reply made it pending
+    # The customer's text is escaped, its line breaks and links kept.
+    assert "Charged on &lt;b&gt;May 1&lt;/b&gt;<br>" in text
+    assert 'href="https://bank.example/tx/1"' in text
+    # The agent's HTML was sanitised when stored; it is shown as HTML, not as its text.
+    assert "<strong>refunded</strong>" in text and "fallback text" not in text
+    assert "<script" not in text and "tracker.example" not in text
+    assert "Agus Agent" in text and ">You<" in text
+    assert "INTERNAL" not in text
+    attachment = Attachment.get()
+    assert f'href="{link(ticket)}/files/{attachment.id}"' in text
+    assert "receipt.png" in text
+    assert text.index("Charged on") < text.index("refunded")  # oldest first
+    assert "Mark as resolved" in text and 'name="text"' in text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "unsafe-inline" not in page.headers["Content-Security-Policy"]
+
+
+def test_wrong_key_and_missing_ticket_get_the_same_404(built: Any, site: Any) -> None:
+    ticket = open_web_ticket(built)
+    wrong = site.get(f"/t/{ticket.id}/{'x' * len(ticket.access_key)}")
+    missing = site.get(f"/t/{ticket.id + 1000}/{'x' * len(ticket.access_key)}")
+    empty_key = site.get(f"/t/{ticket.id}/{ticket.access_key[:-1]}")
+    assert wrong.status_code == missing.status_code == empty_key.status_code == 404
+    assert wrong.data == missing.data == empty_key.data
+    for response in (wrong, missing):
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert ticket.access_key not in wrong.text
+    # The same for every sub-page.
+    for suffix in ("/files/1",):
+        assert site.get(f"/t/{ticket.id}/wrong{suffix}").data == \
+            site.get(f"/t/{ticket.id + 1000}/wrong{suffix}").data
+    for suffix in ("/reply", "/resolve"):
+        assert site.post(f"/t/{ticket.id}/wrong{suffix}", data={"text": "hi"}).status_code == 404
+    assert Message.select().count() == 1
+    assert Ticket.get().status == Status.NEW
+
+
+def test_customer_reply_with_attachment(built: Any, site: Any, spy: Any) -> None:
+    ticket = open_web_ticket(built)
+    svc.reply(ticket, built.agent, "Which card?")
+    assert Ticket.get().status == Status.PENDING
+    response = site.post(link(ticket) + "/reply", content_type="multipart/form-data",
+                         data={"text": "The Visa one.",
+                               "attachments": [(io.BytesIO(PNG), "card.png"),
+                                               (io.BytesIO(b""), "")]})
+    assert response.status_code == 302
+    assert response.headers["Location"] == link(ticket) + "#latest"
+    assert Message.select().count() == 3
+    newest = Message.select().order_by(Message.id.desc()).first()
+    assert newest.body_text == "The Visa one."
+    assert newest.author_kind == "contact" and newest.channel == "web"
+    assert [a.filename for a in newest.attachments] == ["card.png"]
+    assert Ticket.get().status == Status.OPEN  # the customer's answer reopens it
+    assert [c["message"].id for c in spy.of("message_added")][-1] == newest.id
+    page = site.get(response.headers["Location"])
+    assert "Your reply was added" in page.text and "The Visa one." in page.text
+
+
+def test_reply_needs_text_and_acceptable_files(built: Any, site: Any) -> None:
+    ticket = open_web_ticket(built)
+    page = site.post(link(ticket) + "/reply", data={"text": "  "})
+    assert page.status_code == 200
+    assert "This field is required." in page.text
+    page = site.post(link(ticket) + "/reply", content_type="multipart/form-data",
+                     data={"text": "See attached", "attachments": [(io.BytesIO(EXE), "a.pdf")]})
+    assert page.status_code == 200
+    assert "a.pdf: this type of file is not accepted" in page.text
+    assert "See attached" in page.text  # what the customer typed is kept
+    assert page.headers["Cache-Control"] == "no-store"
+    assert Message.select().count() == 1 and Attachment.select().count() == 0
+
+
+def test_customer_resolves_the_ticket(built: Any, site: Any, spy: Any) -> None:
+    ticket = open_web_ticket(built)
+    response = site.post(link(ticket) + "/resolve")
+    assert response.status_code == 302
+    assert response.headers["Location"] == link(ticket)
+    assert Ticket.get().status == Status.RESOLVED
+    event = TicketEvent.select().where(TicketEvent.kind == "status").get()
+    assert event.actor_kind == "contact" and event.new_value == Status.RESOLVED
+    assert spy.of("ticket_status_changed")[-1]["new"] == Status.RESOLVED
+    page = site.get(link(ticket))
+    assert "Resolved" in page.text and "marked as resolved" in page.text
+    assert "Mark as resolved" not in page.text
+    assert 'name="text"' in page.text  # a resolved ticket can still be answered
+    again = site.post(link(ticket) + "/resolve", follow_redirects=True)
+    assert "already resolved" in again.text
+    assert TicketEvent.select().where(TicketEvent.kind == "status").count() == 1
+
+
+def test_closed_ticket_has_no_reply_form(built: Any, site: Any) -> None:
+    ticket = open_web_ticket(built)
+    svc.change_status(ticket, Status.CLOSED, svc.Actor.agent(built.agent))
+    page = site.get(link(ticket))
+    assert page.status_code == 200
+    assert "Closed" in page.text
+    assert 'name="text"' not in page.text and "Mark as resolved" not in page.text
+    assert "This ticket is closed" in page.text
+    response = site.post(link(ticket) + "/reply", data={"text": "Hello again"},
+                         follow_redirects=True)
+    assert response.status_code == 200
+    assert "This ticket is closed" in response.text
+    assert Message.select().count() == 1
+    response = site.post(link(ticket) + "/resolve", follow_redirects=True)
+    assert Ticket.get().status == Status.CLOSED
+
+
+def test_service_refusal_is_shown_as_a_flash(built: Any, site: Any, monkeypatch: Any) -> None:
+    ticket = open_web_ticket(built)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise svc.ServiceError("the desk says no")
+
+    monkeypatch.setattr("core.web.helpcenter.add_customer_reply", refuse)
+    page = site.post(link(ticket) + "/reply", data={"text": "Hi"}, follow_redirects=True)
+    assert "the desk says no" in page.text
+    assert 'class="flash flash-error"' in page.text
+
+
+def test_attachment_download_headers(built: Any, site: Any) -> None:
+    ticket = open_web_ticket(built, files=((PNG, "Kwitansi Mei – bukti.png"),))
+    attachment = Attachment.get()
+    response = site.get(f"{link(ticket)}/files/{attachment.id}")
+    assert response.status_code == 200
+    assert response.data == PNG
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;")
+    assert f"filename*=UTF-8''{quote('Kwitansi Mei – bukti.png', safe='')}" in disposition
+    assert 'filename="Kwitansi Mei  bukti.png"' in disposition
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_text_file_is_never_served_inline(built: Any, site: Any) -> None:
+    """Plain text (even text that talks about HTML) downloads typed as bytes, sandboxed."""
+    text = b"My browser shows: Error < 500 > & nothing loads.\n"
+    ticket = open_web_ticket(built, files=((text, "cute-cat.png"),))
+    attachment = Attachment.get()
+    assert attachment.content_type == "text/plain"
+    assert attachment.content_type != "image/png"
+    response = site.get(f"{link(ticket)}/files/{attachment.id}")
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+
+
+def test_attachment_of_another_ticket_or_a_note_is_404(built: Any, site: Any) -> None:
+    mine = open_web_ticket(built)
+    theirs = open_web_ticket(built, email="other@example.com", files=((PNG, "theirs.png"),))
+    theirs_file = Attachment.get()
+    assert site.get(f"{link(mine)}/files/{theirs_file.id}").status_code == 404
+    assert site.get(f"{link(theirs)}/files/{theirs_file.id}").status_code == 200
+    assert site.get(f"/t/{theirs.id}/{mine.access_key}/files/{theirs_file.id}").status_code == 404
+    note = svc.add_note(mine, built.agent, "Internal scan", attachments=[store(PNG + b"1", "x.png")])
+    note_file = Attachment.get(Attachment.message == note.id)
+    assert site.get(f"{link(mine)}/files/{note_file.id}").status_code == 404
+    assert site.get(f"{link(mine)}/files/999999").status_code == 404
+
+
+def test_submitted_flash_is_not_shown_on_another_ticket(built: Any, site: Any) -> None:
+    """The "we received it" panel follows the submission, not whoever opens a link next."""
+    other = open_web_ticket(built, email="other@example.com")
+    response = site.post("/help/member/payments-and-subscriptions/new",
+                         content_type="multipart/form-data",
+                         data={"name": "Rina", "email": "rina@example.com", "subject": "Hello",
+                               "description": "Help"})
+    assert response.status_code == 302
+    mine = Ticket.select().order_by(Ticket.id.desc()).first()
+    assert "We received your request" not in site.get(link(other)).text
+    assert f"Your ticket number is {mine.id}." in site.get(link(mine)).text
+
+
+def test_submitted_panel_after_the_redirect(built: Any, site: Any) -> None:
+    response = site.post("/help/member/payments-and-subscriptions/new",
+                         content_type="multipart/form-data",
+                         data={"name": "Rina", "email": "rina@example.com", "subject": "Hello",
+                               "description": "Help"}, follow_redirects=True)
+    mine = Ticket.get()
+    assert response.request.path == link(mine)
+    assert f"Your ticket number is {mine.id}." in response.text
