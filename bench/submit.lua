@@ -1,0 +1,21 @@
+-- wrk script: submit the public ticket form again and again.
+-- The CSRF token is bound to the session, so one cookie + token pair (fetched by run.py
+-- beforehand, as a browser would) serves every request.
+local path = os.getenv("BENCH_PATH")
+local cookie = os.getenv("BENCH_COOKIE")
+local token = os.getenv("BENCH_CSRF")
+local counter = 0
+
+local headers = {
+  ["Content-Type"] = "application/x-www-form-urlencoded",
+  ["Cookie"] = cookie,
+}
+
+request = function()
+  counter = counter + 1
+  local body = "name=Bench+Customer&email=bench%40example.com"
+    .. "&subject=Benchmark+ticket+" .. counter
+    .. "&description=My+payment+page+does+not+load+after+I+sign+in.+Please+help."
+    .. "&csrf_token=" .. token
+  return wrk.format("POST", path, headers, body)
+end

@@ -1,0 +1,520 @@
+"""The ``loket`` command: serve, worker, database migrations, staff accounts, demo data, checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+from flask import Flask
+
+from . import db
+from .config import ConfigError
+from .plugins import PluginError
+
+APP_KEY = "loket.app"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = REPO_ROOT / "gunicorn.conf.py"
+# What gunicorn serves; create_app() reads the same LOKET_* settings as this command.
+WSGI_APP = "core:create_app()"
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one line to stderr and stop with ``code``."""
+    click.echo(f"loket: {message}", err=True)
+    raise click.exceptions.Exit(code)
+
+
+def get_app(ctx: click.Context | None = None) -> Flask:
+    """Build the app once per command line; a bad setting ends it with one line and exit 2."""
+    root = (ctx or click.get_current_context()).find_root()
+    app = root.meta.get(APP_KEY)
+    if app is None:
+        from . import create_app
+
+        try:
+            app = create_app()
+        except (ConfigError, PluginError) as exc:
+            fail(str(exc), 2)
+        except ValueError as exc:  # a setting combination the factory refuses
+            fail(str(exc), 2)
+        root.meta[APP_KEY] = app
+        database = app.extensions["loket"].database
+        root.call_on_close(lambda: database.is_closed() or database.close())
+    return app
+
+
+def enter_app(ctx: click.Context | None = None) -> Flask:
+    """Build the app, then hold its app context and a database connection until the command ends."""
+    root = (ctx or click.get_current_context()).find_root()
+    app = get_app(root)
+    if not root.meta.get("loket.entered"):
+        root.meta["loket.entered"] = True
+        root.with_resource(app.app_context())
+        db.bind(app.extensions["loket"].database)
+        root.with_resource(db.connection())
+    return app
+
+
+def state(app: Flask) -> Any:
+    return app.extensions["loket"]
+
+
+class LoketGroup(click.Group):
+    """The command group; plugin commands come from ``register_commands`` once the app exists.
+
+    The app is built lazily, the first time a name is not a core command, so
+    ``loket --help`` and the core commands work whatever the plugins do.
+    """
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        root = ctx.find_root()
+        found = root.meta.get("loket.plugin_commands")
+        if found is None:
+            found = {}
+            for commands in state(get_app(root)).pm.hook.register_commands():
+                for command in commands or ():
+                    if command.name and command.name not in self.commands:
+                        found.setdefault(command.name, command)
+            root.meta["loket.plugin_commands"] = found
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = list(super().list_commands(ctx))
+        try:
+            names += sorted(self._plugin_commands(ctx))
+        except click.exceptions.Exit:
+            pass  # the help text still lists the core commands; running one reports the error
+        return names
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        return self._plugin_commands(ctx).get(cmd_name)
+
+
+@click.group(cls=LoketGroup)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Loket help desk. Settings come from LOKET_* variables and the LOKET_CONFIG file."""
+    name = ctx.invoked_subcommand
+    if name and name not in main.commands:
+        # A plugin's command: it runs inside the app, with a database connection.
+        enter_app(ctx)
+
+
+# -- Running -----------------------------------------------------------------------------------
+
+
+def _pending(app: Flask) -> list[str]:
+    from .migrate import status
+
+    with db.connection():
+        return [f"{unit.unit}: {name}" for unit in status(state(app)) for name in unit.pending]
+
+
+@main.command()
+@click.option("--bind", default=None, metavar="HOST:PORT",
+              help="Address to listen on (default: LOKET_BIND or 127.0.0.1:8000).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Web worker processes (default: LOKET_WEB_WORKERS or from the CPU count).")
+@click.option("--no-worker", is_flag=True, help="Do not start a job worker beside the web server.")
+@click.option("--job-workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Threads of the job worker.")
+def serve(bind: str | None, workers: int | None, no_worker: bool, job_workers: int) -> None:
+    """Serve the help desk with gunicorn, and run a job worker beside it."""
+    app = get_app()
+    try:
+        pending = _pending(app)
+    except Exception as exc:
+        fail(f"cannot read the database: {exc}")
+    if pending:
+        fail(f"{len(pending)} migration(s) pending ({', '.join(pending)}); "
+             "run `loket db upgrade` first")
+    if state(app).config["jobs"] == "immediate":
+        no_worker = True  # jobs run inline; a worker would have nothing to take
+    if not state(app).database.is_closed():
+        state(app).database.close()
+
+    env = dict(os.environ)
+    if bind:
+        env["LOKET_BIND"] = bind
+    if workers:
+        env["LOKET_WEB_WORKERS"] = str(workers)
+    web_cmd = [sys.executable, "-m", "gunicorn"]
+    if GUNICORN_CONF.exists():
+        web_cmd += ["--config", str(GUNICORN_CONF)]
+    else:  # installed without the repository: the settings the config file would read
+        web_cmd += ["--bind", env.get("LOKET_BIND", "127.0.0.1:8000"),
+                    "--workers", env.get("LOKET_WEB_WORKERS", "2"),
+                    "--worker-class", "gthread", "--threads", "4"]
+    web_cmd.append(WSGI_APP)
+    children: list[tuple[str, subprocess.Popen[bytes], int]] = []
+    # Own sessions: a Ctrl-C reaches this process only, which then stops each child gracefully.
+    children.append(("web", subprocess.Popen(web_cmd, env=env, start_new_session=True),
+                     signal.SIGTERM))
+    if not no_worker:
+        worker_cmd = [sys.executable, "-m", "core.cli", "worker", "--workers", str(job_workers)]
+        children.append(("worker", subprocess.Popen(worker_cmd, env=env, start_new_session=True),
+                         signal.SIGINT))  # huey finishes running jobs on SIGINT
+    for name, proc, _sig in children:
+        click.echo(f"loket: {name} started (pid {proc.pid})", err=True)
+    sys.exit(_supervise(children))
+
+
+def _supervise(children: list[tuple[str, subprocess.Popen[bytes], int]],
+               grace: float = 40.0) -> int:
+    """Wait until a signal or a child's exit, then stop every child; returns the exit code."""
+    stop: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    try:
+        while not stop:
+            ended = [(name, proc) for name, proc, _ in children if proc.poll() is not None]
+            if ended:
+                name, proc = ended[0]
+                click.echo(f"loket: {name} exited with code {proc.returncode}; stopping",
+                           err=True)
+                code = proc.returncode or 1
+                break
+            time.sleep(0.2)
+        for _name, proc, sig in children:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+        deadline = time.monotonic() + grace
+        for name, proc, _sig in children:
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                click.echo(f"loket: {name} did not stop in {grace:.0f}s; killing it", err=True)
+                proc.kill()
+                proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
+
+
+@main.command()
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Jobs run at the same time (threads).")
+@click.option("--no-periodic", is_flag=True,
+              help="Do not run periodic tasks here (when another worker runs them).")
+def worker(workers: int, no_periodic: bool) -> None:
+    """Run background jobs (outbound messages, mailbox polling, periodic tasks) until stopped."""
+    app = get_app()
+    loket_state = state(app)
+    if loket_state.config["jobs"] == "immediate":
+        fail("LOKET_JOBS is immediate: jobs run inline, there is nothing for a worker to do")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loket_state.jobs.run_worker(workers=workers, periodic=not no_periodic)
+
+
+# -- Database ----------------------------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema: apply and list migrations (core first, then each enabled plugin)."""
+
+
+@db_group.command()
+def upgrade() -> None:
+    """Apply every pending migration."""
+    from . import migrate
+
+    app = enter_app()
+    try:
+        done = migrate.upgrade(state(app))
+    except Exception as exc:
+        fail(f"migration failed: {exc}")
+    total = 0
+    for unit, names in done.items():
+        for name in names:
+            click.echo(f"{unit}: applied {name}")
+            total += 1
+    click.echo(f"{total} migration(s) applied." if total else "Database is up to date.")
+
+
+@db_group.command("status")
+def db_status() -> None:
+    """List applied and pending migrations per unit."""
+    from . import migrate
+
+    app = enter_app()
+    pending = 0
+    for unit in migrate.status(state(app)):
+        click.echo(f"{unit.unit}: {len(unit.applied)} applied, {len(unit.pending)} pending")
+        for name in unit.pending:
+            click.echo(f"  pending {name}")
+        pending += len(unit.pending)
+    if pending:
+        click.echo("Run `loket db upgrade` to apply them.")
+
+
+# -- Staff -------------------------------------------------------------------------------------
+
+
+def _clean_email(value: str) -> str:
+    email = value.strip().lower()
+    if "@" not in email or " " in email or email.startswith("@") or email.endswith("@"):
+        raise click.BadParameter(f"{value!r} is not an email address")
+    return email
+
+
+def _read_password(password: str | None, from_stdin: bool) -> str:
+    if password and from_stdin:
+        raise click.UsageError("give --password or --password-stdin, not both")
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@main.command("create-admin")
+@click.option("--email", required=True, help="Sign-in address.")
+@click.option("--name", default=None, help="Display name (required for a new account).")
+@click.option("--password", default=None,
+              help="Password (visible in the process list; prefer the prompt or --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_admin(email: str, name: str | None, password: str | None,
+                 password_stdin: bool) -> None:
+    """Create an admin, or make an existing staff member admin with a new password."""
+    from .models import Role, Staff
+    from .passwords import hash_password
+
+    email = _clean_email(email)
+    password = _read_password(password, password_stdin)
+    try:
+        password_hash = hash_password(password)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="password") from None
+    enter_app()
+    with db.write_transaction():
+        staff = Staff.get_or_none(Staff.email == email)
+        if staff is None:
+            if not name:
+                raise click.UsageError("--name is required for a new account")
+            Staff.create(email=email, name=name, role=Role.ADMIN, password_hash=password_hash)
+            click.echo(f"Created admin {email}.")
+            return
+        staff.password_hash = password_hash
+        staff.role = Role.ADMIN
+        staff.active = True
+        staff.failed_logins = 0
+        staff.locked_until = None
+        if name:
+            staff.name = name
+        staff.save()
+    click.echo(f"Updated {email}: admin, new password set.")
+
+
+@main.command("api-token")
+@click.option("--email", required=True, help="The staff member the token acts as.")
+def api_token(email: str) -> None:
+    """Issue a new API token for a staff member (replaces the old one); shown once."""
+    from .models import Staff
+    from .passwords import new_api_token
+
+    email = _clean_email(email)
+    enter_app()
+    token, token_hash = new_api_token()
+    with db.write_transaction():
+        staff = Staff.get_or_none(Staff.email == email)
+        if staff is None or not staff.active:
+            fail(f"no active staff member with email {email}")
+        staff.api_token_hash = token_hash
+        staff.save(only=[Staff.api_token_hash])
+    click.echo(token)
+    click.echo("Keep it now: it is stored hashed and cannot be shown again.", err=True)
+
+
+# -- Demo data ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--admin-email", default="admin@loket.test", show_default=True)
+@click.option("--admin-password", default=None,
+              help="Admin password (default: a random one for a new admin; kept otherwise).")
+def demo(admin_email: str, admin_password: str | None) -> None:
+    """Fill the desk with realistic demo data (safe to run again)."""
+    from . import demo as demo_mod
+    from .migrate import status
+
+    app = enter_app()
+    if any(unit.pending for unit in status(state(app))):
+        fail("the database has pending migrations; run `loket db upgrade` first")
+    if admin_password is not None and len(admin_password) < 10:
+        raise click.BadParameter("needs at least 10 characters", param_hint="--admin-password")
+    email = _clean_email(admin_email)
+
+    def progress(steps: list[Any], label: str) -> Iterator[Any]:
+        with click.progressbar(steps, label=label, file=sys.stderr) as bar:
+            yield from bar
+
+    result = demo_mod.load_demo(admin_email=email, admin_password=admin_password,
+                                progress=progress)
+    click.echo(f"Demo desk: {result.user_types} user types, {result.categories} categories, "
+               f"{result.staff} staff, {result.tickets_created} new ticket(s) "
+               f"({result.tickets_total} demo tickets in all).")
+    click.echo(f"Admin login: {email}")
+    if result.admin_password:
+        click.echo(f"Password:    {result.admin_password}")
+    else:
+        click.echo("Password:    unchanged (pass --admin-password to set a new one)")
+    base = state(app).config["public_url"]
+    click.echo(f"Help center: {base}/    Admin console: {base}/admin/")
+
+
+# -- Plugins and checks ------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins: version, whether enabled here, hooks implemented."""
+    from .plugins import describe
+
+    loket_state = state(get_app())
+    infos = describe(loket_state.pm, loket_state.enabled)
+    if as_json:
+        click.echo(json.dumps([
+            {"name": i.name, "version": i.version, "module": i.module, "enabled": i.enabled,
+             "hooks": list(i.hooks)} for i in infos], indent=2))
+        return
+    rows = [("NAME", "VERSION", "ENABLED", "HOOKS")]
+    rows += [(i.name, i.version, "yes" if i.enabled else "no", ", ".join(i.hooks))
+             for i in infos]
+    widths = [max(len(row[col]) for row in rows) for col in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(widths[n]) for n, cell in enumerate(row[:3]))
+                   + "  " + row[3])
+
+
+SECRET_WORDS = ("secret", "password", "token", "key")
+
+
+def _mask(name: str, value: Any, secret: bool) -> str:
+    if isinstance(value, str) and "://" in value:
+        parts = urlsplit(value)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            value = urlunsplit(parts._replace(netloc=netloc))
+    if value in ("", None, []):
+        return '""' if isinstance(value, str) else repr(value)
+    if secret or any(word in name.rsplit(".", 1)[-1] for word in SECRET_WORDS):
+        return "*** (set)"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _secret_settings(app: Flask) -> set[str]:
+    from .config import CORE_SETTINGS
+
+    names = {s.name for s in CORE_SETTINGS if s.secret}
+    for impl in state(app).pm.hook.plugin_settings.get_hookimpls():
+        names |= {f"{impl.plugin_name}.{s.name}" for s in (impl.function() or []) if s.secret}
+    return names
+
+
+@main.command()
+def check() -> None:
+    """Check the configuration, database, migrations and job backend; exit 1 on a problem."""
+    from .jobs import build_huey
+    from .migrate import status
+
+    app = get_app()
+    loket_state = state(app)
+    config = loket_state.config
+    secrets = _secret_settings(app)
+    problems: list[str] = []
+
+    click.echo("Settings (source in brackets):")
+    width = max(len(name) for name in config.values)
+    for name in sorted(config.values, key=lambda n: ("." in n, n)):
+        source = config.sources.get(name, "default")
+        if source == "default" and name in ("database_url", "attachments_path"):
+            source = "default, in the instance folder"
+        elif source == "default" and name == "secret_key":
+            source = "generated, instance/secret_key"
+        click.echo(f"  {name.ljust(width)}  {_mask(name, config[name], name in secrets)}"
+                   f"  [{source}]")
+
+    click.echo("Checks:")
+
+    def report(label: str, action: Callable[[], str]) -> None:
+        try:
+            detail = action()
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            problems.append(label)
+            click.echo(f"  FAIL  {label}: {first}")
+        else:
+            click.echo(f"  ok    {label}: {detail}")
+
+    def database() -> str:
+        with db.connection() as conn:
+            conn.execute_sql("SELECT 1")
+        return "sqlite" if db.is_sqlite(loket_state.database) else "postgresql"
+
+    def migrations() -> str:
+        with db.connection():
+            units = status(loket_state)
+        pending = [f"{u.unit}: {name}" for u in units for name in u.pending]
+        if pending:
+            raise RuntimeError(f"{len(pending)} pending ({', '.join(pending)}); "
+                               "run `loket db upgrade`")
+        return ", ".join(f"{u.unit} {len(u.applied)}" for u in units) + " applied"
+
+    def jobs() -> str:
+        mode = config["jobs"]
+        if mode == "auto":
+            mode = "redis" if config["redis_url"] else "sqlite"
+        if mode == "immediate":
+            return "immediate (jobs run inline; for tests only)"
+        huey = build_huey(config)
+        if mode == "redis":
+            huey.storage.conn.ping()
+            return f"redis, {huey.pending_count()} job(s) waiting"
+        return f"sqlite ({Path(config['instance_path']) / 'jobs.db'}), " \
+               f"{huey.pending_count()} job(s) waiting"
+
+    def attachments() -> str:
+        folder = Path(config["attachments_path"])
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise RuntimeError(f"{folder} is not writable")
+        return f"{folder} writable"
+
+    with app.app_context():
+        db.bind(loket_state.database)
+        report("database", database)
+        report("migrations", migrations)
+        report("job queue", jobs)
+        report("attachments", attachments)
+    if config["public_url"].startswith("https://") and not config["secure_cookies"]:
+        click.echo("  note  public_url is https: set LOKET_SECURE_COOKIES=true")
+    if problems:
+        click.echo(f"{len(problems)} problem(s): {', '.join(problems)}", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo("All checks passed.")
+
+
+if __name__ == "__main__":
+    main()

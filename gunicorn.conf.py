@@ -1,0 +1,38 @@
+"""gunicorn settings for `loket serve` (and for running gunicorn by hand: gunicorn -c gunicorn.conf.py).
+
+Read from the environment so one file serves every host:
+LOKET_BIND, LOKET_WEB_WORKERS, LOKET_WEB_THREADS, LOKET_ACCESS_LOG.
+"""
+
+import os
+
+wsgi_app = "core:create_app()"
+
+bind = [address.strip() for address in os.environ.get("LOKET_BIND", "127.0.0.1:8000").split(",")
+        if address.strip()]
+
+# The work is mostly database round trips, so a few processes with a few threads each keep
+# the CPUs busy; past 8 processes memory grows faster than throughput.
+workers = int(os.environ.get("LOKET_WEB_WORKERS") or min(2 * (os.cpu_count() or 1), 8))
+
+# gthread rather than sync: it keeps client connections alive (sync closes each one), and a
+# slow client holds one thread instead of a whole process. Measured in bench/README.md.
+worker_class = "gthread"
+threads = int(os.environ.get("LOKET_WEB_THREADS") or 4)
+
+# Off by default: a reverse proxy usually logs requests already. "-" logs to stdout.
+accesslog = os.environ.get("LOKET_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOKET_LOG_LEVEL", "info")
+
+timeout = 30  # a worker silent for this long is killed and replaced
+graceful_timeout = 30  # on SIGTERM, requests in flight get this long to finish
+keepalive = 5
+
+# Recycle workers now and then, so a slow leak in any plugin cannot grow without bound.
+max_requests = 5000
+max_requests_jitter = 500
+
+# gunicorn >= 25 opens a control socket at one fixed path in $HOME by default, which two
+# instances on one host (web and a benchmark, say) would fight over; nothing here uses it.
+control_socket_disable = True
