@@ -1,0 +1,144 @@
+"""The one secured base every console view derives from, plugin views included.
+
+Flask-Admin views are open to anyone by default; these close them: a view
+answers only a signed-in, active staff member whose role is in its ``roles``.
+Anonymous visitors are sent to the sign-in page, other roles get 403.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, ClassVar
+
+import peewee
+from flask import abort, after_this_request, flash, g, redirect, request, url_for
+from flask_admin import AdminIndexView, BaseView
+from flask_admin.actions import action
+from flask_admin.babel import lazy_gettext
+from flask_admin.contrib.peewee import ModelView
+from flask_admin.form import BaseForm
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms.validators import ValidationError
+
+from core import db
+from core.app import CSP
+from core.models import Role, Staff
+
+ADMIN_ONLY = frozenset({Role.ADMIN})
+STAFF = frozenset({Role.ADMIN, Role.AGENT})
+
+
+def csp_nonce() -> str:
+    """One nonce per request, for the few inline scripts Flask-Admin's templates carry."""
+    nonce = g.get("_loket_csp_nonce")
+    if nonce is None:
+        nonce = g._loket_csp_nonce = secrets.token_urlsafe(18)
+    return nonce
+
+
+def _console_headers(response: Any) -> Any:
+    # The app's strict policy, plus this request's nonce when a template used one.
+    # Never 'unsafe-inline' for scripts: customer text is shown on these pages.
+    if response.headers.get("Content-Security-Policy"):
+        return response  # the view chose a stricter policy (downloads)
+    nonce = g.get("_loket_csp_nonce")
+    policy = CSP if nonce is None else CSP.replace(
+        "script-src 'self'", f"script-src 'self' 'nonce-{nonce}'")
+    response.headers["Content-Security-Policy"] = policy
+    return response
+
+
+def current_staff() -> Staff | None:
+    """The signed-in staff member, or None."""
+    if not current_user.is_authenticated:
+        return None
+    return current_user.staff
+
+
+class AdminForm(BaseForm, FlaskForm):
+    """Flask-Admin's form base with Flask-WTF's CSRF token.
+
+    The app runs Flask-WTF's CSRFProtect on every POST, so the console's forms
+    must carry that token; ``flask_admin.form.SecureForm`` signs its own,
+    different token, which CSRFProtect would refuse.
+    """
+
+
+class SecuredMixin:
+    """Sign-in and role check for any Flask-Admin view; put it first in the bases."""
+
+    roles: ClassVar[frozenset[str]] = ADMIN_ONLY
+
+    def is_accessible(self) -> bool:
+        staff = current_staff()
+        return staff is not None and staff.active and staff.role in self.roles
+
+    def inaccessible_callback(self, name: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            target = request.full_path if request.method == "GET" else request.path
+            return redirect(url_for("loket_auth.login", next=target.rstrip("?")))
+        abort(403)
+
+    def _handle_view(self, name: str, **kwargs: Any) -> Any:
+        after_this_request(_console_headers)
+        return super()._handle_view(name, **kwargs)  # type: ignore[misc]
+
+
+class SecuredBaseView(SecuredMixin, BaseView):
+    """A custom console page (no model behind it)."""
+
+
+# The name the hookspec documents for plugin authors.
+SecuredView = SecuredBaseView
+
+
+class SecuredIndexView(SecuredMixin, AdminIndexView):
+    """The console's home page."""
+
+    roles = STAFF
+
+
+class SecuredModelView(SecuredMixin, ModelView):
+    """A peewee model view: CSRF on every form, deletes that never cascade."""
+
+    form_base_class = AdminForm
+    page_size = 50
+    can_set_page_size = True
+    can_view_details = False
+    can_export = False
+    # Flask-Admin's default deletes related rows (recursive=True); here a row that
+    # others still use is refused instead, with the reason.
+    delete_refused_message: ClassVar[str] = "{name} is still in use and cannot be deleted."
+
+    def delete_in_use(self, model: Any) -> str | None:
+        """Why ``model`` must not be deleted (it is in use), or None."""
+        return None
+
+    def delete_model(self, model: Any) -> bool:
+        reason = self.delete_in_use(model)
+        if reason:
+            flash(reason, "error")
+            return False
+        try:
+            self.on_model_delete(model)
+            with db.write_transaction():
+                model.delete_instance(recursive=False)
+        except ValidationError as exc:
+            flash(str(exc), "error")
+            return False
+        except peewee.IntegrityError:
+            flash(self.delete_refused_message.format(name=str(model)), "error")
+            return False
+        self.after_model_delete(model)
+        return True
+
+    @action("delete", lazy_gettext("Delete"),
+            lazy_gettext("Are you sure you want to delete selected records?"))
+    def action_delete(self, ids: Any) -> None:
+        deleted = 0
+        for model in self.get_query().where(self.model._meta.primary_key << list(ids)):
+            if self.delete_model(model):
+                deleted += 1
+        if deleted:
+            flash(f"{deleted} record(s) deleted.", "success")

@@ -1,0 +1,124 @@
+"""The console's home: what the desk looks like now and over the last 30 days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from flask_admin import expose
+from peewee import fn
+
+from core.models import Category, Department, Status, Ticket, utcnow
+from core.services.access import ticket_scope
+
+from . import charts
+from .base import SecuredIndexView, current_staff
+
+DAYS = 30
+
+
+def _scoped(query: Any) -> Any:
+    staff = current_staff()
+    scope = ticket_scope(staff) if staff is not None else Ticket.id < 0
+    return query if scope is None else query.where(scope)
+
+
+def _day(value: Any) -> str:
+    # date() comes back as text, a date or (peewee converting it) a datetime.
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    return value.isoformat() if isinstance(value, dt.date) else str(value)[:10]
+
+
+def per_day_by_channel(column: Any, since: dt.datetime, days: list[str]) -> dict[str, list[int]]:
+    day = fn.DATE(column)
+    rows = _scoped(Ticket.select(day.alias("day"), Ticket.channel, fn.COUNT(Ticket.id)
+                                 .alias("n")).where(column >= since)
+                   .group_by(day, Ticket.channel)).dicts()
+    series: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
+    index = {d: i for i, d in enumerate(days)}
+    for row in rows:
+        i = index.get(_day(row["day"]))
+        if i is not None:
+            series[row["channel"]][i] += row["n"]
+    return dict(sorted(series.items()))
+
+
+def first_response_stats(since: dt.datetime) -> dict[str, Any]:
+    rows = _scoped(Ticket.select(Ticket.created_at, Ticket.first_response_at)
+                   .where((Ticket.created_at >= since) & Ticket.first_response_at.is_null(False)))
+    minutes = sorted((r.first_response_at - r.created_at).total_seconds() / 60 for r in rows)
+    if not minutes:
+        return {"count": 0, "median": None, "p90": None}
+    p90 = minutes[max(math.ceil(0.9 * len(minutes)) - 1, 0)]  # nearest rank
+    return {"count": len(minutes), "median": statistics.median(minutes), "p90": p90}
+
+
+def human_minutes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 90:
+        return f"{value:.0f} min"
+    if value < 48 * 60:
+        return f"{value / 60:.1f} h"
+    return f"{value / 1440:.1f} days"
+
+
+def top_categories(now: dt.datetime) -> list[tuple[str, list[int]]]:
+    this_week = now - dt.timedelta(days=7)
+    last_week = now - dt.timedelta(days=14)
+    counts: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+    for start, end, slot in ((this_week, now, 0), (last_week, this_week, 1)):
+        rows = _scoped(Ticket.select(Ticket.category, fn.COUNT(Ticket.id).alias("n"))
+                       .where((Ticket.created_at >= start) & (Ticket.created_at < end))
+                       .group_by(Ticket.category)).dicts()
+        for row in rows:
+            counts[row["category"]][slot] += row["n"]
+    names = {c.id: c.name for c in Category.select(Category.id, Category.name)
+             .where(Category.id.in_([k for k in counts if k is not None]))}
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))[:8]
+    return [(names.get(k, "(no category)"), v) for k, v in ranked]
+
+
+class DashboardView(SecuredIndexView):
+    """Charts drawn on the server as inline SVG, scoped to what the viewer may see."""
+
+    @expose("/")
+    def index(self) -> Any:
+        now = utcnow()
+        since = (now - dt.timedelta(days=DAYS - 1)).replace(hour=0, minute=0, second=0,
+                                                            microsecond=0)
+        days = [(since + dt.timedelta(days=i)).date().isoformat() for i in range(DAYS)]
+        short = [d[5:] for d in days]
+        opened = per_day_by_channel(Ticket.created_at, since, days)
+        resolved = per_day_by_channel(Ticket.resolved_at, since, days)
+        by_status = dict(_scoped(Ticket.select(Ticket.status, fn.COUNT(Ticket.id))
+                                 .where(Ticket.status.in_(Status.ACTIVE))
+                                 .group_by(Ticket.status)).tuples())
+        by_department_ids = _scoped(Ticket.select(Ticket.department, fn.COUNT(Ticket.id))
+                                    .where(Ticket.status.in_(Status.ACTIVE))
+                                    .group_by(Ticket.department)).tuples()
+        names = {d.id: d.name for d in Department.select(Department.id, Department.name)}
+        by_department = sorted(((names.get(k, "(no department)"), [n])
+                                for k, n in by_department_ids), key=lambda r: -r[1][0])
+        response = first_response_stats(since)
+        return self.render(
+            "loket_admin/dashboard.html",
+            opened_chart=charts.stacked_bars("Tickets opened per day by channel", short,
+                                             opened),
+            resolved_chart=charts.stacked_bars("Tickets resolved per day by channel", short,
+                                               resolved),
+            status_chart=charts.horizontal_bars(
+                "Open tickets by status",
+                [(s.replace("_", " "), [by_status.get(s, 0)]) for s in Status.ACTIVE]),
+            department_chart=charts.horizontal_bars("Open tickets by department",
+                                                    by_department),
+            category_chart=charts.horizontal_bars(
+                "Top categories, this week and last week", top_categories(now),
+                ("this week", "last week")),
+            response=response, median=human_minutes(response["median"]),
+            p90=human_minutes(response["p90"]),
+            open_total=sum(by_status.values()), days=DAYS)

@@ -1,0 +1,265 @@
+"""What admins shape: user types, categories and their form fields, departments, staff, contacts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from wtforms import PasswordField, SelectField, SelectMultipleField
+from wtforms.validators import Optional, Regexp, ValidationError
+
+from core.models import (
+    CannedReply,
+    Category,
+    CategoryField,
+    Contact,
+    ContactIdentity,
+    Department,
+    FieldKind,
+    Priority,
+    Role,
+    Staff,
+    StaffDepartment,
+    Ticket,
+    UserType,
+    utcnow,
+)
+from core.passwords import MIN_PASSWORD_LENGTH, hash_password
+from core.services.contacts import merge_contacts
+
+from .base import ADMIN_ONLY, STAFF, AdminForm, SecuredModelView, current_staff
+
+SLUG = [Regexp(r"^[a-z0-9][a-z0-9-]*$", message="Lower-case letters, digits and dashes only.")]
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(value, value.replace("_", " ")) for value in values]
+
+
+class UserTypeView(SecuredModelView):
+    roles = ADMIN_ONLY
+    column_list = ("position", "name", "slug", "active")
+    column_default_sort = [("position", False), ("name", False)]
+    form_columns = ("name", "slug", "description", "position", "active")
+    form_args = {"slug": {"validators": SLUG}}
+    column_searchable_list = ("name", "slug")
+
+    def delete_in_use(self, model: UserType) -> str | None:
+        if Category.select().where(Category.user_type == model).exists():
+            return f"User type {model.name} still has categories; move or delete them first."
+        if Ticket.select().where(Ticket.user_type == model).exists():
+            return f"Tickets use user type {model.name}; deactivate it instead."
+        return None
+
+
+class CategoryView(SecuredModelView):
+    roles = ADMIN_ONLY
+    column_list = ("user_type", "parent", "position", "name", "slug", "default_department",
+                   "default_priority", "visible", "updated_at")
+    column_default_sort = [("user_type", False), ("parent", False), ("position", False)]
+    column_searchable_list = ("name", "slug")
+    column_filters = ("visible", "default_priority")
+    form_columns = ("user_type", "parent", "name", "slug", "description", "position",
+                    "default_department", "default_priority", "visible")
+    form_choices = {"default_priority": _choices(Priority.ALL)}
+    form_args = {"slug": {"validators": SLUG}}
+    inline_models = [(CategoryField, {
+        # "id" must be there for Flask-Admin's peewee inline save; empty for new rows.
+        "form_columns": ("id", "name", "label", "required", "choices", "help_text",
+                         "position"),
+        # Inline forms take no form_choices: the kind is a select of its own.
+        "form_extra_fields": {"kind": SelectField("Kind", choices=_choices(FieldKind.ALL),
+                                                  default=FieldKind.TEXT)},
+        "form_args": {
+            "id": {"validators": [Optional()]},
+            "name": {"validators": [Regexp(FIELD_NAME, message="Field names: lower-case "
+                                           "letters, digits and _ (e.g. transaction_id).")]},
+            "choices": {"description": "For kind choice: one choice per line."}},
+    })]
+
+    def on_model_change(self, form: Any, model: Category, is_created: bool) -> None:
+        if model.parent_id is not None:
+            parent = Category.get_by_id(model.parent_id)
+            if parent.user_type_id != model.user_type_id:
+                raise ValidationError("The parent category belongs to another user type.")
+            seen = {model.id} if model.id else set()
+            node: Category | None = parent
+            while node is not None:
+                if node.id in seen:
+                    raise ValidationError("A category cannot be inside itself.")
+                seen.add(node.id)
+                node = Category.get_or_none(Category.id == node.parent_id) \
+                    if node.parent_id else None
+        # The help center's cached forms read this to know they are stale.
+        model.updated_at = utcnow()
+
+    def delete_in_use(self, model: Category) -> str | None:
+        if Ticket.select().where(Ticket.category == model).exists():
+            return (f"Category {model.name} is used by tickets and cannot be deleted; "
+                    "hide it instead (untick Visible).")
+        if Category.select().where(Category.parent == model).exists():
+            return f"Category {model.name} has sub-categories; move or delete them first."
+        return None
+
+
+class DepartmentView(SecuredModelView):
+    roles = ADMIN_ONLY
+    column_list = ("name", "slug", "email", "escalates_to", "active")
+    column_default_sort = "name"
+    column_searchable_list = ("name", "slug")
+    form_columns = ("name", "slug", "email", "escalates_to", "active")
+    form_args = {"slug": {"validators": SLUG}}
+
+    def on_model_change(self, form: Any, model: Department, is_created: bool) -> None:
+        if model.id is not None and model.escalates_to_id == model.id:
+            raise ValidationError("A department cannot escalate to itself.")
+
+    def delete_in_use(self, model: Department) -> str | None:
+        if Ticket.select().where(Ticket.department == model).exists():
+            return (f"Department {model.name} has tickets and cannot be deleted; "
+                    "deactivate it instead.")
+        if Category.select().where(Category.default_department == model).exists():
+            return (f"Department {model.name} is the default of some categories; "
+                    "change them first.")
+        return None
+
+
+def _department_choices() -> list[tuple[str, str]]:
+    return [(str(d.id), d.name) for d in Department.select().order_by(Department.name)]
+
+
+class StaffView(SecuredModelView):
+    roles = ADMIN_ONLY
+    # Hashes and tokens never leave the database.
+    column_list = ("name", "email", "role", "active", "last_login_at", "failed_logins",
+                   "locked_until")
+    column_searchable_list = ("name", "email")
+    column_filters = ("role", "active")
+    column_default_sort = "name"
+    form_columns = ("name", "email", "role", "active", "language", "locked_until",
+                    "departments", "new_password")
+    form_choices = {"role": _choices(Role.ALL)}
+    form_extra_fields = {
+        "new_password": PasswordField(
+            "New password", validators=[Optional()],
+            description=f"At least {MIN_PASSWORD_LENGTH} characters. Leave empty to keep "
+                        "the current one."),
+        "departments": SelectMultipleField("Departments", choices=_department_choices,
+                                           coerce=int),
+    }
+    form_widget_args = {"locked_until": {"placeholder": "empty: not locked"}}
+    can_delete = False  # agents leave an audit trail; deactivate them instead
+
+    def on_form_prefill(self, form: Any, id: Any) -> None:
+        staff = Staff.get_by_id(id)
+        form.departments.data = sorted(staff.department_ids())
+
+    def on_model_change(self, form: Any, model: Staff, is_created: bool) -> None:
+        model.email = (model.email or "").strip().lower()
+        for name in ("new_password", "departments"):
+            model.__dict__.pop(name, None)
+        password = form.new_password.data or ""
+        if is_created and not password:
+            raise ValidationError("A new staff member needs a password.")
+        if password:
+            try:
+                model.password_hash = hash_password(password)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+        me = current_staff()
+        if me is not None and model.id == me.id and (model.role != Role.ADMIN or not model.active):
+            raise ValidationError("You cannot remove your own admin role or deactivate yourself.")
+        if model.locked_until is None:
+            model.failed_logins = 0
+
+    def after_model_change(self, form: Any, model: Staff, is_created: bool) -> None:
+        wanted = set(form.departments.data or [])
+        StaffDepartment.delete().where((StaffDepartment.staff == model)
+                                       & (StaffDepartment.department.not_in(wanted))).execute()
+        have = model.department_ids()
+        for department_id in sorted(wanted - have):
+            StaffDepartment.create(staff=model, department=department_id)
+
+
+class ContactView(SecuredModelView):
+    roles = ADMIN_ONLY
+    column_list = ("id", "name", "email", "language", "user_type", "merged_into", "created_at")
+    column_searchable_list = ("name", "email")
+    column_default_sort = ("id", True)
+    column_filters = ("language",)
+    form_columns = ("name", "email", "language", "user_type")
+    inline_models = [(ContactIdentity, {"form_columns": ("id", "kind", "value", "verified"),
+                                        "form_args": {"id": {"validators": [Optional()]}}})]
+    simple_list_pager = True
+
+    def delete_in_use(self, model: Contact) -> str | None:
+        if Ticket.select().where(Ticket.contact == model).exists():
+            return (f"{model} has tickets and cannot be deleted; merge them into "
+                    "another contact instead.")
+        return None
+
+    @action("merge", "Merge contacts")
+    def action_merge(self, ids: Any) -> Any:
+        contacts = list(Contact.select().where(Contact.id << [int(i) for i in ids])
+                        .order_by(Contact.id))
+        if len(contacts) < 2:
+            flash("Select at least two contacts to merge.", "error")
+            return None
+        return self.render("loket_admin/contact_merge.html", contacts=contacts,
+                           form=AdminForm(), return_url=url_for(".index_view"))
+
+    @expose("/merge/", methods=("POST",))
+    def merge_view(self) -> Any:
+        form = AdminForm(request.form)
+        if not form.validate():
+            flash("The form expired; please try again.", "error")
+            return redirect(url_for(".index_view"))
+        ids = {int(i) for i in request.form.getlist("contact") if i.isdigit()}
+        keep_id = request.form.get("keep", "")
+        if not keep_id.isdigit() or int(keep_id) not in ids:
+            flash("Choose which contact to keep.", "error")
+            return redirect(url_for(".index_view"))
+        keep = Contact.get_by_id(int(keep_id))
+        merged = 0
+        for duplicate in Contact.select().where(Contact.id << sorted(ids - {keep.id})):
+            merge_contacts(keep, duplicate)
+            merged += 1
+        flash(f"Merged {merged} contact(s) into {keep}.", "success")
+        return redirect(url_for(".index_view"))
+
+
+class CannedReplyView(SecuredModelView):
+    """Prepared answers: agents keep their departments' and the shared ones."""
+
+    roles = STAFF
+    column_list = ("title", "department", "language", "created_by", "created_at")
+    column_searchable_list = ("title", "body")
+    column_default_sort = "title"
+    form_columns = ("title", "body", "department", "language")
+    form_choices = {"language": [("en", "English"), ("id", "Indonesian"),
+                                 ("fil", "Filipino")]}
+    form_widget_args = {"body": {"rows": 8}}
+
+    def get_query(self) -> Any:
+        query = CannedReply.select()
+        staff = current_staff()
+        if staff is not None and not staff.is_admin:
+            query = query.where(CannedReply.department.is_null()
+                                | CannedReply.department.in_(list(staff.department_ids())))
+        return query
+
+    def get_one(self, id: Any) -> Any:
+        return self.get_query().where(CannedReply.id == id).first()
+
+    def on_model_change(self, form: Any, model: CannedReply, is_created: bool) -> None:
+        staff = current_staff()
+        if staff is not None and not staff.is_admin:
+            if model.department_id is not None and model.department_id not in \
+                    staff.department_ids():
+                raise ValidationError("You can only keep replies for your own departments.")
+        if is_created and staff is not None:
+            model.created_by = staff

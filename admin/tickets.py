@@ -1,0 +1,576 @@
+"""The agents' inbox (a filtered, scoped ticket list) and the ticket page where they work one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import abort, flash, redirect, request, send_file, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.peewee.filters import BasePeeweeFilter
+from flask_wtf import FlaskForm
+from markupsafe import Markup
+from peewee import JOIN, prefetch
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from core.attachments import Storage
+from core.models import (
+    Attachment,
+    CannedReply,
+    Category,
+    Channel,
+    Contact,
+    Department,
+    Message,
+    Priority,
+    Staff,
+    StaffDepartment,
+    Status,
+    Ticket,
+    TicketEvent,
+    utcnow,
+)
+from core.services import tickets as service
+from core.services.access import can_see, ticket_scope
+from core.services.tickets import Actor, ServiceError
+from core.state import loket
+
+from .base import STAFF, SecuredBaseView, SecuredModelView, current_staff
+
+STATUS_LABELS = {s: s.replace("_", " ") for s in Status.ALL}
+
+
+def _actor() -> Actor:
+    staff = current_staff()
+    assert staff is not None  # the secured base let only staff in
+    return Actor.agent(staff)
+
+
+# -- Filters ---------------------------------------------------------------------------------
+
+
+class ChoiceFilter(BasePeeweeFilter):
+    """Equality on a column, with a fixed list of choices or one read per request."""
+
+    def __init__(self, column: Any, name: str, options: Any, as_int: bool = False):
+        # Flask-Admin reads options once, when the view is built; rows that change
+        # (categories, departments, staff) are read again on every page instead.
+        self.dynamic_options = options if callable(options) else None
+        super().__init__(column, name, options=None if callable(options) else options)
+        self.as_int = as_int
+
+    def validate(self, value: Any) -> bool:
+        return not self.as_int or str(value).isdigit()
+
+    def clean(self, value: Any) -> Any:
+        return int(value) if self.as_int else value
+
+    def apply(self, query: Any, value: Any) -> Any:
+        return query.where(self.column == value)
+
+    def operation(self) -> str:
+        return "is"
+
+
+class AssigneeFilter(BasePeeweeFilter):
+    def __init__(self) -> None:
+        super().__init__(Ticket.assignee, "Assignee")
+        self.dynamic_options = lambda: [("me", "me"), ("unassigned", "unassigned")] + [
+            (str(s.id), s.name) for s in Staff.select().where(Staff.active).order_by(Staff.name)]
+
+    def validate(self, value: Any) -> bool:
+        return value in ("me", "unassigned") or str(value).isdigit()
+
+    def apply(self, query: Any, value: Any) -> Any:
+        if value == "unassigned":
+            return query.where(Ticket.assignee.is_null())
+        if value == "me":
+            staff = current_staff()
+            return query.where(Ticket.assignee == (staff.id if staff else 0))
+        return query.where(Ticket.assignee == int(value))
+
+    def operation(self) -> str:
+        return "is"
+
+
+class TagFilter(BasePeeweeFilter):
+    def __init__(self) -> None:
+        super().__init__(Ticket.tags, "Tag")
+
+    def apply(self, query: Any, value: Any) -> Any:
+        # Tags are a JSON list stored as text: match the quoted tag.
+        needle = json.dumps(str(value).strip().lower(), ensure_ascii=False)
+        return query.where(Ticket.tags.contains(needle))
+
+    def operation(self) -> str:
+        return "includes"
+
+
+class OverdueFilter(BasePeeweeFilter):
+    def __init__(self) -> None:
+        super().__init__(Ticket.due_at, "Overdue", options=[("yes", "yes"), ("no", "no")])
+
+    def apply(self, query: Any, value: Any) -> Any:
+        late = (Ticket.due_at < utcnow()) & Ticket.status.in_(Status.ACTIVE)
+        return query.where(late if value == "yes" else ~late | Ticket.due_at.is_null())
+
+    def operation(self) -> str:
+        return "is"
+
+
+class OpenFilter(BasePeeweeFilter):
+    def __init__(self) -> None:
+        super().__init__(Ticket.status, "Open", options=[("yes", "not resolved or closed"),
+                                                         ("no", "resolved or closed")])
+
+    def apply(self, query: Any, value: Any) -> Any:
+        statuses = Status.ACTIVE if value == "yes" else Status.DONE
+        return query.where(Ticket.status.in_(statuses))
+
+    def operation(self) -> str:
+        return "is"
+
+
+def _categories() -> list[tuple[str, str]]:
+    return [(str(c.id), c.name) for c in Category.select().order_by(Category.name)]
+
+
+def _departments() -> list[tuple[str, str]]:
+    return [(str(d.id), d.name) for d in Department.select().order_by(Department.name)]
+
+
+CHANNELS = (Channel.WEB, Channel.API, Channel.EMAIL, Channel.TELEGRAM, Channel.WHATSAPP,
+            Channel.MESSENGER, Channel.CHAT, Channel.STAFF)
+
+
+def _link_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
+    text = f"#{model.id}" if name == "id" else model.subject
+    return Markup('<a href="{}">{}</a>').format(url_for("ticket.page", number=model.id), text)
+
+
+def _name_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
+    related = getattr(model, name)
+    return "" if related is None else str(related)
+
+
+# -- The inbox -------------------------------------------------------------------------------
+
+
+class TicketListView(SecuredModelView):
+    """Tickets the viewer may see; rows are read-only, changes go through the services."""
+
+    roles = STAFF
+    can_create = False
+    can_edit = False
+    can_delete = False
+    can_view_details = False
+    simple_list_pager = True  # no COUNT(*) over the whole table
+    page_size = 50
+    list_template = "loket_admin/ticket_list.html"
+    column_list = ("id", "subject", "status", "priority", "channel", "category", "department",
+                   "assignee", "contact", "updated_at", "due_at")
+    column_labels = {"id": "Number"}
+    column_sortable_list = ("id", "subject", "status", "priority", "channel", "updated_at",
+                            "due_at")
+    column_default_sort = ("updated_at", True)
+    column_formatters = {"id": _link_formatter, "subject": _link_formatter,
+                         "category": _name_formatter, "department": _name_formatter,
+                         "assignee": _name_formatter, "contact": _name_formatter}
+    # Only to switch the search box on; get_list does the searching itself.
+    column_searchable_list = ("subject",)
+    column_filters = (
+        OpenFilter(),
+        ChoiceFilter(Ticket.status, "Status", [(s, STATUS_LABELS[s]) for s in Status.ALL]),
+        ChoiceFilter(Ticket.priority, "Priority", [(p, p) for p in Priority.ALL]),
+        ChoiceFilter(Ticket.channel, "Channel", [(c, c) for c in CHANNELS]),
+        ChoiceFilter(Ticket.category, "Category", _categories, as_int=True),
+        ChoiceFilter(Ticket.department, "Department", _departments, as_int=True),
+        AssigneeFilter(),
+        TagFilter(),
+        OverdueFilter(),
+    )
+
+    def _get_filter_groups(self) -> Any:
+        groups = super()._get_filter_groups()
+        for items in (groups or {}).values():
+            for item in items:
+                dynamic = getattr(self._filters[item["index"]], "dynamic_options", None)
+                if dynamic is not None:
+                    item["options"] = [(k, str(v)) for k, v in dynamic()]
+        return groups
+
+    def search_placeholder(self) -> str:
+        return "Number, subject, contact, message text"
+
+    def get_query(self) -> Any:
+        staff = current_staff()
+        query = (Ticket.select(Ticket, Category, Department, Staff, Contact)
+                 .join(Category, JOIN.LEFT_OUTER, on=(Ticket.category == Category.id))
+                 .switch(Ticket)
+                 .join(Department, JOIN.LEFT_OUTER, on=(Ticket.department == Department.id))
+                 .switch(Ticket)
+                 .join(Staff, JOIN.LEFT_OUTER, on=(Ticket.assignee == Staff.id))
+                 .switch(Ticket)
+                 .join(Contact, on=(Ticket.contact == Contact.id))
+                 .switch(Ticket))
+        scope = ticket_scope(staff) if staff is not None else Ticket.id < 0
+        return query if scope is None else query.where(scope)
+
+    def get_count_query(self) -> Any:
+        return self.get_query()
+
+    def get_one(self, id: Any) -> Ticket | None:
+        try:
+            number = int(id)
+        except (TypeError, ValueError):
+            return None
+        return self.get_query().where(Ticket.id == number).first()
+
+    def get_list(self, page: Any, sort_column: Any, sort_desc: Any, search: Any, filters: Any,
+                 execute: bool = True, page_size: Any = None) -> Any:
+        count, query = super().get_list(page, sort_column, sort_desc, None, filters,
+                                        execute=False, page_size=page_size)
+        for term in (search or "").split():
+            query = query.where(search_clause(term))
+        return count, (list(query) if execute else query)
+
+    # -- Bulk actions, each through core.services.tickets ----------------------------------
+
+    def _each(self, ids: Any, change: Any, done: str) -> None:
+        numbers = [int(i) for i in ids if str(i).isdigit()]
+        changed, refused = 0, []
+        for ticket in self.get_query().where(Ticket.id << numbers):
+            try:
+                change(ticket)
+                changed += 1
+            except ServiceError as exc:
+                refused.append(f"#{ticket.id}: {exc}")
+        if changed:
+            flash(f"{done}: {changed} ticket(s).", "success")
+        for line in refused:
+            flash(line, "error")
+
+    @action("assign_me", "Assign to me")
+    def action_assign_me(self, ids: Any) -> None:
+        actor = _actor()
+        self._each(ids, lambda t: service.assign(t, actor.staff, actor), "Assigned to you")
+
+    @action("unassign", "Unassign")
+    def action_unassign(self, ids: Any) -> None:
+        actor = _actor()
+        self._each(ids, lambda t: service.assign(t, None, actor), "Unassigned")
+
+    @action("status_open", "Status: open")
+    def action_status_open(self, ids: Any) -> None:
+        self._status(ids, Status.OPEN)
+
+    @action("status_pending", "Status: pending")
+    def action_status_pending(self, ids: Any) -> None:
+        self._status(ids, Status.PENDING)
+
+    @action("status_on_hold", "Status: on hold")
+    def action_status_on_hold(self, ids: Any) -> None:
+        self._status(ids, Status.ON_HOLD)
+
+    @action("status_resolved", "Status: resolved")
+    def action_status_resolved(self, ids: Any) -> None:
+        self._status(ids, Status.RESOLVED)
+
+    @action("status_closed", "Status: closed", "Close the selected tickets for good?")
+    def action_status_closed(self, ids: Any) -> None:
+        self._status(ids, Status.CLOSED)
+
+    def _status(self, ids: Any, status: str) -> None:
+        actor = _actor()
+        self._each(ids, lambda t: service.change_status(t, status, actor),
+                   f"Status set to {STATUS_LABELS[status]}")
+
+    # Departments change at run time, so their "move to" actions are built per request.
+    DEPARTMENT_ACTION = "department_"
+
+    def get_actions_list(self) -> Any:
+        actions, confirmations = super().get_actions_list()
+        for department in Department.select().where(Department.active).order_by(
+                Department.name):
+            actions.append((f"{self.DEPARTMENT_ACTION}{department.id}",
+                            f"Move to {department.name}"))
+        return actions, confirmations
+
+    def handle_action(self, return_view: str | None = None) -> Any:
+        name = request.form.get("action", "")
+        if name.startswith(self.DEPARTMENT_ACTION):
+            form = self.action_form()
+            department_id = name[len(self.DEPARTMENT_ACTION):]
+            if self.validate_form(form) and department_id.isdigit():
+                department = Department.get_or_none(Department.id == int(department_id))
+                if department is None:
+                    flash("That department no longer exists.", "error")
+                else:
+                    actor = _actor()
+                    self._each(request.form.getlist("rowid"),
+                               lambda t: service.update_ticket(t, actor, department=department),
+                               f"Moved to {department.name}")
+            else:
+                flash("The form expired; please try again.", "error")
+            return redirect(url_for(".index_view"))
+        return super().handle_action(return_view)
+
+
+def search_clause(term: str) -> Any:
+    """One search word: the ticket number, subject, contact name/email or any message text."""
+    number = term.lstrip("#")
+    like = f"%{term}%"
+    contacts = Contact.select(Contact.id).where(Contact.name ** like | Contact.email ** like)
+    messages = Message.select(Message.ticket).where(Message.body_text ** like)
+    clause = (Ticket.subject ** like) | Ticket.contact.in_(contacts) | Ticket.id.in_(messages)
+    if number.isdigit() and len(number) < 12:
+        clause = clause | (Ticket.id == int(number))
+    return clause
+
+
+# -- The ticket page -------------------------------------------------------------------------
+
+
+class PageForm(FlaskForm):
+    """The ticket page's forms: Flask-WTF reads the request and checks the CSRF token."""
+
+
+class ReplyForm(PageForm):
+    text = TextAreaField("Reply", validators=[DataRequired(), Length(max=50_000)])
+    status = SelectField("Then set status", choices=[(s, STATUS_LABELS[s]) for s in Status.ALL],
+                         default=Status.PENDING)
+
+
+class NoteForm(PageForm):
+    text = TextAreaField("Internal note", validators=[DataRequired(), Length(max=50_000)])
+
+
+class StatusForm(PageForm):
+    status = SelectField("Status", choices=[(s, STATUS_LABELS[s]) for s in Status.ALL])
+
+
+class PriorityForm(PageForm):
+    priority = SelectField("Priority", choices=[(p, p) for p in Priority.ALL])
+
+
+class AssignForm(PageForm):
+    assignee = SelectField("Assignee", choices=[], validate_choice=False)
+
+
+class DepartmentForm(PageForm):
+    department = SelectField("Department", choices=[], validate_choice=False)
+
+
+class EscalateForm(PageForm):
+    reason = StringField("Reason", validators=[Optional(), Length(max=500)])
+
+
+class TicketPageView(SecuredBaseView):
+    """/admin/ticket/<number>: the thread and every control an agent needs."""
+
+    roles = STAFF
+
+    def is_visible(self) -> bool:
+        return False
+
+    def _ticket(self, number: int) -> Ticket:
+        staff = current_staff()
+        ticket = Ticket.get_or_none(Ticket.id == number)
+        # Not found and not yours look the same: numbers are not a map of the desk.
+        if ticket is None or staff is None or not can_see(staff, ticket):
+            abort(404)
+        return ticket
+
+    @expose("/")
+    def index(self) -> Any:
+        number = request.args.get("number", "").lstrip("#")
+        if number.isdigit():
+            return redirect(url_for(".page", number=int(number)))
+        return redirect(url_for("tickets.index_view"))
+
+    @expose("/<int:number>/")
+    def page(self, number: int) -> Any:
+        ticket = self._ticket(number)
+        staff = current_staff()
+        messages = list(prefetch(
+            Message.select().where(Message.ticket == ticket).order_by(Message.created_at,
+                                                                       Message.id),
+            Attachment.select().where(Attachment.ticket == ticket)))
+        events = list(TicketEvent.select().where(TicketEvent.ticket == ticket)
+                      .order_by(TicketEvent.created_at, TicketEvent.id))
+        thread: list[tuple[Any, str, Any]] = [(m.created_at, "message", m) for m in messages]
+        thread += [(e.created_at, "event", e) for e in events
+                   if e.kind not in ("reply", "note", "message")]
+        thread.sort(key=lambda item: (item[0], 0 if item[1] == "message" else 1))
+        canned = list(self._canned(staff))
+        reply_form = ReplyForm(formdata=None)
+        chosen = request.args.get("canned", "")
+        if chosen.isdigit():
+            picked = next((c for c in canned if c.id == int(chosen)), None)
+            if picked is not None:
+                reply_form.text.data = picked.body
+        status_form = StatusForm(formdata=None, status=ticket.status)
+        priority_form = PriorityForm(formdata=None, priority=ticket.priority)
+        assign_form = AssignForm(formdata=None, assignee=str(ticket.assignee_id or ""))
+        assign_form.assignee.choices = [("", "nobody")] + [
+            (str(s.id), s.name) for s in self._assignees(ticket)]
+        department_form = DepartmentForm(formdata=None,
+                                         department=str(ticket.department_id or ""))
+        department_form.department.choices = [("", "—")] + [
+            (str(d.id), d.name) for d in Department.select().where(Department.active)
+            .order_by(Department.name)]
+        return self.render(
+            "loket_admin/ticket.html", ticket=ticket, thread=thread, canned=canned,
+            reply_form=reply_form, note_form=NoteForm(formdata=None), status_form=status_form,
+            priority_form=priority_form, assign_form=assign_form,
+            department_form=department_form, escalate_form=EscalateForm(formdata=None),
+            status_labels=STATUS_LABELS, form_data=ticket.form_data or {})
+
+    def _canned(self, staff: Staff | None) -> Any:
+        query = CannedReply.select().order_by(CannedReply.title)
+        if staff is not None and not staff.is_admin:
+            query = query.where(CannedReply.department.is_null()
+                                | CannedReply.department.in_(list(staff.department_ids())))
+        return query
+
+    def _assignees(self, ticket: Ticket) -> Any:
+        query = Staff.select().where(Staff.active).order_by(Staff.name)
+        if ticket.department_id is not None:
+            members = StaffDepartment.select(StaffDepartment.staff).where(
+                StaffDepartment.department == ticket.department_id)
+            query = query.where(Staff.id.in_(members) | (Staff.role == "admin")
+                                | (Staff.id == (ticket.assignee_id or 0)))
+        return query
+
+    def _back(self, ticket: Ticket) -> Any:
+        return redirect(url_for(".page", number=ticket.id))
+
+    def _run(self, ticket: Ticket, change: Any, done: str) -> Any:
+        try:
+            change()
+        except ServiceError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(done, "success")
+        return self._back(ticket)
+
+    def _invalid(self, ticket: Ticket, form: Any) -> Any:
+        for field, errors in form.errors.items():
+            for error in errors:
+                flash(f"{field}: {error}", "error")
+        return self._back(ticket)
+
+    @expose("/<int:number>/reply", methods=("POST",))
+    def reply(self, number: int) -> Any:
+        ticket = self._ticket(number)
+        form = ReplyForm()
+        if not form.validate_on_submit():
+            return self._invalid(ticket, form)
+        staff = current_staff()
+        return self._run(ticket, lambda: service.reply(ticket, staff, form.text.data,
+                                                       status=form.status.data),
+                         "Reply sent.")
+
+    @expose("/<int:number>/note", methods=("POST",))
+    def note(self, number: int) -> Any:
+        ticket = self._ticket(number)
+        form = NoteForm()
+        if not form.validate_on_submit():
+            return self._invalid(ticket, form)
+        staff = current_staff()
+        return self._run(ticket, lambda: service.add_note(ticket, staff, form.text.data),
+                         "Note added.")
+
+    @expose("/<int:number>/status", methods=("POST",))
+    def status(self, number: int) -> Any:
+        ticket = self._ticket(number)
+        form = StatusForm()
+        if not form.validate_on_submit():
+            return self._invalid(ticket, form)
+        return self._run(ticket, lambda: service.change_status(ticket, form.status.data,
+                                                               _actor()), "Status changed.")
+
+    @expose("/<int:number>/priority", methods=("POST",))
+    def priority(self, number: int) -> Any:
+        ticket = self._ticket(number)
+        form = PriorityForm()
+        if not form.validate_on_submit():
+            return self._invalid(ticket, form)
+        return self._run(ticket, lambda: service.update_ticket(
+            ticket, _actor(), priority=form.priority.data), "Priority changed.")
+
+    @expose("/<int:number>/assign", methods=("POST",))
+    def assign(self, number: int) -> Any:
+        ticket = self._ticket(number)
+        form = AssignForm()
+        if not form.validate_on_submit():
+            return self._invalid(ticket, form)
+        value = form.assignee.data or ""
+        if value == "me":
+            assignee = current_staff()
+        elif value.isdigit():
+            assignee = Staff.get_or_none(Staff.id == int(value))
+            if assignee is None:
+                abort(400)
+        else:
+            assignee = None
+        return self._run(ticket, lambda: service.assign(ticket, assignee, _actor()),
+                         "Assignee changed.")
+
+    @expose("/<int:number>/department", methods=("POST",))
+    def department(self, number: int) -> Any:
+        ticket = self._ticket(number)
+        form = DepartmentForm()
+        if not form.validate_on_submit() or not (form.department.data or "").isdigit():
+            flash("Choose a department.", "error")
+            return self._back(ticket)
+        department = Department.get_or_none(Department.id == int(form.department.data))
+        if department is None:
+            abort(400)
+        response = self._run(ticket, lambda: service.update_ticket(
+            ticket, _actor(), department=department), f"Moved to {department.name}.")
+        return self._after_move(ticket, response)
+
+    @expose("/<int:number>/escalate", methods=("POST",))
+    def escalate(self, number: int) -> Any:
+        ticket = self._ticket(number)
+        form = EscalateForm()
+        if not form.validate_on_submit():
+            return self._invalid(ticket, form)
+        response = self._run(ticket, lambda: service.escalate(
+            ticket, _actor(), form.reason.data or "escalated by an agent"), "Escalated.")
+        return self._after_move(ticket, response)
+
+    def _after_move(self, ticket: Ticket, response: Any) -> Any:
+        # Moving a ticket out of one's departments ends one's access to it.
+        staff = current_staff()
+        fresh = Ticket.get_by_id(ticket.id)
+        if staff is not None and not can_see(staff, fresh):
+            return redirect(url_for("tickets.index_view"))
+        return response
+
+    @expose("/<int:number>/attachment/<int:attachment_id>")
+    def attachment(self, number: int, attachment_id: int) -> Any:
+        ticket = self._ticket(number)
+        item = Attachment.get_or_none((Attachment.id == attachment_id)
+                                      & (Attachment.ticket == ticket))
+        if item is None:
+            abort(404)
+        storage = Storage(loket().config["attachments_path"])
+        try:
+            path = storage.path_for(item.sha256)
+        except ValueError:
+            abort(404)
+        if not path.exists():
+            abort(404)
+        response = send_file(path, mimetype=item.content_type or "application/octet-stream",
+                             as_attachment=True, download_name=item.filename,
+                             max_age=0, conditional=False, etag=False)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
+
+
+__all__ = ["TicketListView", "TicketPageView", "search_clause"]

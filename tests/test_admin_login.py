@@ -1,0 +1,129 @@
+"""Signing in to the console: lockout, safe next=, CSRF, sign-out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from admin.auth import safe_next
+from core.models import Staff, utcnow
+
+from .factories import PASSWORD
+from .test_admin_helpers import csrf_token, sign_in
+
+
+def test_sign_in_resets_failures_and_records_the_time(desk: Any, client: Any) -> None:
+    Staff.update(failed_logins=2).where(Staff.id == desk.agent.id).execute()
+    response = sign_in(client, "Agent@Desk.test")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/admin/")
+    staff = Staff.get_by_id(desk.agent.id)
+    assert staff.failed_logins == 0 and staff.last_login_at is not None
+    with client.session_transaction() as session:
+        assert session.permanent
+    assert client.get("/admin/tickets/").status_code == 200
+
+
+def test_wrong_password_and_unknown_email_look_the_same(desk: Any, client: Any) -> None:
+    wrong = sign_in(client, "agent@desk.test", "not the password").get_data(as_text=True)
+    unknown = sign_in(client, "nobody@desk.test", "not the password").get_data(as_text=True)
+    assert "The email or password is not right." in wrong
+    assert "The email or password is not right." in unknown
+    assert Staff.get_by_id(desk.agent.id).failed_logins == 1
+
+
+def test_repeated_failures_lock_the_account(make_app: Any) -> None:
+    from core import db as core_db
+
+    from .factories import build_desk
+
+    app = make_app(login_max_failures=3, login_lock_minutes=10)
+    with app.app_context(), core_db.connection():
+        desk = build_desk()
+    client = app.test_client()
+    for _ in range(2):
+        assert "not right" in sign_in(client, "agent@desk.test", "nope").get_data(as_text=True)
+    third = sign_in(client, "agent@desk.test", "nope").get_data(as_text=True)
+    assert "locked" in third
+    with app.app_context(), core_db.connection():
+        staff = Staff.get_by_id(desk.agent.id)
+        assert staff.locked_until > utcnow() + dt.timedelta(minutes=9)
+    # The right password is refused while locked, with the reason.
+    response = sign_in(client, "agent@desk.test", PASSWORD)
+    assert response.status_code == 200
+    assert "locked" in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+    # After the lock ends the right password works again.
+    with app.app_context(), core_db.connection():
+        Staff.update(locked_until=utcnow() - dt.timedelta(seconds=1)).where(
+            Staff.id == desk.agent.id).execute()
+    assert sign_in(client, "agent@desk.test", PASSWORD).status_code == 302
+
+
+def test_inactive_staff_cannot_sign_in(desk: Any, client: Any) -> None:
+    Staff.update(active=False).where(Staff.id == desk.agent.id).execute()
+    assert sign_in(client, "agent@desk.test").status_code == 200
+    assert client.get("/admin/").status_code == 302
+
+
+def test_deactivating_ends_an_open_session(desk: Any, client: Any) -> None:
+    sign_in(client, "agent@desk.test")
+    assert client.get("/admin/").status_code == 200
+    Staff.update(active=False).where(Staff.id == desk.agent.id).execute()
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("target", [
+    "//evil.test/", "http://evil.test/", "https:evil.test", "/\\evil.test", "\\\\evil.test",
+    "javascript:alert(1)", "evil.test", "/admin/\r\nSet-Cookie: x=1", "///evil.test",
+])
+def test_next_only_goes_to_local_paths(desk: Any, client: Any, target: str) -> None:
+    assert safe_next(target) is None
+    response = sign_in(client, "admin@desk.test", next_url=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] in ("/admin/", "http://localhost/admin/")
+
+
+def test_next_local_path_is_followed(desk: Any, client: Any) -> None:
+    first = client.get("/admin/categories/?sort=1")
+    assert first.status_code == 302
+    assert "next=" in first.headers["Location"]
+    login_page = client.get(first.headers["Location"]).get_data(as_text=True)
+    assert 'value="/admin/categories/?sort=1"' in login_page
+    response = sign_in(client, "admin@desk.test", next_url="/admin/categories/?sort=1")
+    assert response.headers["Location"].endswith("/admin/categories/?sort=1")
+
+
+def test_sign_in_needs_a_csrf_token(desk: Any, client: Any) -> None:
+    assert client.application.config.get("WTF_CSRF_ENABLED", True)
+    response = client.post("/admin/login", data={"email": "admin@desk.test",
+                                                 "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/admin/").status_code == 302
+
+
+def test_sign_out_is_a_post_with_csrf(desk: Any, client: Any) -> None:
+    sign_in(client, "admin@desk.test")
+    assert client.get("/admin/logout").status_code == 405
+    assert client.post("/admin/logout").status_code == 400  # no token
+    assert client.get("/admin/").status_code == 200
+    token = csrf_token(client, "/admin/profile/")
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/admin/").status_code == 302
+
+
+def test_new_password_signs_out_other_sessions(desk: Any, app: Any) -> None:
+    first, second = app.test_client(), app.test_client()
+    sign_in(first, "agent@desk.test")
+    sign_in(second, "agent@desk.test")
+    token = csrf_token(first, "/admin/profile/")
+    response = first.post("/admin/profile/", data={
+        "csrf_token": token, "name": "Agus", "language": "en", "current_password": PASSWORD,
+        "new_password": "a brand new passphrase", "confirm": "a brand new passphrase"})
+    assert response.status_code == 302
+    assert second.get("/admin/").status_code == 302
+    assert first.get("/admin/").status_code == 302
+    other = app.test_client()
+    assert sign_in(other, "agent@desk.test", "a brand new passphrase").status_code == 302

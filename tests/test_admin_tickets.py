@@ -1,0 +1,232 @@
+"""The inbox and the ticket page: scoped lists, search, bulk actions and replies via the services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from core.attachments import Storage
+from core.models import (
+    Attachment,
+    CannedReply,
+    Delivery,
+    Message,
+    Priority,
+    Status,
+    Ticket,
+    TicketEvent,
+    utcnow,
+)
+from core.services.tickets import Actor, update_ticket
+
+from .test_admin_helpers import csrf_token, new_ticket, post, sign_in
+
+
+def _filter_arg(app: Any, name: str) -> str:
+    (admin,) = app.extensions["admin"]
+    view = next(v for v in admin._views if v.endpoint == "tickets")
+    index = next(i for i, f in enumerate(view._filters) if str(f.name) == name)
+    return f"flt0_{index}"
+
+
+def test_inbox_lists_search_and_filters(desk: Any, client: Any, app: Any) -> None:
+    mine = new_ticket(desk.login, subject="Password reset loop")
+    other = new_ticket(desk.payments, email="zed@example.test", subject="Card declined",
+                       text="my visa card 4242 is declined")
+    hidden = new_ticket(desk.account, subject="Studio payout")
+    update_ticket(hidden, Actor.agent(desk.admin), department=desk.billing)
+    sign_in(client, "agent@desk.test")
+    page = client.get("/admin/tickets/").get_data(as_text=True)
+    assert "Password reset loop" in page and "Card declined" in page
+    assert "Studio payout" not in page
+    assert f"/admin/ticket/{mine.id}/" in page
+    # Free text over subject, contact and message text, and the number.
+    for term, expected, absent in (("declined", other, mine), ("zed@example", other, mine),
+                                   ("4242", other, mine), (f"#{mine.id}", mine, other)):
+        html = client.get("/admin/tickets/", query_string={"search": term}).get_data(
+            as_text=True)
+        assert expected.subject in html, term
+        assert absent.subject not in html, term
+    assert "Studio payout" not in client.get(
+        "/admin/tickets/", query_string={"search": "payout"}).get_data(as_text=True)
+    # Filters.
+    html = client.get("/admin/tickets/", query_string={
+        _filter_arg(app, "Priority"): Priority.HIGH}).get_data(as_text=True)
+    assert "Card declined" in html and "Password reset loop" not in html
+    html = client.get("/admin/tickets/", query_string={
+        _filter_arg(app, "Assignee"): "unassigned"}).get_data(as_text=True)
+    assert "Card declined" in html
+    Ticket.update(due_at=utcnow() - dt.timedelta(hours=1)).where(Ticket.id == mine.id).execute()
+    html = client.get("/admin/tickets/", query_string={
+        _filter_arg(app, "Overdue"): "yes"}).get_data(as_text=True)
+    assert "Password reset loop" in html and "Card declined" not in html
+    html = client.get("/admin/tickets/", query_string={
+        _filter_arg(app, "Department"): str(desk.support.id)}).get_data(as_text=True)
+    assert "Password reset loop" in html
+    # Read-only rows: no create, edit or delete.
+    assert client.get("/admin/tickets/new/").status_code == 302
+    assert client.get(f"/admin/tickets/edit/?id={mine.id}").status_code == 302
+    token = csrf_token(client, "/admin/profile/")
+    client.post("/admin/tickets/delete/", data={"csrf_token": token, "id": mine.id})
+    client.post("/admin/tickets/action/", data={"csrf_token": token, "action": "delete",
+                                                "rowid": [mine.id]})
+    assert Ticket.get_or_none(Ticket.id == mine.id) is not None
+
+
+def test_bulk_actions_go_through_the_services(desk: Any, client: Any, spy: Any) -> None:
+    first = new_ticket(desk.login, subject="One")
+    second = new_ticket(desk.login, email="b@example.test", subject="Two")
+    hidden = new_ticket(desk.account, subject="Not yours")
+    update_ticket(hidden, Actor.agent(desk.admin), department=desk.billing)
+    sign_in(client, "agent@desk.test")
+    spy.calls.clear()
+    rows = [first.id, second.id, hidden.id]
+    token = csrf_token(client, "/admin/tickets/")
+    response = client.post("/admin/tickets/action/", data={
+        "csrf_token": token, "action": "assign_me", "rowid": rows})
+    assert response.status_code == 302
+    assert {t.assignee_id for t in Ticket.select().where(Ticket.id << [first.id, second.id])} \
+        == {desk.agent.id}
+    assert Ticket.get_by_id(hidden.id).assignee_id is None  # out of scope: untouched
+    assigned = spy.of("ticket_assigned")
+    assert len(assigned) == 2 and all(c["actor"].id == desk.agent.id for c in assigned)
+    events = TicketEvent.select().where((TicketEvent.kind == "assignee")
+                                        & (TicketEvent.staff == desk.agent.id))
+    assert events.count() == 2
+
+    client.post("/admin/tickets/action/", data={"csrf_token": token, "action": "status_resolved",
+                                                "rowid": [first.id]})
+    assert Ticket.get_by_id(first.id).status == Status.RESOLVED
+    assert spy.of("ticket_status_changed")[-1]["new"] == Status.RESOLVED
+    assert TicketEvent.select().where((TicketEvent.ticket == first.id)
+                                      & (TicketEvent.kind == "status")
+                                      & (TicketEvent.new_value == Status.RESOLVED)).exists()
+
+    client.post("/admin/tickets/action/", data={
+        "csrf_token": token, "action": f"department_{desk.management.id}", "rowid": [second.id]})
+    assert Ticket.get_by_id(second.id).department_id == desk.management.id
+    assert spy.of("ticket_updated")[-1]["changes"]["department"][1].id == desk.management.id
+
+    client.post("/admin/tickets/action/", data={"csrf_token": token, "action": "unassign",
+                                                "rowid": [first.id]})
+    assert Ticket.get_by_id(first.id).assignee_id is None
+
+
+def test_bulk_action_needs_csrf(desk: Any, client: Any) -> None:
+    ticket = new_ticket(desk.login)
+    sign_in(client, "agent@desk.test")
+    response = client.post("/admin/tickets/action/", data={"action": "assign_me",
+                                                           "rowid": [ticket.id]})
+    assert response.status_code == 400
+    assert Ticket.get_by_id(ticket.id).assignee_id is None
+
+
+def test_reply_from_the_ticket_page_is_delivered(desk: Any, client: Any, spy: Any) -> None:
+    ticket = new_ticket(desk.login)
+    sign_in(client, "agent@desk.test")
+    page = client.get(f"/admin/ticket/{ticket.id}/")
+    assert page.status_code == 200
+    assert "It says my password is wrong" in page.get_data(as_text=True)
+    response = post(client, f"/admin/ticket/{ticket.id}/reply",
+                    {"text": "Try the reset link", "status": Status.PENDING},
+                    token_from=f"/admin/ticket/{ticket.id}/")
+    assert response.status_code == 302
+    message = Message.select().where((Message.ticket == ticket)
+                                     & (Message.author_kind == "staff")).get()
+    assert message.body_text == "Try the reset link" and not message.is_internal
+    assert message.delivery_state == Delivery.PORTAL  # web tickets wait on the tracking page
+    fresh = Ticket.get_by_id(ticket.id)
+    assert fresh.status == Status.PENDING and fresh.first_response_at is not None
+    assert any(c["message"].id == message.id for c in spy.of("message_added"))
+    html = client.get(f"/admin/ticket/{ticket.id}/").get_data(as_text=True)
+    assert "Try the reset link" in html and "portal" in html
+
+
+def test_note_is_internal(desk: Any, client: Any) -> None:
+    ticket = new_ticket(desk.login)
+    sign_in(client, "agent@desk.test")
+    post(client, f"/admin/ticket/{ticket.id}/note", {"text": "VIP, be gentle"})
+    note = Message.get(Message.body_text == "VIP, be gentle")
+    assert note.is_internal and note.delivery_state == Delivery.NONE
+    html = client.get(f"/admin/ticket/{ticket.id}/").get_data(as_text=True)
+    assert "loket-note" in html and "internal note" in html
+
+
+def test_controls_on_the_ticket_page(desk: Any, client: Any, spy: Any) -> None:
+    ticket = new_ticket(desk.login)
+    sign_in(client, "agent@desk.test")
+    url = f"/admin/ticket/{ticket.id}"
+    post(client, f"{url}/status", {"status": Status.ON_HOLD})
+    post(client, f"{url}/priority", {"priority": Priority.URGENT})
+    post(client, f"{url}/assign", {"assignee": "me"})
+    fresh = Ticket.get_by_id(ticket.id)
+    assert (fresh.status, fresh.priority, fresh.assignee_id) == (
+        Status.ON_HOLD, Priority.URGENT, desk.agent.id)
+    response = post(client, f"{url}/escalate", {"reason": "angry customer"})
+    fresh = Ticket.get_by_id(ticket.id)
+    assert fresh.escalation_level == 1 and fresh.department_id == desk.management.id
+    assert spy.of("ticket_escalated")[-1]["reason"] == "angry customer"
+    # Still assigned to the agent, so still theirs to see.
+    assert response.headers["Location"].endswith(f"{url}/")
+    post(client, f"{url}/department", {"department": str(desk.support.id)})
+    assert Ticket.get_by_id(ticket.id).department_id == desk.support.id
+    # A closed ticket cannot be reopened: the service's reason is shown.
+    post(client, f"{url}/status", {"status": Status.CLOSED})
+    post(client, f"{url}/status", {"status": Status.OPEN})
+    html = client.get(f"{url}/").get_data(as_text=True)
+    assert "cannot be reopened" in html
+    assert Ticket.get_by_id(ticket.id).status == Status.CLOSED
+    # Without a token nothing changes.
+    assert client.post(f"{url}/priority", data={"priority": Priority.LOW}).status_code == 400
+
+
+def test_customer_html_cannot_run_script(desk: Any, client: Any) -> None:
+    from core.models import IdentityKind
+    from core.services.tickets import Identity, open_ticket
+
+    ticket = open_ticket(identity=Identity(IdentityKind.EMAIL, "x@example.test"),
+                         subject="<script>alert(1)</script>",
+                         text="<img src=x onerror=alert(1)>",
+                         html="<p>hi</p><script>alert(2)</script><img src=x onerror=alert(3)>")
+    sign_in(client, "admin@desk.test")
+    for url in (f"/admin/ticket/{ticket.id}/", "/admin/tickets/"):
+        html = client.get(url).get_data(as_text=True)
+        assert "<script>alert" not in html
+        assert "onerror=alert" not in html
+
+
+def test_attachment_download_is_staff_only(desk: Any, client: Any, app: Any) -> None:
+    ticket = new_ticket(desk.login)
+    storage = Storage(app.extensions["loket"].config["attachments_path"])
+    stored = storage.save_bytes(b"<html><script>alert(1)</script>", "evil.html",
+                                max_bytes=1000, allowed_types=["text/html"])  # a desk that allows it
+    message = Message.get(Message.ticket == ticket)
+    item = Attachment.create(ticket=ticket, message=message, sha256=stored.sha256,
+                             filename=stored.filename, content_type=stored.content_type,
+                             size=stored.size)
+    url = f"/admin/ticket/{ticket.id}/attachment/{item.id}"
+    assert client.get(url).status_code == 302  # anonymous: sign in first
+    sign_in(client, "agent@desk.test")
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    assert response.data.startswith(b"<html>")
+    html = client.get(f"/admin/ticket/{ticket.id}/").get_data(as_text=True)
+    assert url in html
+    other = new_ticket(desk.account, subject="other")
+    assert client.get(f"/admin/ticket/{other.id}/attachment/{item.id}").status_code == 404
+
+
+def test_canned_reply_prefills_the_reply_box(desk: Any, client: Any) -> None:
+    ticket = new_ticket(desk.login)
+    canned = CannedReply.create(title="Reset", body="Use the reset link & wait 5 minutes.",
+                                department=desk.support)
+    CannedReply.create(title="Billing only", body="x", department=desk.billing)
+    sign_in(client, "agent@desk.test")
+    html = client.get(f"/admin/ticket/{ticket.id}/", query_string={"canned": canned.id}
+                      ).get_data(as_text=True)
+    assert "Use the reset link &amp; wait 5 minutes.</textarea>" in html
+    assert "Billing only" not in html
+    assert 'data-body="Use the reset link &amp; wait 5 minutes."' in html
