@@ -100,9 +100,13 @@ def configure_database(app: Flask, state: Loket) -> None:
         db.bind(state.database)
         state.database.connect(reuse_if_open=True)
 
+    keep_open = db.is_sqlite(state.database)
+
     @app.teardown_request
     def _close(exc: BaseException | None) -> None:
-        if not state.database.is_closed():
+        # A SQLite connection stays with its thread (opening one runs five pragmas);
+        # a PostgreSQL connection goes back to the pool.
+        if not keep_open and not state.database.is_closed():
             state.database.close()
 
 

@@ -34,9 +34,20 @@ def open_database(url: str) -> peewee.Database:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgres", "postgresql"):
+        # A pool: opening a PostgreSQL connection costs more than most requests.
+        return connect(f"postgresql+pool://{rest}", max_connections=32, stale_timeout=300,
+                       timeout=10)
     return connect(url)
+
+
+def close_all(db: peewee.Database) -> None:
+    """Close every connection this database object holds (pooled ones included)."""
+    if hasattr(db, "close_all"):
+        db.close_all()
+    elif not db.is_closed():
+        db.close()
 
 
 def bind(db: peewee.Database) -> None:
