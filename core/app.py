@@ -94,6 +94,7 @@ def configure_flask(app: Flask, state: Loket) -> None:
 
 def configure_database(app: Flask, state: Loket) -> None:
     db.bind(state.database)
+    db.clear_statements()
 
     @app.before_request
     def _connect() -> None:

@@ -7,9 +7,13 @@ from typing import Any
 
 import flask
 
-from . import hookimpl  # noqa: E402
+from . import db, hookimpl
 from .hookspecs import Routing
-from .models import Category, Status, Ticket, utcnow
+from .models import Category, Department, Status, Ticket, utcnow
+
+
+def _department_by_id(department_id: int) -> Any:
+    return Department.select().where(Department.id == department_id)
 
 
 @hookimpl(trylast=True)
@@ -23,7 +27,8 @@ def route_ticket(category: Category | None) -> Routing | None:
     while node is not None and node.id not in seen:
         seen.add(node.id)
         if node.default_department_id is not None:
-            department = node.default_department
+            department = db.select_one(Department, "builtin.department", _department_by_id,
+                                       node.default_department_id)
             break
         node = node.parent
     return Routing(department=department, priority=category.default_priority or None,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from peewee import ModelSelect
+
+from .. import db
 from ..models import Contact, ContactIdentity, IdentityKind, Ticket, TicketParticipant
 from .unit import emit, unit_of_work
 
@@ -18,18 +21,19 @@ def normalise_identity(kind: str, value: str) -> str:
 def find_contact(kind: str, value: str) -> Contact | None:
     """The contact a channel identity belongs to, following merges."""
     value = normalise_identity(kind, value)
-    identity = (ContactIdentity.select(ContactIdentity, Contact)
-                .join(Contact)
-                .where((ContactIdentity.kind == kind) & (ContactIdentity.value == value))
-                .first())
-    if identity is None:
+    contact = db.select_one(Contact, "contact_by_identity", _by_identity, kind, value)
+    if contact is None:
         return None
-    contact = identity.contact
     seen = {contact.id}
     while contact.merged_into_id is not None and contact.merged_into_id not in seen:
         contact = Contact.get_by_id(contact.merged_into_id)
         seen.add(contact.id)
     return contact
+
+
+def _by_identity(kind: str, value: str) -> ModelSelect:
+    return (Contact.select().join(ContactIdentity)
+            .where((ContactIdentity.kind == kind) & (ContactIdentity.value == value)))
 
 
 def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str | None = None,
@@ -52,9 +56,9 @@ def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str 
         return contact, False
     if email is None and kind == IdentityKind.EMAIL:
         email = value
-    contact = Contact.create(name=name[:200], email=email, language=language,
-                             user_type=user_type_id)
-    ContactIdentity.create(contact=contact, kind=kind, value=value, verified=verified)
+    contact = db.insert(Contact(name=name[:200], email=email, language=language,
+                                user_type=user_type_id))
+    db.insert(ContactIdentity(contact=contact, kind=kind, value=value, verified=verified))
     emit("contact_identified", contact=contact, identity_kind=kind, value=value)
     return contact, True
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import db
 from ..attachments import StoredFile
 from ..hookspecs import Routing
 from ..models import (
@@ -90,10 +91,10 @@ class InboundResult:
 
 def _audit(ticket: Ticket, kind: str, actor: Actor, old: Any = "", new: Any = "",
            detail: str = "") -> None:
-    TicketEvent.create(
+    db.insert(TicketEvent(
         ticket=ticket, kind=kind, actor_kind=actor.kind,
         staff=actor.staff, contact=actor.contact,
-        old_value=_short(old), new_value=_short(new), detail=detail)
+        old_value=_short(old), new_value=_short(new), detail=detail))
 
 
 def _short(value: Any) -> str:
@@ -171,9 +172,9 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
         text=f"{subject}\n{text or ''}")
     if routing is not None:
         _apply_routing(ticket, routing)
-    ticket.save(force_insert=True)
+    db.insert(ticket)
     message.ticket = ticket
-    message.save(force_insert=True)
+    db.insert(message)
     _add_attachments(ticket, message, attachments, attachment_fields)
     _audit(ticket, "created", actor, new=ticket.status,
            detail=f"channel={channel} department={ticket.department_id or ''} "

@@ -26,6 +26,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 from wtforms import Field
 
+from .. import db
 from ..attachments import AttachmentRejected, Storage, StoredFile
 from ..hookspecs import ContactOption, Notice
 from ..i18n import LANGUAGE_NAMES, _
@@ -34,7 +35,6 @@ from ..models import (
     AuthorKind,
     Category,
     CategoryField,
-    Department,
     FieldKind,
     IdentityKind,
     Message,
@@ -153,24 +153,30 @@ def categories(user_type: str) -> str:
 # -- The ticket form ---------------------------------------------------------------------
 
 
-def _with_department(query: Any) -> Any:
-    return query.switch(Category).join(
-        Department, JOIN.LEFT_OUTER, on=(Category.default_department == Department.id))
+def _category_by_slugs(user_type_slug: str, category_slug: str) -> Any:
+    return (Category.select().join(UserType)
+            .where((UserType.slug == user_type_slug) & UserType.active
+                   & (Category.slug == category_slug) & Category.visible))
+
+
+def _category_by_id(category_id: int) -> Any:
+    return Category.select().where(Category.id == category_id)
 
 
 def _category_or_404(user_type_slug: str, category_slug: str) -> Category:
-    """A visible category of an active user type, its ancestors loaded (and all visible)."""
-    category = (_with_department(Category.select(Category, UserType, Department).join(UserType))
-                .where((UserType.slug == user_type_slug) & UserType.active
-                       & (Category.slug == category_slug) & Category.visible)
-                .first())
+    """A visible category of an active user type, its ancestors loaded (and all visible).
+
+    The look-ups run with SQL compiled once (``core.db.select_one``): this is
+    the busiest form of the help center.
+    """
+    category = db.select_one(Category, "helpcenter.category", _category_by_slugs,
+                             user_type_slug, category_slug)
     if category is None:
         abort(404)
-    # Attaching the loaded parents (and departments) spares routing a query per level.
+    # Attaching the loaded parents spares routing a query per level.
     node, seen = category, {category.id}
     while node.parent_id is not None:
-        parent = (_with_department(Category.select(Category, Department))
-                  .where(Category.id == node.parent_id).first())
+        parent = db.select_one(Category, "helpcenter.parent", _category_by_id, node.parent_id)
         if (parent is None or not parent.visible or parent.id in seen
                 or parent.user_type_id != category.user_type_id):
             abort(404)
@@ -179,11 +185,19 @@ def _category_or_404(user_type_slug: str, category_slug: str) -> Category:
     return category
 
 
+def _questions(category: Category) -> list[CategoryField]:
+    return db.select_all(CategoryField, "helpcenter.questions", _questions_of, category.id)
+
+
+def _questions_of(category_id: int) -> Any:
+    return (CategoryField.select().where(CategoryField.category == category_id)
+            .order_by(CategoryField.position, CategoryField.id))
+
+
 @bp.route("/help/<user_type>/<category>/new", methods=["GET", "POST"])
 def new_ticket(user_type: str, category: str) -> Any:
     chosen = _category_or_404(user_type, category)
-    questions = list(CategoryField.select().where(CategoryField.category == chosen)
-                     .order_by(CategoryField.position, CategoryField.id))
+    questions = _questions(chosen)
     form = ticket_form_class(questions)()
     if form.validate_on_submit():
         ticket = _open_from(form, chosen)
