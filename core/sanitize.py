@@ -45,3 +45,20 @@ def text_to_html(text: str) -> Markup:
 
     linked = _URL.sub(link, escaped)
     return Markup(linked.replace("\r\n", "\n").replace("\n", "<br>\n"))
+
+
+def storable(text: str | None) -> str:
+    """Text every database can hold: no NUL characters, no unpaired surrogates.
+
+    Real mail carries both (a broken charset, a C string cut short); PostgreSQL
+    refuses them, and a message must never be lost over one bad character.
+    """
+    if not text:
+        return ""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text

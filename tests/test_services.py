@@ -410,3 +410,14 @@ def test_tracking_lookup_needs_the_right_key(desk):
     assert tickets.find_for_customer(ticket.id + 1000, ticket.access_key) is None
     assert tickets.find_for_customer("abc", ticket.access_key) is None
     assert tickets.tracking_url(ticket) == f"http://desk.test/t/{ticket.id}/{ticket.access_key}"
+
+
+def test_text_no_database_can_store_is_made_storable_not_lost(desk):
+    result = tickets.receive_message(
+        channel="email", identity=Identity("email", "odd@example.id"),
+        subject="Pembayaran\x00gagal", text="broken \ud800 surrogate and a NUL\x00 here",
+        html="<p>hi\x00</p>", external_id="<nul@example.id>")
+    stored = Message.get_by_id(result.message.id)
+    assert stored.body_text == "broken ? surrogate and a NUL here"
+    assert stored.body_html == "<p>hi</p>"
+    assert Ticket.get_by_id(result.ticket.id).subject == "Pembayarangagal"

@@ -43,6 +43,7 @@ from ..models import (
 from ..passwords import hash_token
 from ..services import access
 from ..services import tickets as ticket_service
+from ..services.contacts import is_email_address
 from ..services.tickets import Actor, Identity, ServiceError
 from ..services.unit import unit_of_work
 from ..state import loket
@@ -61,7 +62,6 @@ from .validation import (
     store_attachments,
     string_list,
     text,
-    valid_email,
 )
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
@@ -234,7 +234,7 @@ def open_ticket() -> Any:
     errors = Errors()
     name = text(errors, body, "name", required=True, max_length=200)
     email = text(errors, body, "email", required=True, max_length=254)
-    if email is not None and not valid_email(email):
+    if email is not None and not is_email_address(email):
         errors.add("email", "Enter a valid email address.")
     subject = text(errors, body, "subject", required=True, max_length=250)
     description = text(errors, body, "description", required=True, max_length=TEXT_MAX)

@@ -12,7 +12,6 @@ import base64
 import binascii
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +19,10 @@ from flask import request
 
 from ..attachments import AttachmentRejected, Storage, StoredFile
 from ..models import Category, CategoryField, FieldKind
+from ..services.contacts import is_email_address
 
 # Ids are 32-bit on PostgreSQL; anything larger cannot name a row.
 MAX_ID = 2**31 - 1
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 TEXT_LIMITS = {FieldKind.TEXT: 500, FieldKind.TEXTAREA: 10_000, FieldKind.EMAIL: 254,
                FieldKind.CHOICE: 200, FieldKind.DATETIME: 64}
 
@@ -107,10 +106,6 @@ def text(errors: Errors, body: dict[str, Any], name: str, *, required: bool = Fa
         errors.add(key, f"At most {max_length} characters.")
         return None
     return value
-
-
-def valid_email(value: str) -> bool:
-    return len(value) <= 254 and bool(EMAIL_RE.match(value))
 
 
 def parse_datetime(value: str) -> dt.datetime | None:
@@ -204,7 +199,7 @@ def check_answers(errors: Errors, fields: list[CategoryField], answers: Any,
             errors.add(key, f"At most {TEXT_LIMITS.get(spec.kind, 500)} characters.")
             continue
         if spec.kind == FieldKind.EMAIL:
-            if not valid_email(value):
+            if not is_email_address(value):
                 errors.add(key, "Enter a valid email address.")
                 continue
         elif spec.kind == FieldKind.DATETIME:

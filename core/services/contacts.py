@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 from peewee import ModelSelect
 
 from .. import db
 from ..models import Contact, ContactIdentity, IdentityKind, Ticket, TicketParticipant
+from ..sanitize import storable
 from .unit import emit, unit_of_work
+
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+_EMAIL = re.compile(rf"^[^\s@<>()\[\]\\,;:\"]+@{_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}$")
+
+
+def is_email_address(value: str) -> bool:
+    """A plain address (local@domain.tld); no display names, no IP-literal domains."""
+    return len(value) <= 254 and bool(_EMAIL.match(value))
 
 
 def normalise_identity(kind: str, value: str) -> str:
@@ -45,7 +56,8 @@ def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str 
     empty); a new one creates a contact. A race with another request creating
     the same identity surfaces as an IntegrityError, which ``run_unit`` retries.
     """
-    value = normalise_identity(kind, value)
+    value = normalise_identity(kind, storable(value))
+    name = storable(name)
     if not value:
         raise ValueError(f"an empty {kind} identity")
     contact = find_contact(kind, value)

@@ -33,6 +33,7 @@ from ..models import (
     TicketParticipant,
     utcnow,
 )
+from ..sanitize import storable
 from ..state import loket
 from .contacts import find_or_create_contact
 from .unit import after_commit, emit, run_unit, unit_of_work
@@ -154,7 +155,8 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
                    attachment_fields: dict[str, str] | None, external_id: str | None,
                    actor: Actor) -> tuple[Ticket, Message]:
     now = utcnow()
-    subject = (subject or "").strip()[:SUBJECT_MAX] or _subject_from(text)
+    text = storable(text)
+    subject = storable(subject).strip()[:SUBJECT_MAX] or _subject_from(text)
     if user_type_id is None and category is not None:
         user_type_id = category.user_type_id
     ticket = Ticket(
@@ -201,7 +203,9 @@ def _clean(html: str) -> str:
         return ""
     from ..sanitize import clean_html
 
-    return clean_html(html)
+    return clean_html(storable(html))
+
+
 
 
 def receive_message(*, channel: str, identity: Identity, text: str, html: str = "",
@@ -303,7 +307,7 @@ def _customer_message(ticket: Ticket, contact: Contact, text: str, html: str, ch
                       raw_path: str = "") -> Message:
     now = utcnow()
     message = Message.create(
-        ticket=ticket, author_kind=AuthorKind.CONTACT, contact=contact, body_text=text or "",
+        ticket=ticket, author_kind=AuthorKind.CONTACT, contact=contact, body_text=storable(text),
         body_html=_clean(html), channel=channel, external_id=external_id, raw_path=raw_path,
         created_at=now)
     _add_attachments(ticket, message, attachments)
@@ -358,7 +362,7 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
         fresh = Ticket.get_by_id(ticket.id)
         now = utcnow()
         message = Message.create(
-            ticket=fresh, author_kind=AuthorKind.STAFF, staff=staff, body_text=text,
+            ticket=fresh, author_kind=AuthorKind.STAFF, staff=staff, body_text=storable(text),
             body_html=_clean(html), channel=fresh.channel, delivery_state=Delivery.PENDING,
             delivery_updated_at=now, created_at=now)
         _add_attachments(fresh, message, attachments)
@@ -433,7 +437,8 @@ def add_note(ticket: Ticket, staff: Staff, text: str,
     def work() -> Message:
         fresh = Ticket.get_by_id(ticket.id)
         message = Message.create(ticket=fresh, author_kind=AuthorKind.STAFF, staff=staff,
-                                 body_text=text, is_internal=True, channel=Channel.STAFF)
+                                 body_text=storable(text), is_internal=True,
+                                 channel=Channel.STAFF)
         _add_attachments(fresh, message, attachments)
         _audit(fresh, "note", actor, detail=f"message={message.id}")
         fresh.updated_at = utcnow()

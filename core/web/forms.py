@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -23,20 +22,12 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Va
 
 from ..i18n import _l
 from ..models import CategoryField, FieldKind
+from ..services.contacts import is_email_address
 
 # Prefix for the form names of a category's extra questions, so that an admin's
 # "email" or "subject" field can never shadow the form's own fields.
 EXTRA_PREFIX = "extra_"
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
-
-_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
-_EMAIL = re.compile(rf"^[^\s@<>()\[\]\\,;:\"]+@{_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}$")
-
-
-def looks_like_email(value: str) -> bool:
-    """A plain address (local@domain.tld); no display names, no IP-literal domains."""
-    return len(value) <= 254 and bool(_EMAIL.match(value))
-
 
 class EmailAddress:
     """Validator: an address we could write back to."""
@@ -46,7 +37,7 @@ class EmailAddress:
 
     def __call__(self, form: Any, field: Field) -> None:
         value = (field.data or "").strip()
-        if value and not looks_like_email(value):
+        if value and not is_email_address(value):
             raise ValidationError(self.message)
         field.data = value
 
