@@ -13,6 +13,8 @@ from typing import BinaryIO
 
 import filetype
 
+from .sanitize import storable
+
 CHUNK = 64 * 1024
 
 
@@ -34,7 +36,7 @@ class StoredFile:
 
 def safe_filename(name: str, fallback: str = "attachment") -> str:
     """A name that is safe in a path and a Content-Disposition header."""
-    name = unicodedata.normalize("NFC", name or "")
+    name = unicodedata.normalize("NFC", storable(name))
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = re.sub(r"[\x00-\x1f\x7f\"<>|:*?;]", "", name).strip(" .")
     if len(name) > 150:

@@ -421,3 +421,24 @@ def test_text_no_database_can_store_is_made_storable_not_lost(desk):
     assert stored.body_text == "broken ? surrogate and a NUL here"
     assert stored.body_html == "<p>hi</p>"
     assert Ticket.get_by_id(result.ticket.id).subject == "Pembayarangagal"
+
+
+def test_odd_ids_addresses_and_file_names_are_kept_and_still_deduplicate(desk, tmp_path):
+    long_id = "<" + "x" * 400 + "@mail.example.id>"
+    long_address = "a" * 300 + "@example.id"
+    stored = Storage(tmp_path).save_bytes(b"plain text", "bad\udce9\x00name.txt",
+                                          max_bytes=100, allowed_types=["text/plain"])
+    assert stored.filename == "badname.txt"
+    first = tickets.receive_message(channel="email", identity=Identity("email", long_address),
+                                    text="hello", external_id=long_id + "\x00",
+                                    attachments=[stored])
+    again = tickets.receive_message(channel="email", identity=Identity("email", long_address),
+                                    text="hello", external_id=long_id + "\x00")
+    assert not first.duplicate and again.duplicate
+    message = Message.get_by_id(first.message.id)
+    assert len(message.external_id) <= 255
+    contact = Contact.get_by_id(first.ticket.contact_id)
+    assert contact.email is None  # not a usable address; the identity still finds them
+    assert len(ContactIdentity.get(ContactIdentity.contact == contact).value) <= 254
+    assert find_contact("email", long_address).id == contact.id
+    assert Attachment.get(Attachment.message == message).filename == "badname.txt"

@@ -21,12 +21,26 @@ def is_email_address(value: str) -> bool:
 
 
 def normalise_identity(kind: str, value: str) -> str:
-    value = (value or "").strip()
+    value = storable(value).strip()
     if kind == IdentityKind.EMAIL:
-        return value.lower()
-    if kind == IdentityKind.WHATSAPP:
-        return "".join(ch for ch in value if ch.isdigit())
-    return value
+        value = value.lower()
+    elif kind == IdentityKind.WHATSAPP:
+        value = "".join(ch for ch in value if ch.isdigit())
+    return fit(value, IDENTITY_MAX)
+
+
+IDENTITY_MAX = 254
+
+
+def fit(value: str, limit: int) -> str:
+    """A value that fits its column: too long, it keeps its start and a digest of the whole,
+    so the same long value always maps to the same short one."""
+    if len(value) <= limit:
+        return value
+    import hashlib
+
+    digest = hashlib.sha256(value.encode()).hexdigest()[:32]
+    return f"{value[: limit - 34]}~{digest}"
 
 
 def find_contact(kind: str, value: str) -> Contact | None:
@@ -56,7 +70,7 @@ def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str 
     empty); a new one creates a contact. A race with another request creating
     the same identity surfaces as an IntegrityError, which ``run_unit`` retries.
     """
-    value = normalise_identity(kind, storable(value))
+    value = normalise_identity(kind, value)
     name = storable(name)
     if not value:
         raise ValueError(f"an empty {kind} identity")
@@ -68,6 +82,8 @@ def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str 
         return contact, False
     if email is None and kind == IdentityKind.EMAIL:
         email = value
+    if email is not None and (len(email) > IDENTITY_MAX or not is_email_address(email)):
+        email = None  # the identity keeps what the channel said; this column holds real addresses
     contact = db.insert(Contact(name=name[:200], email=email, language=language,
                                 user_type=user_type_id))
     db.insert(ContactIdentity(contact=contact, kind=kind, value=value, verified=verified))

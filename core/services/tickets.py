@@ -35,12 +35,13 @@ from ..models import (
 )
 from ..sanitize import storable
 from ..state import loket
-from .contacts import find_or_create_contact
+from .contacts import find_or_create_contact, fit
 from .unit import after_commit, emit, run_unit, unit_of_work
 
 log = logging.getLogger(__name__)
 
 SUBJECT_MAX = 250
+EXTERNAL_ID_MAX = 255
 
 
 class ServiceError(ValueError):
@@ -134,6 +135,7 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
     ``route_ticket`` decides department, priority and tags before it is saved.
     """
     attachments = list(attachments)
+    external_id = fit(storable(external_id), EXTERNAL_ID_MAX) if external_id else None
 
     def work() -> Ticket:
         contact, _ = find_or_create_contact(
@@ -227,6 +229,8 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
     """
     attachments = list(attachments)
     participants = list(participants)
+    # The same delivery must match itself however odd its id: cleaned, then fitted.
+    external_id = fit(storable(external_id), EXTERNAL_ID_MAX) if external_id else None
     if external_id:
         seen = _find_duplicate(channel, external_id)
         if seen is not None:
