@@ -20,6 +20,7 @@ from core.models import (
     Attachment,
     CannedReply,
     Category,
+    CategoryField,
     Channel,
     Contact,
     Department,
@@ -426,7 +427,7 @@ class TicketPageView(SecuredBaseView):
             reply_form=reply_form, note_form=NoteForm(formdata=None), status_form=status_form,
             priority_form=priority_form, assign_form=assign_form,
             department_form=department_form, escalate_form=EscalateForm(formdata=None),
-            status_labels=STATUS_LABELS, form_data=ticket.form_data or {})
+            status_labels=STATUS_LABELS, form_data=_answers(ticket))
 
     def _canned(self, staff: Staff | None) -> Any:
         query = CannedReply.select().order_by(CannedReply.title)
@@ -574,3 +575,13 @@ class TicketPageView(SecuredBaseView):
 
 
 __all__ = ["TicketListView", "TicketPageView", "search_clause"]
+
+
+def _answers(ticket: Ticket) -> list[tuple[str, Any]]:
+    """The ticket's answers to its category's questions, by their labels where still known."""
+    answers = ticket.form_data or {}
+    if not answers:
+        return []
+    labels = {f.name: f.label for f in CategoryField.select().where(
+        CategoryField.category == ticket.category_id)} if ticket.category_id else {}
+    return [(labels.get(name, name), value) for name, value in answers.items()]

@@ -230,3 +230,15 @@ def test_canned_reply_prefills_the_reply_box(desk: Any, client: Any) -> None:
     assert "Use the reset link &amp; wait 5 minutes.</textarea>" in html
     assert "Billing only" not in html
     assert 'data-body="Use the reset link &amp; wait 5 minutes."' in html
+
+
+def test_ticket_page_shows_answers_by_their_labels(desk: Any, client: Any) -> None:
+    from core.services.tickets import Identity, open_ticket
+
+    ticket = open_ticket(identity=Identity("email", "rina@example.com"), subject="Locked out",
+                         text="help", category=desk.login,
+                         form_data={"registered_email": "old@example.com", "retired": "x"})
+    sign_in(client, "agent@desk.test")
+    html = client.get(f"/admin/ticket/{ticket.id}/").get_data(as_text=True)
+    assert "Registered email" in html and "old@example.com" in html
+    assert "retired" in html  # a question since removed keeps its answer, by its name
