@@ -174,6 +174,18 @@ class Server:
                     pass
             time.sleep(0.25)
 
+    def cpu_seconds(self) -> dict[int, float]:
+        """CPU time (user + system) each worker has used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = {}
+        for pid in self.workers():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+            except (OSError, IndexError, ValueError):
+                pass
+        return used
+
     def sample_rss(self) -> threading.Thread:
         self._sampling = True
         thread = threading.Thread(target=self._sample, daemon=True)
@@ -189,6 +201,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+
+
+def _cpu_split(before: dict[int, float], after: dict[int, float]) -> list[float]:
+    return sorted((round(after[pid] - before.get(pid, 0.0), 1) for pid in after), reverse=True)
 
 
 def form_session(base: str, path: str) -> tuple[str, str]:
@@ -271,6 +287,7 @@ def main() -> int:
         sampler = server.sample_rss()
 
         before = desk.tickets()
+        cpu_before = server.cpu_seconds()
         started = time.monotonic()
         submit = run_wrk(args, server.base + form_path, BENCH / "submit.lua", {
             "BENCH_PATH": form_path, "BENCH_COOKIE": cookie, "BENCH_CSRF": token})
@@ -279,8 +296,11 @@ def main() -> int:
         submit["tickets_created"] = created
         submit["tickets_per_s"] = round(created / args.duration, 1)
         submit["elapsed_s"] = round(elapsed, 1)
+        submit["worker_cpu_s"] = _cpu_split(cpu_before, server.cpu_seconds())
 
+        cpu_before = server.cpu_seconds()
         track = run_wrk(args, server.base + tracking_path)
+        track["worker_cpu_s"] = _cpu_split(cpu_before, server.cpu_seconds())
         server._sampling = False
         sampler.join(timeout=2)
         rss = sorted(server.peak_rss_kb.values())
@@ -319,6 +339,11 @@ def main() -> int:
               f"{r['socket_errors']:>8}")
     print(f"Tickets created: {submit['tickets_created']} of {submit['requests']} requests "
           f"= {submit['tickets_per_s']} tickets/s (counted in the database)")
+    for label, r in (("POST", submit), ("GET", track)):
+        split = r["worker_cpu_s"]
+        uneven = len(split) > 1 and split[0] > 3 * max(split[-1], 0.1)
+        print(f"CPU seconds per worker during {label}: {', '.join(f'{c:.1f}' for c in split)}"
+              + (" (uneven: wrk's keep-alive connections went to one worker)" if uneven else ""))
     print(f"Peak RSS per gunicorn worker: {', '.join(map(str, results['peak_rss_mb_per_worker']))} MB")
     print(f"Results: {out_dir / name}")
     # wrk stops counting at the deadline; requests then in flight may still create tickets.
