@@ -8,6 +8,8 @@ no reply is ever sent anywhere.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from .models import (
     Status,
     Ticket,
     UserType,
+    clock_at,
+    utcnow,
 )
 from .passwords import hash_password
 
@@ -269,8 +273,9 @@ def load_demo(*, admin_email: str = "admin@loket.test", admin_password: str | No
         staff, result.admin_password = _staff(admin_email, admin_password, departments)
         result.staff = len(staff)
     pending = [spec for spec in TICKETS if not _exists(spec)]
+    now = utcnow()
     for spec in progress(pending, "Opening demo tickets"):
-        _open(spec, user_types, staff)
+        _open(spec, user_types, staff, _story_start(spec, now))
         result.tickets_created += 1
     result.tickets_total = len(TICKETS)
     return result
@@ -354,31 +359,46 @@ def _category(user_type: UserType, path: str) -> Category:
     return parent
 
 
-def _open(spec: TicketSpec, user_types: dict[str, UserType], staff: dict[str, Staff]) -> Ticket:
+def _story_start(spec: TicketSpec, now: dt.datetime) -> dt.datetime:
+    """When a demo ticket was opened: spread over the last three weeks, the same on every run."""
+    seed = int(hashlib.sha256(spec.key.encode()).hexdigest()[:8], 16)
+    return now - dt.timedelta(minutes=60 * 24 * 21 * (seed % 1000) / 1000 + 90)
+
+
+def _open(spec: TicketSpec, user_types: dict[str, UserType], staff: dict[str, Staff],
+          start: dt.datetime) -> Ticket:
+    """Open a demo ticket and play its steps through the services, each a while after the last."""
     from .services import tickets as svc
 
     user_type = user_types[spec.user_type]
-    ticket = svc.open_ticket(
-        identity=svc.Identity(IdentityKind.EMAIL, spec.email, name=spec.name, email=spec.email),
-        subject=spec.subject, text=spec.text, channel=Channel.WEB,
-        category=_category(user_type, spec.category), user_type_id=user_type.id,
-        form_data=spec.form_data, language=spec.language, external_id=_external_id(spec))
-    for step in spec.steps:
-        action, rest = step[0], step[1:]
-        if action == "customer":
-            svc.add_customer_reply(ticket, rest[0])
-            continue
-        agent = staff[rest[0]]
-        if action == "assign":
-            svc.assign(ticket, agent, svc.Actor.agent(agent))
-        elif action == "reply":
-            svc.reply(ticket, agent, rest[1], status=rest[2] if len(rest) > 2 else Status.PENDING)
-        elif action == "note":
-            svc.add_note(ticket, agent, rest[1])
-        elif action == "status":
-            svc.change_status(ticket, rest[1], svc.Actor.agent(agent))
-        elif action == "escalate":
-            svc.escalate(ticket, svc.Actor.agent(agent), rest[1])
-        else:  # pragma: no cover - a typo in TICKETS
-            raise ValueError(f"unknown demo step {action!r}")
+    with clock_at(start):
+        ticket = svc.open_ticket(
+            identity=svc.Identity(IdentityKind.EMAIL, spec.email, name=spec.name,
+                                  email=spec.email),
+            subject=spec.subject, text=spec.text, channel=Channel.WEB,
+            category=_category(user_type, spec.category), user_type_id=user_type.id,
+            form_data=spec.form_data, language=spec.language, external_id=_external_id(spec))
+    for number, step in enumerate(spec.steps, start=1):
+        with clock_at(start + dt.timedelta(minutes=25 * number + 7 * (number % 3))):
+            _step(svc, ticket, step, staff)
     return ticket
+
+
+def _step(svc: Any, ticket: Ticket, step: tuple[str, ...], staff: dict[str, Staff]) -> None:
+    action, rest = step[0], step[1:]
+    if action == "customer":
+        svc.add_customer_reply(ticket, rest[0])
+        return
+    agent = staff[rest[0]]
+    if action == "assign":
+        svc.assign(ticket, agent, svc.Actor.agent(agent))
+    elif action == "reply":
+        svc.reply(ticket, agent, rest[1], status=rest[2] if len(rest) > 2 else Status.PENDING)
+    elif action == "note":
+        svc.add_note(ticket, agent, rest[1])
+    elif action == "status":
+        svc.change_status(ticket, rest[1], svc.Actor.agent(agent))
+    elif action == "escalate":
+        svc.escalate(ticket, svc.Actor.agent(agent), rest[1])
+    else:  # pragma: no cover - a typo in TICKETS
+        raise ValueError(f"unknown demo step {action!r}")

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import json
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 import peewee as pw
 
 from .db import BaseModel
 
+_clock: contextvars.ContextVar[dt.datetime | None] = contextvars.ContextVar(
+    "loket_clock", default=None)
+
 
 def utcnow() -> dt.datetime:
-    """Naive UTC: stored the same way on SQLite and PostgreSQL."""
+    """Naive UTC: stored the same way on SQLite and PostgreSQL.
+
+    Inside ``clock_at(when)`` it answers ``when``: demo data and imports record
+    what happened at the time it happened, through the same services.
+    """
+    fixed = _clock.get()
+    if fixed is not None:
+        return fixed
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@contextlib.contextmanager
+def clock_at(when: dt.datetime) -> Iterator[None]:
+    """Make ``utcnow()`` answer ``when`` (naive UTC) in this context."""
+    token = _clock.set(when)
+    try:
+        yield
+    finally:
+        _clock.reset(token)
 
 
 class JSONField(pw.TextField):

@@ -166,6 +166,15 @@ def test_demo_fills_the_desk_once(desk_db: dict[str, str], query: Any) -> None:
     assert departments["Charged after I cancelled"] == "billing"
     assert departments["Two subscriptions on one card"] == "management"  # escalated
     assert departments["My video was taken down by mistake"] == "trust-safety"
+    def timeline() -> tuple[int, list[Any]]:
+        days = {t.created_at.date() for t in Ticket.select()}
+        waits = [t.first_response_at - t.created_at for t in Ticket.select()
+                 if t.first_response_at is not None]
+        return len(days), waits
+
+    days, waits = query(timeline)
+    assert days >= 5  # a history to chart, not twelve tickets opened this second
+    assert waits and all(wait.total_seconds() > 0 for wait in waits)
     admin = query(lambda: Staff.get(Staff.email == "admin@loket.test"))
     assert admin.role == Role.ADMIN
     assert verify_password(admin.password_hash, "demo password 123")

@@ -442,3 +442,20 @@ def test_odd_ids_addresses_and_file_names_are_kept_and_still_deduplicate(desk, t
     assert len(ContactIdentity.get(ContactIdentity.contact == contact).value) <= 254
     assert find_contact("email", long_address).id == contact.id
     assert Attachment.get(Attachment.message == message).filename == "badname.txt"
+
+
+def test_clock_at_records_what_happened_when_it_happened(desk):
+    import datetime as dt
+
+    from core.models import clock_at
+
+    opened = dt.datetime(2026, 3, 2, 8, 30)
+    with clock_at(opened):
+        ticket = _open(desk)
+    with clock_at(opened + dt.timedelta(hours=2)):
+        tickets.reply(ticket, desk.agent, "Fixed")
+    fresh = Ticket.get_by_id(ticket.id)
+    assert fresh.created_at == opened
+    assert fresh.first_response_at - fresh.created_at == dt.timedelta(hours=2)
+    assert TicketEvent.select().order_by(TicketEvent.id.desc()).first().created_at == \
+        opened + dt.timedelta(hours=2)
