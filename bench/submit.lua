@@ -13,9 +13,17 @@ local headers = {
 
 request = function()
   counter = counter + 1
-  local body = "name=Bench+Customer&email=bench%40example.com"
+  -- A new customer each time, as on a real help center: the contact and its
+  -- identity are created with the ticket.
+  local body = "name=Bench+Customer&email=bench" .. counter .. "-" .. math.random(1000000000)
+    .. "%40example.com"
     .. "&subject=Benchmark+ticket+" .. counter
     .. "&description=My+payment+page+does+not+load+after+I+sign+in.+Please+help."
     .. "&csrf_token=" .. token
   return wrk.format("POST", path, headers, body)
+end
+
+init = function(args)
+  -- Each wrk thread has its own Lua state: seed each differently.
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
 end

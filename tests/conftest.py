@@ -131,6 +131,28 @@ def desk(ctx: Any) -> Any:
     return build_desk()
 
 
+@pytest.fixture
+def web(make_app: Any, spy: Spy) -> Any:
+    """An app whose forms skip CSRF (the CSRF tests keep it on with ``make_app``)."""
+    app = make_app(extra_plugins=(spy,))
+    app.config["WTF_CSRF_ENABLED"] = False
+    return app
+
+
+@pytest.fixture
+def site(web: Any) -> Any:
+    return web.test_client()
+
+
+@pytest.fixture
+def built(web: Any) -> Iterator[Any]:
+    """The small desk of ``tests/factories.py`` in ``web``'s database."""
+    from .factories import build_desk
+
+    with web.app_context(), core_db.connection():
+        yield build_desk()
+
+
 def shared_corpus(*parts: str) -> Path:
     """A folder of ../shared/corpora, or skip the test when this checkout has none."""
     path = SHARED.joinpath("corpora", *parts)

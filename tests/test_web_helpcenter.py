@@ -23,34 +23,7 @@ from core.models import (
     UserType,
 )
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
-PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\n"
-EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 128
-HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
-
-
-@pytest.fixture
-def web(make_app: Any, spy: Any) -> Any:
-    """An app whose forms skip CSRF (the CSRF tests below keep it on)."""
-    app = make_app(extra_plugins=(spy,))
-    app.config["WTF_CSRF_ENABLED"] = False
-    return app
-
-
-@pytest.fixture
-def site(web: Any) -> Any:
-    return web.test_client()
-
-
-@pytest.fixture
-def built(web: Any) -> Any:
-    """``build_desk()`` inside an app context with a connection, as ``desk`` does for ``app``."""
-    from core import db as core_db
-
-    from .factories import build_desk
-
-    with web.app_context(), core_db.connection():
-        yield build_desk()
+from .samples import EXE, HTML, PDF, PNG
 
 
 def counts() -> tuple[int, int, int, int]:

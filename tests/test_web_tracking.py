@@ -6,36 +6,12 @@ import io
 from typing import Any
 from urllib.parse import quote
 
-import pytest
-
-from core import db as core_db
 from core.attachments import Storage
 from core.models import Attachment, Message, Status, Ticket, TicketEvent
 from core.services import tickets as svc
 from core.state import loket
 
-from .factories import build_desk
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
-EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 128
-
-
-@pytest.fixture
-def web(make_app: Any, spy: Any) -> Any:
-    app = make_app(extra_plugins=(spy,))
-    app.config["WTF_CSRF_ENABLED"] = False
-    return app
-
-
-@pytest.fixture
-def built(web: Any) -> Any:
-    with web.app_context(), core_db.connection():
-        yield build_desk()
-
-
-@pytest.fixture
-def site(web: Any) -> Any:
-    return web.test_client()
+from .samples import EXE, PNG
 
 
 def store(data: bytes, name: str) -> Any:

@@ -1,3 +1,5 @@
+"""The plugin's own model, with a foreign key into core."""
+
 import peewee as pw
 
 from core.db import BaseModel
