@@ -1,7 +1,7 @@
 """gunicorn settings for `loket serve` (and for running gunicorn by hand: gunicorn -c gunicorn.conf.py).
 
 Read from the environment so one file serves every host:
-LOKET_BIND, LOKET_WEB_WORKERS, LOKET_WEB_THREADS, LOKET_ACCESS_LOG.
+LOKET_BIND, LOKET_WEB_WORKERS, LOKET_WEB_THREADS, LOKET_WEB_CONNECTIONS, LOKET_ACCESS_LOG.
 """
 
 import os
@@ -19,6 +19,12 @@ workers = int(os.environ.get("LOKET_WEB_WORKERS") or min(2 * (os.cpu_count() or 
 # slow client holds one thread instead of a whole process. Measured in bench/README.md.
 worker_class = "gthread"
 threads = int(os.environ.get("LOKET_WEB_THREADS") or 4)
+# Most connections one worker holds at once (keep-alive ones included). A gthread
+# worker accepts every pending connection it can, so a few long-lived connections
+# (a reverse proxy's upstream pool, a load tester) can all land on one worker while
+# the others idle; about 2 x threads spreads them. The default suits browsers
+# connecting directly, whose idle keep-alive connections would otherwise fill it.
+worker_connections = int(os.environ.get("LOKET_WEB_CONNECTIONS") or 1000)
 
 # Off by default: a reverse proxy usually logs requests already. "-" logs to stdout.
 accesslog = os.environ.get("LOKET_ACCESS_LOG") or None

@@ -41,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--web-connections", type=int, default=0,
+                        help="most connections per gthread worker (LOKET_WEB_CONNECTIONS; "
+                             "0: gunicorn's default)")
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""),
                         help="PostgreSQL URL (a throwaway schema is made in it); "
@@ -136,7 +139,8 @@ class Server:
     def __init__(self, desk: Desk, args: argparse.Namespace):
         self.base = f"http://127.0.0.1:{args.port}"
         env = dict(desk.env, LOKET_BIND=f"127.0.0.1:{args.port}",
-                   LOKET_WEB_WORKERS=str(args.workers), LOKET_WEB_THREADS=str(args.web_threads))
+                   LOKET_WEB_WORKERS=str(args.workers), LOKET_WEB_THREADS=str(args.web_threads),
+                   LOKET_WEB_CONNECTIONS=str(args.web_connections or ""))
         self.log = open(desk.instance / "gunicorn.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", str(REPO / "gunicorn.conf.py"),
@@ -314,7 +318,8 @@ def main() -> int:
         "database": desk.kind,
         "cpus": os.cpu_count(),
         "gunicorn": {"workers": args.workers, "worker_class": args.worker_class,
-                     "threads": args.web_threads if args.worker_class == "gthread" else 1},
+                     "threads": args.web_threads if args.worker_class == "gthread" else 1,
+                     "connections_per_worker": args.web_connections or None},
         "wrk": {"threads": args.threads, "connections": args.connections,
                 "duration_s": args.duration},
         "submit": submit,
