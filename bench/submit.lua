@@ -20,6 +20,8 @@ request = function()
     .. "&subject=Benchmark+ticket+" .. counter
     .. "&description=My+payment+page+does+not+load+after+I+sign+in.+Please+help."
     .. "&csrf_token=" .. token
+    -- Each form a browser shows carries its own submission id (re-sending one is a no-op).
+    .. "&submission=s" .. counter .. "-" .. math.random(1000000000)
   return wrk.format("POST", path, headers, body)
 end
 

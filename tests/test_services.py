@@ -459,3 +459,11 @@ def test_clock_at_records_what_happened_when_it_happened(desk):
     assert fresh.first_response_at - fresh.created_at == dt.timedelta(hours=2)
     assert TicketEvent.select().order_by(TicketEvent.id.desc()).first().created_at == \
         opened + dt.timedelta(hours=2)
+
+
+def test_open_ticket_with_the_same_external_id_twice_gives_one_ticket(desk, spy):
+    first = _open(desk, external_id="form:abc")
+    again = _open(desk, external_id="form:abc", text="sent again after a timeout")
+    assert again.id == first.id
+    assert Ticket.select().count() == 1 and Message.select().count() == 1
+    assert spy.names().count("ticket_created") == 1

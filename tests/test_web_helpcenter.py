@@ -619,11 +619,41 @@ class QueryLog:
 def test_submission_runs_few_queries(built: Any, site: Any) -> None:
     """The form POST is benchmarked: category, its parents and its questions, then the service."""
     add_questions(built.refunds)
-    data = form_data(extra_billing_center="Epoch", extra_transaction_id="TX1")
+    data = form_data(extra_billing_center="Epoch", extra_transaction_id="TX1",
+                     submission="form-1")
     with QueryLog() as log:
         response = post_ticket(site, REFUNDS_FORM, data)
     assert response.status_code == 302
-    # 3 here (the category, its parent, its questions), 2 in the service (the
-    # contact's identity, the routed department), each with SQL compiled once.
-    assert log.selects() <= 5, log.statements
-    assert len(log.statements) <= 11, log.statements
+    # 3 here (the category, its parent, its questions), 3 in the service (the form
+    # sent before?, the contact's identity, the routed department), SQL compiled once.
+    assert log.selects() <= 6, log.statements
+    assert len(log.statements) <= 12, log.statements
+
+
+def _submission_of(page: str) -> str:
+    import re
+
+    match = re.search(r'name="submission" type="hidden" value="([^"]+)"', page) or re.search(
+        r'id="submission" name="submission" type="hidden" value="([^"]+)"', page)
+    assert match, "the form carries a submission id"
+    return match.group(1)
+
+
+def test_the_same_form_sent_twice_opens_one_ticket(built: Any, web: Any) -> None:
+    """A double click, or a retry after a dropped connection, must not open a second ticket."""
+    browser = web.test_client()
+    submission = _submission_of(browser.get("/help/studio/account/new").text)
+    assert submission != _submission_of(browser.get("/help/studio/account/new").text)
+    data = form_data(submission=submission)
+    first = post_ticket(browser, "/help/studio/account/new", dict(data))
+    again = post_ticket(browser, "/help/studio/account/new", dict(data))
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    assert Ticket.select().count() == 1 and Message.select().count() == 1
+
+    # Another browser sending the same id gets its own ticket, never the first one's link.
+    stranger = web.test_client()
+    stranger.get("/help/studio/account/new")
+    other = post_ticket(stranger, "/help/studio/account/new", dict(data))
+    assert other.status_code == 302 and other.headers["Location"] != first.headers["Location"]
+    assert Ticket.select().count() == 2

@@ -133,11 +133,17 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
     """Open a ticket with its first message, for a contact found or created by identity.
 
     ``route_ticket`` decides department, priority and tags before it is saved.
+    With an ``external_id`` (the channel's id for this submission) the same
+    submission twice opens one ticket: the second call returns the first ticket.
     """
     attachments = list(attachments)
     external_id = fit(storable(external_id), EXTERNAL_ID_MAX) if external_id else None
 
     def work() -> Ticket:
+        if external_id:
+            seen = _find_duplicate(channel, external_id)
+            if seen is not None:
+                return seen.ticket
         contact, _ = find_or_create_contact(
             identity.kind, identity.value, name=identity.name, email=identity.email,
             language=language, user_type_id=user_type_id, verified=identity.verified)
@@ -148,7 +154,14 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
             external_id=external_id, actor=actor or Actor.customer(contact))
         return ticket
 
-    return run_unit(work)
+    try:
+        return run_unit(work)
+    except Exception:
+        # A resubmission that lost the race to its twin is still the same submission.
+        seen = _find_duplicate(channel, external_id) if external_id else None
+        if seen is not None:
+            return seen.ticket
+        raise
 
 
 def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, channel: str,
@@ -288,9 +301,13 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
 
 
 def _find_duplicate(channel: str, external_id: str) -> Message | None:
-    return (Message.select(Message, Ticket).join(Ticket)
-            .where((Message.channel == channel) & (Message.external_id == external_id))
-            .first())
+    """The message this channel already delivered under ``external_id`` (its ticket loads lazily)."""
+    return db.select_one(Message, "tickets.duplicate", _by_external_id, channel, external_id)
+
+
+def _by_external_id(channel: str, external_id: str) -> Any:
+    return Message.select().where((Message.channel == channel)
+                                  & (Message.external_id == external_id))
 
 
 def _add_participants(ticket: Ticket, contact: Contact, participants: list[Identity],

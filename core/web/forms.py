@@ -12,6 +12,7 @@ from wtforms import (
     DateTimeLocalField,
     EmailField,
     Field,
+    HiddenField,
     MultipleFileField,
     SelectField,
     StringField,
@@ -59,6 +60,9 @@ class TicketForm(FlaskForm):
                                 validators=[_required(), Length(max=20000)],
                                 render_kw={"rows": 8})
     attachments = MultipleFileField(_l("Attachments"))
+    # One id per form shown: sending the same form twice (a double click, a retry after
+    # a dropped connection) opens one ticket.
+    submission = HiddenField(validators=[Optional(), Length(max=64)])
 
     extra_fields: tuple[FieldSpec, ...] = ()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +13,7 @@ from urllib.parse import quote, urlencode
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -63,6 +67,8 @@ bp = Blueprint("helpcenter", __name__, template_folder="templates", static_folde
 # The session remembers the ticket just sent (one number, not a growing list of flashes),
 # so its tracking page can say "we got it" once, after the redirect.
 SUBMITTED = "loket_submitted"
+# A per-session secret that binds a form's submission id to the browser that got it.
+FORM_KEY = "loket_form_key"
 
 
 # -- What every public page shows --------------------------------------------------------
@@ -199,6 +205,9 @@ def new_ticket(user_type: str, category: str) -> Any:
     chosen = _category_or_404(user_type, category)
     questions = _questions(chosen)
     form = ticket_form_class(questions)()
+    if request.method == "GET":
+        form.submission.data = secrets.token_urlsafe(18)
+        session.setdefault(FORM_KEY, secrets.token_urlsafe(18))
     if form.validate_on_submit():
         ticket = _open_from(form, chosen)
         if ticket is not None:
@@ -239,11 +248,26 @@ def _open_from(form: TicketForm, category: Category) -> Ticket | None:
         stored.setdefault(saved.sha256, saved)
     name = form.name.data.strip()
     return open_ticket(
+        external_id=_submission_id(form.submission.data),
         identity=Identity(kind=IdentityKind.EMAIL, value=form.email.data, name=name),
         subject=form.subject.data.strip(), text=form.description.data.strip(),
         channel="web", category=category, user_type_id=category.user_type_id,
         form_data=form_data, language=current_language(), attachments=list(stored.values()),
         attachment_fields=attachment_fields)
+
+
+def _submission_id(nonce: str | None) -> str | None:
+    """The form's id as the first message's external id, bound to this browser's session.
+
+    Keyed with a secret this session got with the form, so a stranger who learns or
+    guesses a form's id cannot make it answer with someone else's ticket. Without
+    that secret (a client that never fetched the form) there is no de-duplication.
+    """
+    key = session.get(FORM_KEY)
+    if not nonce or not key:
+        return None
+    secret = f"{current_app.secret_key}|{key}".encode()
+    return "form:" + hmac.new(secret, nonce.encode(), hashlib.sha256).hexdigest()[:48]
 
 
 def _uploads(bound: Field) -> list[FileStorage]:
