@@ -15,6 +15,7 @@ from typing import Any
 from .. import db
 from ..attachments import StoredFile
 from ..hookspecs import Routing
+from ..i18n import _l
 from ..models import (
     Attachment,
     AuthorKind,
@@ -348,15 +349,18 @@ def _customer_message(ticket: Ticket, contact: Contact, text: str, html: str, ch
 
 def add_customer_reply(ticket: Ticket, text: str, attachments: Iterable[StoredFile] = (),
                        channel: str = Channel.WEB) -> Message:
-    """The ticket's own contact writes again (the tracking page, the API with the key)."""
+    """The ticket's own contact writes again (the tracking page, the API with the key).
+
+    Its refusals reach the customer, so their text is translated when shown.
+    """
     if not (text or "").strip():
-        raise ServiceError("a reply needs some text")
+        raise ServiceError(_l("Please write a reply."))
     attachments = list(attachments)
 
     def work() -> Message:
         fresh = Ticket.get_by_id(ticket.id)
         if fresh.status == Status.CLOSED:
-            raise ServiceError("this ticket is closed; please open a new one")
+            raise ServiceError(_l("This ticket is closed. Please open a new one."))
         return _customer_message(fresh, fresh.contact, text, "", channel, None, attachments)
 
     return run_unit(work)
@@ -593,6 +597,8 @@ def escalate(ticket: Ticket, actor: Actor, reason: str = "") -> Ticket:
 
 def customer_resolve(ticket: Ticket) -> Ticket:
     """The customer says their problem is solved (the tracking page's button)."""
+    if Ticket.get_by_id(ticket.id).status == Status.CLOSED:
+        raise ServiceError(_l("This ticket is closed. Please open a new one."))
     return change_status(ticket, Status.RESOLVED, Actor.customer(ticket.contact))
 
 
