@@ -457,6 +457,14 @@ class TicketPageView(SecuredBaseView):
             flash(done, "success")
         return self._back(ticket)
 
+    def _submitted(self, number: int, form_class: type) -> tuple[Ticket, Any]:
+        """The ticket and its posted, validated form; an invalid one goes back with its errors."""
+        ticket = self._ticket(number)
+        form = form_class()
+        if not form.validate_on_submit():
+            abort(self._invalid(ticket, form))
+        return ticket, form
+
     def _invalid(self, ticket: Ticket, form: Any) -> Any:
         for field, errors in form.errors.items():
             for error in errors:
@@ -465,10 +473,7 @@ class TicketPageView(SecuredBaseView):
 
     @expose("/<int:number>/reply", methods=("POST",))
     def reply(self, number: int) -> Any:
-        ticket = self._ticket(number)
-        form = ReplyForm()
-        if not form.validate_on_submit():
-            return self._invalid(ticket, form)
+        ticket, form = self._submitted(number, ReplyForm)
         staff = current_staff()
         return self._run(ticket, lambda: service.reply(ticket, staff, form.text.data,
                                                        status=form.status.data),
@@ -476,38 +481,26 @@ class TicketPageView(SecuredBaseView):
 
     @expose("/<int:number>/note", methods=("POST",))
     def note(self, number: int) -> Any:
-        ticket = self._ticket(number)
-        form = NoteForm()
-        if not form.validate_on_submit():
-            return self._invalid(ticket, form)
+        ticket, form = self._submitted(number, NoteForm)
         staff = current_staff()
         return self._run(ticket, lambda: service.add_note(ticket, staff, form.text.data),
                          "Note added.")
 
     @expose("/<int:number>/status", methods=("POST",))
     def status(self, number: int) -> Any:
-        ticket = self._ticket(number)
-        form = StatusForm()
-        if not form.validate_on_submit():
-            return self._invalid(ticket, form)
+        ticket, form = self._submitted(number, StatusForm)
         return self._run(ticket, lambda: service.change_status(ticket, form.status.data,
                                                                _actor()), "Status changed.")
 
     @expose("/<int:number>/priority", methods=("POST",))
     def priority(self, number: int) -> Any:
-        ticket = self._ticket(number)
-        form = PriorityForm()
-        if not form.validate_on_submit():
-            return self._invalid(ticket, form)
+        ticket, form = self._submitted(number, PriorityForm)
         return self._run(ticket, lambda: service.update_ticket(
             ticket, _actor(), priority=form.priority.data), "Priority changed.")
 
     @expose("/<int:number>/assign", methods=("POST",))
     def assign(self, number: int) -> Any:
-        ticket = self._ticket(number)
-        form = AssignForm()
-        if not form.validate_on_submit():
-            return self._invalid(ticket, form)
+        ticket, form = self._submitted(number, AssignForm)
         value = form.assignee.data or ""
         if value == "me":
             assignee = current_staff()
@@ -536,10 +529,7 @@ class TicketPageView(SecuredBaseView):
 
     @expose("/<int:number>/escalate", methods=("POST",))
     def escalate(self, number: int) -> Any:
-        ticket = self._ticket(number)
-        form = EscalateForm()
-        if not form.validate_on_submit():
-            return self._invalid(ticket, form)
+        ticket, form = self._submitted(number, EscalateForm)
         response = self._run(ticket, lambda: service.escalate(
             ticket, _actor(), form.reason.data or "escalated by an agent"), "Escalated.")
         return self._after_move(ticket, response)

@@ -242,3 +242,17 @@ def test_ticket_page_shows_answers_by_their_labels(desk: Any, client: Any) -> No
     html = client.get(f"/admin/ticket/{ticket.id}/").get_data(as_text=True)
     assert "Registered email" in html and "old@example.com" in html
     assert "retired" in html  # a question since removed keeps its answer, by its name
+
+
+def test_an_empty_reply_goes_back_with_the_reason_and_sends_nothing(desk: Any,
+                                                                    client: Any) -> None:
+    ticket = new_ticket(desk.login)
+    sign_in(client, "agent@desk.test")
+    response = post(client, f"/admin/ticket/{ticket.id}/reply",
+                    {"text": "", "status": Status.PENDING},
+                    token_from=f"/admin/ticket/{ticket.id}/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/admin/ticket/{ticket.id}/")
+    assert Message.select().where(Message.ticket == ticket).count() == 1
+    page = client.get(f"/admin/ticket/{ticket.id}/").get_data(as_text=True)
+    assert "text:" in page  # the field's error, flashed

@@ -103,32 +103,30 @@ def _schemas() -> dict[str, Any]:
         "created_at": DATETIME,
         "attachments": {"type": "array", "items": _ref("Attachment")},
     }
-    ticket_public = {
+    # What customers and agents both see of a ticket.
+    ticket_common = {
         "number": {"type": "integer"},
         "subject": STRING,
         "status": {"type": "string", "enum": list(Status.ALL)},
         "category": _nullable(_ref("CategoryRef")),
         "language": STRING,
-        "fields": {"type": "object", "description": "Answers to the category's extra fields."},
         "created_at": DATETIME,
         "updated_at": DATETIME,
+    }
+    ticket_public = {
+        **ticket_common,
+        "fields": {"type": "object", "description": "Answers to the category's extra fields."},
         "messages": {"type": "array", "items": _ref("Message")},
     }
     summary = {
-        "number": {"type": "integer"},
-        "subject": STRING,
-        "status": {"type": "string", "enum": list(Status.ALL)},
+        **ticket_common,
         "priority": {"type": "string", "enum": list(Priority.ALL)},
         "channel": STRING,
-        "category": _nullable(_ref("CategoryRef")),
         "department": _nullable(_ref("Department")),
         "assignee": _nullable(_ref("Staff")),
         "contact": _ref("Contact"),
         "tags": {"type": "array", "items": STRING},
-        "language": STRING,
         "escalation_level": {"type": "integer"},
-        "created_at": DATETIME,
-        "updated_at": DATETIME,
         "first_response_at": _nullable(DATETIME),
         "resolved_at": _nullable(DATETIME),
         "closed_at": _nullable(DATETIME),
