@@ -129,6 +129,8 @@ class FieldKind:
     CHOICE = "choice"
     FILE = "file"
     ALL = (TEXT, TEXTAREA, EMAIL, DATETIME, CHOICE, FILE)
+    # Longest answer each kind takes, the same on the web form and the API.
+    MAX_LENGTH = {TEXT: 500, TEXTAREA: 10_000, EMAIL: 254, CHOICE: 200, DATETIME: 64}
 
 
 class UserType(BaseModel):

@@ -657,3 +657,18 @@ def test_the_same_form_sent_twice_opens_one_ticket(built: Any, web: Any) -> None
     other = post_ticket(stranger, "/help/studio/account/new", dict(data))
     assert other.status_code == 302 and other.headers["Location"] != first.headers["Location"]
     assert Ticket.select().count() == 2
+
+
+def test_answer_length_limits_are_the_ones_the_api_uses(web: Any) -> None:
+    from wtforms.validators import Length
+
+    from core.api.validation import TEXT_LIMITS
+    from core.web.forms import FieldSpec, _build
+
+    specs = [FieldSpec(kind, kind, kind, False, (), "") for kind in
+             (FieldKind.TEXT, FieldKind.TEXTAREA, FieldKind.EMAIL)]
+    built_form = _build(tuple(specs))
+    for spec in specs:
+        field = getattr(built_form, spec.form_name)
+        (limit,) = [v.max for v in field.kwargs["validators"] if isinstance(v, Length)]
+        assert limit == TEXT_LIMITS[spec.kind] == FieldKind.MAX_LENGTH[spec.kind]

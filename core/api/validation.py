@@ -23,8 +23,7 @@ from ..services.contacts import is_email_address
 
 # Ids are 32-bit on PostgreSQL; anything larger cannot name a row.
 MAX_ID = 2**31 - 1
-TEXT_LIMITS = {FieldKind.TEXT: 500, FieldKind.TEXTAREA: 10_000, FieldKind.EMAIL: 254,
-               FieldKind.CHOICE: 200, FieldKind.DATETIME: 64}
+TEXT_LIMITS = FieldKind.MAX_LENGTH
 
 
 class BadRequest(Exception):

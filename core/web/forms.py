@@ -93,13 +93,13 @@ class FieldSpec(NamedTuple):
 
 def _extra_field(spec: FieldSpec) -> Field:
     need = [_required()] if spec.required else [Optional()]
+    longest = Length(max=FieldKind.MAX_LENGTH.get(spec.kind, FieldKind.MAX_LENGTH[FieldKind.TEXT]))
     kwargs: dict[str, Any] = {"description": spec.help_text}
     if spec.kind == FieldKind.TEXTAREA:
-        return TextAreaField(spec.label, validators=need + [Length(max=5000)],
-                             render_kw={"rows": 4}, **kwargs)
+        return TextAreaField(spec.label, validators=need + [longest], render_kw={"rows": 4},
+                             **kwargs)
     if spec.kind == FieldKind.EMAIL:
-        return EmailField(spec.label, validators=need + [Length(max=254), EmailAddress()],
-                          **kwargs)
+        return EmailField(spec.label, validators=need + [longest, EmailAddress()], **kwargs)
     if spec.kind == FieldKind.DATETIME:
         # InputRequired, so that a date that does not parse says so rather than "required".
         when = [InputRequired(message=_l("This field is required."))] if spec.required else need
@@ -114,7 +114,7 @@ def _extra_field(spec: FieldSpec) -> Field:
         file_need = [FileRequired(message=_l("Please attach a file."))] if spec.required else []
         return FileField(spec.label, validators=file_need, **kwargs)
     # FieldKind.TEXT, and any kind this version does not know yet.
-    return StringField(spec.label, validators=need + [Length(max=500)], **kwargs)
+    return StringField(spec.label, validators=need + [longest], **kwargs)
 
 
 @lru_cache(maxsize=512)
