@@ -8,7 +8,16 @@ from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
-from core.models import CannedReply, Category, Contact, Department, Staff, Ticket, UserType
+from core.models import (
+    CannedReply,
+    Category,
+    Contact,
+    Department,
+    NotificationTemplate,
+    Staff,
+    Ticket,
+    UserType,
+)
 from core.plugins import PluginError
 
 from .auth import bp as auth_bp
@@ -23,6 +32,7 @@ from .desk import (
     StaffView,
     UserTypeView,
 )
+from .notifications import NotificationTemplateView
 from .plugins_page import PluginsView
 from .profile import ProfileView
 from .tickets import TicketListView, TicketPageView
@@ -51,6 +61,8 @@ def build_admin(app: Flask, state: Any) -> Admin:
         CategoryView(Category, name="Categories", category=SETUP, endpoint="categories"),
         DepartmentView(Department, name="Departments", category=SETUP, endpoint="departments"),
         StaffView(Staff, name="Staff", category=SETUP, endpoint="staff"),
+        NotificationTemplateView(NotificationTemplate, name="Notifications", category=SETUP,
+                                 endpoint="notifications"),
         PluginsView(state, name="Plugins", category=SETUP, endpoint="plugins"),
         ProfileView(name="My profile", endpoint="profile", url="profile"),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import abort, flash, redirect, request, send_file, url_for
+from flask import Response, abort, flash, redirect, request, send_file, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter
@@ -21,7 +21,6 @@ from core.models import (
     CannedReply,
     Category,
     CategoryField,
-    Channel,
     Contact,
     Department,
     Message,
@@ -33,6 +32,7 @@ from core.models import (
     TicketEvent,
     utcnow,
 )
+from core.raw import read as read_raw
 from core.services import tickets as service
 from core.services.access import can_see, ticket_scope
 from core.services.tickets import Actor, ServiceError
@@ -142,8 +142,9 @@ def _departments() -> list[tuple[str, str]]:
     return [(str(d.id), d.name) for d in Department.select().order_by(Department.name)]
 
 
-CHANNELS = (Channel.WEB, Channel.API, Channel.EMAIL, Channel.TELEGRAM, Channel.WHATSAPP,
-            Channel.MESSENGER, Channel.CHAT, Channel.STAFF)
+def _channels() -> list[tuple[str, str]]:
+    """The channels the enabled plugins (and core) declare."""
+    return loket().channels.choices()
 
 
 def _link_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
@@ -185,7 +186,7 @@ class TicketListView(SecuredModelView):
         OpenFilter(),
         ChoiceFilter(Ticket.status, "Status", [(s, STATUS_LABELS[s]) for s in Status.ALL]),
         ChoiceFilter(Ticket.priority, "Priority", [(p, p) for p in Priority.ALL]),
-        ChoiceFilter(Ticket.channel, "Channel", [(c, c) for c in CHANNELS]),
+        ChoiceFilter(Ticket.channel, "Channel", _channels),
         ChoiceFilter(Ticket.category, "Category", _categories, as_int=True),
         ChoiceFilter(Ticket.department, "Department", _departments, as_int=True),
         AssigneeFilter(),
@@ -368,6 +369,10 @@ class EscalateForm(PageForm):
     reason = StringField("Reason", validators=[Optional(), Length(max=500)])
 
 
+class RetryForm(PageForm):
+    """Send a failed message again: only the CSRF token is posted."""
+
+
 class TicketPageView(SecuredBaseView):
     """/admin/ticket/<number>: the thread and every control an agent needs."""
 
@@ -427,6 +432,7 @@ class TicketPageView(SecuredBaseView):
             reply_form=reply_form, note_form=NoteForm(formdata=None), status_form=status_form,
             priority_form=priority_form, assign_form=assign_form,
             department_form=department_form, escalate_form=EscalateForm(formdata=None),
+            retry_form=RetryForm(formdata=None), channels=loket().channels,
             status_labels=STATUS_LABELS, form_data=_answers(ticket))
 
     def _canned(self, staff: Staff | None) -> Any:
@@ -562,6 +568,41 @@ class TicketPageView(SecuredBaseView):
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response
+
+
+    def _message(self, ticket: Ticket, message_id: int) -> Message:
+        message = Message.get_or_none((Message.id == message_id) & (Message.ticket == ticket))
+        if message is None:
+            abort(404)
+        return message
+
+    @expose("/<int:number>/message/<int:message_id>/retry", methods=("POST",))
+    def retry(self, number: int, message_id: int) -> Any:
+        ticket, _form = self._submitted(number, RetryForm)
+        message = self._message(ticket, message_id)
+        return self._run(ticket, lambda: service.retry_delivery(message, _actor()),
+                         "The message is queued to be sent again.")
+
+    @expose("/<int:number>/message/<int:message_id>/raw")
+    def raw(self, number: int, message_id: int) -> Any:
+        """The original as received: shown as escaped text, or downloaded; never served inline."""
+        ticket = self._ticket(number)
+        message = self._message(ticket, message_id)
+        if not message.raw_path:
+            abort(404)
+        try:
+            data = read_raw(message.raw_path)
+        except (OSError, ValueError):
+            abort(404)
+        if request.args.get("download"):
+            response = Response(data, mimetype="application/octet-stream")
+            response.headers["Content-Disposition"] = (
+                f'attachment; filename="ticket-{ticket.id}-message-{message.id}.raw"')
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+            return response
+        return self.render("loket_admin/raw.html", ticket=ticket, message=message,
+                           text=data.decode("utf-8", errors="replace"))
 
 
 __all__ = ["TicketListView", "TicketPageView", "search_clause"]

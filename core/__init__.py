@@ -1,5 +1,7 @@
 """Loket's core: all a plugin imports is ``hookimpl`` (and ``create_app`` to serve it)."""
 
+from typing import Any
+
 import pluggy
 
 hookimpl = pluggy.HookimplMarker("loket")
@@ -12,4 +14,16 @@ def create_app(config=None, **kwargs):
     return _create_app(config, **kwargs)
 
 
-__all__ = ["hookimpl", "create_app"]
+def csrf_exempt(view: Any) -> Any:
+    """Take a plugin's webhook blueprint (or view) out of CSRF protection.
+
+    A platform posting to a webhook has no CSRF token; the plugin must check
+    the request's own signature instead (in constant time, over the raw body,
+    before parsing it). Use as a decorator or call it on the blueprint.
+    """
+    from .app import csrf
+
+    return csrf.exempt(view)
+
+
+__all__ = ["hookimpl", "create_app", "csrf_exempt"]

@@ -38,12 +38,14 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     configure_flask(app, state)
     configure_database(app, state)
     configure_models(app, state)
+    configure_channels(app, state)
     configure_i18n(app, state)
     configure_jobs(app, state)
     configure_blueprints(app, state)
     configure_admin(app, state)
     configure_security_headers(app)
     configure_errors(app)
+    configure_ready(app, state)
     return app
 
 
@@ -132,6 +134,14 @@ def _core_migrations() -> Any:
     return Path(__file__).parent / "migrations"
 
 
+def configure_channels(app: Flask, state: Loket) -> None:
+    from .channels import collect
+
+    # In an app context: a plugin may read its settings to say what its channel can do.
+    with app.app_context():
+        state.channels = collect(state.pm)
+
+
 def configure_i18n(app: Flask, state: Loket) -> None:
     Babel(app, locale_selector=select_locale)
 
@@ -173,6 +183,18 @@ def configure_security_headers(app: Flask) -> None:
         else:
             headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+
+def configure_ready(app: Flask, state: Loket) -> None:
+    from .plugins import PluginError
+
+    with app.app_context():
+        for impl in state.pm.hook.app_ready.get_hookimpls():
+            args = {"app": app} if "app" in impl.argnames else {}
+            try:
+                impl.function(**args)
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r} failed to start: {exc}") from exc
 
 
 def configure_errors(app: Flask) -> None:

@@ -148,3 +148,16 @@ class Storage:
 
     def open(self, sha256: str) -> BinaryIO:
         return open(self.path_for(sha256), "rb")
+
+    def put(self, data: bytes) -> str:
+        """Keep bytes as they are, unchecked (raw originals); returns their SHA-256."""
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.path_for(sha)
+        if target.exists():
+            return sha
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".raw-")
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+        os.replace(tmp_name, target)
+        return sha

@@ -8,8 +8,9 @@ from typing import Any
 import flask
 
 from . import db, hookimpl
-from .hookspecs import Routing
-from .models import Category, Department, Status, Ticket, utcnow
+from .hookspecs import ChannelSpec, Routing
+from .i18n import _l
+from .models import Category, Channel, Department, IdentityKind, Status, Ticket, utcnow
 
 
 def _department_by_id(department_id: int) -> Any:
@@ -36,6 +37,23 @@ def route_ticket(category: Category | None) -> Routing | None:
 
 
 @hookimpl
+def register_channels() -> list[ChannelSpec]:
+    """Core's own channels: the help center's form, the API, and agents opening on one's behalf.
+
+    None of them can reach the customer unprompted: answers wait on the
+    tracking page, and notifications go out through a channel that can push
+    (email, when a plugin serves it).
+    """
+    return [
+        ChannelSpec(Channel.WEB, _l("Web form"), attachments=True,
+                    identity_kind=IdentityKind.EMAIL, order=10),
+        ChannelSpec(Channel.API, _l("API"), attachments=True,
+                    identity_kind=IdentityKind.EMAIL, order=11),
+        ChannelSpec(Channel.STAFF, _l("Console"), attachments=True, order=90),
+    ]
+
+
+@hookimpl
 def register_blueprints(app: flask.Flask) -> list[flask.Blueprint]:
     from .api.v1 import bp as api_bp
     from .web.helpcenter import bp as web_bp
@@ -45,7 +63,22 @@ def register_blueprints(app: flask.Flask) -> list[flask.Blueprint]:
 
 @hookimpl
 def register_jobs(jobs: Any) -> None:
+    from . import outbox
     from .jobs import crontab
+
+    # The outbox retries by itself (with backoff, from the database), so the queue does not.
+    @jobs.task(name=outbox.SEND_JOB, retries=0)
+    def send_message(message_id: int) -> str:
+        """Send one queued outbound message through its channel's plugin."""
+        return outbox.send(message_id)
+
+    @jobs.periodic(crontab(minute="*"), name=outbox.SWEEP_JOB)
+    def sweep_outbox() -> dict[str, int]:
+        """Send queued messages whose job was lost or whose retry is due."""
+        return outbox.sweep(grace_seconds=outbox.SWEEP_GRACE_SECONDS)
+
+    # A worker that starts after another died mid-send picks up what it left at once.
+    jobs.on_start(sweep_outbox.call_local)
 
     @jobs.periodic(crontab(minute="*/15"), name="core.autoclose_resolved")
     def autoclose_resolved() -> int:

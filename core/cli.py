@@ -392,18 +392,22 @@ def plugins(as_json: bool) -> None:
 
     loket_state = state(get_app())
     infos = describe(loket_state.pm, loket_state.enabled)
+    channels = loket_state.channels
+    owned = {i.name: channels.owned_by(i.name) for i in infos}
+    owned_by_core = channels.owned_by("core")
     if as_json:
         click.echo(json.dumps([
             {"name": i.name, "version": i.version, "module": i.module, "enabled": i.enabled,
-             "hooks": list(i.hooks)} for i in infos], indent=2))
+             "channels": owned[i.name], "hooks": list(i.hooks)} for i in infos], indent=2))
         return
-    rows = [("NAME", "VERSION", "ENABLED", "HOOKS")]
-    rows += [(i.name, i.version, "yes" if i.enabled else "no", ", ".join(i.hooks))
-             for i in infos]
-    widths = [max(len(row[col]) for row in rows) for col in range(3)]
+    rows = [("NAME", "VERSION", "ENABLED", "CHANNELS", "HOOKS")]
+    rows += [(i.name, i.version, "yes" if i.enabled else "no", ",".join(owned[i.name]) or "-",
+              ", ".join(i.hooks)) for i in infos]
+    widths = [max(len(row[col]) for row in rows) for col in range(4)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(widths[n]) for n, cell in enumerate(row[:3]))
-                   + "  " + row[3])
+        click.echo("  ".join(cell.ljust(widths[n]) for n, cell in enumerate(row[:4]))
+                   + "  " + row[4])
+    click.echo(f"core's own channels: {', '.join(owned_by_core)}")
 
 
 SECRET_WORDS = ("secret", "password", "token", "key")

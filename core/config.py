@@ -143,6 +143,16 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("autoclose_days", 7, _as_int,
             "Resolved tickets close after this many days without a customer reply (0: never)."),
     Setting("secure_cookies", False, _as_bool, "Send cookies only over HTTPS (set behind TLS)."),
+    Setting("outbox_max_attempts", 8, _as_int,
+            "Tries to send one outbound message before it is marked failed."),
+    Setting("outbox_retry_seconds", 30, _as_int,
+            "Wait before the first retry of a failed send; it doubles each time (up to an hour)."),
+    Setting("outbox_lease_seconds", 300, _as_int,
+            "How long a worker may take to send one message before another may try again "
+            "(after a worker died mid-send)."),
+    Setting("raw_max_bytes", 25 * 1024 * 1024, _as_int,
+            "Largest raw original (a whole email, a webhook body) kept for agents; a larger "
+            "one is cut there and marked so."),
 )
 
 

@@ -6,11 +6,13 @@ Rules that hold for all of them:
 * Contribution hooks (``register_*``, ``plugin_settings``, ``contact_channels``,
   ``suggest_answers``, ``public_notices``) return lists; they run at start-up
   or while a page is built and fail fast: an exception is a bug to fix.
-* Decision hooks (``route_ticket``, ``deliver_message``) are ``firstresult``:
-  the first implementation returning something other than ``None`` wins.
-  Core's own answer is a ``trylast`` implementation in ``core.builtin``, so a
-  plugin can override it. They run inside the service call; an exception
-  aborts that call (and its transaction, for ``route_ticket``).
+* Decision hooks (``route_ticket``) are ``firstresult``: the first
+  implementation returning something other than ``None`` wins. Core's own
+  answer is a ``trylast`` implementation in ``core.builtin``, so a plugin can
+  override it. They run inside the service call; an exception aborts that call
+  (and its transaction).
+* ``deliver_message`` is asked of one plugin only: the one that declared the
+  message's channel in ``register_channels``.
 * Event hooks (past tense: ``ticket_created``...) run after the transaction has
   committed, each implementation isolated: one that raises is logged and the
   others still run; the ticket stays as committed. They return nothing.
@@ -18,6 +20,7 @@ Rules that hold for all of them:
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -67,13 +70,54 @@ class Suggestion:
     score: float = 0.0
 
 
+@dataclass(frozen=True)
+class ChannelSpec:
+    """A channel a plugin owns: how customers reach the desk, and what it can do.
+
+    ``name`` is what tickets and messages store (``"email"``, ``"telegram"``);
+    ``label`` is shown to agents. ``can_push``: the desk can write to the
+    customer on this channel unprompted (email, a messenger), unlike the web
+    form, whose customers read answers on the tracking page. ``identity_kind``
+    names the contact identity a message on this channel goes to (see
+    ``models.IdentityKind``). ``max_text`` is the longest text one message may
+    carry (``None``: no limit); ``reply_window`` is how long after the
+    customer's last message free-form replies are allowed (WhatsApp's 24
+    hours; ``None``: always).
+    """
+
+    name: str
+    label: str
+    can_push: bool = False
+    attachments: bool = False
+    max_text: int | None = None
+    reply_window: dt.timedelta | None = None
+    identity_kind: str = ""
+    order: int = 100
+
+
 @dataclass
 class DeliveryResult:
     """What a channel plugin did with an outbound message."""
 
-    state: str  # one of models.Delivery: queued, sent, delivered, failed
-    external_id: str | None = None
+    state: str  # models.Delivery.SENT, or DELIVERED/READ when the platform says so at once
+    external_id: str | None = None  # the platform's id for the message, for receipts
     error: str = ""
+
+
+class DeliveryError(Exception):
+    """A channel could not send a message. ``str()`` is the reason an agent reads.
+
+    ``permanent``: trying again cannot help (an invalid address, the customer
+    blocked the bot); the message is marked failed at once. Otherwise the
+    outbox retries with backoff, or after ``retry_after`` seconds when the
+    platform said how long to wait.
+    """
+
+    def __init__(self, reason: str, *, permanent: bool = False,
+                 retry_after: float | None = None):
+        super().__init__(reason)
+        self.permanent = permanent
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -135,6 +179,31 @@ def register_commands() -> list[click.Command]:
     """Return click commands to add under the ``loket`` command.
 
     Called when the CLI is built. Commands run inside an app context.
+    """
+
+
+@hookspec
+def register_channels() -> list[ChannelSpec]:
+    """Declare the channels this plugin owns, as ``ChannelSpec`` objects.
+
+    Called once in ``create_app``, before the blueprints. A channel has one
+    owner: two enabled plugins declaring the same name stop start-up with one
+    line naming both. Core declares its own channels (``web``, ``api``,
+    ``staff``) the same way. The console's filters and badges, the API's
+    channel values and ``loket plugins`` read this list; the outbox asks the
+    owner, and only the owner, to ``deliver_message`` on its channel.
+    """
+
+
+@hookspec
+def app_ready(app: flask.Flask) -> None:
+    """The app is built: every configure step has run. For start-up work.
+
+    Called once per process that builds the app (each web worker, each job
+    worker, each CLI command), inside an app context. Use it to check
+    settings against each other or to enqueue a job (registering a webhook
+    with a platform); do no network calls here, and never do such work at
+    import time. An exception stops start-up with one line naming the plugin.
     """
 
 
@@ -216,16 +285,34 @@ def ticket_escalated(ticket: Ticket, old: Department | None, new: Department | N
 
 
 @hookspec(firstresult=True)
-def deliver_message(ticket: Ticket, message: Message) -> DeliveryResult | None:
-    """Send an agent's reply out through the ticket's channel.
+def deliver_message(ticket: Ticket, message: Message, recipient: str,
+                    idempotency_key: str) -> DeliveryResult | None:
+    """Send one outbound message (an agent's reply or a notification) to the customer.
 
-    Called after the reply is committed. The plugin that owns
-    ``ticket.channel`` returns a ``DeliveryResult`` (usually ``queued``, having
-    enqueued a job that sends and later reports through
-    ``core.services.tickets.record_delivery``); others return ``None``. When
-    nobody answers, core marks the message ``portal``: it waits on the
-    tracking page. Must not block on the network; may raise, which marks the
-    message ``failed`` with the error.
+    Called by the outbox in a background job, never in an agent's request,
+    and only on the plugin that declared ``message.channel``. ``recipient`` is
+    the contact identity to write to (an email address, a chat id);
+    ``message.notification`` names the notification template when it is one
+    (its text is already rendered into ``message.body_text``, in the
+    customer's language). Send synchronously and return a ``DeliveryResult``
+    (``sent`` with the platform's message id). Raise ``DeliveryError`` when it
+    could not be sent (``permanent=True`` when retrying cannot help); any
+    other exception counts as a temporary failure. A worker can die after
+    the platform accepted the message but before the outcome was stored; the
+    message is then sent again with the same ``idempotency_key``: pass it to
+    the platform where it takes one (or use it as the Message-ID), so the
+    customer gets it once.
+    """
+
+
+@hookspec
+def message_delivery_changed(ticket: Ticket, message: Message, old: str, new: str,
+                             error: str) -> None:
+    """An outbound message's delivery state changed (queued, sent, delivered, read, failed).
+
+    Called after commit; isolated. ``error`` is the reason when ``new`` is
+    ``failed``. Receipts that would move a state backwards (a late
+    "delivered" after "read") change nothing and fire nothing.
     """
 
 

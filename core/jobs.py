@@ -45,6 +45,7 @@ class JobQueue:
         self.app = app
         self.huey = huey
         self.tasks: dict[str, Any] = {}
+        self.starters: list[Callable[[], Any]] = []
 
     def _in_app(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -84,8 +85,17 @@ class JobQueue:
 
         return decorate
 
+    def on_start(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` (inside the app) once when a worker process starts consuming."""
+        self.starters.append(fn)
+
     def run_worker(self, workers: int = 2, periodic: bool = True) -> None:
         """Consume jobs until stopped (``loket worker``)."""
         consumer = self.huey.create_consumer(workers=workers, worker_type="thread",
                                              periodic=periodic, check_worker_health=True)
+        for fn in self.starters:
+            try:
+                fn()
+            except Exception:
+                log.exception("start-up step of the worker failed")
         consumer.run()

@@ -105,8 +105,8 @@ class Delivery:
     """Delivery state of a message that goes out to the customer."""
 
     NONE = ""  # inbound messages and internal notes
-    PENDING = "pending"  # waiting for the channel's plugin to take it
-    QUEUED = "queued"  # a plugin accepted it and will send it from a job
+    PENDING = "pending"  # kept for rows written before the outbox; no longer set
+    QUEUED = "queued"  # committed in the outbox; a job hands it to the channel's plugin
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
@@ -357,15 +357,30 @@ class Message(BaseModel):
     delivery_state = pw.CharField(max_length=16, default=Delivery.NONE)
     delivery_error = pw.TextField(default="")
     delivery_updated_at = pw.DateTimeField(null=True)
-    raw_path = pw.CharField(max_length=255, default="")  # the original as received, for agents
+    # The original as received (raw MIME, webhook JSON): a private blob, see core.raw.
+    raw_path = pw.CharField(max_length=255, default="")
+    raw_size = pw.IntegerField(default=0)
+    raw_type = pw.CharField(max_length=100, default="")
+    # The outbox (core.outbox): what must reach the customer, and how far it got.
+    notification = pw.CharField(max_length=32, default="")  # template key; "" for a message
+    subject = pw.CharField(max_length=250, default="")  # of an outbound email, say
+    recipient = pw.CharField(max_length=254, default="")  # the identity it goes to
+    delivery_key = pw.CharField(max_length=64, null=True, unique=True)  # idempotency key
+    delivery_attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(null=True)
+    claimed_until = pw.DateTimeField(null=True)  # a worker holds it until then
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
         indexes = (
             (("channel", "external_id"), True),
             (("ticket", "created_at"), False),
-            (("delivery_state",), False),
+            (("delivery_state", "next_attempt_at"), False),
         )
+
+    @property
+    def is_notification(self) -> bool:
+        return bool(self.notification)
 
 
 class Attachment(BaseModel):
@@ -409,8 +424,21 @@ class CannedReply(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
 
 
+class NotificationTemplate(BaseModel):
+    """An admin's wording of one notification in one language (core's own text otherwise)."""
+
+    key = pw.CharField(max_length=32)
+    language = pw.CharField(max_length=8)
+    subject = pw.CharField(max_length=250, default="")
+    body = pw.TextField()
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("key", "language"), True),)
+
+
 CORE_MODELS: list[type[BaseModel]] = [
     UserType, Department, Category, CategoryField, Staff, StaffDepartment, Contact,
     ContactIdentity, Ticket, TicketParticipant, TicketLink, Message, Attachment, TicketEvent,
-    CannedReply,
+    CannedReply, NotificationTemplate,
 ]

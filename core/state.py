@@ -10,6 +10,7 @@ import pluggy
 from flask import current_app
 
 if TYPE_CHECKING:
+    from .channels import Channels
     from .config import Config
     from .jobs import JobQueue
 
@@ -21,6 +22,7 @@ class Loket:
     pm: pluggy.PluginManager
     enabled: list[str]
     jobs: JobQueue | None = None
+    channels: Channels | None = None
     models: dict[str, list[type]] = field(default_factory=dict)  # unit name -> models
     migration_dirs: dict[str, str] = field(default_factory=dict)  # unit name -> folder
     extras: dict[str, Any] = field(default_factory=dict)

@@ -52,3 +52,9 @@ class Spy:
     def contact_identified(self, contact: Any, identity_kind: str, value: str) -> None:
         self.calls.append(("contact_identified", {"contact": contact, "kind": identity_kind,
                                                   "value": value}))
+
+    @hookimpl
+    def message_delivery_changed(self, ticket: Any, message: Any, old: str, new: str,
+                                 error: str) -> None:
+        self.calls.append(("message_delivery_changed", {"message": message, "old": old,
+                                                        "new": new, "error": error}))

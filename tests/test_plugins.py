@@ -7,7 +7,7 @@ import pytest
 from core import db as core_db
 from core import hookimpl
 from core.config import ConfigError
-from core.hookspecs import ContactOption, Suggestion
+from core.hookspecs import ChannelSpec, ContactOption, DeliveryResult, Suggestion
 from core.migrate import status, upgrade
 from core.models import Department, Ticket
 from core.plugins import PluginError, build_manager, describe, fire, installed_plugins
@@ -300,23 +300,34 @@ def test_contact_identified_fires_for_new_identities_only(desk, spy):
     assert (call["kind"], call["value"]) == ("email", "new@person.test")
 
 
-def test_deliver_message_is_asked_only_for_replies(desk):
-    asked = []
+def test_deliver_message_is_asked_only_of_the_channels_owner(make_app):
+    asked: dict[str, list[bool]] = {"owner": [], "other": []}
 
-    class Channel:
+    class Owner:
+        @hookimpl
+        def register_channels(self):
+            return [ChannelSpec("telegram", "Telegram", can_push=True,
+                                identity_kind="telegram")]
+
         @hookimpl
         def deliver_message(self, message):
-            asked.append(message.is_internal)
-            return None
+            asked["owner"].append(message.is_internal)
+            return DeliveryResult(state="sent")
 
-    from flask import current_app
+    class Other:  # answers deliver_message for everything, but owns no channel
+        @hookimpl
+        def deliver_message(self, message):
+            asked["other"].append(message.is_internal)
+            return DeliveryResult(state="sent")
 
-    current_app.extensions["loket"].pm.register(Channel())
-    ticket = tickets.open_ticket(identity=Identity("email", "c@d.test"), subject="s", text="t",
-                                 category=desk.login)
-    tickets.add_note(ticket, desk.agent, "internal")
-    tickets.reply(ticket, desk.agent, "public")
-    assert asked == [False]
+    app = make_app(extra_plugins=(Owner(), Other()))
+    with app.app_context(), core_db.connection():
+        desk = build_desk()
+        ticket = tickets.receive_message(channel="telegram", identity=Identity("telegram", "1"),
+                                         text="t", notify=False).ticket
+        tickets.add_note(ticket, desk.agent, "internal")
+        tickets.reply(ticket, desk.agent, "public")
+    assert asked == {"owner": [False], "other": []}
 
 
 def test_contact_option_defaults():

@@ -9,7 +9,7 @@ import pytest
 from core import db as core_db
 from core import hookimpl
 from core.attachments import Storage
-from core.hookspecs import DeliveryResult, Routing
+from core.hookspecs import ChannelSpec, DeliveryResult, Routing
 from core.models import (
     Attachment,
     Contact,
@@ -239,14 +239,18 @@ def test_reply_sets_first_response_status_and_waits_on_portal(desk, spy):
 
 
 class Sender:
+    """Owns the telegram channel; sends by returning ``result`` or raising ``error``."""
+
     def __init__(self, result=None, error=None):
         self.result, self.error, self.sent = result, error, []
 
     @hookimpl
-    def deliver_message(self, ticket, message):
-        if ticket.channel != "telegram":
-            return None
-        self.sent.append(message.id)
+    def register_channels(self):
+        return [ChannelSpec("telegram", "Telegram", can_push=True, identity_kind="telegram")]
+
+    @hookimpl
+    def deliver_message(self, ticket, message, recipient, idempotency_key):
+        self.sent.append((message.id, recipient, idempotency_key))
         if self.error:
             raise self.error
         return self.result
@@ -255,33 +259,35 @@ class Sender:
 def test_deliver_message_owner_reports_the_outcome(make_app):
     from tests.factories import build_desk
 
-    sender = Sender(DeliveryResult(state=Delivery.QUEUED))
+    sender = Sender(DeliveryResult(state=Delivery.SENT, external_id="tg-99"))
     app = make_app(extra_plugins=(sender,))
     with app.app_context(), core_db.connection():
         desk = build_desk()
         inbound = tickets.receive_message(channel="telegram", identity=Identity("telegram", "5"),
-                                          text="hello", external_id="u1")
+                                          text="hello", external_id="u1", notify=False)
         message = tickets.reply(inbound.ticket, desk.agent, "Hi! How can we help?")
-        assert sender.sent == [message.id]
-        assert Message.get_by_id(message.id).delivery_state == Delivery.QUEUED
-        tickets.record_delivery(message.id, Delivery.READ, external_id="tg-99")
-        tickets.record_delivery(message.id, Delivery.DELIVERED)  # late receipt: no step back
         stored = Message.get_by_id(message.id)
-        assert stored.delivery_state == Delivery.READ and stored.external_id == "tg-99"
+        assert sender.sent == [(message.id, "5", stored.delivery_key)]
+        assert stored.delivery_state == Delivery.SENT and stored.external_id == "tg-99"
+        tickets.record_delivery(message.id, Delivery.READ)
+        tickets.record_delivery(message.id, Delivery.DELIVERED)  # late receipt: no step back
+        assert Message.get_by_id(message.id).delivery_state == Delivery.READ
 
 
-def test_deliver_message_that_raises_marks_the_reply_failed_and_keeps_it(make_app):
+def test_deliver_message_that_raises_is_retried_then_marked_failed(make_app):
     from tests.factories import build_desk
 
-    app = make_app(extra_plugins=(Sender(error=ConnectionError("api down")),))
+    app = make_app(extra_plugins=(Sender(error=ConnectionError("api down")),),
+                   outbox_max_attempts=1)
     with app.app_context(), core_db.connection():
         desk = build_desk()
         inbound = tickets.receive_message(channel="telegram", identity=Identity("telegram", "5"),
-                                          text="hello", external_id="u1")
+                                          text="hello", external_id="u1", notify=False)
         message = tickets.reply(inbound.ticket, desk.agent, "Hi!")
         stored = Message.get_by_id(message.id)
         assert stored.delivery_state == Delivery.FAILED and "api down" in stored.delivery_error
         assert "delivery_failed" in [e[0] for e in events(inbound.ticket)]
+        assert stored.body_text == "Hi!"  # kept, for the agent to retry
 
 
 def test_note_is_internal_and_hidden_from_the_customer(desk, spy):

@@ -8,11 +8,12 @@ plugins and the admin console call these; none of them writes ticket rows.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import db
+from .. import db, notifications, outbox
 from ..attachments import StoredFile
 from ..hookspecs import Routing
 from ..i18n import _l
@@ -34,6 +35,7 @@ from ..models import (
     TicketParticipant,
     utcnow,
 )
+from ..raw import KeptRaw, RawOriginal, keep
 from ..sanitize import storable
 from ..state import loket
 from .contacts import find_or_create_contact, fit
@@ -130,14 +132,18 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
                 html: str = "", category: Category | None = None, user_type_id: int | None = None,
                 form_data: dict[str, Any] | None = None, language: str = "en",
                 attachments: Iterable[StoredFile] = (), attachment_fields: dict[str, str] | None = None,
-                external_id: str | None = None, actor: Actor | None = None) -> Ticket:
+                external_id: str | None = None, actor: Actor | None = None,
+                raw: RawOriginal | None = None, notify: bool = True) -> Ticket:
     """Open a ticket with its first message, for a contact found or created by identity.
 
     ``route_ticket`` decides department, priority and tags before it is saved.
     With an ``external_id`` (the channel's id for this submission) the same
     submission twice opens one ticket: the second call returns the first ticket.
+    The customer is told the ticket's number and tracking link (see
+    ``core.notifications``) unless ``notify`` is False.
     """
     attachments = list(attachments)
+    kept = keep(raw) if raw is not None else None
     external_id = fit(storable(external_id), EXTERNAL_ID_MAX) if external_id else None
 
     def work() -> Ticket:
@@ -152,7 +158,8 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
             contact=contact, subject=subject, text=text, html=html, channel=channel,
             category=category, user_type_id=user_type_id, form_data=form_data or {},
             language=language, attachments=attachments, attachment_fields=attachment_fields,
-            external_id=external_id, actor=actor or Actor.customer(contact))
+            external_id=external_id, actor=actor or Actor.customer(contact), raw=kept,
+            notify=notify)
         return ticket
 
     try:
@@ -169,7 +176,8 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
                    category: Category | None, user_type_id: int | None,
                    form_data: dict[str, Any], language: str, attachments: list[StoredFile],
                    attachment_fields: dict[str, str] | None, external_id: str | None,
-                   actor: Actor) -> tuple[Ticket, Message]:
+                   actor: Actor, raw: KeptRaw | None = None,
+                   notify: bool = True) -> tuple[Ticket, Message]:
     now = utcnow()
     text = storable(text)
     subject = storable(subject).strip()[:SUBJECT_MAX] or _subject_from(text)
@@ -185,6 +193,7 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
         author_kind=actor.kind, contact=contact if from_customer else None, staff=actor.staff,
         body_text=text or "", body_html=_clean(html), channel=channel,
         external_id=external_id, created_at=now)
+    _set_raw(message, raw)
     routing = loket().hook.route_ticket(
         ticket=ticket, message=message, category=category, form_data=form_data,
         text=f"{subject}\n{text or ''}")
@@ -199,9 +208,51 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
                   f"priority={ticket.priority}")
     if routing is not None and routing.escalate:
         _escalate(ticket, actor, routing.reason or "routing")
+    if notify:
+        _notify(ticket, notifications.TICKET_OPENED)
     emit("ticket_created", ticket=ticket, message=message)
     return ticket, message
 
+
+def _set_raw(message: Message, raw: KeptRaw | None) -> None:
+    if raw is not None:
+        message.raw_path = raw.sha256
+        message.raw_size = raw.size
+        message.raw_type = raw.content_type + ("; truncated" if raw.truncated else "")
+
+
+# -- The outbox: what goes out to the customer ---------------------------------------------
+
+
+def _queue(message: Message, recipient: str) -> None:
+    """Mark an unsaved outbound message for the outbox; it is sent after the commit."""
+    message.delivery_state = Delivery.QUEUED
+    message.delivery_key = secrets.token_hex(16)
+    message.recipient = recipient[:254]
+    message.delivery_updated_at = message.created_at or utcnow()
+
+
+def _send_after_commit(message: Message) -> None:
+    message_id = message.id
+    after_commit(lambda: outbox.kick(message_id))
+
+
+def _notify(ticket: Ticket, key: str, *, reply: Message | None = None) -> Message | None:
+    """Put a notification to the customer in the outbox, if any channel can reach them."""
+    target = notifications.route(ticket)
+    if target is None:
+        return None
+    channel, recipient = target
+    agent = reply.staff.name if reply is not None and reply.staff_id else ""
+    rendered = notifications.render(key, ticket, reply_text=reply.body_text if reply else "",
+                                    agent=agent)
+    message = Message(ticket=ticket, author_kind=AuthorKind.SYSTEM, body_text=rendered.body,
+                      subject=rendered.subject, channel=channel, notification=key,
+                      created_at=utcnow())
+    _queue(message, recipient)
+    db.insert(message)
+    _send_after_commit(message)
+    return message
 
 def _apply_routing(ticket: Ticket, routing: Routing) -> None:
     if routing.department is not None:
@@ -229,7 +280,7 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
                     continue_open: bool = False, subject: str = "",
                     category: Category | None = None, user_type_id: int | None = None,
                     language: str = "en", attachments: Iterable[StoredFile] = (),
-                    raw_path: str = "",
+                    raw: RawOriginal | None = None, notify: bool = True,
                     participants: Iterable[Identity] = ()) -> InboundResult:
     """Take a customer's message from a channel: thread it, or open a ticket for it.
 
@@ -240,6 +291,10 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
       latest unfinished ticket on this channel (messengers and chat).
     * A reply to a resolved ticket reopens it; a reply to a closed ticket
       opens a new one linked to the old as its follow-up.
+    * ``raw`` is what the channel received (the whole email, the webhook
+      body), kept privately for agents (see ``core.raw``).
+    * A new ticket tells the customer its number and tracking link unless
+      ``notify`` is False (an auto-reply must not be answered).
     """
     attachments = list(attachments)
     participants = list(participants)
@@ -249,6 +304,7 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
         seen = _find_duplicate(channel, external_id)
         if seen is not None:
             return InboundResult(seen.ticket, seen, created=False, duplicate=True)
+    kept = keep(raw) if raw is not None else None
 
     def work() -> InboundResult:
         if external_id:
@@ -275,17 +331,14 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
                 category=category if follow_up_of is None else follow_up_of.category,
                 user_type_id=user_type_id, form_data={}, language=language,
                 attachments=attachments, attachment_fields=None, external_id=external_id,
-                actor=Actor.customer(contact))
-            if raw_path:
-                message.raw_path = raw_path
-                message.save(only=[Message.raw_path])
+                actor=Actor.customer(contact), raw=kept, notify=notify)
             if follow_up_of is not None:
                 TicketLink.create(ticket=ticket, other=follow_up_of, kind="follow_up_of")
             created = True
         else:
             ticket = target
             message = _customer_message(ticket, contact, text, html, channel, external_id,
-                                        attachments, raw_path)
+                                        attachments, kept)
             created = False
         _add_participants(ticket, contact, participants, language)
         return InboundResult(ticket, message, created=created, duplicate=False)
@@ -304,6 +357,19 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
 def _find_duplicate(channel: str, external_id: str) -> Message | None:
     """The message this channel already delivered under ``external_id`` (its ticket loads lazily)."""
     return db.select_one(Message, "tickets.duplicate", _by_external_id, channel, external_id)
+
+
+def find_message(channel: str, external_id: str) -> Message | None:
+    """The message a channel knows by ``external_id`` (inbound, or outbound once sent), or None."""
+    if not external_id:
+        return None
+    return _find_duplicate(channel, fit(storable(external_id), EXTERNAL_ID_MAX))
+
+
+def find_ticket(channel: str, external_id: str) -> Ticket | None:
+    """The ticket holding the message a channel knows by ``external_id``, or None."""
+    message = find_message(channel, external_id)
+    return Ticket.get_by_id(message.ticket_id) if message is not None else None
 
 
 def _by_external_id(channel: str, external_id: str) -> Any:
@@ -326,12 +392,13 @@ def _add_participants(ticket: Ticket, contact: Contact, participants: list[Ident
 
 def _customer_message(ticket: Ticket, contact: Contact, text: str, html: str, channel: str,
                       external_id: str | None, attachments: list[StoredFile],
-                      raw_path: str = "") -> Message:
+                      raw: KeptRaw | None = None) -> Message:
     now = utcnow()
-    message = Message.create(
+    message = Message(
         ticket=ticket, author_kind=AuthorKind.CONTACT, contact=contact, body_text=storable(text),
-        body_html=_clean(html), channel=channel, external_id=external_id, raw_path=raw_path,
-        created_at=now)
+        body_html=_clean(html), channel=channel, external_id=external_id, created_at=now)
+    _set_raw(message, raw)
+    message.save(force_insert=True)
     _add_attachments(ticket, message, attachments)
     actor = Actor.customer(contact)
     _audit(ticket, "message", actor, detail=f"message={message.id}")
@@ -371,10 +438,14 @@ def add_customer_reply(ticket: Ticket, text: str, attachments: Iterable[StoredFi
 
 def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
           attachments: Iterable[StoredFile] = (), status: str | None = Status.PENDING) -> Message:
-    """An agent answers the customer. After commit the channel's plugin delivers it.
+    """An agent answers the customer, through the ticket's own channel where it can push.
 
-    ``status`` is where the ticket goes next (waiting on the customer by default);
-    ``None`` leaves it as it is.
+    On such a channel (email, a messenger) the reply is committed ``queued``
+    and the outbox sends it after the commit. On the web form and the API it
+    waits on the tracking page (``portal``) and the customer is notified where
+    a channel can reach them (``core.notifications``). ``status`` is where the
+    ticket goes next (waiting on the customer by default); ``None`` leaves it
+    as it is.
     """
     if not (text or "").strip():
         raise ServiceError("a reply needs some text")
@@ -386,10 +457,12 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
     def work() -> Message:
         fresh = Ticket.get_by_id(ticket.id)
         now = utcnow()
-        message = Message.create(
+        message = Message(
             ticket=fresh, author_kind=AuthorKind.STAFF, staff=staff, body_text=storable(text),
-            body_html=_clean(html), channel=fresh.channel, delivery_state=Delivery.PENDING,
+            body_html=_clean(html), channel=fresh.channel, delivery_state=Delivery.PORTAL,
             delivery_updated_at=now, created_at=now)
+        pushed = _push_on_own_channel(fresh, message)
+        db.insert(message)
         _add_attachments(fresh, message, attachments)
         _audit(fresh, "reply", actor, detail=f"message={message.id}")
         fresh.updated_at = now
@@ -402,53 +475,121 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
             _set_status(fresh, Status.OPEN, actor)
         fresh.save()
         emit("message_added", ticket=fresh, message=message)
-        after_commit(lambda: _deliver(fresh, message))
+        if pushed:
+            _send_after_commit(message)
+        else:
+            _notify(fresh, notifications.AGENT_REPLIED, reply=message)
         return message
 
     return run_unit(work)
 
 
-def _deliver(ticket: Ticket, message: Message) -> None:
-    """Hand an outbound message to the plugin that owns the channel; record what it said."""
-    try:
-        result = loket().hook.deliver_message(ticket=ticket, message=message)
-    except Exception as exc:
-        log.exception("delivery of message %s failed", message.id)
-        record_delivery(message.id, Delivery.FAILED, error=str(exc) or type(exc).__name__)
-        return
-    if result is None:
-        record_delivery(message.id, Delivery.PORTAL)
-    else:
-        record_delivery(message.id, result.state, external_id=result.external_id,
-                        error=result.error)
+def _push_on_own_channel(ticket: Ticket, message: Message) -> bool:
+    """Queue a reply on the ticket's channel when that channel can reach the customer."""
+    spec = loket().channels.get(ticket.channel)
+    if spec is None:
+        message.delivery_error = (f"No enabled plugin serves the {ticket.channel} channel; "
+                                  "the reply waits on the tracking page.")
+        return False
+    if not spec.can_push:
+        return False
+    recipient = notifications.recipient_on(ticket.contact_id, spec.identity_kind)
+    if not recipient:
+        message.delivery_error = (f"The contact has no {spec.identity_kind} identity to write "
+                                  "to; the reply waits on the tracking page.")
+        return False
+    _queue(message, recipient)
+    return True
+
+
+# Delivery states in the order they happen; a report never moves a message back.
+_DELIVERY_ORDER = [Delivery.PENDING, Delivery.PORTAL, Delivery.QUEUED, Delivery.SENT,
+                   Delivery.DELIVERED, Delivery.READ]
 
 
 def record_delivery(message_id: int, state: str, *, external_id: str | None = None,
                     error: str = "") -> Message:
-    """Store what a channel reported about an outbound message (sent, delivered, read, failed).
+    """Store what happened to an outbound message (sent, delivered, read, failed).
 
-    States only move forward: a late "delivered" does not undo "read". A
-    failure is always recorded.
+    The one place delivery outcomes are written: the outbox, receipts and the
+    console's retry all come here. States only move forward (a late
+    "delivered" does not undo "read"); a failure is always recorded, with an
+    audit row. A change fires ``message_delivery_changed`` after the commit.
     """
     if state not in Delivery.ALL:
         raise ServiceError(f"unknown delivery state {state!r}")
-    order = [Delivery.PENDING, Delivery.PORTAL, Delivery.QUEUED, Delivery.SENT,
-             Delivery.DELIVERED, Delivery.READ]
+    order = _DELIVERY_ORDER
     with unit_of_work():
         message = Message.get_by_id(message_id)
         current = message.delivery_state
         forward = (state == Delivery.FAILED or current not in order or state not in order
                    or order.index(state) >= order.index(current))
-        if forward:
-            message.delivery_state = state
-            message.delivery_error = error[:2000]
-            message.delivery_updated_at = utcnow()
-            if external_id and not message.external_id:
+        if not forward:
+            return message
+        message.delivery_state = state
+        message.delivery_error = error[:2000]
+        message.delivery_updated_at = utcnow()
+        if state != Delivery.QUEUED:
+            message.claimed_until = None
+            message.next_attempt_at = None
+        if external_id and not message.external_id:
+            external_id = fit(storable(external_id), EXTERNAL_ID_MAX)
+            if _find_duplicate(message.channel, external_id) is None:
                 message.external_id = external_id
-            message.save()
-            if state == Delivery.FAILED:
-                _audit(message.ticket, "delivery_failed", SYSTEM, detail=f"message={message.id}: {error}"[:2000])
+            else:
+                log.warning("message %s: the %s channel reused id %r; receipts cannot find it",
+                            message.id, message.channel, external_id)
+        message.save()
+        ticket = Ticket.get_by_id(message.ticket_id)
+        if state == Delivery.FAILED and current != Delivery.FAILED:
+            _audit(ticket, "delivery_failed", SYSTEM,
+                   detail=f"message={message.id}: {error}"[:2000])
+        if state != current:
+            emit("message_delivery_changed", ticket=ticket, message=message, old=current,
+                 new=state, error=message.delivery_error)
     return message
+
+
+def record_receipt(channel: str, external_id: str, state: str, *, error: str = "") -> Message | None:
+    """A platform's receipt (delivered, read, failed) for a message we sent under ``external_id``.
+
+    Returns the message, or None when no outbound message has that id (a
+    receipt for something else creates nothing).
+    """
+    message = find_message(channel, external_id)
+    if message is None or message.author_kind == AuthorKind.CONTACT:
+        return None
+    return record_delivery(message.id, state, error=error)
+
+
+def retry_delivery(message: Message, actor: Actor) -> Message:
+    """Send a failed message again (the console's retry button), with the same idempotency key."""
+
+    def work() -> Message:
+        fresh = Message.get_by_id(message.id)
+        if fresh.delivery_state != Delivery.FAILED:
+            raise ServiceError("only a message that failed can be sent again")
+        if loket().channels.owner(fresh.channel) is None:
+            raise ServiceError(f"No enabled plugin serves the {fresh.channel} channel; "
+                               "enable it first.")
+        old = fresh.delivery_state
+        fresh.delivery_state = Delivery.QUEUED
+        fresh.delivery_attempts = 0
+        fresh.next_attempt_at = None
+        fresh.claimed_until = None
+        fresh.delivery_error = ""
+        fresh.delivery_updated_at = utcnow()
+        fresh.delivery_key = fresh.delivery_key or secrets.token_hex(16)
+        fresh.save()
+        ticket = Ticket.get_by_id(fresh.ticket_id)
+        _audit(ticket, "delivery_retry", actor, old, Delivery.QUEUED,
+               detail=f"message={fresh.id}")
+        emit("message_delivery_changed", ticket=ticket, message=fresh, old=old,
+             new=Delivery.QUEUED, error="")
+        _send_after_commit(fresh)
+        return fresh
+
+    return run_unit(work)
 
 
 def add_note(ticket: Ticket, staff: Staff, text: str,
@@ -506,9 +647,16 @@ def change_status(ticket: Ticket, new: str, actor: Actor) -> Ticket:
             _set_status(fresh, new, actor)
             fresh.updated_at = utcnow()
             fresh.save()
+            if actor.kind != AuthorKind.CONTACT and new in _STATUS_NOTICES:
+                _notify(fresh, _STATUS_NOTICES[new])
         return fresh
 
     return run_unit(work)
+
+
+# Status changes the customer hears about (when someone other than they made them).
+_STATUS_NOTICES = {Status.PENDING: notifications.WAITING_ON_CUSTOMER,
+                   Status.RESOLVED: notifications.TICKET_RESOLVED}
 
 
 def assign(ticket: Ticket, assignee: Staff | None, actor: Actor) -> Ticket:
@@ -624,7 +772,9 @@ def public_thread(ticket: Ticket) -> list[Message]:
     """The messages a customer sees: no internal notes, oldest first, with attachments."""
     from peewee import prefetch
 
-    messages = (Message.select().where((Message.ticket == ticket) & (~Message.is_internal))
+    # Notifications repeat what the page already shows (the reply, the status).
+    messages = (Message.select().where((Message.ticket == ticket) & (~Message.is_internal)
+                                       & (Message.notification == ""))
                 .order_by(Message.created_at, Message.id))
     return list(prefetch(messages, Attachment.select()))
 

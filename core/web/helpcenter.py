@@ -47,6 +47,7 @@ from ..models import (
     Ticket,
     UserType,
 )
+from ..notifications import email_reaches_customers
 from ..sanitize import text_to_html
 from ..services.tickets import (
     Identity,
@@ -82,7 +83,8 @@ def current_language() -> str:
 @bp.app_context_processor
 def _page_globals() -> dict[str, Any]:
     # Functions, not values: admin pages render templates too and need none of this.
-    return {"current_language": current_language, "language_links": _language_links}
+    return {"current_language": current_language, "language_links": _language_links,
+            "email_notifies": email_reaches_customers}
 
 
 def _language_links() -> list[dict[str, Any]]:

@@ -1,12 +1,20 @@
-"""Email channel: shows the support address now; mailboxes and SMTP replies come next."""
+"""Email channel: the support address on the help center, and mail out over SMTP.
+
+Replies and notifications to customers go out through the outbox when an SMTP
+server is configured; reading mailboxes comes next.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask_babel import gettext as _
 
 from core import hookimpl
 from core.config import Setting
-from core.hookspecs import ContactOption
+from core.hookspecs import ChannelSpec, ContactOption, DeliveryResult
+from core.i18n import _l
+from core.models import IdentityKind
 
 PLUGIN = "email_intake"
 
@@ -18,10 +26,92 @@ def _address(value: object) -> str:
     return text
 
 
+def _text(value: object) -> str:
+    return str(value or "").strip()
+
+
+def _port(value: object) -> int:
+    try:
+        port = int(str(value))
+    except ValueError:
+        raise ValueError(f"expected a port number, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"expected a port number, got {value!r}")
+    return port
+
+
+def _seconds(value: object) -> float:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {value!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"must be more than 0, got {value!r}")
+    return seconds
+
+
+def _security(value: object) -> str:
+    from .outbound import SECURITY
+
+    text = _text(value).lower()
+    if text not in SECURITY:
+        raise ValueError(f"expected one of {', '.join(SECURITY)}, got {value!r}")
+    return text
+
+
 @hookimpl
 def plugin_settings() -> list[Setting]:
-    return [Setting("address", "", _address,
-                    "The support address customers may write to; empty hides the option.")]
+    return [
+        Setting("address", "", _address,
+                "The support address customers may write to; empty hides the option. "
+                "Mail to customers is sent from it."),
+        Setting("from_name", "Support", _text, "The name mail to customers is sent under."),
+        Setting("smtp_host", "", _text,
+                "SMTP server for mail to customers; empty: no mail is sent."),
+        Setting("smtp_port", 0, _port, "SMTP port (0: 465 with ssl, else 587)."),
+        Setting("smtp_security", "starttls", _security, "none, starttls or ssl."),
+        Setting("smtp_user", "", _text, "SMTP user name; empty: no sign-in."),
+        Setting("smtp_password", "", _text, "SMTP password.", secret=True),
+        Setting("smtp_timeout", 20.0, _seconds, "Seconds to wait for the SMTP server."),
+    ]
+
+
+def _settings() -> dict[str, Any]:
+    from core.state import loket
+
+    return loket().config.plugin(PLUGIN)
+
+
+def sends_mail() -> bool:
+    settings = _settings()
+    return bool(settings["smtp_host"] and settings["address"])
+
+
+@hookimpl
+def app_ready() -> None:
+    settings = _settings()
+    if settings["smtp_host"] and not settings["address"]:
+        raise ValueError("LOKET_EMAIL_INTAKE_SMTP_HOST is set but LOKET_EMAIL_INTAKE_ADDRESS "
+                         "is empty: mail needs an address to come from")
+
+
+@hookimpl
+def register_channels() -> list[ChannelSpec]:
+    # Without an SMTP server the channel still exists (mail-born tickets keep their
+    # channel), but it cannot reach anyone: replies then wait on the tracking page.
+    return [ChannelSpec("email", _l("Email"), can_push=sends_mail(), attachments=True,
+                        identity_kind=IdentityKind.EMAIL, order=20)]
+
+
+@hookimpl
+def deliver_message(ticket: Any, message: Any, recipient: str,
+                    idempotency_key: str) -> DeliveryResult:
+    from core.services.tickets import tracking_url
+
+    from .outbound import deliver
+
+    return deliver(_settings(), ticket, message, recipient, idempotency_key,
+                   tracking_url(ticket))
 
 
 @hookimpl

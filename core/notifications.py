@@ -1,0 +1,185 @@
+"""What the desk tells a customer unprompted, in their language, and which channel carries it.
+
+A notification is a message on the ticket (``Message.notification`` names its
+template) that goes out through the outbox like an agent's reply. Core's own
+wording is below in the three languages; an admin may reword any of them per
+language in the console (``NotificationTemplate``). The fallbacks, in order:
+the admin's text in the customer's language, core's text in that language,
+the admin's text in the desk's default language, core's English.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .models import Contact, ContactIdentity, IdentityKind, NotificationTemplate, Ticket
+from .state import loket
+
+TICKET_OPENED = "ticket_opened"
+AGENT_REPLIED = "agent_replied"
+WAITING_ON_CUSTOMER = "waiting_on_customer"
+TICKET_RESOLVED = "ticket_resolved"
+
+# What each template is for, shown to admins beside the placeholders it may use.
+KINDS = {
+    TICKET_OPENED: "A ticket was opened: its number and the private tracking link",
+    AGENT_REPLIED: "An agent replied (sent when the ticket's own channel cannot carry replies)",
+    WAITING_ON_CUSTOMER: "The ticket waits on the customer (set without a reply)",
+    TICKET_RESOLVED: "The ticket was resolved",
+}
+PLACEHOLDERS = ("name", "number", "subject", "tracking_url", "reply", "agent")
+
+# Salutation when the contact gave no name.
+_NO_NAME = {"en": "there", "id": "Bapak/Ibu", "fil": "po"}
+
+DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
+    TICKET_OPENED: {
+        "en": ("[#{number}] We received your request: {subject}",
+               "Hello {name},\n\nThank you for contacting us. Your request is ticket "
+               "#{number}.\n\nFollow it and reply at any time through your private link:\n"
+               "{tracking_url}\n\nKeep this link to yourself: anyone who has it can read the "
+               "ticket.\n\nThe support team"),
+        "id": ("[#{number}] Permintaan Anda telah kami terima: {subject}",
+               "Halo {name},\n\nTerima kasih telah menghubungi kami. Permintaan Anda tercatat "
+               "sebagai tiket #{number}.\n\nAnda dapat memantau dan membalasnya kapan saja "
+               "melalui tautan pribadi berikut:\n{tracking_url}\n\nJangan bagikan tautan ini: "
+               "siapa pun yang memilikinya dapat membaca tiket Anda.\n\nTim Dukungan"),
+        "fil": ("[#{number}] Natanggap namin ang iyong request: {subject}",
+                "Hello {name},\n\nSalamat sa pag-contact sa amin. Ang iyong request ay ticket "
+                "#{number}.\n\nMaaari mo itong subaybayan at sagutin anumang oras sa iyong "
+                "private link:\n{tracking_url}\n\nHuwag itong ibahagi: sinumang may hawak ng link "
+                "ay makakabasa ng iyong ticket.\n\nAng Support Team"),
+    },
+    AGENT_REPLIED: {
+        "en": ("[#{number}] New reply: {subject}",
+               "Hello {name},\n\n{agent} replied to your ticket #{number}:\n\n{reply}\n\n"
+               "To answer, open your ticket:\n{tracking_url}\n\nThe support team"),
+        "id": ("[#{number}] Balasan baru: {subject}",
+               "Halo {name},\n\n{agent} telah membalas tiket Anda #{number}:\n\n{reply}\n\n"
+               "Untuk menjawab, buka tiket Anda:\n{tracking_url}\n\nTim Dukungan"),
+        "fil": ("[#{number}] May bagong sagot: {subject}",
+                "Hello {name},\n\nSumagot si {agent} sa iyong ticket #{number}:\n\n{reply}\n\n"
+                "Para sumagot, buksan ang iyong ticket:\n{tracking_url}\n\nAng Support Team"),
+    },
+    WAITING_ON_CUSTOMER: {
+        "en": ("[#{number}] We are waiting for your reply: {subject}",
+               "Hello {name},\n\nWe need more information from you to continue with ticket "
+               "#{number}. Please reply through your ticket:\n{tracking_url}\n\n"
+               "The support team"),
+        "id": ("[#{number}] Kami menunggu balasan Anda: {subject}",
+               "Halo {name},\n\nKami memerlukan informasi tambahan dari Anda untuk melanjutkan "
+               "tiket #{number}. Silakan balas melalui tiket Anda:\n{tracking_url}\n\n"
+               "Tim Dukungan"),
+        "fil": ("[#{number}] Hinihintay namin ang iyong sagot: {subject}",
+                "Hello {name},\n\nKailangan namin ng karagdagang impormasyon mula sa iyo para "
+                "maituloy ang ticket #{number}. Paki-reply sa iyong ticket:\n{tracking_url}\n\n"
+                "Ang Support Team"),
+    },
+    TICKET_RESOLVED: {
+        "en": ("[#{number}] Your ticket is resolved: {subject}",
+               "Hello {name},\n\nWe marked ticket #{number} as resolved. If your problem is not "
+               "solved yet, reply through your ticket and we will pick it up again:\n"
+               "{tracking_url}\n\nThe support team"),
+        "id": ("[#{number}] Tiket Anda telah diselesaikan: {subject}",
+               "Halo {name},\n\nTiket #{number} telah kami tandai sebagai selesai. Jika masalah "
+               "Anda belum teratasi, balas melalui tiket Anda dan kami akan menindaklanjutinya "
+               "kembali:\n{tracking_url}\n\nTim Dukungan"),
+        "fil": ("[#{number}] Resolved na ang iyong ticket: {subject}",
+                "Hello {name},\n\nMinarkahan naming resolved ang ticket #{number}. Kung hindi pa "
+                "naaayos ang iyong problema, mag-reply lang sa iyong ticket at itutuloy namin "
+                "ito:\n{tracking_url}\n\nAng Support Team"),
+    },
+}
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+    language: str  # the language the wording came in
+
+
+def unknown_placeholders(text: str) -> list[str]:
+    """Placeholders in an admin's wording that no notification fills in."""
+    return sorted({name for name in _PLACEHOLDER.findall(text) if name not in PLACEHOLDERS})
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """Replace ``{name}`` placeholders; nothing else in the text is interpreted."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def wording(key: str, language: str) -> tuple[str, str, str]:
+    """(subject, body, language) for a template, after the fallbacks in the module docstring."""
+    default_language = loket().config["default_language"]
+    rows = {row.language: row for row in NotificationTemplate.select().where(
+        (NotificationTemplate.key == key)
+        & (NotificationTemplate.language.in_([language, default_language])))}
+    core = DEFAULTS[key]
+    if language in rows:
+        return rows[language].subject, rows[language].body, language
+    if language in core:
+        return (*core[language], language)
+    if default_language in rows:
+        row = rows[default_language]
+        return row.subject, row.body, default_language
+    return (*core["en"], "en")
+
+
+def render(key: str, ticket: Ticket, *, reply_text: str = "", agent: str = "") -> Rendered:
+    from .services.tickets import tracking_url
+
+    subject, body, language = wording(key, ticket.language or "en")
+    contact = Contact.get_by_id(ticket.contact_id)
+    values = {
+        "name": contact.name or _NO_NAME.get(language, ""),
+        "number": str(ticket.id),
+        "subject": ticket.subject,
+        "tracking_url": tracking_url(ticket),
+        "reply": reply_text,
+        "agent": agent,
+    }
+    return Rendered(fill(subject, values)[:250], fill(body, values), language)
+
+
+def recipient_on(contact_id: int, identity_kind: str) -> str:
+    """The contact's identity of this kind (their address, their chat id), or ""."""
+    if not identity_kind:
+        return ""
+    row = (ContactIdentity.select(ContactIdentity.value)
+           .where((ContactIdentity.contact == contact_id)
+                  & (ContactIdentity.kind == identity_kind))
+           .order_by(ContactIdentity.verified.desc(), ContactIdentity.id.desc()).first())
+    if row is not None:
+        return row.value
+    if identity_kind == IdentityKind.EMAIL:
+        contact = Contact.get_or_none(Contact.id == contact_id)
+        return (contact.email or "") if contact else ""
+    return ""
+
+
+def route(ticket: Ticket) -> tuple[str, str] | None:
+    """(channel, recipient) a notification about this ticket goes by, or None when none can.
+
+    The ticket's own channel when it can push (a messenger, email); otherwise
+    a channel that writes to the contact's email address.
+    """
+    channels = loket().channels
+    own = channels.get(ticket.channel)
+    if own is not None and own.can_push:
+        recipient = recipient_on(ticket.contact_id, own.identity_kind)
+        if recipient:
+            return own.name, recipient
+    for spec in channels.pushing_to(IdentityKind.EMAIL):
+        address = recipient_on(ticket.contact_id, IdentityKind.EMAIL)
+        if address:
+            return spec.name, address
+    return None
+
+
+def email_reaches_customers() -> bool:
+    """Whether an enabled channel writes to email addresses (what the web form may promise)."""
+    return bool(loket().channels.pushing_to(IdentityKind.EMAIL))

@@ -1,0 +1,163 @@
+"""The outbox: what must reach a customer is committed first, then sent by a job.
+
+The database is the truth, not the queue. A message to send is a row with
+``delivery_state = queued``; a job claims it with one conditional UPDATE (so
+two workers never send it at the same time), asks the channel's owner to
+send it outside any transaction, and records the outcome through
+``core.services.tickets.record_delivery``. The queue may lose a job (huey
+hands each job to a worker once; a worker killed mid-job loses it): the sweep
+finds queued rows whose job never came back and sends them. A worker that died
+after the platform accepted a message leaves it claimed; once the claim
+expires it is sent again with the same idempotency key, which the channel
+passes on so the customer gets it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from typing import Any
+
+from . import db
+from .hookspecs import DeliveryError
+from .models import Delivery, Message, Ticket, utcnow
+from .state import loket
+
+log = logging.getLogger(__name__)
+
+SEND_JOB = "core.outbox.send"
+SWEEP_JOB = "core.outbox.sweep"
+MAX_BACKOFF = 3600
+# The periodic sweep leaves fresh work to the jobs that were enqueued for it.
+SWEEP_GRACE_SECONDS = 30
+
+
+def kick(message_id: int) -> None:
+    """Ask a worker to send one message now. Losing this job loses nothing: the sweep sends it."""
+    jobs = loket().jobs
+    try:
+        jobs.tasks[SEND_JOB](message_id)
+    except Exception:
+        log.exception("could not enqueue message %s; the outbox sweep will send it", message_id)
+
+
+def _claim(message_id: int, now: dt.datetime) -> bool:
+    lease = dt.timedelta(seconds=max(loket().config["outbox_lease_seconds"], 1))
+    with db.write_transaction():
+        claimed = (Message.update(claimed_until=now + lease,
+                                  delivery_attempts=Message.delivery_attempts + 1)
+                   .where((Message.id == message_id)
+                          & (Message.delivery_state == Delivery.QUEUED)
+                          & (Message.claimed_until.is_null() | (Message.claimed_until < now))
+                          & (Message.next_attempt_at.is_null()
+                             | (Message.next_attempt_at <= now)))
+                   .execute())
+    return claimed == 1
+
+
+def send(message_id: int) -> str:
+    """Send one queued message, if it is due and nobody else holds it. Returns what happened.
+
+    Safe to run twice, or at once in two workers: only the worker whose claim
+    succeeds sends.
+    """
+    from .services.tickets import record_delivery
+
+    now = utcnow()
+    if not _claim(message_id, now):
+        return "not due"
+    message = Message.get_by_id(message_id)
+    ticket = Ticket.get_by_id(message.ticket_id)
+    channels = loket().channels
+    owner = channels.owner(message.channel)
+    implementation = _deliverer(owner) if owner else None
+    if implementation is None:
+        reason = (f"No enabled plugin serves the {message.channel} channel any more; "
+                  "enable it and retry, or answer on another channel.")
+        record_delivery(message.id, Delivery.FAILED, error=reason)
+        return "failed"
+    try:
+        result = implementation(ticket=ticket, message=message, recipient=message.recipient,
+                                idempotency_key=message.delivery_key or f"loket-{message.id}")
+    except DeliveryError as exc:
+        return _failed(message, str(exc) or type(exc).__name__, exc.permanent, exc.retry_after)
+    except Exception as exc:  # a plugin's bug or a network error: try again later
+        log.exception("channel %s failed to send message %s", message.channel, message.id)
+        return _failed(message, f"{type(exc).__name__}: {exc}", False, None)
+    if result is None:
+        return _failed(message, f"the {message.channel} plugin did not say whether it sent "
+                                "the message", False, None)
+    state = result.state if result.state in (Delivery.SENT, Delivery.DELIVERED,
+                                             Delivery.READ) else Delivery.SENT
+    record_delivery(message.id, state, external_id=result.external_id, error=result.error)
+    return state
+
+
+def _deliverer(owner: str) -> Any:
+    """The owner's ``deliver_message``: only the plugin that declared the channel is asked."""
+    for impl in loket().pm.hook.deliver_message.get_hookimpls():
+        if impl.plugin_name == owner:
+            return functools.partial(_call_with_its_arguments, impl.function, impl.argnames)
+    return None
+
+
+def _call_with_its_arguments(function: Any, argnames: tuple[str, ...], **kwargs: Any) -> Any:
+    return function(**{k: v for k, v in kwargs.items() if k in argnames})
+
+
+def _failed(message: Message, reason: str, permanent: bool,
+            retry_after: float | None) -> str:
+    from .services.tickets import record_delivery
+
+    config = loket().config
+    attempts = Message.get_by_id(message.id).delivery_attempts
+    if permanent or attempts >= max(config["outbox_max_attempts"], 1):
+        record_delivery(message.id, Delivery.FAILED, error=reason)
+        return "failed"
+    delay = retry_after if retry_after is not None else min(
+        config["outbox_retry_seconds"] * 2 ** (attempts - 1), MAX_BACKOFF)
+    due = utcnow() + dt.timedelta(seconds=max(delay, 0))
+    with db.write_transaction():
+        (Message.update(claimed_until=None, next_attempt_at=due, delivery_error=reason[:2000],
+                        delivery_updated_at=utcnow())
+         .where(Message.id == message.id).execute())
+    try:
+        loket().jobs.tasks[SEND_JOB].schedule(args=(message.id,), delay=max(delay, 0))
+    except Exception:
+        log.info("could not schedule a retry of message %s; the sweep will", message.id)
+    return "retry"
+
+
+def due_messages(limit: int = 200, now: dt.datetime | None = None,
+                 grace_seconds: float = 0) -> list[int]:
+    """Queued messages nobody holds that are due: lost jobs, expired claims, retries.
+
+    ``grace_seconds`` leaves alone what a queued job should still be about to
+    send (queued or due only that recently), so the sweep does not race the
+    jobs for fresh work; an expired claim is always due.
+    """
+    now = now or utcnow()
+    settled = now - dt.timedelta(seconds=grace_seconds)
+    query = (Message.select(Message.id)
+             .where((Message.delivery_state == Delivery.QUEUED)
+                    & ((Message.claimed_until < now)
+                       | (Message.claimed_until.is_null()
+                          & ((Message.next_attempt_at <= settled)
+                             | (Message.next_attempt_at.is_null()
+                                & (Message.delivery_updated_at <= settled))))))
+             .order_by(Message.id).limit(limit))
+    return [row.id for row in query]
+
+
+def sweep(limit: int = 200, grace_seconds: float = 0) -> dict[str, int]:
+    """Send due queued messages (periodic, and once when a worker starts)."""
+    outcomes: dict[str, int] = {}
+    for message_id in due_messages(limit, grace_seconds=grace_seconds):
+        try:
+            outcome = send(message_id)
+        except Exception:
+            log.exception("outbox sweep: message %s", message_id)
+            outcome = "error"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes

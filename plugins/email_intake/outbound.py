@@ -1,0 +1,93 @@
+"""Mail out: agent replies and notifications over SMTP, from the outbox's jobs."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from typing import Any
+
+from core.hookspecs import DeliveryError, DeliveryResult
+from core.models import AuthorKind, Message
+
+SECURITY = ("none", "starttls", "ssl")
+
+
+def message_id(idempotency_key: str, sender: str) -> str:
+    """The same outbox entry always gets the same Message-ID, so a resend is recognisably one."""
+    domain = sender.rpartition("@")[2] or "loket.invalid"
+    return f"<{idempotency_key}@{domain}>"
+
+
+def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: str,
+          idempotency_key: str, tracking_url: str) -> EmailMessage:
+    sender = settings["address"]
+    mail = EmailMessage()
+    mail["From"] = formataddr((settings["from_name"], sender))
+    mail["To"] = recipient
+    mail["Subject"] = message.subject or f"[#{ticket.id}] Re: {ticket.subject}"
+    mail["Date"] = formatdate(localtime=False)
+    mail["Message-ID"] = message_id(idempotency_key, sender)
+    mail["Reply-To"] = sender
+    # Threads in the customer's mail program: the last mail they sent us on this ticket.
+    earlier = (Message.select(Message.external_id)
+               .where((Message.ticket == ticket.id) & (Message.channel == "email")
+                      & (Message.author_kind == AuthorKind.CONTACT)
+                      & Message.external_id.is_null(False))
+               .order_by(Message.id.desc()).first())
+    if earlier is not None and earlier.external_id.startswith("<"):
+        mail["In-Reply-To"] = earlier.external_id
+        mail["References"] = earlier.external_id
+    if message.notification:
+        # RFC 3834: automatic mail says so, so that auto-responders do not answer it.
+        mail["Auto-Submitted"] = "auto-generated"
+        mail["X-Auto-Response-Suppress"] = "All"
+    mail["X-Loket-Ticket"] = str(ticket.id)
+    body = message.body_text
+    if not message.notification and tracking_url not in body:
+        body = f"{body}\n\n--\nTicket #{ticket.id}: {tracking_url}"
+    mail.set_content(body)
+    return mail
+
+
+def send(settings: dict[str, Any], mail: EmailMessage) -> None:
+    """Hand one mail to the SMTP server; a refusal the server calls permanent is permanent."""
+    host, port = settings["smtp_host"], settings["smtp_port"]
+    security, timeout = settings["smtp_security"], settings["smtp_timeout"]
+    try:
+        if security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(host, port or 465, timeout=timeout,
+                                                    context=ssl.create_default_context())
+        else:
+            client = smtplib.SMTP(host, port or 587, timeout=timeout)
+        with client:
+            if security == "starttls":
+                client.starttls(context=ssl.create_default_context())
+            if settings["smtp_user"]:
+                client.login(settings["smtp_user"], settings["smtp_password"])
+            client.send_message(mail)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        reason = "; ".join(f"{addr}: {code} {text.decode(errors='replace')}"
+                           for addr, (code, text) in exc.recipients.items())
+        raise DeliveryError(f"recipient refused: {reason}",
+                            permanent=all(code >= 500 for code in codes)) from None
+    except smtplib.SMTPResponseException as exc:
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) \
+            else str(exc.smtp_error)
+        raise DeliveryError(f"SMTP {exc.smtp_code}: {text}",
+                            permanent=exc.smtp_code >= 500
+                            and not isinstance(exc, smtplib.SMTPAuthenticationError)) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(f"SMTP server {host}:{port}: {exc}") from None
+
+
+def deliver(settings: dict[str, Any], ticket: Any, message: Message, recipient: str,
+            idempotency_key: str, tracking_url: str) -> DeliveryResult:
+    mail = build(settings, ticket, message, recipient, idempotency_key, tracking_url)
+    send(settings, mail)
+    return DeliveryResult(state="sent", external_id=mail["Message-ID"])
+
+
+__all__ = ["SECURITY", "build", "deliver", "message_id", "send"]
