@@ -49,6 +49,9 @@ def parse_args() -> argparse.Namespace:
                         help="PostgreSQL URL (a throwaway schema is made in it); "
                              "default: SQLite in a fresh instance folder")
     parser.add_argument("--keep", action="store_true", help="keep the instance folder")
+    parser.add_argument("--env", action="append", default=[], metavar="LOKET_NAME=VALUE",
+                        help="a setting for the desk under test (repeatable), e.g. "
+                             "LOKET_PLUGINS=email_intake")
     return parser.parse_args()
 
 
@@ -58,7 +61,7 @@ def parse_args() -> argparse.Namespace:
 class Desk:
     """A fresh instance folder and database, migrated, with one category and one ticket."""
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, settings: list[str] = ()):
         self.instance = Path(tempfile.mkdtemp(prefix="loket-bench-"))
         self.schema = ""
         self.admin_url = database_url
@@ -77,6 +80,9 @@ class Desk:
             "LOKET_SECRET_KEY": uuid.uuid4().hex,
             "LOKET_JOBS": "sqlite",
         })
+        for setting in settings:
+            name, _, value = setting.partition("=")
+            self.env[name] = value
         os.environ.update(self.env)
         self.app: Any = None  # built after the migrations: the factory may read the schema
 
@@ -277,7 +283,7 @@ def main() -> int:
     args = parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt install wrk)")
-    desk = Desk(args.database_url)
+    desk = Desk(args.database_url, args.env)
     server = None
     try:
         form_path, tracking_path = desk.setup()

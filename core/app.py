@@ -148,7 +148,8 @@ def configure_i18n(app: Flask, state: Loket) -> None:
 
 def configure_jobs(app: Flask, state: Loket) -> None:
     state.jobs = JobQueue(app, build_huey(state.config))
-    state.pm.hook.register_jobs(jobs=state.jobs)
+    with app.app_context():  # a plugin may read its settings to declare its jobs
+        state.pm.hook.register_jobs(jobs=state.jobs)
 
 
 def configure_blueprints(app: Flask, state: Loket) -> None:

@@ -11,6 +11,7 @@ from . import db, hookimpl
 from .hookspecs import ChannelSpec, Routing
 from .i18n import _l
 from .models import Category, Channel, Department, IdentityKind, Status, Ticket, utcnow
+from .state import loket
 
 
 def _department_by_id(department_id: int) -> Any:
@@ -66,19 +67,9 @@ def register_jobs(jobs: Any) -> None:
     from . import outbox
     from .jobs import crontab
 
-    # The outbox retries by itself (with backoff, from the database), so the queue does not.
-    @jobs.task(name=outbox.SEND_JOB, retries=0)
-    def send_message(message_id: int) -> str:
-        """Send one queued outbound message through its channel's plugin."""
-        return outbox.send(message_id)
-
-    @jobs.periodic(crontab(minute="*"), name=outbox.SWEEP_JOB)
-    def sweep_outbox() -> dict[str, int]:
-        """Send queued messages whose job was lost or whose retry is due."""
-        return outbox.sweep(grace_seconds=outbox.SWEEP_GRACE_SECONDS)
-
-    # A worker that starts after another died mid-send picks up what it left at once.
-    jobs.on_start(sweep_outbox.call_local)
+    config = loket().config
+    jobs.relay(outbox.relay, name=outbox.RELAY, threads=config["outbox_threads"],
+               idle_seconds=config["outbox_poll_seconds"])
 
     @jobs.periodic(crontab(minute="*/15"), name="core.autoclose_resolved")
     def autoclose_resolved() -> int:
@@ -88,7 +79,6 @@ def register_jobs(jobs: Any) -> None:
 
 def close_stale_resolved(now: dt.datetime | None = None) -> int:
     from .services.tickets import SYSTEM, change_status
-    from .state import loket
 
     days = loket().config["autoclose_days"]
     if not days:

@@ -78,6 +78,16 @@ def _as_http_url(value: Any) -> str:
     return url
 
 
+def _as_seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number of seconds, got {value!r}") from None
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"expected more than 0 and at most 3600 seconds, got {value!r}")
+    return seconds
+
+
 def _as_jobs_mode(value: Any) -> str:
     mode = _as_str(value).strip().lower()
     if mode not in {"auto", "sqlite", "redis", "immediate"}:
@@ -147,6 +157,10 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             "Tries to send one outbound message before it is marked failed."),
     Setting("outbox_retry_seconds", 30, _as_int,
             "Wait before the first retry of a failed send; it doubles each time (up to an hour)."),
+    Setting("outbox_threads", 4, _as_int,
+            "Threads in each worker that send outbound messages (email, messengers)."),
+    Setting("outbox_poll_seconds", 0.5, _as_seconds,
+            "How often an idle worker looks for messages to send."),
     Setting("outbox_lease_seconds", 300, _as_int,
             "How long a worker may take to send one message before another may try again "
             "(after a worker died mid-send)."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +46,7 @@ class JobQueue:
         self.app = app
         self.huey = huey
         self.tasks: dict[str, Any] = {}
-        self.starters: list[Callable[[], Any]] = []
+        self.relays: list[tuple[str, Callable[[int, int], int], int, float]] = []
 
     def _in_app(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -85,17 +86,45 @@ class JobQueue:
 
         return decorate
 
-    def on_start(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` (inside the app) once when a worker process starts consuming."""
-        self.starters.append(fn)
+    def relay(self, fn: Callable[[int, int], int], *, name: str, threads: int = 1,
+              idle_seconds: float = 1.0) -> None:
+        """Run ``fn(shard, shards)`` over and over in ``threads`` threads of every worker.
+
+        For work whose truth is in the database (the outbox): no job can be
+        lost, because there is none. ``fn`` returns how much it did; after a
+        pass that did nothing the thread waits ``idle_seconds``.
+        """
+        self.relays.append((name, fn, max(threads, 1), idle_seconds))
+
+    def _run_relay(self, name: str, fn: Callable[[int, int], int], shard: int, shards: int,
+                   idle_seconds: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                with self.app.app_context(), db.connection():
+                    done = fn(shard, shards)
+            except Exception:
+                log.exception("%s failed; trying again shortly", name)
+                done = 0
+            if not done:
+                stop.wait(idle_seconds)
 
     def run_worker(self, workers: int = 2, periodic: bool = True) -> None:
-        """Consume jobs until stopped (``loket worker``)."""
+        """Consume jobs and run the relays until stopped (``loket worker``)."""
         consumer = self.huey.create_consumer(workers=workers, worker_type="thread",
                                              periodic=periodic, check_worker_health=True)
-        for fn in self.starters:
-            try:
-                fn()
-            except Exception:
-                log.exception("start-up step of the worker failed")
-        consumer.run()
+        stop = threading.Event()
+        running = []
+        for name, fn, threads, idle in self.relays:
+            for shard in range(threads):
+                thread = threading.Thread(target=self._run_relay, name=f"{name}-{shard}",
+                                          args=(name, fn, shard, threads, idle, stop),
+                                          daemon=True)
+                thread.start()
+                running.append(thread)
+        try:
+            consumer.run()
+        finally:
+            # Let a send in progress finish, so its outcome is recorded.
+            stop.set()
+            for thread in running:
+                thread.join(timeout=30)

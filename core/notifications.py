@@ -11,8 +11,12 @@ the admin's text in the desk's default language, core's English.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
+from . import db
 from .models import Contact, ContactIdentity, IdentityKind, NotificationTemplate, Ticket
 from .state import loket
 
@@ -112,28 +116,56 @@ def fill(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
+# Admins' wording, read as a whole (a few dozen rows at most) and kept for a short while:
+# a notification goes out with every new ticket, and this spares each one a query.
+_CACHE_SECONDS = 30.0
+_cache: dict[str, Any] = {"rows": None, "read_at": 0.0, "database": None}
+_cache_lock = threading.Lock()
+
+
+def forget_wording() -> None:
+    """Read admins' wording afresh next time (after an admin changed it in this process)."""
+    with _cache_lock:
+        _cache["rows"] = None
+
+
+def _admin_wording() -> dict[tuple[str, str], tuple[str, str]]:
+    database = id(db.database.obj)
+    with _cache_lock:
+        fresh = (_cache["rows"] is not None and _cache["database"] == database
+                 and time.monotonic() - _cache["read_at"] < _CACHE_SECONDS)
+        if fresh:
+            return _cache["rows"]
+    rows = {(row.key, row.language): (row.subject, row.body)
+            for row in NotificationTemplate.select()}
+    with _cache_lock:
+        _cache.update(rows=rows, read_at=time.monotonic(), database=database)
+    return rows
+
+
 def wording(key: str, language: str) -> tuple[str, str, str]:
-    """(subject, body, language) for a template, after the fallbacks in the module docstring."""
+    """(subject, body, language) for a template, after the fallbacks in the module docstring.
+
+    An admin's change reaches other processes within ``_CACHE_SECONDS``.
+    """
     default_language = loket().config["default_language"]
-    rows = {row.language: row for row in NotificationTemplate.select().where(
-        (NotificationTemplate.key == key)
-        & (NotificationTemplate.language.in_([language, default_language])))}
+    rows = _admin_wording()
     core = DEFAULTS[key]
-    if language in rows:
-        return rows[language].subject, rows[language].body, language
+    if (key, language) in rows:
+        return (*rows[key, language], language)
     if language in core:
         return (*core[language], language)
-    if default_language in rows:
-        row = rows[default_language]
-        return row.subject, row.body, default_language
+    if (key, default_language) in rows:
+        return (*rows[key, default_language], default_language)
     return (*core["en"], "en")
 
 
-def render(key: str, ticket: Ticket, *, reply_text: str = "", agent: str = "") -> Rendered:
+def render(key: str, ticket: Ticket, *, contact: Contact | None = None, reply_text: str = "",
+           agent: str = "") -> Rendered:
     from .services.tickets import tracking_url
 
     subject, body, language = wording(key, ticket.language or "en")
-    contact = Contact.get_by_id(ticket.contact_id)
+    contact = contact if contact is not None else Contact.get_by_id(ticket.contact_id)
     values = {
         "name": contact.name or _NO_NAME.get(language, ""),
         "number": str(ticket.id),
@@ -161,20 +193,31 @@ def recipient_on(contact_id: int, identity_kind: str) -> str:
     return ""
 
 
-def route(ticket: Ticket) -> tuple[str, str] | None:
+def route(ticket: Ticket, contact: Contact | None = None,
+          known: tuple[str, str] | None = None) -> tuple[str, str] | None:
     """(channel, recipient) a notification about this ticket goes by, or None when none can.
 
     The ticket's own channel when it can push (a messenger, email); otherwise
-    a channel that writes to the contact's email address.
+    a channel that writes to the contact's email address. ``contact`` and
+    ``known`` (the identity the customer just wrote from, as (kind, value))
+    spare the look-ups when the caller has them.
     """
     channels = loket().channels
+
+    def identity(kind: str) -> str:
+        if kind == IdentityKind.EMAIL and contact is not None and contact.email:
+            return contact.email  # normalised when the contact was found or made
+        if known is not None and known[0] == kind:
+            return known[1]
+        return recipient_on(ticket.contact_id, kind)
+
     own = channels.get(ticket.channel)
     if own is not None and own.can_push:
-        recipient = recipient_on(ticket.contact_id, own.identity_kind)
+        recipient = identity(own.identity_kind) if own.identity_kind else ""
         if recipient:
             return own.name, recipient
     for spec in channels.pushing_to(IdentityKind.EMAIL):
-        address = recipient_on(ticket.contact_id, IdentityKind.EMAIL)
+        address = identity(IdentityKind.EMAIL)
         if address:
             return spec.name, address
     return None

@@ -1,15 +1,17 @@
 """The outbox: what must reach a customer is committed first, then sent by a job.
 
-The database is the truth, not the queue. A message to send is a row with
-``delivery_state = queued``; a job claims it with one conditional UPDATE (so
-two workers never send it at the same time), asks the channel's owner to
-send it outside any transaction, and records the outcome through
-``core.services.tickets.record_delivery``. The queue may lose a job (huey
-hands each job to a worker once; a worker killed mid-job loses it): the sweep
-finds queued rows whose job never came back and sends them. A worker that died
-after the platform accepted a message leaves it claimed; once the claim
-expires it is sent again with the same idempotency key, which the channel
-passes on so the customer gets it once.
+The database is the truth, and no job queue stands between it and the send
+(a queue may lose a job; huey hands each to a worker once). A message to send
+is a row with ``delivery_state = queued``, committed with the change that
+caused it; the request writes nothing else. Each ``loket worker`` runs relay
+threads that poll for due rows (an indexed query, every
+``outbox_poll_seconds`` while idle), claim each with one conditional UPDATE
+(so two workers never send it at the same time), ask the channel's owner to
+send it outside any transaction, and record the outcome through
+``core.services.tickets.record_delivery``. Retries are rows with a later
+``next_attempt_at``. A worker that died after the platform accepted a message
+leaves it claimed; once the claim expires it is sent again with the same
+idempotency key, which the channel passes on so the customer gets it once.
 """
 
 from __future__ import annotations
@@ -26,20 +28,15 @@ from .state import loket
 
 log = logging.getLogger(__name__)
 
-SEND_JOB = "core.outbox.send"
-SWEEP_JOB = "core.outbox.sweep"
+RELAY = "core.outbox.relay"
 MAX_BACKOFF = 3600
-# The periodic sweep leaves fresh work to the jobs that were enqueued for it.
-SWEEP_GRACE_SECONDS = 30
 
 
 def kick(message_id: int) -> None:
-    """Ask a worker to send one message now. Losing this job loses nothing: the sweep sends it."""
-    jobs = loket().jobs
-    try:
-        jobs.tasks[SEND_JOB](message_id)
-    except Exception:
-        log.exception("could not enqueue message %s; the outbox sweep will send it", message_id)
+    """A message was committed to the outbox. A worker's relay sends it within a poll
+    interval; with the inline job mode (tests, a single process) it is sent right away."""
+    if loket().config["jobs"] == "immediate":
+        send(message_id)
 
 
 def _claim(message_id: int, now: dt.datetime) -> bool:
@@ -122,42 +119,37 @@ def _failed(message: Message, reason: str, permanent: bool,
         (Message.update(claimed_until=None, next_attempt_at=due, delivery_error=reason[:2000],
                         delivery_updated_at=utcnow())
          .where(Message.id == message.id).execute())
-    try:
-        loket().jobs.tasks[SEND_JOB].schedule(args=(message.id,), delay=max(delay, 0))
-    except Exception:
-        log.info("could not schedule a retry of message %s; the sweep will", message.id)
     return "retry"
 
 
-def due_messages(limit: int = 200, now: dt.datetime | None = None,
-                 grace_seconds: float = 0) -> list[int]:
-    """Queued messages nobody holds that are due: lost jobs, expired claims, retries.
-
-    ``grace_seconds`` leaves alone what a queued job should still be about to
-    send (queued or due only that recently), so the sweep does not race the
-    jobs for fresh work; an expired claim is always due.
-    """
+def due_messages(limit: int = 200, now: dt.datetime | None = None) -> list[int]:
+    """Queued messages nobody holds that are due: new ones, retries, expired claims."""
     now = now or utcnow()
-    settled = now - dt.timedelta(seconds=grace_seconds)
     query = (Message.select(Message.id)
              .where((Message.delivery_state == Delivery.QUEUED)
-                    & ((Message.claimed_until < now)
-                       | (Message.claimed_until.is_null()
-                          & ((Message.next_attempt_at <= settled)
-                             | (Message.next_attempt_at.is_null()
-                                & (Message.delivery_updated_at <= settled))))))
+                    & (Message.next_attempt_at.is_null() | (Message.next_attempt_at <= now))
+                    & (Message.claimed_until.is_null() | (Message.claimed_until < now)))
              .order_by(Message.id).limit(limit))
     return [row.id for row in query]
 
 
-def sweep(limit: int = 200, grace_seconds: float = 0) -> dict[str, int]:
-    """Send due queued messages (periodic, and once when a worker starts)."""
+def sweep(limit: int = 200, shard: int = 0, shards: int = 1) -> dict[str, int]:
+    """Send due queued messages; with ``shards`` > 1 only this shard's (relay threads split
+    the work by message id, so they rarely race for the same claim)."""
     outcomes: dict[str, int] = {}
-    for message_id in due_messages(limit, grace_seconds=grace_seconds):
+    for message_id in due_messages(limit):
+        if message_id % shards != shard:
+            continue
         try:
             outcome = send(message_id)
         except Exception:
-            log.exception("outbox sweep: message %s", message_id)
+            log.exception("outbox: message %s", message_id)
             outcome = "error"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
+
+
+def relay(shard: int, shards: int) -> int:
+    """One pass of a worker's relay thread: how many messages it handled (0: none was due)."""
+    outcomes = sweep(shard=shard, shards=shards)
+    return sum(count for outcome, count in outcomes.items() if outcome != "not due")

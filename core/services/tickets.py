@@ -159,7 +159,7 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
             category=category, user_type_id=user_type_id, form_data=form_data or {},
             language=language, attachments=attachments, attachment_fields=attachment_fields,
             external_id=external_id, actor=actor or Actor.customer(contact), raw=kept,
-            notify=notify)
+            notify=notify, known=(identity.kind, identity.value))
         return ticket
 
     try:
@@ -176,8 +176,8 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
                    category: Category | None, user_type_id: int | None,
                    form_data: dict[str, Any], language: str, attachments: list[StoredFile],
                    attachment_fields: dict[str, str] | None, external_id: str | None,
-                   actor: Actor, raw: KeptRaw | None = None,
-                   notify: bool = True) -> tuple[Ticket, Message]:
+                   actor: Actor, raw: KeptRaw | None = None, notify: bool = True,
+                   known: tuple[str, str] | None = None) -> tuple[Ticket, Message]:
     now = utcnow()
     text = storable(text)
     subject = storable(subject).strip()[:SUBJECT_MAX] or _subject_from(text)
@@ -209,7 +209,7 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
     if routing is not None and routing.escalate:
         _escalate(ticket, actor, routing.reason or "routing")
     if notify:
-        _notify(ticket, notifications.TICKET_OPENED)
+        _notify(ticket, notifications.TICKET_OPENED, contact=contact, known=known)
     emit("ticket_created", ticket=ticket, message=message)
     return ticket, message
 
@@ -237,15 +237,17 @@ def _send_after_commit(message: Message) -> None:
     after_commit(lambda: outbox.kick(message_id))
 
 
-def _notify(ticket: Ticket, key: str, *, reply: Message | None = None) -> Message | None:
+def _notify(ticket: Ticket, key: str, *, reply: Message | None = None,
+            contact: Contact | None = None,
+            known: tuple[str, str] | None = None) -> Message | None:
     """Put a notification to the customer in the outbox, if any channel can reach them."""
-    target = notifications.route(ticket)
+    target = notifications.route(ticket, contact, known)
     if target is None:
         return None
     channel, recipient = target
     agent = reply.staff.name if reply is not None and reply.staff_id else ""
-    rendered = notifications.render(key, ticket, reply_text=reply.body_text if reply else "",
-                                    agent=agent)
+    rendered = notifications.render(key, ticket, contact=contact,
+                                    reply_text=reply.body_text if reply else "", agent=agent)
     message = Message(ticket=ticket, author_kind=AuthorKind.SYSTEM, body_text=rendered.body,
                       subject=rendered.subject, channel=channel, notification=key,
                       created_at=utcnow())
@@ -331,7 +333,8 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
                 category=category if follow_up_of is None else follow_up_of.category,
                 user_type_id=user_type_id, form_data={}, language=language,
                 attachments=attachments, attachment_fields=None, external_id=external_id,
-                actor=Actor.customer(contact), raw=kept, notify=notify)
+                actor=Actor.customer(contact), raw=kept, notify=notify,
+                known=(identity.kind, identity.value))
             if follow_up_of is not None:
                 TicketLink.create(ticket=ticket, other=follow_up_of, kind="follow_up_of")
             created = True
