@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 from core import hookimpl
-from core.config import Setting
 from core.hookspecs import ContactOption
+from core.i18n import _
+from core.settings import Setting
 
 PLUGIN = "email_intake"
 
