@@ -7,7 +7,8 @@ from typing import Any
 
 import flask
 
-from . import db, hookimpl
+from . import db
+from .hooks import hookimpl
 from .hookspecs import Routing
 from .models import Category, Department, Status, Ticket, utcnow
 
