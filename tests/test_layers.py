@@ -69,10 +69,9 @@ def test_the_modules_of_core_import_one_another_without_a_cycle():
 
 def test_the_cycle_finder_sees_a_cycle():
     graph = grimp.build_graph("core")
-    graph.add_import(importer="core.db", imported="core.services.tickets")
-    assert ["core.db", "core.models", "core.services.tickets"] in [
-        [m for m in group if m in {"core.db", "core.models", "core.services.tickets"}]
-        for group in _cycles(graph, "core")]
+    graph.add_import(importer="core.db", imported="core.services.tickets")  # tickets -> db
+    assert any({"core.db", "core.services.tickets"} <= set(group)
+               for group in _cycles(graph, "core"))
 
 
 # -- the published plugin API -----------------------------------------------------------
