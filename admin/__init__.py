@@ -1,4 +1,12 @@
-"""The admin console (Flask-Admin) at /admin."""
+"""The admin console (Flask-Admin) at /admin: the built-in plugin "console".
+
+Core never imports this package: it finds it through the ``console`` entry point
+in the ``loket.plugins`` group, as it finds any plugin, and calls ``mount_console``.
+The ``console`` setting (on by default) decides whether it is loaded at all.
+
+What a plugin may import from the console is ``PLUGIN_API``: the secured bases its
+``register_admin_views`` views derive from.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,17 @@ from typing import Any
 
 from flask import Flask
 
+from core import hookimpl
+from core.state import loket
 
-def init_admin(app: Flask, state: Any) -> None:
+PLUGIN_API: tuple[str, ...] = ("admin.base",)
+
+
+@hookimpl
+def mount_console(app: Flask) -> Any:
     """Build a fresh Admin for this app; core's views, then the plugins' views."""
     from .setup import build_admin
 
-    build_admin(app, state)
+    # The factory has no app context yet; the console reads the app's state the one way.
+    with app.app_context():
+        return build_admin(app, loket())

@@ -22,8 +22,8 @@ from flask_wtf import FlaskForm
 from wtforms.validators import ValidationError
 
 from core import db
-from core.app import CSP
 from core.models import Role, Staff
+from core.security import CSP
 
 ADMIN_ONLY = frozenset({Role.ADMIN})
 STAFF = frozenset({Role.ADMIN, Role.AGENT})

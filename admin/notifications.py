@@ -9,7 +9,13 @@ from wtforms.validators import ValidationError
 
 from core.i18n import LANGUAGE_NAMES
 from core.models import NotificationTemplate, utcnow
-from core.notifications import DEFAULTS, KINDS, PLACEHOLDERS, unknown_placeholders
+from core.notifications import (
+    DEFAULTS,
+    KINDS,
+    PLACEHOLDERS,
+    forget_wording,
+    unknown_placeholders,
+)
 
 from .base import SecuredModelView
 
@@ -47,6 +53,12 @@ class NotificationTemplateView(SecuredModelView):
         if not (model.body or "").strip():
             raise ValidationError("The text must not be empty.")
         model.updated_at = utcnow()
+
+    def after_model_change(self, form: Any, model: NotificationTemplate, is_created: bool) -> None:
+        forget_wording()  # this process at once; other processes within half a minute
+
+    def after_model_delete(self, model: NotificationTemplate) -> None:
+        forget_wording()
 
     def create_form(self, obj: Any = None) -> Any:
         form = super().create_form(obj)

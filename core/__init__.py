@@ -1,29 +1,75 @@
-"""Loket's core: all a plugin imports is ``hookimpl`` (and ``create_app`` to serve it)."""
+"""Loket's core, and the plugin API it publishes.
 
-from typing import Any
+A plugin imports from core only the modules in ``PLUGIN_API``, and from them
+only names without a leading underscore (a test walks every module under
+``plugins/`` and fails otherwise). Everything else in core may change without
+notice.
 
-import pluggy
+``core``
+    ``hookimpl`` (the hook marker), ``csrf_exempt`` (for a webhook blueprint
+    that checks its sender's signature instead of a CSRF token) and
+    ``create_app``.
+``core.hookspecs``
+    every hook's contract, and the value types hooks take and return
+    (``ChannelSpec``, ``Routing``, ``ContactOption``, ``Suggestion``,
+    ``DeliveryResult``, ``DeliveryError``, ``Notice``).
+``core.settings``
+    ``Setting`` and its parsers (``as_str``, ``as_int``, ``as_bool``, ``as_list``,
+    ``as_http_url``) for the ``plugin_settings`` hook.
+``core.state``
+    ``loket()``, the one accessor for the current app's settings
+    (``loket().config.plugin("<name>")``), hook caller (``loket().hook``) and job queue.
+``core.models``
+    the desk's tables, to read and to link a plugin's own models to.
+``core.services`` (``tickets``, ``contacts``, ``access``, ``suggestions``)
+    the only way to change tickets and contacts.
+``core.attachments``
+    storing a file a customer sent, for ``core.services.tickets``.
+``core.raw``
+    ``RawOriginal``: what a channel received, kept privately for agents.
+``core.i18n``
+    ``_``, ``_l`` and ``ngettext`` for customer-facing text.
+``core.jobs``
+    ``crontab``, for the periodic tasks a plugin declares in ``register_jobs``.
 
-hookimpl = pluggy.HookimplMarker("loket")
+Admin views a plugin contributes derive from the console's published base,
+``admin.base.SecuredView`` (or ``SecuredModelView``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .hooks import hookimpl
+from .security import csrf_exempt
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+PLUGIN_API: tuple[str, ...] = (
+    "core",
+    "core.hookspecs",
+    "core.settings",
+    "core.state",
+    "core.models",
+    "core.services",
+    "core.services.tickets",
+    "core.services.contacts",
+    "core.services.access",
+    "core.services.suggestions",
+    "core.attachments",
+    "core.raw",
+    "core.i18n",
+    "core.jobs",
+)
 
 
-def create_app(config=None, **kwargs):
+def create_app(config: Mapping[str, Any] | None = None, **kwargs: Any) -> Flask:
     """Build the app (see ``core.app.create_app``); imported lazily to keep plugins light."""
     from .app import create_app as _create_app
 
     return _create_app(config, **kwargs)
 
 
-def csrf_exempt(view: Any) -> Any:
-    """Take a plugin's webhook blueprint (or view) out of CSRF protection.
-
-    A platform posting to a webhook has no CSRF token; the plugin must check
-    the request's own signature instead (in constant time, over the raw body,
-    before parsing it). Use as a decorator or call it on the blueprint.
-    """
-    from .app import csrf
-
-    return csrf.exempt(view)
-
-
-__all__ = ["hookimpl", "create_app", "csrf_exempt"]
+__all__ = ["PLUGIN_API", "create_app", "csrf_exempt", "hookimpl"]

@@ -9,19 +9,17 @@ from typing import Any
 
 from flask import Flask, g, request
 from flask_babel import Babel
-from flask_wtf.csrf import CSRFProtect
 
 from . import config as config_mod
 from . import db
 from .i18n import select_locale
 from .jobs import JobQueue, build_huey
 from .models import CORE_MODELS
-from .plugins import build_manager
+from .plugins import build_manager, enabled_plugins
+from .security import CSP, csrf
 from .state import Loket
 
 log = logging.getLogger(__name__)
-
-csrf = CSRFProtect()
 
 
 def create_app(config: Mapping[str, Any] | None = None, *,
@@ -51,7 +49,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
 
 def configure_state(app: Flask, overrides: Mapping[str, Any], extra: list[Any]) -> Loket:
     first = config_mod.resolve(config_mod.CORE_SETTINGS, overrides, strict=False)
-    pm = build_manager(first["plugins"], extra)
+    enabled = enabled_plugins(first)
+    pm = build_manager(enabled, extra)
     settings = list(config_mod.CORE_SETTINGS)
     for plugin, declared in _plugin_settings(pm):
         for setting in declared:
@@ -61,7 +60,7 @@ def configure_state(app: Flask, overrides: Mapping[str, Any], extra: list[Any]) 
     config = config_mod.resolve(settings, overrides)
     config_mod.ensure_instance(config)
     state = Loket(config=config, database=db.open_database(config["database_url"]), pm=pm,
-                  enabled=list(first["plugins"]))
+                  enabled=enabled)
     app.extensions["loket"] = state
     return state
 
@@ -135,11 +134,11 @@ def _core_migrations() -> Any:
 
 
 def configure_channels(app: Flask, state: Loket) -> None:
-    from .channels import collect
+    from .plugins import collect_channels
 
     # In an app context: a plugin may read its settings to say what its channel can do.
     with app.app_context():
-        state.channels = collect(state.pm)
+        state.channels = collect_channels(state.pm)
 
 
 def configure_i18n(app: Flask, state: Loket) -> None:
@@ -159,15 +158,9 @@ def configure_blueprints(app: Flask, state: Loket) -> None:
 
 
 def configure_admin(app: Flask, state: Loket) -> None:
-    from admin import init_admin
-
-    init_admin(app, state)
-
-
-# Pages that show a tracking key or staff data mark themselves private (g.private_page).
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
+    # The console is the plugin "console" (package admin/), found through its entry point:
+    # core never imports it, and a desk runs without it when the `console` setting is off.
+    state.pm.hook.mount_console(app=app)
 
 
 def configure_security_headers(app: Flask) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import flask
 
-from . import db, hookimpl
+from . import db
+from .hooks import hookimpl
 from .hookspecs import ChannelSpec, Routing
 from .i18n import _l
 from .models import Category, Channel, Department, IdentityKind, Status, Ticket, utcnow

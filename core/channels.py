@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pluggy
-
 from .hookspecs import ChannelSpec
-from .plugins import PluginError
 
 
 @dataclass(frozen=True)
@@ -59,22 +56,3 @@ class Channels:
     def pushing_to(self, identity_kind: str) -> list[ChannelSpec]:
         """Channels that can write unprompted to an identity of this kind (email, say)."""
         return [d.spec for d in self if d.spec.can_push and d.spec.identity_kind == identity_kind]
-
-
-def collect(pm: pluggy.PluginManager) -> Channels:
-    """Ask every enabled plugin for its channels; two owners of one name stop start-up."""
-    declared: dict[str, DeclaredChannel] = {}
-    for impl in pm.hook.register_channels.get_hookimpls():
-        for spec in impl.function() or ():
-            if not isinstance(spec, ChannelSpec):
-                raise PluginError(f"plugin {impl.plugin_name!r}: register_channels returned "
-                                  f"{spec!r}, not a core.hookspecs.ChannelSpec")
-            if not spec.name or not spec.name.replace("_", "").isalnum() or len(spec.name) > 32:
-                raise PluginError(f"plugin {impl.plugin_name!r}: channel name {spec.name!r} "
-                                  "must be 1-32 letters, digits or _")
-            other = declared.get(spec.name)
-            if other is not None:
-                raise PluginError(f"channel {spec.name!r} is declared by both "
-                                  f"{other.owner!r} and {impl.plugin_name!r}; enable only one")
-            declared[spec.name] = DeclaredChannel(spec, impl.plugin_name)
-    return Channels(list(declared.values()))

@@ -387,7 +387,7 @@ def demo(admin_email: str, admin_password: str | None) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(as_json: bool) -> None:
-    """List installed plugins: version, whether enabled here, hooks implemented."""
+    """List installed plugins: version, whether enabled here, hooks of the loaded ones."""
     from .plugins import describe
 
     loket_state = state(get_app())
@@ -398,11 +398,12 @@ def plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([
             {"name": i.name, "version": i.version, "module": i.module, "enabled": i.enabled,
-             "channels": owned[i.name], "hooks": list(i.hooks)} for i in infos], indent=2))
+             "loaded": i.loaded, "channels": owned[i.name], "hooks": list(i.hooks)}
+            for i in infos], indent=2))
         return
     rows = [("NAME", "VERSION", "ENABLED", "CHANNELS", "HOOKS")]
     rows += [(i.name, i.version, "yes" if i.enabled else "no", ",".join(owned[i.name]) or "-",
-              ", ".join(i.hooks)) for i in infos]
+              ", ".join(i.hooks) if i.loaded else "(not loaded)") for i in infos]
     widths = [max(len(row[col]) for row in rows) for col in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(widths[n]) for n, cell in enumerate(row[:4]))

@@ -5,54 +5,25 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+# The parsers are public in core.settings (plugins use them); core's own settings below
+# keep their old private names so that nothing reading core.config breaks.
+from .settings import Setting
+from .settings import as_bool as _as_bool
+from .settings import as_http_url as _as_http_url
+from .settings import as_int as _as_int
+from .settings import as_list as _as_list
+from .settings import as_seconds as _as_seconds
+from .settings import as_str as _as_str
+
 
 class ConfigError(Exception):
     """A setting has a bad value. The message is one line naming the setting."""
-
-
-def _as_str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected text, got {value!r}")
-    return value
-
-
-def _as_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a whole number, got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"must not be negative, got {number}")
-    return number
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        items = value.replace(",", " ").split()
-    elif isinstance(value, Iterable):
-        items = [str(item).strip() for item in value]
-    else:
-        raise ValueError(f"expected a list, got {value!r}")
-    return [item for item in items if item]
 
 
 def _as_database_url(value: Any) -> str:
@@ -68,24 +39,6 @@ def _as_optional_redis_url(value: Any) -> str:
     if url and urlparse(url).scheme not in {"redis", "rediss", "unix"}:
         raise ValueError(f"expected a redis:// URL, got {url!r}")
     return url
-
-
-def _as_http_url(value: Any) -> str:
-    url = _as_str(value).rstrip("/")
-    parsed = urlparse(url)
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-        raise ValueError(f"expected an http(s):// address, got {url!r}")
-    return url
-
-
-def _as_seconds(value: Any) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number of seconds, got {value!r}") from None
-    if not 0 < seconds <= 3600:
-        raise ValueError(f"expected more than 0 and at most 3600 seconds, got {value!r}")
-    return seconds
 
 
 def _as_jobs_mode(value: Any) -> str:
@@ -106,17 +59,6 @@ def _as_languages(value: Any) -> list[str]:
 SUPPORTED_LANGUAGES = ("en", "id", "fil")
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One setting: its name (lower case), default, parser and help text."""
-
-    name: str
-    default: Any
-    parse: Callable[[Any], Any]
-    help: str
-    secret: bool = False
-
-
 CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", "", _as_database_url,
             "Database URL (sqlite:///path or postgresql://user@host/db). "
@@ -126,6 +68,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("plugins", ["email_intake", "billing_desk", "social", "livechat"], _as_list,
             "Plugins this deployment enables, by entry-point name."),
+    Setting("console", True, _as_bool,
+            "Mount the staff console at /admin/ (the built-in plugin \"console\"); "
+            "off runs the desk with the help center and the API only."),
     Setting("redis_url", "", _as_optional_redis_url,
             "Redis URL for the job queue and live fan-out; empty for the embedded defaults."),
     Setting("jobs", "auto", _as_jobs_mode,

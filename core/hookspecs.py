@@ -137,11 +137,11 @@ def plugin_settings() -> list[Setting]:
     """Declare this plugin's settings.
 
     Called once while the configuration is resolved, before anything else of
-    the plugin runs. Return ``core.config.Setting`` objects whose ``name`` is
+    the plugin runs. Return ``core.settings.Setting`` objects whose ``name`` is
     the short name; the setting is then read from ``[plugins.<plugin>]`` in
     the TOML file or ``LOKET_<PLUGIN>_<NAME>`` in the environment, validated by
     its ``parse`` function (a bad value stops start-up with one line), and
-    reachable as ``current_app.extensions["loket"].config.plugin("<plugin>")``.
+    reachable as ``core.state.loket().config.plugin("<plugin>")``.
     """
 
 
@@ -171,6 +171,19 @@ def register_admin_views(admin: Admin) -> list[Any]:
     Called once in ``create_app`` after core's views. Every view must derive
     from ``admin.base.SecuredView`` (or its model-view variants) so that
     sign-in and roles apply; a test walks every registered view to prove it.
+    """
+
+
+@hookspec(firstresult=True)
+def mount_console(app: flask.Flask) -> Any:
+    """Mount a staff console on the app and return it (``None``: leave it to another).
+
+    Called once in ``create_app``, after every blueprint is registered. The
+    built-in console (Flask-Admin, package ``admin``) implements it as the
+    plugin ``console``, found through its entry point like any other plugin,
+    so core never imports it; the ``console`` setting (on by default) decides
+    whether it is loaded. The first implementation that returns something wins,
+    so one app never mounts two consoles. It may raise: start-up stops.
     """
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app, request, session
+from flask import request, session
 from flask_babel import gettext, lazy_gettext, ngettext
+
+from .state import loket
 
 __all__ = ["_", "_l", "ngettext", "select_locale", "LANGUAGE_NAMES"]
 
@@ -15,7 +17,7 @@ LANGUAGE_NAMES = {"en": "English", "id": "Bahasa Indonesia", "fil": "Filipino"}
 
 def select_locale() -> str:
     """?lang= (remembered in the session), then the session, then Accept-Language."""
-    languages = current_app.extensions["loket"].config["languages"]
+    languages = loket().config["languages"]
     asked = request.args.get("lang")
     if asked in languages:
         session["lang"] = asked
@@ -27,4 +29,4 @@ def select_locale() -> str:
     best = request.accept_languages.best_match(list(languages) + ["tl"])
     if best == "tl":
         best = "fil" if "fil" in languages else None
-    return best or current_app.extensions["loket"].config["default_language"]
+    return best or loket().config["default_language"]

@@ -21,7 +21,10 @@ from . import db
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobQueue", "crontab", "build_huey"]
+__all__ = ["JobQueue", "crontab", "build_huey", "OUTBOX_RELAY"]
+
+# The outbox's relay (core.outbox): named here so that services can nudge it.
+OUTBOX_RELAY = "core.outbox.relay"
 
 
 def build_huey(config: Any, name: str = "loket") -> Huey:
@@ -95,6 +98,15 @@ class JobQueue:
         pass that did nothing the thread waits ``idle_seconds``.
         """
         self.relays.append((name, fn, max(threads, 1), idle_seconds))
+
+    def nudge(self, name: str) -> None:
+        """New work for a relay. Inline job mode (tests, one process) runs one pass now;
+        otherwise the workers' relay threads find it on their next poll."""
+        if not self.huey.immediate:
+            return
+        for relay_name, fn, _threads, _idle in self.relays:
+            if relay_name == name:
+                fn(0, 1)
 
     def _run_relay(self, name: str, fn: Callable[[int, int], int], shard: int, shards: int,
                    idle_seconds: float, stop: threading.Event) -> None:

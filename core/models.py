@@ -436,13 +436,6 @@ class NotificationTemplate(BaseModel):
     class Meta:
         indexes = ((("key", "language"), True),)
 
-    def save(self, *args: Any, **kwargs: Any) -> Any:
-        from .notifications import forget_wording
-
-        result = super().save(*args, **kwargs)
-        forget_wording()  # this process sees the change at once; others within half a minute
-        return result
-
 
 CORE_MODELS: list[type[BaseModel]] = [
     UserType, Department, Category, CategoryField, Staff, StaffDepartment, Contact,

@@ -14,9 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from . import db
 from .models import Contact, ContactIdentity, IdentityKind, NotificationTemplate, Ticket
 from .state import loket
 
@@ -119,27 +117,26 @@ def fill(text: str, values: dict[str, str]) -> str:
 # Admins' wording, read as a whole (a few dozen rows at most) and kept for a short while:
 # a notification goes out with every new ticket, and this spares each one a query.
 _CACHE_SECONDS = 30.0
-_cache: dict[str, Any] = {"rows": None, "read_at": 0.0, "database": None}
+_CACHE_KEY = "notifications.wording"
 _cache_lock = threading.Lock()
 
 
 def forget_wording() -> None:
-    """Read admins' wording afresh next time (after an admin changed it in this process)."""
+    """Read admins' wording afresh next time (the console calls it after a change)."""
     with _cache_lock:
-        _cache["rows"] = None
+        loket().extras.pop(_CACHE_KEY, None)
 
 
 def _admin_wording() -> dict[tuple[str, str], tuple[str, str]]:
-    database = id(db.database.obj)
+    extras = loket().extras
     with _cache_lock:
-        fresh = (_cache["rows"] is not None and _cache["database"] == database
-                 and time.monotonic() - _cache["read_at"] < _CACHE_SECONDS)
-        if fresh:
-            return _cache["rows"]
+        cached = extras.get(_CACHE_KEY)
+        if cached is not None and time.monotonic() - cached[0] < _CACHE_SECONDS:
+            return cached[1]
     rows = {(row.key, row.language): (row.subject, row.body)
             for row in NotificationTemplate.select()}
     with _cache_lock:
-        _cache.update(rows=rows, read_at=time.monotonic(), database=database)
+        extras[_CACHE_KEY] = (time.monotonic(), rows)
     return rows
 
 
@@ -162,8 +159,6 @@ def wording(key: str, language: str) -> tuple[str, str, str]:
 
 def render(key: str, ticket: Ticket, *, contact: Contact | None = None, reply_text: str = "",
            agent: str = "") -> Rendered:
-    from .services.tickets import tracking_url
-
     subject, body, language = wording(key, ticket.language or "en")
     contact = contact if contact is not None else Contact.get_by_id(ticket.contact_id)
     values = {
@@ -175,6 +170,11 @@ def render(key: str, ticket: Ticket, *, contact: Contact | None = None, reply_te
         "agent": agent,
     }
     return Rendered(fill(subject, values)[:250], fill(body, values), language)
+
+
+def tracking_url(ticket: Ticket) -> str:
+    """The private link every notification carries."""
+    return f"{loket().config['public_url']}/t/{ticket.id}/{ticket.access_key}"
 
 
 def recipient_on(contact_id: int, identity_kind: str) -> str:

@@ -23,20 +23,14 @@ from typing import Any
 
 from . import db
 from .hookspecs import DeliveryError
+from .jobs import OUTBOX_RELAY
 from .models import Delivery, Message, Ticket, utcnow
 from .state import loket
 
 log = logging.getLogger(__name__)
 
-RELAY = "core.outbox.relay"
+RELAY = OUTBOX_RELAY
 MAX_BACKOFF = 3600
-
-
-def kick(message_id: int) -> None:
-    """A message was committed to the outbox. A worker's relay sends it within a poll
-    interval; with the inline job mode (tests, a single process) it is sent right away."""
-    if loket().config["jobs"] == "immediate":
-        send(message_id)
 
 
 def _claim(message_id: int, now: dt.datetime) -> bool:

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import pluggy
 
 from . import builtin, hookspecs
+from .channels import Channels, DeclaredChannel
+from .hooks import fire
+from .hookspecs import ChannelSpec
+
+__all__ = ["PluginError", "PluginInfo", "build_manager", "describe", "enabled_plugins", "fire",
+           "installed_plugins"]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "loket.plugins"
 CORE_PLUGIN_NAME = "core"
+# The staff console (package admin/) is a plugin core finds by this entry-point name, so core
+# never imports it; it is on unless the `console` setting is off.
+CONSOLE_PLUGIN_NAME = "console"
 
 
 class PluginError(Exception):
@@ -25,11 +33,14 @@ class PluginError(Exception):
 
 @dataclass(frozen=True)
 class PluginInfo:
+    """An installed plugin as its distribution's metadata describes it."""
+
     name: str
     version: str
     module: str
     enabled: bool
-    hooks: tuple[str, ...]
+    hooks: tuple[str, ...]  # only for a plugin this app loaded; () for the others
+    loaded: bool = False
 
 
 def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
@@ -38,6 +49,14 @@ def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep)
     return found
+
+
+def enabled_plugins(config: Mapping[str, Any]) -> list[str]:
+    """The entry points this deployment loads: the console (unless off), then ``plugins``."""
+    names = [name for name in config["plugins"] if name != CONSOLE_PLUGIN_NAME]
+    if config["console"]:
+        names.insert(0, CONSOLE_PLUGIN_NAME)
+    return names
 
 
 def build_manager(enabled: Iterable[str], extra: Iterable[Any] = ()) -> pluggy.PluginManager:
@@ -52,6 +71,9 @@ def build_manager(enabled: Iterable[str], extra: Iterable[Any] = ()) -> pluggy.P
     available = installed_plugins()
     for name in enabled:
         ep = available.get(name)
+        if ep is None and name == CONSOLE_PLUGIN_NAME:
+            raise PluginError("LOKET_CONSOLE: the console is not installed (reinstall Loket, "
+                              "or set LOKET_CONSOLE=off to run without it)")
         if ep is None:
             known = ", ".join(sorted(available)) or "none"
             raise PluginError(f"LOKET_PLUGINS: {name!r} is not installed (installed: {known})")
@@ -70,18 +92,19 @@ def build_manager(enabled: Iterable[str], extra: Iterable[Any] = ()) -> pluggy.P
 
 
 def describe(pm: pluggy.PluginManager | None, enabled: Iterable[str]) -> list[PluginInfo]:
-    """Installed plugins with version, enabled flag and the hooks each implements."""
+    """Installed plugins with version, module and enabled flag, and the hooks of loaded ones.
+
+    Read from the distributions' metadata: a plugin this app did not load is not
+    imported here either (importing runs its code, which enabling is meant to gate).
+    """
     enabled = set(enabled)
     infos = []
     for name, ep in sorted(installed_plugins().items()):
         version = ep.dist.version if ep.dist else "?"
-        hooks: tuple[str, ...] = ()
-        if pm is not None and pm.get_plugin(name) is not None:
-            hooks = _hooks_of(pm, pm.get_plugin(name))
-        elif name not in enabled or pm is None:
-            # Not loaded here: read its hooks without registering it anywhere.
-            hooks = _declared_hooks(ep)
-        infos.append(PluginInfo(name, version, ep.value, name in enabled, hooks))
+        plugin = pm.get_plugin(name) if pm is not None else None
+        hooks = _hooks_of(pm, plugin) if pm is not None and plugin is not None else ()
+        infos.append(PluginInfo(name, version, ep.value, name in enabled, hooks,
+                                loaded=plugin is not None))
     return infos
 
 
@@ -89,32 +112,20 @@ def _hooks_of(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
     return tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
 
 
-def _declared_hooks(ep: importlib.metadata.EntryPoint) -> tuple[str, ...]:
-    scratch = pluggy.PluginManager("loket")
-    scratch.add_hookspecs(hookspecs)
-    try:
-        module: ModuleType = ep.load()
-        scratch.register(module)
-    except Exception as exc:
-        log.warning("plugin %s cannot be inspected: %s", ep.name, exc)
-        return ()
-    return _hooks_of(scratch, module)
-
-
-def fire(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Exception]:
-    """Call an event hook with each implementation isolated from the others.
-
-    Returns the exceptions raised (already logged), so callers and tests can
-    see them; they never propagate.
-    """
-    caller = getattr(pm.hook, hook_name)
-    errors: list[Exception] = []
-    # pluggy calls implementations last-registered first; keep that order.
-    for impl in reversed(caller.get_hookimpls()):
-        args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
-        try:
-            impl.function(**args)
-        except Exception as exc:
-            log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
-            errors.append(exc)
-    return errors
+def collect_channels(pm: pluggy.PluginManager) -> Channels:
+    """Ask every enabled plugin for its channels; two owners of one name stop start-up."""
+    declared: dict[str, DeclaredChannel] = {}
+    for impl in pm.hook.register_channels.get_hookimpls():
+        for spec in impl.function() or ():
+            if not isinstance(spec, ChannelSpec):
+                raise PluginError(f"plugin {impl.plugin_name!r}: register_channels returned "
+                                  f"{spec!r}, not a core.hookspecs.ChannelSpec")
+            if not spec.name or not spec.name.replace("_", "").isalnum() or len(spec.name) > 32:
+                raise PluginError(f"plugin {impl.plugin_name!r}: channel name {spec.name!r} "
+                                  "must be 1-32 letters, digits or _")
+            other = declared.get(spec.name)
+            if other is not None:
+                raise PluginError(f"channel {spec.name!r} is declared by both "
+                                  f"{other.owner!r} and {impl.plugin_name!r}; enable only one")
+            declared[spec.name] = DeclaredChannel(spec, impl.plugin_name)
+    return Channels(list(declared.values()))

@@ -121,10 +121,25 @@ def test_register_jobs_job_runs_in_a_worker_on_redis(make_app: Any, tmp_path: Pa
     _run_job_through_worker(make_app, tmp_path, db_url, jobs="redis", redis_url=REDIS_URL)
 
 
-def test_jobs_declared_by_disabled_plugins_do_not_exist(make_app: Any) -> None:
-    app = make_app()
-    assert "tests.remember" not in app.extensions["loket"].jobs.tasks
-    assert "core.autoclose_resolved" in app.extensions["loket"].jobs.tasks
+job_plugin = JobPlugin()  # what the test entry point "remember" names
+
+
+def test_jobs_declared_by_disabled_plugins_do_not_exist(make_app: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from core import plugins
+
+    # Installed like any plugin distribution: an entry point in the loket.plugins group.
+    remember = importlib.metadata.EntryPoint("remember", f"{__name__}:job_plugin",
+                                             plugins.ENTRY_POINT_GROUP)
+    installed = {**plugins.installed_plugins(), "remember": remember}
+    monkeypatch.setattr(plugins, "installed_plugins", lambda: installed)
+    enabled = make_app(plugins=["remember"])
+    assert "tests.remember" in enabled.extensions["loket"].jobs.tasks
+    disabled = make_app()
+    assert "tests.remember" not in disabled.extensions["loket"].jobs.tasks
+    assert "core.autoclose_resolved" in disabled.extensions["loket"].jobs.tasks
 
 
 # -- Autoclose -------------------------------------------------------------------------------

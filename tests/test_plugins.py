@@ -65,14 +65,33 @@ def test_misspelt_hook_is_caught_at_start_up(make_app):
         make_app(extra_plugins=(Typo(),))
 
 
-def test_describe_lists_versions_enabled_and_hooks(app):
-    pm = app.extensions["loket"].pm
-    infos = {info.name: info for info in describe(pm, ["livechat"])}
-    assert BUILT_IN <= set(infos)
-    assert infos["livechat"].enabled and not infos["social"].enabled
-    assert infos["livechat"].version == "0.1.0"
-    assert "contact_channels" in infos["social"].hooks  # read without enabling it
-    assert "route_ticket" in infos["billing_desk"].hooks
+def test_describe_lists_versions_enabled_and_hooks_of_loaded_plugins(make_app):
+    app = make_app(plugins=["billing_desk"])
+    state = app.extensions["loket"]
+    infos = {info.name: info for info in describe(state.pm, state.enabled)}
+    assert BUILT_IN | {"console"} <= set(infos)
+    billing, social = infos["billing_desk"], infos["social"]
+    assert billing.enabled and billing.loaded and billing.version == "0.1.0"
+    assert {"route_ticket", "contact_channels", "plugin_settings"} <= set(billing.hooks)
+    assert infos["console"].enabled and "mount_console" in infos["console"].hooks
+    assert (social.enabled, social.loaded, social.hooks) == (False, False, ())
+    assert social.module == "plugins.social" and social.version == "0.1.0"
+
+
+def test_describe_never_imports_a_disabled_plugin(make_app, monkeypatch):
+    import importlib.metadata
+    import sys
+
+    app = make_app(plugins=["billing_desk"])
+    state = app.extensions["loket"]
+    monkeypatch.delitem(sys.modules, "plugins.social", raising=False)
+    loaded = []
+    real = importlib.metadata.EntryPoint.load
+    monkeypatch.setattr(importlib.metadata.EntryPoint, "load",
+                        lambda self: loaded.append(self.name) or real(self))
+    infos = {info.name: info for info in describe(state.pm, state.enabled)}
+    assert infos["social"].module == "plugins.social"
+    assert loaded == [] and "plugins.social" not in sys.modules
 
 
 # -- settings ----------------------------------------------------------------------------
@@ -178,6 +197,72 @@ def test_route_ticket_billing_desk_without_its_department_falls_back(make_app):
         refund = tickets.open_ticket(identity=Identity("email", "a@b.test"), subject="Refund",
                                      text="I was charged twice", category=desk.refunds)
         assert refund.department_id == desk.support.id
+
+
+def test_mount_console_mounts_the_built_in_console_by_default(make_app):
+    client = make_app().test_client()
+    page = client.get("/admin/")
+    assert page.status_code == 302 and "/admin/login" in page.headers["Location"]
+
+
+def test_mount_console_is_skipped_when_the_console_is_off(make_app):
+    app = make_app(console=False)
+    state = app.extensions["loket"]
+    assert "console" not in state.enabled and state.pm.get_plugin("console") is None
+    client = app.test_client()
+    assert client.get("/admin/").status_code == 404
+    assert client.get("/admin/login").status_code == 404
+    assert client.get("/").status_code == 200  # the help center does not need it
+    assert client.get("/api/v1/openapi.json").status_code == 200
+
+
+def test_mount_console_first_console_wins(make_app):
+    mounted = []
+
+    class OtherConsole:
+        @hookimpl
+        def mount_console(self, app):
+            mounted.append(app.name)
+            return "other console"
+
+    # Registered after the built-in console, so pluggy asks it first.
+    app = make_app(extra_plugins=(OtherConsole(),))
+    assert mounted == ["core"]
+    assert app.test_client().get("/admin/").status_code == 404  # the built-in one never ran
+
+
+def test_csrf_exempt_lets_a_plugin_webhook_post_without_a_token(make_app):
+    from flask import Blueprint
+
+    from core import csrf_exempt
+
+    webhook = Blueprint("test_webhook", __name__, url_prefix="/test-webhook")
+    form = Blueprint("test_form", __name__, url_prefix="/test-form")
+
+    @webhook.post("/whole")
+    def whole():
+        return "taken"
+
+    @form.post("/one")
+    @csrf_exempt
+    def one():
+        return "taken"
+
+    @form.post("/other")
+    def other():
+        return "taken"
+
+    csrf_exempt(webhook)
+
+    class Webhooks:
+        @hookimpl
+        def register_blueprints(self):
+            return [webhook, form]
+
+    client = make_app(extra_plugins=(Webhooks(),)).test_client()
+    assert client.post("/test-webhook/whole", data="{}").status_code == 200
+    assert client.post("/test-form/one", data="{}").status_code == 200
+    assert client.post("/test-form/other", data="{}").status_code == 400  # still guarded
 
 
 def test_contact_channels_with_no_plugins_is_empty(app):

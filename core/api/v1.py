@@ -24,7 +24,6 @@ from typing import Any
 from flask import Blueprint, abort, g, jsonify, request, url_for
 from peewee import JOIN, SQL, NodeList, Value, fn
 
-from ..app import csrf
 from ..errors import api_error
 from ..models import (
     Category,
@@ -41,6 +40,7 @@ from ..models import (
     UserType,
 )
 from ..passwords import hash_token
+from ..security import csrf
 from ..services import access
 from ..services import tickets as ticket_service
 from ..services.contacts import is_email_address

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import peewee
 
 from .. import db
-from ..plugins import fire
+from ..hooks import fire
 from ..state import loket
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import gettext as _
-
 from core import hookimpl
-from core.config import Setting, _as_list, _as_str
 from core.hookspecs import ContactOption, Routing
+from core.i18n import _
+from core.settings import Setting, as_list, as_str
 
 PLUGIN = "billing_desk"
 
@@ -20,11 +19,11 @@ PLUGIN = "billing_desk"
 @hookimpl
 def plugin_settings() -> list[Setting]:
     return [
-        Setting("department", "billing", _as_str,
+        Setting("department", "billing", as_str,
                 "Slug of the department that works billing tickets."),
-        Setting("categories", ["payments-and-subscriptions"], _as_list,
+        Setting("categories", ["payments-and-subscriptions"], as_list,
                 "Category slugs (and their sub-categories) that are billing questions."),
-        Setting("email", "", _as_str, "Billing support address shown on billing categories."),
+        Setting("email", "", as_str, "Billing support address shown on billing categories."),
     ]
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import gettext as _
-
 from core import hookimpl
-from core.config import Setting
 from core.hookspecs import ChannelSpec, ContactOption, DeliveryResult
-from core.i18n import _l
+from core.i18n import _, _l
 from core.models import IdentityKind
+from core.settings import Setting, as_seconds
+from core.state import loket
 
 PLUGIN = "email_intake"
 
@@ -40,16 +39,6 @@ def _port(value: object) -> int:
     return port
 
 
-def _seconds(value: object) -> float:
-    try:
-        seconds = float(str(value))
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {value!r}") from None
-    if seconds <= 0:
-        raise ValueError(f"must be more than 0, got {value!r}")
-    return seconds
-
-
 def _security(value: object) -> str:
     from .outbound import SECURITY
 
@@ -72,13 +61,11 @@ def plugin_settings() -> list[Setting]:
         Setting("smtp_security", "starttls", _security, "none, starttls or ssl."),
         Setting("smtp_user", "", _text, "SMTP user name; empty: no sign-in."),
         Setting("smtp_password", "", _text, "SMTP password.", secret=True),
-        Setting("smtp_timeout", 20.0, _seconds, "Seconds to wait for the SMTP server."),
+        Setting("smtp_timeout", 20.0, as_seconds, "Seconds to wait for the SMTP server."),
     ]
 
 
 def _settings() -> dict[str, Any]:
-    from core.state import loket
-
     return loket().config.plugin(PLUGIN)
 
 
@@ -116,8 +103,6 @@ def deliver_message(ticket: Any, message: Any, recipient: str,
 
 @hookimpl
 def contact_channels(language: str) -> list[ContactOption]:
-    from core.state import loket
-
     address = loket().config.plugin(PLUGIN)["address"]
     if not address:
         return []

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import gettext as _
-
 from core import hookimpl
-from core.config import Setting, _as_bool
 from core.hookspecs import ContactOption
+from core.i18n import _
+from core.settings import Setting, as_bool
 
 PLUGIN = "livechat"
 
 
 @hookimpl
 def plugin_settings() -> list[Setting]:
-    return [Setting("show_button", True, _as_bool,
+    return [Setting("show_button", True, as_bool,
                     "Show the chat entry on the help center.")]
 
 

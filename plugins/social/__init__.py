@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 
-from flask_babel import gettext as _
-
 from core import hookimpl
-from core.config import Setting
 from core.hookspecs import ContactOption
+from core.i18n import _
+from core.settings import Setting
 
 PLUGIN = "social"
 

@@ -19,10 +19,10 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, request
 
 from core import csrf_exempt, hookimpl
-from core.config import Setting
 from core.hookspecs import ChannelSpec, DeliveryError, DeliveryResult
 from core.raw import RawOriginal
 from core.services import tickets
+from core.settings import Setting
 from core.state import loket
 
 NAME = __name__  # registered under its module name: settings are tests.loopback.*

@@ -1,0 +1,28 @@
+"""The browser-facing protections every app shares: the CSRF guard and the content policy."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask_wtf.csrf import CSRFProtect
+
+# One guard for every app: Flask-WTF keeps the exemptions on it, and init_app binds it per app.
+csrf = CSRFProtect()
+
+# Pages that show a tracking key or staff data mark themselves private (g.private_page).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+View = TypeVar("View")
+
+
+def csrf_exempt(view: View) -> View:
+    """Let a blueprint (or one view function) take POSTs without a CSRF token.
+
+    For endpoints that browsers never post to, such as a messenger platform's
+    webhook: such an endpoint must check the sender's signature itself, since
+    the token no longer protects it. Use it as a decorator on the view, or call
+    it on the blueprint before returning it from ``register_blueprints``.
+    """
+    return csrf.exempt(view)
