@@ -17,6 +17,7 @@ from flask import abort, send_file
 from peewee import JOIN
 from werkzeug.wrappers import Response
 
+from .i18n import _
 from .models import Attachment, Message
 from .sanitize import storable
 
@@ -153,6 +154,23 @@ class Storage:
 
     def open(self, sha256: str) -> BinaryIO:
         return open(self.path_for(sha256), "rb")
+
+
+def rejection_message(exc: AttachmentRejected, filename: str, max_bytes: int) -> str:
+    """Why a file was refused, in the customer's language (the web form and the API)."""
+    name = safe_filename(filename)
+    if exc.reason == "too_large":
+        return _("%(name)s is larger than %(size)s MB.", name=name, size=megabytes(max_bytes))
+    if exc.reason == "empty":
+        return _("%(name)s is empty.", name=name)
+    if exc.reason == "type_not_allowed":
+        return _("%(name)s: this type of file is not accepted.", name=name)
+    return str(exc)
+
+
+def megabytes(size: int) -> str:
+    mb = size / (1024 * 1024)
+    return f"{mb:.0f}" if mb >= 1 and mb == int(mb) else f"{mb:.1f}"
 
 
 # -- Downloads -----------------------------------------------------------------------------

@@ -72,6 +72,15 @@ def category_tree(user_type_ids: list[int]) -> list[Node]:
     return roots
 
 
+def walk(tree: list[Node]) -> list[Node]:
+    """Every node of a tree, parents before their children."""
+    found: list[Node] = []
+    for node in tree:
+        found.append(node)
+        found.extend(walk(node.children))
+    return found
+
+
 def active_user_types() -> list[UserType]:
     return list(UserType.select().where(UserType.active)
                 .order_by(UserType.position, UserType.name, UserType.id))

@@ -22,7 +22,7 @@ from .tickets import SUBJECT_MAX, TEXT_MAX
 NAME_MAX = 200  # Contact.name
 EMAIL_MAX = 254  # the longest address SMTP carries
 __all__ = ["NAME_MAX", "EMAIL_MAX", "SUBJECT_MAX", "TEXT_MAX", "Question", "check_answers",
-           "questions_of", "canonical_datetime", "storable"]
+           "questions_of", "questions_by_category", "canonical_datetime", "storable"]
 
 # The messages every entry point gives; Length validators format %(max)d themselves.
 REQUIRED = _l("This field is required.")
@@ -61,6 +61,16 @@ def questions_of(category_id: int) -> list[Question]:
     """A category's questions in the admin's order (SQL compiled once: the form is busy)."""
     rows = db.select_all(CategoryField, "answers.questions", _questions_query, category_id)
     return [Question.of(row) for row in rows]
+
+
+def questions_by_category(category_ids: list[int]) -> dict[int, list[Question]]:
+    """The questions of several categories at once (a category tree), in the admin's order."""
+    found: dict[int, list[Question]] = {}
+    if category_ids:
+        for row in (CategoryField.select().where(CategoryField.category.in_(category_ids))
+                    .order_by(CategoryField.position, CategoryField.id)):
+            found.setdefault(row.category_id, []).append(Question.of(row))
+    return found
 
 
 def _questions_query(category_id: int) -> Any:

@@ -27,7 +27,15 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 from wtforms import Field
 
-from ..attachments import AttachmentRejected, Storage, StoredFile, download, find_attachment
+from ..attachments import (
+    AttachmentRejected,
+    Storage,
+    StoredFile,
+    download,
+    find_attachment,
+    megabytes,
+    rejection_message,
+)
 from ..hookspecs import ContactOption, Notice
 from ..i18n import LANGUAGE_NAMES, _
 from ..models import (
@@ -240,33 +248,16 @@ def _store(upload: FileStorage, bound: Field) -> StoredFile | None:
             upload.stream, upload.filename or "", max_bytes=config["upload_max_bytes"],
             allowed_types=config["upload_allowed_types"])
     except AttachmentRejected as exc:
-        bound.errors.append(_rejection(exc, upload.filename or "", config["upload_max_bytes"]))
+        bound.errors.append(rejection_message(exc, upload.filename or "",
+                                              config["upload_max_bytes"]))
         return None
-
-
-def _rejection(exc: AttachmentRejected, filename: str, max_bytes: int) -> str:
-    from ..attachments import safe_filename
-
-    name = safe_filename(filename)
-    if exc.reason == "too_large":
-        return _("%(name)s is larger than %(size)s MB.", name=name, size=_megabytes(max_bytes))
-    if exc.reason == "empty":
-        return _("%(name)s is empty.", name=name)
-    if exc.reason == "type_not_allowed":
-        return _("%(name)s: this type of file is not accepted.", name=name)
-    return str(exc)
 
 
 def _upload_limits() -> dict[str, Any]:
     config = loket().config
     return {"max_files": config["upload_max_files"],
-            "max_mb": _megabytes(config["upload_max_bytes"]),
+            "max_mb": megabytes(config["upload_max_bytes"]),
             "accept": ",".join(config["upload_allowed_types"])}
-
-
-def _megabytes(size: int) -> str:
-    mb = size / (1024 * 1024)
-    return f"{mb:.0f}" if mb >= 1 and mb == int(mb) else f"{mb:.1f}"
 
 
 # -- The private tracking page -----------------------------------------------------------
