@@ -5,28 +5,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, abort, flash, redirect, request, send_file, url_for
+from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from peewee import JOIN, prefetch
+from peewee import prefetch
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from core.attachments import Storage
+from core.attachments import download, find_attachment
 from core.models import (
     Attachment,
     CannedReply,
     Category,
     CategoryField,
-    Contact,
     Department,
     Message,
     Priority,
     Staff,
-    StaffDepartment,
     Status,
     Ticket,
     TicketEvent,
@@ -34,8 +32,18 @@ from core.models import (
 )
 from core.raw import read as read_raw
 from core.services import tickets as service
-from core.services.access import can_see, ticket_scope
-from core.services.tickets import Actor, ServiceError
+from core.services.access import (
+    UNASSIGNED,
+    InboxFilter,
+    assignable_staff,
+    assignee_clause,
+    assignment_refusal,
+    can_see,
+    filter_inbox,
+    inbox,
+    search_clause,
+)
+from core.services.tickets import TEXT_MAX, Actor, ServiceError
 from core.state import loket
 
 from .base import STAFF, SecuredBaseView, SecuredModelView, current_staff
@@ -85,12 +93,10 @@ class AssigneeFilter(BasePeeweeFilter):
         return value in ("me", "unassigned") or str(value).isdigit()
 
     def apply(self, query: Any, value: Any) -> Any:
-        if value == "unassigned":
-            return query.where(Ticket.assignee.is_null())
-        if value == "me":
-            staff = current_staff()
-            return query.where(Ticket.assignee == (staff.id if staff else 0))
-        return query.where(Ticket.assignee == int(value))
+        staff = current_staff()
+        if staff is None:
+            return query.where(Ticket.id < 0)
+        return query.where(assignee_clause(staff, UNASSIGNED if value == "unassigned" else value))
 
     def operation(self) -> str:
         return "is"
@@ -207,18 +213,7 @@ class TicketListView(SecuredModelView):
         return "Number, subject, contact, message text"
 
     def get_query(self) -> Any:
-        staff = current_staff()
-        query = (Ticket.select(Ticket, Category, Department, Staff, Contact)
-                 .join(Category, JOIN.LEFT_OUTER, on=(Ticket.category == Category.id))
-                 .switch(Ticket)
-                 .join(Department, JOIN.LEFT_OUTER, on=(Ticket.department == Department.id))
-                 .switch(Ticket)
-                 .join(Staff, JOIN.LEFT_OUTER, on=(Ticket.assignee == Staff.id))
-                 .switch(Ticket)
-                 .join(Contact, on=(Ticket.contact == Contact.id))
-                 .switch(Ticket))
-        scope = ticket_scope(staff) if staff is not None else Ticket.id < 0
-        return query if scope is None else query.where(scope)
+        return inbox(current_staff())
 
     def get_count_query(self) -> Any:
         return self.get_query()
@@ -234,8 +229,9 @@ class TicketListView(SecuredModelView):
                  execute: bool = True, page_size: Any = None) -> Any:
         count, query = super().get_list(page, sort_column, sort_desc, None, filters,
                                         execute=False, page_size=page_size)
-        for term in (search or "").split():
-            query = query.where(search_clause(term))
+        staff = current_staff()
+        if search and staff is not None:
+            query = filter_inbox(query, staff, InboxFilter(text=search))
         return count, (list(query) if execute else query)
 
     # -- Bulk actions, each through core.services.tickets ----------------------------------
@@ -257,7 +253,7 @@ class TicketListView(SecuredModelView):
     @action("assign_me", "Assign to me")
     def action_assign_me(self, ids: Any) -> None:
         actor = _actor()
-        self._each(ids, lambda t: service.assign(t, actor.staff, actor), "Assigned to you")
+        self._each(ids, lambda t: _assign(t, actor.staff, actor), "Assigned to you")
 
     @action("unassign", "Unassign")
     def action_unassign(self, ids: Any) -> None:
@@ -320,16 +316,12 @@ class TicketListView(SecuredModelView):
         return super().handle_action(return_view)
 
 
-def search_clause(term: str) -> Any:
-    """One search word: the ticket number, subject, contact name/email or any message text."""
-    number = term.lstrip("#")
-    like = f"%{term}%"
-    contacts = Contact.select(Contact.id).where(Contact.name ** like | Contact.email ** like)
-    messages = Message.select(Message.ticket).where(Message.body_text ** like)
-    clause = (Ticket.subject ** like) | Ticket.contact.in_(contacts) | Ticket.id.in_(messages)
-    if number.isdigit() and len(number) < 12:
-        clause = clause | (Ticket.id == int(number))
-    return clause
+def _assign(ticket: Ticket, assignee: Staff | None, actor: Actor) -> Any:
+    """Assign through the service, after the rule the API applies too (``core.services.access``)."""
+    refusal = assignment_refusal(ticket, assignee)
+    if refusal is not None:
+        raise ServiceError(refusal)
+    return service.assign(ticket, assignee, actor)
 
 
 # -- The ticket page -------------------------------------------------------------------------
@@ -340,13 +332,13 @@ class PageForm(FlaskForm):
 
 
 class ReplyForm(PageForm):
-    text = TextAreaField("Reply", validators=[DataRequired(), Length(max=50_000)])
+    text = TextAreaField("Reply", validators=[DataRequired(), Length(max=TEXT_MAX)])
     status = SelectField("Then set status", choices=[(s, STATUS_LABELS[s]) for s in Status.ALL],
                          default=Status.PENDING)
 
 
 class NoteForm(PageForm):
-    text = TextAreaField("Internal note", validators=[DataRequired(), Length(max=50_000)])
+    text = TextAreaField("Internal note", validators=[DataRequired(), Length(max=TEXT_MAX)])
 
 
 class StatusForm(PageForm):
@@ -443,13 +435,8 @@ class TicketPageView(SecuredBaseView):
         return query
 
     def _assignees(self, ticket: Ticket) -> Any:
-        query = Staff.select().where(Staff.active).order_by(Staff.name)
-        if ticket.department_id is not None:
-            members = StaffDepartment.select(StaffDepartment.staff).where(
-                StaffDepartment.department == ticket.department_id)
-            query = query.where(Staff.id.in_(members) | (Staff.role == "admin")
-                                | (Staff.id == (ticket.assignee_id or 0)))
-        return query
+        query = assignable_staff(ticket.department_id)
+        return query.orwhere(Staff.id == (ticket.assignee_id or 0))
 
     def _back(self, ticket: Ticket) -> Any:
         return redirect(url_for(".page", number=ticket.id))
@@ -516,7 +503,7 @@ class TicketPageView(SecuredBaseView):
                 abort(400)
         else:
             assignee = None
-        return self._run(ticket, lambda: service.assign(ticket, assignee, _actor()),
+        return self._run(ticket, lambda: _assign(ticket, assignee, _actor()),
                          "Assignee changed.")
 
     @expose("/<int:number>/department", methods=("POST",))
@@ -551,23 +538,8 @@ class TicketPageView(SecuredBaseView):
     @expose("/<int:number>/attachment/<int:attachment_id>")
     def attachment(self, number: int, attachment_id: int) -> Any:
         ticket = self._ticket(number)
-        item = Attachment.get_or_none((Attachment.id == attachment_id)
-                                      & (Attachment.ticket == ticket))
-        if item is None:
-            abort(404)
-        storage = Storage(loket().config["attachments_path"])
-        try:
-            path = storage.path_for(item.sha256)
-        except ValueError:
-            abort(404)
-        if not path.exists():
-            abort(404)
-        response = send_file(path, mimetype=item.content_type or "application/octet-stream",
-                             as_attachment=True, download_name=item.filename,
-                             max_age=0, conditional=False, etag=False)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-        return response
+        return download(find_attachment(ticket.id, attachment_id, public=False),
+                        loket().config["attachments_path"])
 
 
     def _message(self, ticket: Ticket, message_id: int) -> Message:

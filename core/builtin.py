@@ -21,9 +21,12 @@ def _department_by_id(department_id: int) -> Any:
 
 @hookimpl(trylast=True)
 def route_ticket(category: Category | None) -> Routing | None:
-    """Default routing: the category's department (or its nearest parent's) and priority."""
-    if category is None:
-        return None
+    """Default routing: the category's department (or its nearest parent's) and priority.
+
+    A ticket no category places (a mail or a chat message that arrived without
+    one) goes to the ``default_department``, when one is set; otherwise it
+    waits for an admin to triage it.
+    """
     department = None
     node: Category | None = category
     seen: set[int] = set()
@@ -34,6 +37,12 @@ def route_ticket(category: Category | None) -> Routing | None:
                                        node.default_department_id)
             break
         node = node.parent
+    if department is None and loket().config["default_department"]:
+        department = Department.get_or_none(
+            Department.slug == loket().config["default_department"])
+    if category is None:
+        return Routing(department=department, reason="default department") \
+            if department is not None else None
     return Routing(department=department, priority=category.default_priority or None,
                    reason="category default")
 

@@ -98,6 +98,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("autoclose_days", 7, _as_int,
             "Resolved tickets close after this many days without a customer reply (0: never)."),
     Setting("secure_cookies", False, _as_bool, "Send cookies only over HTTPS (set behind TLS)."),
+    Setting("default_department", "", _as_str,
+            "Slug of the department for tickets no category places (mail and messenger "
+            "messages that came without one); empty: admins triage them."),
     Setting("outbox_max_attempts", 8, _as_int,
             "Tries to send one outbound message before it is marked failed."),
     Setting("outbox_retry_seconds", 30, _as_int,

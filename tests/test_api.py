@@ -346,7 +346,12 @@ def test_list_filters(api: Any) -> None:
     assert listed(department="support") == everything
     assert listed(department="billing") == []
     assert listed(channel="api") == everything
-    assert listed(channel="email") == []
+    assert listed(channel="staff") == []
+    # Channel names are the declared ones: a channel no enabled plugin serves is named back.
+    unknown = api.client.get("/api/v1/tickets", query_string={"channel": "telegram"},
+                             headers=bearer(api.agent_token))
+    assert unknown.status_code == 422
+    assert "web, api, staff" in unknown.get_json()["error"]["fields"]["channel"]
     assert listed(q="TWICE") == [payment["number"]]
     assert listed(q="100%") == [login["number"]]
     assert listed(q="_") == []

@@ -9,6 +9,7 @@ numbers are swapped for the seeded ticket so the success paths are exercised too
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core import db as core_db
-from core.api.openapi import document
+from core.api.v1 import api
 from core.passwords import new_api_token
 from core.services.tickets import Identity, add_note, open_ticket, reply
 
@@ -71,7 +72,7 @@ def api_schema(app: Any, seeded: Seeded) -> Any:
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 # Known without an app, so each operation is its own test.
-OPERATIONS = [(method.upper(), path) for path, item in document()["paths"].items()
+OPERATIONS = [(method.upper(), path) for path, item in api.document()["paths"].items()
               for method in item if method in METHODS]
 # Schemathesis does not call the document's own address.
 CALLED = [(method, path) for method, path in OPERATIONS if path != "/openapi.json"]
@@ -134,7 +135,7 @@ def test_operation_matches_the_document(api_schema: Any, seeded: Seeded, method:
 def test_documented_example_opens_a_ticket(api_schema: Any) -> None:
     operation = next(result.ok() for result in api_schema.get_all_operations()
                      if result.ok().method == "post" and result.ok().path == "/tickets")
-    example = document()["paths"]["/tickets"]["post"]["requestBody"]["content"][
+    example = api.document()["paths"]["/tickets"]["post"]["requestBody"]["content"][
         "application/json"]["example"]
     case = operation.Case(body=example, media_type="application/json")
     response = case.call_and_validate(checks=CHECKS)
@@ -143,7 +144,7 @@ def test_documented_example_opens_a_ticket(api_schema: Any) -> None:
 
 def test_every_api_route_is_documented(app: Any) -> None:
     """Routes of the blueprint and paths of the document are the same set."""
-    documented = {(method, "/api/v1" + path.replace("{number}", "<int:number>"))
+    documented = {(method, "/api/v1" + re.sub(r"\{(\w+)\}", r"<int:\1>", path))
                   for method, path in OPERATIONS}
     routed = {(method, rule.rule) for rule in app.url_map.iter_rules()
               if rule.endpoint.startswith("api_v1.")

@@ -247,6 +247,7 @@ def test_failed_send_shows_on_the_ticket_and_the_agent_retries_it(loop: Any, loo
     failed = Message.get_by_id(reply.id)
     assert failed.delivery_state == Delivery.FAILED
     assert "chat not found" in failed.delivery_error
+    tickets.update_ticket(ticket, Actor.agent(loop_desk.admin), department=loop_desk.support)
     agent = loop.test_client()
     sign_in(agent, "agent@desk.test")
     page = agent.get(f"/admin/ticket/{ticket.id}/").get_data(as_text=True)
@@ -622,3 +623,16 @@ def test_outbox_worker_killed_mid_send_sends_exactly_once_afterwards(
         stored = Message.get_by_id(second.id)
         assert stored.external_id == platform.accepted[key]["id"]
         assert stored.delivery_attempts == 2
+
+
+def test_messages_no_category_places_go_to_the_default_department(make_app: Any,
+                                                                  platform: Platform) -> None:
+    app = make_app(extra_plugins=(loopback,), default_department="support",
+                   **{"tests.loopback.api_url": platform.url})
+    with app.app_context(), db.connection():
+        desk = build_desk()
+        ticket = Ticket.get_by_id(_loopback_ticket_direct().id)
+        assert ticket.department_id == desk.support.id
+        from core.services.access import can_see
+
+        assert can_see(desk.agent, ticket) and not can_see(desk.billing_agent, ticket)

@@ -6,10 +6,11 @@ Authentication uses no cookies, so the blueprint is exempt from CSRF:
   its SHA-256; see ``core.passwords.new_api_token``);
 * a customer sends ``X-Ticket-Key: <access key>`` for their one ticket.
 
-A wrong key, a missing ticket and a ticket outside an agent's departments all
-answer the same 404, so the API never tells whether a ticket exists. Errors
-use ``core.errors.api_error``'s shape everywhere. The OpenAPI document lives
-in ``core/api/openapi.py`` and is served at ``/api/v1/openapi.json``.
+A wrong key, a missing ticket and a ticket outside an agent's scope all
+answer the same 404, so the API never tells whether a ticket exists. Each
+operation is declared once (``api.operation`` with the models of
+``core/api/schemas.py``); the OpenAPI document at ``/api/v1/openapi.json`` is
+generated from those declarations.
 """
 
 from __future__ import annotations
@@ -18,73 +19,89 @@ import base64
 import binascii
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request, url_for
-from peewee import JOIN, SQL, NodeList, Value, fn
 
-from ..errors import api_error
-from ..models import (
-    Category,
-    CategoryField,
-    Channel,
-    Contact,
-    Department,
-    FieldKind,
-    Message,
-    Priority,
-    Staff,
-    Status,
-    Ticket,
-    UserType,
+from ..attachments import (
+    AttachmentRejected,
+    Storage,
+    StoredFile,
+    download,
+    find_attachment,
+    rejection_message,
 )
+from ..errors import api_error
+from ..models import Channel, Department, FieldKind, Message, Staff, Status, Ticket
 from ..passwords import hash_token
 from ..security import csrf
 from ..services import access
 from ..services import tickets as ticket_service
-from ..services.contacts import is_email_address
+from ..services.answers import check_answers, questions_by_category, questions_of, storable
 from ..services.tickets import Actor, Identity, ServiceError
 from ..services.unit import unit_of_work
 from ..state import loket
-from . import serialize
-from .validation import (
-    BadRequest,
-    Errors,
+from . import schemas as s
+from .declare import (
+    MAX_ID,
+    Api,
+    ErrorKind,
     Invalid,
-    category_fields,
-    check_answers,
-    json_body,
-    parse_datetime,
-    parse_id,
-    read_attachments,
-    storable,
-    store_attachments,
-    string_list,
-    text,
+    read_body,
+    read_query,
+    register_error_answers,
+    respond,
 )
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
+PUBLIC: tuple[str, ...] = ()
+AGENT = ("bearerAuth",)
+AGENT_OR_CUSTOMER = ("bearerAuth", "ticketKey")
+
+api = Api(
+    bp, title="Loket JSON API", version="1",
+    description=(
+        "Customers open tickets and follow them with the ticket's access key "
+        "(`X-Ticket-Key`). Agents list, read, answer and change the tickets of "
+        "their departments with a personal API token (`Authorization: Bearer`). "
+        "Every error has the shape `{\"error\": {\"code\", \"message\", "
+        "\"fields\"?}}`; a wrong key, a missing ticket and a ticket outside the "
+        "agent's departments answer the same 404. An unknown query parameter is a 400."),
+    tags=["help center", "tickets", "agents", "meta"],
+    security_schemes={
+        "bearerAuth": {"type": "http", "scheme": "bearer",
+                       "description": "An agent's API token."},
+        "ticketKey": {"type": "apiKey", "in": "header", "name": "X-Ticket-Key",
+                      "description": "The access key returned when the ticket was opened "
+                                     "(also in the tracking link)."},
+    },
+    error_model=s.Error,
+    errors={
+        "BadRequest": ErrorKind(400, "The body is not a JSON object or not sent as "
+                                     "application/json, or a query parameter is unknown."),
+        "Unauthorized": ErrorKind(
+            401, "No agent token (or ticket key) was sent, or the token is not valid.",
+            {"WWW-Authenticate": {"description": 'Always `Bearer realm="loket"`.',
+                                  "schema": {"type": "string"}}}),
+        "NotFound": ErrorKind(404, "No such ticket, a wrong key, or a ticket outside the "
+                                   "agent's scope: the same answer for each."),
+        "Conflict": ErrorKind(409, "The desk refuses the change in the ticket's present state "
+                                   "(e.g. a closed ticket cannot be reopened)."),
+        "TooLarge": ErrorKind(413, "The request body is larger than the attachments allowed."),
+        "Invalid": ErrorKind(422, "Some fields are not valid; `error.fields` maps each to a "
+                                  "message."),
+    },
+)
+register_error_answers(api)
+
 DEFAULT_LIMIT = 25
-MAX_LIMIT = 100
-TEXT_MAX = 50_000
-OPEN_TICKET_KEYS = {"user_type", "category", "name", "email", "subject", "description",
-                    "fields", "language", "attachments"}
 
 
 # -- Plumbing ------------------------------------------------------------------------------
-
-
-@bp.errorhandler(BadRequest)
-def _bad_request(exc: BadRequest) -> Any:
-    return api_error(400, exc.code, str(exc))
-
-
-@bp.errorhandler(Invalid)
-def _invalid(exc: Invalid) -> Any:
-    return api_error(422, "invalid", str(exc), exc.fields)
 
 
 @bp.errorhandler(ServiceError)
@@ -153,127 +170,12 @@ def agent_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _ticket_for_agent(staff: Staff, number: int) -> Ticket | None:
-    if parse_id(number) is None:
+    if not 1 <= number <= MAX_ID:
         return None
     ticket = Ticket.get_or_none(Ticket.id == number)
     if ticket is None or not access.can_see(staff, ticket):
         return None
     return ticket
-
-
-def _created(body: dict[str, Any], location: str) -> Any:
-    response = jsonify(body)
-    response.status_code = 201
-    response.headers["Location"] = location
-    return response
-
-
-# -- Public: what a client needs to build a ticket form -------------------------------------
-
-
-@bp.get("/user-types")
-def list_user_types() -> Any:
-    rows = (UserType.select().where(UserType.active == True)  # noqa: E712
-            .order_by(UserType.position, UserType.id))
-    return jsonify({"user_types": [serialize.user_type(row) for row in rows]})
-
-
-@bp.get("/categories")
-def list_categories() -> Any:
-    user_types = {row.id: row for row in UserType.select().where(UserType.active == True)}  # noqa: E712
-    slug = request.args.get("user_type")
-    query = Category.select().where(Category.visible == True)  # noqa: E712
-    if slug is not None:
-        chosen = next((row for row in user_types.values() if row.slug == slug), None)
-        if chosen is None:
-            raise Invalid({"user_type": "No such user type."})
-        query = query.where(Category.user_type == chosen)
-    elif user_types:
-        query = query.where(Category.user_type.in_(list(user_types)))
-    else:
-        return jsonify({"categories": []})
-    categories = list(query.order_by(Category.position, Category.id))
-    fields = list(CategoryField.select()
-                  .where(CategoryField.category.in_([c.id for c in categories] or [0]))
-                  .order_by(CategoryField.position, CategoryField.id))
-    return jsonify({"categories": serialize.category_tree(categories, fields, user_types)})
-
-
-# -- Customers: open a ticket -------------------------------------------------------------
-
-
-def _find_category(errors: Errors, user_type_slug: str | None,
-                   category_slug: str | None) -> Category | None:
-    """The visible category of an active user type; hidden ancestors hide it too."""
-    user_type = None
-    if user_type_slug is not None:
-        user_type = UserType.get_or_none((UserType.slug == user_type_slug)
-                                         & (UserType.active == True))  # noqa: E712
-        if user_type is None:
-            errors.add("user_type", "No such user type.")
-    if user_type is None or category_slug is None:
-        return None
-    category = Category.get_or_none((Category.user_type == user_type)
-                                    & (Category.slug == category_slug))
-    node, seen = category, set()
-    while node is not None and node.id not in seen:
-        if not node.visible:
-            category = None
-            break
-        seen.add(node.id)
-        node = node.parent
-    if category is None:
-        errors.add("category", "No such category for this user type.")
-    return category
-
-
-@bp.post("/tickets")
-def open_ticket() -> Any:
-    body = json_body()
-    cfg = loket().config
-    errors = Errors()
-    name = text(errors, body, "name", required=True, max_length=200)
-    email = text(errors, body, "email", required=True, max_length=254)
-    if email is not None and not is_email_address(email):
-        errors.add("email", "Enter a valid email address.")
-    subject = text(errors, body, "subject", required=True, max_length=250)
-    description = text(errors, body, "description", required=True, max_length=TEXT_MAX)
-    language = text(errors, body, "language", max_length=8)
-    if language is not None and language not in cfg["languages"]:
-        errors.add("language", "Choose one of: " + ", ".join(cfg["languages"]))
-    category = _find_category(
-        errors,
-        text(errors, body, "user_type", required=True, max_length=64),
-        text(errors, body, "category", required=True, max_length=64))
-    fields = category_fields(category) if category is not None else []
-    file_fields = {f.name for f in fields if f.kind == FieldKind.FILE}
-    uploads = read_attachments(errors, body.get("attachments"),
-                               max_files=cfg["upload_max_files"],
-                               max_bytes=cfg["upload_max_bytes"], file_fields=file_fields)
-    form_data: dict[str, Any] = {}
-    if category is not None:
-        form_data = check_answers(errors, fields, body.get("fields"),
-                                  {u.field for u in uploads if u.field})
-    elif body.get("fields") is not None and not isinstance(body.get("fields"), dict):
-        errors.add("fields", "Must be an object of answers by field name.")
-    for name in sorted(set(body) - OPEN_TICKET_KEYS):
-        errors.add(name, "Unknown field.")
-    errors.raise_any()
-    stored, by_field = store_attachments(errors, uploads, cfg)
-    errors.raise_any()
-    assert category is not None and email is not None
-    ticket = ticket_service.open_ticket(
-        identity=Identity("email", email, name=name or ""), subject=subject or "",
-        text=description or "", channel=Channel.API, category=category,
-        user_type_id=category.user_type_id, form_data=form_data,
-        language=language or cfg["default_language"], attachments=stored,
-        attachment_fields=by_field)
-    body = serialize.customer_ticket(Ticket.get_by_id(ticket.id))
-    body.update(access_key=ticket.access_key, tracking_url=ticket_service.tracking_url(ticket))
-    return _created(body, url_for(".get_ticket", number=ticket.id))
-
-
-# -- One ticket: a customer with its key, or an agent ---------------------------------------
 
 
 def _customer_ticket(number: int) -> Ticket:
@@ -282,18 +184,180 @@ def _customer_ticket(number: int) -> Ticket:
     if key is None:
         abort(_unauthorized("Send X-Ticket-Key with the ticket's access key, "
                             "or an agent's Authorization: Bearer token."))
-    ticket = ticket_service.find_for_customer(number, key) if parse_id(number) else None
+    ticket = ticket_service.find_for_customer(number, key) if 1 <= number <= MAX_ID else None
     if ticket is None:
         abort(_not_found())
     return ticket
 
 
-@bp.get("/tickets/<int:number>")
+# -- Public: what a client needs to build a ticket form -------------------------------------
+
+
+@api.operation("GET", "/user-types", operation_id="listUserTypes", tags=["help center"],
+               summary="The user types a customer chooses from",
+               ok=(200, s.UserTypeList, "Active user types in the admin's order."))
+def list_user_types() -> Any:
+    return respond(s.UserTypeList(
+        user_types=[s.UserTypeOut.of_row(row) for row in access.active_user_types()]))
+
+
+@api.operation("GET", "/categories", operation_id="listCategories", tags=["help center"],
+               summary="Visible categories as a tree, with the questions each asks",
+               description="Build a ticket form from this: each category lists its `fields` "
+                           "(kind text, textarea, email, datetime, choice or file).",
+               query=s.CategoriesQuery, errors=("Invalid",),
+               ok=(200, s.CategoryList, "Top-level categories, each with its children."))
+def list_categories() -> Any:
+    query: s.CategoriesQuery = read_query()
+    user_types = access.active_user_types()
+    if query.user_type is not None:
+        user_types = [row for row in user_types if row.slug == query.user_type]
+        if not user_types:
+            raise Invalid({"user_type": "No such user type."})
+    slugs = {row.id: row.slug for row in user_types}
+    tree = access.category_tree(list(slugs))
+    questions = questions_by_category([node.category.id for node in access.walk(tree)])
+    return respond(s.CategoryList(categories=[s.CategoryOut.of(node, slugs, questions)
+                                              for node in tree]))
+
+
+# -- Customers: open a ticket -------------------------------------------------------------
+
+
+@dataclass
+class Upload:
+    filename: str
+    data: bytes
+    field: str
+
+
+def _read_uploads(errors: dict[str, str], items: list[s.AttachmentUpload] | None,
+                  file_questions: set[str]) -> list[Upload]:
+    """Decode base64 uploads (nothing is stored yet); errors go to ``attachments[<i>]...``."""
+    if not items:
+        return []
+    cfg = loket().config
+    max_bytes = cfg["upload_max_bytes"]
+    if len(items) > cfg["upload_max_files"]:
+        errors["attachments"] = f"At most {cfg['upload_max_files']} files per message."
+        return []
+    uploads = []
+    for index, item in enumerate(items):
+        key = f"attachments[{index}]"
+        if item.field and item.field not in file_questions:
+            errors[f"{key}.field"] = "This category has no file question of that name."
+            continue
+        if len(item.content_base64) > (max_bytes + 2) // 3 * 4 + 4:
+            errors[f"{key}.content_base64"] = f"The file is larger than {max_bytes} bytes."
+            continue
+        try:
+            data = base64.b64decode(item.content_base64.encode("ascii"), validate=True)
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            errors[f"{key}.content_base64"] = "Not valid base64."
+            continue
+        uploads.append(Upload(item.filename, data, item.field or ""))
+    return uploads
+
+
+def _store_uploads(uploads: list[Upload]) -> tuple[list[StoredFile], dict[str, str]]:
+    """Store decoded uploads (type sniffed, size checked); files and sha256 -> question."""
+    cfg = loket().config
+    storage = Storage(cfg["attachments_path"])
+    errors: dict[str, str] = {}
+    stored: list[StoredFile] = []
+    by_field: dict[str, str] = {}
+    for index, upload in enumerate(uploads):
+        try:
+            saved = storage.save_bytes(upload.data, upload.filename,
+                                       max_bytes=cfg["upload_max_bytes"],
+                                       allowed_types=cfg["upload_allowed_types"])
+        except AttachmentRejected as exc:
+            errors[f"attachments[{index}]"] = rejection_message(exc, upload.filename,
+                                                               cfg["upload_max_bytes"])
+            continue
+        stored.append(saved)
+        if upload.field:
+            by_field[saved.sha256] = upload.field
+    if errors:
+        raise Invalid(errors)
+    return stored, by_field
+
+
+OPEN_EXAMPLE = {
+    "user_type": "member", "category": "registration-and-login",
+    "name": "Rina", "email": "rina@example.com", "subject": "Cannot sign in",
+    "description": "The code never arrives.",
+    "fields": {"registered_email": "rina@example.com"}, "language": "en"}
+
+
+@api.operation(
+    "POST", "/tickets", operation_id="openTicket", tags=["tickets"],
+    summary="Open a ticket (customers; no authentication)",
+    description=(
+        "Answers to the category's questions go in `fields` by name and are checked by "
+        "the same function as the web form's: required, email, date-time (stored as "
+        "`2024-05-01T14:30:00`, or in UTC with a `Z` when sent with an offset), choice "
+        "among its choices, length. A `file` question is answered by an entry of "
+        "`attachments` whose `field` names it. Files are sniffed; types and sizes follow "
+        "the desk's upload settings. Keep the returned `access_key`: it is the only way "
+        "to read the ticket again."),
+    body=s.OpenTicket, example=OPEN_EXAMPLE, errors=("TooLarge", "Invalid"),
+    ok=(201, s.CreatedTicket, "The ticket, opened."))
+def open_ticket() -> Any:
+    body: s.OpenTicket = read_body()
+    cfg = loket().config
+    errors: dict[str, str] = {}
+    if body.language is not None and body.language not in cfg["languages"]:
+        errors["language"] = "Choose one of: " + ", ".join(cfg["languages"])
+    category = None
+    if access.user_type_by_slug(body.user_type) is None:
+        errors["user_type"] = "No such user type."
+    else:
+        category = access.visible_category(body.user_type, body.category)
+        if category is None:
+            errors["category"] = "No such category for this user type."
+    questions = questions_of(category.id) if category is not None else []
+    file_questions = {q.name for q in questions if q.kind == FieldKind.FILE}
+    uploads = _read_uploads(errors, body.attachments, file_questions)
+    form_data: dict[str, Any] = {}
+    if category is not None:
+        form_data, answer_errors = check_answers(questions, body.fields or {},
+                                                 {u.field for u in uploads if u.field})
+        errors.update({f"fields.{name}": message for name, message in answer_errors.items()})
+    if errors:
+        raise Invalid(errors)
+    assert category is not None
+    stored, by_field = _store_uploads(uploads)
+    for saved in stored:
+        if saved.sha256 in by_field:  # as the web form stores a file question's answer
+            form_data[by_field[saved.sha256]] = saved.filename
+    ticket = ticket_service.open_ticket(
+        identity=Identity("email", body.email, name=body.name), subject=body.subject,
+        text=body.description, channel=Channel.API, category=category,
+        user_type_id=category.user_type_id, form_data=form_data,
+        language=body.language or cfg["default_language"], attachments=stored,
+        attachment_fields=by_field)
+    created = s.CreatedTicket.of(Ticket.get_by_id(ticket.id), access_key=ticket.access_key,
+                                 tracking_url=ticket_service.tracking_url(ticket))
+    return respond(created, 201, url_for(".get_ticket", number=ticket.id))
+
+
+# -- One ticket: a customer with its key, or an agent ---------------------------------------
+
+
+@api.operation(
+    "GET", "/tickets/<int:number>", operation_id="getTicket", tags=["tickets", "agents"],
+    security=AGENT_OR_CUSTOMER,
+    summary="One ticket: the customer's view with X-Ticket-Key, the full view with an agent "
+            "token",
+    errors=("Unauthorized", "NotFound"),
+    ok=(200, (s.TicketOut, s.AgentTicket),
+        "`TicketOut` for the customer, `AgentTicket` (internal notes, department, assignee, "
+        "tags, delivery states) for an agent."))
 def get_ticket(number: int) -> Any:
     if _bearer_token() is not None:
         return _agent_ticket(number)
-    ticket = _customer_ticket(number)
-    return jsonify(serialize.customer_ticket(ticket))
+    return respond(s.TicketOut.of(_customer_ticket(number)))
 
 
 @agent_required
@@ -301,37 +365,66 @@ def _agent_ticket(number: int) -> Any:
     ticket = _ticket_for_agent(g.agent, number)
     if ticket is None:
         return _not_found()
-    return jsonify(serialize.agent_ticket(ticket))
+    return respond(s.AgentTicket.of(ticket))
 
 
-@bp.post("/tickets/<int:number>/messages")
+@api.operation(
+    "GET", "/tickets/<int:number>/attachments/<int:attachment_id>",
+    operation_id="getAttachment", tags=["tickets", "agents"], security=AGENT_OR_CUSTOMER,
+    summary="A file of the ticket, always as a download (the `download_url` of an attachment)",
+    description="The customer (X-Ticket-Key) gets the files of their thread, an agent every "
+                "file of a ticket they may see; headers as on the help center.",
+    errors=("Unauthorized", "NotFound"), binary=True,
+    ok=(200, None, "The file's bytes."))
+def get_attachment(number: int, attachment_id: int) -> Any:
+    if _bearer_token() is not None:
+        return _agent_attachment(number, attachment_id)
+    ticket = _customer_ticket(number)
+    return _download(ticket, attachment_id, public=True)
+
+
+@agent_required
+def _agent_attachment(number: int, attachment_id: int) -> Any:
+    ticket = _ticket_for_agent(g.agent, number)
+    if ticket is None:
+        return _not_found()
+    return _download(ticket, attachment_id, public=False)
+
+
+def _download(ticket: Ticket, attachment_id: int, *, public: bool) -> Any:
+    found = (find_attachment(ticket.id, attachment_id, public=public)
+             if attachment_id <= MAX_ID else None)
+    if found is None:
+        return api_error(404, "not_found", "No such file on this ticket.")
+    return download(found, loket().config["attachments_path"])
+
+
+@api.operation(
+    "POST", "/tickets/<int:number>/messages", operation_id="addMessage",
+    tags=["tickets", "agents"], security=AGENT_OR_CUSTOMER,
+    summary="Write on a ticket: the customer replies, an agent replies or notes",
+    description=(
+        "With X-Ticket-Key only `text` and `attachments` are accepted. An agent sends a reply "
+        "(delivered through the ticket's channel, or left on the tracking page) or, with "
+        "`internal: true`, a note. `status` is where the ticket goes next: for a reply it "
+        "defaults to `pending` and `null` keeps the present status."),
+    body=s.NewMessage, errors=("Unauthorized", "NotFound", "Conflict", "TooLarge", "Invalid"),
+    ok=(201, (s.MessageOut, s.AgentMessage),
+        "The message written: `MessageOut` for the customer, `AgentMessage` for an agent."))
 def add_message(number: int) -> Any:
     if _bearer_token() is not None:
         return _agent_message(number)
     ticket = _customer_ticket(number)
-    body = json_body()
-    errors = Errors()
-    message_text = text(errors, body, "text", required=True, max_length=TEXT_MAX)
-    extra = set(body) - {"text", "attachments"}
-    for name in sorted(extra):
-        errors.add(name, "Customers may send only text and attachments.")
-    stored = _message_attachments(errors, body)
-    message = ticket_service.add_customer_reply(ticket, message_text or "", stored,
-                                                channel=Channel.API)
-    message = Message.get_by_id(message.id)
-    return _created(serialize.public_message(message),
-                    url_for(".get_ticket", number=ticket.id))
-
-
-def _message_attachments(errors: Errors, body: dict[str, Any]) -> list[Any]:
-    cfg = loket().config
-    uploads = read_attachments(errors, body.get("attachments"),
-                               max_files=cfg["upload_max_files"],
-                               max_bytes=cfg["upload_max_bytes"], file_fields=set())
-    errors.raise_any()
-    stored, _ = store_attachments(errors, uploads, cfg)
-    errors.raise_any()
-    return stored
+    body: s.NewMessage = read_body()
+    errors = {name: "Customers may send only text and attachments."
+              for name in sorted(body.model_fields_set - {"text", "attachments"})}
+    uploads = _read_uploads(errors, body.attachments, set())
+    if errors:
+        raise Invalid(errors)
+    stored, _ = _store_uploads(uploads)
+    message = ticket_service.add_customer_reply(ticket, body.text, stored, channel=Channel.API)
+    return respond(s.MessageOut.of(Message.get_by_id(message.id)), 201,
+                   url_for(".get_ticket", number=ticket.id))
 
 
 @agent_required
@@ -339,89 +432,73 @@ def _agent_message(number: int) -> Any:
     ticket = _ticket_for_agent(g.agent, number)
     if ticket is None:
         return _not_found()
-    body = json_body()
-    errors = Errors()
-    message_text = text(errors, body, "text", required=True, max_length=TEXT_MAX)
-    internal = body.get("internal", False)
-    if not isinstance(internal, bool):
-        errors.add("internal", "Must be true or false.")
-    status = body.get("status")
-    if status is not None and status not in Status.ALL:
-        errors.add("status", "Choose one of: " + ", ".join(Status.ALL))
-    for name in sorted(set(body) - {"text", "internal", "status", "attachments"}):
-        errors.add(name, "Unknown field.")
-    stored = _message_attachments(errors, body)
+    body: s.NewMessage = read_body()
+    errors: dict[str, str] = {}
+    uploads = _read_uploads(errors, body.attachments, set())
+    if errors:
+        raise Invalid(errors)
+    stored, _ = _store_uploads(uploads)
     staff = g.agent
-    if internal:
+    if body.internal:
         with unit_of_work():
-            message = ticket_service.add_note(ticket, staff, message_text or "", stored)
-            if status is not None:
-                ticket_service.change_status(ticket, status, Actor.agent(staff))
+            message = ticket_service.add_note(ticket, staff, body.text, stored)
+            if body.status is not None:
+                ticket_service.change_status(ticket, body.status, Actor.agent(staff))
     else:
         # Left out: the ticket waits on the customer (pending); null: its status stays.
-        next_status = body["status"] if "status" in body else Status.PENDING
-        message = ticket_service.reply(ticket, staff, message_text or "", attachments=stored,
+        next_status = body.status if "status" in body.model_fields_set else Status.PENDING
+        message = ticket_service.reply(ticket, staff, body.text, attachments=stored,
                                        status=next_status)
     # Re-read: delivery ran after the commit and recorded its outcome.
-    message = Message.get_by_id(message.id)
-    return _created(serialize.agent_message(message), url_for(".get_ticket", number=ticket.id))
+    return respond(s.AgentMessage.of(Message.get_by_id(message.id)), 201,
+                   url_for(".get_ticket", number=ticket.id))
 
 
-@bp.patch("/tickets/<int:number>")
+@api.operation(
+    "PATCH", "/tickets/<int:number>", operation_id="updateTicket", tags=["agents"],
+    security=AGENT,
+    summary="Change status, priority, department, tags, subject or assignee",
+    description="Everything is checked first; then all changes apply together in one "
+                "transaction, or none do (and no event hook fires). Each change writes an "
+                "audit event. The assignee must be an admin or an agent of the department the "
+                "ticket is in, or is moved to by the same change.",
+    body=s.TicketChange,
+    errors=("Unauthorized", "NotFound", "Conflict", "TooLarge", "Invalid"),
+    ok=(200, s.AgentTicket, "The ticket, changed."))
 @agent_required
 def update_ticket(number: int) -> Any:
     ticket = _ticket_for_agent(g.agent, number)
     if ticket is None:
         return _not_found()
-    body = json_body()
-    errors = Errors()
-    known = {"status", "priority", "department", "assignee", "tags", "subject"}
-    for name in sorted(set(body) - known):
-        errors.add(name, "Unknown field.")
-    status = body.get("status")
-    if "status" in body and status not in Status.ALL:
-        errors.add("status", "Choose one of: " + ", ".join(Status.ALL))
-    priority = body.get("priority")
-    if "priority" in body and priority not in Priority.ALL:
-        errors.add("priority", "Choose one of: " + ", ".join(Priority.ALL))
+    body: s.TicketChange = read_body()
+    given = body.model_fields_set
+    errors: dict[str, str] = {}
     department = None
-    if "department" in body:
-        slug = text(errors, body, "department", required=True, max_length=64)
-        if slug is not None:
-            department = Department.get_or_none((Department.slug == slug)
-                                                & (Department.active == True))  # noqa: E712
-            if department is None:
-                errors.add("department", "No such department.")
-    tags = string_list(errors, body["tags"], "tags") if "tags" in body else None
-    subject = (text(errors, body, "subject", required=True, max_length=250)
-               if "subject" in body else None)
+    if body.department is not None:
+        department = Department.get_or_none((Department.slug == body.department)
+                                            & (Department.active == True))  # noqa: E712
+        if department is None:
+            errors["department"] = "No such department."
     assignee: Staff | None = None
-    if body.get("assignee") is not None:
-        staff_id = parse_id(body["assignee"])
-        assignee = Staff.get_or_none(Staff.id == staff_id) if staff_id else None
-        if assignee is None or not assignee.active:
-            errors.add("assignee", "No such active agent.")
-        elif not access.can_see(assignee, _as_routed(ticket, department)):
-            errors.add("assignee", "This agent does not work the ticket's department.")
-    errors.raise_any()
+    if body.assignee is not None:
+        assignee = Staff.get_or_none(Staff.id == body.assignee)
+        refusal = (access.assignment_refusal(ticket, assignee, department)
+                   if assignee is not None else str(access.NOT_ACTIVE))
+        if refusal is not None:
+            errors["assignee"] = refusal
+    if errors:
+        raise Invalid(errors)
     actor = Actor.agent(g.agent)
     with unit_of_work():
-        if priority is not None or department is not None or tags is not None or subject:
-            ticket_service.update_ticket(ticket, actor, priority=priority,
-                                         department=department, tags=tags, subject=subject)
-        if "assignee" in body:
+        if body.priority or department or body.tags is not None or body.subject:
+            ticket_service.update_ticket(ticket, actor, priority=body.priority,
+                                         department=department, tags=body.tags,
+                                         subject=body.subject)
+        if "assignee" in given:
             ticket_service.assign(ticket, assignee, actor)
-        if status is not None:
-            ticket_service.change_status(ticket, status, actor)
-    return jsonify(serialize.agent_ticket(Ticket.get_by_id(ticket.id)))
-
-
-def _as_routed(ticket: Ticket, department: Department | None) -> Ticket:
-    """The ticket as it will be once moved to ``department`` (for the assignee check)."""
-    if department is None:
-        return ticket
-    moved = Ticket(id=ticket.id, department=department.id, assignee=None)
-    return moved
+        if body.status is not None:
+            ticket_service.change_status(ticket, body.status, actor)
+    return respond(s.AgentTicket.of(Ticket.get_by_id(ticket.id)))
 
 
 # -- Agents: the inbox ----------------------------------------------------------------------
@@ -436,102 +513,76 @@ def _decode_cursor(value: str) -> tuple[dt.datetime, int] | None:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
         when, _, ident = raw.partition("|")
-        ticket_id = parse_id(ident)
-        return (dt.datetime.fromisoformat(when), ticket_id) if ticket_id else None
+        ticket_id = int(ident) if ident.isascii() and ident.isdigit() else 0
+        if not 1 <= ticket_id <= MAX_ID:
+            return None
+        return dt.datetime.fromisoformat(when), ticket_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
 
 
-def _contains(column: Any, needle: str) -> Any:
-    """Case-insensitive substring match with LIKE wildcards escaped, on SQLite and PostgreSQL."""
-    escaped = needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return NodeList((fn.LOWER(column), SQL("LIKE"), Value(f"%{escaped}%"),
-                     SQL("ESCAPE '\\'")))
+def _parse_datetime(value: str) -> dt.datetime | None:
+    """An ISO 8601 date-time; aware values are turned into naive UTC. None when unreadable."""
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().upper())
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        return None
+    return parsed
 
 
-@bp.get("/tickets")
+@api.operation(
+    "GET", "/tickets", operation_id="listTickets", tags=["agents"], security=AGENT,
+    summary="The agent's tickets, most recently updated first",
+    description="Only tickets the agent may see (admins: all; agents: their departments' and "
+                "those assigned to them). Pages follow `next_cursor`; there is no total "
+                "count.",
+    query=s.InboxQuery, errors=("Unauthorized", "Invalid"),
+    ok=(200, s.TicketPage, "One page of tickets."))
 @agent_required
 def list_tickets() -> Any:
     staff: Staff = g.agent
-    args = request.args
-    errors = Errors()
-    for name, value in args.items(multi=True):
-        if not storable(value):
-            errors.add(name, "Contains characters that cannot be stored.")
-    errors.raise_any()
-    query = (Ticket.select(Ticket, Category, Department, Staff, Contact)
-             .join(Category, JOIN.LEFT_OUTER, on=Ticket.category)
-             .switch(Ticket).join(Department, JOIN.LEFT_OUTER, on=Ticket.department)
-             .switch(Ticket).join(Staff, JOIN.LEFT_OUTER, on=Ticket.assignee)
-             .switch(Ticket).join(Contact, on=Ticket.contact))
-    scope = access.ticket_scope(staff)
-    if scope is not None:
-        query = query.where(scope)
-
-    status = args.get("status")
-    if status is not None:
-        if status not in Status.ALL:
-            errors.add("status", "Choose one of: " + ", ".join(Status.ALL))
-        query = query.where(Ticket.status == status)
-    priority = args.get("priority")
-    if priority is not None:
-        if priority not in Priority.ALL:
-            errors.add("priority", "Choose one of: " + ", ".join(Priority.ALL))
-        query = query.where(Ticket.priority == priority)
-    channel = args.get("channel")
-    if channel is not None:
-        query = query.where(Ticket.channel == channel[:32])
-    if (slug := args.get("department")) is not None:
-        department = Department.get_or_none(Department.slug == slug)
+    query: s.InboxQuery = read_query()
+    errors: dict[str, str] = {}
+    wanted = access.InboxFilter(status=query.status, priority=query.priority,
+                                channel=query.channel, category_slug=query.category,
+                                text=query.q)
+    if query.assignee is not None:
+        wanted.assignee = query.assignee
+    channels = loket().channels
+    if query.channel is not None and query.channel not in channels:
+        errors["channel"] = "No such channel here; one of: " + ", ".join(channels.names()) + "."
+    if query.department is not None:
+        department = Department.get_or_none(Department.slug == query.department)
         if department is None:
-            errors.add("department", "No such department.")
+            errors["department"] = "No such department."
         else:
-            query = query.where(Ticket.department == department)
-    if (assignee := args.get("assignee")) is not None:
-        if assignee == "me":
-            query = query.where(Ticket.assignee == staff)
-        elif assignee == "none":
-            query = query.where(Ticket.assignee.is_null())
-        elif (staff_id := parse_id(assignee)) is not None:
-            query = query.where(Ticket.assignee == staff_id)
-        else:
-            errors.add("assignee", 'Use "me", "none" or an agent id.')
-    if (slug := args.get("category")) is not None:
-        query = query.where(Ticket.category.in_(
-            Category.select(Category.id).where(Category.slug == slug)))
-    if (needle := args.get("q")) is not None and needle.strip():
-        query = query.where(_contains(Ticket.subject, needle.strip()[:200]))
-    if (since := args.get("updated_since")) is not None:
-        when = parse_datetime(since)
-        if when is None:
-            errors.add("updated_since", "Use an ISO 8601 date-time, e.g. 2024-05-01T00:00:00Z.")
-        else:
-            query = query.where(Ticket.updated_at >= when)
-    limit = DEFAULT_LIMIT
-    if (raw_limit := args.get("limit")) is not None:
-        limit = parse_id(raw_limit) or 0
-        if not 1 <= limit <= MAX_LIMIT:
-            errors.add("limit", f"A whole number from 1 to {MAX_LIMIT}.")
-    if (cursor := args.get("cursor")) is not None:
-        position = _decode_cursor(cursor)
+            wanted.department_id = department.id
+    if query.updated_since is not None:
+        wanted.updated_since = _parse_datetime(query.updated_since)
+        if wanted.updated_since is None:
+            errors["updated_since"] = "Use an ISO 8601 date-time, e.g. 2024-05-01T00:00:00Z."
+    position = None
+    if query.cursor is not None:
+        position = _decode_cursor(query.cursor)
         if position is None:
-            errors.add("cursor", "Not a cursor this API gave out.")
-        else:
-            when, last_id = position
-            query = query.where((Ticket.updated_at < when)
-                                | ((Ticket.updated_at == when) & (Ticket.id < last_id)))
-    errors.raise_any()
+            errors["cursor"] = "Not a cursor this API gave out."
+    if errors:
+        raise Invalid(errors)
+    rows = access.filter_inbox(access.inbox(staff), staff, wanted)
+    if position is not None:
+        when, last_id = position
+        rows = rows.where((Ticket.updated_at < when)
+                          | ((Ticket.updated_at == when) & (Ticket.id < last_id)))
+    found = list(rows.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(query.limit + 1))
+    page, more = found[:query.limit], len(found) > query.limit
+    return respond(s.TicketPage(tickets=[s.TicketSummary.of(row) for row in page],
+                                next_cursor=_encode_cursor(page[-1]) if more else None))
 
-    rows = list(query.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(limit + 1))
-    page, more = rows[:limit], len(rows) > limit
-    return jsonify({
-        "tickets": [serialize.ticket_summary(row) for row in page],
-        "next_cursor": _encode_cursor(page[-1]) if more else None,
-    })
 
-
-@bp.get("/openapi.json")
+@api.operation("GET", "/openapi.json", operation_id="getOpenApi", tags=["meta"],
+               summary="This document", ok=(200, None, "The OpenAPI 3.1 document."))
 def openapi_document() -> Any:
-    from .openapi import document
+    return jsonify(api.document())
 
-    return jsonify(document())

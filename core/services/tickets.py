@@ -45,6 +45,8 @@ from .unit import after_commit, emit, run_unit, unit_of_work
 log = logging.getLogger(__name__)
 
 SUBJECT_MAX = 250
+# The longest description, reply or note, on the web form, in the API and in the console.
+TEXT_MAX = 50_000
 EXTERNAL_ID_MAX = 255
 
 

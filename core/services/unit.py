@@ -48,8 +48,16 @@ def unit_of_work() -> Iterator[Unit]:
     """One write transaction. Nested units join the outer one."""
     outer = _current.get()
     if outer is not None:
-        with db.database.obj.atomic():
-            yield outer
+        # A savepoint: when it rolls back, what it queued never happened, so its events
+        # must not fire with the outer unit's (the caller may catch the error and commit).
+        events, after = len(outer.events), len(outer.after)
+        try:
+            with db.database.obj.atomic():
+                yield outer
+        except BaseException:
+            del outer.events[events:]
+            del outer.after[after:]
+            raise
         return
     unit = Unit()
     token = _current.set(unit)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
+from flask_wtf.file import FileField
+from werkzeug.datastructures import FileStorage
 from wtforms import (
-    DateTimeLocalField,
     EmailField,
     Field,
     HiddenField,
@@ -19,22 +19,34 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.widgets import DateTimeLocalInput
 
 from ..i18n import _l
 from ..models import CategoryField, FieldKind
+from ..services.answers import (
+    BAD_EMAIL,
+    EMAIL_MAX,
+    NAME_MAX,
+    REQUIRED,
+    SUBJECT_MAX,
+    TEXT_MAX,
+    TOO_LONG,
+    Question,
+    check_answers,
+)
 from ..services.contacts import is_email_address
 
 # Prefix for the form names of a category's extra questions, so that an admin's
 # "email" or "subject" field can never shadow the form's own fields.
 EXTRA_PREFIX = "extra_"
-DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
 
 class EmailAddress:
     """Validator: an address we could write back to."""
 
     def __init__(self, message: Any = None):
-        self.message = message or _l("Please enter a valid email address, like name@example.com.")
+        self.message = message or BAD_EMAIL
 
     def __call__(self, form: Any, field: Field) -> None:
         value = (field.data or "").strip()
@@ -44,20 +56,34 @@ class EmailAddress:
 
 
 def _required() -> DataRequired:
-    return DataRequired(message=_l("This field is required."))
+    return DataRequired(message=REQUIRED)
+
+
+def _longest(limit: int) -> Length:
+    return Length(max=limit, message=TOO_LONG)
+
+
+class _Asked:
+    """Marks a question required for the page (the mark, the browser's own check) only:
+    ``core.services.answers`` decides, the same for the form and the API."""
+
+    field_flags = {"required": True}
+
+    def __call__(self, form: Any, field: Field) -> None:
+        return None
 
 
 class TicketForm(FlaskForm):
     """The fields every ticket form asks; see ``ticket_form_class`` for the category's own."""
 
-    name = StringField(_l("Your name"), validators=[_required(), Length(max=200)],
+    name = StringField(_l("Your name"), validators=[_required(), _longest(NAME_MAX)],
                        render_kw={"autocomplete": "name"})
     email = EmailField(_l("Your email address"),
-                       validators=[_required(), Length(max=254), EmailAddress()],
+                       validators=[_required(), _longest(EMAIL_MAX), EmailAddress()],
                        render_kw={"autocomplete": "email"})
-    subject = StringField(_l("Subject"), validators=[_required(), Length(max=250)])
+    subject = StringField(_l("Subject"), validators=[_required(), _longest(SUBJECT_MAX)])
     description = TextAreaField(_l("How can we help?"),
-                                validators=[_required(), Length(max=20000)],
+                                validators=[_required(), _longest(TEXT_MAX)],
                                 render_kw={"rows": 8})
     attachments = MultipleFileField(_l("Attachments"))
     # One id per form shown: sending the same form twice (a double click, a retry after
@@ -65,56 +91,54 @@ class TicketForm(FlaskForm):
     submission = HiddenField(validators=[Optional(), Length(max=64)])
 
     extra_fields: tuple[FieldSpec, ...] = ()
+    # What ``validate`` found the category's answers to be, ready to store.
+    answers: dict[str, Any] = {}
 
     def extra(self) -> list[tuple[FieldSpec, Field]]:
         """The category's questions with their bound form fields, in the admin's order."""
         return [(spec, self[spec.form_name]) for spec in self.extra_fields]
 
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        raw = {spec.name: bound.data for spec, bound in self.extra()
+               if spec.kind != FieldKind.FILE}
+        files = {spec.name for spec, bound in self.extra()
+                 if spec.kind == FieldKind.FILE and isinstance(bound.data, FileStorage)
+                 and bound.data.filename}
+        self.answers, errors = check_answers(self.extra_fields, raw, files)
+        for name, message in errors.items():
+            self[EXTRA_PREFIX + name].errors.append(message)
+        return ok and not errors
 
-class FieldSpec(NamedTuple):
-    """What the form needs of a CategoryField row; hashable, so built classes can be cached."""
 
-    name: str
-    label: str
-    kind: str
-    required: bool
-    choices: tuple[str, ...]
-    help_text: str
+class FieldSpec(Question):
+    """A question as the form shows it."""
+
+    __slots__ = ()
 
     @property
     def form_name(self) -> str:
         return EXTRA_PREFIX + self.name
 
-    @classmethod
-    def of(cls, row: CategoryField) -> FieldSpec:
-        return cls(row.name, row.label, row.kind, bool(row.required),
-                   tuple(row.choice_list()), row.help_text or "")
-
 
 def _extra_field(spec: FieldSpec) -> Field:
-    need = [_required()] if spec.required else [Optional()]
-    longest = Length(max=FieldKind.MAX_LENGTH.get(spec.kind, FieldKind.MAX_LENGTH[FieldKind.TEXT]))
-    kwargs: dict[str, Any] = {"description": spec.help_text}
+    # No checks here: TicketForm.validate asks core.services.answers, as the API does.
+    asked = [_Asked()] if spec.required else []
+    kwargs: dict[str, Any] = {"description": spec.help_text, "validators": asked}
     if spec.kind == FieldKind.TEXTAREA:
-        return TextAreaField(spec.label, validators=need + [longest], render_kw={"rows": 4},
-                             **kwargs)
+        return TextAreaField(spec.label, render_kw={"rows": 4}, **kwargs)
     if spec.kind == FieldKind.EMAIL:
-        return EmailField(spec.label, validators=need + [longest, EmailAddress()], **kwargs)
+        return EmailField(spec.label, **kwargs)
     if spec.kind == FieldKind.DATETIME:
-        # InputRequired, so that a date that does not parse says so rather than "required".
-        when = [InputRequired(message=_l("This field is required."))] if spec.required else need
-        return DateTimeLocalField(
-            spec.label, validators=when, format=DATETIME_FORMATS,
-            render_kw={"step": 60}, **kwargs)
+        return StringField(spec.label, widget=DateTimeLocalInput(), render_kw={"step": 60},
+                           **kwargs)
     if spec.kind == FieldKind.CHOICE:
         choices = [SelectChoice("", _l("Choose…"))] + [SelectChoice(c) for c in spec.choices]
-        return SelectField(spec.label, validators=need, choices=choices,
-                           validate_choice=True, **kwargs)
+        return SelectField(spec.label, choices=choices, validate_choice=False, **kwargs)
     if spec.kind == FieldKind.FILE:
-        file_need = [FileRequired(message=_l("Please attach a file."))] if spec.required else []
-        return FileField(spec.label, validators=file_need, **kwargs)
+        return FileField(spec.label, **kwargs)
     # FieldKind.TEXT, and any kind this version does not know yet.
-    return StringField(spec.label, validators=need + [longest], **kwargs)
+    return StringField(spec.label, **kwargs)
 
 
 @lru_cache(maxsize=512)
@@ -125,29 +149,20 @@ def _build(specs: tuple[FieldSpec, ...]) -> type[TicketForm]:
     return type("CategoryTicketForm", (TicketForm,), attrs)
 
 
-def ticket_form_class(fields: Iterable[CategoryField]) -> type[TicketForm]:
+def ticket_form_class(fields: Iterable[CategoryField | Question]) -> type[TicketForm]:
     """The ticket form for a category: the common fields, then its questions in order.
 
     Classes are cached by the questions' definitions, so an admin's edit gives a
     new class and a busy form does not build one per request.
     """
-    return _build(tuple(FieldSpec.of(row) for row in fields))
-
-
-def answer_of(spec: FieldSpec, field: Field) -> Any:
-    """The value stored in Ticket.form_data for a question (file fields are handled apart)."""
-    data = field.data
-    if spec.kind == FieldKind.DATETIME:
-        return data.isoformat(timespec="minutes") if data else ""
-    if isinstance(data, str):
-        return data.strip()
-    return data if data is not None else ""
+    return _build(tuple(FieldSpec(*(q if isinstance(q, Question) else Question.of(q)))
+                        for q in fields))
 
 
 class ReplyForm(FlaskForm):
     """The customer writes again on the tracking page."""
 
-    text = TextAreaField(_l("Your reply"), validators=[_required(), Length(max=20000)],
+    text = TextAreaField(_l("Your reply"), validators=[_required(), _longest(TEXT_MAX)],
                          render_kw={"rows": 6})
     attachments = MultipleFileField(_l("Attachments"))
 

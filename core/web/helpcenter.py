@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -19,26 +18,30 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     session,
     url_for,
 )
 from flask_babel import get_locale
 from markupsafe import Markup
-from peewee import JOIN
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 from wtforms import Field
 
-from .. import db
-from ..attachments import AttachmentRejected, Storage, StoredFile
+from ..attachments import (
+    AttachmentRejected,
+    Storage,
+    StoredFile,
+    download,
+    find_attachment,
+    megabytes,
+    rejection_message,
+)
 from ..hookspecs import ContactOption, Notice
 from ..i18n import LANGUAGE_NAMES, _
 from ..models import (
     Attachment,
     AuthorKind,
     Category,
-    CategoryField,
     FieldKind,
     IdentityKind,
     Message,
@@ -49,6 +52,9 @@ from ..models import (
 )
 from ..notifications import email_reaches_customers
 from ..sanitize import text_to_html
+from ..services import access
+from ..services.access import Node
+from ..services.answers import questions_of
 from ..services.tickets import (
     Identity,
     ServiceError,
@@ -60,7 +66,7 @@ from ..services.tickets import (
     tracking_url,
 )
 from ..state import loket
-from .forms import ReplyForm, ResolveForm, TicketForm, answer_of, ticket_form_class
+from .forms import ReplyForm, ResolveForm, TicketForm, ticket_form_class
 
 bp = Blueprint("helpcenter", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static/loket")
@@ -114,37 +120,18 @@ def _notices(page: str, user_type: UserType | None = None,
 
 @bp.get("/")
 def home() -> str:
-    user_types = list(UserType.select().where(UserType.active)
-                      .order_by(UserType.position, UserType.name, UserType.id))
+    user_types = access.active_user_types()
     return render_template("loket/home.html", user_types=user_types,
                            channels=_channels(None, None), notices=_notices("home"))
 
 
-@dataclass
-class Node:
-    """A category with its visible children, for the category tree."""
-
-    category: Category
-    children: list[Node] = field(default_factory=list)
-
-
 def category_tree(user_type: UserType) -> list[Node]:
-    """The visible categories of a user type in the admin's order; a hidden parent hides its subtree."""
-    rows = list(Category.select()
-                .where((Category.user_type == user_type) & Category.visible)
-                .order_by(Category.position, Category.name, Category.id))
-    nodes = {row.id: Node(row) for row in rows}
-    roots = []
-    for row in rows:
-        if row.parent_id is None:
-            roots.append(nodes[row.id])
-        elif row.parent_id in nodes:
-            nodes[row.parent_id].children.append(nodes[row.id])
-    return roots
+    """The visible categories of a user type in the admin's order (``access.category_tree``)."""
+    return access.category_tree([user_type.id])
 
 
 def _user_type_or_404(slug: str) -> UserType:
-    user_type = UserType.get_or_none((UserType.slug == slug) & UserType.active)
+    user_type = access.user_type_by_slug(slug)
     if user_type is None:
         abort(404)
     return user_type
@@ -161,51 +148,18 @@ def categories(user_type: str) -> str:
 # -- The ticket form ---------------------------------------------------------------------
 
 
-def _category_by_slugs(user_type_slug: str, category_slug: str) -> Any:
-    return (Category.select().join(UserType)
-            .where((UserType.slug == user_type_slug) & UserType.active
-                   & (Category.slug == category_slug) & Category.visible))
-
-
-def _category_by_id(category_id: int) -> Any:
-    return Category.select().where(Category.id == category_id)
-
-
 def _category_or_404(user_type_slug: str, category_slug: str) -> Category:
-    """A visible category of an active user type, its ancestors loaded (and all visible).
-
-    The look-ups run with SQL compiled once (``core.db.select_one``): this is
-    the busiest form of the help center.
-    """
-    category = db.select_one(Category, "helpcenter.category", _category_by_slugs,
-                             user_type_slug, category_slug)
+    """A category the customer may pick (``access.visible_category``), its parents loaded."""
+    category = access.visible_category(user_type_slug, category_slug)
     if category is None:
         abort(404)
-    # Attaching the loaded parents spares routing a query per level.
-    node, seen = category, {category.id}
-    while node.parent_id is not None:
-        parent = db.select_one(Category, "helpcenter.parent", _category_by_id, node.parent_id)
-        if (parent is None or not parent.visible or parent.id in seen
-                or parent.user_type_id != category.user_type_id):
-            abort(404)
-        node.parent = parent
-        node, seen = parent, seen | {parent.id}
     return category
-
-
-def _questions(category: Category) -> list[CategoryField]:
-    return db.select_all(CategoryField, "helpcenter.questions", _questions_of, category.id)
-
-
-def _questions_of(category_id: int) -> Any:
-    return (CategoryField.select().where(CategoryField.category == category_id)
-            .order_by(CategoryField.position, CategoryField.id))
 
 
 @bp.route("/help/<user_type>/<category>/new", methods=["GET", "POST"])
 def new_ticket(user_type: str, category: str) -> Any:
     chosen = _category_or_404(user_type, category)
-    questions = _questions(chosen)
+    questions = questions_of(chosen.id)
     form = ticket_form_class(questions)()
     if request.method == "GET":
         form.submission.data = secrets.token_urlsafe(18)
@@ -227,11 +181,10 @@ def _open_from(form: TicketForm, category: Category) -> Ticket | None:
     """Store the files, then open the ticket; None (and field errors) if a file is refused."""
     stored: dict[str, StoredFile] = {}
     attachment_fields: dict[str, str] = {}
-    form_data: dict[str, Any] = {}
+    form_data: dict[str, Any] = dict(form.answers)
     ok = True
     for spec, bound in form.extra():
         if spec.kind != FieldKind.FILE:
-            form_data[spec.name] = answer_of(spec, bound)
             continue
         upload = bound.data
         if not isinstance(upload, FileStorage) or not upload.filename:
@@ -297,33 +250,16 @@ def _store(upload: FileStorage, bound: Field) -> StoredFile | None:
             upload.stream, upload.filename or "", max_bytes=config["upload_max_bytes"],
             allowed_types=config["upload_allowed_types"])
     except AttachmentRejected as exc:
-        bound.errors.append(_rejection(exc, upload.filename or "", config["upload_max_bytes"]))
+        bound.errors.append(rejection_message(exc, upload.filename or "",
+                                              config["upload_max_bytes"]))
         return None
-
-
-def _rejection(exc: AttachmentRejected, filename: str, max_bytes: int) -> str:
-    from ..attachments import safe_filename
-
-    name = safe_filename(filename)
-    if exc.reason == "too_large":
-        return _("%(name)s is larger than %(size)s MB.", name=name, size=_megabytes(max_bytes))
-    if exc.reason == "empty":
-        return _("%(name)s is empty.", name=name)
-    if exc.reason == "type_not_allowed":
-        return _("%(name)s: this type of file is not accepted.", name=name)
-    return str(exc)
 
 
 def _upload_limits() -> dict[str, Any]:
     config = loket().config
     return {"max_files": config["upload_max_files"],
-            "max_mb": _megabytes(config["upload_max_bytes"]),
+            "max_mb": megabytes(config["upload_max_bytes"]),
             "accept": ",".join(config["upload_allowed_types"])}
-
-
-def _megabytes(size: int) -> str:
-    mb = size / (1024 * 1024)
-    return f"{mb:.0f}" if mb >= 1 and mb == int(mb) else f"{mb:.1f}"
 
 
 # -- The private tracking page -----------------------------------------------------------
@@ -448,28 +384,5 @@ def resolve(number: int, key: str) -> Any:
 def attachment(number: int, key: str, attachment_id: int) -> Response:
     """A file of this ticket's public thread, always as a download, never rendered."""
     ticket = _ticket_or_404(number, key)
-    found = (Attachment.select(Attachment)
-             .join(Message, JOIN.LEFT_OUTER, on=(Attachment.message == Message.id))
-             .where((Attachment.id == attachment_id) & (Attachment.ticket == ticket.id)
-                    & (Message.id.is_null() | ~Message.is_internal))
-             .first())
-    if found is None:
-        abort(404)
-    try:
-        stream = Storage(loket().config["attachments_path"]).open(found.sha256)
-    except (FileNotFoundError, ValueError):
-        abort(404)
-    response = send_file(stream, mimetype="application/octet-stream", as_attachment=True,
-                         download_name=found.filename, conditional=False, etag=False,
-                         max_age=0)
-    response.headers["Content-Disposition"] = content_disposition(found.filename)
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII fallback name and the real one (RFC 6266, RFC 5987)."""
-    fallback = (unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-                .replace("\\", "").replace('"', "").strip()) or "attachment"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    return download(find_attachment(ticket.id, attachment_id, public=True),
+                    loket().config["attachments_path"])
