@@ -137,6 +137,7 @@ class Storage:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 os.unlink(tmp_name)
+                os.utime(target)  # in use again: the orphan sweep leaves it for another day
             else:
                 os.replace(tmp_name, target)
             return StoredFile(sha, safe_filename(filename), content_type, size)
@@ -160,6 +161,7 @@ class Storage:
         sha = hashlib.sha256(data).hexdigest()
         target = self.path_for(sha)
         if target.exists():
+            os.utime(target)  # in use again: the orphan sweep leaves it for another day
             return sha
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".raw-")

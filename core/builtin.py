@@ -81,6 +81,13 @@ def register_jobs(jobs: Any) -> None:
     jobs.relay(outbox.relay, name=outbox.RELAY, threads=config["outbox_threads"],
                idle_seconds=config["outbox_poll_seconds"])
 
+    @jobs.periodic(crontab(minute="17", hour="3"), name="core.sweep_orphan_files")
+    def sweep_orphan_files() -> dict[str, int]:
+        """Remove stored files of refused or duplicate submissions (a day old, unreferenced)."""
+        from .orphans import sweep_orphans
+
+        return sweep_orphans()
+
     @jobs.periodic(crontab(minute="*/15"), name="core.autoclose_resolved")
     def autoclose_resolved() -> int:
         """Close tickets resolved long enough ago that the customer has moved on."""

@@ -473,3 +473,18 @@ def test_open_ticket_with_the_same_external_id_twice_gives_one_ticket(desk, spy)
     assert again.id == first.id
     assert Ticket.select().count() == 1 and Message.select().count() == 1
     assert spy.names().count("ticket_created") == 1
+
+
+def test_customer_message_and_internal_note_each_write_their_audit_row(desk):
+    ticket = _open(desk)
+    reply = tickets.add_customer_reply(ticket, "Still cannot log in.")
+    note = tickets.add_note(ticket, desk.agent, "Checked the logs: password resets fail.")
+    rows = list(TicketEvent.select().where(TicketEvent.ticket == ticket)
+                .order_by(TicketEvent.id))
+    by_detail = {row.detail: row for row in rows}
+    customer = by_detail[f"message={reply.id}"]
+    assert customer.kind == "message" and customer.actor_kind == "contact"
+    assert customer.contact_id == ticket.contact_id and customer.staff_id is None
+    internal = by_detail[f"message={note.id}"]
+    assert internal.kind == "note" and internal.actor_kind == "staff"
+    assert internal.staff_id == desk.agent.id
