@@ -113,6 +113,22 @@ def test_reply_to_an_email_ticket_threads_in_the_customers_mail_program(
     assert f"/t/{inbound.ticket.id}/" in mail.get_content()
 
 
+def test_a_subject_with_line_breaks_cannot_add_headers(mail_app: Any,
+                                                       smtp: tuple[Mailbox, int]) -> None:
+    mailbox, _ = smtp
+    with mail_app.app_context(), db.connection():
+        desk = build_desk()
+        inbound = tickets.receive_message(
+            channel="email", identity=Identity(IdentityKind.EMAIL, "e@example.test",
+                                               email="e@example.test"),
+            subject="Help\r\nBcc: victim@example.test", text="hi", external_id="<x@e.test>",
+            notify=False)
+        tickets.reply(inbound.ticket, desk.agent, "Hello")
+    ((envelope, mail),) = mailbox.mails
+    assert envelope.rcpt_tos == ["e@example.test"] and "Bcc" not in mail
+    assert mail["Subject"] == f"[#{inbound.ticket.id}] Re: Help Bcc: victim@example.test"
+
+
 def test_a_refused_address_fails_the_message_with_the_servers_reason(
         mail_app: Any, smtp: tuple[Mailbox, int]) -> None:
     mailbox, _ = smtp

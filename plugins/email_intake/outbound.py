@@ -20,13 +20,18 @@ def message_id(idempotency_key: str, sender: str) -> str:
     return f"<{idempotency_key}@{domain}>"
 
 
+def _one_line(text: str) -> str:
+    """Header text: a subject from the API or a mail may hold line breaks; a header may not."""
+    return " ".join((text or "").split())
+
+
 def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: str,
           idempotency_key: str, tracking_url: str) -> EmailMessage:
     sender = settings["address"]
     mail = EmailMessage()
-    mail["From"] = formataddr((settings["from_name"], sender))
+    mail["From"] = formataddr((_one_line(settings["from_name"]), sender))
     mail["To"] = recipient
-    mail["Subject"] = message.subject or f"[#{ticket.id}] Re: {ticket.subject}"
+    mail["Subject"] = _one_line(message.subject or f"[#{ticket.id}] Re: {ticket.subject}")
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = message_id(idempotency_key, sender)
     mail["Reply-To"] = sender
