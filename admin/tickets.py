@@ -33,6 +33,7 @@ from core.models import (
     TicketEvent,
     utcnow,
 )
+from core.numbers import parse_id
 from core.services import tickets as service
 from core.services.access import can_see, ticket_scope
 from core.services.tickets import Actor, ServiceError
@@ -223,9 +224,8 @@ class TicketListView(SecuredModelView):
         return self.get_query()
 
     def get_one(self, id: Any) -> Ticket | None:
-        try:
-            number = int(id)
-        except (TypeError, ValueError):
+        number = parse_id(id)
+        if number is None:
             return None
         return self.get_query().where(Ticket.id == number).first()
 
@@ -240,7 +240,7 @@ class TicketListView(SecuredModelView):
     # -- Bulk actions, each through core.services.tickets ----------------------------------
 
     def _each(self, ids: Any, change: Any, done: str) -> None:
-        numbers = [int(i) for i in ids if str(i).isdigit()]
+        numbers = [n for n in map(parse_id, ids) if n is not None]
         changed, refused = 0, []
         for ticket in self.get_query().where(Ticket.id << numbers):
             try:
@@ -304,8 +304,8 @@ class TicketListView(SecuredModelView):
         if name.startswith(self.DEPARTMENT_ACTION):
             form = self.action_form()
             department_id = name[len(self.DEPARTMENT_ACTION):]
-            if self.validate_form(form) and department_id.isdigit():
-                department = Department.get_or_none(Department.id == int(department_id))
+            if self.validate_form(form) and parse_id(department_id):
+                department = Department.get_or_none(Department.id == parse_id(department_id))
                 if department is None:
                     flash("That department no longer exists.", "error")
                 else:
@@ -505,7 +505,7 @@ class TicketPageView(SecuredBaseView):
         if value == "me":
             assignee = current_staff()
         elif value.isdigit():
-            assignee = Staff.get_or_none(Staff.id == int(value))
+            assignee = Staff.get_or_none(Staff.id == parse_id(value))
             if assignee is None:
                 abort(400)
         else:
@@ -520,7 +520,7 @@ class TicketPageView(SecuredBaseView):
         if not form.validate_on_submit() or not (form.department.data or "").isdigit():
             flash("Choose a department.", "error")
             return self._back(ticket)
-        department = Department.get_or_none(Department.id == int(form.department.data))
+        department = Department.get_or_none(Department.id == parse_id(form.department.data))
         if department is None:
             abort(400)
         response = self._run(ticket, lambda: service.update_ticket(

@@ -93,6 +93,10 @@ def configure_flask(app: Flask, state: Loket) -> None:
 
 
 def configure_database(app: Flask, state: Loket) -> None:
+    from .numbers import IdConverter
+
+    # Before any route exists: every <int:...> is then an id the database can hold.
+    app.url_map.converters["int"] = IdConverter
     db.bind(state.database)
     db.clear_statements()
 

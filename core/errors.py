@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import peewee
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .i18n import _
+
+log = logging.getLogger(__name__)
 
 
 def api_error(status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> Any:
@@ -42,6 +46,17 @@ def register_error_handlers(app: Flask) -> None:
         return render_template("loket/error.html", status=413,
                                message=_("The files you sent are too large. Each file may be "
                                          "at most %(limit)s MB.", limit=limit)), 413
+
+    @app.errorhandler(peewee.DataError)
+    @app.errorhandler(OverflowError)
+    def _out_of_range(exc: Exception) -> Any:
+        # A value the database cannot hold (an over-large number, say) that no check
+        # caught before the query: the request is bad, not the server.
+        log.info("refused a value the database cannot hold: %s", (str(exc).splitlines() or [type(exc).__name__])[0])
+        if _is_api():
+            return api_error(400, "bad_request", "A value in the request is out of range.")
+        return render_template("loket/error.html", status=400,
+                               message=_("Something in your request is not valid.")), 400
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

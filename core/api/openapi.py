@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models import Delivery, FieldKind, Priority, Status
-
-MAX_ID = 2**31 - 1
+from ..numbers import MAX_ID
 
 
 def _ref(name: str) -> dict[str, str]:

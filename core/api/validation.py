@@ -19,10 +19,9 @@ from flask import request
 
 from ..attachments import AttachmentRejected, Storage, StoredFile
 from ..models import Category, CategoryField, FieldKind
+from ..numbers import MAX_ID, parse_id  # noqa: F401  (the API reads ids through here)
 from ..services.contacts import is_email_address
 
-# Ids are 32-bit on PostgreSQL; anything larger cannot name a row.
-MAX_ID = 2**31 - 1
 TEXT_LIMITS = FieldKind.MAX_LENGTH
 
 
@@ -118,19 +117,6 @@ def parse_datetime(value: str) -> dt.datetime | None:
     except (ValueError, OverflowError):
         return None
     return parsed
-
-
-def parse_id(value: Any) -> int | None:
-    """A positive row id from JSON or a query string; None when it cannot be one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        if not value.isascii() or not value.isdigit():
-            return None
-        value = int(value)
-    if not isinstance(value, int) or not 1 <= value <= MAX_ID:
-        return None
-    return value
 
 
 def string_list(errors: Errors, value: Any, name: str, *, max_items: int = 50,
