@@ -7,6 +7,7 @@ plugins and the admin console call these; none of them writes ticket rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -507,6 +508,31 @@ def change_status(ticket: Ticket, new: str, actor: Actor) -> Ticket:
             fresh.updated_at = utcnow()
             fresh.save()
         return fresh
+
+    return run_unit(work)
+
+
+def close_resolved(ticket_id: int, resolved_before: dt.datetime, actor: Actor = SYSTEM) -> bool:
+    """Close a ticket still resolved since before ``resolved_before``; False when it is not.
+
+    Autoclose's step: it re-reads the ticket inside the write, so a ticket the customer
+    answered meanwhile stays open, and a second run (or a retry) finds nothing to do.
+    """
+
+    def work() -> bool:
+        query = Ticket.select().where(Ticket.id == ticket_id)
+        if not db.is_sqlite():
+            # Two runs at once: the second waits here for the first's commit, then sees
+            # it closed. (SQLite's write transaction holds the whole database already.)
+            query = query.for_update()
+        fresh = query.first()
+        if (fresh is None or fresh.status != Status.RESOLVED or fresh.resolved_at is None
+                or fresh.resolved_at >= resolved_before):
+            return False
+        _set_status(fresh, Status.CLOSED, actor)
+        fresh.updated_at = utcnow()
+        fresh.save()
+        return True
 
     return run_unit(work)
 
