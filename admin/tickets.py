@@ -157,6 +157,10 @@ def _name_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
     return "" if related is None else str(related)
 
 
+def _requester_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
+    return model.requester
+
+
 # -- The inbox -------------------------------------------------------------------------------
 
 
@@ -179,7 +183,7 @@ class TicketListView(SecuredModelView):
     column_default_sort = ("updated_at", True)
     column_formatters = {"id": _link_formatter, "subject": _link_formatter,
                          "category": _name_formatter, "department": _name_formatter,
-                         "assignee": _name_formatter, "contact": _name_formatter}
+                         "assignee": _name_formatter, "contact": _requester_formatter}
     # Only to switch the search box on; get_list does the searching itself.
     column_searchable_list = ("subject",)
     column_filters = (

@@ -113,8 +113,17 @@ def public_ticket(ticket: Ticket, messages: list[Message]) -> dict[str, Any]:
         "fields": ticket.form_data or {},
         "created_at": iso(ticket.created_at),
         "updated_at": iso(ticket.updated_at),
-        "messages": [public_message(m) for m in messages],
+        "messages": _as_asked(ticket, messages, [public_message(m) for m in messages]),
     }
+
+
+def _as_asked(ticket: Ticket, messages: list[Message],
+              bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ticket's customer appears under the name given with the ticket (``requester``)."""
+    for message, body in zip(messages, bodies, strict=True):
+        if message.author_kind == AuthorKind.CONTACT and message.contact_id == ticket.contact_id:
+            body["author"]["name"] = ticket.requester
+    return bodies
 
 
 def ticket_summary(ticket: Ticket) -> dict[str, Any]:
@@ -128,7 +137,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "category": _category(ticket.category) if ticket.category_id else None,
         "department": _department(ticket.department) if ticket.department_id else None,
         "assignee": _staff(ticket.assignee) if ticket.assignee_id else None,
-        "contact": _contact(ticket.contact),
+        "contact": {**_contact(ticket.contact), "name": ticket.requester},
         "tags": list(ticket.tags or []),
         "language": ticket.language,
         "escalation_level": ticket.escalation_level,
@@ -147,7 +156,8 @@ def agent_ticket(ticket: Ticket) -> dict[str, Any]:
     body = ticket_summary(ticket)
     body["fields"] = ticket.form_data or {}
     body["user_type"] = ticket.user_type.slug if ticket.user_type_id else None
-    body["messages"] = [agent_message(m) for m in prefetch(messages, Attachment.select())]
+    thread = list(prefetch(messages, Attachment.select()))
+    body["messages"] = _as_asked(ticket, thread, [agent_message(m) for m in thread])
     return body
 
 

@@ -153,7 +153,8 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
             contact=contact, subject=subject, text=text, html=html, channel=channel,
             category=category, user_type_id=user_type_id, form_data=form_data or {},
             language=language, attachments=attachments, attachment_fields=attachment_fields,
-            external_id=external_id, actor=actor or Actor.customer(contact))
+            external_id=external_id, actor=actor or Actor.customer(contact),
+            requester_name=identity.name)
         return ticket
 
     try:
@@ -170,7 +171,7 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
                    category: Category | None, user_type_id: int | None,
                    form_data: dict[str, Any], language: str, attachments: list[StoredFile],
                    attachment_fields: dict[str, str] | None, external_id: str | None,
-                   actor: Actor) -> tuple[Ticket, Message]:
+                   actor: Actor, requester_name: str = "") -> tuple[Ticket, Message]:
     now = utcnow()
     text = storable(text)
     subject = storable(subject).strip()[:SUBJECT_MAX] or _subject_from(text)
@@ -180,7 +181,8 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
         subject=subject, channel=channel, category=category, user_type=user_type_id,
         contact=contact, language=language, form_data=form_data,
         created_at=now, updated_at=now, last_customer_message_at=now,
-        priority=Priority.NORMAL, status=Status.NEW, tags=[])
+        priority=Priority.NORMAL, status=Status.NEW, tags=[],
+        requester_name=storable(requester_name).strip()[:200])
     from_customer = actor.kind == AuthorKind.CONTACT
     message = Message(
         author_kind=actor.kind, contact=contact if from_customer else None, staff=actor.staff,
@@ -276,7 +278,7 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
                 category=category if follow_up_of is None else follow_up_of.category,
                 user_type_id=user_type_id, form_data={}, language=language,
                 attachments=attachments, attachment_fields=None, external_id=external_id,
-                actor=Actor.customer(contact))
+                actor=Actor.customer(contact), requester_name=identity.name)
             if raw_path:
                 message.raw_path = raw_path
                 message.save(only=[Message.raw_path])
