@@ -49,9 +49,8 @@ class _Outage:
             if self.since is not None:
                 return
             self.since = time.monotonic()
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         log.error("database unavailable (%s: %s); answering 503 until it is back",
-                  type(exc).__name__, first)
+                  type(exc).__name__, _first_line(exc))
 
     def answered(self) -> None:
         if self.since is None or g.get("loket_database_failed"):
@@ -60,6 +59,10 @@ class _Outage:
             since, self.since = self.since, None
         if since is not None:
             log.warning("database is back after %.0f s of outage", time.monotonic() - since)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def database_answered() -> None:
@@ -112,7 +115,7 @@ def register_error_handlers(app: Flask) -> None:
     def _out_of_range(exc: Exception) -> Any:
         # A value the database cannot hold (an over-large number, say) that no check
         # caught before the query: the request is bad, not the server.
-        log.info("refused a value the database cannot hold: %s", (str(exc).splitlines() or [type(exc).__name__])[0])
+        log.info("refused a value the database cannot hold: %s", _first_line(exc))
         if _is_api():
             return api_error(400, "bad_request", "A value in the request is out of range.")
         return render_template("loket/error.html", status=400,

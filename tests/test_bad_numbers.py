@@ -170,3 +170,21 @@ def test_a_return_address_with_a_line_break_is_refused(walk: Any) -> None:
     response = admin.get(f"/admin/staff/edit/?id=1&url={CRLF}")
     assert response.status_code == 400
     assert "Set-Cookie" not in str(response.headers.get("Location", ""))
+
+
+def test_the_numbers_the_issue_named_answer_400_or_404(walk: Any) -> None:
+    app, facts = walk
+    admin = _signed_in_admin(app)
+    number = facts["number"]
+    refused = {
+        "filter": admin.get(f"/admin/tickets/?flt0_4={HUGE}"),
+        "assignee": admin.post(f"/admin/ticket/{number}/assign", data={"assignee": HUGE}),
+        "department": admin.post(f"/admin/ticket/{number}/department",
+                                 data={"department": HUGE}),
+        "rowid": admin.post("/admin/contacts/action/", data={"rowid": HUGE, "action": "delete"}),
+        "ticket page": admin.get(f"/admin/ticket/{HUGE}/"),
+        "tracking": app.test_client().get(f"/t/{HUGE}/abc"),
+        "page": admin.get("/admin/departments/?page=-1"),
+    }
+    assert {name: r.status_code for name, r in refused.items()
+            if r.status_code not in (400, 404)} == {}
