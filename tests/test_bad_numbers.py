@@ -59,22 +59,21 @@ def walk(make_app: Any) -> Any:
 
 def _fill(rule: Any, facts: dict[str, Any], bad: str | None, target: str | None) -> str:
     """The rule's URL with ``bad`` in argument ``target`` and valid values elsewhere."""
-    parts = []
-    for is_arg, piece in rule._trace:
-        if not is_arg:
-            parts.append(piece)
-        elif piece == target:
-            parts.append(quote(bad or "", safe=""))
-        elif piece == "key":
-            parts.append(facts["key"])
-        elif piece in ("number", "id"):
-            parts.append(str(facts["number"]))
-        elif piece == "filename":
-            parts.append("loket.css")
+    marker = 7654321  # built through the rule's converters, then swapped for the bad value
+    values: dict[str, Any] = {}
+    for name in rule.arguments:
+        if name == target:
+            values[name] = marker
+        elif name == "key":
+            values[name] = facts["key"]
+        elif name == "filename":
+            values[name] = "loket.css"
+        elif name in ("number", "id"):
+            values[name] = facts["number"]
         else:
-            parts.append("1")
-    # the trace starts with the host part ("|"), then the path
-    return "".join(parts).split("|", 1)[-1]
+            values[name] = 1
+    url = rule.build(values, append_unknown=False)[1]
+    return url.replace(str(marker), quote(bad or "", safe="")) if target else url
 
 
 QUERY_ABUSE = [
