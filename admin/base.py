@@ -82,7 +82,18 @@ class SecuredMixin:
 
     def _handle_view(self, name: str, **kwargs: Any) -> Any:
         after_this_request(_console_headers)
+        self.refuse_bad_return_address()
         return super()._handle_view(name, **kwargs)  # type: ignore[misc]
+
+    def refuse_bad_return_address(self) -> None:
+        """400 for a ``url=`` (where to go back after a form) that holds control characters.
+
+        Flask-Admin puts it in a Location header as it is; a CR LF there is either a
+        crash in the header check or, behind a lax server, a forged header.
+        """
+        for value in request.values.getlist("url"):
+            if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+                abort(400)
 
 
 class SecuredBaseView(SecuredMixin, BaseView):
@@ -110,6 +121,47 @@ class SecuredModelView(SecuredMixin, ModelView):
     # Flask-Admin's default deletes related rows (recursive=True); here a row that
     # others still use is refused instead, with the reason.
     delete_refused_message: ClassVar[str] = "{name} is still in use and cannot be deleted."
+
+    # -- Numbers from the query string and forms: bounded before they reach a query --------
+    #
+    # PostgreSQL refuses an id or offset out of its integer range with an error (a 500),
+    # SQLite with an OverflowError; these refuse them first with 400, or find no row.
+
+    def _get_list_extra_args(self) -> Any:
+        from core.numbers import parse_page
+
+        for name in ("page", "page_size"):
+            if parse_page(request.args.get(name)) is None:
+                abort(400)
+        return super()._get_list_extra_args()
+
+    def _get_list_filter_args(self) -> Any:
+        from core.numbers import MAX_ID
+
+        filters = super()._get_list_filter_args()
+        for index, _name, value in filters or ():
+            try:
+                cleaned = self._filters[index].clean(value)
+            except (TypeError, ValueError, OverflowError):
+                abort(400)
+            values = cleaned if isinstance(cleaned, (list, tuple)) else [cleaned]
+            if any(isinstance(v, int) and not -MAX_ID <= v <= MAX_ID for v in values):
+                abort(400)
+        return filters
+
+    def get_one(self, id: Any) -> Any:
+        from core.numbers import parse_id
+
+        if parse_id(id) is None:
+            return None  # Flask-Admin answers "record does not exist"
+        return super().get_one(id)
+
+    def handle_action(self, return_view: str | None = None) -> Any:
+        from core.numbers import parse_id
+
+        if any(parse_id(rowid) is None for rowid in request.form.getlist("rowid")):
+            abort(400)
+        return super().handle_action(return_view)
 
     def delete_in_use(self, model: Any) -> str | None:
         """Why ``model`` must not be deleted (it is in use), or None."""

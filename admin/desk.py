@@ -27,6 +27,7 @@ from core.models import (
     UserType,
     utcnow,
 )
+from core.numbers import parse_id
 from core.passwords import MIN_PASSWORD_LENGTH, hash_password
 from core.services.contacts import merge_contacts
 
@@ -204,7 +205,7 @@ class ContactView(SecuredModelView):
 
     @action("merge", "Merge contacts")
     def action_merge(self, ids: Any) -> Any:
-        contacts = list(Contact.select().where(Contact.id << [int(i) for i in ids])
+        contacts = list(Contact.select().where(Contact.id << [parse_id(i) for i in ids])
                         .order_by(Contact.id))
         if len(contacts) < 2:
             flash("Select at least two contacts to merge.", "error")
@@ -218,12 +219,12 @@ class ContactView(SecuredModelView):
         if not form.validate():
             flash("The form expired; please try again.", "error")
             return redirect(url_for(".index_view"))
-        ids = {int(i) for i in request.form.getlist("contact") if i.isdigit()}
-        keep_id = request.form.get("keep", "")
-        if not keep_id.isdigit() or int(keep_id) not in ids:
+        ids = {n for n in map(parse_id, request.form.getlist("contact")) if n is not None}
+        keep_id = parse_id(request.form.get("keep", ""))
+        keep = Contact.get_or_none(Contact.id == keep_id) if keep_id in ids else None
+        if keep is None:
             flash("Choose which contact to keep.", "error")
             return redirect(url_for(".index_view"))
-        keep = Contact.get_by_id(int(keep_id))
         merged = 0
         for duplicate in Contact.select().where(Contact.id << sorted(ids - {keep.id})):
             merge_contacts(keep, duplicate)

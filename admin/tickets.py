@@ -30,6 +30,7 @@ from core.models import (
     TicketEvent,
     utcnow,
 )
+from core.numbers import parse_id
 from core.raw import read as read_raw
 from core.services import tickets as service
 from core.services.access import (
@@ -163,6 +164,10 @@ def _name_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
     return "" if related is None else str(related)
 
 
+def _requester_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
+    return model.requester
+
+
 # -- The inbox -------------------------------------------------------------------------------
 
 
@@ -185,7 +190,7 @@ class TicketListView(SecuredModelView):
     column_default_sort = ("updated_at", True)
     column_formatters = {"id": _link_formatter, "subject": _link_formatter,
                          "category": _name_formatter, "department": _name_formatter,
-                         "assignee": _name_formatter, "contact": _name_formatter}
+                         "assignee": _name_formatter, "contact": _requester_formatter}
     # Only to switch the search box on; get_list does the searching itself.
     column_searchable_list = ("subject",)
     column_filters = (
@@ -219,9 +224,8 @@ class TicketListView(SecuredModelView):
         return self.get_query()
 
     def get_one(self, id: Any) -> Ticket | None:
-        try:
-            number = int(id)
-        except (TypeError, ValueError):
+        number = parse_id(id)
+        if number is None:
             return None
         return self.get_query().where(Ticket.id == number).first()
 
@@ -237,7 +241,7 @@ class TicketListView(SecuredModelView):
     # -- Bulk actions, each through core.services.tickets ----------------------------------
 
     def _each(self, ids: Any, change: Any, done: str) -> None:
-        numbers = [int(i) for i in ids if str(i).isdigit()]
+        numbers = [n for n in map(parse_id, ids) if n is not None]
         changed, refused = 0, []
         for ticket in self.get_query().where(Ticket.id << numbers):
             try:
@@ -301,8 +305,8 @@ class TicketListView(SecuredModelView):
         if name.startswith(self.DEPARTMENT_ACTION):
             form = self.action_form()
             department_id = name[len(self.DEPARTMENT_ACTION):]
-            if self.validate_form(form) and department_id.isdigit():
-                department = Department.get_or_none(Department.id == int(department_id))
+            if self.validate_form(form) and parse_id(department_id):
+                department = Department.get_or_none(Department.id == parse_id(department_id))
                 if department is None:
                     flash("That department no longer exists.", "error")
                 else:
@@ -498,7 +502,7 @@ class TicketPageView(SecuredBaseView):
         if value == "me":
             assignee = current_staff()
         elif value.isdigit():
-            assignee = Staff.get_or_none(Staff.id == int(value))
+            assignee = Staff.get_or_none(Staff.id == parse_id(value))
             if assignee is None:
                 abort(400)
         else:
@@ -513,7 +517,7 @@ class TicketPageView(SecuredBaseView):
         if not form.validate_on_submit() or not (form.department.data or "").isdigit():
             flash("Choose a department.", "error")
             return self._back(ticket)
-        department = Department.get_or_none(Department.id == int(form.department.data))
+        department = Department.get_or_none(Department.id == parse_id(form.department.data))
         if department is None:
             abort(400)
         response = self._run(ticket, lambda: service.update_ticket(

@@ -94,18 +94,30 @@ def configure_flask(app: Flask, state: Loket) -> None:
 
 
 def configure_database(app: Flask, state: Loket) -> None:
+    from .numbers import IdConverter
+
+    # Before any route exists: every <int:...> is then an id the database can hold.
+    app.url_map.converters["int"] = IdConverter
     db.bind(state.database)
     db.clear_statements()
 
     @app.before_request
     def _connect() -> None:
         db.bind(state.database)
+        endpoint = request.endpoint or ""
+        if endpoint == "static" or endpoint.endswith(".static"):
+            return  # files need no database, and must load (the error page's CSS) when it is down
         state.database.connect(reuse_if_open=True)
+        g.loket_database_used = True
 
     keep_open = db.is_sqlite(state.database)
 
     @app.teardown_request
     def _close(exc: BaseException | None) -> None:
+        if exc is None and g.get("loket_database_used"):
+            from .errors import database_answered
+
+            database_answered()
         # A SQLite connection stays with its thread (opening one runs five pragmas);
         # a PostgreSQL connection goes back to the pool.
         if not keep_open and not state.database.is_closed():

@@ -95,16 +95,21 @@ def register_jobs(jobs: Any) -> None:
 
 
 def close_stale_resolved(now: dt.datetime | None = None) -> int:
-    from .services.tickets import SYSTEM, change_status
+    """Close tickets resolved more than ``autoclose_days`` ago; returns how many.
+
+    Safe to run twice or at once with another run: the work is read from the
+    database each time, and each ticket is re-checked inside its own write.
+    """
+    from .services.tickets import close_resolved
 
     days = loket().config["autoclose_days"]
     if not days:
         return 0
     cutoff = (now or utcnow()) - dt.timedelta(days=days)
-    stale = Ticket.select().where((Ticket.status == Status.RESOLVED)
-                                  & (Ticket.resolved_at < cutoff)).limit(500)
-    closed = 0
-    for ticket in stale:
-        change_status(ticket, Status.CLOSED, SYSTEM)
-        closed += 1
-    return closed
+    # The ids first, then one write each: iterating a SELECT while writing would hold
+    # SQLite's read snapshot across the writes ("database is locked" when another
+    # process wrote in between).
+    stale = [row.id for row in Ticket.select(Ticket.id)
+             .where((Ticket.status == Status.RESOLVED) & (Ticket.resolved_at < cutoff))
+             .order_by(Ticket.id).limit(500)]
+    return sum(close_resolved(ticket_id, cutoff) for ticket_id in stale)

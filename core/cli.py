@@ -18,7 +18,7 @@ import click
 from flask import Flask
 
 from . import db
-from .config import ConfigError
+from .config import ConfigError, bind_addresses, public_url_mismatch
 from .plugins import PluginError
 
 APP_KEY = "loket.app"
@@ -133,6 +133,8 @@ def _pending(app: Flask) -> list[str]:
               help="Threads of the job worker.")
 def serve(bind: str | None, workers: int | None, no_worker: bool, job_workers: int) -> None:
     """Serve the help desk with gunicorn, and run a job worker beside it."""
+    if bind:
+        os.environ["LOKET_BIND"] = bind  # before the app reads it: public_url may follow it
     app = get_app()
     try:
         pending = _pending(app)
@@ -147,34 +149,76 @@ def serve(bind: str | None, workers: int | None, no_worker: bool, job_workers: i
         state(app).database.close()
 
     env = dict(os.environ)
-    if bind:
-        env["LOKET_BIND"] = bind
+    env["LOKET_BIND"] = state(app).config["bind"]  # gunicorn.conf.py reads it from there
     if workers:
         env["LOKET_WEB_WORKERS"] = str(workers)
     web_cmd = [sys.executable, "-m", "gunicorn"]
     if GUNICORN_CONF.exists():
         web_cmd += ["--config", str(GUNICORN_CONF)]
     else:  # installed without the repository: the settings the config file would read
-        web_cmd += ["--bind", env.get("LOKET_BIND", "127.0.0.1:8000"),
-                    "--workers", env.get("LOKET_WEB_WORKERS", "2"),
+        for address in bind_addresses(env["LOKET_BIND"]):
+            web_cmd += ["--bind", address]
+        web_cmd += ["--workers", env.get("LOKET_WEB_WORKERS", "2"),
                     "--worker-class", "gthread", "--threads", "4"]
     web_cmd.append(WSGI_APP)
-    children: list[tuple[str, subprocess.Popen[bytes], int]] = []
     # Own sessions: a Ctrl-C reaches this process only, which then stops each child gracefully.
-    children.append(("web", subprocess.Popen(web_cmd, env=env, start_new_session=True),
-                     signal.SIGTERM))
+    children = [Child("web", web_cmd, env, signal.SIGTERM, restart=False)]
     if not no_worker:
         worker_cmd = [sys.executable, "-m", "core.cli", "worker", "--workers", str(job_workers)]
-        children.append(("worker", subprocess.Popen(worker_cmd, env=env, start_new_session=True),
-                         signal.SIGINT))  # huey finishes running jobs on SIGINT
-    for name, proc, _sig in children:
-        click.echo(f"loket: {name} started (pid {proc.pid})", err=True)
+        # huey finishes running jobs on SIGINT.
+        children.append(Child("worker", worker_cmd, env, signal.SIGINT, restart=True))
+    for child in children:
+        child.start()
+        click.echo(f"loket: {child.name} started (pid {child.proc.pid})", err=True)
+    click.echo(f"loket: help center at {state(app).config['public_url']}/", err=True)
     sys.exit(_supervise(children))
 
 
-def _supervise(children: list[tuple[str, subprocess.Popen[bytes], int]],
-               grace: float = 40.0) -> int:
-    """Wait until a signal or a child's exit, then stop every child; returns the exit code."""
+class Child:
+    """A process `loket serve` runs, and how to stop and (for the job worker) restart it.
+
+    A job worker that dies is started again: the web server keeps serving meanwhile,
+    and the work it held is still in the queue or the database. The wait before a
+    restart doubles after each quick death (1 s up to a minute), so a worker that
+    crashes on start does not spin; one that ran a while starts again at once.
+    """
+
+    MIN_DELAY = 1.0
+    MAX_DELAY = 60.0
+    STABLE_AFTER = 60.0  # up this long: the next death is not part of a crash loop
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], stop_signal: int,
+                 restart: bool):
+        self.name = name
+        self.cmd = cmd
+        self.env = env
+        self.stop_signal = stop_signal
+        self.restart = restart
+        self.proc: subprocess.Popen[bytes] = None  # type: ignore[assignment]
+        self.started = 0.0
+        self.delay = self.MIN_DELAY
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, env=self.env, start_new_session=True)
+        self.started = time.monotonic()
+        self.restart_at = None
+
+    def schedule_restart(self) -> float:
+        """When a restartable child died: how long until it starts again."""
+        if time.monotonic() - self.started >= self.STABLE_AFTER:
+            self.delay = self.MIN_DELAY
+        wait = self.delay
+        self.delay = min(self.delay * 2, self.MAX_DELAY)
+        self.restart_at = time.monotonic() + wait
+        return wait
+
+
+def _supervise(children: list[Child], grace: float = 40.0) -> int:
+    """Run until a signal or the web server's exit, restarting a dead job worker; then stop all.
+
+    Returns the exit code: 0 after a signal, the web server's code when it ended.
+    """
     stop: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -183,26 +227,35 @@ def _supervise(children: list[tuple[str, subprocess.Popen[bytes], int]],
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
-        while not stop:
-            ended = [(name, proc) for name, proc, _ in children if proc.poll() is not None]
-            if ended:
-                name, proc = ended[0]
-                click.echo(f"loket: {name} exited with code {proc.returncode}; stopping",
-                           err=True)
-                code = proc.returncode or 1
-                break
+        while not stop and not code:
+            for child in children:
+                if child.proc.poll() is None:
+                    continue
+                if not child.restart:
+                    click.echo(f"loket: {child.name} exited with code {child.proc.returncode}; "
+                               "stopping", err=True)
+                    code = child.proc.returncode or 1
+                    break
+                if child.restart_at is None:
+                    wait = child.schedule_restart()
+                    click.echo(f"loket: {child.name} exited with code {child.proc.returncode}; "
+                               f"restarting it in {wait:.0f} s", err=True)
+                elif time.monotonic() >= child.restart_at:
+                    child.start()
+                    click.echo(f"loket: {child.name} restarted (pid {child.proc.pid})", err=True)
             time.sleep(0.2)
-        for _name, proc, sig in children:
-            if proc.poll() is None:
-                proc.send_signal(sig)
+        for child in children:
+            if child.proc.poll() is None:
+                child.proc.send_signal(child.stop_signal)
         deadline = time.monotonic() + grace
-        for name, proc, _sig in children:
+        for child in children:
             try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+                child.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
-                click.echo(f"loket: {name} did not stop in {grace:.0f}s; killing it", err=True)
-                proc.kill()
-                proc.wait()
+                click.echo(f"loket: {child.name} did not stop in {grace:.0f}s; killing it",
+                           err=True)
+                child.proc.kill()
+                child.proc.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -456,6 +509,8 @@ def check() -> None:
         source = config.sources.get(name, "default")
         if source == "default" and name in ("database_url", "attachments_path"):
             source = "default, in the instance folder"
+        elif source == "default" and name == "public_url":
+            source = "default, follows bind"
         elif source == "default" and name == "secret_key":
             source = "generated, instance/secret_key"
         click.echo(f"  {name.ljust(width)}  {_mask(name, config[name], name in secrets)}"
@@ -513,6 +568,9 @@ def check() -> None:
         report("migrations", migrations)
         report("job queue", jobs)
         report("attachments", attachments)
+    mismatch = public_url_mismatch(config)
+    if mismatch:
+        click.echo(f"  warn  {mismatch}")
     if config["public_url"].startswith("https://") and not config["secure_cookies"]:
         click.echo("  note  public_url is https: set LOKET_SECURE_COOKIES=true")
     if problems:

@@ -56,7 +56,73 @@ def _as_languages(value: Any) -> list[str]:
     return languages
 
 
+def _as_bind(value: Any) -> str:
+    addresses = bind_addresses(_as_str(value))
+    if not addresses:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return ",".join(addresses)
+
+
 SUPPORTED_LANGUAGES = ("en", "id", "fil")
+DEFAULT_BIND = "127.0.0.1:8000"
+DEFAULT_PORT = 8000  # gunicorn's, for an address given without one
+# Addresses that mean "every interface": a browser on this host reaches them at loopback.
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}
+
+
+def bind_addresses(bind: str) -> list[str]:
+    """The addresses of a bind setting (as gunicorn reads LOKET_BIND: comma-separated)."""
+    return [address.strip() for address in bind.split(",") if address.strip()]
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a TCP bind address; None for unix: and fd:// ones."""
+    if address.startswith(("unix:", "fd://")):
+        return None
+    if address.startswith("["):  # [v6]:port
+        host, _, rest = address[1:].partition("]")
+        port = rest.lstrip(":")
+    elif address.count(":") == 1:
+        host, port = address.split(":")
+    elif ":" in address:  # a bare IPv6 address
+        host, port = address, ""
+    else:
+        host, port = address, ""
+    try:
+        return host, int(port) if port else DEFAULT_PORT
+    except ValueError:
+        return None
+
+
+def public_url_for(bind: str) -> str:
+    """Where the help center is reached when public_url is not set: the first TCP address."""
+    for address in bind_addresses(bind):
+        found = host_port(address)
+        if found is None:
+            continue
+        host, port = found
+        host = WILDCARD_HOSTS.get(host, f"[{host}]" if ":" in host else host)
+        return f"http://{host}:{port}"
+    return f"http://{DEFAULT_BIND}"
+
+
+def public_url_mismatch(config: Config) -> str | None:
+    """Why an explicit public_url does not name an address this desk listens on, or None."""
+    if config.sources.get("public_url", "default") == "default":
+        return None
+    parsed = urlparse(config["public_url"])
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    for address in bind_addresses(config["bind"]):
+        found = host_port(address)
+        if found is None:
+            return None  # a unix socket: a proxy sits in front, whatever its address
+        host, bound_port = found
+        if bound_port == port and (host in WILDCARD_HOSTS
+                                   or host.lower() == (parsed.hostname or "").lower()):
+            return None
+    return (f"public_url {config['public_url']} is not where this desk listens "
+            f"(bind {config['bind']}): tracking links point there, which is right only "
+            "behind a proxy that forwards it")
 
 
 CORE_SETTINGS: tuple[Setting, ...] = (
@@ -76,8 +142,11 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("jobs", "auto", _as_jobs_mode,
             "Job queue backend: auto (Redis when redis_url is set, else SQLite), sqlite, "
             "redis, or immediate (run jobs inline; for tests)."),
-    Setting("public_url", "http://127.0.0.1:8000", _as_http_url,
-            "The address customers reach the help center at; used in tracking links."),
+    Setting("bind", DEFAULT_BIND, _as_bind,
+            "Where `loket serve` listens: HOST:PORT, several separated by commas."),
+    Setting("public_url", "", _as_http_url,
+            "The address customers reach the help center at; used in tracking links. "
+            "Default: http:// and the first address of bind."),
     Setting("instance_path", "", _as_str,
             "Folder for the SQLite file, the generated secret key and attachments."),
     Setting("attachments_path", "", _as_str,
@@ -215,6 +284,8 @@ def ensure_instance(config: Config) -> Path:
     config.values["instance_path"] = str(instance)
     if not config["database_url"]:
         config.values["database_url"] = f"sqlite:///{instance / 'loket.db'}"
+    if not config["public_url"]:
+        config.values["public_url"] = public_url_for(config["bind"])
     if not config["attachments_path"]:
         config.values["attachments_path"] = str(instance / "attachments")
     if not config["secret_key"]:

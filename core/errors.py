@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+import peewee
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .i18n import _
+
+log = logging.getLogger(__name__)
 
 
 def api_error(status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> Any:
@@ -21,11 +27,58 @@ def api_error(status: int, code: str, message: str, fields: dict[str, Any] | Non
     return response
 
 
+# How long a client should wait before asking again while the database is unreachable.
+RETRY_AFTER_SECONDS = 30
+
+
+class _Outage:
+    """Whether this app (in this process) finds the database unreachable, so the log says so once.
+
+    A database that is down fails every request; a traceback per request (thousands
+    in seconds) buries the one line that matters. The first failure logs what is
+    wrong, the first request that reaches the database again logs that it is back.
+    """
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.lock = threading.Lock()
+
+    def failed(self, exc: BaseException) -> None:
+        g.loket_database_failed = True
+        with self.lock:
+            if self.since is not None:
+                return
+            self.since = time.monotonic()
+        log.error("database unavailable (%s: %s); answering 503 until it is back",
+                  type(exc).__name__, _first_line(exc))
+
+    def answered(self) -> None:
+        if self.since is None or g.get("loket_database_failed"):
+            return
+        with self.lock:
+            since, self.since = self.since, None
+        if since is not None:
+            log.warning("database is back after %.0f s of outage", time.monotonic() - since)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def database_answered() -> None:
+    """Called after a request that used the database without a connection error."""
+    outage = current_app.extensions.get("loket.outage")
+    if outage is not None:
+        outage.answered()
+
+
 def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
 def register_error_handlers(app: Flask) -> None:
+    outage = app.extensions["loket.outage"] = _Outage()
+
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
         if _is_api():
@@ -42,6 +95,31 @@ def register_error_handlers(app: Flask) -> None:
         return render_template("loket/error.html", status=413,
                                message=_("The files you sent are too large. Each file may be "
                                          "at most %(limit)s MB.", limit=limit)), 413
+
+    @app.errorhandler(peewee.OperationalError)
+    @app.errorhandler(peewee.InterfaceError)
+    def _database_unavailable(exc: Exception) -> Any:
+        outage.failed(exc)
+        if _is_api():
+            response = api_error(503, "unavailable",
+                                 "The service is briefly unavailable; try again later.")
+        else:
+            response = app.make_response((render_template(
+                "loket/error.html", status=503,
+                message=_("Please try again in a few minutes.")), 503))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    @app.errorhandler(peewee.DataError)
+    @app.errorhandler(OverflowError)
+    def _out_of_range(exc: Exception) -> Any:
+        # A value the database cannot hold (an over-large number, say) that no check
+        # caught before the query: the request is bad, not the server.
+        log.info("refused a value the database cannot hold: %s", _first_line(exc))
+        if _is_api():
+            return api_error(400, "bad_request", "A value in the request is out of range.")
+        return render_template("loket/error.html", status=400,
+                               message=_("Something in your request is not valid.")), 400
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

@@ -7,11 +7,15 @@ share one queue. ``jobs = "immediate"`` runs each job inline (tests).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import logging
 import os
+import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flask import Flask
@@ -77,13 +81,33 @@ class JobQueue:
         return decorate
 
     def periodic(self, schedule: Callable[..., bool], name: str | None = None, *,
-                 retries: int = 0) -> Callable[[Callable[..., Any]], Any]:
-        """Declare a periodic task; ``schedule`` is ``crontab(...)`` from this module."""
+                 retries: int = 3, retry_delay: int = 30,
+                 lock_seconds: int = 600) -> Callable[[Callable[..., Any]], Any]:
+        """Declare a periodic task; ``schedule`` is ``crontab(...)`` from this module.
+
+        Runs never overlap: a run that finds the previous one still going is skipped
+        (it returns None; the next run does the work). A run that raises is retried
+        ``retries`` times, ``retry_delay`` seconds apart. The queue hands a job to a
+        worker once, so a worker killed mid-run loses that run: a periodic task must
+        re-derive its work from the database and be safe to run again.
+        ``lock_seconds`` bounds how long a run may hold the lock on Redis (see
+        ``run_lock``); keep it longer than a run takes.
+        """
 
         def decorate(fn: Callable[..., Any]) -> Any:
             job_name = name or f"{fn.__module__}.{fn.__qualname__}"
-            wrapped = self.huey.periodic_task(schedule, retries=retries,
-                                              name=job_name)(self._in_app(fn))
+
+            @functools.wraps(fn)
+            def alone(*args: Any, **kwargs: Any) -> Any:
+                with self.run_lock(job_name, lock_seconds) as acquired:
+                    if not acquired:
+                        log.info("%s: the previous run is still going; skipping this one",
+                                 job_name)
+                        return None
+                    return fn(*args, **kwargs)
+
+            wrapped = self.huey.periodic_task(schedule, retries=retries, retry_delay=retry_delay,
+                                              name=job_name)(self._in_app(alone))
             self.tasks[job_name] = wrapped
             return wrapped
 
@@ -120,6 +144,26 @@ class JobQueue:
             if not done:
                 stop.wait(idle_seconds)
 
+    def run_lock(self, name: str, seconds: int = 600) -> AbstractContextManager[bool]:
+        """Hold the run lock of job ``name`` if it is free; yields whether it was taken.
+
+        The lock is the backend's own kind, so a killed worker never leaves it held
+        for good: on SQLite (one host) it is a flock() on a file beside the queue,
+        which the kernel drops when the holder dies; on Redis (many hosts) a key
+        with an expiry of ``seconds``, which a dead holder's lock runs out of; in
+        memory (immediate jobs, tests) a thread lock.
+        """
+        storage = self.huey.storage
+        filename = getattr(storage, "filename", None)
+        if isinstance(self.huey, RedisHuey):
+            return _redis_lock(storage.conn, f"{self.huey.name}.run-lock.{name}", seconds)
+        if filename:
+            safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+            return _file_lock(f"{filename}.{safe}.lock")
+        with _memory_locks_guard:
+            lock = _memory_locks.setdefault((id(self), name), threading.Lock())
+        return _thread_lock(lock)
+
     def run_worker(self, workers: int = 2, periodic: bool = True) -> None:
         """Consume jobs and run the relays until stopped (``loket worker``)."""
         consumer = self.huey.create_consumer(workers=workers, worker_type="thread",
@@ -140,3 +184,51 @@ class JobQueue:
             stop.set()
             for thread in running:
                 thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[bool]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# Delete the key only if it still holds this run's token: after an expiry another run owns it.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+
+
+@contextlib.contextmanager
+def _redis_lock(conn: Any, key: str, seconds: int) -> Iterator[bool]:
+    token = secrets.token_hex(16)
+    if not conn.set(key, token, nx=True, ex=max(int(seconds), 1)):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        conn.eval(_RELEASE, 1, key, token)
+
+
+_memory_locks: dict[tuple[int, str], threading.Lock] = {}
+_memory_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _thread_lock(lock: threading.Lock) -> Iterator[bool]:
+    if not lock.acquire(blocking=False):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()

@@ -295,6 +295,9 @@ class Ticket(BaseModel):
     resolved_at = pw.DateTimeField(null=True)
     closed_at = pw.DateTimeField(null=True)
     due_at = pw.DateTimeField(null=True)
+    # The name the customer gave with this ticket. Anyone may type any email address
+    # on a form, so a name given there is this ticket's, never a rename of the contact.
+    requester_name = pw.CharField(max_length=200, default="")
 
     class Meta:
         indexes = (
@@ -314,6 +317,11 @@ class Ticket(BaseModel):
     @property
     def is_done(self) -> bool:
         return self.status in Status.DONE
+
+    @property
+    def requester(self) -> str:
+        """Who asked, as shown on this ticket: the name given with it, else the contact's."""
+        return self.requester_name or str(self.contact)
 
     def __str__(self) -> str:
         return f"#{self.id} {self.subject}"

@@ -162,7 +162,9 @@ def render(key: str, ticket: Ticket, *, contact: Contact | None = None, reply_te
     subject, body, language = wording(key, ticket.language or "en")
     contact = contact if contact is not None else Contact.get_by_id(ticket.contact_id)
     values = {
-        "name": contact.name or _NO_NAME.get(language, ""),
+        # The name given with this ticket, as it was given (a shared address's contact
+        # keeps the first writer's name).
+        "name": ticket.requester_name or contact.name or _NO_NAME.get(language, ""),
         "number": str(ticket.id),
         "subject": ticket.subject,
         "tracking_url": tracking_url(ticket),

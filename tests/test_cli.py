@@ -75,19 +75,22 @@ def query(cli_env: dict[str, str]) -> Any:
         app.extensions["loket"].database.close()
 
 
+# The core unit's scripts, as `loket db status` names them (each branch may add some).
+CORE_MIGRATIONS = sorted(p.stem for p in (REPO / "core" / "migrations").glob("0*.py"))
+
+
 def test_db_upgrade_then_status(cli_env: dict[str, str]) -> None:
-    scripts = sorted(p.stem for p in (REPO / "core" / "migrations").glob("[0-9]*.py"))
+    count = len(CORE_MIGRATIONS)
     status = ok("db", "status").output
-    assert f"core: 0 applied, {len(scripts)} pending" in status
+    assert f"core: 0 applied, {count} pending" in status
     assert "pending 0001_initial" in status
 
     first = ok("db", "upgrade").output
-    for name in scripts:
-        assert f"core: applied {name}" in first
-    assert f"{len(scripts)} migration(s) applied." in first
+    assert "core: applied 0001_initial" in first
+    assert f"{count} migration(s) applied." in first
 
     assert "Database is up to date." in ok("db", "upgrade").output
-    assert f"core: {len(scripts)} applied, 0 pending" in ok("db", "status").output
+    assert f"core: {count} applied, 0 pending" in ok("db", "status").output
 
 
 def test_create_admin_then_change_password(desk_db: dict[str, str], query: Any) -> None:
@@ -263,7 +266,8 @@ def test_check_masks_passwords_in_urls(desk_db: dict[str, str],
 def test_check_reports_pending_migrations(cli_env: dict[str, str]) -> None:
     result = loket("check")
     assert result.exit_code == 1
-    assert "FAIL  migrations: " in result.output and "pending (core: 0001_initial" in result.output
+    pending = ", ".join(f"core: {name}" for name in CORE_MIGRATIONS)
+    assert f"FAIL  migrations: {len(CORE_MIGRATIONS)} pending ({pending})" in result.output
 
 
 @pytest.mark.parametrize("variable, value, expected", [
@@ -301,7 +305,8 @@ def test_serve_refuses_with_pending_migrations(cli_env: dict[str, str],
     monkeypatch.setattr(subprocess, "Popen", no_process)
     result = loket("serve")
     assert result.exit_code == 1
-    assert "migration(s) pending (core: 0001_initial" in result.stderr
+    pending = ", ".join(f"core: {name}" for name in CORE_MIGRATIONS)
+    assert f"{len(CORE_MIGRATIONS)} migration(s) pending ({pending})" in result.stderr
     assert "loket db upgrade" in result.stderr
 
 
@@ -395,3 +400,129 @@ def test_serve_runs_web_and_worker_and_stops_both(desk_db: dict[str, str], tmp_p
     assert "Shutting down: Master" in text
     assert "Consumer exiting" in text
     assert not [name for name, pid in pids.items() if _alive(pid)]
+
+
+# -- The supervisor keeps serving when the job worker dies ------------------------------------
+
+
+def _serve(tmp_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LOKET_JOBS": "sqlite", "LOKET_WEB_WORKERS": "1"}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "serve", "--bind", f"127.0.0.1:{port}",
+             "--job-workers", "1"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _status(url: str) -> int | None:
+    try:
+        return urllib.request.urlopen(url, timeout=2).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def _until(check: Any, timeout: float, proc: subprocess.Popen[bytes], log: Path) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout:.0f} s:\n{log.read_text()}")
+
+
+def test_serve_restarts_a_killed_job_worker_and_keeps_serving(desk_db: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    port = _free_port()
+    home = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "serve.log"
+    proc = _serve(tmp_path, port, log)
+    try:
+        _until(lambda: _status(home) == 200, 30, proc, log)
+        started = re.compile(r"loket: worker (?:started|restarted) \(pid (\d+)\)")
+        first = int(_until(lambda: started.findall(log.read_text()), 30, proc, log)[0])
+        _until(lambda: "Huey consumer started" in log.read_text(), 30, proc, log)
+        # The start message names where the help center is, as the bind says.
+        assert f"help center at http://127.0.0.1:{port}/" in log.read_text()
+
+        os.kill(first, signal.SIGKILL)
+        pids = _until(lambda: [int(p) for p in started.findall(log.read_text())][1:], 30,
+                      proc, log)
+        assert pids[0] != first and _alive(pids[0])
+        assert "worker exited with code -9; restarting it in 1 s" in log.read_text()
+        assert _status(home) == 200  # the help center never stopped
+        assert proc.poll() is None
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=45) == 0, log.read_text()
+        assert not _alive(pids[0])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly() -> None:
+    from core.cli import Child
+
+    child = Child("worker", ["true"], {}, signal.SIGINT, restart=True)
+    child.started = time.monotonic()
+    waits = [child.schedule_restart() for _ in range(8)]
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60]
+    child.started = time.monotonic() - Child.STABLE_AFTER  # it ran a good while this time
+    assert child.schedule_restart() == 1
+
+
+# -- The public URL follows where the desk is served ------------------------------------------
+
+
+@pytest.mark.parametrize(("bind", "url"), [
+    ("127.0.0.1:8077", "http://127.0.0.1:8077"),
+    ("0.0.0.0:9000", "http://127.0.0.1:9000"),
+    ("[::]:9000", "http://[::1]:9000"),
+    ("[::1]:9001", "http://[::1]:9001"),
+    ("help.local", "http://help.local:8000"),
+    ("unix:/run/loket.sock, 10.0.0.5:81", "http://10.0.0.5:81"),
+])
+def test_public_url_follows_bind_unless_set(tmp_path: Path, bind: str, url: str) -> None:
+    from core.config import CORE_SETTINGS, ensure_instance, resolve
+
+    config = resolve(CORE_SETTINGS, {"instance_path": str(tmp_path)},
+                     environ={"LOKET_BIND": bind})
+    ensure_instance(config)
+    assert config["public_url"] == url
+    explicit = resolve(CORE_SETTINGS, {"instance_path": str(tmp_path)},
+                       environ={"LOKET_BIND": bind, "LOKET_PUBLIC_URL": "https://help.example"})
+    ensure_instance(explicit)
+    assert explicit["public_url"] == "https://help.example"
+
+
+def test_tracking_links_point_where_the_desk_listens(desk_db: dict[str, str], query: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.models import IdentityKind
+    from core.services.tickets import Identity, open_ticket, tracking_url
+
+    monkeypatch.setenv("LOKET_BIND", "127.0.0.1:8077")
+
+    def link() -> str:
+        ticket = open_ticket(identity=Identity(IdentityKind.EMAIL, "rina@example.test"),
+                             subject="Port", text="Where is my ticket?")
+        return tracking_url(ticket)
+
+    assert query(link).startswith("http://127.0.0.1:8077/t/")
+
+
+def test_check_warns_when_public_url_is_not_where_the_desk_listens(
+        desk_db: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOKET_BIND", "127.0.0.1:8077")
+    monkeypatch.setenv("LOKET_PUBLIC_URL", "http://127.0.0.1:8000")
+    out = ok("check").output
+    assert "warn  public_url http://127.0.0.1:8000 is not where this desk listens" in out
+    monkeypatch.setenv("LOKET_PUBLIC_URL", "http://127.0.0.1:8077")
+    assert "warn  " not in ok("check").output
+    monkeypatch.delenv("LOKET_PUBLIC_URL")
+    out = ok("check").output
+    assert "warn  " not in out
+    assert re.search(r"public_url\s+http://127.0.0.1:8077\s+\[default, follows bind\]", out)

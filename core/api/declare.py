@@ -24,11 +24,10 @@ from pydantic_core import PydanticCustomError
 
 from ..errors import api_error
 from ..i18n import _l
+from ..numbers import MAX_ID
 from ..services.answers import NOT_STORABLE, NOT_TEXT, REQUIRED, storable, too_long
 
 M = TypeVar("M", bound=BaseModel)
-# Ids are 32-bit on PostgreSQL; anything larger cannot name a row.
-MAX_ID = 2**31 - 1
 REF = "#/components/schemas/{model}"
 
 

@@ -271,10 +271,13 @@ class AgentAuthor(Author):
     contact: ContactOut | None
 
 
-def _author_name(message: Message) -> str:
+def _author_name(message: Message, ticket: Ticket | None = None) -> str:
     if message.author_kind == AuthorKind.STAFF:
         return message.staff.name if message.staff_id else ""
     if message.author_kind == AuthorKind.CONTACT:
+        # The ticket's customer goes by the name given with the ticket (``requester``).
+        if ticket is not None and message.contact_id == ticket.contact_id:
+            return ticket.requester
         return message.contact.name if message.contact_id else ""
     return ""
 
@@ -290,10 +293,10 @@ class MessageOut(Answer):
     attachments: list[AttachmentOut]
 
     @classmethod
-    def of(cls, message: Message) -> MessageOut:
+    def of(cls, message: Message, ticket: Ticket | None = None) -> MessageOut:
         return cls(**_message_common(message),
                    author=Author(kind=AUTHOR_NAMES.get(message.author_kind, "system"),
-                                 name=_author_name(message)))
+                                 name=_author_name(message, ticket)))
 
 
 def _message_common(message: Message) -> dict[str, Any]:
@@ -314,9 +317,10 @@ class AgentMessage(MessageOut):
     delivery_updated_at: Timestamp | None
 
     @classmethod
-    def of(cls, message: Message) -> AgentMessage:
+    def of(cls, message: Message, ticket: Ticket | None = None) -> AgentMessage:
         author = AgentAuthor(
-            kind=AUTHOR_NAMES.get(message.author_kind, "system"), name=_author_name(message),
+            kind=AUTHOR_NAMES.get(message.author_kind, "system"),
+            name=_author_name(message, ticket),
             staff=StaffOut.of_row(message.staff) if message.staff_id else None,
             contact=ContactOut.of_row(message.contact) if message.contact_id else None)
         return cls(**_message_common(message), author=author, internal=message.is_internal,
@@ -355,7 +359,8 @@ class TicketOut(TicketCommon):
         from ..services.tickets import public_thread
 
         return cls(**_common(ticket), fields=ticket.form_data or {},
-                   messages=[MessageOut.of(m) for m in public_thread(ticket)], **extra)
+                   messages=[MessageOut.of(m, ticket) for m in public_thread(ticket)],
+                   **extra)
 
 
 class CreatedTicket(TicketOut):
@@ -387,7 +392,9 @@ def _summary(ticket: Ticket) -> dict[str, Any]:
     return {**_common(ticket), "priority": ticket.priority, "channel": ticket.channel,
             "department": DepartmentOut.of_row(ticket.department) if ticket.department_id else None,
             "assignee": StaffOut.of_row(ticket.assignee) if ticket.assignee_id else None,
-            "contact": ContactOut.of_row(ticket.contact), "tags": list(ticket.tags or []),
+            "contact": ContactOut.of_row(ticket.contact).model_copy(
+                update={"name": ticket.requester}),
+            "tags": list(ticket.tags or []),
             "escalation_level": ticket.escalation_level,
             "first_response_at": ticket.first_response_at, "resolved_at": ticket.resolved_at,
             "closed_at": ticket.closed_at, "due_at": ticket.due_at}
@@ -406,7 +413,7 @@ class AgentTicket(TicketSummary):
                     .order_by(Message.created_at, Message.id))
         return cls(**_summary(ticket), fields=ticket.form_data or {},
                    user_type=ticket.user_type.slug if ticket.user_type_id else None,
-                   messages=[AgentMessage.of(m)
+                   messages=[AgentMessage.of(m, ticket)
                              for m in prefetch(messages, Attachment.select())])
 
 

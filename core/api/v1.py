@@ -423,7 +423,7 @@ def add_message(number: int) -> Any:
         raise Invalid(errors)
     stored, _ = _store_uploads(uploads)
     message = ticket_service.add_customer_reply(ticket, body.text, stored, channel=Channel.API)
-    return respond(s.MessageOut.of(Message.get_by_id(message.id)), 201,
+    return respond(s.MessageOut.of(Message.get_by_id(message.id), ticket), 201,
                    url_for(".get_ticket", number=ticket.id))
 
 
@@ -450,7 +450,7 @@ def _agent_message(number: int) -> Any:
         message = ticket_service.reply(ticket, staff, body.text, attachments=stored,
                                        status=next_status)
     # Re-read: delivery ran after the commit and recorded its outcome.
-    return respond(s.AgentMessage.of(Message.get_by_id(message.id)), 201,
+    return respond(s.AgentMessage.of(Message.get_by_id(message.id), ticket), 201,
                    url_for(".get_ticket", number=ticket.id))
 
 

@@ -66,9 +66,11 @@ def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str 
                            verified: bool = False) -> tuple[Contact, bool]:
     """Return (contact, created). Must run inside a unit of work.
 
-    A known identity keeps its contact (the name is filled in only if it was
-    empty); a new one creates a contact. A race with another request creating
-    the same identity surfaces as an IntegrityError, which ``run_unit`` retries.
+    A known identity keeps its contact, name and all: whoever types an address on
+    a form names their ticket (``Ticket.requester_name``), not the address's owner.
+    A new identity creates a contact with ``name``. A race with another request
+    creating the same identity surfaces as an IntegrityError, which ``run_unit``
+    retries.
     """
     value = normalise_identity(kind, value)
     name = storable(name)
@@ -76,9 +78,6 @@ def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str 
         raise ValueError(f"an empty {kind} identity")
     contact = find_contact(kind, value)
     if contact is not None:
-        if name and not contact.name:
-            contact.name = name
-            contact.save(only=[Contact.name])
         return contact, False
     if email is None and kind == IdentityKind.EMAIL:
         email = value

@@ -7,6 +7,7 @@ plugins and the admin console call these; none of them writes ticket rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 from collections.abc import Iterable
@@ -162,7 +163,7 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
             category=category, user_type_id=user_type_id, form_data=form_data or {},
             language=language, attachments=attachments, attachment_fields=attachment_fields,
             external_id=external_id, actor=actor or Actor.customer(contact), raw=kept,
-            notify=notify, known=(identity.kind, identity.value))
+            notify=notify, known=(identity.kind, identity.value), requester_name=identity.name)
         return ticket
 
     try:
@@ -180,7 +181,8 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
                    form_data: dict[str, Any], language: str, attachments: list[StoredFile],
                    attachment_fields: dict[str, str] | None, external_id: str | None,
                    actor: Actor, raw: KeptRaw | None = None, notify: bool = True,
-                   known: tuple[str, str] | None = None) -> tuple[Ticket, Message]:
+                   known: tuple[str, str] | None = None,
+                   requester_name: str = "") -> tuple[Ticket, Message]:
     now = utcnow()
     text = storable(text)
     subject = storable(subject).strip()[:SUBJECT_MAX] or _subject_from(text)
@@ -190,7 +192,8 @@ def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, chan
         subject=subject, channel=channel, category=category, user_type=user_type_id,
         contact=contact, language=language, form_data=form_data,
         created_at=now, updated_at=now, last_customer_message_at=now,
-        priority=Priority.NORMAL, status=Status.NEW, tags=[])
+        priority=Priority.NORMAL, status=Status.NEW, tags=[],
+        requester_name=storable(requester_name).strip()[:200])
     from_customer = actor.kind == AuthorKind.CONTACT
     message = Message(
         author_kind=actor.kind, contact=contact if from_customer else None, staff=actor.staff,
@@ -337,7 +340,7 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
                 user_type_id=user_type_id, form_data={}, language=language,
                 attachments=attachments, attachment_fields=None, external_id=external_id,
                 actor=Actor.customer(contact), raw=kept, notify=notify,
-                known=(identity.kind, identity.value))
+                known=(identity.kind, identity.value), requester_name=identity.name)
             if follow_up_of is not None:
                 TicketLink.create(ticket=ticket, other=follow_up_of, kind="follow_up_of")
             created = True
@@ -663,6 +666,31 @@ def change_status(ticket: Ticket, new: str, actor: Actor) -> Ticket:
 # Status changes the customer hears about (when someone other than they made them).
 _STATUS_NOTICES = {Status.PENDING: notifications.WAITING_ON_CUSTOMER,
                    Status.RESOLVED: notifications.TICKET_RESOLVED}
+
+
+def close_resolved(ticket_id: int, resolved_before: dt.datetime, actor: Actor = SYSTEM) -> bool:
+    """Close a ticket still resolved since before ``resolved_before``; False when it is not.
+
+    Autoclose's step: it re-reads the ticket inside the write, so a ticket the customer
+    answered meanwhile stays open, and a second run (or a retry) finds nothing to do.
+    """
+
+    def work() -> bool:
+        query = Ticket.select().where(Ticket.id == ticket_id)
+        if not db.is_sqlite():
+            # Two runs at once: the second waits here for the first's commit, then sees
+            # it closed. (SQLite's write transaction holds the whole database already.)
+            query = query.for_update()
+        fresh = query.first()
+        if (fresh is None or fresh.status != Status.RESOLVED or fresh.resolved_at is None
+                or fresh.resolved_at >= resolved_before):
+            return False
+        _set_status(fresh, Status.CLOSED, actor)
+        fresh.updated_at = utcnow()
+        fresh.save()
+        return True
+
+    return run_unit(work)
 
 
 def assign(ticket: Ticket, assignee: Staff | None, actor: Actor) -> Ticket:
