@@ -8,8 +8,8 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
-from wtforms import PasswordField, SelectField, SelectMultipleField
-from wtforms.validators import Optional, Regexp, ValidationError
+from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from core.models import (
     CannedReply,
@@ -19,6 +19,7 @@ from core.models import (
     ContactIdentity,
     Department,
     FieldKind,
+    IdentityKind,
     Priority,
     Role,
     Staff,
@@ -29,7 +30,8 @@ from core.models import (
 )
 from core.numbers import parse_id
 from core.passwords import MIN_PASSWORD_LENGTH, hash_password
-from core.services.contacts import merge_contacts
+from core.services.contacts import add_identity
+from core.services.tickets import Actor, merge_contacts
 
 from .base import ADMIN_ONLY, STAFF, AdminForm, SecuredModelView, current_staff
 
@@ -186,6 +188,14 @@ class StaffView(SecuredModelView):
             StaffDepartment.create(staff=model, department=department_id)
 
 
+class IdentityForm(AdminForm):
+    kind = SelectField("Kind", choices=[
+        (k, k) for k in (IdentityKind.EMAIL, IdentityKind.TELEGRAM, IdentityKind.WHATSAPP,
+                         IdentityKind.MESSENGER, IdentityKind.CHAT, IdentityKind.PLATFORM)])
+    value = StringField("Value", validators=[DataRequired(), Length(max=254)])
+    verified = BooleanField("Verified")
+
+
 class ContactView(SecuredModelView):
     roles = ADMIN_ONLY
     column_list = ("id", "name", "email", "language", "user_type", "merged_into", "created_at")
@@ -193,9 +203,39 @@ class ContactView(SecuredModelView):
     column_default_sort = ("id", True)
     column_filters = ("language",)
     form_columns = ("name", "email", "language", "user_type")
-    inline_models = [(ContactIdentity, {"form_columns": ("id", "kind", "value", "verified"),
-                                        "form_args": {"id": {"validators": [Optional()]}}})]
+    # Identities are added through core.services.contacts.add_identity (normalised, refused
+    # when another contact has one, contact_identified fired), never edited as raw rows.
+    edit_template = "loket_admin/contact_edit.html"
     simple_list_pager = True
+
+    def render(self, template: str, **kwargs: Any) -> Any:
+        model = kwargs.get("model")
+        if template == self.edit_template and model is not None:
+            kwargs["identities"] = list(ContactIdentity.select().where(
+                ContactIdentity.contact == model).order_by(ContactIdentity.id))
+            kwargs["identity_form"] = IdentityForm()
+        return super().render(template, **kwargs)
+
+    @expose("/identity/", methods=("POST",))
+    def add_identity_view(self) -> Any:
+        form = IdentityForm(request.form)
+        contact = Contact.get_or_none(Contact.id == parse_id(request.form.get("contact", "")))
+        if contact is None:
+            flash("No such contact.", "error")
+            return redirect(url_for(".index_view"))
+        back = redirect(url_for(".edit_view", id=contact.id))
+        if not form.validate():
+            for errors in form.errors.values():
+                for error in errors:
+                    flash(str(error), "error")
+            return back
+        try:
+            add_identity(contact, form.kind.data, form.value.data, verified=form.verified.data)
+        except ValueError as exc:
+            flash(str(exc), "error")
+        else:
+            flash("Identity added.", "success")
+        return back
 
     def delete_in_use(self, model: Contact) -> str | None:
         if Ticket.select().where(Ticket.contact == model).exists():
@@ -227,7 +267,7 @@ class ContactView(SecuredModelView):
             return redirect(url_for(".index_view"))
         merged = 0
         for duplicate in Contact.select().where(Contact.id << sorted(ids - {keep.id})):
-            merge_contacts(keep, duplicate)
+            merge_contacts(keep, duplicate, Actor.agent(current_staff()))
             merged += 1
         flash(f"Merged {merged} contact(s) into {keep}.", "success")
         return redirect(url_for(".index_view"))

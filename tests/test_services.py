@@ -24,8 +24,8 @@ from core.models import (
     TicketParticipant,
 )
 from core.services import tickets
-from core.services.contacts import find_contact, merge_contacts
-from core.services.tickets import Actor, Identity, ServiceError
+from core.services.contacts import find_contact
+from core.services.tickets import Actor, Identity, ServiceError, merge_contacts
 
 CUSTOMER = Identity("email", "Siti@Example.ID", name="Siti")
 
@@ -397,14 +397,22 @@ def test_ticket_created_hooks_are_isolated_and_run_after_commit(make_app, spy):
 # -- contacts -----------------------------------------------------------------------------
 
 
-def test_merge_contacts_moves_identities_and_tickets(desk):
+def test_merge_contacts_moves_identities_and_tickets(desk, spy):
     email_ticket = _open(desk)
     chat = tickets.receive_message(channel="telegram", identity=Identity("telegram", "99"),
                                    text="me again", external_id="t1")
     keep, dup = email_ticket.contact, chat.ticket.contact
-    merge_contacts(keep, dup)
+    merge_contacts(keep, dup, Actor.agent(desk.admin))
     assert Ticket.get_by_id(chat.ticket.id).contact_id == keep.id
     assert find_contact("telegram", "99").id == keep.id
+    # The moved ticket says so in its audit trail, and plugins hear of it.
+    (row,) = [e for e in TicketEvent.select().where(TicketEvent.ticket == chat.ticket.id)
+              if e.kind == "contact"]
+    assert row.old_value.startswith(f"{dup.id}:") and row.new_value.startswith(f"{keep.id}:")
+    assert row.staff_id == desk.admin.id
+    (update,) = [c for c in spy.of("ticket_updated") if c["ticket"].id == chat.ticket.id]
+    assert update["changes"]["contact"][1].id == keep.id
+    assert email_ticket.id not in [c["ticket"].id for c in spy.of("ticket_updated")]
     with pytest.raises(ValueError):
         merge_contacts(keep, keep)
 

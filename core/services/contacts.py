@@ -7,7 +7,7 @@ import re
 from peewee import ModelSelect
 
 from .. import db
-from ..models import Contact, ContactIdentity, IdentityKind, Ticket, TicketParticipant
+from ..models import Contact, ContactIdentity, IdentityKind
 from ..sanitize import storable
 from .unit import emit, unit_of_work
 
@@ -91,8 +91,16 @@ def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str 
 
 
 def add_identity(contact: Contact, kind: str, value: str, verified: bool = False) -> None:
-    """Give a contact another identity (refused if it already belongs to someone else)."""
+    """Give a contact another identity (refused if it already belongs to someone else).
+
+    The one way an identity is added, by a channel or in the console: the
+    value is normalised as channels do, and ``contact_identified`` fires.
+    """
     value = normalise_identity(kind, value)
+    if not kind or not value:
+        raise ValueError("an identity needs a kind and a value")
+    if kind == IdentityKind.EMAIL and not is_email_address(value):
+        raise ValueError(f"{value!r} is not an email address")
     with unit_of_work():
         owner = find_contact(kind, value)
         if owner is not None:
@@ -101,30 +109,3 @@ def add_identity(contact: Contact, kind: str, value: str, verified: bool = False
             return
         ContactIdentity.create(contact=contact, kind=kind, value=value, verified=verified)
         emit("contact_identified", contact=contact, identity_kind=kind, value=value)
-
-
-def merge_contacts(keep: Contact, duplicate: Contact) -> Contact:
-    """Fold ``duplicate`` into ``keep``: identities, tickets and participations move over."""
-    if keep.id == duplicate.id:
-        raise ValueError("a contact cannot be merged into itself")
-    with unit_of_work():
-        ContactIdentity.update(contact=keep).where(
-            ContactIdentity.contact == duplicate).execute()
-        Ticket.update(contact=keep).where(Ticket.contact == duplicate).execute()
-        existing = {p.ticket_id for p in TicketParticipant.select().where(
-            TicketParticipant.contact == keep)}
-        for participation in TicketParticipant.select().where(
-                TicketParticipant.contact == duplicate):
-            if participation.ticket_id in existing:
-                participation.delete_instance()
-            else:
-                participation.contact = keep
-                participation.save()
-        if not keep.email and duplicate.email:
-            keep.email = duplicate.email
-        if not keep.name and duplicate.name:
-            keep.name = duplicate.name
-        keep.save()
-        duplicate.merged_into = keep
-        duplicate.save()
-    return keep

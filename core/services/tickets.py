@@ -25,6 +25,7 @@ from ..models import (
     Category,
     Channel,
     Contact,
+    ContactIdentity,
     Delivery,
     Department,
     Message,
@@ -782,6 +783,50 @@ def customer_resolve(ticket: Ticket) -> Ticket:
     if Ticket.get_by_id(ticket.id).status == Status.CLOSED:
         raise ServiceError(_l("This ticket is closed. Please open a new one."))
     return change_status(ticket, Status.RESOLVED, Actor.customer(ticket.contact))
+
+
+# -- Contacts --------------------------------------------------------------------------------
+
+
+def merge_contacts(keep: Contact, duplicate: Contact, actor: Actor = SYSTEM) -> Contact:
+    """Fold ``duplicate`` into ``keep``: identities, tickets and participations move over.
+
+    Each ticket moves through the same path as any change to a ticket: an
+    audit row on it and ``ticket_updated`` with ``{"contact": (old, new)}``.
+    """
+    if keep.id == duplicate.id:
+        raise ServiceError("a contact cannot be merged into itself")
+
+    def work() -> Contact:
+        ContactIdentity.update(contact=keep).where(
+            ContactIdentity.contact == duplicate).execute()
+        for ticket in Ticket.select().where(Ticket.contact == duplicate):
+            ticket.contact = keep
+            ticket.updated_at = utcnow()
+            ticket.save(only=[Ticket.contact, Ticket.updated_at])
+            _audit(ticket, "contact", actor, f"{duplicate.id}:{duplicate}", f"{keep.id}:{keep}",
+                   detail="contacts merged")
+            emit("ticket_updated", ticket=ticket, changes={"contact": (duplicate, keep)},
+                 actor=actor.staff)
+        existing = {p.ticket_id for p in TicketParticipant.select().where(
+            TicketParticipant.contact == keep)}
+        for participation in TicketParticipant.select().where(
+                TicketParticipant.contact == duplicate):
+            if participation.ticket_id in existing:
+                participation.delete_instance()
+            else:
+                participation.contact = keep
+                participation.save()
+        if not keep.email and duplicate.email:
+            keep.email = duplicate.email
+        if not keep.name and duplicate.name:
+            keep.name = duplicate.name
+        keep.save()
+        duplicate.merged_into = keep
+        duplicate.save()
+        return keep
+
+    return run_unit(work)
 
 
 # -- Reading -------------------------------------------------------------------------------
