@@ -13,9 +13,19 @@ from typing import BinaryIO
 
 import filetype
 
+from .i18n import _l
 from .sanitize import storable
 
 CHUNK = 64 * 1024
+
+# How a customer names an accepted type; a type missing here is shown as its MIME type.
+TYPE_NAMES = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG",
+              "image/gif": "GIF", "image/webp": "WebP", "text/plain": _l("plain text")}
+
+
+def type_names(allowed_types: list[str]) -> str:
+    """The accepted types in a customer's words, in the setting's order: "PNG, JPEG, PDF"."""
+    return ", ".join(str(TYPE_NAMES.get(t, t)) for t in allowed_types)
 
 
 class AttachmentRejected(ValueError):
@@ -125,7 +135,8 @@ class Storage:
             if content_type not in allowed_types:
                 raise AttachmentRejected(
                     "type_not_allowed",
-                    f"{safe_filename(filename)}: files of type {content_type} are not accepted")
+                    f"{safe_filename(filename)}: files of type {content_type} are not accepted "
+                    f"(accepted: {type_names(allowed_types)})")
             sha = digest.hexdigest()
             target = self.path_for(sha)
             target.parent.mkdir(parents=True, exist_ok=True)

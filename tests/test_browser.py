@@ -76,8 +76,8 @@ def browser() -> Iterator[Any]:
 class Console:
     """A browser page that records console errors and CSP violations."""
 
-    def __init__(self, browser: Any, base: str):
-        self.context = browser.new_context()
+    def __init__(self, browser: Any, base: str, **options: Any):
+        self.context = browser.new_context(**options)
         self.page = self.context.new_page()
         self.page.set_default_timeout(15_000)
         self.base = base

@@ -31,7 +31,7 @@ from werkzeug.wrappers import Response
 from wtforms import Field
 
 from .. import db
-from ..attachments import AttachmentRejected, Storage, StoredFile
+from ..attachments import AttachmentRejected, Storage, StoredFile, type_names
 from ..hookspecs import ContactOption, Notice
 from ..i18n import LANGUAGE_NAMES, _
 from ..models import (
@@ -295,11 +295,13 @@ def _store(upload: FileStorage, bound: Field) -> StoredFile | None:
             upload.stream, upload.filename or "", max_bytes=config["upload_max_bytes"],
             allowed_types=config["upload_allowed_types"])
     except AttachmentRejected as exc:
-        bound.errors.append(_rejection(exc, upload.filename or "", config["upload_max_bytes"]))
+        bound.errors.append(_rejection(exc, upload.filename or "", config["upload_max_bytes"],
+                                       config["upload_allowed_types"]))
         return None
 
 
-def _rejection(exc: AttachmentRejected, filename: str, max_bytes: int) -> str:
+def _rejection(exc: AttachmentRejected, filename: str, max_bytes: int,
+               allowed_types: list[str]) -> str:
     from ..attachments import safe_filename
 
     name = safe_filename(filename)
@@ -308,7 +310,8 @@ def _rejection(exc: AttachmentRejected, filename: str, max_bytes: int) -> str:
     if exc.reason == "empty":
         return _("%(name)s is empty.", name=name)
     if exc.reason == "type_not_allowed":
-        return _("%(name)s: this type of file is not accepted.", name=name)
+        return _("%(name)s: this type of file is not accepted. Accepted types: %(types)s.",
+                 name=name, types=type_names(allowed_types))
     return str(exc)
 
 
@@ -316,7 +319,8 @@ def _upload_limits() -> dict[str, Any]:
     config = loket().config
     return {"max_files": config["upload_max_files"],
             "max_mb": _megabytes(config["upload_max_bytes"]),
-            "accept": ",".join(config["upload_allowed_types"])}
+            "accept": ",".join(config["upload_allowed_types"]),
+            "accepted_types": type_names(config["upload_allowed_types"])}
 
 
 def _megabytes(size: int) -> str:
