@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -12,7 +13,7 @@ from flask_admin.contrib.peewee.filters import BasePeeweeFilter
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from peewee import JOIN, prefetch
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import MultipleFileField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from core.attachments import Storage
@@ -37,10 +38,13 @@ from core.services import tickets as service
 from core.services.access import can_see, ticket_scope
 from core.services.tickets import Actor, ServiceError
 from core.state import loket
+from core.web.helpcenter import _store_uploads, _upload_limits
 
 from .base import STAFF, SecuredBaseView, SecuredModelView, current_staff
 
-STATUS_LABELS = {s: s.replace("_", " ") for s in Status.ALL}
+# What agents read instead of the stored codes ("On hold", not "on_hold").
+STATUS_LABELS = {s: s.replace("_", " ").capitalize() for s in Status.ALL}
+PRIORITY_LABELS = {p: p.capitalize() for p in Priority.ALL}
 
 
 def _actor() -> Actor:
@@ -124,11 +128,33 @@ class OverdueFilter(BasePeeweeFilter):
 class OpenFilter(BasePeeweeFilter):
     def __init__(self) -> None:
         super().__init__(Ticket.status, "Open", options=[("yes", "not resolved or closed"),
-                                                         ("no", "resolved or closed")])
+                                                         ("no", "resolved or closed"),
+                                                         ("all", "any status")])
 
     def apply(self, query: Any, value: Any) -> Any:
+        if value == "all":
+            return query  # chosen to lift the inbox's default of active tickets only
         statuses = Status.ACTIVE if value == "yes" else Status.DONE
         return query.where(Ticket.status.in_(statuses))
+
+    def operation(self) -> str:
+        return "is"
+
+
+def waiting_on_us() -> Any:
+    """The customer wrote last and no agent has answered since (or ever)."""
+    return Ticket.last_customer_message_at.is_null(False) & (
+        Ticket.last_agent_message_at.is_null()
+        | (Ticket.last_customer_message_at > Ticket.last_agent_message_at))
+
+
+class WaitingFilter(BasePeeweeFilter):
+    def __init__(self) -> None:
+        super().__init__(Ticket.last_customer_message_at, "Waiting on us",
+                         options=[("yes", "yes"), ("no", "no")])
+
+    def apply(self, query: Any, value: Any) -> Any:
+        return query.where(waiting_on_us() if value == "yes" else ~waiting_on_us())
 
     def operation(self) -> str:
         return "is"
@@ -151,9 +177,49 @@ def _link_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup
     return Markup('<a href="{}">{}</a>').format(url_for("ticket.page", number=model.id), text)
 
 
+def _subject_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
+    link = _link_formatter(view, context, model, name)
+    # "waiting" is selected by TicketListView.get_query from waiting_on_us().
+    if getattr(model, "waiting", False):
+        return Markup('{} <span class="badge loket-waiting">waiting on us</span>').format(link)
+    return link
+
+
 def _name_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
     related = getattr(model, name)
     return "" if related is None else str(related)
+
+
+def _label_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
+    value = getattr(model, name)
+    labels = STATUS_LABELS if name == "status" else PRIORITY_LABELS
+    return Markup('<span class="loket-{}-{}">{}</span>').format(
+        name, value, labels.get(value, value))
+
+
+def human_time(value: dt.datetime | None, now: dt.datetime | None = None) -> Markup:
+    """A stored UTC time as agents read it: "3 h ago" or "in 2 days", the full time on hover."""
+    if value is None:
+        return Markup("")
+    now = now or utcnow()
+    seconds = (now - value).total_seconds()
+    span = abs(seconds)
+    if span < 60:
+        relative = "just now"
+    else:
+        for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+            if span >= size:
+                amount = int(span // size)
+                words = f"{amount} {'day' if unit == 'days' and amount == 1 else unit}"
+                break
+        relative = f"{words} ago" if seconds > 0 else f"in {words}"
+    full = f"{value.day} {value:%b %Y %H:%M} UTC"
+    return Markup('<time datetime="{}Z" title="{}">{}</time>').format(
+        value.replace(microsecond=0).isoformat(), full, relative)
+
+
+def _time_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
+    return human_time(getattr(model, name))
 
 
 # -- The inbox -------------------------------------------------------------------------------
@@ -172,26 +238,44 @@ class TicketListView(SecuredModelView):
     list_template = "loket_admin/ticket_list.html"
     column_list = ("id", "subject", "status", "priority", "channel", "category", "department",
                    "assignee", "contact", "updated_at", "due_at")
-    column_labels = {"id": "Number"}
+    column_labels = {"id": "Number", "updated_at": "Updated", "due_at": "Due"}
     column_sortable_list = ("id", "subject", "status", "priority", "channel", "updated_at",
                             "due_at")
     column_default_sort = ("updated_at", True)
-    column_formatters = {"id": _link_formatter, "subject": _link_formatter,
+    column_formatters = {"id": _link_formatter, "subject": _subject_formatter,
+                         "status": _label_formatter, "priority": _label_formatter,
                          "category": _name_formatter, "department": _name_formatter,
-                         "assignee": _name_formatter, "contact": _name_formatter}
+                         "assignee": _name_formatter, "contact": _name_formatter,
+                         "updated_at": _time_formatter, "due_at": _time_formatter}
     # Only to switch the search box on; get_list does the searching itself.
     column_searchable_list = ("subject",)
     column_filters = (
         OpenFilter(),
         ChoiceFilter(Ticket.status, "Status", [(s, STATUS_LABELS[s]) for s in Status.ALL]),
-        ChoiceFilter(Ticket.priority, "Priority", [(p, p) for p in Priority.ALL]),
+        ChoiceFilter(Ticket.priority, "Priority", list(PRIORITY_LABELS.items())),
         ChoiceFilter(Ticket.channel, "Channel", [(c, c) for c in CHANNELS]),
         ChoiceFilter(Ticket.category, "Category", _categories, as_int=True),
         ChoiceFilter(Ticket.department, "Department", _departments, as_int=True),
         AssigneeFilter(),
         TagFilter(),
         OverdueFilter(),
+        WaitingFilter(),
     )
+
+    # The tabs above the list: filters by their names, as (label, {filter name: value}).
+    TABS = (("Mine", {"Assignee": "me"}), ("Waiting on us", {"Waiting on us": "yes"}),
+            ("Unassigned, open", {"Assignee": "unassigned", "Open": "yes"}),
+            ("Resolved or closed", {"Open": "no"}), ("Any status", {"Open": "all"}))
+
+    def tabs(self) -> list[tuple[str, str]]:
+        index = {str(f.name): i for i, f in enumerate(self._filters)}
+        return [(label, url_for(".index_view", **{
+            f"flt{n}_{index[name]}": value for n, (name, value) in enumerate(chosen.items())}))
+            for label, chosen in self.TABS]
+
+    def picks_status(self, filters: Any) -> bool:
+        """Whether the agent chose statuses; otherwise the inbox shows active tickets only."""
+        return any(self._filters[index].column is Ticket.status for index, *_ in filters or ())
 
     def _get_filter_groups(self) -> Any:
         groups = super()._get_filter_groups()
@@ -207,7 +291,8 @@ class TicketListView(SecuredModelView):
 
     def get_query(self) -> Any:
         staff = current_staff()
-        query = (Ticket.select(Ticket, Category, Department, Staff, Contact)
+        query = (Ticket.select(Ticket, Category, Department, Staff, Contact,
+                               waiting_on_us().alias("waiting"))
                  .join(Category, JOIN.LEFT_OUTER, on=(Ticket.category == Category.id))
                  .switch(Ticket)
                  .join(Department, JOIN.LEFT_OUTER, on=(Ticket.department == Department.id))
@@ -233,6 +318,8 @@ class TicketListView(SecuredModelView):
                  execute: bool = True, page_size: Any = None) -> Any:
         count, query = super().get_list(page, sort_column, sort_desc, None, filters,
                                         execute=False, page_size=page_size)
+        if not self.picks_status(filters):
+            query = query.where(Ticket.status.in_(Status.ACTIVE))
         for term in (search or "").split():
             query = query.where(search_clause(term))
         return count, (list(query) if execute else query)
@@ -342,10 +429,12 @@ class ReplyForm(PageForm):
     text = TextAreaField("Reply", validators=[DataRequired(), Length(max=50_000)])
     status = SelectField("Then set status", choices=[(s, STATUS_LABELS[s]) for s in Status.ALL],
                          default=Status.PENDING)
+    files = MultipleFileField("Attach files")
 
 
 class NoteForm(PageForm):
     text = TextAreaField("Internal note", validators=[DataRequired(), Length(max=50_000)])
+    files = MultipleFileField("Attach files")
 
 
 class StatusForm(PageForm):
@@ -353,7 +442,7 @@ class StatusForm(PageForm):
 
 
 class PriorityForm(PageForm):
-    priority = SelectField("Priority", choices=[(p, p) for p in Priority.ALL])
+    priority = SelectField("Priority", choices=list(PRIORITY_LABELS.items()))
 
 
 class AssignForm(PageForm):
@@ -427,7 +516,7 @@ class TicketPageView(SecuredBaseView):
             reply_form=reply_form, note_form=NoteForm(formdata=None), status_form=status_form,
             priority_form=priority_form, assign_form=assign_form,
             department_form=department_form, escalate_form=EscalateForm(formdata=None),
-            status_labels=STATUS_LABELS, form_data=_answers(ticket))
+            status_labels=STATUS_LABELS, form_data=_answers(ticket), uploads=_upload_limits())
 
     def _canned(self, staff: Staff | None) -> Any:
         query = CannedReply.select().order_by(CannedReply.title)
@@ -471,19 +560,31 @@ class TicketPageView(SecuredBaseView):
                 flash(f"{field}: {error}", "error")
         return self._back(ticket)
 
+    def _files(self, ticket: Ticket, form: Any) -> list[Any]:
+        """The form's files, checked and stored by the help center's own upload code, so
+        agents' files follow the same rules (types, size, count) as customers'."""
+        stored = _store_uploads(form.files)
+        if stored is None:
+            abort(self._invalid(ticket, form))
+        return stored
+
     @expose("/<int:number>/reply", methods=("POST",))
     def reply(self, number: int) -> Any:
         ticket, form = self._submitted(number, ReplyForm)
         staff = current_staff()
+        files = self._files(ticket, form)
         return self._run(ticket, lambda: service.reply(ticket, staff, form.text.data,
-                                                       status=form.status.data),
+                                                       status=form.status.data,
+                                                       attachments=files),
                          "Reply sent.")
 
     @expose("/<int:number>/note", methods=("POST",))
     def note(self, number: int) -> Any:
         ticket, form = self._submitted(number, NoteForm)
         staff = current_staff()
-        return self._run(ticket, lambda: service.add_note(ticket, staff, form.text.data),
+        files = self._files(ticket, form)
+        return self._run(ticket, lambda: service.add_note(ticket, staff, form.text.data,
+                                                          attachments=files),
                          "Note added.")
 
     @expose("/<int:number>/status", methods=("POST",))
