@@ -174,7 +174,8 @@ CHANNELS = (Channel.WEB, Channel.API, Channel.EMAIL, Channel.TELEGRAM, Channel.W
 
 def _link_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
     text = f"#{model.id}" if name == "id" else model.subject
-    return Markup('<a href="{}">{}</a>').format(url_for("ticket.page", number=model.id), text)
+    return Markup('<a class="loket-ticket-link" href="{}">{}</a>').format(
+        url_for("ticket.page", number=model.id), text)
 
 
 def _subject_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:

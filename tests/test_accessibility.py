@@ -5,6 +5,7 @@ to tap, and the console's keyboard shortcuts work."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,68 @@ def test_a_refused_upload_on_the_phone_names_the_accepted_types(
     for name in ("PNG", "JPEG", "PDF", "plain text"):  # the default upload_allowed_types
         assert name in error, error
     assert sideways_scroll(page) is None
+
+
+def test_keyboard_shortcuts_move_through_the_inbox_and_the_ticket_page(
+        live_server: Any, browser: Any) -> None:  # noqa: F811
+    base, app = live_server
+    _open_desk(app)
+    agent = Console(browser, base, viewport=DESKTOP)
+    agent.sign_in("agent@desk.test")
+    agent.go("/admin/tickets/")
+    page = agent.page
+
+    def focused() -> str:
+        return page.evaluate("document.activeElement.id || document.activeElement.name"
+                             " || document.activeElement.getAttribute('href') || ''")
+
+    # The first ticket is a skip link, Enter and two Tab presses away (was 26 Tabs).
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to tickets"
+    page.keyboard.press("Enter")
+    for _ in range(2):  # the row's checkbox, then its number
+        page.keyboard.press("Tab")
+    assert re.fullmatch(r"/admin/ticket/\d+/", focused())
+    numbers = page.eval_on_selector_all(
+        "#loket-list tbody tr", "rows => rows.map(r => r.querySelector('a').getAttribute('href'))")
+    assert len(numbers) == 2
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("j")
+    assert focused() == numbers[0]
+    page.keyboard.press("j")
+    assert focused() == numbers[1]
+    assert page.locator("tr.loket-current").count() == 1
+    page.keyboard.press("k")
+    assert focused() == numbers[0]
+    page.keyboard.press("/")
+    assert focused() == "search"
+    page.keyboard.type("j/k?")  # typing in a field fires nothing
+    assert page.input_value("input[name=search]") == "j/k?" and focused() == "search"
+    assert not page.locator("#loket-shortcuts").is_visible()
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("?")
+    overlay = page.locator("#loket-shortcuts")
+    assert overlay.is_visible() and "Go to the inbox" in overlay.inner_text()
+    page.keyboard.press("Escape")
+    assert not overlay.is_visible()
+    page.keyboard.press("j")
+    page.keyboard.press("o")
+    page.wait_for_url(re.compile(re.escape(numbers[0]) + "$"))
+
+    # The ticket page: r, n, a and s go to their fields; typing there stays there.
+    for key, field in (("r", "reply-text"), ("n", "note-text"), ("a", "assignee"),
+                       ("s", "status")):
+        page.evaluate("document.activeElement.blur()")
+        page.keyboard.press(key)
+        assert focused() == field, key
+    page.keyboard.press("Escape")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("r")
+    page.keyboard.type("gi and some text")
+    assert page.input_value("#reply-text") == "gi and some text"
+    assert page.url.endswith(numbers[0])  # typing "gi" in the reply went nowhere
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("g")
+    page.keyboard.press("i")
+    page.wait_for_url(re.compile(r"/admin/tickets/$"))
+    assert agent.problems == [], agent.problems
