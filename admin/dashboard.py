@@ -11,11 +11,12 @@ from typing import Any
 from flask_admin import expose
 from peewee import fn
 
-from core.models import Category, Department, Status, Ticket, utcnow
+from core.models import Department, Status, Ticket, utcnow
 from core.services.access import ticket_scope
 
 from . import charts
 from .base import SecuredIndexView, current_staff
+from .desk import category_labels
 
 DAYS = 30
 
@@ -77,8 +78,7 @@ def top_categories(now: dt.datetime) -> list[tuple[str, list[int]]]:
                        .group_by(Ticket.category)).dicts()
         for row in rows:
             counts[row["category"]][slot] += row["n"]
-    names = {c.id: c.name for c in Category.select(Category.id, Category.name)
-             .where(Category.id.in_([k for k in counts if k is not None]))}
+    names = category_labels()
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))[:8]
     return [(names.get(k, "(no category)"), v) for k, v in ranked]
 

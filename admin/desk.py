@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from wtforms import PasswordField, SelectField, SelectMultipleField
@@ -40,6 +40,39 @@ def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(value, value.replace("_", " ")) for value in values]
 
 
+def _select(label: str, choices: list[tuple[str, str]], default: str | None = None) -> Any:
+    # Flask-Admin's peewee forms ignore form_choices (the field stays a text box), so a
+    # field with fixed values is replaced by a select of its own.
+    return SelectField(label, choices=choices, default=default)
+
+
+def category_labels() -> dict[int, str]:
+    """Every category by its place, "Member › Payments › Refunds": two categories may share
+    a name under different user types or parents. Read once per request."""
+    cached = g.get("_loket_category_labels")
+    if cached is not None:
+        return cached
+    rows = {c.id: c for c in Category.select(Category, UserType).join(UserType)}
+    labels = {}
+    for category in rows.values():
+        names, node, seen = [], category, set()
+        while node is not None and node.id not in seen:  # a loop in bad data ends here
+            seen.add(node.id)
+            names.append(node.name)
+            node = rows.get(node.parent_id) if node.parent_id else None
+        labels[category.id] = " › ".join([category.user_type.name, *reversed(names)])
+    g._loket_category_labels = labels
+    return labels
+
+
+def category_label(category: Category | None) -> str:
+    return "" if category is None else category_labels().get(category.id, category.name)
+
+
+def _category_formatter(view: Any, context: Any, model: Any, name: str) -> str:
+    return category_label(getattr(model, name))
+
+
 class UserTypeView(SecuredModelView):
     roles = ADMIN_ONLY
     column_list = ("position", "name", "slug", "active")
@@ -65,8 +98,10 @@ class CategoryView(SecuredModelView):
     column_filters = ("visible", "default_priority")
     form_columns = ("user_type", "parent", "name", "slug", "description", "position",
                     "default_department", "default_priority", "visible")
-    form_choices = {"default_priority": _choices(Priority.ALL)}
-    form_args = {"slug": {"validators": SLUG}}
+    form_extra_fields = {"default_priority": _select(
+        "Default priority", [(p, p.capitalize()) for p in Priority.ALL], Priority.NORMAL)}
+    form_args = {"slug": {"validators": SLUG}, "parent": {"get_label": category_label}}
+    column_formatters = {"parent": _category_formatter}
     inline_models = [(CategoryField, {
         # "id" must be there for Flask-Admin's peewee inline save; empty for new rows.
         "form_columns": ("id", "name", "label", "required", "choices", "help_text",
@@ -142,8 +177,8 @@ class StaffView(SecuredModelView):
     column_default_sort = "name"
     form_columns = ("name", "email", "role", "active", "language", "locked_until",
                     "departments", "new_password")
-    form_choices = {"role": _choices(Role.ALL)}
     form_extra_fields = {
+        "role": _select("Role", _choices(Role.ALL), Role.AGENT),
         "new_password": PasswordField(
             "New password", validators=[Optional()],
             description=f"At least {MIN_PASSWORD_LENGTH} characters. Leave empty to keep "
@@ -240,8 +275,8 @@ class CannedReplyView(SecuredModelView):
     column_searchable_list = ("title", "body")
     column_default_sort = "title"
     form_columns = ("title", "body", "department", "language")
-    form_choices = {"language": [("en", "English"), ("id", "Indonesian"),
-                                 ("fil", "Filipino")]}
+    form_extra_fields = {"language": _select("Language", [
+        ("en", "English"), ("id", "Indonesian"), ("fil", "Filipino")], "en")}
     form_widget_args = {"body": {"rows": 8}}
 
     def get_query(self) -> Any:

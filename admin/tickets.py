@@ -41,6 +41,7 @@ from core.state import loket
 from core.web.helpcenter import _store_uploads, _upload_limits
 
 from .base import STAFF, SecuredBaseView, SecuredModelView, current_staff
+from .desk import category_label, category_labels
 
 # What agents read instead of the stored codes ("On hold", not "on_hold").
 STATUS_LABELS = {s: s.replace("_", " ").capitalize() for s in Status.ALL}
@@ -161,7 +162,8 @@ class WaitingFilter(BasePeeweeFilter):
 
 
 def _categories() -> list[tuple[str, str]]:
-    return [(str(c.id), c.name) for c in Category.select().order_by(Category.name)]
+    return sorted(((str(k), label) for k, label in category_labels().items()),
+                  key=lambda choice: choice[1].lower())
 
 
 def _departments() -> list[tuple[str, str]]:
@@ -188,6 +190,8 @@ def _subject_formatter(view: Any, context: Any, model: Ticket, name: str) -> Mar
 
 def _name_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
     related = getattr(model, name)
+    if name == "category":
+        return category_label(related)
     return "" if related is None else str(related)
 
 

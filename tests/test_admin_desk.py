@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from typing import Any
 
 from core.models import (
@@ -11,6 +13,7 @@ from core.models import (
     Contact,
     ContactIdentity,
     Department,
+    Priority,
     Staff,
     Ticket,
     utcnow,
@@ -188,3 +191,50 @@ def test_plugins_page_lists_installed_plugins(make_app: Any) -> None:
     html = client.get("/admin/plugins/").get_data(as_text=True)
     assert "billing_desk" in html and "email_intake" in html
     assert "route_ticket" in html or "register" in html
+
+
+def test_a_category_default_priority_is_chosen_from_the_four_priorities(desk: Any,
+                                                                         client: Any) -> None:
+    sign_in(client, "admin@desk.test")
+    url = f"/admin/categories/edit/?id={desk.payments.id}"
+    html = client.get(url).get_data(as_text=True)
+    select = re.search(r'<select[^>]*id="default_priority"[^>]*>(.*?)</select>', html, re.S)
+    assert select, "default priority is not a select"
+    options = re.findall(r'<option[^>]*value="([^"]*)"', select.group(1))
+    assert options == list(Priority.ALL)
+    assert re.search(r'<option selected value="high">|<option value="high" selected',
+                     select.group(1))
+    data = {"user_type": str(desk.member.id), "parent": "__None", "name": "Payments",
+            "slug": "payments-and-subscriptions", "description": "", "position": "2",
+            "default_department": "__None", "visible": "y"}
+    assert post(client, url, dict(data, default_priority="urgent"),
+                token_from=url).status_code == 302
+    assert Category.get_by_id(desk.payments.id).default_priority == Priority.URGENT
+    post(client, url, dict(data, default_priority="whenever"), token_from=url)
+    assert Category.get_by_id(desk.payments.id).default_priority == Priority.URGENT
+
+
+def test_categories_that_share_a_name_show_their_user_type(desk: Any, client: Any) -> None:
+    studio_payments = Category.create(user_type=desk.studio, slug="payments",
+                                      name="Payments and subscriptions", position=3)
+    new_ticket(desk.payments, subject="Member paid twice")
+    new_ticket(studio_payments, email="s@example.test", subject="Studio paid twice")
+    sign_in(client, "admin@desk.test")
+    member_label = "Member › Payments and subscriptions"
+    studio_label = "Studio › Payments and subscriptions"
+    # The dashboard's chart of top categories.
+    html = client.get("/admin/").get_data(as_text=True)
+    assert member_label in html and studio_label in html
+    # The inbox: its category column and its category filter's choices.
+    html = client.get("/admin/tickets/").get_data(as_text=True)
+    assert member_label in html and studio_label in html
+    groups = json.loads(re.search(r'id="filter-groups-data" class="d-none">(.*?)</div>',
+                                  html, re.S).group(1))
+    choices = {label for _, label in groups["Category"][0]["options"]}
+    assert {member_label, studio_label,
+            "Member › Payments and subscriptions › Refunds"} <= choices
+    # The category list (a sub-category's parent) and the parent select box.
+    html = client.get("/admin/categories/").get_data(as_text=True)
+    assert member_label in html
+    html = client.get(f"/admin/categories/edit/?id={desk.refunds.id}").get_data(as_text=True)
+    assert f">{member_label}</option>" in html and f">{studio_label}</option>" in html
