@@ -17,6 +17,7 @@ from core.services.access import ticket_scope
 from . import charts
 from .base import SecuredIndexView, current_staff
 from .desk import category_labels
+from .tickets import STATUS_LABELS
 
 DAYS = 30
 
@@ -113,7 +114,7 @@ class DashboardView(SecuredIndexView):
                                                resolved),
             status_chart=charts.horizontal_bars(
                 "Open tickets by status",
-                [(s.replace("_", " "), [by_status.get(s, 0)]) for s in Status.ACTIVE]),
+                [(STATUS_LABELS[s], [by_status.get(s, 0)]) for s in Status.ACTIVE]),
             department_chart=charts.horizontal_bars("Open tickets by department",
                                                     by_department),
             category_chart=charts.horizontal_bars(

@@ -238,3 +238,36 @@ def test_categories_that_share_a_name_show_their_user_type(desk: Any, client: An
     assert member_label in html
     html = client.get(f"/admin/categories/edit/?id={desk.refunds.id}").get_data(as_text=True)
     assert f">{member_label}</option>" in html and f">{studio_label}</option>" in html
+
+
+def _texts(svg: str) -> tuple[float, list[tuple[float, str, str]]]:
+    width = float(re.search(r'viewBox="0 0 (\d+)', svg).group(1))
+    texts = re.findall(r'<text x="([\d.]+)"[^>]*text-anchor="(\w+)"[^>]*>(?:<title>[^<]*</title>)?'
+                       r"([^<]*)</text>", svg)
+    return width, [(float(x), anchor, text) for x, anchor, text in texts]
+
+
+def test_chart_labels_fit_inside_the_chart_and_keep_their_full_text() -> None:
+    from markupsafe import Markup
+
+    from admin.charts import horizontal_bars, stacked_bars, text_width
+
+    long = ("Independent model › Payments and subscriptions › Refund requests for "
+            "subscriptions bought through a mobile app store")
+    svg = str(horizontal_bars("Top", [(long, [3, 12]), ("Short", [1, 0])],
+                              ("this week", "last week")))
+    width, texts = _texts(svg)
+    assert texts, svg
+    for x, anchor, text in texts:
+        drawn = text_width(Markup(text).unescape(), 11)
+        assert anchor == "start" and x + drawn <= width, (text, x, drawn, width)
+    assert f"<title>{Markup.escape(long)}</title>" in svg  # shortened on screen, whole on hover
+    assert any(text.endswith("…") for _, _, text in texts)
+    # A legend of many series wraps onto more rows instead of running off the right edge.
+    series = {f"channel number {i}": [i, 1] for i in range(8)}
+    svg = str(stacked_bars("Opened", ["11-28", "11-29"], series))
+    width, texts = _texts(svg)
+    legend = [(x, text) for x, anchor, text in texts if text.startswith("channel")]
+    assert len(legend) == 8
+    assert all(x + text_width(text, 10) <= width for x, text in legend)
+    assert len({y for y in re.findall(r'<rect x="[\d.]+" y="([\d.]+)" width="10"', svg)}) > 1
