@@ -231,7 +231,7 @@ def test_keyboard_shortcuts_move_through_the_inbox_and_the_ticket_page(
     assert re.fullmatch(r"/admin/ticket/\d+/", focused())
     numbers = page.eval_on_selector_all(
         "#loket-list tbody tr", "rows => rows.map(r => r.querySelector('a').getAttribute('href'))")
-    assert len(numbers) == 2
+    assert len(numbers) == 3
     page.evaluate("document.activeElement.blur()")
     page.keyboard.press("j")
     assert focused() == numbers[0]
