@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.model import typefmt
+from markupsafe import Markup
 from wtforms import PasswordField, SelectField, SelectMultipleField
 from wtforms.validators import Optional, Regexp, ValidationError
 
@@ -34,6 +37,38 @@ from .base import ADMIN_ONLY, STAFF, AdminForm, SecuredModelView, current_staff
 
 SLUG = [Regexp(r"^[a-z0-9][a-z0-9-]*$", message="Lower-case letters, digits and dashes only.")]
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def human_time(value: dt.datetime | None, now: dt.datetime | None = None) -> Markup:
+    """A stored UTC time as agents read it: "3 h ago" or "in 2 days", the full time on hover."""
+    if value is None:
+        return Markup("")
+    now = now or utcnow()
+    seconds = (now - value).total_seconds()
+    span = abs(seconds)
+    if span < 60:
+        relative = "just now"
+    else:
+        for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+            if span >= size:
+                amount = int(span // size)
+                words = f"{amount} {'day' if unit == 'days' and amount == 1 else unit}"
+                break
+        relative = f"{words} ago" if seconds > 0 else f"in {words}"
+    full = f"{value.day} {value:%b %Y %H:%M} UTC"
+    return Markup('<time datetime="{}Z" title="{}">{}</time>').format(
+        value.replace(microsecond=0).isoformat(), full, relative)
+
+
+# Every console list shows times through human_time, never as raw database values.
+TIME_FORMATTERS = {**typefmt.BASE_FORMATTERS,
+                   dt.datetime: lambda view, value, name: human_time(value)}
+
+
+class DeskModelView(SecuredModelView):
+    """A list and form of the desk's set-up; times read as agents read them."""
+
+    column_type_formatters = TIME_FORMATTERS
 
 
 def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -73,7 +108,7 @@ def _category_formatter(view: Any, context: Any, model: Any, name: str) -> str:
     return category_label(getattr(model, name))
 
 
-class UserTypeView(SecuredModelView):
+class UserTypeView(DeskModelView):
     roles = ADMIN_ONLY
     column_list = ("position", "name", "slug", "active")
     column_default_sort = [("position", False), ("name", False)]
@@ -89,7 +124,7 @@ class UserTypeView(SecuredModelView):
         return None
 
 
-class CategoryView(SecuredModelView):
+class CategoryView(DeskModelView):
     roles = ADMIN_ONLY
     column_list = ("user_type", "parent", "position", "name", "slug", "default_department",
                    "default_priority", "visible", "updated_at")
@@ -141,7 +176,7 @@ class CategoryView(SecuredModelView):
         return None
 
 
-class DepartmentView(SecuredModelView):
+class DepartmentView(DeskModelView):
     roles = ADMIN_ONLY
     column_list = ("name", "slug", "email", "escalates_to", "active")
     column_default_sort = "name"
@@ -167,7 +202,7 @@ def _department_choices() -> list[tuple[str, str]]:
     return [(str(d.id), d.name) for d in Department.select().order_by(Department.name)]
 
 
-class StaffView(SecuredModelView):
+class StaffView(DeskModelView):
     roles = ADMIN_ONLY
     # Hashes and tokens never leave the database.
     column_list = ("name", "email", "role", "active", "last_login_at", "failed_logins",
@@ -220,7 +255,7 @@ class StaffView(SecuredModelView):
             StaffDepartment.create(staff=model, department=department_id)
 
 
-class ContactView(SecuredModelView):
+class ContactView(DeskModelView):
     roles = ADMIN_ONLY
     column_list = ("id", "name", "email", "language", "user_type", "merged_into", "created_at")
     column_searchable_list = ("name", "email")
@@ -267,7 +302,7 @@ class ContactView(SecuredModelView):
         return redirect(url_for(".index_view"))
 
 
-class CannedReplyView(SecuredModelView):
+class CannedReplyView(DeskModelView):
     """Prepared answers: agents keep their departments' and the shared ones."""
 
     roles = STAFF

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -41,7 +40,7 @@ from core.state import loket
 from core.web.helpcenter import _store_uploads, _upload_limits
 
 from .base import STAFF, SecuredBaseView, SecuredModelView, current_staff
-from .desk import category_label, category_labels
+from .desk import TIME_FORMATTERS, category_label, category_labels
 
 # What agents read instead of the stored codes ("On hold", not "on_hold").
 STATUS_LABELS = {s: s.replace("_", " ").capitalize() for s in Status.ALL}
@@ -202,31 +201,6 @@ def _label_formatter(view: Any, context: Any, model: Ticket, name: str) -> Marku
         name, value, labels.get(value, value))
 
 
-def human_time(value: dt.datetime | None, now: dt.datetime | None = None) -> Markup:
-    """A stored UTC time as agents read it: "3 h ago" or "in 2 days", the full time on hover."""
-    if value is None:
-        return Markup("")
-    now = now or utcnow()
-    seconds = (now - value).total_seconds()
-    span = abs(seconds)
-    if span < 60:
-        relative = "just now"
-    else:
-        for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
-            if span >= size:
-                amount = int(span // size)
-                words = f"{amount} {'day' if unit == 'days' and amount == 1 else unit}"
-                break
-        relative = f"{words} ago" if seconds > 0 else f"in {words}"
-    full = f"{value.day} {value:%b %Y %H:%M} UTC"
-    return Markup('<time datetime="{}Z" title="{}">{}</time>').format(
-        value.replace(microsecond=0).isoformat(), full, relative)
-
-
-def _time_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
-    return human_time(getattr(model, name))
-
-
 # -- The inbox -------------------------------------------------------------------------------
 
 
@@ -250,8 +224,8 @@ class TicketListView(SecuredModelView):
     column_formatters = {"id": _link_formatter, "subject": _subject_formatter,
                          "status": _label_formatter, "priority": _label_formatter,
                          "category": _name_formatter, "department": _name_formatter,
-                         "assignee": _name_formatter, "contact": _name_formatter,
-                         "updated_at": _time_formatter, "due_at": _time_formatter}
+                         "assignee": _name_formatter, "contact": _name_formatter}
+    column_type_formatters = TIME_FORMATTERS
     # Only to switch the search box on; get_list does the searching itself.
     column_searchable_list = ("subject",)
     column_filters = (

@@ -53,6 +53,11 @@ def test_editing_a_category_bumps_updated_at(desk: Any, client: Any) -> None:
     assert response.status_code == 302
     fresh = Category.get_by_id(desk.refunds.id)
     assert fresh.name == "Refunds!" and fresh.updated_at > old
+    # The list says when, as a person reads it, not as the database stores it.
+    html = client.get("/admin/categories/").get_data(as_text=True)
+    assert re.search(r'<time datetime="[-\dT:]+Z" title="\d+ \w{3} \d{4} \d\d:\d\d UTC">'
+                     r"(just now|1 min ago)</time>", html)
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d{6}", html)
 
 
 def test_category_parent_of_another_user_type_is_refused(desk: Any, client: Any) -> None:

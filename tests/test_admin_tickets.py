@@ -319,7 +319,7 @@ def test_the_inbox_marks_and_filters_tickets_where_the_customer_waits_on_us(
 
 
 def test_the_inbox_shows_times_and_statuses_as_agents_read_them(desk: Any, client: Any) -> None:
-    from admin.tickets import human_time
+    from admin.desk import human_time
     from core.services.tickets import change_status
 
     now = dt.datetime(2026, 11, 29, 4, 20, 47, 464787)
