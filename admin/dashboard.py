@@ -11,11 +11,14 @@ from typing import Any
 from flask_admin import expose
 from peewee import fn
 
-from core.models import Category, Department, Status, Ticket, utcnow
+from core.models import Department, Status, Ticket, utcnow
 from core.services.access import ticket_scope
+from core.state import loket
 
 from . import charts
 from .base import SecuredIndexView, current_staff
+from .desk import category_labels
+from .tickets import STATUS_LABELS
 
 DAYS = 30
 
@@ -44,7 +47,11 @@ def per_day_by_channel(column: Any, since: dt.datetime, days: list[str]) -> dict
         i = index.get(_day(row["day"]))
         if i is not None:
             series[row["channel"]][i] += row["n"]
-    return dict(sorted(series.items()))
+    # The declared channels, in their order and by their labels; older names after them.
+    channels = loket().channels
+    order = {name: n for n, name in enumerate(channels.names())}
+    names = sorted(series, key=lambda name: (order.get(name, len(order)), name))
+    return {channels.label(name): series[name] for name in names}
 
 
 def first_response_stats(since: dt.datetime) -> dict[str, Any]:
@@ -77,8 +84,7 @@ def top_categories(now: dt.datetime) -> list[tuple[str, list[int]]]:
                        .group_by(Ticket.category)).dicts()
         for row in rows:
             counts[row["category"]][slot] += row["n"]
-    names = {c.id: c.name for c in Category.select(Category.id, Category.name)
-             .where(Category.id.in_([k for k in counts if k is not None]))}
+    names = category_labels()
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))[:8]
     return [(names.get(k, "(no category)"), v) for k, v in ranked]
 
@@ -113,7 +119,7 @@ class DashboardView(SecuredIndexView):
                                                resolved),
             status_chart=charts.horizontal_bars(
                 "Open tickets by status",
-                [(s.replace("_", " "), [by_status.get(s, 0)]) for s in Status.ACTIVE]),
+                [(STATUS_LABELS[s], [by_status.get(s, 0)]) for s in Status.ACTIVE]),
             department_chart=charts.horizontal_bars("Open tickets by department",
                                                     by_department),
             category_chart=charts.horizontal_bars(

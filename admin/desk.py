@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.model import typefmt
+from markupsafe import Markup
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
@@ -39,11 +42,76 @@ SLUG = [Regexp(r"^[a-z0-9][a-z0-9-]*$", message="Lower-case letters, digits and 
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
+def human_time(value: dt.datetime | None, now: dt.datetime | None = None) -> Markup:
+    """A stored UTC time as agents read it: "3 h ago" or "in 2 days", the full time on hover."""
+    if value is None:
+        return Markup("")
+    now = now or utcnow()
+    seconds = (now - value).total_seconds()
+    span = abs(seconds)
+    if span < 60:
+        relative = "just now"
+    else:
+        for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+            if span >= size:
+                amount = int(span // size)
+                words = f"{amount} {'day' if unit == 'days' and amount == 1 else unit}"
+                break
+        relative = f"{words} ago" if seconds > 0 else f"in {words}"
+    full = f"{value.day} {value:%b %Y %H:%M} UTC"
+    return Markup('<time datetime="{}Z" title="{}">{}</time>').format(
+        value.replace(microsecond=0).isoformat(), full, relative)
+
+
+# Every console list shows times through human_time, never as raw database values.
+TIME_FORMATTERS = {**typefmt.BASE_FORMATTERS,
+                   dt.datetime: lambda view, value, name: human_time(value)}
+
+
+class DeskModelView(SecuredModelView):
+    """A list and form of the desk's set-up; times read as agents read them."""
+
+    column_type_formatters = TIME_FORMATTERS
+
+
 def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(value, value.replace("_", " ")) for value in values]
 
 
-class UserTypeView(SecuredModelView):
+def _select(label: str, choices: list[tuple[str, str]], default: str | None = None) -> Any:
+    # Flask-Admin's peewee forms ignore form_choices (the field stays a text box), so a
+    # field with fixed values is replaced by a select of its own.
+    return SelectField(label, choices=choices, default=default)
+
+
+def category_labels() -> dict[int, str]:
+    """Every category by its place, "Member › Payments › Refunds": two categories may share
+    a name under different user types or parents. Read once per request."""
+    cached = g.get("_loket_category_labels")
+    if cached is not None:
+        return cached
+    rows = {c.id: c for c in Category.select(Category, UserType).join(UserType)}
+    labels = {}
+    for category in rows.values():
+        names, node, seen = [], category, set()
+        while node is not None and node.id not in seen:  # a loop in bad data ends here
+            seen.add(node.id)
+            names.append(node.name)
+            node = rows.get(node.parent_id) if node.parent_id else None
+        labels[category.id] = " › ".join([category.user_type.name, *reversed(names)])
+    g._loket_category_labels = labels
+    return labels
+
+
+def category_label(category: Category | None) -> str:
+    return "" if category is None else category_labels().get(category.id, category.name)
+
+
+def _category_formatter(view: Any, context: Any, model: Any, name: str) -> str:
+    return category_label(getattr(model, name))
+
+
+class UserTypeView(DeskModelView):
     roles = ADMIN_ONLY
     column_list = ("position", "name", "slug", "active")
     column_default_sort = [("position", False), ("name", False)]
@@ -59,7 +127,7 @@ class UserTypeView(SecuredModelView):
         return None
 
 
-class CategoryView(SecuredModelView):
+class CategoryView(DeskModelView):
     roles = ADMIN_ONLY
     column_list = ("user_type", "parent", "position", "name", "slug", "default_department",
                    "default_priority", "visible", "updated_at")
@@ -68,8 +136,10 @@ class CategoryView(SecuredModelView):
     column_filters = ("visible", "default_priority")
     form_columns = ("user_type", "parent", "name", "slug", "description", "position",
                     "default_department", "default_priority", "visible")
-    form_choices = {"default_priority": _choices(Priority.ALL)}
-    form_args = {"slug": {"validators": SLUG}}
+    form_extra_fields = {"default_priority": _select(
+        "Default priority", [(p, p.capitalize()) for p in Priority.ALL], Priority.NORMAL)}
+    form_args = {"slug": {"validators": SLUG}, "parent": {"get_label": category_label}}
+    column_formatters = {"parent": _category_formatter}
     inline_models = [(CategoryField, {
         # "id" must be there for Flask-Admin's peewee inline save; empty for new rows.
         "form_columns": ("id", "name", "label", "required", "choices", "help_text",
@@ -109,7 +179,7 @@ class CategoryView(SecuredModelView):
         return None
 
 
-class DepartmentView(SecuredModelView):
+class DepartmentView(DeskModelView):
     roles = ADMIN_ONLY
     column_list = ("name", "slug", "email", "escalates_to", "active")
     column_default_sort = "name"
@@ -135,7 +205,7 @@ def _department_choices() -> list[tuple[str, str]]:
     return [(str(d.id), d.name) for d in Department.select().order_by(Department.name)]
 
 
-class StaffView(SecuredModelView):
+class StaffView(DeskModelView):
     roles = ADMIN_ONLY
     # Hashes and tokens never leave the database.
     column_list = ("name", "email", "role", "active", "last_login_at", "failed_logins",
@@ -145,8 +215,8 @@ class StaffView(SecuredModelView):
     column_default_sort = "name"
     form_columns = ("name", "email", "role", "active", "language", "locked_until",
                     "departments", "new_password")
-    form_choices = {"role": _choices(Role.ALL)}
     form_extra_fields = {
+        "role": _select("Role", _choices(Role.ALL), Role.AGENT),
         "new_password": PasswordField(
             "New password", validators=[Optional()],
             description=f"At least {MIN_PASSWORD_LENGTH} characters. Leave empty to keep "
@@ -196,7 +266,7 @@ class IdentityForm(AdminForm):
     verified = BooleanField("Verified")
 
 
-class ContactView(SecuredModelView):
+class ContactView(DeskModelView):
     roles = ADMIN_ONLY
     column_list = ("id", "name", "email", "language", "user_type", "merged_into", "created_at")
     column_searchable_list = ("name", "email")
@@ -273,7 +343,7 @@ class ContactView(SecuredModelView):
         return redirect(url_for(".index_view"))
 
 
-class CannedReplyView(SecuredModelView):
+class CannedReplyView(DeskModelView):
     """Prepared answers: agents keep their departments' and the shared ones."""
 
     roles = STAFF
@@ -281,8 +351,8 @@ class CannedReplyView(SecuredModelView):
     column_searchable_list = ("title", "body")
     column_default_sort = "title"
     form_columns = ("title", "body", "department", "language")
-    form_choices = {"language": [("en", "English"), ("id", "Indonesian"),
-                                 ("fil", "Filipino")]}
+    form_extra_fields = {"language": _select("Language", [
+        ("en", "English"), ("id", "Indonesian"), ("fil", "Filipino")], "en")}
     form_widget_args = {"body": {"rows": 8}}
 
     def get_query(self) -> Any:

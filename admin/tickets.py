@@ -12,15 +12,15 @@ from flask_admin.contrib.peewee.filters import BasePeeweeFilter
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from peewee import prefetch
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import MultipleFileField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from core.attachments import download, find_attachment
 from core.models import (
     Attachment,
     CannedReply,
-    Category,
     CategoryField,
+    Delivery,
     Department,
     Message,
     Priority,
@@ -46,10 +46,14 @@ from core.services.access import (
 )
 from core.services.tickets import TEXT_MAX, Actor, ServiceError
 from core.state import loket
+from core.web.helpcenter import store_uploads, upload_limits
 
 from .base import STAFF, SecuredBaseView, SecuredModelView, current_staff
+from .desk import TIME_FORMATTERS, category_label, category_labels
 
-STATUS_LABELS = {s: s.replace("_", " ") for s in Status.ALL}
+# What agents read instead of the stored codes ("On hold", not "on_hold").
+STATUS_LABELS = {s: s.replace("_", " ").capitalize() for s in Status.ALL}
+PRIORITY_LABELS = {p: p.capitalize() for p in Priority.ALL}
 
 
 def _actor() -> Actor:
@@ -131,9 +135,12 @@ class OverdueFilter(BasePeeweeFilter):
 class OpenFilter(BasePeeweeFilter):
     def __init__(self) -> None:
         super().__init__(Ticket.status, "Open", options=[("yes", "not resolved or closed"),
-                                                         ("no", "resolved or closed")])
+                                                         ("no", "resolved or closed"),
+                                                         ("all", "any status")])
 
     def apply(self, query: Any, value: Any) -> Any:
+        if value == "all":
+            return query  # chosen to lift the inbox's default of active tickets only
         statuses = Status.ACTIVE if value == "yes" else Status.DONE
         return query.where(Ticket.status.in_(statuses))
 
@@ -141,8 +148,28 @@ class OpenFilter(BasePeeweeFilter):
         return "is"
 
 
+def waiting_on_us() -> Any:
+    """The customer wrote last and no agent has answered since (or ever)."""
+    return Ticket.last_customer_message_at.is_null(False) & (
+        Ticket.last_agent_message_at.is_null()
+        | (Ticket.last_customer_message_at > Ticket.last_agent_message_at))
+
+
+class WaitingFilter(BasePeeweeFilter):
+    def __init__(self) -> None:
+        super().__init__(Ticket.last_customer_message_at, "Waiting on us",
+                         options=[("yes", "yes"), ("no", "no")])
+
+    def apply(self, query: Any, value: Any) -> Any:
+        return query.where(waiting_on_us() if value == "yes" else ~waiting_on_us())
+
+    def operation(self) -> str:
+        return "is"
+
+
 def _categories() -> list[tuple[str, str]]:
-    return [(str(c.id), c.name) for c in Category.select().order_by(Category.name)]
+    return sorted(((str(k), label) for k, label in category_labels().items()),
+                  key=lambda choice: choice[1].lower())
 
 
 def _departments() -> list[tuple[str, str]]:
@@ -156,16 +183,34 @@ def _channels() -> list[tuple[str, str]]:
 
 def _link_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
     text = f"#{model.id}" if name == "id" else model.subject
-    return Markup('<a href="{}">{}</a>').format(url_for("ticket.page", number=model.id), text)
+    return Markup('<a class="loket-ticket-link" href="{}">{}</a>').format(
+        url_for("ticket.page", number=model.id), text)
+
+
+def _subject_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
+    link = _link_formatter(view, context, model, name)
+    # "waiting" is selected by TicketListView.get_query from waiting_on_us().
+    if getattr(model, "waiting", False):
+        return Markup('{} <span class="badge loket-waiting">waiting on us</span>').format(link)
+    return link
 
 
 def _name_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
     related = getattr(model, name)
+    if name == "category":
+        return category_label(related)
     return "" if related is None else str(related)
 
 
 def _requester_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
     return model.requester
+
+
+def _label_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
+    value = getattr(model, name)
+    labels = STATUS_LABELS if name == "status" else PRIORITY_LABELS
+    return Markup('<span class="loket-{}-{}">{}</span>').format(
+        name, value, labels.get(value, value))
 
 
 # -- The inbox -------------------------------------------------------------------------------
@@ -184,26 +229,44 @@ class TicketListView(SecuredModelView):
     list_template = "loket_admin/ticket_list.html"
     column_list = ("id", "subject", "status", "priority", "channel", "category", "department",
                    "assignee", "contact", "updated_at", "due_at")
-    column_labels = {"id": "Number"}
+    column_labels = {"id": "Number", "updated_at": "Updated", "due_at": "Due"}
     column_sortable_list = ("id", "subject", "status", "priority", "channel", "updated_at",
                             "due_at")
     column_default_sort = ("updated_at", True)
-    column_formatters = {"id": _link_formatter, "subject": _link_formatter,
+    column_formatters = {"id": _link_formatter, "subject": _subject_formatter,
+                         "status": _label_formatter, "priority": _label_formatter,
                          "category": _name_formatter, "department": _name_formatter,
                          "assignee": _name_formatter, "contact": _requester_formatter}
+    column_type_formatters = TIME_FORMATTERS
     # Only to switch the search box on; get_list does the searching itself.
     column_searchable_list = ("subject",)
     column_filters = (
         OpenFilter(),
         ChoiceFilter(Ticket.status, "Status", [(s, STATUS_LABELS[s]) for s in Status.ALL]),
-        ChoiceFilter(Ticket.priority, "Priority", [(p, p) for p in Priority.ALL]),
+        ChoiceFilter(Ticket.priority, "Priority", list(PRIORITY_LABELS.items())),
         ChoiceFilter(Ticket.channel, "Channel", _channels),
         ChoiceFilter(Ticket.category, "Category", _categories, as_int=True),
         ChoiceFilter(Ticket.department, "Department", _departments, as_int=True),
         AssigneeFilter(),
         TagFilter(),
         OverdueFilter(),
+        WaitingFilter(),
     )
+
+    # The tabs above the list: filters by their names, as (label, {filter name: value}).
+    TABS = (("Mine", {"Assignee": "me"}), ("Waiting on us", {"Waiting on us": "yes"}),
+            ("Unassigned, open", {"Assignee": "unassigned", "Open": "yes"}),
+            ("Resolved or closed", {"Open": "no"}), ("Any status", {"Open": "all"}))
+
+    def tabs(self) -> list[tuple[str, str]]:
+        index = {str(f.name): i for i, f in enumerate(self._filters)}
+        return [(label, url_for(".index_view", **{
+            f"flt{n}_{index[name]}": value for n, (name, value) in enumerate(chosen.items())}))
+            for label, chosen in self.TABS]
+
+    def picks_status(self, filters: Any) -> bool:
+        """Whether the agent chose statuses; otherwise the inbox shows active tickets only."""
+        return any(self._filters[index].column is Ticket.status for index, *_ in filters or ())
 
     def _get_filter_groups(self) -> Any:
         groups = super()._get_filter_groups()
@@ -218,7 +281,7 @@ class TicketListView(SecuredModelView):
         return "Number, subject, contact, message text"
 
     def get_query(self) -> Any:
-        return inbox(current_staff())
+        return inbox(current_staff()).select_extend(waiting_on_us().alias("waiting"))
 
     def get_count_query(self) -> Any:
         return self.get_query()
@@ -234,6 +297,8 @@ class TicketListView(SecuredModelView):
         count, query = super().get_list(page, sort_column, sort_desc, None, filters,
                                         execute=False, page_size=page_size)
         staff = current_staff()
+        if not self.picks_status(filters):
+            query = query.where(Ticket.status.in_(Status.ACTIVE))
         if search and staff is not None:
             query = filter_inbox(query, staff, InboxFilter(text=search))
         return count, (list(query) if execute else query)
@@ -339,10 +404,12 @@ class ReplyForm(PageForm):
     text = TextAreaField("Reply", validators=[DataRequired(), Length(max=TEXT_MAX)])
     status = SelectField("Then set status", choices=[(s, STATUS_LABELS[s]) for s in Status.ALL],
                          default=Status.PENDING)
+    files = MultipleFileField("Attach files")
 
 
 class NoteForm(PageForm):
     text = TextAreaField("Internal note", validators=[DataRequired(), Length(max=TEXT_MAX)])
+    files = MultipleFileField("Attach files")
 
 
 class StatusForm(PageForm):
@@ -350,7 +417,7 @@ class StatusForm(PageForm):
 
 
 class PriorityForm(PageForm):
-    priority = SelectField("Priority", choices=[(p, p) for p in Priority.ALL])
+    priority = SelectField("Priority", choices=list(PRIORITY_LABELS.items()))
 
 
 class AssignForm(PageForm):
@@ -429,7 +496,7 @@ class TicketPageView(SecuredBaseView):
             priority_form=priority_form, assign_form=assign_form,
             department_form=department_form, escalate_form=EscalateForm(formdata=None),
             retry_form=RetryForm(formdata=None), channels=loket().channels,
-            status_labels=STATUS_LABELS, form_data=_answers(ticket))
+            status_labels=STATUS_LABELS, form_data=_answers(ticket), uploads=upload_limits())
 
     def _canned(self, staff: Staff | None) -> Any:
         query = CannedReply.select().order_by(CannedReply.title)
@@ -468,19 +535,36 @@ class TicketPageView(SecuredBaseView):
                 flash(f"{field}: {error}", "error")
         return self._back(ticket)
 
+    def _files(self, ticket: Ticket, form: Any) -> list[Any]:
+        """The form's files, checked and stored by the help center's own upload code, so
+        agents' files follow the same rules (types, size, count) as customers'."""
+        stored = store_uploads(form.files)
+        if stored is None:
+            abort(self._invalid(ticket, form))
+        return stored
+
     @expose("/<int:number>/reply", methods=("POST",))
     def reply(self, number: int) -> Any:
         ticket, form = self._submitted(number, ReplyForm)
         staff = current_staff()
-        return self._run(ticket, lambda: service.reply(ticket, staff, form.text.data,
-                                                       status=form.status.data),
-                         "Reply sent.")
+        files = self._files(ticket, form)
+        try:
+            message = service.reply(ticket, staff, form.text.data, status=form.status.data,
+                                    attachments=files)
+        except ServiceError as exc:
+            flash(str(exc), "error")
+        else:
+            category, text = _reply_outcome(message)
+            flash(text, category)
+        return self._back(ticket)
 
     @expose("/<int:number>/note", methods=("POST",))
     def note(self, number: int) -> Any:
         ticket, form = self._submitted(number, NoteForm)
         staff = current_staff()
-        return self._run(ticket, lambda: service.add_note(ticket, staff, form.text.data),
+        files = self._files(ticket, form)
+        return self._run(ticket, lambda: service.add_note(ticket, staff, form.text.data,
+                                                          attachments=files),
                          "Note added.")
 
     @expose("/<int:number>/status", methods=("POST",))
@@ -579,6 +663,29 @@ class TicketPageView(SecuredBaseView):
             return response
         return self.render("loket_admin/raw.html", ticket=ticket, message=message,
                            text=data.decode("utf-8", errors="replace"))
+
+
+def _reply_outcome(reply: Message) -> tuple[str, str]:
+    """What became of a reply, said as it is: no "sent" for a reply that waits."""
+    reply = Message.get_by_id(reply.id)
+    channels = loket().channels
+    if reply.delivery_state in (Delivery.SENT, Delivery.DELIVERED, Delivery.READ):
+        return "success", (f"Reply sent by {channels.label(reply.channel)} "
+                           f"to {reply.recipient}.")
+    if reply.delivery_state == Delivery.QUEUED:
+        return "success", (f"Reply queued: it goes out by {channels.label(reply.channel)} "
+                           f"to {reply.recipient}; its state shows on the message.")
+    if reply.delivery_state == Delivery.FAILED:
+        return "error", f"The reply could not be sent: {reply.delivery_error}"
+    notice = (Message.select().where((Message.ticket == reply.ticket_id)
+                                     & (Message.notification != "") & (Message.id > reply.id))
+              .order_by(Message.id).first())
+    if notice is not None:
+        return "success", (f"Reply saved on the customer's tracking page; they are told by "
+                           f"{channels.label(notice.channel)} at {notice.recipient}.")
+    return "warning", ("Reply saved on the customer's tracking page. No channel can reach "
+                       "this customer, so they see it only when they open their tracking link."
+                       + (f" ({reply.delivery_error})" if reply.delivery_error else ""))
 
 
 __all__ = ["TicketListView", "TicketPageView", "search_clause"]

@@ -17,11 +17,20 @@ from flask import abort, send_file
 from peewee import JOIN
 from werkzeug.wrappers import Response
 
-from .i18n import _
+from .i18n import _, _l
 from .models import Attachment, Message
 from .sanitize import storable
 
 CHUNK = 64 * 1024
+
+# How a customer names an accepted type; a type missing here is shown as its MIME type.
+TYPE_NAMES = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG",
+              "image/gif": "GIF", "image/webp": "WebP", "text/plain": _l("plain text")}
+
+
+def type_names(allowed_types: list[str]) -> str:
+    """The accepted types in a customer's words, in the setting's order: "PNG, JPEG, PDF"."""
+    return ", ".join(str(TYPE_NAMES.get(t, t)) for t in allowed_types)
 
 
 class AttachmentRejected(ValueError):
@@ -131,7 +140,8 @@ class Storage:
             if content_type not in allowed_types:
                 raise AttachmentRejected(
                     "type_not_allowed",
-                    f"{safe_filename(filename)}: files of type {content_type} are not accepted")
+                    f"{safe_filename(filename)}: files of type {content_type} are not accepted "
+                    f"(accepted: {type_names(allowed_types)})")
             sha = digest.hexdigest()
             target = self.path_for(sha)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -170,14 +180,18 @@ class Storage:
         os.replace(tmp_name, target)
         return sha
 
-def rejection_message(exc: AttachmentRejected, filename: str, max_bytes: int) -> str:
-    """Why a file was refused, in the customer's language (the web form and the API)."""
+def rejection_message(exc: AttachmentRejected, filename: str, max_bytes: int,
+                      allowed_types: list[str] | None = None) -> str:
+    """Why a file was refused, in the customer's language (the web form, the API, the console)."""
     name = safe_filename(filename)
     if exc.reason == "too_large":
         return _("%(name)s is larger than %(size)s MB.", name=name, size=megabytes(max_bytes))
     if exc.reason == "empty":
         return _("%(name)s is empty.", name=name)
     if exc.reason == "type_not_allowed":
+        if allowed_types:
+            return _("%(name)s: this type of file is not accepted. Accepted types: %(types)s.",
+                     name=name, types=type_names(allowed_types))
         return _("%(name)s: this type of file is not accepted.", name=name)
     return str(exc)
 

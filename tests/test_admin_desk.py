@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from core.models import (
     Contact,
     ContactIdentity,
     Department,
+    Priority,
     Staff,
     Ticket,
     utcnow,
@@ -51,6 +53,11 @@ def test_editing_a_category_bumps_updated_at(desk: Any, client: Any) -> None:
     assert response.status_code == 302
     fresh = Category.get_by_id(desk.refunds.id)
     assert fresh.name == "Refunds!" and fresh.updated_at > old
+    # The list says when, as a person reads it, not as the database stores it.
+    html = client.get("/admin/categories/").get_data(as_text=True)
+    assert re.search(r'<time datetime="[-\dT:]+Z" title="\d+ \w{3} \d{4} \d\d:\d\d UTC">'
+                     r"(just now|1 min ago)</time>", html)
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d{6}", html)
 
 
 def test_category_parent_of_another_user_type_is_refused(desk: Any, client: Any) -> None:
@@ -168,7 +175,7 @@ def test_dashboard_draws_svg_scoped_to_the_viewer(desk: Any, client: Any) -> Non
     html = client.get("/admin/").get_data(as_text=True)
     assert html.count("<svg") == 5
     assert "<script" not in html.split("<svg", 1)[1].rsplit("</svg>", 1)[0]
-    assert "web" in html and "email" in html and "Billing" in html
+    assert "Web form" in html and "email" in html and "Billing" in html  # declared labels
     assert "answered ticket" in html
     agent = client.application.test_client()
     sign_in(agent, "agent@desk.test")
@@ -192,3 +199,83 @@ def test_plugins_page_lists_installed_plugins(make_app: Any) -> None:
     assert {"billing_desk", "email_intake", "console"} <= set(rows)
     assert "route_ticket" in rows["billing_desk"] and "contact_channels" in rows["billing_desk"]
     assert "not loaded" in rows["email_intake"] and "contact_channels" not in rows["email_intake"]
+
+
+def test_a_category_default_priority_is_chosen_from_the_four_priorities(desk: Any,
+                                                                         client: Any) -> None:
+    sign_in(client, "admin@desk.test")
+    url = f"/admin/categories/edit/?id={desk.payments.id}"
+    html = client.get(url).get_data(as_text=True)
+    select = re.search(r'<select[^>]*id="default_priority"[^>]*>(.*?)</select>', html, re.S)
+    assert select, "default priority is not a select"
+    options = re.findall(r'<option[^>]*value="([^"]*)"', select.group(1))
+    assert options == list(Priority.ALL)
+    assert re.search(r'<option selected value="high">|<option value="high" selected',
+                     select.group(1))
+    data = {"user_type": str(desk.member.id), "parent": "__None", "name": "Payments",
+            "slug": "payments-and-subscriptions", "description": "", "position": "2",
+            "default_department": "__None", "visible": "y"}
+    assert post(client, url, dict(data, default_priority="urgent"),
+                token_from=url).status_code == 302
+    assert Category.get_by_id(desk.payments.id).default_priority == Priority.URGENT
+    post(client, url, dict(data, default_priority="whenever"), token_from=url)
+    assert Category.get_by_id(desk.payments.id).default_priority == Priority.URGENT
+
+
+def test_categories_that_share_a_name_show_their_user_type(desk: Any, client: Any) -> None:
+    studio_payments = Category.create(user_type=desk.studio, slug="payments",
+                                      name="Payments and subscriptions", position=3)
+    new_ticket(desk.payments, subject="Member paid twice")
+    new_ticket(studio_payments, email="s@example.test", subject="Studio paid twice")
+    sign_in(client, "admin@desk.test")
+    member_label = "Member › Payments and subscriptions"
+    studio_label = "Studio › Payments and subscriptions"
+    # The dashboard's chart of top categories.
+    html = client.get("/admin/").get_data(as_text=True)
+    assert member_label in html and studio_label in html
+    # The inbox: its category column and its category filter's choices.
+    html = client.get("/admin/tickets/").get_data(as_text=True)
+    assert member_label in html and studio_label in html
+    groups = json.loads(re.search(r'id="filter-groups-data" class="d-none">(.*?)</div>',
+                                  html, re.S).group(1))
+    choices = {label for _, label in groups["Category"][0]["options"]}
+    assert {member_label, studio_label,
+            "Member › Payments and subscriptions › Refunds"} <= choices
+    # The category list (a sub-category's parent) and the parent select box.
+    html = client.get("/admin/categories/").get_data(as_text=True)
+    assert member_label in html
+    html = client.get(f"/admin/categories/edit/?id={desk.refunds.id}").get_data(as_text=True)
+    assert f">{member_label}</option>" in html and f">{studio_label}</option>" in html
+
+
+def _texts(svg: str) -> tuple[float, list[tuple[float, str, str]]]:
+    width = float(re.search(r'viewBox="0 0 (\d+)', svg).group(1))
+    texts = re.findall(r'<text x="([\d.]+)"[^>]*text-anchor="(\w+)"[^>]*>(?:<title>[^<]*</title>)?'
+                       r"([^<]*)</text>", svg)
+    return width, [(float(x), anchor, text) for x, anchor, text in texts]
+
+
+def test_chart_labels_fit_inside_the_chart_and_keep_their_full_text() -> None:
+    from markupsafe import Markup
+
+    from admin.charts import horizontal_bars, stacked_bars, text_width
+
+    long = ("Independent model › Payments and subscriptions › Refund requests for "
+            "subscriptions bought through a mobile app store")
+    svg = str(horizontal_bars("Top", [(long, [3, 12]), ("Short", [1, 0])],
+                              ("this week", "last week")))
+    width, texts = _texts(svg)
+    assert texts, svg
+    for x, anchor, text in texts:
+        drawn = text_width(Markup(text).unescape(), 11)
+        assert anchor == "start" and x + drawn <= width, (text, x, drawn, width)
+    assert f"<title>{Markup.escape(long)}</title>" in svg  # shortened on screen, whole on hover
+    assert any(text.endswith("…") for _, _, text in texts)
+    # A legend of many series wraps onto more rows instead of running off the right edge.
+    series = {f"channel number {i}": [i, 1] for i in range(8)}
+    svg = str(stacked_bars("Opened", ["11-28", "11-29"], series))
+    width, texts = _texts(svg)
+    legend = [(x, text) for x, anchor, text in texts if text.startswith("channel")]
+    assert len(legend) == 8
+    assert all(x + text_width(text, 10) <= width for x, text in legend)
+    assert len({y for y in re.findall(r'<rect x="[\d.]+" y="([\d.]+)" width="10"', svg)}) > 1

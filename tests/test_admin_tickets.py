@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import re
 from typing import Any
 
 from core.attachments import Storage
@@ -19,6 +21,7 @@ from core.models import (
 )
 from core.services.tickets import Actor, update_ticket
 
+from .samples import EXE, PDF, PNG
 from .test_admin_helpers import csrf_token, new_ticket, post, sign_in
 
 
@@ -256,3 +259,124 @@ def test_an_empty_reply_goes_back_with_the_reason_and_sends_nothing(desk: Any,
     assert Message.select().where(Message.ticket == ticket).count() == 1
     page = client.get(f"/admin/ticket/{ticket.id}/").get_data(as_text=True)
     assert "text:" in page  # the field's error, flashed
+
+
+def test_the_inbox_shows_active_tickets_unless_the_agent_picks_a_status(
+        desk: Any, client: Any, app: Any) -> None:
+    from core.services.tickets import change_status
+
+    active = new_ticket(desk.login, subject="Still stuck")
+    done = new_ticket(desk.login, email="d@example.test", subject="Sorted out")
+    change_status(done, Status.CLOSED, Actor.agent(desk.admin))
+    held = new_ticket(desk.login, email="h@example.test", subject="Parked for now")
+    change_status(held, Status.ON_HOLD, Actor.agent(desk.admin))
+    sign_in(client, "agent@desk.test")
+    html = client.get("/admin/tickets/").get_data(as_text=True)
+    assert active.subject in html and held.subject in html
+    assert done.subject not in html
+    assert "Showing active tickets" in html
+    # Other filters keep the default; a status filter or tab replaces it.
+    html = client.get("/admin/tickets/", query_string={
+        _filter_arg(app, "Assignee"): "unassigned"}).get_data(as_text=True)
+    assert done.subject not in html and active.subject in html
+    for arg, value in ((_filter_arg(app, "Open"), "all"), (_filter_arg(app, "Open"), "no"),
+                       (_filter_arg(app, "Status"), Status.CLOSED)):
+        html = client.get("/admin/tickets/", query_string={arg: value}).get_data(as_text=True)
+        assert done.subject in html, (arg, value)
+        assert "Showing active tickets" not in html
+    html = client.get("/admin/tickets/").get_data(as_text=True)
+    for label in ("Mine", "Waiting on us", "Resolved or closed", "Any status"):
+        assert f">{label}</a>" in html
+
+
+def test_the_inbox_marks_and_filters_tickets_where_the_customer_waits_on_us(
+        desk: Any, client: Any, app: Any) -> None:
+    from core.services.tickets import add_customer_reply, reply
+
+    unanswered = new_ticket(desk.login, subject="Nobody answered")
+    answered = new_ticket(desk.login, email="a@example.test", subject="We answered")
+    reply(answered, desk.agent, "Try again now.")
+    wrote_again = new_ticket(desk.login, email="w@example.test", subject="Wrote back")
+    reply(wrote_again, desk.agent, "Try again now.")
+    Ticket.update(last_agent_message_at=utcnow() - dt.timedelta(minutes=5)).where(
+        Ticket.id == wrote_again.id).execute()
+    add_customer_reply(Ticket.get_by_id(wrote_again.id), "Still broken.")
+    sign_in(client, "agent@desk.test")
+
+    def marked(html: str) -> set[str]:
+        rows = html.split("<tr")
+        return {t.subject for t in (unanswered, answered, wrote_again)
+                if any(t.subject in row and "waiting on us" in row for row in rows)}
+
+    assert marked(client.get("/admin/tickets/").get_data(as_text=True)) == {
+        "Nobody answered", "Wrote back"}
+    html = client.get("/admin/tickets/", query_string={
+        _filter_arg(app, "Waiting on us"): "yes"}).get_data(as_text=True)
+    assert "Nobody answered" in html and "Wrote back" in html and "We answered" not in html
+    html = client.get("/admin/tickets/", query_string={
+        _filter_arg(app, "Waiting on us"): "no"}).get_data(as_text=True)
+    assert "We answered" in html and "Nobody answered" not in html
+
+
+def test_the_inbox_shows_times_and_statuses_as_agents_read_them(desk: Any, client: Any) -> None:
+    from admin.desk import human_time
+    from core.services.tickets import change_status
+
+    now = dt.datetime(2026, 11, 29, 4, 20, 47, 464787)
+    then = dt.datetime(2026, 11, 29, 1, 20, 47, 464787)
+    assert human_time(then, now) == (
+        '<time datetime="2026-11-29T01:20:47Z" title="29 Nov 2026 01:20 UTC">3 h ago</time>')
+    assert ">in 2 days<" in human_time(now + dt.timedelta(days=2, hours=1), now)
+    assert ">1 day ago<" in human_time(now - dt.timedelta(hours=30), now)
+    assert ">5 min ago<" in human_time(now - dt.timedelta(minutes=5), now)
+    assert ">just now<" in human_time(now, now)
+    assert human_time(None) == ""
+
+    ticket = new_ticket(desk.login, subject="Parked")
+    change_status(ticket, Status.ON_HOLD, Actor.agent(desk.admin))
+    sign_in(client, "agent@desk.test")
+    html = client.get("/admin/tickets/").get_data(as_text=True)
+    assert ">On hold</span>" in html and "on_hold<" not in html
+    assert ">Normal</span>" in html
+    assert " UTC\">just now</time>" in html or " UTC\">1 min ago</time>" in html
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d{6}", html)  # no raw timestamps left
+
+
+def test_an_agent_attaches_files_to_a_reply_and_to_a_note(desk: Any, client: Any) -> None:
+    ticket = new_ticket(desk.login)
+    sign_in(client, "agent@desk.test")
+    page = f"/admin/ticket/{ticket.id}/"
+    html = client.get(page).get_data(as_text=True)
+    assert 'id="reply-form" enctype="multipart/form-data"' in html
+    assert "PNG, JPEG" in html  # the accepted types, from upload_allowed_types
+    response = post(client, f"{page}reply", {
+        "text": "Here is the form to fill in.", "status": Status.PENDING,
+        "files": [(io.BytesIO(PNG), "form.png"), (io.BytesIO(PDF), "terms.pdf")]},
+        token_from=page)
+    assert response.status_code == 302
+    reply = Message.get(Message.body_text == "Here is the form to fill in.")
+    files = {a.filename: a.content_type for a in
+             Attachment.select().where(Attachment.message == reply)}
+    assert files == {"form.png": "image/png", "terms.pdf": "application/pdf"}
+    post(client, f"{page}note", {"text": "Screenshot of the log",
+                                 "files": [(io.BytesIO(PNG), "log.png")]}, token_from=page)
+    note = Message.get(Message.body_text == "Screenshot of the log")
+    assert note.is_internal
+    assert [a.filename for a in Attachment.select().where(Attachment.message == note)] == [
+        "log.png"]
+    html = client.get(page).get_data(as_text=True)
+    assert "form.png" in html and "log.png" in html
+
+
+def test_a_refused_agent_file_sends_nothing_and_says_which_types_are_accepted(
+        desk: Any, client: Any) -> None:
+    ticket = new_ticket(desk.login)
+    sign_in(client, "agent@desk.test")
+    page = f"/admin/ticket/{ticket.id}/"
+    response = post(client, f"{page}reply", {
+        "text": "Run this tool.", "files": [(io.BytesIO(EXE), "tool.exe")]}, token_from=page)
+    assert response.status_code == 302
+    assert Message.select().where(Message.body_text == "Run this tool.").count() == 0
+    html = client.get(page).get_data(as_text=True)
+    assert "tool.exe: this type of file is not accepted" in html
+    assert "PNG, JPEG" in html and "PDF" in html

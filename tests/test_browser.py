@@ -13,6 +13,7 @@ import pytest
 from core.models import Category, CategoryField, Delivery, Message, Ticket
 
 from .factories import PASSWORD
+from .samples import PNG
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -76,8 +77,8 @@ def browser() -> Iterator[Any]:
 class Console:
     """A browser page that records console errors and CSP violations."""
 
-    def __init__(self, browser: Any, base: str):
-        self.context = browser.new_context()
+    def __init__(self, browser: Any, base: str, **options: Any):
+        self.context = browser.new_context(**options)
         self.page = self.context.new_page()
         self.page.set_default_timeout(15_000)
         self.base = base
@@ -104,7 +105,8 @@ class Console:
         self.page.wait_for_url(re.compile(r"/admin/$"))
 
 
-def test_category_ticket_reply_round_trip(live_server: tuple[str, Any], browser: Any) -> None:
+def test_category_ticket_reply_round_trip(live_server: tuple[str, Any], browser: Any,
+                                          tmp_path: Any) -> None:
     base, app = live_server
 
     # 1. An admin creates a category with an extra, required field.
@@ -166,11 +168,15 @@ def test_category_ticket_reply_round_trip(live_server: tuple[str, Any], browser:
     agent.page.wait_for_url(re.compile(rf"/admin/ticket/{ticket.id}/"))
     assert "RC-1234" in agent.page.content()
     agent.page.fill("#reply-text", "We have reset your second factor; sign in with your code.")
+    steps = tmp_path / "steps.png"
+    steps.write_bytes(PNG)
+    agent.page.set_input_files("#reply-files", str(steps))
     agent.page.click("#reply-form button[type=submit]")
-    agent.page.wait_for_selector("text=Reply sent.")
+    agent.page.wait_for_selector("text=No channel can reach this customer")
     with app.app_context():
         reply = Message.get((Message.ticket == ticket.id) & (Message.author_kind == "staff"))
         assert reply.delivery_state == Delivery.PORTAL
+        assert [a.filename for a in reply.attachments] == ["steps.png"]
     # A bulk action through the list's menu (loket_admin.js wires Flask-Admin's actions).
     agent.go("/admin/tickets/")
     agent.page.check("input.action-checkbox")
@@ -183,6 +189,7 @@ def test_category_ticket_reply_round_trip(live_server: tuple[str, Any], browser:
     # 4. The customer sees the answer on the tracking page.
     customer.page.goto(tracking_url)
     assert "We have reset your second factor" in customer.page.content()
+    assert customer.page.locator("a", has_text="steps.png").count() == 1
 
     # No page of the console broke its Content Security Policy or threw.
     assert admin.problems == [], admin.problems

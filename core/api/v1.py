@@ -272,8 +272,8 @@ def _store_uploads(uploads: list[Upload]) -> tuple[list[StoredFile], dict[str, s
                                        max_bytes=cfg["upload_max_bytes"],
                                        allowed_types=cfg["upload_allowed_types"])
         except AttachmentRejected as exc:
-            errors[f"attachments[{index}]"] = rejection_message(exc, upload.filename,
-                                                               cfg["upload_max_bytes"])
+            errors[f"attachments[{index}]"] = rejection_message(
+                exc, upload.filename, cfg["upload_max_bytes"], cfg["upload_allowed_types"])
             continue
         stored.append(saved)
         if upload.field:

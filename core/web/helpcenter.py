@@ -35,6 +35,7 @@ from ..attachments import (
     find_attachment,
     megabytes,
     rejection_message,
+    type_names,
 )
 from ..hookspecs import ContactOption, Notice
 from ..i18n import LANGUAGE_NAMES, _
@@ -174,7 +175,7 @@ def new_ticket(user_type: str, category: str) -> Any:
         "loket/ticket_form.html", form=form, category=chosen, user_type=chosen.user_type,
         channels=_channels(chosen.user_type, chosen),
         notices=_notices("form", chosen.user_type, chosen),
-        **_upload_limits())
+        **upload_limits())
 
 
 def _open_from(form: TicketForm, category: Category) -> Ticket | None:
@@ -196,7 +197,7 @@ def _open_from(form: TicketForm, category: Category) -> Ticket | None:
         stored[saved.sha256] = saved
         attachment_fields[saved.sha256] = spec.name
         form_data[spec.name] = saved.filename
-    files = _store_uploads(form.attachments)
+    files = store_uploads(form.attachments)
     if files is None or not ok:
         return None
     for saved in files:
@@ -230,7 +231,7 @@ def _uploads(bound: Field) -> list[FileStorage]:
     return [f for f in (bound.data or []) if isinstance(f, FileStorage) and f.filename]
 
 
-def _store_uploads(bound: Field) -> list[StoredFile] | None:
+def store_uploads(bound: Field) -> list[StoredFile] | None:
     """Store a multiple-file field's files; None (and field errors) if any is refused."""
     uploads = _uploads(bound)
     limit = loket().config["upload_max_files"]
@@ -251,15 +252,17 @@ def _store(upload: FileStorage, bound: Field) -> StoredFile | None:
             allowed_types=config["upload_allowed_types"])
     except AttachmentRejected as exc:
         bound.errors.append(rejection_message(exc, upload.filename or "",
-                                              config["upload_max_bytes"]))
+                                              config["upload_max_bytes"],
+                                              config["upload_allowed_types"]))
         return None
 
 
-def _upload_limits() -> dict[str, Any]:
+def upload_limits() -> dict[str, Any]:
     config = loket().config
     return {"max_files": config["upload_max_files"],
             "max_mb": megabytes(config["upload_max_bytes"]),
-            "accept": ",".join(config["upload_allowed_types"])}
+            "accept": ",".join(config["upload_allowed_types"]),
+            "accepted_types": type_names(config["upload_allowed_types"])}
 
 
 # -- The private tracking page -----------------------------------------------------------
@@ -329,7 +332,7 @@ def _tracking_page(ticket: Ticket, reply_form: ReplyForm | None = None) -> str:
         just_submitted=just_submitted, can_reply=ticket.status != Status.CLOSED,
         can_resolve=not ticket.is_done, reply_form=reply_form or ReplyForm(),
         resolve_form=ResolveForm(), notices=_notices("tracking", None, category),
-        **_upload_limits())
+        **upload_limits())
 
 
 @bp.get("/t/<int:number>/<key>")
@@ -350,7 +353,7 @@ def reply(number: int, key: str) -> Any:
         return _back(ticket)
     form = ReplyForm()
     if form.validate_on_submit():
-        files = _store_uploads(form.attachments)
+        files = store_uploads(form.attachments)
         if files is not None:
             try:
                 add_customer_reply(ticket, form.text.data.strip(), attachments=files)
