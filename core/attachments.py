@@ -141,7 +141,7 @@ class Storage:
                 raise AttachmentRejected(
                     "type_not_allowed",
                     f"{safe_filename(filename)}: files of type {content_type} are not accepted "
-                    f"(accepted: {type_names(allowed_types)})")
+                    f"(accepted: {', '.join(allowed_types)})")
             sha = digest.hexdigest()
             target = self.path_for(sha)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,12 @@ import time
 from typing import Any
 
 import peewee
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .i18n import _
+from .state import loket
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _first_line(exc: BaseException) -> str:
 
 def database_answered() -> None:
     """Called after a request that used the database without a connection error."""
-    outage = current_app.extensions.get("loket.outage")
+    outage = loket().extras.get("outage")
     if outage is not None:
         outage.answered()
 
@@ -77,7 +78,7 @@ def _is_api() -> bool:
 
 
 def register_error_handlers(app: Flask) -> None:
-    outage = app.extensions["loket.outage"] = _Outage()
+    outage = app.extensions["loket"].extras["outage"] = _Outage()
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:

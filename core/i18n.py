@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import request, session
+from flask import has_request_context, request, session
 from flask_babel import gettext, lazy_gettext, ngettext
 
 from .state import loket
@@ -16,7 +16,12 @@ LANGUAGE_NAMES = {"en": "English", "id": "Bahasa Indonesia", "fil": "Filipino"}
 
 
 def select_locale() -> str:
-    """?lang= (remembered in the session), then the session, then Accept-Language."""
+    """?lang= (remembered in the session), then the session, then Accept-Language.
+
+    Outside a request (a job, a command) it is the desk's default language.
+    """
+    if not has_request_context():
+        return loket().config["default_language"]
     languages = loket().config["languages"]
     asked = request.args.get("lang")
     if asked in languages:

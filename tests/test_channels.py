@@ -636,3 +636,9 @@ def test_messages_no_category_places_go_to_the_default_department(make_app: Any,
         from core.services.access import can_see
 
         assert can_see(desk.agent, ticket) and not can_see(desk.billing_agent, ticket)
+
+
+def test_channel_labels_read_outside_a_request(app: Any) -> None:
+    # A worker or a command has no request: translated labels fall back to the default language.
+    with app.app_context():
+        assert app.extensions["loket"].channels.label("web") == "Web form"
