@@ -93,6 +93,19 @@ def _as_languages(value: Any) -> list[str]:
     return languages
 
 
+def _as_rate(value: Any) -> str:
+    text = _as_str(value).strip()
+    if text:
+        from limits import parse_many
+
+        try:
+            parse_many(text)
+        except ValueError:
+            raise ValueError(f"expected limits like '10/minute;100/hour' (or empty for none), "
+                             f"got {value!r}") from None
+    return text
+
+
 SUPPORTED_LANGUAGES = ("en", "id", "fil")
 
 
@@ -143,6 +156,25 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("autoclose_days", 7, _as_int,
             "Resolved tickets close after this many days without a customer reply (0: never)."),
     Setting("secure_cookies", False, _as_bool, "Send cookies only over HTTPS (set behind TLS)."),
+    Setting("trusted_proxies", 0, _as_int,
+            "Reverse proxies in front of Loket whose X-Forwarded-For is believed for the client's "
+            "address (0: the connecting address; anything else lets clients forge theirs)."),
+    Setting("rate_limits", True, _as_bool,
+            "Answer 429 to clients over the limits below (false: no limits; for benchmarks)."),
+    Setting("rate_limit_open_ticket", "10/minute;60/hour", _as_rate,
+            "Tickets opened from one address, web form and API together."),
+    Setting("rate_limit_open_ticket_contact", "5/minute;20/hour", _as_rate,
+            "Tickets opened for one email address, web form and API together."),
+    Setting("rate_limit_tracking", "20/minute;100/hour", _as_rate,
+            "Wrong tracking keys (or unknown tickets) one address may try, page and API alike."),
+    Setting("rate_limit_api", "300/minute", _as_rate, "API requests from one address."),
+    Setting("rate_limit_login", "10/minute;50/hour", _as_rate,
+            "Console sign-in attempts from one address."),
+    Setting("rate_limit_login_account", "5/minute;30/hour", _as_rate,
+            "Console sign-in attempts for one email address, from anywhere."),
+    Setting("form_min_seconds", 3, _as_int,
+            "A ticket form sent sooner than this after it was shown is asked again "
+            "(people cannot fill it in so fast; bots do). 0: no check."),
 )
 
 

@@ -76,16 +76,18 @@ def query(cli_env: dict[str, str]) -> Any:
 
 
 def test_db_upgrade_then_status(cli_env: dict[str, str]) -> None:
+    scripts = sorted(p.stem for p in (REPO / "core" / "migrations").glob("[0-9]*.py"))
     status = ok("db", "status").output
-    assert "core: 0 applied, 1 pending" in status
+    assert f"core: 0 applied, {len(scripts)} pending" in status
     assert "pending 0001_initial" in status
 
     first = ok("db", "upgrade").output
-    assert "core: applied 0001_initial" in first
-    assert "1 migration(s) applied." in first
+    for name in scripts:
+        assert f"core: applied {name}" in first
+    assert f"{len(scripts)} migration(s) applied." in first
 
     assert "Database is up to date." in ok("db", "upgrade").output
-    assert "core: 1 applied, 0 pending" in ok("db", "status").output
+    assert f"core: {len(scripts)} applied, 0 pending" in ok("db", "status").output
 
 
 def test_create_admin_then_change_password(desk_db: dict[str, str], query: Any) -> None:
@@ -258,7 +260,8 @@ def test_check_masks_passwords_in_urls(desk_db: dict[str, str],
 def test_check_reports_pending_migrations(cli_env: dict[str, str]) -> None:
     result = loket("check")
     assert result.exit_code == 1
-    assert "FAIL  migrations: 1 pending (core: 0001_initial)" in result.output
+    assert "FAIL  migrations: " in result.output
+    assert "pending (core: 0001_initial" in result.output
 
 
 @pytest.mark.parametrize("variable, value, expected", [
@@ -296,7 +299,7 @@ def test_serve_refuses_with_pending_migrations(cli_env: dict[str, str],
     monkeypatch.setattr(subprocess, "Popen", no_process)
     result = loket("serve")
     assert result.exit_code == 1
-    assert "1 migration(s) pending (core: 0001_initial)" in result.stderr
+    assert "migration(s) pending (core: 0001_initial" in result.stderr
     assert "loket db upgrade" in result.stderr
 
 
