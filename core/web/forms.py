@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
+from itsdangerous import BadSignature, TimestampSigner
 from wtforms import (
     DateTimeLocalField,
     EmailField,
@@ -47,6 +50,27 @@ def _required() -> DataRequired:
     return DataRequired(message=_l("This field is required."))
 
 
+SHOWN_AT_SALT = "loket.ticket-form.shown-at"
+
+
+def _signer() -> TimestampSigner:
+    return TimestampSigner(current_app.config["SECRET_KEY"], salt=SHOWN_AT_SALT)
+
+
+def form_shown_stamp() -> str:
+    """When the form was shown, signed: a bot cannot claim it waited (no session needed)."""
+    return _signer().sign("form").decode()
+
+
+def seconds_since_shown(stamp: str | None) -> float | None:
+    """How long ago ``stamp`` was made; None when it is missing or not ours."""
+    try:
+        _value, when = _signer().unsign(stamp or "", return_timestamp=True)
+    except BadSignature:
+        return None
+    return (dt.datetime.now(dt.UTC) - when).total_seconds()
+
+
 class TicketForm(FlaskForm):
     """The fields every ticket form asks; see ``ticket_form_class`` for the category's own."""
 
@@ -63,8 +87,35 @@ class TicketForm(FlaskForm):
     # One id per form shown: sending the same form twice (a double click, a retry after
     # a dropped connection) opens one ticket.
     submission = HiddenField(validators=[Optional(), Length(max=64)])
+    # Spam defences that need no third-party service and no JavaScript: a field people
+    # never see (hidden, out of the tab order, hidden from screen readers) that bots fill
+    # in, and the signed time the form was shown (people need more than a few seconds).
+    website = StringField(_l("Leave this field empty"), validators=[Optional()],
+                          render_kw={"autocomplete": "off", "tabindex": "-1"})
+    shown_at = HiddenField(default=form_shown_stamp)
 
     extra_fields: tuple[FieldSpec, ...] = ()
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """The fields, then the spam checks; both answer alike: "send it again".
+
+        A bot learns nothing from the answer (the same words for a filled trap and a
+        hurried form); a person who was just very quick sends the same form again,
+        now with a fresh stamp.
+        """
+        if not super().validate(extra_validators):
+            return False
+        min_seconds = current_app.extensions["loket"].config["form_min_seconds"]
+        # What was posted, not the field's default (a fresh stamp when the field is missing).
+        posted = self.shown_at.raw_data[0] if self.shown_at.raw_data else None
+        waited = seconds_since_shown(posted)
+        hurried = min_seconds and (waited is None or waited < min_seconds)
+        if (self.website.data or "").strip() or hurried:
+            self.website.data = ""
+            self.shown_at.data = form_shown_stamp()
+            self.form_errors.append(_l("Please check your answers and send the form again."))
+            return False
+        return True
 
     def extra(self) -> list[tuple[FieldSpec, Field]]:
         """The category's questions with their bound form fields, in the admin's order."""

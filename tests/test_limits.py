@@ -1,0 +1,405 @@
+"""Abuse limits: body sizes per endpoint, rate limits (429 + Retry-After), the form's spam traps."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import time
+import tracemalloc
+from typing import Any
+
+import pytest
+from itsdangerous import TimestampSigner
+from werkzeug.test import EnvironBuilder
+
+from core import db as core_db
+from core.config import ConfigError
+from core.models import Ticket
+
+from .factories import build_desk
+
+FORM = "/help/member/registration-and-login/new"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+# Generous limits for what a test is not about, so only the one under test can trip.
+OPEN = {"rate_limit_open_ticket": "1000/minute", "rate_limit_open_ticket_contact": "1000/minute",
+        "rate_limit_tracking": "1000/minute", "rate_limit_api": "1000/minute",
+        "rate_limit_login": "1000/minute", "rate_limit_login_account": "1000/minute"}
+
+
+def limited_app(make_app: Any, **config: Any) -> Any:
+    """An app with the limits on (conftest turns them off) and the small desk in its database."""
+    settings = dict(OPEN, rate_limits=True)
+    settings.update(config)
+    app = make_app(**settings)
+    app.config["WTF_CSRF_ENABLED"] = False
+    with app.app_context(), core_db.connection():
+        build_desk()
+    return app
+
+
+def api_ticket(**overrides: Any) -> dict[str, Any]:
+    body = {"user_type": "member", "category": "registration-and-login", "name": "Rina",
+            "email": "rina@example.com", "subject": "Cannot sign in",
+            "description": "The code never arrives.",
+            "fields": {"registered_email": "rina@example.com"}}
+    body.update(overrides)
+    return body
+
+
+def form(**overrides: Any) -> dict[str, Any]:
+    data = {"name": "Rina", "email": "rina@example.com", "subject": "Cannot sign in",
+            "description": "The code never arrives.", "extra_registered_email": "rina@example.com"}
+    data.update(overrides)
+    return data
+
+
+def ip(address: str) -> dict[str, Any]:
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def tickets(app: Any) -> int:
+    with app.app_context(), core_db.connection():
+        return Ticket.select().count()
+
+
+def random_address() -> str:
+    """An address no earlier run used: counters in the shared Redis outlive a test."""
+    return "10." + ".".join(str(random.randrange(1, 255)) for _ in range(3))
+
+
+# -- Body sizes ------------------------------------------------------------------------------
+
+
+class Unreadable(io.RawIOBase):
+    """A request body that fails the test if anything reads it."""
+
+    read_from = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        type(self).read_from = True
+        raise AssertionError("the body was read")
+
+
+def call(app: Any, builder: EnvironBuilder, **environ: Any) -> tuple[str, dict[str, str], bytes]:
+    """Call the WSGI app with a hand-made environ (a client always sends a true length)."""
+    env = builder.get_environ()
+    env.update(environ)
+    if env.get("CONTENT_LENGTH") is None:
+        env.pop("CONTENT_LENGTH", None)  # chunked: no length at all
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured["status"], captured["headers"] = status, dict(headers)
+
+    body = b"".join(app(env, start_response))
+    return captured["status"], captured["headers"], body
+
+
+def test_an_oversized_body_is_refused_from_its_content_length_without_being_read(
+        make_app: Any) -> None:
+    app = limited_app(make_app)
+    builder = EnvironBuilder(path="/api/v1/tickets", method="POST",
+                             content_type="application/json")
+    status, _headers, body = call(app, builder, CONTENT_LENGTH=str(500 * 1024 * 1024),
+                                  **{"wsgi.input": io.BufferedReader(Unreadable())})
+    assert status.startswith("413")
+    assert json.loads(body)["error"]["code"] == "too_large"
+    assert not Unreadable.read_from
+
+
+def test_a_status_change_gets_a_smaller_body_than_a_ticket_with_attachments(
+        make_app: Any) -> None:
+    app = limited_app(make_app)
+    client = app.test_client()
+    padding = "x" * (100 * 1024)
+    patch = client.patch("/api/v1/tickets/1", json={"status": "open", "note": padding},
+                         headers={"Authorization": "Bearer whatever"})
+    assert patch.status_code == 413
+    assert patch.get_json()["error"]["code"] == "too_large"
+    # The same size is fine where files may come (it fails validation, not the size check).
+    opened = client.post("/api/v1/tickets", json=api_ticket(description=padding))
+    assert opened.status_code == 422
+    assert "description" in opened.get_json()["error"]["fields"]
+
+
+def test_a_body_without_content_length_is_cut_off_at_the_endpoints_limit(make_app: Any) -> None:
+    app = limited_app(make_app)
+    chunks = io.BytesIO(b'{"status": "' + b"x" * (200 * 1024) + b'"}')
+    builder = EnvironBuilder(path="/api/v1/tickets/1", method="PATCH",
+                             content_type="application/json",
+                             headers={"Authorization": "Bearer whatever"})
+    env_extra = {"wsgi.input": chunks, "wsgi.input_terminated": True}
+    status, _headers, _body = call(app, builder, CONTENT_LENGTH=None, **env_extra)
+    assert status.startswith("413")
+    assert chunks.tell() <= 80 * 1024  # read up to the limit, not to the end
+
+
+def test_a_json_body_of_many_empty_objects_is_refused_before_it_is_parsed(make_app: Any) -> None:
+    app = limited_app(make_app)
+    client = app.test_client()
+    body = b"[" + b"{}," * 2_000_000 + b"{}]"  # 6 MB: as a Python list, about 140 MB
+    tracemalloc.start()
+    try:
+        response = client.post("/api/v1/tickets", data=body, content_type="application/json")
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "too_complex"
+    assert peak < 40 * 1024 * 1024
+
+
+def test_an_honest_ticket_with_a_long_text_is_not_too_complex(make_app: Any) -> None:
+    app = limited_app(make_app)
+    text = "Hello, world. " * 3000  # 42 KB with 3,000 commas
+    response = app.test_client().post("/api/v1/tickets", json=api_ticket(description=text))
+    assert response.status_code == 201
+
+
+def test_an_oversized_form_gets_the_html_error_page(make_app: Any) -> None:
+    app = limited_app(make_app, upload_max_bytes=1024, upload_max_files=1)
+    response = app.test_client().post(
+        FORM, data=form(attachments=(io.BytesIO(b"x" * (3 * 1024 * 1024)), "big.txt")),
+        content_type="multipart/form-data")
+    assert response.status_code == 413
+    assert "text/html" in response.headers["Content-Type"]
+    assert tickets(app) == 0
+
+
+# -- Rate limits -----------------------------------------------------------------------------
+
+
+def test_opening_tickets_is_limited_per_address_across_the_form_and_the_api(
+        make_app: Any) -> None:
+    app = limited_app(make_app, rate_limit_open_ticket="3/minute")
+    client = app.test_client()
+    assert client.post("/api/v1/tickets", json=api_ticket(), **ip("10.0.0.1")).status_code == 201
+    assert client.post(FORM, data=form(), **ip("10.0.0.1")).status_code == 302
+    assert client.post("/api/v1/tickets", json=api_ticket(), **ip("10.0.0.1")).status_code == 201
+    refused = client.post("/api/v1/tickets", json=api_ticket(), **ip("10.0.0.1"))
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["code"] == "too_many_requests"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    page = client.post(FORM, data=form(), **ip("10.0.0.1"))
+    assert page.status_code == 429
+    assert "text/html" in page.headers["Content-Type"]
+    assert int(page.headers["Retry-After"]) >= 1
+    assert tickets(app) == 3
+    # Another address is not limited.
+    assert client.post(FORM, data=form(), **ip("10.0.0.2")).status_code == 302
+
+
+def test_opening_tickets_is_limited_per_contact_from_any_address(make_app: Any) -> None:
+    app = limited_app(make_app, rate_limit_open_ticket_contact="2/minute")
+    client = app.test_client()
+    assert client.post(FORM, data=form(email="Rina@Example.com"), **ip("10.0.0.1")).status_code == 302
+    assert client.post("/api/v1/tickets", json=api_ticket(),
+                       **ip("10.0.0.2")).status_code == 201
+    assert client.post(FORM, data=form(), **ip("10.0.0.3")).status_code == 429
+    assert client.post("/api/v1/tickets", json=api_ticket(),
+                       **ip("10.0.0.4")).status_code == 429
+    other = client.post(FORM, data=form(email="budi@example.com"), **ip("10.0.0.3"))
+    assert other.status_code == 302
+
+
+def test_wrong_tracking_keys_are_limited_per_address_but_right_ones_are_not_counted(
+        make_app: Any) -> None:
+    app = limited_app(make_app, rate_limit_tracking="3/minute")
+    client = app.test_client()
+    opened = client.post("/api/v1/tickets", json=api_ticket()).get_json()
+    number, key = opened["number"], opened["access_key"]
+    for _ in range(10):  # the owner reading their ticket is never limited
+        assert client.get(f"/t/{number}/{key}", **ip("10.0.0.1")).status_code == 200
+    for guess in range(3):
+        assert client.get(f"/t/{number}/guess{guess}", **ip("10.0.0.1")).status_code == 404
+    refused = client.get(f"/t/{number}/guess9", **ip("10.0.0.1"))
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    # The API's key header counts against the same limit.
+    api = client.get(f"/api/v1/tickets/{number}", headers={"X-Ticket-Key": "guess"},
+                     **ip("10.0.0.1"))
+    assert api.status_code == 429
+    assert client.get(f"/t/{number}/{key}", **ip("10.0.0.2")).status_code == 200
+
+
+def test_wrong_ticket_keys_through_the_api_are_limited(make_app: Any) -> None:
+    app = limited_app(make_app, rate_limit_tracking="2/minute")
+    client = app.test_client()
+    number = client.post("/api/v1/tickets", json=api_ticket()).get_json()["number"]
+    for _ in range(2):
+        assert client.get(f"/api/v1/tickets/{number}",
+                          headers={"X-Ticket-Key": "nope"}).status_code == 404
+    refused = client.post(f"/api/v1/tickets/{number}/messages", json={"text": "hi"},
+                          headers={"X-Ticket-Key": "nope"})
+    assert refused.status_code == 429
+    assert "Retry-After" in refused.headers
+
+
+def test_the_api_is_limited_per_address(make_app: Any) -> None:
+    app = limited_app(make_app, rate_limit_api="3/minute")
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/api/v1/user-types").status_code == 200
+    assert client.get("/api/v1/user-types").status_code == 429
+    assert client.get("/api/v1/user-types", **ip("10.0.0.9")).status_code == 200
+
+
+def test_sign_in_is_limited_per_address_before_any_password_is_checked(
+        make_app: Any, monkeypatch: Any) -> None:
+    import admin.auth
+
+    checked: list[str] = []
+    real = admin.auth.verify_password
+    monkeypatch.setattr(admin.auth, "verify_password",
+                        lambda stored, given: checked.append(given) or real(stored, given))
+    app = limited_app(make_app, rate_limit_login="3/minute")
+    client = app.test_client()
+    for n in range(3):
+        page = client.post("/admin/login", data={"email": f"x{n}@desk.test", "password": "no"})
+        assert page.status_code == 200
+    refused = client.post("/admin/login", data={"email": "agent@desk.test", "password": "no"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert len(checked) == 3
+    other = client.post("/admin/login", data={"email": "agent@desk.test", "password": "no"},
+                        **ip("10.0.0.5"))
+    assert other.status_code == 200
+
+
+def test_sign_in_is_limited_per_account_from_any_address(make_app: Any) -> None:
+    app = limited_app(make_app, rate_limit_login_account="2/minute")
+    client = app.test_client()
+    for n in range(2):
+        assert client.post("/admin/login", data={"email": "Agent@desk.test", "password": "no"},
+                           **ip(f"10.0.1.{n}")).status_code == 200
+    assert client.post("/admin/login", data={"email": "agent@desk.test", "password": "no"},
+                       **ip("10.0.1.9")).status_code == 429
+    assert client.post("/admin/login", data={"email": "admin@desk.test", "password": "no"},
+                       **ip("10.0.1.9")).status_code == 200
+
+
+def test_a_forged_x_forwarded_for_does_not_escape_the_limit_by_default(make_app: Any) -> None:
+    app = limited_app(make_app, rate_limit_api="2/minute")
+    client = app.test_client()
+    answers = [client.get("/api/v1/user-types",
+                          headers={"X-Forwarded-For": f"192.0.2.{n}"}).status_code
+               for n in range(4)]
+    assert answers == [200, 200, 429, 429]
+
+
+def test_a_trusted_proxy_names_the_client_and_only_its_own_entry_counts(make_app: Any) -> None:
+    app = limited_app(make_app, rate_limit_api="2/minute", trusted_proxies=1)
+    client = app.test_client()
+
+    def get(forwarded: str) -> int:
+        return client.get("/api/v1/user-types", headers={"X-Forwarded-For": forwarded},
+                          **ip("127.0.0.1")).status_code
+
+    assert [get("198.51.100.7") for _ in range(3)] == [200, 200, 429]
+    assert get("198.51.100.8") == 200
+    # A client prepending its own entry does not change what the proxy appended.
+    assert get("203.0.113.1, 198.51.100.7") == 429
+
+
+def test_counters_in_redis_are_shared_by_every_app(make_app: Any) -> None:
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.exceptions.RedisError as exc:
+        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    one = limited_app(make_app, redis_url=REDIS_URL, jobs="immediate", rate_limit_api="2/minute")
+    two = make_app(**dict(OPEN, rate_limits=True, redis_url=REDIS_URL, jobs="immediate",
+                          rate_limit_api="2/minute"), migrate=False)
+    address = random_address()
+    assert one.test_client().get("/api/v1/user-types", **ip(address)).status_code == 200
+    assert two.test_client().get("/api/v1/user-types", **ip(address)).status_code == 200
+    assert one.test_client().get("/api/v1/user-types", **ip(address)).status_code == 429
+    assert two.test_client().get("/api/v1/user-types", **ip(address)).status_code == 429
+
+
+def test_a_counter_store_that_is_down_does_not_take_the_desk_down(make_app: Any) -> None:
+    app = limited_app(make_app, redis_url="redis://127.0.0.1:1/0", jobs="immediate",
+                      rate_limit_api="1/minute")
+    client = app.test_client()
+    assert [client.get("/api/v1/user-types").status_code for _ in range(2)] == [200, 200]
+
+
+def test_a_bad_rate_limit_setting_stops_start_up_with_one_line(make_app: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_app(rate_limit_api="lots", migrate=False)
+    assert str(info.value).startswith("LOKET_RATE_LIMIT_API: expected limits like")
+    assert "\n" not in str(info.value)
+
+
+# -- Spam traps on the public form -------------------------------------------------------------
+
+
+SHOWN_AT = re.compile(r'name="shown_at"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="shown_at"')
+
+
+def shown_at(client: Any) -> str:
+    match = SHOWN_AT.search(client.get(FORM).get_data(as_text=True))
+    assert match, "no shown_at on the form"
+    return match.group(1) or match.group(2)
+
+
+def minute_ago(monkeypatch: Any) -> None:
+    """Forms shown from now on were shown a minute ago."""
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 60)
+
+
+def test_a_bot_filling_the_trap_field_gets_no_ticket_and_no_reason(
+        make_app: Any, monkeypatch: Any) -> None:
+    app = limited_app(make_app, form_min_seconds=3)
+    client = app.test_client()
+    minute_ago(monkeypatch)
+    page = client.post(FORM, data=form(shown_at=shown_at(client), website="http://spam.test"))
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Please check your answers and send the form again." in html
+    assert "website" not in html.split("flash-error", 1)[1].split("</div>", 1)[0]
+    assert 'value="http://spam.test"' not in html
+    assert tickets(app) == 0
+
+
+def test_a_form_sent_too_soon_after_it_was_shown_is_asked_again(make_app: Any,
+                                                                 monkeypatch: Any) -> None:
+    app = limited_app(make_app, form_min_seconds=3)
+    client = app.test_client()
+    hurried = client.post(FORM, data=form(shown_at=shown_at(client)))
+    assert hurried.status_code == 200
+    assert "Please check your answers and send the form again." in hurried.get_data(as_text=True)
+    assert tickets(app) == 0
+    # The same form, sent again after a while (the page carries a fresh stamp), goes through.
+    minute_ago(monkeypatch)
+    again = client.post(FORM, data=form())
+    fresh = SHOWN_AT.search(again.get_data(as_text=True))
+    assert again.status_code == 200 and tickets(app) == 0
+    assert fresh is not None
+    sent = client.post(FORM, data=form(shown_at=fresh.group(1) or fresh.group(2)))
+    assert sent.status_code == 302
+    assert tickets(app) == 1
+
+
+@pytest.mark.parametrize("stamp", [None, "", "form.bogus.stamp"])
+def test_a_form_without_a_genuine_stamp_makes_no_ticket(make_app: Any, stamp: str | None) -> None:
+    app = limited_app(make_app, form_min_seconds=3)
+    data = form() if stamp is None else form(shown_at=stamp)
+    assert app.test_client().post(FORM, data=data).status_code == 200
+    assert tickets(app) == 0
+
+
+def test_a_person_without_javascript_who_takes_their_time_opens_a_ticket(
+        make_app: Any, monkeypatch: Any) -> None:
+    app = limited_app(make_app, form_min_seconds=3)
+    client = app.test_client()
+    page = client.get(FORM).get_data(as_text=True)
+    assert "<script" not in page  # nothing on the form depends on script
+    assert 'aria-hidden="true"' in page and 'tabindex="-1"' in page
+    minute_ago(monkeypatch)
+    response = client.post(FORM, data=form(shown_at=shown_at(client), website=""))
+    assert response.status_code == 302
+    assert tickets(app) == 1
