@@ -15,9 +15,12 @@ bind = [address.strip() for address in os.environ.get("LOKET_BIND", "127.0.0.1:8
 # the CPUs busy; past 8 processes memory grows faster than throughput.
 workers = int(os.environ.get("LOKET_WEB_WORKERS") or min(2 * (os.cpu_count() or 1), 8))
 
-# gthread rather than sync: it keeps client connections alive (sync closes each one), and a
-# slow client holds one thread instead of a whole process. Measured in bench/README.md.
-worker_class = "gthread"
+# gthread's threads run the application (a sync worker is faster on an idle host, but one
+# slow client holds a whole process), and its event loop reads each request before a thread
+# takes it (core/serving.py): clients that send slowly cannot hold the threads. gevent was
+# measured too: its loop stalls whenever a worker waits on SQLite's writer lock. Figures in
+# bench/README.md.
+worker_class = "core.serving.BufferingThreadWorker"
 threads = int(os.environ.get("LOKET_WEB_THREADS") or 4)
 # Most connections one worker holds at once (keep-alive ones included). A gthread
 # worker accepts every pending connection it can, so a few long-lived connections
@@ -36,8 +39,8 @@ graceful_timeout = 30  # on SIGTERM, requests in flight get this long to finish
 keepalive = 5
 
 # Recycle workers now and then, so a slow leak in any plugin cannot grow without bound.
-max_requests = 5000
-max_requests_jitter = 500
+max_requests = 100_000
+max_requests_jitter = 10_000
 
 # gunicorn >= 25 opens a control socket at one fixed path in $HOME by default, which two
 # instances on one host (web and a benchmark, say) would fight over; nothing here uses it.

@@ -157,7 +157,7 @@ def serve(bind: str | None, workers: int | None, no_worker: bool, job_workers: i
     else:  # installed without the repository: the settings the config file would read
         web_cmd += ["--bind", env.get("LOKET_BIND", "127.0.0.1:8000"),
                     "--workers", env.get("LOKET_WEB_WORKERS", "2"),
-                    "--worker-class", "gthread", "--threads", "4"]
+                    "--worker-class", "core.serving.BufferingThreadWorker", "--threads", "4"]
     web_cmd.append(WSGI_APP)
     children: list[tuple[str, subprocess.Popen[bytes], int]] = []
     # Own sessions: a Ctrl-C reaches this process only, which then stops each child gracefully.

@@ -37,8 +37,6 @@ MB = 1024 * KB
 # body ("{}," is three): a 63 MB array of empty objects grew a worker to 1.7 GB. An honest
 # body is mostly strings (base64 files, text), so cap the structure rather than the bytes.
 JSON_MAX_ITEMS = 20_000
-# Below this a JSON body cannot hold enough items to matter; no need to count them.
-JSON_COUNT_FROM = 64 * KB
 
 
 def upload_body_limit(cfg: Config) -> int:
@@ -86,25 +84,60 @@ def body_limit(cfg: Config, endpoint: str | None) -> int:
     return BLUEPRINT_BODY_LIMITS.get(blueprint, DEFAULT_BODY)(cfg)
 
 
-def check_body(cfg: Config) -> None:
-    """Refuse (413) a body too large for this endpoint before it is read.
+class BodyBudget:
+    """``wsgi.input`` that answers 413 the moment a body goes over its budget, while it is read.
 
-    A body without Content-Length (chunked) is capped while it is read: werkzeug
-    stops at ``request.max_content_length`` with the same 413.
+    Over ``limit`` bytes: a chunked body (no Content-Length) is refused, where werkzeug's
+    ``read()`` would hand it back cut short. Over ``JSON_MAX_ITEMS`` objects, arrays and
+    commas in a JSON body: refused after reading a few dozen kilobytes, never parsed, so a
+    body of empty objects costs the worker no more memory than its first chunks.
+    """
+
+    def __init__(self, stream: Any, limit: int, is_json: bool):
+        self.stream = stream
+        self.limit = limit
+        self.is_json = is_json
+        self.size = 0
+        self.items = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.size > self.limit:
+            abort(413)
+        if self.is_json:
+            self.items += data.count(b"{") + data.count(b"[") + data.count(b",")
+            if self.items > JSON_MAX_ITEMS:
+                g.body_too_complex = True
+                abort(413)
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._count(self.stream.read(size) if size is not None and size >= 0
+                           else self.stream.read())
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._count(self.stream.readline(size) if size is not None and size >= 0
+                           else self.stream.readline())
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+
+def check_body(cfg: Config) -> None:
+    """Refuse (413) a body too large for this endpoint before it is read; watch the rest.
+
+    Called before anything touches the body (CSRF, the rate limits' contact look-up).
     """
     limit = body_limit(cfg, request.endpoint)
     g.body_limit = limit
-    request.max_content_length = limit
     if request.content_length is not None and request.content_length > limit:
         abort(413)
-    chunked = request.content_length is None
-    if request.is_json and (chunked or request.content_length >= JSON_COUNT_FROM):
-        raw = request.get_data(cache=True)
-        if chunked and len(raw) >= limit:
-            abort(413)  # werkzeug's read() hands back a chunked body cut at the limit, silently
-        if raw.count(b"{") + raw.count(b"[") + raw.count(b",") > JSON_MAX_ITEMS:
-            g.body_too_complex = True
-            abort(413)
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        # One byte of room, so that BodyBudget (not werkzeug's silent cut) sees a chunked
+        # body go over the limit.
+        request.max_content_length = limit + 1
+        request.environ["wsgi.input"] = BodyBudget(request.environ["wsgi.input"], limit,
+                                                   request.is_json)
 
 
 # -- Rate limits -------------------------------------------------------------------------------
