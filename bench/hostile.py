@@ -3,7 +3,7 @@
 oversized bodies hit the same server; reports the honest customers' throughput and p99 of both.
 
 Usage (from the repository root, with the virtualenv's Python; needs wrk):
-    .venv/bin/python bench/hostile.py [--duration 15] [--slow-clients 50] [--worker-class buffered]
+    .venv/bin/python bench/hostile.py [--rounds 3] [--duration 8] [--slow-clients 50]
 See bench/README.md. Exits 1 when the honest throughput under attack is below --aim (0.8) of
 the undisturbed run, or when an honest request failed.
 """
@@ -14,6 +14,8 @@ import argparse
 import asyncio
 import os
 import re
+import resource
+import statistics
 import sys
 import threading
 import time
@@ -35,13 +37,19 @@ CHUNK = b"{}," * 21_845  # 64 KB
 
 def parse_args() -> argparse.Namespace:
     parser = base.argument_parser(__doc__.splitlines()[0], port=8091)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="undisturbed and attacked runs, alternating")
     parser.add_argument("--slow-clients", type=int, default=50,
                         help="connections that send one header line every --slow-interval s")
     parser.add_argument("--slow-interval", type=float, default=5.0)
     parser.add_argument("--oversized-senders", type=int, default=2,
                         help="connections sending oversized bodies one after another")
+    parser.add_argument("--oversized-rate", type=float, default=0,
+                        help="bodies per second per sender (0: the next as soon as the server "
+                             "answers the last)")
     parser.add_argument("--aim", type=float, default=0.8,
                         help="least share of the undisturbed throughput to pass")
+    parser.set_defaults(duration=8)  # per run; 3 rounds of two runs stay under two minutes
     return parser.parse_args()
 
 
@@ -103,8 +111,10 @@ class Attack:
     async def _oversized(self, n: int) -> None:
         """Bodies the server must refuse: 63 MB declared, or 10.5 MB of empty JSON objects."""
         turn = 0
+        pause = 1 / self.args.oversized_rate if self.args.oversized_rate else 0.0
         while not self.stopping:
             turn += 1
+            started = time.monotonic()
             declared = turn % 2 == 1
             size = OVERSIZED_DECLARED if declared else len(AMPLIFIER)
             try:
@@ -114,17 +124,21 @@ class Attack:
                               f"X-Forwarded-For: 192.0.2.{n + 1}\r\n\r\n").encode())
                 answer = asyncio.ensure_future(reader.readline())
                 sent = 0
-                while sent < size and not answer.done() and not self.stopping:
-                    chunk = CHUNK if declared else AMPLIFIER[sent:sent + len(CHUNK)]
-                    writer.write(chunk[:size - sent])
-                    sent += len(chunk)
-                    await writer.drain()
+                try:
+                    while sent < size and not answer.done() and not self.stopping:
+                        chunk = CHUNK if declared else AMPLIFIER[sent:sent + len(CHUNK)]
+                        writer.write(chunk[:size - sent])
+                        sent += len(chunk)
+                        await writer.drain()
+                except (ConnectionError, OSError):
+                    pass  # the server answered and closed while we were still sending
                 status_line = await asyncio.wait_for(answer, timeout=30)
                 status = status_line.split(b" ")[1].decode() if status_line else "closed"
                 kind = "63 MB declared" if declared else "10.5 MB of {}"
                 self.stats[f"oversized ({kind}): {status}"] += 1
                 self.stats["oversized: MB sent"] += sent // (1024 * 1024)
                 writer.close()
+                await asyncio.sleep(max(pause - (time.monotonic() - started), 0))
             except (TimeoutError, ConnectionError, OSError) as exc:
                 self.stats[f"oversized: {type(exc).__name__}"] += 1
                 await asyncio.sleep(0.2)
@@ -155,6 +169,11 @@ def honest_run(args: argparse.Namespace, server: base.Server, desk: base.Desk, p
     return result
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> int:
     args = parse_args()
     desk = base.Desk(args.database_url)
@@ -165,6 +184,7 @@ def main() -> int:
     os.environ.update(desk.env)
     server = None
     attack = None
+    rounds: list[dict[str, Any]] = []
     try:
         form_path, _tracking = desk.setup()
         server = base.Server(desk, args)
@@ -172,12 +192,24 @@ def main() -> int:
         cookie, token, shown_at = fetch_form(server, form_path)
         time.sleep(3.5)  # a person takes longer than the form's minimum fill time
         sampler = server.sample_rss()
-        calm = honest_run(args, server, desk, form_path, cookie, token, shown_at)
-        attack = Attack(args.port, form_path, args)
-        attack.start()
-        time.sleep(args.slow_interval + 1)  # let every slow client take its place first
-        hostile = honest_run(args, server, desk, form_path, cookie, token, shown_at)
-        attack.stop()
+        # Undisturbed and attacked runs alternate, so that a change in the shared host's own
+        # load falls on both sides rather than on one.
+        for _ in range(args.rounds):
+            before = server.cpu_seconds()
+            calm = honest_run(args, server, desk, form_path, cookie, token, shown_at)
+            calm["worker_cpu_s"] = base._cpu_split(before, server.cpu_seconds())
+            attack = Attack(args.port, form_path, args)
+            attack.start()
+            time.sleep(args.slow_interval + 1)  # let every slow client take its place first
+            before, attacker_before = server.cpu_seconds(), _own_cpu()
+            hostile = honest_run(args, server, desk, form_path, cookie, token, shown_at)
+            hostile["worker_cpu_s"] = base._cpu_split(before, server.cpu_seconds())
+            # The attackers run in this process, on the same cores as the server and wrk.
+            hostile["attacker_cpu_s"] = round(_own_cpu() - attacker_before, 1)
+            attack.stop()
+            hostile["attack"] = dict(attack.stats)
+            rounds.append({"undisturbed": calm, "under_attack": hostile})
+            time.sleep(1)  # the attackers' connections close before the next quiet run
         server._sampling = False
         sampler.join(timeout=2)
         rss = [round(kb / 1024, 1) for kb in sorted(server.peak_rss_kb.values())]
@@ -188,31 +220,50 @@ def main() -> int:
             server.stop()
         desk.close(args.keep)
 
-    ratio = hostile["tickets_per_s"] / calm["tickets_per_s"] if calm["tickets_per_s"] else 0.0
+    def total(side: str) -> float:
+        return round(sum(r[side]["tickets_created"] for r in rounds)
+                     / (args.duration * len(rounds)), 1)
+
+    def p99(side: str) -> float:
+        return statistics.median(r[side]["latency_ms"].get("99", 0.0) for r in rounds)
+
+    calm_rate, hostile_rate = total("undisturbed"), total("under_attack")
+    ratio = hostile_rate / calm_rate if calm_rate else 0.0
+    attack_stats: Counter[str] = Counter()
+    for r in rounds:
+        attack_stats.update(r["under_attack"]["attack"])
     results = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"), "database": desk.kind,
         "cpus": os.cpu_count(), "worker_class": args.worker_class, "workers": args.workers,
         "slow_clients": args.slow_clients, "oversized_senders": args.oversized_senders,
-        "undisturbed": calm, "under_attack": hostile, "ratio": round(ratio, 2),
-        "attack": dict(attack.stats) if attack else {}, "peak_rss_mb_per_worker": rss,
+        "oversized_rate": args.oversized_rate, "rounds": rounds,
+        "undisturbed_tickets_per_s": calm_rate, "under_attack_tickets_per_s": hostile_rate,
+        "ratio": round(ratio, 2), "attack": dict(attack_stats), "peak_rss_mb_per_worker": rss,
     }
     saved = base.save_results(results, f"hostile-{desk.kind}-{args.worker_class}")
 
     print(f"\nLoket hostile-load check: {desk.kind}, gunicorn {args.workers} x "
-          f"{args.worker_class}, wrk {args.threads} threads / {args.connections} connections / "
-          f"{args.duration}s; {args.slow_clients} slow clients (a header line every "
-          f"{args.slow_interval:g} s), {args.oversized_senders} oversized-body senders")
-    print(f"{'':26}{'tickets/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'errors':>8}")
-    for label, r in (("undisturbed", calm), ("under attack", hostile)):
-        lat = r["latency_ms"]
-        print(f"{label:26}{r['tickets_per_s']:>10.1f}{lat.get('50', 0):>9.2f}"
-              f"{lat.get('99', 0):>9.2f}{r['non_2xx_3xx']:>9}{r['socket_errors']:>8}")
+          f"{args.worker_class}, wrk {args.threads} threads / {args.connections} connections, "
+          f"{args.rounds} rounds of {args.duration}s undisturbed then {args.duration}s under "
+          f"attack; {args.slow_clients} slow clients (a header line every "
+          f"{args.slow_interval:g} s), {args.oversized_senders} oversized-body senders"
+          + (f" ({args.oversized_rate:g}/s each)" if args.oversized_rate else ""))
+    print(f"{'':26}{'tickets/s':>10}{'p99 ms':>9}   per round (tickets/s, p99 ms)")
+    for label, side in (("undisturbed", "undisturbed"), ("under attack", "under_attack")):
+        each = ", ".join(f"{r[side]['tickets_per_s']:.0f} / {r[side]['latency_ms'].get('99', 0):.0f}"
+                         for r in rounds)
+        print(f"{label:26}{total(side):>10.1f}{p99(side):>9.1f}   {each}")
     print(f"Under attack: {ratio:.0%} of the undisturbed throughput (aim: {args.aim:.0%})")
-    for key, value in sorted(results["attack"].items()):
+    for r in rounds:
+        print(f"  CPU s per worker: undisturbed {r['undisturbed']['worker_cpu_s']}, under attack "
+              f"{r['under_attack']['worker_cpu_s']}, attackers "
+              f"{r['under_attack']['attacker_cpu_s']}")
+    for key, value in sorted(attack_stats.items()):
         print(f"  {key}: {value}")
     print(f"Peak RSS per gunicorn worker: {', '.join(map(str, rss))} MB")
     print(f"Results: {saved}")
-    honest = all(r["non_2xx_3xx"] == 0 and r["socket_errors"] == 0 for r in (calm, hostile))
+    honest = all(r[side]["non_2xx_3xx"] == 0 and r[side]["socket_errors"] == 0
+                 for r in rounds for side in ("undisturbed", "under_attack"))
     if not honest or ratio < args.aim:
         print("FAILED: honest requests failed, or throughput under attack below the aim",
               file=sys.stderr)

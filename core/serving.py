@@ -70,7 +70,9 @@ def request_ready(data: bytes | bytearray) -> bool | None:
     match = _CONTENT_LENGTH.search(data, 0, end + 2)
     if match is None or _EXPECT.search(data, 0, end + 2):
         return True
-    wanted = min(int(match.group(1)), BODY_BUFFER)
+    length = int(match.group(1))
+    # A body the loop will not hold whole (an upload) is the thread's to read from the start.
+    wanted = length if length <= BODY_BUFFER else 0
     return len(data) - (end + 4) >= wanted
 
 
