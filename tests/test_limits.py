@@ -512,3 +512,18 @@ def test_a_request_sent_in_pieces_within_the_time_is_served(served: tuple[str, P
             answer += chunk
     # No desk in this database, so the category is unknown: validated, not cut off.
     assert answer.startswith(b"HTTP/1.1 422"), answer[:200]
+
+
+def test_each_part_of_the_site_has_its_body_limit(make_app: Any) -> None:
+    from core.limits import body_limit
+
+    app = make_app()
+    cfg = app.extensions["loket"].config
+    upload = 10 * 1024 * 1024 * 5
+    assert body_limit(cfg, "helpcenter.new_ticket", "/help/a/b/new") > upload
+    assert body_limit(cfg, "api_v1.open_ticket", "/api/v1/tickets") > upload * 4 // 3
+    assert body_limit(cfg, "api_v1.update_ticket", "/api/v1/tickets/1") == 64 * 1024
+    assert body_limit(cfg, "loket_auth.login", "/admin/login") == 16 * 1024
+    assert body_limit(cfg, "ticket.reply", "/admin/tickets/1/reply") > upload
+    assert body_limit(cfg, "helpcenter.resolve", "/t/1/key/resolve") == 1024 * 1024
+    assert body_limit(cfg, None, "/no/such/page") == 1024 * 1024
