@@ -10,6 +10,7 @@ a password hash or a ticket. Counters live in Redis when ``redis_url`` is set
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -171,7 +172,12 @@ def _form_email() -> str | None:
 
 
 def _json_email() -> str | None:
-    body = request.get_json(silent=True)
+    # Parsed here and dropped at once (not cached on the request): the view parses the body
+    # again, and a body with attachments should not be held twice while it does.
+    try:
+        body = json.loads(request.get_data(cache=True)) if request.is_json else None
+    except (ValueError, RecursionError):
+        return None
     value = body.get("email") if isinstance(body, dict) else None
     return value.strip().lower()[:254] if isinstance(value, str) and value.strip() else None
 

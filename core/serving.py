@@ -27,7 +27,7 @@ import time
 from functools import partial
 from typing import Any
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 # The whole head, and a small body, must arrive within this (LOKET_REQUEST_READ_SECONDS).
 REQUEST_READ_SECONDS = float(os.environ.get("LOKET_REQUEST_READ_SECONDS") or 10)
@@ -93,8 +93,6 @@ class BufferingThreadWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
-        from gunicorn.workers.gthread import TConn
-
         conn = TConn(self.cfg, BufferedSocket(client), addr, listener.getsockname())
         self._read_request(conn)
 

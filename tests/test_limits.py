@@ -527,3 +527,19 @@ def test_each_part_of_the_site_has_its_body_limit(make_app: Any) -> None:
     assert body_limit(cfg, "ticket.reply", "/admin/tickets/1/reply") > upload
     assert body_limit(cfg, "helpcenter.resolve", "/t/1/key/resolve") == 1024 * 1024
     assert body_limit(cfg, None, "/no/such/page") == 1024 * 1024
+
+
+@pytest.mark.parametrize(("data", "ready"), [
+    (b"GET / HTTP/1.1\r\nHost: x\r\n", False),  # head not finished
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", True),
+    (b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345", False),  # body on its way
+    (b"POST / HTTP/1.1\r\ncontent-length: 10\r\n\r\n1234567890", True),
+    (b"POST / HTTP/1.1\r\nContent-Length: 9000000\r\n\r\n", True),  # an upload: the thread's
+    (b"POST / HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n", True),
+    (b"GET / HTTP/1.1\r\n" + b"X-Long: " + b"a" * 70_000, None),  # no browser's head
+])
+def test_the_worker_hands_over_a_request_once_it_is_complete(data: bytes,
+                                                             ready: bool | None) -> None:
+    from core.serving import request_ready
+
+    assert request_ready(data) is ready
