@@ -1,7 +1,8 @@
 """gunicorn settings for `loket serve` (and for running gunicorn by hand: gunicorn -c gunicorn.conf.py).
 
 Read from the environment so one file serves every host:
-LOKET_BIND, LOKET_WEB_WORKERS, LOKET_WEB_THREADS, LOKET_WEB_CONNECTIONS, LOKET_ACCESS_LOG.
+LOKET_BIND, LOKET_WEB_WORKERS, LOKET_WEB_THREADS, LOKET_WEB_CONNECTIONS, LOKET_ACCESS_LOG
+(and LOKET_REQUEST_READ_SECONDS, read by the worker class in core/serving.py).
 """
 
 import os
@@ -15,9 +16,12 @@ bind = [address.strip() for address in os.environ.get("LOKET_BIND", "127.0.0.1:8
 # the CPUs busy; past 8 processes memory grows faster than throughput.
 workers = int(os.environ.get("LOKET_WEB_WORKERS") or min(2 * (os.cpu_count() or 1), 8))
 
-# gthread rather than sync: it keeps client connections alive (sync closes each one), and a
-# slow client holds one thread instead of a whole process. Measured in bench/README.md.
-worker_class = "gthread"
+# gthread's threads run the application (a sync worker is faster on an idle host, but one
+# slow client holds a whole process), and its event loop reads each request before a thread
+# takes it (core/serving.py): clients that send slowly cannot hold the threads. gevent was
+# measured too: its loop stalls whenever a worker waits on SQLite's writer lock. Figures in
+# bench/README.md.
+worker_class = "core.serving.BufferingThreadWorker"
 threads = int(os.environ.get("LOKET_WEB_THREADS") or 4)
 # Most connections one worker holds at once (keep-alive ones included). A gthread
 # worker accepts every pending connection it can, so a few long-lived connections
@@ -35,9 +39,10 @@ timeout = 30  # a worker silent for this long is killed and replaced
 graceful_timeout = 30  # on SIGTERM, requests in flight get this long to finish
 keepalive = 5
 
-# Recycle workers now and then, so a slow leak in any plugin cannot grow without bound.
-max_requests = 5000
-max_requests_jitter = 500
+# Recycle workers now and then, so a slow leak in any plugin cannot grow without bound. At
+# 5,000 a busy worker restarted every 20 s or so, mid-benchmark; at 100,000 it is hours.
+max_requests = 100_000
+max_requests_jitter = 10_000
 
 # gunicorn >= 25 opens a control socket at one fixed path in $HOME by default, which two
 # instances on one host (web and a benchmark, say) would fight over; nothing here uses it.

@@ -1,20 +1,23 @@
-"""Staff sign-in for the console: Flask-Login, lockout after repeated failures, safe next=."""
+"""Staff sign-in for the console: server-side sessions, an atomic lockout, safe next=."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import re
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
+from peewee import Case
 from wtforms import EmailField, HiddenField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from core.models import Staff, utcnow
+from core.db import write_transaction
+from core.models import Staff, StaffSession, utcnow
 from core.passwords import hash_password, needs_rehash, verify_password
 from core.state import loket
 
@@ -23,32 +26,65 @@ bp = Blueprint("loket_auth", __name__, template_folder="templates", static_folde
 
 
 class StaffUser(UserMixin):
-    """The signed-in staff member as Flask-Login sees them."""
+    """The signed-in staff member as Flask-Login sees them, with their server-side session."""
 
-    def __init__(self, staff: Staff):
+    def __init__(self, staff: Staff, session_id: str):
         self.staff = staff
+        self.session_id = session_id
 
     @property
     def is_active(self) -> bool:
         return bool(self.staff.active)
 
     def get_id(self) -> str:
-        return f"{self.staff.id}.{password_fingerprint(self.staff)}"
+        # What the cookie carries: the session's random id, never the staff id.
+        return self.session_id
 
 
 def password_fingerprint(staff: Staff) -> str:
-    """Part of the session id: a new password signs out every other session."""
+    """Stored with each session: a new password ends every session opened with the old one."""
     return hashlib.sha256(f"{staff.id}:{staff.password_hash}".encode()).hexdigest()[:16]
 
 
-def load_user(user_id: str) -> StaffUser | None:
-    staff_id, _, fingerprint = (user_id or "").partition(".")
-    if not staff_id.isdigit():
+def _token_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def start_session(staff: Staff) -> StaffUser:
+    """A new server-side session for ``staff`` (and tidy away their expired ones)."""
+    now = utcnow()
+    session_id = secrets.token_urlsafe(32)
+    StaffSession.delete().where((StaffSession.staff == staff.id)
+                                & (StaffSession.expires_at <= now)).execute()
+    StaffSession.create(
+        token_hash=_token_hash(session_id), staff=staff.id,
+        password_fingerprint=password_fingerprint(staff), created_at=now,
+        expires_at=now + dt.timedelta(minutes=loket().config["session_minutes"]))
+    return StaffUser(staff, session_id)
+
+
+def end_session(session_id: str) -> None:
+    """Sign-out: the session is gone on the server, so a copied cookie no longer works."""
+    StaffSession.delete().where(StaffSession.token_hash == _token_hash(session_id)).execute()
+
+
+def end_sessions(staff_id: int) -> int:
+    """End every session of a staff member (new password, deactivation); returns how many."""
+    return StaffSession.delete().where(StaffSession.staff == staff_id).execute()
+
+
+def load_user(session_id: str) -> StaffUser | None:
+    if not session_id or len(session_id) > 100:
         return None
-    staff = Staff.get_or_none(Staff.id == int(staff_id))
-    if staff is None or not staff.active or fingerprint != password_fingerprint(staff):
+    row = (StaffSession.select(StaffSession, Staff).join(Staff)
+           .where((StaffSession.token_hash == _token_hash(session_id))
+                  & (StaffSession.expires_at > utcnow()))
+           .first())
+    if row is None or not row.staff.active:
         return None
-    return StaffUser(staff)
+    if row.password_fingerprint != password_fingerprint(row.staff):
+        return None
+    return StaffUser(row.staff, session_id)
 
 
 def init_login(app: Flask) -> LoginManager:
@@ -98,7 +134,10 @@ class LogoutForm(FlaskForm):
     """Only the CSRF token: signing out is a POST from the console."""
 
 
-GENERIC_FAILURE = "The email or password is not right."
+# One answer for a wrong password, an unknown address and a locked account, so that the
+# sign-in page never tells whether an address belongs to a staff member.
+GENERIC_FAILURE = ("The email or password is not right. After several failed tries an "
+                   "account is locked for a while.")
 
 
 @bp.route("/admin/login", methods=["GET", "POST"])
@@ -114,30 +153,42 @@ def login() -> Any:
         if staff is not None:
             session.clear()
             session.permanent = True
-            login_user(StaffUser(staff))
+            login_user(start_session(staff))
             return redirect(target)
         flash(message, "error")
     return render_template("loket_admin/login.html", form=form)
 
 
 def authenticate(email: str, password: str) -> tuple[Staff | None, str]:
-    """Check a sign-in; returns (staff, "") or (None, the reason to show)."""
+    """Check a sign-in; returns (staff, "") or (None, the message to show).
+
+    The attempt is counted, and the lock taken when it is the last one allowed, in one
+    UPDATE before the password is verified; an account that is locked (or unknown)
+    matches no row. Parallel attempts therefore queue on the row: at most
+    ``login_max_failures`` of them are ever verified per lock period.
+    """
     config = loket().config
     now = utcnow()
-    staff = Staff.get_or_none(Staff.email == email.strip().lower())
-    if staff is not None and staff.locked_until is not None and staff.locked_until > now:
-        verify_password(None, password)  # same cost as a real check
-        return None, locked_message(staff.locked_until)
-    ok = verify_password(staff.password_hash if staff else None, password)
-    if staff is None:
+    address = email.strip().lower()
+    max_failures = config["login_max_failures"]
+    attempt = Staff.failed_logins + 1
+    if max_failures:
+        last_try = attempt >= max_failures
+        lock_until = now + dt.timedelta(minutes=config["login_lock_minutes"])
+        updates: dict[Any, Any] = {
+            Staff.failed_logins: Case(None, [(last_try, 0)], attempt),
+            Staff.locked_until: Case(None, [(last_try, lock_until)], None),
+        }
+    else:
+        updates = {Staff.failed_logins: attempt}
+    not_locked = Staff.locked_until.is_null() | (Staff.locked_until <= now)
+    with write_transaction():
+        admitted = Staff.update(updates).where((Staff.email == address) & not_locked).execute()
+    staff = Staff.get_or_none(Staff.email == address) if admitted else None
+    ok = verify_password(staff.password_hash if staff else None, password)  # same cost always
+    if staff is None or not ok or not staff.active:
         return None, GENERIC_FAILURE
-    if not ok or not staff.active:
-        if not ok:
-            return None, record_failure(staff, now, config["login_max_failures"],
-                                        config["login_lock_minutes"])
-        return None, GENERIC_FAILURE
-    updates: dict[Any, Any] = {Staff.failed_logins: 0, Staff.locked_until: None,
-                               Staff.last_login_at: now}
+    updates = {Staff.failed_logins: 0, Staff.locked_until: None, Staff.last_login_at: now}
     if needs_rehash(staff.password_hash):
         try:
             updates[Staff.password_hash] = hash_password(password)
@@ -147,26 +198,12 @@ def authenticate(email: str, password: str) -> tuple[Staff | None, str]:
     return Staff.get_by_id(staff.id), ""
 
 
-def record_failure(staff: Staff, now: dt.datetime, max_failures: int,
-                   lock_minutes: int) -> str:
-    Staff.update(failed_logins=Staff.failed_logins + 1).where(Staff.id == staff.id).execute()
-    failures = Staff.get_by_id(staff.id).failed_logins
-    if max_failures and failures >= max_failures:
-        until = now + dt.timedelta(minutes=lock_minutes)
-        Staff.update(failed_logins=0, locked_until=until).where(Staff.id == staff.id).execute()
-        return locked_message(until)
-    return GENERIC_FAILURE
-
-
-def locked_message(until: dt.datetime) -> str:
-    return ("This account is locked after too many failed sign-ins. "
-            f"Try again after {until:%H:%M} UTC, or ask an admin to unlock it.")
-
-
 @bp.route("/admin/logout", methods=["POST"])
 def logout() -> Any:
     form = LogoutForm()
     if form.validate_on_submit():
+        if current_user.is_authenticated:
+            end_session(current_user.session_id)
         logout_user()
         session.clear()
         flash("You are signed out.", "success")

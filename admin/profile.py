@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from core.models import Staff
 from core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
+from .auth import end_sessions
 from .base import STAFF, SecuredBaseView, current_staff
 
 
@@ -44,6 +45,8 @@ class ProfileView(SecuredBaseView):
                     return self.render("loket_admin/profile.html", form=form, staff=staff)
                 updates[Staff.password_hash] = hash_password(form.new_password.data)
             Staff.update(updates).where(Staff.id == staff.id).execute()
+            if form.new_password.data:
+                end_sessions(staff.id)  # this one too: every device signs in again
             flash("Profile saved." + (" Sign in again with the new password."
                                       if form.new_password.data else ""), "success")
             return redirect(url_for(".index"))

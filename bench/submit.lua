@@ -4,6 +4,10 @@
 local path = os.getenv("BENCH_PATH")
 local cookie = os.getenv("BENCH_COOKIE")
 local token = os.getenv("BENCH_CSRF")
+-- Optional (bench/hostile.py): the form's signed "shown at" stamp, and a client address
+-- per request in X-Forwarded-For (customers behind a trusted proxy, each with their own).
+local shown_at = os.getenv("BENCH_SHOWN_AT")
+local forwarded = os.getenv("BENCH_FORWARDED")
 local counter = 0
 
 local headers = {
@@ -22,6 +26,13 @@ request = function()
     .. "&csrf_token=" .. token
     -- Each form a browser shows carries its own submission id (re-sending one is a no-op).
     .. "&submission=s" .. counter .. "-" .. math.random(1000000000)
+  if shown_at then
+    body = body .. "&shown_at=" .. shown_at
+  end
+  if forwarded then
+    headers["X-Forwarded-For"] = "10." .. math.random(0, 255) .. "." .. math.random(0, 255)
+      .. "." .. math.random(1, 254)
+  end
   return wrk.format("POST", path, headers, body)
 end
 

@@ -14,6 +14,7 @@ from . import config as config_mod
 from . import db
 from .i18n import select_locale
 from .jobs import JobQueue, build_huey
+from .limits import configure_limits, json_upload_body_limit
 from .models import CORE_MODELS
 from .plugins import build_manager, enabled_plugins
 from .security import CSP, csrf
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     """
     app = Flask("core", instance_relative_config=False)
     state = configure_state(app, config or {}, list(extra_plugins))
+    configure_limits(app, state)
     configure_flask(app, state)
     configure_database(app, state)
     configure_models(app, state)
@@ -76,8 +78,8 @@ def configure_flask(app: Flask, state: Loket) -> None:
     cfg = state.config
     app.config.update(
         SECRET_KEY=cfg["secret_key"],
-        # Room for every allowed attachment plus the form around them.
-        MAX_CONTENT_LENGTH=cfg["upload_max_bytes"] * max(cfg["upload_max_files"], 1) + 1024 * 1024,
+        # The outer cap; each endpoint has its own, smaller or equal (core.limits).
+        MAX_CONTENT_LENGTH=json_upload_body_limit(cfg),
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -159,7 +159,7 @@ def serve(bind: str | None, workers: int | None, no_worker: bool, job_workers: i
         for address in bind_addresses(env["LOKET_BIND"]):
             web_cmd += ["--bind", address]
         web_cmd += ["--workers", env.get("LOKET_WEB_WORKERS", "2"),
-                    "--worker-class", "gthread", "--threads", "4"]
+                    "--worker-class", "core.serving.BufferingThreadWorker", "--threads", "4"]
     web_cmd.append(WSGI_APP)
     # Own sessions: a Ctrl-C reaches this process only, which then stops each child gracefully.
     children = [Child("web", web_cmd, env, signal.SIGTERM, restart=False)]

@@ -63,6 +63,19 @@ def _as_bind(value: Any) -> str:
     return ",".join(addresses)
 
 
+def _as_rate(value: Any) -> str:
+    text = _as_str(value).strip()
+    if text:
+        from limits import parse_many
+
+        try:
+            parse_many(text)
+        except ValueError:
+            raise ValueError(f"expected limits like '10/minute;100/hour' (or empty for none), "
+                             f"got {value!r}") from None
+    return text
+
+
 SUPPORTED_LANGUAGES = ("en", "id", "fil")
 DEFAULT_BIND = "127.0.0.1:8000"
 DEFAULT_PORT = 8000  # gunicorn's, for an address given without one
@@ -184,6 +197,25 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("raw_max_bytes", 25 * 1024 * 1024, _as_int,
             "Largest raw original (a whole email, a webhook body) kept for agents; a larger "
             "one is cut there and marked so."),
+    Setting("trusted_proxies", 0, _as_int,
+            "Reverse proxies in front of Loket whose X-Forwarded-For is believed for the client's "
+            "address (0: the connecting address; anything else lets clients forge theirs)."),
+    Setting("rate_limits", True, _as_bool,
+            "Answer 429 to clients over the limits below (false: no limits; for benchmarks)."),
+    Setting("rate_limit_open_ticket", "10/minute;60/hour", _as_rate,
+            "Tickets opened from one address, web form and API together."),
+    Setting("rate_limit_open_ticket_contact", "5/minute;20/hour", _as_rate,
+            "Tickets opened for one email address, web form and API together."),
+    Setting("rate_limit_tracking", "20/minute;100/hour", _as_rate,
+            "Wrong tracking keys (or unknown tickets) one address may try, page and API alike."),
+    Setting("rate_limit_api", "300/minute", _as_rate, "API requests from one address."),
+    Setting("rate_limit_login", "10/minute;50/hour", _as_rate,
+            "Console sign-in attempts from one address."),
+    Setting("rate_limit_login_account", "5/minute;30/hour", _as_rate,
+            "Console sign-in attempts for one email address, from anywhere."),
+    Setting("form_min_seconds", 3, _as_int,
+            "A ticket form sent sooner than this after it was shown is asked again "
+            "(people cannot fill it in so fast; bots do). 0: no check."),
 )
 
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import peewee
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -92,7 +92,12 @@ def register_error_handlers(app: Flask) -> None:
     def _too_large(exc: HTTPException) -> Any:
         limit = app.extensions["loket"].config["upload_max_bytes"] // (1024 * 1024)
         if _is_api():
-            return api_error(413, "too_large", f"The request is too large (files up to {limit} MB).")
+            if g.get("body_too_complex"):
+                return api_error(413, "too_complex",
+                                 "The request body has too many JSON objects or items.")
+            return api_error(413, "too_large",
+                             f"The request is too large: at most {g.get('body_limit', 0)} bytes "
+                             f"here (files up to {limit} MB each).")
         return render_template("loket/error.html", status=413,
                                message=_("The files you sent are too large. Each file may be "
                                          "at most %(limit)s MB.", limit=limit)), 413
@@ -121,6 +126,20 @@ def register_error_handlers(app: Flask) -> None:
             return api_error(400, "bad_request", "A value in the request is out of range.")
         return render_template("loket/error.html", status=400,
                                message=_("Something in your request is not valid.")), 400
+
+    @app.errorhandler(429)
+    def _too_many(exc: HTTPException) -> Any:
+        # werkzeug's TooManyRequests carries Retry-After; a custom body must keep it.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() == "retry-after"]
+        if _is_api():
+            response = api_error(429, "too_many_requests",
+                                 "Too many requests. Try again after Retry-After seconds.")
+        else:
+            # The page's own text for 429 says to wait; no message needed.
+            response = make_response(render_template("loket/error.html", status=429,
+                                                     message=""), 429)
+        response.headers.extend(headers)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

@@ -235,6 +235,18 @@ class StaffDepartment(BaseModel):
         indexes = ((("staff", "department"), True),)
 
 
+class StaffSession(BaseModel):
+    """A console sign-in. The cookie holds a random id whose hash is ``token_hash``:
+    deleting the row ends that session on the server, whatever copies of the cookie exist."""
+
+    token_hash = pw.CharField(max_length=64, unique=True)
+    staff = pw.ForeignKeyField(Staff, backref="sessions", on_delete="CASCADE")
+    # The password it was opened with: a new password (console, CLI, anywhere) ends it.
+    password_fingerprint = pw.CharField(max_length=16)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField(index=True)
+
+
 class Contact(BaseModel):
     """A customer, however many channels they write from."""
 
@@ -448,5 +460,5 @@ class NotificationTemplate(BaseModel):
 CORE_MODELS: list[type[BaseModel]] = [
     UserType, Department, Category, CategoryField, Staff, StaffDepartment, Contact,
     ContactIdentity, Ticket, TicketParticipant, TicketLink, Message, Attachment, TicketEvent,
-    CannedReply, NotificationTemplate,
+    CannedReply, NotificationTemplate, StaffSession,
 ]

@@ -109,14 +109,6 @@ def _refused(exc: ServiceError) -> Any:
     return api_error(409, "conflict", str(exc))
 
 
-@bp.before_request
-def _allow_base64_bodies() -> None:
-    """A JSON body carries files in base64 (4/3 of their size), so allow for that."""
-    cfg = loket().config
-    files = max(cfg["upload_max_files"], 1)
-    request.max_content_length = (cfg["upload_max_bytes"] * 4 // 3 + 1024) * files + 1024 * 1024
-
-
 @bp.after_request
 def _private(response: Any) -> Any:
     # Bodies carry access keys, customer data and staff data: never cache them.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
+from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from itsdangerous import BadSignature, TimestampSigner
 from werkzeug.datastructures import FileStorage
 from wtforms import (
     EmailField,
@@ -36,6 +39,7 @@ from ..services.answers import (
     check_answers,
 )
 from ..services.contacts import is_email_address
+from ..state import loket
 
 # Prefix for the form names of a category's extra questions, so that an admin's
 # "email" or "subject" field can never shadow the form's own fields.
@@ -73,6 +77,27 @@ class _Asked:
         return None
 
 
+SHOWN_AT_SALT = "loket.ticket-form.shown-at"
+
+
+def _signer() -> TimestampSigner:
+    return TimestampSigner(current_app.config["SECRET_KEY"], salt=SHOWN_AT_SALT)
+
+
+def form_shown_stamp() -> str:
+    """When the form was shown, signed: a bot cannot claim it waited (no session needed)."""
+    return _signer().sign("form").decode()
+
+
+def seconds_since_shown(stamp: str | None) -> float | None:
+    """How long ago ``stamp`` was made; None when it is missing or not ours."""
+    try:
+        _value, when = _signer().unsign(stamp or "", return_timestamp=True)
+    except BadSignature:
+        return None
+    return (dt.datetime.now(dt.UTC) - when).total_seconds()
+
+
 class TicketForm(FlaskForm):
     """The fields every ticket form asks; see ``ticket_form_class`` for the category's own."""
 
@@ -89,6 +114,12 @@ class TicketForm(FlaskForm):
     # One id per form shown: sending the same form twice (a double click, a retry after
     # a dropped connection) opens one ticket.
     submission = HiddenField(validators=[Optional(), Length(max=64)])
+    # Spam defences that need no third-party service and no JavaScript: a field people
+    # never see (hidden, out of the tab order, hidden from screen readers) that bots fill
+    # in, and the signed time the form was shown (people need more than a few seconds).
+    website = StringField(_l("Leave this field empty"), validators=[Optional()],
+                          render_kw={"autocomplete": "off", "tabindex": "-1"})
+    shown_at = HiddenField(default=form_shown_stamp)
 
     extra_fields: tuple[FieldSpec, ...] = ()
     # What ``validate`` found the category's answers to be, ready to store.
@@ -99,6 +130,13 @@ class TicketForm(FlaskForm):
         return [(spec, self[spec.form_name]) for spec in self.extra_fields]
 
     def validate(self, extra_validators: Any = None) -> bool:
+        """The fields and the category's answers (one check, shared with the API), then the
+        spam checks; those answer alike: "send it again".
+
+        A bot learns nothing from the answer (the same words for a filled trap and a
+        hurried form); a person who was just very quick sends the same form again,
+        now with a fresh stamp.
+        """
         ok = super().validate(extra_validators)
         raw = {spec.name: bound.data for spec, bound in self.extra()
                if spec.kind != FieldKind.FILE}
@@ -108,7 +146,19 @@ class TicketForm(FlaskForm):
         self.answers, errors = check_answers(self.extra_fields, raw, files)
         for name, message in errors.items():
             self[EXTRA_PREFIX + name].errors.append(message)
-        return ok and not errors
+        if not ok or errors:
+            return False
+        min_seconds = loket().config["form_min_seconds"]
+        # What was posted, not the field's default (a fresh stamp when the field is missing).
+        posted = self.shown_at.raw_data[0] if self.shown_at.raw_data else None
+        waited = seconds_since_shown(posted)
+        hurried = min_seconds and (waited is None or waited < min_seconds)
+        if (self.website.data or "").strip() or hurried:
+            self.website.data = ""
+            self.shown_at.data = form_shown_stamp()
+            self.form_errors.append(_l("Please check your answers and send the form again."))
+            return False
+        return True
 
 
 class FieldSpec(Question):

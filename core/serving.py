@@ -1,0 +1,156 @@
+"""A gunicorn worker that reads each request before a thread takes it, so slow clients cannot starve it.
+
+gunicorn's gthread worker hands a connection to a thread as soon as its first
+byte arrives; the thread then reads the rest of the request head (and body)
+blocking. Forty clients sending one header line every five seconds held every
+thread, and normal page loads timed out. ``BufferingThreadWorker`` keeps
+gthread's threads for the application (SQLite writers queue on a file lock,
+which an event loop could not wait on) but reads requests the way a buffering
+reverse proxy does: on the worker's event loop, without a thread, until the
+head and a small body are complete, within ``REQUEST_READ_SECONDS``. A client
+too slow for that is disconnected, having cost a few kilobytes of buffer.
+
+Bodies larger than ``BODY_BUFFER`` (attachments) are read by the thread, with
+``IDLE_READ_SECONDS`` as the longest wait for more bytes. TLS connections are
+served exactly as gthread serves them (the bytes cannot be read before the
+handshake); put Loket behind a reverse proxy for TLS, as the README says.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import selectors
+import socket
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+# The whole head, and a small body, must arrive within this (LOKET_REQUEST_READ_SECONDS).
+REQUEST_READ_SECONDS = float(os.environ.get("LOKET_REQUEST_READ_SECONDS") or 10)
+BODY_BUFFER = 64 * 1024  # bodies up to this are read on the event loop (forms, JSON)
+HEAD_MAX = 64 * 1024  # a longer head is no browser's: the connection is closed
+IDLE_READ_SECONDS = 30.0  # a thread reading a large body waits this long for more bytes
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n", re.I)
+# A client that asks to continue sends its body only after gunicorn's "100 Continue".
+_EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue", re.I)
+
+
+class BufferedSocket:
+    """The client socket as the request parser sees it: bytes read ahead first, then the socket."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self.ahead = bytearray()
+
+    def recv(self, size: int, *flags: Any) -> bytes:
+        if self.ahead:
+            chunk = bytes(self.ahead[:size])
+            del self.ahead[:size]
+            return chunk
+        return self._sock.recv(size, *flags)
+
+    def setblocking(self, flag: bool) -> None:
+        # A thread reading a body the loop did not buffer must not wait forever.
+        self._sock.settimeout(IDLE_READ_SECONDS if flag else 0.0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def request_ready(data: bytes | bytearray) -> bool | None:
+    """True when ``data`` holds a whole request head and its body (up to BODY_BUFFER);
+    False when more is needed; None when the head is too long to be honest."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None if len(data) > HEAD_MAX else False
+    match = _CONTENT_LENGTH.search(data, 0, end + 2)
+    if match is None or _EXPECT.search(data, 0, end + 2):
+        return True
+    length = int(match.group(1))
+    # A body the loop will not hold whole (an upload) is the thread's to read from the start.
+    wanted = length if length <= BODY_BUFFER else 0
+    return len(data) - (end + 4) >= wanted
+
+
+class BufferingThreadWorker(ThreadWorker):
+    """gthread, with each request read on the worker's event loop before a thread serves it."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.reading: dict[Any, float] = {}  # connection -> deadline
+
+    def accept(self, listener: Any) -> None:
+        if self.cfg.is_ssl:
+            return super().accept(listener)
+        try:
+            client, addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, BufferedSocket(client), addr, listener.getsockname())
+        self._read_request(conn)
+
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        """A kept-alive connection sends its next request: read it before a thread takes it."""
+        if self.cfg.is_ssl:
+            return super().on_client_socket_readable(conn, client)
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._read_request(conn)
+        self._on_readable(conn, client)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        super().finish_request(conn, fs)
+        # A pipelined request read ahead with the last one: the socket will not signal it.
+        if isinstance(conn.sock, BufferedSocket) and conn.sock.ahead and \
+                conn in self.keepalived_conns:
+            self.on_client_socket_readable(conn, conn.sock)
+
+    def _read_request(self, conn: Any) -> None:
+        conn.sock.setblocking(False)
+        self.reading[conn] = time.monotonic() + REQUEST_READ_SECONDS
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+
+    def _on_readable(self, conn: Any, _sock: Any) -> None:
+        buffered: BufferedSocket = conn.sock
+        closed = False
+        try:
+            data = buffered._sock.recv(65536)
+            closed = not data
+            buffered.ahead += data
+        except (BlockingIOError, InterruptedError):
+            pass  # nothing new; what was read ahead may be a whole request already
+        except OSError:
+            closed = True
+        if closed and not buffered.ahead:
+            return self._drop(conn)  # gone before it asked anything
+        # A client that closed its side gets what it sent handled (the parser sees the end).
+        ready = True if closed else request_ready(buffered.ahead)
+        if ready is None:
+            return self._drop(conn)
+        if ready:
+            self.poller.unregister(conn.sock)
+            del self.reading[conn]
+            conn.data_ready = True
+            self.enqueue_req(conn)
+
+    def _drop(self, conn: Any) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        self.reading.pop(conn, None)
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        for conn in [c for c, deadline in self.reading.items() if deadline <= now]:
+            self._drop(conn)

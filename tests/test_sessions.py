@@ -1,0 +1,111 @@
+"""Console sessions live on the server: sign-out, a new password and deactivation end them at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from admin.auth import end_sessions
+from core.models import Staff, StaffSession, utcnow
+
+from .factories import PASSWORD
+from .test_admin_helpers import csrf_token, sign_in
+
+
+def copy_of(app: Any, client: Any) -> Any:
+    """Another browser holding a copy of ``client``'s session cookie."""
+    thief = app.test_client()
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    thief.set_cookie("session", cookie.value)
+    return thief
+
+
+def test_signing_out_ends_the_session_for_a_copied_cookie_too(desk: Any, app: Any) -> None:
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    thief = copy_of(app, client)
+    assert thief.get("/admin/").status_code == 200
+    assert client.post("/admin/logout",
+                       data={"csrf_token": csrf_token(client, "/admin/profile/")}).status_code == 302
+    assert thief.get("/admin/").status_code == 302
+    assert StaffSession.select().count() == 0
+
+
+def test_each_sign_in_is_its_own_session_and_ending_one_keeps_the_other(desk: Any,
+                                                                         app: Any) -> None:
+    laptop, phone = app.test_client(), app.test_client()
+    sign_in(laptop, "agent@desk.test")
+    sign_in(phone, "agent@desk.test")
+    assert StaffSession.select().where(StaffSession.staff == desk.agent.id).count() == 2
+    laptop.post("/admin/logout", data={"csrf_token": csrf_token(laptop, "/admin/profile/")})
+    assert laptop.get("/admin/").status_code == 302
+    assert phone.get("/admin/").status_code == 200
+
+
+def test_a_new_password_ends_every_session_including_copies(desk: Any, app: Any) -> None:
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    thief = copy_of(app, client)
+    response = client.post("/admin/profile/", data={
+        "csrf_token": csrf_token(client, "/admin/profile/"), "name": "Agus", "language": "en",
+        "current_password": PASSWORD, "new_password": "a brand new passphrase",
+        "confirm": "a brand new passphrase"})
+    assert response.status_code == 302
+    assert thief.get("/admin/").status_code == 302
+    assert client.get("/admin/").status_code == 302
+    assert StaffSession.select().where(StaffSession.staff == desk.agent.id).count() == 0
+
+
+def test_a_password_set_elsewhere_ends_sessions_opened_with_the_old_one(desk: Any,
+                                                                         app: Any) -> None:
+    from core.passwords import hash_password
+
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    # As `loket create-admin` or an admin's edit would: straight to the row.
+    Staff.update(password_hash=hash_password("set by the admin 1")).where(
+        Staff.id == desk.agent.id).execute()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_deactivation_ends_a_copied_session_at_once(desk: Any, app: Any) -> None:
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    thief = copy_of(app, client)
+    Staff.update(active=False).where(Staff.id == desk.agent.id).execute()
+    assert thief.get("/admin/").status_code == 302
+    assert client.get("/admin/").status_code == 302
+
+
+def test_ending_all_sessions_of_one_staff_member_leaves_the_others(desk: Any, app: Any) -> None:
+    agent, admin = app.test_client(), app.test_client()
+    sign_in(agent, "agent@desk.test")
+    sign_in(admin, "admin@desk.test")
+    assert end_sessions(desk.agent.id) == 1
+    assert agent.get("/admin/").status_code == 302
+    assert admin.get("/admin/").status_code == 200
+
+
+def test_a_session_ends_on_the_server_when_it_expires(desk: Any, app: Any) -> None:
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    row = StaffSession.get(StaffSession.staff == desk.agent.id)
+    assert row.expires_at > utcnow() + dt.timedelta(minutes=470)  # session_minutes = 480
+    StaffSession.update(expires_at=utcnow() - dt.timedelta(seconds=1)).execute()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_the_cookie_carries_a_random_session_id_stored_only_as_a_hash(desk: Any,
+                                                                       app: Any) -> None:
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    with client.session_transaction() as session:
+        session_id = session["_user_id"]
+    assert len(session_id) >= 40 and str(desk.agent.id) != session_id
+    row = StaffSession.get(StaffSession.staff == desk.agent.id)
+    assert session_id not in row.token_hash
+    # A forged id in an otherwise valid cookie opens nothing.
+    with client.session_transaction() as session:
+        session["_user_id"] = str(desk.agent.id)
+    assert client.get("/admin/").status_code == 302
