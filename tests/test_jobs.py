@@ -18,6 +18,7 @@ from core import db, hookimpl
 from core.builtin import close_stale_resolved
 from core.models import IdentityKind, Status, Ticket, TicketEvent, UserType, utcnow
 from core.services import tickets as svc
+from tests.processes import desk_env
 
 REPO = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("LOKET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -68,15 +69,7 @@ def _run_job_through_worker(make_app: Any, tmp_path: Path, db_url: str,
     state.jobs.tasks["tests.remember"]("from-a-job", fail_first=str(marker))
     assert state.jobs.huey.pending_count() == 1
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOKET_")}
-    env.update({
-        "LOKET_INSTANCE_PATH": state.config["instance_path"],
-        "LOKET_DATABASE_URL": db_url,
-        "LOKET_SECRET_KEY": "test-secret-key",
-        "LOKET_PLUGINS": "",
-        "LOKET_JOBS": state.config["jobs"],
-        "LOKET_REDIS_URL": state.config["redis_url"],
-    })
+    env = desk_env(state, db_url)
     log = tmp_path / "worker.log"
 
     def made() -> bool:
