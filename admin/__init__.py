@@ -28,3 +28,15 @@ def mount_console(app: Flask) -> Any:
     # The factory has no app context yet; the console reads the app's state the one way.
     with app.app_context():
         return build_admin(app, loket())
+
+
+@hookimpl
+def register_jobs(jobs: Any) -> None:
+    from core.jobs import crontab
+
+    @jobs.periodic(crontab(minute="41"), name="console.forget_expired_sessions")
+    def forget_expired_sessions() -> int:
+        """Delete sign-ins that ran out; a staff member who never comes back leaves none."""
+        from .auth import forget_expired_sessions
+
+        return forget_expired_sessions()

@@ -63,6 +63,12 @@ def start_session(staff: Staff) -> StaffUser:
     return StaffUser(staff, session_id)
 
 
+def forget_expired_sessions() -> int:
+    """Delete every expired session row (hourly, from the console's job)."""
+    with write_transaction():
+        return StaffSession.delete().where(StaffSession.expires_at <= utcnow()).execute()
+
+
 def end_session(session_id: str) -> None:
     """Sign-out: the session is gone on the server, so a copied cookie no longer works."""
     StaffSession.delete().where(StaffSession.token_hash == _token_hash(session_id)).execute()

@@ -11,7 +11,8 @@ head and a small body are complete, within ``REQUEST_READ_SECONDS``. A client
 too slow for that is disconnected, having cost a few kilobytes of buffer.
 
 Bodies larger than ``BODY_BUFFER`` (attachments) are read by the thread, with
-``IDLE_READ_SECONDS`` as the longest wait for more bytes. TLS connections are
+``IDLE_READ_SECONDS`` as the longest wait for more bytes and ``BODY_MIN_RATE`` as
+the slowest average it accepts once ``REQUEST_READ_SECONDS`` have passed. TLS connections are
 served exactly as gthread serves them (the bytes cannot be read before the
 handshake); put Loket behind a reverse proxy for TLS, as the README says.
 """
@@ -34,6 +35,10 @@ REQUEST_READ_SECONDS = float(os.environ.get("LOKET_REQUEST_READ_SECONDS") or 10)
 BODY_BUFFER = 64 * 1024  # bodies up to this are read on the event loop (forms, JSON)
 HEAD_MAX = 64 * 1024  # a longer head is no browser's: the connection is closed
 IDLE_READ_SECONDS = 30.0  # a thread reading a large body waits this long for more bytes
+# ...and, after REQUEST_READ_SECONDS, the body must keep coming at least this fast on average
+# (bytes a second, LOKET_REQUEST_BODY_MIN_RATE): a byte every few seconds would otherwise
+# hold a thread for as long as the client likes. 2 KB/s is a poor mobile upload.
+BODY_MIN_RATE = float(os.environ.get("LOKET_REQUEST_BODY_MIN_RATE") or 2048)
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n", re.I)
 # A client that asks to continue sends its body only after gunicorn's "100 Continue".
 _EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue", re.I)
@@ -45,17 +50,27 @@ class BufferedSocket:
     def __init__(self, sock: socket.socket):
         self._sock = sock
         self.ahead = bytearray()
+        self._thread_started: float | None = None  # when a thread began reading the rest
+        self._thread_read = 0
 
     def recv(self, size: int, *flags: Any) -> bytes:
         if self.ahead:
             chunk = bytes(self.ahead[:size])
             del self.ahead[:size]
             return chunk
-        return self._sock.recv(size, *flags)
+        chunk = self._sock.recv(size, *flags)
+        if self._thread_started is not None:
+            self._thread_read += len(chunk)
+            elapsed = time.monotonic() - self._thread_started
+            if elapsed > REQUEST_READ_SECONDS and self._thread_read < BODY_MIN_RATE * elapsed:
+                raise TimeoutError("the client sends its request body too slowly")
+        return chunk
 
     def setblocking(self, flag: bool) -> None:
         # A thread reading a body the loop did not buffer must not wait forever.
         self._sock.settimeout(IDLE_READ_SECONDS if flag else 0.0)
+        if flag and self._thread_started is None:
+            self._thread_started = time.monotonic()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)

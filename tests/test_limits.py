@@ -497,6 +497,38 @@ def test_slow_clients_cannot_starve_the_threads_and_are_cut_off(
     assert "Traceback" not in log.read_text()
 
 
+def test_a_large_body_trickled_byte_by_byte_is_cut_off(served: tuple[str, Path]) -> None:
+    base, log = served
+    port = int(base.rsplit(":", 1)[1])
+    size = 200 * 1024  # more than the event loop buffers: a thread reads it
+    head = (f"POST /api/v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {size}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head + b"[" + b" " * (70 * 1024))  # past the buffer, then a trickle
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 20:
+            try:
+                sock.sendall(b" " * 100)
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(0.5)
+            try:
+                sock.recv(65536)  # an answer or the end: either way the thread let go
+            except TimeoutError:
+                continue
+            except OSError:
+                pass
+            closed = True
+            break
+        assert closed, "a trickled body held its thread for 20 s"
+        assert time.monotonic() - started < 15
+    # Meanwhile and afterwards, others are served.
+    with urllib.request.urlopen(base + "/api/v1/user-types", timeout=5) as response:
+        assert response.status == 200
+
+
 def test_a_request_sent_in_pieces_within_the_time_is_served(served: tuple[str, Path]) -> None:
     base, _log = served
     port = int(base.rsplit(":", 1)[1])

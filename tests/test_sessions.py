@@ -109,3 +109,23 @@ def test_the_cookie_carries_a_random_session_id_stored_only_as_a_hash(desk: Any,
     with client.session_transaction() as session:
         session["_user_id"] = str(desk.agent.id)
     assert client.get("/admin/").status_code == 302
+
+
+def test_expired_sessions_are_forgotten_by_the_consoles_hourly_job(make_app: Any) -> None:
+    import datetime as dt
+
+    from core import db as core_db
+    from core.models import StaffSession, utcnow
+
+    from .factories import build_desk
+
+    app = make_app()
+    assert "console.forget_expired_sessions" in app.extensions["loket"].jobs.tasks
+    with app.app_context(), core_db.connection():
+        desk = build_desk()
+        for minutes, token in ((-5, "a" * 64), (30, "b" * 64)):
+            StaffSession.create(token_hash=token, staff=desk.agent, password_fingerprint="x",
+                                expires_at=utcnow() + dt.timedelta(minutes=minutes))
+    assert app.extensions["loket"].jobs.tasks["console.forget_expired_sessions"].call_local() == 1
+    with app.app_context(), core_db.connection():
+        assert [s.token_hash for s in StaffSession.select()] == ["b" * 64]
