@@ -202,6 +202,12 @@ def _name_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
     return "" if related is None else str(related)
 
 
+def _channel_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
+    """The channel's declared label as a badge; a channel no plugin serves now keeps its name."""
+    return Markup('<span class="badge badge-light loket-channel" title="{}">{}</span>').format(
+        model.channel, loket().channels.label(model.channel))
+
+
 def _requester_formatter(view: Any, context: Any, model: Ticket, name: str) -> str:
     return model.requester
 
@@ -236,7 +242,8 @@ class TicketListView(SecuredModelView):
     column_formatters = {"id": _link_formatter, "subject": _subject_formatter,
                          "status": _label_formatter, "priority": _label_formatter,
                          "category": _name_formatter, "department": _name_formatter,
-                         "assignee": _name_formatter, "contact": _requester_formatter}
+                         "assignee": _name_formatter, "contact": _requester_formatter,
+                         "channel": _channel_formatter}
     column_type_formatters = TIME_FORMATTERS
     # Only to switch the search box on; get_list does the searching itself.
     column_searchable_list = ("subject",)

@@ -94,10 +94,12 @@ def test_register_channels_of_a_plugin_reach_the_console_filter(loop: Any, loop_
     channels = loop.extensions["loket"].channels
     assert channels.owner("loopback") == "tests.loopback"
     assert channels.get("loopmail").identity_kind == IdentityKind.EMAIL
+    webhook(loop.test_client(), chat(3))
     client = loop.test_client()
     sign_in(client, "admin@desk.test")
     page = client.get("/admin/tickets/").get_data(as_text=True)
     assert "Loopback mail" in page and "Web form" in page and "Console" in page
+    assert 'loket-channel" title="loopback">Loopback</span>' in page  # the row's badge
 
 
 def test_register_channels_two_owners_of_one_channel_stop_start_up(make_app: Any) -> None:
