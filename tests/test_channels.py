@@ -387,7 +387,13 @@ def test_web_ticket_acknowledgement_goes_to_the_customers_email(loop: Any, loop_
     (mail,) = platform.messages()
     assert mail["to"] == "rina@example.test" and f"#{ticket.id}" in mail["subject"]
     assert link in mail["text"] and "Hello Rina" in mail["text"]
-    # Agents see it on the ticket page; the customer's page does not repeat it.
+    # Agents see it on the ticket page (without the customer's key: the link is theirs);
+    # the customer's page does not repeat it.
+    agent = loop.test_client()
+    sign_in(agent, "admin@desk.test")
+    page = agent.get(f"/admin/ticket/{ticket.id}/").get_data(as_text=True)
+    assert "Thank you for contacting us" in page and f"/t/{ticket.id}/…" in page
+    assert ticket.access_key not in page
     assert ack.id not in [m.id for m in tickets.public_thread(ticket)]
     page = loop.test_client().get(f"/t/{ticket.id}/{ticket.access_key}").get_data(as_text=True)
     assert "Thank you for contacting us" not in page
