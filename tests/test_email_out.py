@@ -42,6 +42,10 @@ class Mailbox:
         return "250 Message accepted"
 
 
+def text_of(mail: email.message.EmailMessage) -> str:
+    return mail.get_body(preferencelist=("plain",)).get_content()
+
+
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     mailbox = Mailbox()
@@ -87,9 +91,9 @@ def test_web_ticket_acknowledgement_and_reply_arrive_by_smtp(mail_app: Any,
     assert ack["Auto-Submitted"] == "auto-generated"
     assert ack["Message-ID"] == sent[0].external_id
     assert ack["Message-ID"] == f"<{sent[0].delivery_key}@desk.test>"
-    body = ack.get_content()
+    body = text_of(ack)
     assert f"http://desk.test/t/{ticket.id}/{ticket.access_key}" in body
-    assert "Silakan periksa folder spam Anda." in reply.get_content()
+    assert "Silakan periksa folder spam Anda." in text_of(reply)
     assert reply["Subject"].startswith(f"[#{ticket.id}] Balasan baru")
 
 
@@ -110,7 +114,35 @@ def test_reply_to_an_email_ticket_threads_in_the_customers_mail_program(
     assert mail["In-Reply-To"] == "<abc@mail.example.test>"
     assert mail["Subject"] == f"[#{inbound.ticket.id}] Re: Refund"
     assert "Auto-Submitted" not in mail  # a person wrote this one
-    assert f"/t/{inbound.ticket.id}/" in mail.get_content()
+    assert f"/t/{inbound.ticket.id}/" in text_of(mail)
+
+
+def test_an_agents_files_and_an_html_part_go_with_the_reply(mail_app: Any,
+                                                           smtp: tuple[Mailbox, int]) -> None:
+    from core.attachments import Storage
+    from core.state import loket
+
+    mailbox, _ = smtp
+    pdf = b"%PDF-1.4 refund statement"
+    with mail_app.app_context(), db.connection():
+        desk = build_desk()
+        inbound = tickets.receive_message(
+            channel="email", identity=Identity(IdentityKind.EMAIL, "f@example.test",
+                                               email="f@example.test"),
+            subject="Refund", text="hi", external_id="<f@e.test>", notify=False)
+        stored = Storage(loket().config["attachments_path"]).save_bytes(
+            pdf, "statement.pdf", max_bytes=10_000, allowed_types=["application/pdf"])
+        tickets.reply(inbound.ticket, desk.agent, "See the <statement> attached.",
+                      attachments=[stored])
+    ((_, mail),) = mailbox.mails
+    html_part = mail.get_body(preferencelist=("html",))
+    assert "See the &lt;statement&gt; attached." in html_part.get_content()
+    assert mail.get_body(preferencelist=("plain",)).get_content().startswith(
+        "See the <statement> attached.")
+    (attached,) = list(mail.iter_attachments())
+    assert attached.get_filename() == "statement.pdf"
+    assert attached.get_content_type() == "application/pdf"
+    assert attached.get_content() == pdf
 
 
 def test_a_subject_with_line_breaks_cannot_add_headers(mail_app: Any,

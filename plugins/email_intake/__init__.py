@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from core import hookimpl
+from core.attachments import Storage
 from core.hookspecs import ChannelSpec, ContactOption, DeliveryResult
 from core.i18n import _, _l
 from core.models import IdentityKind
@@ -98,7 +99,7 @@ def deliver_message(ticket: Any, message: Any, recipient: str,
     from .outbound import deliver
 
     return deliver(_settings(), ticket, message, recipient, idempotency_key,
-                   tracking_url(ticket))
+                   tracking_url(ticket), Storage(loket().config["attachments_path"]))
 
 
 @hookimpl

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from typing import Any
 
+from core.attachments import Storage
 from core.hookspecs import DeliveryError, DeliveryResult
-from core.models import AuthorKind, Message
+from core.models import Attachment, AuthorKind, Message
 
 SECURITY = ("none", "starttls", "ssl")
 
@@ -25,8 +27,16 @@ def _one_line(text: str) -> str:
     return " ".join((text or "").split())
 
 
+def _html(text: str) -> str:
+    """The text as HTML (escaped, line breaks kept) for mail programs that prefer it."""
+    escaped = html.escape(text).replace("\r\n", "\n").replace("\n", "<br>\n")
+    return ('<!doctype html><html><body><div style="font-family: sans-serif; '
+            f'line-height: 1.5">{escaped}</div></body></html>')
+
+
 def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: str,
-          idempotency_key: str, tracking_url: str) -> EmailMessage:
+          idempotency_key: str, tracking_url: str, storage: Storage | None = None
+          ) -> EmailMessage:
     sender = settings["address"]
     mail = EmailMessage()
     mail["From"] = formataddr((_one_line(settings["from_name"]), sender))
@@ -53,6 +63,15 @@ def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: st
     if not message.notification and tracking_url not in body:
         body = f"{body}\n\n--\nTicket #{ticket.id}: {tracking_url}"
     mail.set_content(body)
+    mail.add_alternative(_html(body), subtype="html")
+    # The agent's files go with the reply, as they were stored (type sniffed on upload).
+    if storage is not None:
+        for row in Attachment.select().where(Attachment.message == message.id):
+            with storage.open(row.sha256) as fh:
+                data = fh.read()
+            maintype, _, subtype = (row.content_type or "application/octet-stream").partition("/")
+            mail.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream",
+                                filename=row.filename)
     return mail
 
 
@@ -89,8 +108,8 @@ def send(settings: dict[str, Any], mail: EmailMessage) -> None:
 
 
 def deliver(settings: dict[str, Any], ticket: Any, message: Message, recipient: str,
-            idempotency_key: str, tracking_url: str) -> DeliveryResult:
-    mail = build(settings, ticket, message, recipient, idempotency_key, tracking_url)
+            idempotency_key: str, tracking_url: str, storage: Storage) -> DeliveryResult:
+    mail = build(settings, ticket, message, recipient, idempotency_key, tracking_url, storage)
     send(settings, mail)
     return DeliveryResult(state="sent", external_id=mail["Message-ID"])
 
