@@ -154,10 +154,10 @@ class LockProbe:
 
 
 @pytest.fixture
-def probed(make_app):
+def probed(make_app, spy):
     from tests.factories import build_desk
 
-    app = make_app()
+    app = make_app(extra_plugins=(spy,))
     probe = LockProbe(app)
     app.extensions["loket"].pm.register(probe)
     with app.app_context(), core_db.connection():
@@ -189,9 +189,10 @@ def test_a_message_that_joins_a_ticket_is_not_routed(probed):
 
 
 def test_a_ticket_closed_between_the_read_and_the_write_gets_a_routed_follow_up(
-        probed, monkeypatch):
+        probed, monkeypatch, spy):
     desk, probe = probed
     ticket = _open(desk)
+    spy.calls.clear()
     looked = []
     real = tickets._thread_target
 
@@ -204,13 +205,17 @@ def test_a_ticket_closed_between_the_read_and_the_write_gets_a_routed_follow_up(
         return found
 
     monkeypatch.setattr(tickets, "_thread_target", closing_meanwhile)
-    result = tickets.receive_message(channel="email", identity=CUSTOMER, text="one more",
-                                     external_id="<late@x>", thread_to=ticket)
+    # A colleague of the customer answers: the write creates their contact each time it runs.
+    result = tickets.receive_message(channel="email", identity=Identity("email", "cc@x.id"),
+                                     text="one more", external_id="<late@x>", thread_to=ticket)
     assert result.created and result.ticket.id != ticket.id
     assert [c[:2] for c in probe.calls[1:]] == [(False, ["wrote"])]  # routed once, unlocked
     assert probe.calls[1][4].id == ticket.category_id  # as a follow-up: the old one's category
     assert TicketLink.get(TicketLink.ticket == result.ticket).other_id == ticket.id
     assert Message.select().where(Message.external_id == "<late@x>").count() == 1
+    # The stopped write announced nothing: only what was committed is.
+    assert spy.names() == ["contact_identified", "ticket_created"]
+    assert Contact.select().where(Contact.email == "cc@x.id").count() == 1
 
 
 def test_attachments_are_stored_with_the_first_message(desk, tmp_path):
