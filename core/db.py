@@ -1,4 +1,4 @@
-"""One database for SQLite or PostgreSQL, connection per request, and write transactions."""
+"""One database for SQLite or PostgreSQL: connections, write transactions, named statements."""
 
 from __future__ import annotations
 
