@@ -176,14 +176,15 @@ class Statement:
             raise ValueError(f"a statement named {name!r} exists already")
         STATEMENTS[name] = self
         self.name = name
-        # type(database) -> (sql, where each parameter comes from: a slot's index or a constant)
-        self._compiled: dict[type, tuple[str, list[tuple[bool, object]]]] = {}
+        # (type(database), its RETURNING setting) -> (sql, where each parameter comes from:
+        # a slot's index or a constant)
+        self._compiled: dict[tuple[type, bool], tuple[str, list[tuple[bool, object]]]] = {}
 
     def build(self, *slots: peewee.Node) -> peewee.Query:
         raise NotImplementedError
 
     def compile(self, arity: int) -> tuple[str, list[tuple[bool, object]]]:
-        kind = type(database.obj)
+        kind = (type(database.obj), bool(database.obj.returning_clause))
         compiled = self._compiled.get(kind)
         if compiled is None:
             slots = [_Slot(n) for n in range(arity)]
@@ -209,7 +210,9 @@ class Insert(Statement):
         self.pk = next(f for f in model.select().selected_columns if f.primary_key)
 
     def build(self, *slots: peewee.Node) -> peewee.Query:
-        return self.model.insert_many([slots], fields=self.fields).returning(self.pk)
+        query = self.model.insert_many([slots], fields=self.fields)
+        # SQLite before 3.35 has no RETURNING; its cursor's lastrowid says the same.
+        return query.returning(self.pk) if database.obj.returning_clause else query
 
     def __call__(self, instance: peewee.Model) -> peewee.Model:
         """Save a new instance (its defaults were filled in when it was made); sets its id."""
@@ -220,7 +223,8 @@ class Insert(Statement):
             values.append(f.db_value(getattr(instance, name)))
         sql, params = self.bind(tuple(values))
         cursor = database.obj.execute_sql(sql, params)
-        setattr(instance, self.pk.name, cursor.fetchone()[0])
+        new_id = cursor.fetchone()[0] if database.obj.returning_clause else cursor.lastrowid
+        setattr(instance, self.pk.name, new_id)
         return instance
 
 
