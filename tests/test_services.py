@@ -287,6 +287,18 @@ def test_racing_submissions_of_one_form_open_one_ticket(app, desk):
     assert Ticket.select().count() == 1 and Message.select().count() == 1
 
 
+def test_racing_first_tickets_of_one_new_customer_give_one_contact_and_whole_tickets(app, desk):
+    """On PostgreSQL the losers of the contact's unique key run their write again, afresh."""
+    count = iter(range(100))
+    ids = _at_once(app, 3, lambda: _open(desk, identity=Identity("email", "new@x.id"),
+                                         external_id=f"form:{next(count)}").id)
+    assert len(set(ids)) == 3 and Contact.select().count() == 1
+    for ticket in Ticket.select():
+        assert ticket.contact_id == Contact.get().id and ticket.department_id == desk.support.id
+        assert [e[0] for e in events(ticket)] == ["created"]
+        assert Message.get(Message.ticket == ticket).contact_id == ticket.contact_id
+
+
 def test_continue_open_threads_onto_the_contacts_open_ticket(desk, spy):
     first = tickets.receive_message(channel="telegram", identity=Identity("telegram", "77"),
                                     text="my payout is late", external_id="1",

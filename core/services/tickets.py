@@ -170,6 +170,9 @@ class _Opening:
     external_id: str | None
     raw: KeptRaw | None
     routing: Routing | None = None
+    # The rows route_ticket saw, written by the write's first run; a run again (after
+    # a unique-key race rolled the first back) builds its own.
+    unsaved: tuple[Ticket, Message] | None = None
 
     def ticket(self, contact: Contact | None, now: dt.datetime) -> Ticket:
         ticket = Ticket(
@@ -195,18 +198,19 @@ class _Opening:
 
         ``actor`` is who writes the first message, when not the customer.
         """
-        opening = replace(self, category=category, routing=None)
+        opening = replace(self, category=category, routing=None, unsaved=None)
         if opening.user_type_id is None and category is not None:
             opening.user_type_id = category.user_type_id
         now = utcnow()
         preview = opening.ticket(None, now)
+        message = opening.message(actor or _CUSTOMER, None, now)
         routing = loket().hook.route_ticket(
-            ticket=preview, message=opening.message(actor or _CUSTOMER, None, now),
-            category=category,
+            ticket=preview, message=message, category=category,
             form_data=opening.form_data, text=f"{opening.subject}\n{opening.text}")
         if routing is not None:
             _apply_routing(preview, routing)  # an unknown priority is refused before the write
         opening.routing = routing
+        opening.unsaved = (preview, message)
         return opening
 
 
@@ -296,9 +300,15 @@ def _create_ticket(opening: _Opening, *, contact: Contact, actor: Actor,
                    attachments: list[StoredFile], attachment_fields: dict[str, str] | None,
                    notify: bool = True,
                    known: tuple[str, str] | None = None) -> tuple[Ticket, Message]:
-    now = utcnow()
-    ticket = _insert_ticket(opening.ticket(contact, now))
-    message = opening.message(actor, contact, now)
+    if opening.unsaved is not None:
+        ticket, message = opening.unsaved
+        opening.unsaved = None
+        ticket.contact = contact
+        message.contact = contact if actor.kind == AuthorKind.CONTACT else None
+    else:
+        now = utcnow()
+        ticket, message = opening.ticket(contact, now), opening.message(actor, contact, now)
+    _insert_ticket(ticket)
     message.ticket = ticket
     _insert_message(message)
     _add_attachments(ticket, message, attachments, attachment_fields)
