@@ -154,8 +154,8 @@ def _external_key(external_id: str | None) -> str | None:
 class _Opening:
     """A new ticket and its first message as they will be saved, cleaned and routed.
 
-    Built before the write transaction; the rows are made from it inside, so a unit
-    that is run again (a unique-key race) starts from the same values.
+    Built and routed before the write transaction; a unit that is run again (a
+    unique-key race) makes its rows afresh from the same values.
     """
 
     subject: str
