@@ -101,7 +101,6 @@ def configure_database(app: Flask, state: Loket) -> None:
     # Before any route exists: every <int:...> is then an id the database can hold.
     app.url_map.converters["int"] = IdConverter
     db.bind(state.database)
-    db.clear_statements()
 
     @app.before_request
     def _connect() -> None:

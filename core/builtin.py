@@ -14,9 +14,9 @@ from .i18n import _l
 from .models import Category, Channel, Department, IdentityKind, Status, Ticket, utcnow
 from .state import loket
 
-
-def _department_by_id(department_id: int) -> Any:
-    return Department.select().where(Department.id == department_id)
+_department_by_id = db.Select(
+    "department.by_id", Department,
+    lambda department_id: Department.select().where(Department.id == department_id).limit(1))
 
 
 @hookimpl(trylast=True)
@@ -33,8 +33,7 @@ def route_ticket(category: Category | None) -> Routing | None:
     while node is not None and node.id not in seen:
         seen.add(node.id)
         if node.default_department_id is not None:
-            department = db.select_one(Department, "builtin.department", _department_by_id,
-                                       node.default_department_id)
+            department = _department_by_id.first(node.default_department_id)
             break
         node = node.parent
     if department is None and loket().config["default_department"]:

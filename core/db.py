@@ -1,4 +1,4 @@
-"""One database for SQLite or PostgreSQL, connection per request, and write transactions."""
+"""One database for SQLite or PostgreSQL: connections, write transactions, named statements."""
 
 from __future__ import annotations
 
@@ -143,93 +143,112 @@ def connection() -> Iterator[peewee.Database]:
             db.close()
 
 
-# -- Statements compiled once ----------------------------------------------------------------
+# -- Named statements ---------------------------------------------------------------------
 #
-# Building SQL is most of the cost of a small write with peewee (about 0.15 ms of
-# Python per INSERT, more than SQLite takes to run it). The hot path of the help
-# center (open a ticket) runs the same few statements with new values, so their
-# SQL is built by peewee once per database and shape, then reused. Each cache
-# entry is checked against peewee's own parameters when it is made; a shape whose
-# parameters do not line up is never cached, so the result is always what peewee
-# itself would have run.
+# Building SQL is most of the cost of a small write with peewee (about 0.3 ms of
+# Python per INSERT, more than SQLite takes to run it; bench/README.md has the
+# figures). The help center's submission runs the same few statements with new
+# values, so those few are named here, their SQL built once per kind of database
+# with peewee's public query API and reused. Each argument goes in as a marker
+# object that peewee passes through untouched, so the compiled SQL's parameter
+# list says exactly where each argument goes: nothing is matched by position or
+# by value. tests/test_db.py writes distinct values through every statement.
 
-_statements: dict[tuple, str | None] = {}
-
-
-def insert(instance: peewee.Model) -> peewee.Model:
-    """INSERT a new model instance (defaults filled in), setting its primary key."""
-    model = type(instance)
-    meta = model._meta
-    data = {name: value for name, value in instance.__data__.items()
-            if not (name == meta.primary_key.name and value is None)}
-    db = database.obj
-    names = tuple(sorted(data))
-    key = ("insert", id(db), model, names)
-    sql = _statements.get(key, "")
-    if sql:
-        fields = _insert_fields.get(key)
-        params = [field.db_value(data[field.name]) for field in fields]
-    else:
-        query = model.insert(**data)
-        sql, params = query.sql()
-        fields = sorted((meta.fields[name] for name in names),
-                        key=lambda f: f._sort_key)
-        ours = [field.db_value(data[field.name]) for field in fields]
-        if key not in _statements:
-            _statements[key] = sql if ours == list(params) else None
-            _insert_fields[key] = fields
-    cursor = db.execute_sql(sql, params)
-    if getattr(db, "returning_clause", False) and "RETURNING" in sql:
-        new_id = cursor.fetchone()[0]
-    else:
-        new_id = cursor.lastrowid
-    if instance.__data__.get(meta.primary_key.name) is None:
-        setattr(instance, meta.primary_key.name, new_id)
-    instance._dirty.clear()
-    return instance
+STATEMENTS: dict[str, Statement] = {}
 
 
-_insert_fields: dict[tuple, list[peewee.Field]] = {}
+class _Slot:
+    """Stands in for the n-th argument while peewee builds a statement's SQL."""
+
+    def __init__(self, index: int):
+        self.index = index
 
 
-def select_one(model: type[peewee.Model], name: str,
-               build: Callable[..., peewee.ModelSelect], *args: object) -> peewee.Model | None:
-    """The first row of a one-model SELECT whose parameters are exactly ``args``, in order.
+def _as_given(value: object) -> object:
+    return value
 
-    ``name`` identifies the query's shape; ``build(*args)`` makes it with peewee.
+
+class Statement:
+    """A named statement whose SQL is built once per kind of database."""
+
+    def __init__(self, name: str):
+        if name in STATEMENTS:
+            raise ValueError(f"a statement named {name!r} exists already")
+        STATEMENTS[name] = self
+        self.name = name
+        # (type(database), its RETURNING setting) -> (sql, where each parameter comes from:
+        # a slot's index or a constant)
+        self._compiled: dict[tuple[type, bool], tuple[str, list[tuple[bool, object]]]] = {}
+
+    def build(self, *slots: peewee.Node) -> peewee.Query:
+        raise NotImplementedError
+
+    def compile(self, arity: int) -> tuple[str, list[tuple[bool, object]]]:
+        kind = (type(database.obj), bool(database.obj.returning_clause))
+        compiled = self._compiled.get(kind)
+        if compiled is None:
+            slots = [_Slot(n) for n in range(arity)]
+            sql, params = self.build(*(peewee.Value(s, converter=_as_given) for s in slots)).sql()
+            plan = [(True, p.index) if isinstance(p, _Slot) else (False, p) for p in params]
+            if sorted(i for is_slot, i in plan if is_slot) != list(range(arity)):
+                raise ValueError(f"statement {self.name}: each argument must appear once")
+            compiled = self._compiled[kind] = (sql, plan)
+        return compiled
+
+    def bind(self, args: tuple[object, ...]) -> tuple[str, list[object]]:
+        sql, plan = self.compile(len(args))
+        return sql, [args[value] if is_slot else value for is_slot, value in plan]
+
+
+class Insert(Statement):
+    """INSERT one row of ``model`` with a value for every column, returning its id."""
+
+    def __init__(self, name: str, model: type[peewee.Model]):
+        super().__init__(name)
+        self.model = model
+        self.fields = [f for f in model.select().selected_columns if not f.primary_key]
+        self.pk = next(f for f in model.select().selected_columns if f.primary_key)
+
+    def build(self, *slots: peewee.Node) -> peewee.Query:
+        query = self.model.insert_many([slots], fields=self.fields)
+        # SQLite before 3.35 has no RETURNING; its cursor's lastrowid says the same.
+        return query.returning(self.pk) if database.obj.returning_clause else query
+
+    def __call__(self, instance: peewee.Model) -> peewee.Model:
+        """Save a new instance (its defaults were filled in when it was made); sets its id."""
+        values = []
+        for f in self.fields:
+            # A foreign key's id, never the related row (reading it could run a query).
+            name = f.object_id_name if isinstance(f, peewee.ForeignKeyField) else f.name
+            values.append(f.db_value(getattr(instance, name)))
+        sql, params = self.bind(tuple(values))
+        cursor = database.obj.execute_sql(sql, params)
+        new_id = cursor.fetchone()[0] if database.obj.returning_clause else cursor.lastrowid
+        setattr(instance, self.pk.name, new_id)
+        return instance
+
+
+class Select(Statement):
+    """A SELECT of ``model`` rows; ``build(*args)`` makes it with peewee, each argument once.
+
+    Arguments go to the database as they are given (str, int): no field converts them.
     """
-    db = database.obj
-    key = ("select", id(db), name)
-    sql = _statements.get(key, "")
-    if not sql:
-        query = build(*args).limit(1)
-        sql, params = query.sql()
-        if key not in _statements:
-            _statements[key] = sql if list(params) == [*args, 1] else None
-        if not _statements[key]:
-            return query.first()
-    for row in model.raw(sql, *args, 1):
-        return row
-    return None
 
+    def __init__(self, name: str, model: type[peewee.Model],
+                 build: Callable[..., peewee.ModelSelect]):
+        super().__init__(name)
+        self.model = model
+        self._build = build
 
-def select_all(model: type[peewee.Model], name: str,
-               build: Callable[..., peewee.ModelSelect], *args: object) -> list[peewee.Model]:
-    """All rows of a one-model SELECT whose parameters are exactly ``args``, in order."""
-    db = database.obj
-    key = ("select_all", id(db), name)
-    sql = _statements.get(key, "")
-    if not sql:
-        query = build(*args)
-        sql, params = query.sql()
-        if key not in _statements:
-            _statements[key] = sql if list(params) == list(args) else None
-        if not _statements[key]:
-            return list(query)
-    return list(model.raw(sql, *args))
+    def build(self, *slots: peewee.Node) -> peewee.Query:
+        return self._build(*slots)
 
+    def all(self, *args: object) -> list[peewee.Model]:
+        sql, params = self.bind(args)
+        return list(self.model.raw(sql, *params))
 
-def clear_statements() -> None:
-    """Forget compiled statements (a database object was replaced)."""
-    _statements.clear()
-    _insert_fields.clear()
+    def first(self, *args: object) -> peewee.Model | None:
+        sql, params = self.bind(args)
+        for row in self.model.raw(sql, *params):
+            return row
+        return None

@@ -239,14 +239,23 @@ def route_ticket(ticket: Ticket, message: Message | None, category: Category | N
                  form_data: dict[str, Any], text: str) -> Routing | None:
     """Decide where a new ticket goes: department, priority, tags, escalation.
 
-    Called once when a ticket is opened, inside its transaction, just before
-    the ticket is saved: ``ticket`` has its contact, channel, category, user
-    type and language set but no id yet, and ``message`` is its unsaved first
-    message. ``text`` is the subject and first message together, for routing
-    by words; ``form_data`` holds the answers to the category's extra fields. Return a ``Routing`` to decide, or
-    ``None`` to let the next implementation decide. Core's default (trylast)
-    uses the category's default department and priority. Raising aborts the
-    ticket's creation.
+    Called before the ticket's write transaction begins, never inside it (on
+    SQLite the write lock is shared by every process, so a slow
+    implementation would stall every writer): ``ticket`` is unsaved, with no
+    id and **no contact yet** (``ticket.contact_id`` is None and reading
+    ``ticket.contact`` raises; the contact is found or created inside the
+    transaction, after routing), but its subject, channel,
+    category, user type, language, form data and requester name are set.
+    ``message`` is its unsaved first message (its ``author_kind`` set), with
+    no ticket and no contact yet. ``text`` is the subject and first message together, for routing by
+    words; ``form_data`` holds the answers to the category's extra fields.
+    It may be called for a message that then joins an existing ticket (a
+    channel's thread changed in between), or twice for one message; the
+    decision must depend only on its arguments and the database, with no
+    side effects. Return a ``Routing`` to decide, or ``None`` to let the next
+    implementation decide. Core's default (trylast) uses the category's
+    default department and priority. Raising aborts the ticket's creation
+    before anything is written.
     """
 
 

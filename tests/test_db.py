@@ -1,58 +1,221 @@
-"""core.db: write transactions and statements compiled once, checked against peewee's own."""
+"""core.db: write transactions, and each named statement writing and reading what it should."""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import re
 import threading
 
+import peewee as pw
+import pytest
+
+import core.builtin
+import core.services.access
+import core.services.answers
+import core.services.contacts
+import core.services.tickets  # noqa: F401 - importing them registers their statements
 from core import db
-from core.models import Category, Contact, Ticket, UserType
+from core.models import (
+    Category,
+    CategoryField,
+    Contact,
+    ContactIdentity,
+    Department,
+    Message,
+    Ticket,
+    UserType,
+)
+
+# -- Values that tell columns apart --------------------------------------------------------
+
+_ids = itertools.count(7001)
+
+
+def _fields(model: type[pw.Model]) -> list[pw.Field]:
+    return [f for f in model.select().selected_columns if not f.primary_key]
+
+
+def _distinct(field: pw.Field, n: int, salt: str = "") -> object:
+    """A value for ``field`` that no other column of the row holds (booleans aside)."""
+    if isinstance(field, pw.ForeignKeyField):
+        return _row(field.rel_model)
+    if isinstance(field, pw.BooleanField):
+        return False
+    if isinstance(field, pw.DateTimeField):
+        return dt.datetime(2021, 1, 1) + dt.timedelta(hours=n)
+    if isinstance(field, pw.IntegerField):
+        return 100 + n
+    if isinstance(field, core.models.JSONField):
+        return {"column": n}
+    return f"v{n}{salt}"
+
+
+def _row(model: type[pw.Model]) -> int:
+    """A row of ``model`` with an id no other table's rows share, written by plain peewee."""
+    row_id = next(_ids)
+    values = {f.name: _distinct(f, i, str(row_id)) for i, f in enumerate(_fields(model))
+              if not f.null and f.default is None}
+    model.insert(id=row_id, **values).execute()
+    return row_id
+
+
+def _name(field: pw.Field) -> str:
+    # A foreign key compares by id: reading the related row is not what is under test.
+    return field.object_id_name if isinstance(field, pw.ForeignKeyField) else field.name
+
+
+def _write_and_read(statement: db.Insert, values: dict[str, object]) -> None:
+    instance = statement.model(**values)
+    statement(instance)
+    stored = statement.model.get_by_id(instance.id)
+    assert {n: getattr(stored, n) for n in values} == values
+
+
+# -- Inserts -------------------------------------------------------------------------------
+
+INSERTS = sorted(name for name, s in db.STATEMENTS.items() if isinstance(s, db.Insert))
+
+
+@pytest.mark.parametrize("name", INSERTS)
+def test_each_insert_writes_every_column_where_it_belongs(ctx, name):
+    statement = db.STATEMENTS[name]
+    fields = _fields(statement.model)
+    assert statement.fields == fields
+    sql, _plan = statement.compile(len(fields))
+    table, listed = re.match(r'INSERT INTO "(\w+)" \(([^)]*)\)', sql).groups()
+    columns = {c.name for c in db.database.obj.get_columns(table)}
+    assert {c.strip('" ') for c in listed.split(",")} | {"id"} == columns  # none left out
+    values = {_name(f): _distinct(f, i) for i, f in enumerate(fields)}
+    _write_and_read(statement, values)
+    # Booleans hold only two values: each one alone true shows where it went.
+    # (The text changes each time: unique keys.)
+    for k, flag in enumerate(f for f in fields if isinstance(f, pw.BooleanField)):
+        values = {_name(f): _distinct(f, i, f"b{k}") for i, f in enumerate(fields)}
+        values[flag.name] = True
+        _write_and_read(statement, values)
 
 
 def test_insert_fills_defaults_and_sets_the_id(ctx):
-    contact = db.insert(Contact(name="Siti", email="siti@example.id"))
-    ticket = db.insert(Ticket(subject="Refund", contact=contact, form_data={"tx": "A1"},
-                              tags=["billing"]))
-    again = db.insert(Ticket(subject="Second", contact=contact))
+    insert_contact = db.STATEMENTS["contact.insert"]
+    insert_ticket = db.STATEMENTS["ticket.insert"]
+    contact = insert_contact(Contact(name="Siti", email="siti@example.id"))
+    ticket = insert_ticket(Ticket(subject="Refund", contact=contact, form_data={"tx": "A1"},
+                                  tags=["billing"]))
+    again = insert_ticket(Ticket(subject="Second", contact=contact))
     stored = Ticket.get_by_id(ticket.id)
-    assert again.id == ticket.id + 1
+    assert again.id > ticket.id
     assert stored.form_data == {"tx": "A1"} and stored.tags == ["billing"]
     assert stored.access_key == ticket.access_key and len(stored.access_key) >= 30
     assert stored.status == "new" and stored.contact_id == contact.id
     assert Ticket.get_by_id(again.id).form_data == {}
 
 
-def test_select_helpers_reuse_sql_and_match_peewee(ctx):
-    member = UserType.create(slug="member", name="Member")
-    Category.create(user_type=member, slug="login", name="Login", position=2)
-    Category.create(user_type=member, slug="account", name="Account", position=1)
-
-    def by_slug(slug):
-        return Category.select().where(Category.slug == slug)
-
-    def of_type(type_id):
-        return Category.select().where(Category.user_type == type_id).order_by(Category.position)
-
-    for _ in range(2):  # the second call runs the cached SQL
-        assert db.select_one(Category, "t.by_slug", by_slug, "login").name == "Login"
-        assert db.select_one(Category, "t.by_slug", by_slug, "nope") is None
-        assert [c.slug for c in db.select_all(Category, "t.of_type", of_type, member.id)] == [
-            "account", "login"]
+# -- Selects: each argument lands on its own column ------------------------------------------
 
 
-def test_a_shape_whose_parameters_do_not_line_up_is_never_cached(ctx):
-    def shifted(slug):  # a parameter that is not among the arguments
-        return Category.select().where((Category.slug == slug) & (Category.position > 0))
+def test_contact_by_identity_matches_kind_and_value_each_on_its_own_column(ctx):
+    statement = db.STATEMENTS["contact.by_identity"]
+    first, second = Contact.create(name="first"), Contact.create(name="second")
+    ContactIdentity.create(contact=first, kind="telegram", value="whatsapp")
+    ContactIdentity.create(contact=second, kind="whatsapp", value="telegram")
+    assert statement.first("telegram", "whatsapp").name == "first"
+    assert statement.first("whatsapp", "telegram").name == "second"
+    assert statement.first("telegram", "telegram") is None
 
-    member = UserType.create(slug="member", name="Member")
-    Category.create(user_type=member, slug="login", name="Login", position=2)
-    assert db.select_one(Category, "t.shifted", shifted, "login").slug == "login"
-    assert db.select_one(Category, "t.shifted", shifted, "login").slug == "login"
-    assert [v for k, v in db._statements.items() if k[-1] == "t.shifted"] == [None]
+
+def test_message_by_external_id_matches_channel_and_id_each_on_its_own_column(ctx):
+    statement = db.STATEMENTS["message.by_external_id"]
+    ticket = Ticket.create(subject="s", contact=Contact.create())
+    a = Message.create(ticket=ticket, author_kind="contact", channel="sms", external_id="email")
+    b = Message.create(ticket=ticket, author_kind="contact", channel="email", external_id="sms")
+    assert statement.first("sms", "email").id == a.id
+    assert statement.first("email", "sms").id == b.id
+    assert statement.first("sms", "sms") is None
+
+
+def _category(user_type: UserType, slug: str, **values: object) -> Category:
+    return Category.create(user_type=user_type, slug=slug, name=slug.title(), **values)
+
+
+def test_visible_category_by_slugs_matches_each_slug_and_hides_what_is_hidden(ctx):
+    statement = db.STATEMENTS["category.visible_by_slugs"]
+    member, guest = UserType.create(slug="member", name="M"), UserType.create(slug="guest", name="G")
+    login = _category(member, "guest")
+    other = _category(guest, "member")
+    _category(member, "hidden", visible=False)
+    assert statement.first("member", "guest").id == login.id
+    assert statement.first("guest", "member").id == other.id
+    assert statement.first("member", "member") is None
+    assert statement.first("member", "hidden") is None
+    member.active = False
+    member.save()
+    assert statement.first("member", "guest") is None
+
+
+def _same_row(found: pw.Model | None, expected: pw.Model) -> None:
+    assert found is not None
+    fields = expected.select().selected_columns
+    assert [getattr(found, _name(f)) for f in fields] == [getattr(expected, _name(f))
+                                                          for f in fields]
+
+
+def test_category_by_id_reads_the_whole_row(ctx):
+    statement = db.STATEMENTS["category.by_id"]
+    member = UserType.create(slug="member", name="M")
+    parent = _category(member, "parent")
+    child = _category(member, "child", parent=parent, position=3, description="d",
+                      default_priority="high", visible=False)
+    _same_row(statement.first(child.id), Category.get_by_id(child.id))
+    assert statement.first(child.id + 1000) is None
+
+
+def test_department_by_id_reads_the_whole_row(ctx):
+    statement = db.STATEMENTS["department.by_id"]
+    up = Department.create(slug="up", name="Up")
+    down = Department.create(slug="down", name="Down", email="d@x.test", escalates_to=up,
+                             active=False)
+    _same_row(statement.first(down.id), Department.get_by_id(down.id))
+    _same_row(statement.first(up.id), Department.get_by_id(up.id))
+
+
+def test_questions_of_a_category_come_in_the_admins_order(ctx):
+    statement = db.STATEMENTS["category_field.of_category"]
+    member = UserType.create(slug="member", name="M")
+    mine, other = _category(member, "mine"), _category(member, "other")
+    CategoryField.create(category=mine, name="b", label="B", position=2)
+    CategoryField.create(category=mine, name="a", label="A", position=1)
+    CategoryField.create(category=other, name="c", label="C", position=0)
+    assert [f.name for f in statement.all(mine.id)] == ["a", "b"]
+    assert [f.name for f in statement.all(other.id)] == ["c"]
+
+
+def test_every_named_statement_has_its_test():
+    selects = {"contact.by_identity", "message.by_external_id", "category.visible_by_slugs",
+               "category.by_id", "department.by_id", "category_field.of_category"}
+    assert set(db.STATEMENTS) == selects | set(INSERTS)
+
+
+def test_a_statement_name_is_taken_once_and_each_argument_used_once(ctx):
+    with pytest.raises(ValueError, match="exists already"):
+        db.Select("category.by_id", Category, lambda i: Category.select())
+    twice = db.Select("t.twice", Category,
+                      lambda slug: Category.select().where((Category.slug == slug)
+                                                           | (Category.name == slug)))
+    try:
+        with pytest.raises(ValueError, match="once"):
+            twice.first("x")
+    finally:
+        del db.STATEMENTS["t.twice"]
+
+
+# -- Write transactions --------------------------------------------------------------------
 
 
 def test_writers_in_many_threads_all_commit(app, ctx):
     """Writers queue on the writer lock instead of failing with "database is locked"."""
     errors = []
+    insert_contact = db.STATEMENTS["contact.insert"]
 
     def write(n):
         try:
@@ -60,7 +223,7 @@ def test_writers_in_many_threads_all_commit(app, ctx):
                 for i in range(20):
                     with db.write_transaction():
                         count = Contact.select().count()  # read, then write
-                        db.insert(Contact(name=f"{n}-{i}-{count}"))
+                        insert_contact(Contact(name=f"{n}-{i}-{count}"))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -125,6 +125,99 @@ def test_route_ticket_that_raises_creates_nothing(make_app):
         assert Ticket.select().count() == 0 and Contact.select().count() == 0
 
 
+class LockProbe:
+    """A route_ticket that checks, while it runs, that any other writer could write."""
+
+    def __init__(self, app):
+        self.app = app
+        self.calls = []
+
+    @hookimpl
+    def route_ticket(self, ticket, message, category):
+        outcome = []
+
+        def write():
+            try:
+                with self.app.app_context(), core_db.connection():
+                    with core_db.write_transaction():
+                        Contact.create(name="written while routing")
+                outcome.append("wrote")
+            except Exception as exc:  # pragma: no cover - reported below
+                outcome.append(exc)
+
+        other = threading.Thread(target=write, daemon=True)
+        other.start()
+        other.join(10)  # held write lock: the thread would still be waiting here
+        self.calls.append((core_db.database.obj.in_transaction(), outcome, ticket.contact_id,
+                           message.contact_id, category))
+        return None
+
+
+@pytest.fixture
+def probed(make_app, spy):
+    from tests.factories import build_desk
+
+    app = make_app(extra_plugins=(spy,))
+    probe = LockProbe(app)
+    app.extensions["loket"].pm.register(probe)
+    with app.app_context(), core_db.connection():
+        yield build_desk(), probe
+
+
+def test_route_ticket_runs_before_the_write_begins_and_holds_no_lock(probed):
+    desk, probe = probed
+    ticket = _open(desk)
+    result = tickets.receive_message(channel="email", identity=Identity("email", "a@b.id"),
+                                     text="new mail", external_id="<new@b.id>")
+    assert result.created
+    assert probe.calls == [(False, ["wrote"], None, None, desk.login),
+                           (False, ["wrote"], None, None, None)]  # no contact yet
+    assert Ticket.get_by_id(ticket.id).contact_id is not None
+    assert Contact.select().where(Contact.name == "written while routing").count() == 2
+
+
+def test_a_message_that_joins_a_ticket_is_not_routed(probed):
+    desk, probe = probed
+    ticket = _open(desk)
+    tickets.receive_message(channel="email", identity=CUSTOMER, text="more",
+                            external_id="<more@x>", thread_to=ticket)
+    tickets.receive_message(channel="telegram", identity=Identity("telegram", "5"), text="a",
+                            external_id="t1", continue_open=True)
+    tickets.receive_message(channel="telegram", identity=Identity("telegram", "5"), text="b",
+                            external_id="t2", continue_open=True)
+    assert len(probe.calls) == 2  # the form's ticket and the first telegram message
+
+
+def test_a_ticket_closed_between_the_read_and_the_write_gets_a_routed_follow_up(
+        probed, monkeypatch, spy):
+    desk, probe = probed
+    ticket = _open(desk)
+    spy.calls.clear()
+    looked = []
+    real = tickets._thread_target
+
+    def closing_meanwhile(*args):
+        found = real(*args)
+        if not looked:  # the read that decided "it joins" is done: an agent closes it now
+            assert not core_db.database.obj.in_transaction()
+            Ticket.update(status=Status.CLOSED).where(Ticket.id == ticket.id).execute()
+        looked.append(found)
+        return found
+
+    monkeypatch.setattr(tickets, "_thread_target", closing_meanwhile)
+    # A colleague of the customer answers: the write creates their contact each time it runs.
+    result = tickets.receive_message(channel="email", identity=Identity("email", "cc@x.id"),
+                                     text="one more", external_id="<late@x>", thread_to=ticket)
+    assert result.created and result.ticket.id != ticket.id
+    assert [c[:2] for c in probe.calls[1:]] == [(False, ["wrote"])]  # routed once, unlocked
+    assert probe.calls[1][4].id == ticket.category_id  # as a follow-up: the old one's category
+    assert TicketLink.get(TicketLink.ticket == result.ticket).other_id == ticket.id
+    assert Message.select().where(Message.external_id == "<late@x>").count() == 1
+    # The stopped write announced nothing: only what was committed is.
+    assert spy.names() == ["contact_identified", "ticket_created"]
+    assert Contact.select().where(Contact.email == "cc@x.id").count() == 1
+
+
 def test_attachments_are_stored_with_the_first_message(desk, tmp_path):
     storage = Storage(tmp_path / "files")
     stored = storage.save_bytes(b"%PDF-1.4\n%...\n", "../../etc/receipt.pdf", max_bytes=1000,
@@ -155,31 +248,55 @@ def test_receive_message_deduplicates_by_channel_external_id(desk, spy):
     assert not other.duplicate and Message.select().count() == 2
 
 
-def test_concurrent_duplicate_deliveries_give_one_message(app, desk):
-    """Two workers receive the same delivery at once: one message, one ticket."""
+def _at_once(app, count, call):
+    """Run ``call`` in ``count`` threads released together; their results, none raising."""
     results, errors = [], []
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(count)
 
-    def deliver():
+    def run():
         try:
             with app.app_context(), core_db.connection():
                 barrier.wait()
-                results.append(tickets.receive_message(
-                    channel="whatsapp", identity=Identity("whatsapp", "628111"),
-                    text="payment failed", external_id="wamid.XYZ"))
+                results.append(call())
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
     assert not errors, errors
+    assert len(results) == count
+    return results
+
+
+def test_concurrent_duplicate_deliveries_give_one_message(app, desk):
+    """Two workers receive the same delivery at once: one message, one ticket."""
+    results = _at_once(app, 4, lambda: tickets.receive_message(
+        channel="whatsapp", identity=Identity("whatsapp", "628111"),
+        text="payment failed", external_id="wamid.XYZ"))
     assert Message.select().where(Message.external_id == "wamid.XYZ").count() == 1
     assert Ticket.select().count() == 1
     assert sum(1 for r in results if not r.duplicate) == 1
-    assert len(results) == 4
+
+
+def test_racing_submissions_of_one_form_open_one_ticket(app, desk):
+    results = _at_once(app, 3, lambda: _open(desk, external_id="form:race").id)
+    assert len(set(results)) == 1
+    assert Ticket.select().count() == 1 and Message.select().count() == 1
+
+
+def test_racing_first_tickets_of_one_new_customer_give_one_contact_and_whole_tickets(app, desk):
+    """On PostgreSQL the losers of the contact's unique key run their write again, afresh."""
+    count = iter(range(100))
+    ids = _at_once(app, 3, lambda: _open(desk, identity=Identity("email", "new@x.id"),
+                                         external_id=f"form:{next(count)}").id)
+    assert len(set(ids)) == 3 and Contact.select().count() == 1
+    for ticket in Ticket.select():
+        assert ticket.contact_id == Contact.get().id and ticket.department_id == desk.support.id
+        assert [e[0] for e in events(ticket)] == ["created"]
+        assert Message.get(Message.ticket == ticket).contact_id == ticket.contact_id
 
 
 def test_continue_open_threads_onto_the_contacts_open_ticket(desk, spy):

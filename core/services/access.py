@@ -94,15 +94,14 @@ def visible_category(user_type_slug: str, category_slug: str) -> Category | None
     """A visible category of an active user type whose ancestors are all visible, or None.
 
     Its parents come loaded (routing reads them). The look-ups run with SQL
-    compiled once (``core.db.select_one``): this is the busiest form of the desk.
+    compiled once (``core.db.Select``): this is the busiest form of the desk.
     """
-    category = db.select_one(Category, "access.category", _category_by_slugs,
-                             user_type_slug, category_slug)
+    category = _category_by_slugs.first(user_type_slug, category_slug)
     if category is None:
         return None
     node, seen = category, {category.id}
     while node.parent_id is not None:
-        parent = db.select_one(Category, "access.parent", _category_by_id, node.parent_id)
+        parent = _category_by_id.first(node.parent_id)
         if (parent is None or not parent.visible or parent.id in seen
                 or parent.user_type_id != category.user_type_id):
             return None
@@ -111,14 +110,16 @@ def visible_category(user_type_slug: str, category_slug: str) -> Category | None
     return category
 
 
-def _category_by_slugs(user_type_slug: str, category_slug: str) -> Any:
-    return (Category.select().join(UserType)
-            .where((UserType.slug == user_type_slug) & UserType.active
-                   & (Category.slug == category_slug) & Category.visible))
+_category_by_slugs = db.Select(
+    "category.visible_by_slugs", Category,
+    lambda user_type_slug, category_slug: (
+        Category.select().join(UserType)
+        .where((UserType.slug == user_type_slug) & UserType.active
+               & (Category.slug == category_slug) & Category.visible).limit(1)))
 
-
-def _category_by_id(category_id: int) -> Any:
-    return Category.select().where(Category.id == category_id)
+_category_by_id = db.Select(
+    "category.by_id", Category,
+    lambda category_id: Category.select().where(Category.id == category_id).limit(1))
 
 
 # -- Tickets an agent may see -------------------------------------------------------------

@@ -16,10 +16,9 @@ from .. import db
 from ..i18n import _l
 from ..models import CategoryField, FieldKind
 from ..sanitize import storable as _cleaned
-from .contacts import is_email_address
+from .contacts import NAME_MAX, is_email_address
 from .tickets import SUBJECT_MAX, TEXT_MAX
 
-NAME_MAX = 200  # Contact.name
 EMAIL_MAX = 254  # the longest address SMTP carries
 __all__ = ["NAME_MAX", "EMAIL_MAX", "SUBJECT_MAX", "TEXT_MAX", "Question", "check_answers",
            "questions_of", "questions_by_category", "canonical_datetime", "storable"]
@@ -59,7 +58,7 @@ class Question(NamedTuple):
 
 def questions_of(category_id: int) -> list[Question]:
     """A category's questions in the admin's order (SQL compiled once: the form is busy)."""
-    rows = db.select_all(CategoryField, "answers.questions", _questions_query, category_id)
+    rows = _questions_of.all(category_id)
     return [Question.of(row) for row in rows]
 
 
@@ -73,9 +72,10 @@ def questions_by_category(category_ids: list[int]) -> dict[int, list[Question]]:
     return found
 
 
-def _questions_query(category_id: int) -> Any:
-    return (CategoryField.select().where(CategoryField.category == category_id)
-            .order_by(CategoryField.position, CategoryField.id))
+_questions_of = db.Select(
+    "category_field.of_category", CategoryField,
+    lambda category_id: (CategoryField.select().where(CategoryField.category == category_id)
+                         .order_by(CategoryField.position, CategoryField.id)))
 
 
 def storable(value: str) -> bool:

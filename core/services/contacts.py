@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from peewee import ModelSelect
-
 from .. import db
 from ..models import Contact, ContactIdentity, IdentityKind
 from ..sanitize import storable
@@ -30,6 +28,7 @@ def normalise_identity(kind: str, value: str) -> str:
 
 
 IDENTITY_MAX = 254
+NAME_MAX = 200  # Contact.name
 
 
 def fit(value: str, limit: int) -> str:
@@ -45,8 +44,12 @@ def fit(value: str, limit: int) -> str:
 
 def find_contact(kind: str, value: str) -> Contact | None:
     """The contact a channel identity belongs to, following merges."""
-    value = normalise_identity(kind, value)
-    contact = db.select_one(Contact, "contact_by_identity", _by_identity, kind, value)
+    return find_normalised(kind, normalise_identity(kind, value))
+
+
+def find_normalised(kind: str, value: str) -> Contact | None:
+    """``find_contact`` for a value ``normalise_identity`` made already (a service's boundary)."""
+    contact = _by_identity.first(kind, value)
     if contact is None:
         return None
     seen = {contact.id}
@@ -56,9 +59,13 @@ def find_contact(kind: str, value: str) -> Contact | None:
     return contact
 
 
-def _by_identity(kind: str, value: str) -> ModelSelect:
-    return (Contact.select().join(ContactIdentity)
-            .where((ContactIdentity.kind == kind) & (ContactIdentity.value == value)))
+_by_identity = db.Select(
+    "contact.by_identity", Contact,
+    lambda kind, value: (Contact.select().join(ContactIdentity)
+                         .where((ContactIdentity.kind == kind) & (ContactIdentity.value == value))
+                         .limit(1)))
+_insert_contact = db.Insert("contact.insert", Contact)
+_insert_identity = db.Insert("contact_identity.insert", ContactIdentity)
 
 
 def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str | None = None,
@@ -72,20 +79,29 @@ def find_or_create_contact(kind: str, value: str, *, name: str = "", email: str 
     creating the same identity surfaces as an IntegrityError, which ``run_unit``
     retries.
     """
-    value = normalise_identity(kind, value)
-    name = storable(name)
+    return find_or_create_normalised(
+        kind, normalise_identity(kind, value), name=storable(name),
+        email=storable(email) if email is not None else None, language=language,
+        user_type_id=user_type_id, verified=verified)
+
+
+def find_or_create_normalised(kind: str, value: str, *, name: str = "",
+                              email: str | None = None, language: str = "en",
+                              user_type_id: int | None = None,
+                              verified: bool = False) -> tuple[Contact, bool]:
+    """``find_or_create_contact`` for text its caller made storable and normalised already."""
     if not value:
         raise ValueError(f"an empty {kind} identity")
-    contact = find_contact(kind, value)
+    contact = find_normalised(kind, value)
     if contact is not None:
         return contact, False
     if email is None and kind == IdentityKind.EMAIL:
         email = value
     if email is not None and (len(email) > IDENTITY_MAX or not is_email_address(email)):
         email = None  # the identity keeps what the channel said; this column holds real addresses
-    contact = db.insert(Contact(name=name[:200], email=email, language=language,
-                                user_type=user_type_id))
-    db.insert(ContactIdentity(contact=contact, kind=kind, value=value, verified=verified))
+    contact = _insert_contact(Contact(name=name[:NAME_MAX], email=email, language=language,
+                                      user_type=user_type_id))
+    _insert_identity(ContactIdentity(contact=contact, kind=kind, value=value, verified=verified))
     emit("contact_identified", contact=contact, identity_kind=kind, value=value)
     return contact, True
 
@@ -102,7 +118,7 @@ def add_identity(contact: Contact, kind: str, value: str, verified: bool = False
     if kind == IdentityKind.EMAIL and not is_email_address(value):
         raise ValueError(f"{value!r} is not an email address")
     with unit_of_work():
-        owner = find_contact(kind, value)
+        owner = find_normalised(kind, value)
         if owner is not None:
             if owner.id != contact.id:
                 raise ValueError(f"{kind} {value} already belongs to contact {owner.id}")

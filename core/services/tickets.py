@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from .. import db, notifications
 from ..attachments import StoredFile
@@ -41,10 +41,11 @@ from ..models import (
 from ..raw import KeptRaw, RawOriginal, keep
 from ..sanitize import storable
 from ..state import loket
-from .contacts import find_or_create_contact, fit
+from .contacts import NAME_MAX, find_normalised, find_or_create_normalised, fit, normalise_identity
 from .unit import after_commit, emit, run_unit, unit_of_work
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SUBJECT_MAX = 250
 # The longest description, reply or note, on the web form, in the API and in the console.
@@ -101,7 +102,7 @@ class InboundResult:
 
 def _audit(ticket: Ticket, kind: str, actor: Actor, old: Any = "", new: Any = "",
            detail: str = "") -> None:
-    db.insert(TicketEvent(
+    _insert_event(TicketEvent(
         ticket=ticket, kind=kind, actor_kind=actor.kind,
         staff=actor.staff, contact=actor.contact,
         old_value=_short(old), new_value=_short(new), detail=detail))
@@ -131,6 +132,123 @@ def _subject_from(text: str) -> str:
 
 
 # -- Opening and threading -----------------------------------------------------------------
+#
+# Text from a channel is made storable once, where it enters (``open_ticket``,
+# ``receive_message``); the helpers below trust it. ``route_ticket`` is plugin code, so it
+# runs before the write transaction begins: on SQLite the write lock is shared by every
+# process, and one slow plugin holding it would stall every writer.
+
+
+def _storable_identity(identity: Identity) -> Identity:
+    email = storable(identity.email) if identity.email is not None else None
+    return Identity(identity.kind, normalise_identity(identity.kind, identity.value),
+                    storable(identity.name).strip()[:NAME_MAX], email, identity.verified)
+
+
+def _external_key(external_id: str | None) -> str | None:
+    # The same delivery must match itself however odd its id: cleaned, then fitted.
+    return fit(storable(external_id), EXTERNAL_ID_MAX) if external_id else None
+
+
+@dataclass
+class _Opening:
+    """A new ticket and its first message as they will be saved, cleaned and routed.
+
+    Built and routed before the write transaction; a unit that is run again (a
+    unique-key race) makes its rows afresh from the same values.
+    """
+
+    subject: str
+    text: str
+    body_html: str
+    channel: str
+    category: Category | None
+    user_type_id: int | None
+    form_data: dict[str, Any]
+    language: str
+    requester_name: str
+    external_id: str | None
+    raw: KeptRaw | None
+    routing: Routing | None = None
+    # The rows route_ticket saw, written by the write's first run; a run again (after
+    # a unique-key race rolled the first back) builds its own.
+    unsaved: tuple[Ticket, Message] | None = None
+
+    def ticket(self, contact: Contact | None, now: dt.datetime) -> Ticket:
+        ticket = Ticket(
+            subject=self.subject, channel=self.channel, category=self.category,
+            user_type=self.user_type_id, contact=contact, language=self.language,
+            form_data=self.form_data, created_at=now, updated_at=now,
+            last_customer_message_at=now, priority=Priority.NORMAL, status=Status.NEW, tags=[],
+            requester_name=self.requester_name)
+        if self.routing is not None:
+            _apply_routing(ticket, self.routing)
+        return ticket
+
+    def message(self, actor: Actor, contact: Contact | None, now: dt.datetime) -> Message:
+        message = Message(
+            author_kind=actor.kind, contact=contact if actor.kind == AuthorKind.CONTACT else None,
+            staff=actor.staff, body_text=self.text, body_html=self.body_html,
+            channel=self.channel, external_id=self.external_id, created_at=now)
+        _set_raw(message, self.raw)
+        return message
+
+    def routed(self, category: Category | None, actor: Actor | None = None) -> _Opening:
+        """This opening for ``category``, with ``route_ticket``'s decision (call it unlocked).
+
+        ``actor`` is who writes the first message, when not the customer.
+        """
+        opening = replace(self, category=category, routing=None, unsaved=None)
+        if opening.user_type_id is None and category is not None:
+            opening.user_type_id = category.user_type_id
+        now = utcnow()
+        preview = opening.ticket(None, now)
+        message = opening.message(actor or _CUSTOMER, None, now)
+        routing = loket().hook.route_ticket(
+            ticket=preview, message=message, category=category,
+            form_data=opening.form_data, text=f"{opening.subject}\n{opening.text}")
+        if routing is not None:
+            _apply_routing(preview, routing)  # an unknown priority is refused before the write
+        opening.routing = routing
+        opening.unsaved = (preview, message)
+        return opening
+
+
+# The customer, before the write finds or creates their contact.
+_CUSTOMER = Actor(AuthorKind.CONTACT)
+
+
+def _opening(*, subject: str, text: str, html: str, channel: str, category: Category | None,
+             user_type_id: int | None, form_data: dict[str, Any], language: str,
+             requester_name: str, external_id: str | None, raw: RawOriginal | None) -> _Opening:
+    """Clean what the channel gave once: the rows are made from this as it is."""
+    text = storable(text)
+    return _Opening(
+        subject=storable(subject).strip()[:SUBJECT_MAX] or _subject_from(text), text=text,
+        body_html=_clean(html), channel=channel, category=category, user_type_id=user_type_id,
+        form_data=form_data, language=language, requester_name=requester_name,
+        external_id=external_id, raw=keep(raw) if raw is not None else None)
+
+
+def _once(channel: str, external_id: str | None, work: Callable[[], T],
+          duplicate: Callable[[Message], T]) -> T:
+    """Run ``work`` in a unit of work unless the channel delivered ``external_id`` already.
+
+    The one de-duplication path of inbound messages. The look-up runs inside the
+    write: on SQLite nobody else writes meanwhile; on PostgreSQL two deliveries
+    can both pass it, the loser's insert fails on the unique index of (channel,
+    external_id), and ``run_unit`` runs this again, when the look-up finds the
+    winner's message.
+    """
+
+    def unit() -> T:
+        if external_id:
+            seen = _find_duplicate(channel, external_id)
+            if seen is not None:
+                return duplicate(seen)
+        return work()
+
+    return run_unit(unit)
 
 
 def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = Channel.WEB,
@@ -141,78 +259,63 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
                 raw: RawOriginal | None = None, notify: bool = True) -> Ticket:
     """Open a ticket with its first message, for a contact found or created by identity.
 
-    ``route_ticket`` decides department, priority and tags before it is saved.
+    ``route_ticket`` decides department, priority and tags before the write begins.
     With an ``external_id`` (the channel's id for this submission) the same
     submission twice opens one ticket: the second call returns the first ticket.
     The customer is told the ticket's number and tracking link (see
     ``core.notifications``) unless ``notify`` is False.
     """
     attachments = list(attachments)
-    kept = keep(raw) if raw is not None else None
-    external_id = fit(storable(external_id), EXTERNAL_ID_MAX) if external_id else None
+    identity = _storable_identity(identity)
+    external_id = _external_key(external_id)
+    opening = _opening(
+        subject=subject, text=text, html=html, channel=channel, category=category,
+        user_type_id=user_type_id, form_data=form_data or {}, language=language,
+        requester_name=identity.name, external_id=external_id, raw=raw).routed(category, actor)
 
     def work() -> Ticket:
-        if external_id:
-            seen = _find_duplicate(channel, external_id)
-            if seen is not None:
-                return seen.ticket
-        contact, _ = find_or_create_contact(
-            identity.kind, identity.value, name=identity.name, email=identity.email,
-            language=language, user_type_id=user_type_id, verified=identity.verified)
+        contact = _contact_of(identity, language, user_type_id)
         ticket, _message = _create_ticket(
-            contact=contact, subject=subject, text=text, html=html, channel=channel,
-            category=category, user_type_id=user_type_id, form_data=form_data or {},
-            language=language, attachments=attachments, attachment_fields=attachment_fields,
-            external_id=external_id, actor=actor or Actor.customer(contact), raw=kept,
-            notify=notify, known=(identity.kind, identity.value), requester_name=identity.name)
+            opening, contact=contact, actor=actor or Actor.customer(contact),
+            attachments=attachments, attachment_fields=attachment_fields, notify=notify,
+            known=(identity.kind, identity.value))
         return ticket
 
-    try:
-        return run_unit(work)
-    except Exception:
-        # A resubmission that lost the race to its twin is still the same submission.
-        seen = _find_duplicate(channel, external_id) if external_id else None
-        if seen is not None:
-            return seen.ticket
-        raise
+    return _once(channel, external_id, work, lambda seen: seen.ticket)
 
 
-def _create_ticket(*, contact: Contact, subject: str, text: str, html: str, channel: str,
-                   category: Category | None, user_type_id: int | None,
-                   form_data: dict[str, Any], language: str, attachments: list[StoredFile],
-                   attachment_fields: dict[str, str] | None, external_id: str | None,
-                   actor: Actor, raw: KeptRaw | None = None, notify: bool = True,
-                   known: tuple[str, str] | None = None,
-                   requester_name: str = "") -> tuple[Ticket, Message]:
-    now = utcnow()
-    text = storable(text)
-    subject = storable(subject).strip()[:SUBJECT_MAX] or _subject_from(text)
-    if user_type_id is None and category is not None:
-        user_type_id = category.user_type_id
-    ticket = Ticket(
-        subject=subject, channel=channel, category=category, user_type=user_type_id,
-        contact=contact, language=language, form_data=form_data,
-        created_at=now, updated_at=now, last_customer_message_at=now,
-        priority=Priority.NORMAL, status=Status.NEW, tags=[],
-        requester_name=storable(requester_name).strip()[:200])
-    from_customer = actor.kind == AuthorKind.CONTACT
-    message = Message(
-        author_kind=actor.kind, contact=contact if from_customer else None, staff=actor.staff,
-        body_text=text or "", body_html=_clean(html), channel=channel,
-        external_id=external_id, created_at=now)
-    _set_raw(message, raw)
-    routing = loket().hook.route_ticket(
-        ticket=ticket, message=message, category=category, form_data=form_data,
-        text=f"{subject}\n{text or ''}")
-    if routing is not None:
-        _apply_routing(ticket, routing)
-    db.insert(ticket)
+def _contact_of(identity: Identity, language: str, user_type_id: int | None = None) -> Contact:
+    contact, _ = find_or_create_normalised(
+        identity.kind, identity.value, name=identity.name, email=identity.email,
+        language=language, user_type_id=user_type_id, verified=identity.verified)
+    return contact
+
+
+_insert_ticket = db.Insert("ticket.insert", Ticket)
+_insert_message = db.Insert("message.insert", Message)
+_insert_event = db.Insert("ticket_event.insert", TicketEvent)
+
+
+def _create_ticket(opening: _Opening, *, contact: Contact, actor: Actor,
+                   attachments: list[StoredFile], attachment_fields: dict[str, str] | None,
+                   notify: bool = True,
+                   known: tuple[str, str] | None = None) -> tuple[Ticket, Message]:
+    if opening.unsaved is not None:
+        ticket, message = opening.unsaved
+        opening.unsaved = None
+        ticket.contact = contact
+        message.contact = contact if actor.kind == AuthorKind.CONTACT else None
+    else:
+        now = utcnow()
+        ticket, message = opening.ticket(contact, now), opening.message(actor, contact, now)
+    _insert_ticket(ticket)
     message.ticket = ticket
-    db.insert(message)
+    _insert_message(message)
     _add_attachments(ticket, message, attachments, attachment_fields)
     _audit(ticket, "created", actor, new=ticket.status,
-           detail=f"channel={channel} department={ticket.department_id or ''} "
+           detail=f"channel={opening.channel} department={ticket.department_id or ''} "
                   f"priority={ticket.priority}")
+    routing = opening.routing
     if routing is not None and routing.escalate:
         _escalate(ticket, actor, routing.reason or "routing")
     if notify:
@@ -259,7 +362,7 @@ def _notify(ticket: Ticket, key: str, *, reply: Message | None = None,
                       subject=rendered.subject, channel=channel, notification=key,
                       created_at=utcnow())
     _queue(message, recipient)
-    db.insert(message)
+    _insert_message(message)
     _send_after_commit(message)
     return message
 
@@ -306,74 +409,96 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
       ``notify`` is False (an auto-reply must not be answered).
     """
     attachments = list(attachments)
-    participants = list(participants)
-    # The same delivery must match itself however odd its id: cleaned, then fitted.
-    external_id = fit(storable(external_id), EXTERNAL_ID_MAX) if external_id else None
-    if external_id:
-        seen = _find_duplicate(channel, external_id)
-        if seen is not None:
-            return InboundResult(seen.ticket, seen, created=False, duplicate=True)
-    kept = keep(raw) if raw is not None else None
+    identity = _storable_identity(identity)
+    participants = [_storable_identity(p) for p in participants]
+    external_id = _external_key(external_id)
+    draft = _opening(
+        subject=subject, text=text, html=html, channel=channel, category=category,
+        user_type_id=user_type_id, form_data={}, language=language,
+        requester_name=identity.name, external_id=external_id, raw=raw)
+
+    def category_of(follow_up_of: Ticket | None) -> Category | None:
+        return category if follow_up_of is None else follow_up_of.category
+
+    # Whether the message opens a ticket is known only inside the write, but routing
+    # (plugin code) must run before it. So a read decides first, and routes when it
+    # will open one; should the write find otherwise (the ticket was closed meanwhile),
+    # it stops before writing anything and runs once more, routed this time.
+    routed: dict[int | None, _Opening] = {}
+    contact = find_normalised(identity.kind, identity.value) if continue_open else None
+    target, follow_up_of = _thread_target(thread_to, continue_open, contact, channel)
+    if target is None:
+        opening = draft.routed(category_of(follow_up_of))
+        routed[opening.category.id if opening.category else None] = opening
 
     def work() -> InboundResult:
-        if external_id:
-            seen = _find_duplicate(channel, external_id)
-            if seen is not None:
-                return InboundResult(seen.ticket, seen, created=False, duplicate=True)
-        contact, _ = find_or_create_contact(
-            identity.kind, identity.value, name=identity.name, email=identity.email,
-            language=language, user_type_id=user_type_id, verified=identity.verified)
-        target = thread_to
-        if target is None and continue_open:
-            target = (Ticket.select()
-                      .where((Ticket.contact == contact) & (Ticket.channel == channel)
-                             & (Ticket.status.in_(Status.ACTIVE + (Status.RESOLVED,))))
-                      .order_by(Ticket.updated_at.desc()).first())
-        if target is not None:
-            target = Ticket.get_by_id(target.id)  # the caller's copy may be stale
-        follow_up_of = None
-        if target is not None and target.status == Status.CLOSED:
-            follow_up_of, target = target, None
+        contact = _contact_of(identity, language, user_type_id)
+        target, follow_up_of = _thread_target(thread_to, continue_open, contact, channel)
         if target is None:
+            wanted = category_of(follow_up_of)
+            opening = routed.get(wanted.id if wanted else None)
+            if opening is None:
+                raise _Unrouted(wanted)
             ticket, message = _create_ticket(
-                contact=contact, subject=subject, text=text, html=html, channel=channel,
-                category=category if follow_up_of is None else follow_up_of.category,
-                user_type_id=user_type_id, form_data={}, language=language,
-                attachments=attachments, attachment_fields=None, external_id=external_id,
-                actor=Actor.customer(contact), raw=kept, notify=notify,
-                known=(identity.kind, identity.value), requester_name=identity.name)
+                opening, contact=contact, actor=Actor.customer(contact), attachments=attachments,
+                attachment_fields=None, notify=notify, known=(identity.kind, identity.value))
             if follow_up_of is not None:
                 TicketLink.create(ticket=ticket, other=follow_up_of, kind="follow_up_of")
             created = True
         else:
             ticket = target
-            message = _customer_message(ticket, contact, text, html, channel, external_id,
-                                        attachments, kept)
+            message = _customer_message(ticket, contact, draft.text, draft.body_html, channel,
+                                        external_id, attachments, draft.raw)
             created = False
         _add_participants(ticket, contact, participants, language)
         return InboundResult(ticket, message, created=created, duplicate=False)
 
-    try:
-        return run_unit(work)
-    except Exception:
-        # A duplicate that lost the race to a concurrent delivery is still a duplicate.
-        if external_id:
-            seen = _find_duplicate(channel, external_id)
-            if seen is not None:
-                return InboundResult(seen.ticket, seen, created=False, duplicate=True)
-        raise
+    def duplicate(seen: Message) -> InboundResult:
+        return InboundResult(seen.ticket, seen, created=False, duplicate=True)
+
+    for _attempt in range(3):
+        try:
+            return _once(channel, external_id, work, duplicate)
+        except _Unrouted as unrouted:
+            opening = draft.routed(unrouted.category)
+            routed[opening.category.id if opening.category else None] = opening
+    raise RuntimeError("the thread of this message kept changing while it was routed")
+
+
+class _Unrouted(Exception):
+    """The write found it must open a ticket that was not routed; it stops to route it."""
+
+    def __init__(self, category: Category | None):
+        super().__init__("a new ticket needs routing first")
+        self.category = category
+
+
+def _thread_target(thread_to: Ticket | None, continue_open: bool, contact: Contact | None,
+                   channel: str) -> tuple[Ticket | None, Ticket | None]:
+    """(the ticket a message joins, the closed ticket a new one follows up); read afresh."""
+    target = thread_to
+    if target is None and continue_open and contact is not None:
+        target = (Ticket.select()
+                  .where((Ticket.contact == contact) & (Ticket.channel == channel)
+                         & (Ticket.status.in_(Status.ACTIVE + (Status.RESOLVED,))))
+                  .order_by(Ticket.updated_at.desc()).first())
+    if target is not None:
+        target = Ticket.get_by_id(target.id)  # the caller's copy may be stale
+    if target is not None and target.status == Status.CLOSED:
+        return None, target
+    return target, None
 
 
 def _find_duplicate(channel: str, external_id: str) -> Message | None:
     """The message this channel already delivered under ``external_id`` (its ticket loads lazily)."""
-    return db.select_one(Message, "tickets.duplicate", _by_external_id, channel, external_id)
+    return _by_external_id.first(channel, external_id)
 
 
 def find_message(channel: str, external_id: str) -> Message | None:
     """The message a channel knows by ``external_id`` (inbound, or outbound once sent), or None."""
     if not external_id:
         return None
-    return _find_duplicate(channel, fit(storable(external_id), EXTERNAL_ID_MAX))
+    return _find_duplicate(channel, _external_key(external_id))
 
 
 def find_ticket(channel: str, external_id: str) -> Ticket | None:
@@ -382,16 +507,17 @@ def find_ticket(channel: str, external_id: str) -> Ticket | None:
     return Ticket.get_by_id(message.ticket_id) if message is not None else None
 
 
-def _by_external_id(channel: str, external_id: str) -> Any:
-    return Message.select().where((Message.channel == channel)
-                                  & (Message.external_id == external_id))
+_by_external_id = db.Select(
+    "message.by_external_id", Message,
+    lambda channel, external_id: (
+        Message.select().where((Message.channel == channel)
+                               & (Message.external_id == external_id)).limit(1)))
 
 
 def _add_participants(ticket: Ticket, contact: Contact, participants: list[Identity],
                       language: str) -> None:
     for identity in participants:
-        other, _ = find_or_create_contact(identity.kind, identity.value, name=identity.name,
-                                          language=language)
+        other = _contact_of(Identity(identity.kind, identity.value, identity.name), language)
         if other.id == contact.id or other.id == ticket.contact_id:
             continue
         exists = TicketParticipant.select().where(
@@ -400,15 +526,15 @@ def _add_participants(ticket: Ticket, contact: Contact, participants: list[Ident
             TicketParticipant.create(ticket=ticket, contact=other)
 
 
-def _customer_message(ticket: Ticket, contact: Contact, text: str, html: str, channel: str,
+def _customer_message(ticket: Ticket, contact: Contact, text: str, body_html: str, channel: str,
                       external_id: str | None, attachments: list[StoredFile],
                       raw: KeptRaw | None = None) -> Message:
     now = utcnow()
     message = Message(
-        ticket=ticket, author_kind=AuthorKind.CONTACT, contact=contact, body_text=storable(text),
-        body_html=_clean(html), channel=channel, external_id=external_id, created_at=now)
+        ticket=ticket, author_kind=AuthorKind.CONTACT, contact=contact, body_text=text,
+        body_html=body_html, channel=channel, external_id=external_id, created_at=now)
     _set_raw(message, raw)
-    message.save(force_insert=True)
+    _insert_message(message)
     _add_attachments(ticket, message, attachments)
     actor = Actor.customer(contact)
     _audit(ticket, "message", actor, detail=f"message={message.id}")
@@ -433,6 +559,7 @@ def add_customer_reply(ticket: Ticket, text: str, attachments: Iterable[StoredFi
     if not (text or "").strip():
         raise ServiceError(_l("Please write a reply."))
     attachments = list(attachments)
+    text = storable(text)
 
     def work() -> Message:
         fresh = Ticket.get_by_id(ticket.id)
@@ -472,7 +599,7 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
             body_html=_clean(html), channel=fresh.channel, delivery_state=Delivery.PORTAL,
             delivery_updated_at=now, created_at=now)
         pushed = _push_on_own_channel(fresh, message)
-        db.insert(message)
+        _insert_message(message)
         _add_attachments(fresh, message, attachments)
         _audit(fresh, "reply", actor, detail=f"message={message.id}")
         fresh.updated_at = now
