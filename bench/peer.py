@@ -353,7 +353,8 @@ def main() -> int:
              for r in peer)
     if loket:
         results["loket"] = {"rounds": loket, "median": summary(loket)}
-        print(row("Loket (bench/run.py defaults)", results["loket"]["median"]))
+        print(row(f"Loket (run.py, {args.web_connections or 'default'} conn/worker)",
+                  results["loket"]["median"]))
         ratio = results["loket"]["median"]["tickets_per_s"] / max(
             results["peer"]["median"]["tickets_per_s"], 0.1)
         results["ratio_loket_to_peer"] = round(ratio, 2)
