@@ -157,6 +157,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             "redis, or immediate (run jobs inline; for tests)."),
     Setting("bind", DEFAULT_BIND, _as_bind,
             "Where `loket serve` listens: HOST:PORT, several separated by commas."),
+    Setting("jobs_name", "loket", _as_str,
+            "The job queue's name; desks that share one Redis need different names."),
     Setting("public_url", "", _as_http_url,
             "The address customers reach the help center at; used in tracking links. "
             "Default: http:// and the first address of bind."),

@@ -31,7 +31,9 @@ __all__ = ["JobQueue", "crontab", "build_huey", "OUTBOX_RELAY"]
 OUTBOX_RELAY = "core.outbox.relay"
 
 
-def build_huey(config: Any, name: str = "loket") -> Huey:
+def build_huey(config: Any, name: str | None = None) -> Huey:
+    # The queue's name keys its data in Redis: desks sharing one Redis need their own.
+    name = name or config.get("jobs_name") or "loket"
     mode = config["jobs"]
     if mode == "auto":
         mode = "redis" if config["redis_url"] else "sqlite"

@@ -19,6 +19,7 @@ def desk_env(state: Any, db_url: str, **settings: str) -> dict[str, str]:
         "LOKET_PLUGINS": "",
         "LOKET_JOBS": state.config["jobs"],
         "LOKET_REDIS_URL": state.config["redis_url"],
+        "LOKET_JOBS_NAME": state.config["jobs_name"],
         "LOKET_PUBLIC_URL": state.config["public_url"],
     })
     env.update(settings)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,9 @@ def test_register_jobs_job_runs_in_a_worker_on_redis(make_app: Any, tmp_path: Pa
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except redis.RedisError as exc:
         pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    _run_job_through_worker(make_app, tmp_path, db_url, jobs="redis", redis_url=REDIS_URL)
+    # A queue of its own: another test run on the same Redis must not take this job.
+    _run_job_through_worker(make_app, tmp_path, db_url, jobs="redis", redis_url=REDIS_URL,
+                            jobs_name=f"loket-test-{uuid.uuid4().hex[:8]}")
 
 
 job_plugin = JobPlugin()  # what the test entry point "remember" names
@@ -327,7 +330,8 @@ def test_a_killed_worker_does_not_keep_the_lock_on_sqlite(make_app: Any, db_url:
 @pytest.mark.redis
 def test_a_killed_worker_does_not_keep_the_lock_on_redis(make_app: Any) -> None:
     _redis_or_skip()
-    app = make_app(jobs="redis", redis_url=REDIS_URL)
+    app = make_app(jobs="redis", redis_url=REDIS_URL,
+                   jobs_name=f"loket-test-{uuid.uuid4().hex[:8]}")
     jobs = app.extensions["loket"].jobs
     conn = jobs.huey.storage.conn
     key = f"{jobs.huey.name}.run-lock.tests.expiring"
