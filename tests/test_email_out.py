@@ -42,6 +42,14 @@ class Mailbox:
         return "250 Message accepted"
 
 
+def mail_in(address: str, subject: str, text: str, message_id: str,
+            notify: bool = True) -> Any:
+    """A customer's mail as the email channel receives it."""
+    return tickets.receive_message(
+        channel="email", identity=Identity(IdentityKind.EMAIL, address, email=address),
+        subject=subject, text=text, external_id=message_id, notify=notify)
+
+
 def text_of(mail: email.message.EmailMessage) -> str:
     return mail.get_body(preferencelist=("plain",)).get_content()
 
@@ -102,10 +110,8 @@ def test_reply_to_an_email_ticket_threads_in_the_customers_mail_program(
     mailbox, _ = smtp
     with mail_app.app_context(), db.connection():
         desk = build_desk()
-        inbound = tickets.receive_message(
-            channel="email", identity=Identity(IdentityKind.EMAIL, "ana@example.test",
-                                               email="ana@example.test"),
-            subject="Refund", text="Please refund", external_id="<abc@mail.example.test>")
+        inbound = mail_in("ana@example.test", "Refund", "Please refund",
+                          "<abc@mail.example.test>")
         tickets.reply(inbound.ticket, desk.agent, "Refunded.")
         reply = Message.select().where((Message.ticket == inbound.ticket.id)
                                        & (Message.body_text == "Refunded.")).get()
@@ -126,10 +132,7 @@ def test_an_agents_files_and_an_html_part_go_with_the_reply(mail_app: Any,
     pdf = b"%PDF-1.4 refund statement"
     with mail_app.app_context(), db.connection():
         desk = build_desk()
-        inbound = tickets.receive_message(
-            channel="email", identity=Identity(IdentityKind.EMAIL, "f@example.test",
-                                               email="f@example.test"),
-            subject="Refund", text="hi", external_id="<f@e.test>", notify=False)
+        inbound = mail_in("f@example.test", "Refund", "hi", "<f@e.test>", notify=False)
         stored = Storage(loket().config["attachments_path"]).save_bytes(
             pdf, "statement.pdf", max_bytes=10_000, allowed_types=["application/pdf"])
         tickets.reply(inbound.ticket, desk.agent, "See the <statement> attached.",
@@ -150,11 +153,8 @@ def test_a_subject_with_line_breaks_cannot_add_headers(mail_app: Any,
     mailbox, _ = smtp
     with mail_app.app_context(), db.connection():
         desk = build_desk()
-        inbound = tickets.receive_message(
-            channel="email", identity=Identity(IdentityKind.EMAIL, "e@example.test",
-                                               email="e@example.test"),
-            subject="Help\r\nBcc: victim@example.test", text="hi", external_id="<x@e.test>",
-            notify=False)
+        inbound = mail_in("e@example.test", "Help\r\nBcc: victim@example.test", "hi",
+                          "<x@e.test>", notify=False)
         tickets.reply(inbound.ticket, desk.agent, "Hello")
     ((envelope, mail),) = mailbox.mails
     assert envelope.rcpt_tos == ["e@example.test"] and "Bcc" not in mail
