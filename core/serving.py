@@ -39,6 +39,11 @@ IDLE_READ_SECONDS = 30.0  # a thread reading a large body waits this long for mo
 # (bytes a second, LOKET_REQUEST_BODY_MIN_RATE): a byte every few seconds would otherwise
 # hold a thread for as long as the client likes. 2 KB/s is a poor mobile upload.
 BODY_MIN_RATE = float(os.environ.get("LOKET_REQUEST_BODY_MIN_RATE") or 2048)
+# A worker already holding a connection per thread waits this long before accepting another,
+# so that an idler worker takes it: gthread workers otherwise race for every new connection
+# and the quickest keeps them all (16 keep-alive connections from a proxy or a load tester
+# landed on one of two workers while the other idled, halving the throughput).
+ACCEPT_DEFER_SECONDS = 0.005
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n", re.I)
 # A client that asks to continue sends its body only after gunicorn's "100 Continue".
 _EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue", re.I)
@@ -97,6 +102,32 @@ class BufferingThreadWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.reading: dict[Any, float] = {}  # connection -> deadline
+        self.accept_deferred_until = 0.0
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """Wait as gthread does, first deferring new connections when this worker is full."""
+        if hasattr(self, "set_accept_enabled"):  # gunicorn's gthread since 24
+            timeout = self._defer_accepting(timeout)
+        super().wait_for_and_dispatch_events(timeout)
+
+    def _defer_accepting(self, timeout: float) -> float:
+        """Stop listening for ACCEPT_DEFER_SECONDS once this worker holds a connection per thread.
+
+        The run loop turns accepting back on each round (when under worker_connections);
+        this turns it off again for a worker that is full and has not waited yet, so the
+        next connection goes to a worker with room, or to this one a moment later.
+        """
+        now = time.monotonic()
+        if self.nr_conns < self.cfg.threads:
+            self.accept_deferred_until = 0.0
+            return timeout
+        if not self.accept_deferred_until:
+            self.accept_deferred_until = now + ACCEPT_DEFER_SECONDS
+        if now < self.accept_deferred_until:
+            self.set_accept_enabled(False)
+            return min(timeout, self.accept_deferred_until - now)
+        self.accept_deferred_until = 0.0  # waited: accept during this round, then defer again
+        return timeout
 
     def accept(self, listener: Any) -> None:
         if self.cfg.is_ssl:

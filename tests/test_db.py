@@ -17,6 +17,7 @@ import core.services.contacts
 import core.services.tickets  # noqa: F401 - importing them registers their statements
 from core import db
 from core.models import (
+    Attachment,
     Category,
     CategoryField,
     Contact,
@@ -190,9 +191,52 @@ def test_questions_of_a_category_come_in_the_admins_order(ctx):
     assert [f.name for f in statement.all(other.id)] == ["c"]
 
 
+def test_ticket_by_id_reads_the_whole_row(ctx):
+    statement = db.STATEMENTS["ticket.by_id"]
+    ticket_id = _row(Ticket)
+    _same_row(statement.first(ticket_id), Ticket.get_by_id(ticket_id))
+    assert statement.first(ticket_id + 1000) is None
+
+
+def test_public_messages_leave_out_notes_and_notifications_oldest_first(ctx):
+    statement = db.STATEMENTS["message.public_of_ticket"]
+    ticket = Ticket.create(subject="s", contact=Contact.create())
+    other = Ticket.create(subject="o", contact=Contact.create())
+    day = dt.datetime(2024, 5, 1)
+
+    def message(**values: object) -> Message:
+        return Message.create(author_kind="contact", body_text="t", **values)
+
+    later = message(ticket=ticket, created_at=day + dt.timedelta(hours=2))
+    earlier = message(ticket=ticket, created_at=day)
+    message(ticket=ticket, created_at=day, is_internal=True)
+    message(ticket=ticket, created_at=day, notification="ticket_opened")
+    message(ticket=other, created_at=day)
+    found = statement.all(ticket.id)
+    assert [m.id for m in found] == [earlier.id, later.id]
+    _same_row(found[0], Message.get_by_id(earlier.id))
+
+
+def test_attachments_of_a_ticket_are_its_own_in_order(ctx):
+    statement = db.STATEMENTS["attachment.of_ticket"]
+    ticket = Ticket.create(subject="s", contact=Contact.create())
+    other = Ticket.create(subject="o", contact=Contact.create())
+
+    def attachment(owner: Ticket, name: str) -> Attachment:
+        return Attachment.create(ticket=owner, sha256="0" * 64, filename=name,
+                                 content_type="text/plain", size=1)
+
+    first, second = attachment(ticket, "a.txt"), attachment(ticket, "b.txt")
+    attachment(other, "c.txt")
+    found = statement.all(ticket.id)
+    assert [a.id for a in found] == [first.id, second.id]
+    _same_row(found[1], Attachment.get_by_id(second.id))
+
+
 def test_every_named_statement_has_its_test():
     selects = {"contact.by_identity", "message.by_external_id", "category.visible_by_slugs",
-               "category.by_id", "department.by_id", "category_field.of_category"}
+               "category.by_id", "department.by_id", "category_field.of_category",
+               "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket"}
     assert set(db.STATEMENTS) == selects | set(INSERTS)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import io
 import json
 import os
@@ -429,13 +431,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def served(make_app: Any, db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """gunicorn as `loket serve` runs it (gunicorn.conf.py): 1 worker with 2 threads."""
+@contextlib.contextmanager
+def serving(make_app: Any, db_url: str, tmp_path: Path, workers: int = 1,
+            threads: int = 2) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    """gunicorn as `loket serve` runs it (gunicorn.conf.py), with the given workers and threads."""
     app = make_app()  # migrates the database the server uses
     port = free_port()
-    env = {**os.environ, "LOKET_BIND": f"127.0.0.1:{port}", "LOKET_WEB_WORKERS": "1",
-           "LOKET_WEB_THREADS": "2", "LOKET_DATABASE_URL": db_url, "LOKET_JOBS": "immediate",
+    env = {**os.environ, "LOKET_BIND": f"127.0.0.1:{port}", "LOKET_WEB_WORKERS": str(workers),
+           "LOKET_WEB_THREADS": str(threads), "LOKET_DATABASE_URL": db_url,
+           "LOKET_JOBS": "immediate",
            "LOKET_INSTANCE_PATH": app.extensions["loket"].config["instance_path"],
            "LOKET_SECRET_KEY": "test-secret-key", "LOKET_PLUGINS": "",
            "LOKET_REQUEST_READ_SECONDS": "2"}
@@ -454,7 +458,7 @@ def served(make_app: Any, db_url: str, tmp_path: Path) -> Iterator[tuple[str, Pa
             except OSError:
                 assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
-        yield base, log
+        yield base, log, proc
     finally:
         proc.terminate()
         try:
@@ -462,6 +466,84 @@ def served(make_app: Any, db_url: str, tmp_path: Path) -> Iterator[tuple[str, Pa
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def served(make_app: Any, db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """1 worker with 2 threads: few enough that slow clients could starve it."""
+    with serving(make_app, db_url, tmp_path) as (base, log, _proc):
+        yield base, log
+
+
+def _connections_per_worker(server: subprocess.Popen, port: int) -> dict[int, int]:
+    """How many client connections to ``port`` each gunicorn worker holds open (from /proc)."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                established.add(fields[9])  # the socket's inode
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    counts = {}
+    for pid in map(int, children):
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in established:
+                held += 1
+        counts[pid] = held
+    return counts
+
+
+def _workers_in_their_loop(server: subprocess.Popen, expected: int) -> bool:
+    """True when ``expected`` workers wait on their event loop (it watches a descriptor)."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    ready = 0
+    for pid in children:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == "anon_inode:[eventpoll]" and \
+                        "tfd:" in Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text():
+                    ready += 1
+                    break
+            except OSError:
+                continue
+    return ready >= expected
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_kept_alive_connections_spread_over_the_workers(make_app: Any, db_url: str,
+                                                        tmp_path: Path) -> None:
+    """Eight connections opened at once (a proxy's pool, a load tester) use both workers."""
+    with serving(make_app, db_url, tmp_path, workers=2, threads=2) as (base, log, proc):
+        port = int(base.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 60
+        while not _workers_in_their_loop(proc, 2):  # the second may still be loading the app
+            assert time.monotonic() < deadline, "the workers never started serving"
+            time.sleep(0.2)
+        clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(8)]
+        try:
+            for client in clients:  # each asks once and keeps its connection
+                client.request("GET", "/api/v1/user-types")
+            for client in clients:
+                response = client.getresponse()
+                response.read()
+                assert response.status == 200
+            counts = _connections_per_worker(proc, port)
+        finally:
+            for client in clients:
+                client.close()
+    assert len(counts) == 2 and sum(counts.values()) == 8, counts
+    assert min(counts.values()) >= 2, f"connections per worker: {counts}"
+    assert "Traceback" not in log.read_text()
 
 
 def test_slow_clients_cannot_starve_the_threads_and_are_cut_off(

@@ -125,6 +125,11 @@ _category_by_id = db.Select(
 # -- Tickets an agent may see -------------------------------------------------------------
 
 
+def category_by_id(category_id: int | None) -> Category | None:
+    """A category by id, visible or not (a ticket keeps the category it was filed under)."""
+    return _category_by_id.first(category_id) if category_id else None
+
+
 def _department_ids(staff: Staff) -> Any:
     return StaffDepartment.select(StaffDepartment.department).where(
         StaffDepartment.staff == staff)

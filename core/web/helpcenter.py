@@ -321,8 +321,7 @@ def _thread(ticket: Ticket) -> list[Entry]:
 
 
 def _tracking_page(ticket: Ticket, reply_form: ReplyForm | None = None) -> str:
-    category = (Category.get_or_none(Category.id == ticket.category_id)
-                if ticket.category_id else None)
+    category = access.category_by_id(ticket.category_id)
     just_submitted = session.get(SUBMITTED) == ticket.id
     if just_submitted:
         session.pop(SUBMITTED)
