@@ -1,18 +1,42 @@
-"""Customer-facing text in English, Indonesian and Filipino: the locale of each request."""
+"""Customer-facing text in English, Indonesian and Filipino: the locale of each request,
+the catalogues of core and the enabled plugins, dates in the desk's time zone, and the
+per-language wording of what admins typed (user types, categories, form fields).
+
+Catalogues live beside the code as ``.po`` files (``core/translations`` and each plugin's
+``translations/`` folder). The app compiles them into ``.mo`` files in the instance
+folder when it starts, whenever a ``.mo`` is missing or older than its ``.po``: a desk
+cannot run untranslated because someone skipped a build step, and a ``.po`` with an
+error stops the start with one line naming the file.
+"""
 
 from __future__ import annotations
 
-from flask import has_request_context, request, session
-from flask_babel import gettext, lazy_gettext, ngettext
+import datetime as dt
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from flask import g, has_request_context, request, session
+from flask_babel import force_locale, format_datetime, gettext, lazy_gettext, ngettext
 
 from .state import loket
 
-__all__ = ["_", "_l", "ngettext", "select_locale", "LANGUAGE_NAMES"]
+__all__ = ["_", "_l", "ngettext", "select_locale", "LANGUAGE_NAMES", "force_locale",
+           "local_datetime", "localized", "localized_lines", "translated", "translated_lines",
+           "language_of"]
 
 _ = gettext
 _l = lazy_gettext
 
 LANGUAGE_NAMES = {"en": "English", "id": "Bahasa Indonesia", "fil": "Filipino"}
+
+CORE_TRANSLATIONS = Path(__file__).parent / "translations"
+DOMAIN = "messages"
 
 
 def select_locale() -> str:
@@ -35,3 +59,173 @@ def select_locale() -> str:
     if best == "tl":
         best = "fil" if "fil" in languages else None
     return best or loket().config["default_language"]
+
+
+def language_of(value: str | None) -> str:
+    """A language this desk offers: ``value`` when it is one, else the default language."""
+    config = loket().config
+    return value if value in config["languages"] else config["default_language"]
+
+
+# -- Catalogues ------------------------------------------------------------------------
+
+
+class CatalogueError(ValueError):
+    """A ``.po`` file that cannot be read; the message names the file and the line."""
+
+
+def plugin_translation_dir(plugin: ModuleType | object | None) -> Path | None:
+    """A plugin package's ``translations/`` folder, if it holds any ``.po`` file."""
+    path = getattr(plugin, "__file__", None)
+    if not path:
+        return None
+    folder = Path(path).parent / "translations"
+    return folder if any(folder.glob(f"*/LC_MESSAGES/{DOMAIN}.po")) else None
+
+
+def catalogue_sources(plugins: Iterable[tuple[str, Any]]) -> list[tuple[str, Path]]:
+    """(unit, folder) of every catalogue: the plugins' in order, then core's.
+
+    Flask-Babel merges the folders of one domain in this order, a later entry
+    winning, so core's wording of its own strings is the one customers read
+    even if a plugin's catalogue happens to carry the same text.
+    """
+    found = [(name, folder) for name, plugin in plugins
+             if name != "core" and (folder := plugin_translation_dir(plugin)) is not None]
+    return found + [("core", CORE_TRANSLATIONS)]
+
+
+# Compiled bytes by (.po path, its mtime): an app built again in the same process (the
+# tests build hundreds) writes the .mo without parsing the .po again.
+_compiled: dict[tuple[str, int], bytes] = {}
+_compiled_lock = threading.Lock()
+
+
+def _mo_bytes(po_path: Path) -> bytes:
+    from io import BytesIO
+
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import PoFileError, read_po
+
+    key = (str(po_path), po_path.stat().st_mtime_ns)
+    with _compiled_lock:
+        cached = _compiled.get(key)
+    if cached is not None:
+        return cached
+    try:
+        with po_path.open("rb") as handle:
+            catalog = read_po(handle, abort_invalid=True)
+    except (PoFileError, ValueError, UnicodeDecodeError) as exc:
+        raise CatalogueError(f"{po_path}: {exc}") from exc
+    out = BytesIO()
+    write_mo(out, catalog, use_fuzzy=False)  # a fuzzy entry is a guess: English is better
+    data = out.getvalue()
+    with _compiled_lock:
+        _compiled[key] = data
+    return data
+
+
+def compile_catalogues(sources: Iterable[tuple[str, Path]], cache: Path) -> list[Path]:
+    """Compile each source folder's ``.po`` files under ``cache``; the folders Babel reads.
+
+    A ``.mo`` is written when it is missing or older than its ``.po``, through a
+    temporary file and a rename, so web processes starting together never read
+    half a file. Raises ``CatalogueError`` for a ``.po`` that does not parse.
+    """
+    folders = []
+    for unit, source in sources:
+        tag = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:10]
+        target = cache / f"{unit}-{tag}"
+        for po_path in sorted(source.glob("*/LC_MESSAGES/*.po")):
+            mo_path = target / po_path.relative_to(source).with_suffix(".mo")
+            if mo_path.exists() and mo_path.stat().st_mtime_ns >= po_path.stat().st_mtime_ns:
+                continue
+            data = _mo_bytes(po_path)
+            mo_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=mo_path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, mo_path)
+        folders.append(target)
+    return folders
+
+
+# -- Dates and times ---------------------------------------------------------------------
+
+
+def local_datetime(value: dt.datetime | None, format: str = "medium") -> str:
+    """A stored (naive UTC) time in the desk's time zone, written the locale's way, with
+    the zone's name: "29 Nov 2026 14.05.00 WIB" for Indonesian in Asia/Jakarta."""
+    if value is None:
+        return ""
+    from babel.dates import get_timezone_name
+    from flask_babel import get_locale, get_timezone
+
+    zone = get_timezone_name(get_timezone(), width="short", locale=get_locale(),
+                             zone_variant="standard")
+    return f"{format_datetime(value, format)} {zone}".strip()
+
+
+# -- What admins typed, per language ---------------------------------------------------------
+
+_TRANSLATIONS_KEY = "loket_translations"
+
+
+def _current_language() -> str:
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    return str(locale) if locale is not None else loket().config["default_language"]
+
+
+def _table(language: str) -> dict[tuple[str, int, str], str]:
+    """Every admin translation into ``language``: one query per request and language."""
+    from .models import Translation
+
+    cache: dict[str, dict[tuple[str, int, str], str]]
+    # Kept for one request only: a worker's app context lives for hours.
+    cache = g.setdefault(_TRANSLATIONS_KEY, {}) if has_request_context() else {}
+    if language not in cache:
+        cache[language] = {(row.model, row.row_id, row.field): row.text
+                           for row in Translation.select(
+                               Translation.model, Translation.row_id, Translation.field,
+                               Translation.text).where(Translation.language == language)}
+    return cache[language]
+
+
+def forget_translations() -> None:
+    """Read translations afresh in this request (the console calls it after a change)."""
+    if has_request_context():
+        g.pop(_TRANSLATIONS_KEY, None)
+
+
+def localized(row: Any, field: str, language: str | None = None) -> str:
+    """``row.field`` in the customer's language: the admin's translation when there is
+    one, else the row's own text (written in the desk's default language)."""
+    return translated(type(row).__name__, row.id, field, getattr(row, field) or "", language)
+
+
+def translated(model: str, row_id: int, field: str, own: str,
+               language: str | None = None) -> str:
+    """The admin's translation of one field of one row, or ``own`` when there is none."""
+    language = language or _current_language()
+    if language == loket().config["default_language"]:
+        return own
+    return _table(language).get((model, row_id, field)) or own
+
+
+def localized_lines(row: Any, field: str, language: str | None = None) -> list[str]:
+    """A one-per-line field (a question's choices) in the customer's language, line by
+    line; the whole translation is used only when it has as many lines as the original."""
+    return translated_lines(type(row).__name__, row.id, field, getattr(row, field) or "",
+                            language)
+
+
+def translated_lines(model: str, row_id: int, field: str, own_text: str,
+                     language: str | None = None) -> list[str]:
+    """``translated`` for a one-per-line field; see ``localized_lines``."""
+    own = [line.strip() for line in own_text.splitlines() if line.strip()]
+    text = translated(model, row_id, field, own_text, language)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines if len(lines) == len(own) else own
+

@@ -38,11 +38,12 @@ from ..attachments import (
     type_names,
 )
 from ..hookspecs import ContactOption, Notice
-from ..i18n import LANGUAGE_NAMES, _
+from ..i18n import LANGUAGE_NAMES, _, localized, translated, translated_lines
 from ..models import (
     Attachment,
     AuthorKind,
     Category,
+    CategoryField,
     FieldKind,
     IdentityKind,
     Message,
@@ -55,7 +56,7 @@ from ..notifications import email_reaches_customers
 from ..sanitize import text_to_html
 from ..services import access
 from ..services.access import Node
-from ..services.answers import questions_of
+from ..services.answers import Question, questions_of
 from ..services.tickets import (
     Identity,
     ServiceError,
@@ -91,15 +92,21 @@ def current_language() -> str:
 def _page_globals() -> dict[str, Any]:
     # Functions, not values: admin pages render templates too and need none of this.
     return {"current_language": current_language, "language_links": _language_links,
-            "email_notifies": email_reaches_customers}
+            "email_notifies": email_reaches_customers, "localized": localized}
 
 
 def _language_links() -> list[dict[str, Any]]:
-    """The language switcher: this page with ?lang=, relative so it never repeats the path."""
+    """The language switcher: plain links (no script) to this page with ?lang=.
+
+    Relative, so it never repeats the path; a page shown in answer to a POST (a
+    reply with an error) names the page it belongs to in ``g.page_url``, since a
+    GET of the POST's own address would not show it.
+    """
     current = current_language()
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    base = g.get("page_url", "")
     return [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
-             "href": "?" + urlencode(args + [("lang", code)]), "current": code == current}
+             "href": base + "?" + urlencode(args + [("lang", code)]), "current": code == current}
             for code in loket().config["languages"]]
 
 
@@ -160,8 +167,8 @@ def _category_or_404(user_type_slug: str, category_slug: str) -> Category:
 @bp.route("/help/<user_type>/<category>/new", methods=["GET", "POST"])
 def new_ticket(user_type: str, category: str) -> Any:
     chosen = _category_or_404(user_type, category)
-    questions = questions_of(chosen.id)
-    form = ticket_form_class(questions)()
+    questions, choice_labels = _localized_questions(chosen.id, questions_of(chosen.id))
+    form = ticket_form_class(questions, choice_labels)()
     if request.method == "GET":
         form.submission.data = secrets.token_urlsafe(18)
         session.setdefault(FORM_KEY, secrets.token_urlsafe(18))
@@ -176,6 +183,30 @@ def new_ticket(user_type: str, category: str) -> Any:
         channels=_channels(chosen.user_type, chosen),
         notices=_notices("form", chosen.user_type, chosen),
         **upload_limits())
+
+
+def _localized_questions(category_id: int, questions: list[Question]
+                         ) -> tuple[list[Question], dict[str, list[str]]]:
+    """A category's questions with labels and help texts in the customer's language, and
+    the words shown for each choice (the stored answer stays the admin's own choice)."""
+    if current_language() == loket().config["default_language"] or not questions:
+        return questions, {}
+    ids = {row.name: row.id for row in CategoryField.select(CategoryField.id, CategoryField.name)
+           .where(CategoryField.category == category_id)}
+    shown: list[Question] = []
+    choice_labels: dict[str, list[str]] = {}
+    for question in questions:
+        row_id = ids.get(question.name)
+        if row_id is None:
+            shown.append(question)
+            continue
+        shown.append(question._replace(
+            label=translated("CategoryField", row_id, "label", question.label),
+            help_text=translated("CategoryField", row_id, "help_text", question.help_text)))
+        if question.choices:
+            choice_labels[question.name] = translated_lines(
+                "CategoryField", row_id, "choices", "\n".join(question.choices))
+    return shown, choice_labels
 
 
 def _open_from(form: TicketForm, category: Category) -> Ticket | None:
@@ -352,6 +383,7 @@ def reply(number: int, key: str) -> Any:
               "error")
         return _back(ticket)
     form = ReplyForm()
+    g.page_url = url_for(".tracking", number=ticket.id, key=ticket.access_key)
     if form.validate_on_submit():
         files = store_uploads(form.attachments)
         if files is not None:
