@@ -10,9 +10,9 @@ from wtforms.validators import ValidationError
 from core.i18n import LANGUAGE_NAMES
 from core.models import NotificationTemplate, utcnow
 from core.notifications import (
-    DEFAULTS,
     KINDS,
     PLACEHOLDERS,
+    core_wording,
     forget_wording,
     unknown_placeholders,
 )
@@ -66,6 +66,6 @@ class NotificationTemplateView(SecuredModelView):
         key = form.key.data or next(iter(KINDS))
         language = form.language.data or "en"
         if not form.body.data:
-            subject, body = DEFAULTS[key].get(language, DEFAULTS[key]["en"])
+            subject, body = core_wording(key, language) or core_wording(key, "en")
             form.subject.data, form.body.data = subject, body
         return form

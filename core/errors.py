@@ -146,5 +146,5 @@ def register_error_handlers(app: Flask) -> None:
         if _is_api():
             code = (exc.name or "error").lower().replace(" ", "_")
             return api_error(exc.code or 500, code, exc.description or exc.name)
-        return render_template("loket/error.html", status=exc.code,
-                               message=exc.description), exc.code
+        # Werkzeug's descriptions are English only: the page says its own, translated.
+        return render_template("loket/error.html", status=exc.code, message=""), exc.code

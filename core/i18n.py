@@ -229,3 +229,73 @@ def translated_lines(model: str, row_id: int, field: str, own_text: str,
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines if len(lines) == len(own) else own
 
+
+
+# -- Extraction (``loket i18n``, and the test that holds every catalogue complete) -----------
+
+# Where Babel looks in a unit (core, or one plugin package): the same map as babel.cfg.
+METHOD_MAP = [("**/migrations/**", "ignore"), ("**.py", "python"),
+              ("**/templates/**.html", "jinja2")]
+# Babel's own keywords (``_``, ``gettext``, ``ngettext``, ``N_``...) and the lazy ``_l``.
+EXTRA_KEYWORDS = {"_l": None, "lazy_gettext": None, "lazy_ngettext": (1, 2)}
+CATALOGUE_LANGUAGES = ("id", "fil")
+HEADER_COMMENTS = {
+    "id": "# Indonesian translations of Loket's customer-facing text.\n"
+          "# Address the customer formally (\"Anda\"), as a help center would.",
+    "fil": "# Filipino translations of Loket's customer-facing text.\n"
+           "# Natural Filipino; keep the English (Taglish) words a native speaker uses:\n"
+           "# \"ticket\", \"email\", \"link\", \"i-reset\", \"i-attach\", \"page\".",
+}
+
+
+def extract(unit_dir: Path, project: str = "Loket") -> Any:
+    """The customer-facing text of one unit as a Babel ``Catalog`` (a ``.pot``)."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+
+    keywords = {**DEFAULT_KEYWORDS, **EXTRA_KEYWORDS}
+    catalog = Catalog(project=project, charset="utf-8", fuzzy=False)
+    for filename, lineno, message, comments, context in extract_from_dir(
+            str(unit_dir), METHOD_MAP, keywords=keywords, comment_tags=("TRANSLATORS:",),
+            strip_comment_tags=True):
+        catalog.add(message, None, [(filename, lineno)], auto_comments=comments,
+                    context=context)
+    return catalog
+
+
+def update_catalogues(unit_dir: Path, languages: Iterable[str] = CATALOGUE_LANGUAGES
+                      ) -> dict[str, int]:
+    """Write ``translations/messages.pot`` of a unit and bring each language's ``.po`` up to
+    date with it (new text added untranslated, text gone marked obsolete).
+
+    Returns how many entries each language still lacks.
+    """
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po, write_po
+
+    template = extract(unit_dir)
+    folder = unit_dir / "translations"
+    missing: dict[str, int] = {}
+    if not len(template):
+        return missing
+    folder.mkdir(exist_ok=True)
+    with (folder / f"{DOMAIN}.pot").open("wb") as handle:
+        write_po(handle, template, width=100, omit_header=False, sort_output=False)
+    for language in languages:
+        po_path = folder / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+        if po_path.exists():
+            with po_path.open("rb") as handle:
+                catalog = read_po(handle, locale=language)
+            catalog.update(template, no_fuzzy_matching=True, update_header_comment=False)
+        else:
+            po_path.parent.mkdir(parents=True, exist_ok=True)
+            catalog = Catalog(locale=language, project="Loket", version="1", charset="utf-8",
+                              copyright_holder="Loket contributors", fuzzy=False,
+                              last_translator="Loket contributors",
+                              header_comment=HEADER_COMMENTS.get(language, "# Loket."))
+            catalog.update(template, no_fuzzy_matching=True)
+        with po_path.open("wb") as handle:
+            write_po(handle, catalog, width=100, ignore_obsolete=True, include_previous=False)
+        missing[language] = sum(1 for message in catalog if message.id and (
+            not message.string or message.fuzzy))
+    return missing

@@ -34,6 +34,7 @@ from ..attachments import (
     rejection_message,
 )
 from ..errors import api_error
+from ..i18n import _
 from ..models import Channel, Department, FieldKind, Message, Staff, Status, Ticket
 from ..passwords import hash_token
 from ..security import csrf
@@ -300,7 +301,8 @@ def open_ticket() -> Any:
     cfg = loket().config
     errors: dict[str, str] = {}
     if body.language is not None and body.language not in cfg["languages"]:
-        errors["language"] = "Choose one of: " + ", ".join(cfg["languages"])
+        errors["language"] = _("Choose one of: %(choices)s",
+                               choices=", ".join(cfg["languages"]))
     category = None
     if access.user_type_by_slug(body.user_type) is None:
         errors["user_type"] = "No such user type."
