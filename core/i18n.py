@@ -117,6 +117,10 @@ def _mo_bytes(po_path: Path) -> bytes:
             catalog = read_po(handle, abort_invalid=True)
     except (PoFileError, ValueError, UnicodeDecodeError) as exc:
         raise CatalogueError(f"{po_path}: {exc}") from exc
+    # A translation whose %(placeholders)s differ from the English would fail on the page.
+    for message, errors in catalog.check():
+        if errors and not message.fuzzy:
+            raise CatalogueError(f"{po_path}:{message.lineno}: {errors[0]}")
     out = BytesIO()
     write_mo(out, catalog, use_fuzzy=False)  # a fuzzy entry is a guess: English is better
     data = out.getvalue()
