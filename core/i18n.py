@@ -303,3 +303,44 @@ def update_catalogues(unit_dir: Path, languages: Iterable[str] = CATALOGUE_LANGU
         missing[language] = sum(1 for message in catalog if message.id and (
             not message.string or message.fuzzy))
     return missing
+
+
+# -- Saving admins' translations (the console's one way to write them) ------------------------
+
+
+def translation_rows(model: str, row_id: int) -> dict[tuple[str, str], str]:
+    """{(field, language): text} of one row's translations."""
+    from .models import Translation
+
+    return {(row.field, row.language): row.text for row in Translation.select().where(
+        (Translation.model == model) & (Translation.row_id == row_id))}
+
+
+def save_translations(model: str, row_id: int, texts: dict[tuple[str, str], str]) -> int:
+    """Set one row's translations: {(field, language): text}; an empty text removes one.
+
+    Only the fields ``Translation.FIELDS`` names for the model, and only the desk's
+    languages other than the default (the row itself holds that one). Returns how
+    many translations the row has afterwards.
+    """
+    from . import db
+    from .models import Translation, utcnow
+
+    allowed = Translation.FIELDS.get(model, ())
+    languages = [code for code in loket().config["languages"]
+                 if code != loket().config["default_language"]]
+    with db.write_transaction():
+        for (field, language), text in texts.items():
+            if field not in allowed or language not in languages:
+                raise ValueError(f"{model}.{field} in {language!r} cannot be translated")
+            where = ((Translation.model == model) & (Translation.row_id == row_id)
+                     & (Translation.field == field) & (Translation.language == language))
+            text = (text or "").strip()
+            if not text:
+                Translation.delete().where(where).execute()
+            elif not Translation.update(text=text, updated_at=utcnow()).where(where).execute():
+                Translation.create(model=model, row_id=row_id, field=field, language=language,
+                                   text=text)
+    forget_translations()
+    return Translation.select().where((Translation.model == model)
+                                      & (Translation.row_id == row_id)).count()

@@ -103,14 +103,12 @@ def test_the_web_forms_language_reaches_the_ticket_and_its_acknowledgement(
 def test_an_agent_working_in_english_writes_to_the_customer_in_theirs(
         mail_app: Any, mailbox: Mailbox) -> None:
     ticket = _web_ticket(mail_app, "fil")
-    client = mail_app.test_client()
     # The agent's own request is in English; the notification is the ticket's.
     with mail_app.test_request_context("/admin/", headers={"Accept-Language": "en"}):
         core_db.bind(mail_app.extensions["loket"].database)
         with core_db.connection():
             svc.change_status(ticket, Status.PENDING,
                               svc.Actor.agent(mail_app.desk.agent))
-    assert client is not None
     kind, _subject, body = mailbox.sent[-1]
     assert kind == "waiting_on_customer"
     assert "Kailangan namin ng karagdagang impormasyon" in body
