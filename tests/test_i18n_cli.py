@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import core
 from core import db
 from core.models import Translation
@@ -13,8 +15,9 @@ from core.models import Translation
 from .test_cli import cli_env, desk_db, loket, ok  # noqa: F401 (fixtures)
 
 
+@pytest.mark.usefixtures("cli_env")
 def test_extract_writes_a_template_and_catalogues_and_says_what_is_missing(
-        cli_env: dict[str, str], tmp_path: Path) -> None:
+        tmp_path: Path) -> None:
     unit = tmp_path / "invoices"
     (unit / "templates" / "invoices").mkdir(parents=True)
     (unit / "__init__.py").write_text('from core.i18n import _\n\ndef label():\n'
@@ -44,14 +47,16 @@ def test_extract_writes_a_template_and_catalogues_and_says_what_is_missing(
     assert 'msgstr "Tagihan Anda"' in po.read_text()
 
 
-def test_compile_names_each_catalogue_folder(cli_env: dict[str, str]) -> None:
+@pytest.mark.usefixtures("cli_env")
+def test_compile_names_each_catalogue_folder() -> None:
     output = ok("i18n", "compile").output
     lines = output.strip().splitlines()
     assert any(re.search(r"/translations/core-\w+: fil, id$", line) for line in lines)
     assert any(re.search(r"/translations/livechat-\w+: fil, id$", line) for line in lines)
 
 
-def test_the_demo_desk_reads_in_indonesian_and_filipino(desk_db: dict[str, str]) -> None:
+@pytest.mark.usefixtures("desk_db")
+def test_the_demo_desk_reads_in_indonesian_and_filipino() -> None:
     first = ok("demo", "--admin-password", "demo password 123").output
     added = int(re.search(r"(\d+) new translation", first).group(1))
     assert added > 50
@@ -75,8 +80,8 @@ def test_the_demo_desk_reads_in_indonesian_and_filipino(desk_db: dict[str, str])
         app.extensions["loket"].database.close()
 
 
-def test_a_desk_whose_default_is_indonesian_gets_no_indonesian_copies(
-        desk_db: dict[str, str], monkeypatch: Any) -> None:
+@pytest.mark.usefixtures("desk_db")
+def test_a_desk_whose_default_is_indonesian_gets_no_indonesian_copies(monkeypatch: Any) -> None:
     monkeypatch.setenv("LOKET_DEFAULT_LANGUAGE", "id")
     ok("demo", "--admin-password", "demo password 123")
     app = core.create_app()
