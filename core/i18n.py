@@ -27,8 +27,8 @@ from flask_babel import force_locale, format_datetime, gettext, lazy_gettext, ng
 from .state import loket
 
 __all__ = ["_", "_l", "ngettext", "select_locale", "LANGUAGE_NAMES", "force_locale",
-           "local_datetime", "localized", "localized_lines", "translated", "translated_lines",
-           "language_of"]
+           "local_datetime", "localized", "localized_lines", "localized_questions", "translated",
+           "translated_lines", "language_of"]
 
 _ = gettext
 _l = lazy_gettext
@@ -233,6 +233,40 @@ def translated_lines(model: str, row_id: int, field: str, own_text: str,
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines if len(lines) == len(own) else own
 
+
+
+def localized_questions(by_category: dict[int, list[Any]], language: str | None = None
+                        ) -> tuple[dict[int, list[Any]], dict[int, dict[str, list[str]]]]:
+    """Categories' questions (``services.answers.Question``) with labels and help texts in
+    the customer's language, and the words shown for each choice by question name (the
+    stored answer stays the admin's own choice). One query for any number of categories.
+    """
+    from .models import CategoryField
+
+    language = language or _current_language()
+    if language == loket().config["default_language"] or not any(by_category.values()):
+        return by_category, {}
+    ids = {(row.category_id, row.name): row.id for row in CategoryField.select(
+        CategoryField.id, CategoryField.category, CategoryField.name).where(
+        CategoryField.category.in_(list(by_category)))}
+    shown: dict[int, list[Any]] = {}
+    words: dict[int, dict[str, list[str]]] = {}
+    for category_id, questions in by_category.items():
+        shown[category_id] = []
+        for question in questions:
+            row_id = ids.get((category_id, question.name))
+            if row_id is None:
+                shown[category_id].append(question)
+                continue
+            shown[category_id].append(question._replace(
+                label=translated("CategoryField", row_id, "label", question.label, language),
+                help_text=translated("CategoryField", row_id, "help_text",
+                                     question.help_text, language)))
+            if question.choices:
+                words.setdefault(category_id, {})[question.name] = translated_lines(
+                    "CategoryField", row_id, "choices", "\n".join(question.choices),
+                    language)
+    return shown, words
 
 
 # -- Extraction (``loket i18n``, and the test that holds every catalogue complete) -----------

@@ -303,3 +303,22 @@ def test_an_unknown_time_zone_is_refused_with_one_line(make_app: Any) -> None:
 
     with pytest.raises(ConfigError, match="Asia/Jakarta"):
         make_app(timezone="Mars/Olympus")
+
+
+def test_the_apis_help_center_data_follows_accept_language(desk_app: Any) -> None:
+    desk = desk_app.desk
+    field = _in(desk_app, lambda: CategoryField.get(CategoryField.name == "registered_email"))
+    _translate(desk_app, [(desk.member, "name", "id", "Anggota"),
+                          (desk.login, "name", "id", "Pendaftaran dan masuk"),
+                          (field, "label", "id", "Email terdaftar")])
+    client = desk_app.test_client()
+    types = client.get("/api/v1/user-types", headers={"Accept-Language": "id"}).get_json()
+    assert {t["slug"]: t["name"] for t in types["user_types"]}["member"] == "Anggota"
+    tree = client.get("/api/v1/categories?user_type=member",
+                      headers={"Accept-Language": "id"}).get_json()["categories"]
+    login = next(c for c in tree if c["slug"] == "registration-and-login")
+    assert login["name"] == "Pendaftaran dan masuk"
+    assert login["fields"][0]["label"] == "Email terdaftar"
+    english = client.get("/api/v1/categories?user_type=member").get_json()["categories"]
+    assert next(c for c in english if c["slug"] == login["slug"])["name"] == (
+        "Registration and login")

@@ -38,12 +38,11 @@ from ..attachments import (
     type_names,
 )
 from ..hookspecs import ContactOption, Notice
-from ..i18n import LANGUAGE_NAMES, _, localized, translated, translated_lines
+from ..i18n import LANGUAGE_NAMES, _, localized, localized_questions
 from ..models import (
     Attachment,
     AuthorKind,
     Category,
-    CategoryField,
     FieldKind,
     IdentityKind,
     Message,
@@ -56,7 +55,7 @@ from ..notifications import email_reaches_customers
 from ..sanitize import text_to_html
 from ..services import access
 from ..services.access import Node
-from ..services.answers import Question, questions_of
+from ..services.answers import questions_of
 from ..services.tickets import (
     Identity,
     ServiceError,
@@ -167,8 +166,8 @@ def _category_or_404(user_type_slug: str, category_slug: str) -> Category:
 @bp.route("/help/<user_type>/<category>/new", methods=["GET", "POST"])
 def new_ticket(user_type: str, category: str) -> Any:
     chosen = _category_or_404(user_type, category)
-    questions, choice_labels = _localized_questions(chosen.id, questions_of(chosen.id))
-    form = ticket_form_class(questions, choice_labels)()
+    shown, words = localized_questions({chosen.id: questions_of(chosen.id)})
+    form = ticket_form_class(shown[chosen.id], words.get(chosen.id))()
     if request.method == "GET":
         form.submission.data = secrets.token_urlsafe(18)
         session.setdefault(FORM_KEY, secrets.token_urlsafe(18))
@@ -183,30 +182,6 @@ def new_ticket(user_type: str, category: str) -> Any:
         channels=_channels(chosen.user_type, chosen),
         notices=_notices("form", chosen.user_type, chosen),
         **upload_limits())
-
-
-def _localized_questions(category_id: int, questions: list[Question]
-                         ) -> tuple[list[Question], dict[str, list[str]]]:
-    """A category's questions with labels and help texts in the customer's language, and
-    the words shown for each choice (the stored answer stays the admin's own choice)."""
-    if current_language() == loket().config["default_language"] or not questions:
-        return questions, {}
-    ids = {row.name: row.id for row in CategoryField.select(CategoryField.id, CategoryField.name)
-           .where(CategoryField.category == category_id)}
-    shown: list[Question] = []
-    choice_labels: dict[str, list[str]] = {}
-    for question in questions:
-        row_id = ids.get(question.name)
-        if row_id is None:
-            shown.append(question)
-            continue
-        shown.append(question._replace(
-            label=translated("CategoryField", row_id, "label", question.label),
-            help_text=translated("CategoryField", row_id, "help_text", question.help_text)))
-        if question.choices:
-            choice_labels[question.name] = translated_lines(
-                "CategoryField", row_id, "choices", "\n".join(question.choices))
-    return shown, choice_labels
 
 
 def _open_from(form: TicketForm, category: Category) -> Ticket | None:
