@@ -322,3 +322,13 @@ def test_the_apis_help_center_data_follows_accept_language(desk_app: Any) -> Non
     english = client.get("/api/v1/categories?user_type=member").get_json()["categories"]
     assert next(c for c in english if c["slug"] == login["slug"])["name"] == (
         "Registration and login")
+
+
+def test_sizes_are_written_the_locales_way(make_app: Any) -> None:
+    from .factories import build_desk
+
+    app = make_app(upload_max_bytes=int(2.5 * 1024 * 1024))
+    _in(app, build_desk)
+    client = app.test_client()
+    assert "masing-masing 2,5 MB" in text_of(client.get(f"{LOGIN_FORM}?lang=id"))
+    assert "2.5 MB each" in text_of(client.get(f"{LOGIN_FORM}?lang=en"))
