@@ -100,7 +100,7 @@ PAGES = {
                         "Balas", "Kirim balasan", "Apakah masalah Anda sudah teratasi?"]},
     "fil": {"home": ["Paano ka namin matutulungan?", "sabihin mo muna kung sino ka"],
             "categories": ["Tungkol saan ang tanong mo?", "Help Center"],
-            "form": ["Ipadala sa amin ang iyong tanong", "Iyong pangalan", "Iyong email address",
+            "form": ["Ipadala sa amin ang iyong tanong", "Pangalan mo", "Email address mo",
                      "Pakiayos ang mga field na may marka sa ibaba.",
                      "Kailangang sagutan ang field na ito.",
                      "Maglagay ng tamang email address",
