@@ -15,6 +15,8 @@ from core.models import IdentityKind, Message, NotificationTemplate, Status, Tic
 from core.notifications import DEFAULTS, TICKET_OPENED, core_wording
 from core.services import tickets as svc
 
+from .test_i18n_pages import _in, built_app
+
 LOGIN_FORM = "/help/member/registration-and-login/new"
 
 
@@ -55,18 +57,7 @@ def mailbox() -> Mailbox:
 
 @pytest.fixture
 def mail_app(make_app: Any, mailbox: Mailbox) -> Any:
-    from .factories import build_desk
-
-    app = make_app(extra_plugins=(mailbox,))
-    app.config["WTF_CSRF_ENABLED"] = False
-    with app.app_context(), core_db.connection():
-        app.desk = build_desk()
-    return app
-
-
-def _in(app: Any, work: Any) -> Any:
-    with app.app_context(), core_db.connection():
-        return work()
+    return built_app(make_app, extra_plugins=(mailbox,))
 
 
 def _latest(app: Any) -> Ticket:

@@ -20,16 +20,20 @@ def text_of(page: Any) -> str:
     return re.sub(r"\s+", " ", page.get_data(as_text=True))
 
 
-@pytest.fixture
-def desk_app(make_app: Any) -> Any:
-    """A desk with the small demo of tests/factories.py and no CSRF on forms."""
+def built_app(make_app: Any, **kwargs: Any) -> Any:
+    """An app holding the small desk of tests/factories.py (``app.desk``), no CSRF on forms."""
     from .factories import build_desk
 
-    app = make_app(plugins=["livechat", "billing_desk"])
+    app = make_app(**kwargs)
     app.config["WTF_CSRF_ENABLED"] = False
     with app.app_context(), core_db.connection():
         app.desk = build_desk()
     return app
+
+
+@pytest.fixture
+def desk_app(make_app: Any) -> Any:
+    return built_app(make_app, plugins=["livechat", "billing_desk"])
 
 
 def _in(app: Any, work: Any) -> Any:
