@@ -41,7 +41,8 @@ class NotificationTemplateView(SecuredModelView):
         "subject": {"description": "For channels with subjects (email)."},
         "body": {"description": Markup(
             "Placeholders: " + ", ".join(f"<code>{{{p}}}</code>" for p in PLACEHOLDERS)
-            + ". Core's wording in English is used where none is given here.")},
+            + ". Where none is given here for a language, core's own wording in that "
+            "language is used (its catalogue), else this text in the desk's default language.")},
     }
 
     def on_model_change(self, form: Any, model: NotificationTemplate, is_created: bool) -> None:

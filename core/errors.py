@@ -83,7 +83,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
         if _is_api():
-            return api_error(400, "csrf", exc.description)
+            # Flask-WTF's reason, in the caller's language (the catalogues carry it).
+            return api_error(400, "csrf", _(exc.description))
         return render_template("loket/error.html", status=400,
                                message=_("Your form expired or was sent from another site. "
                                          "Please go back, reload the page and try again.")), 400

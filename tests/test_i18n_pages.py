@@ -336,3 +336,11 @@ def test_sizes_are_written_the_locales_way(make_app: Any) -> None:
     client = app.test_client()
     assert "masing-masing 2,5 MB" in text_of(client.get(f"{LOGIN_FORM}?lang=id"))
     assert "2.5 MB each" in text_of(client.get(f"{LOGIN_FORM}?lang=en"))
+
+
+def test_a_refused_form_token_is_explained_in_the_visitors_language(make_app: Any) -> None:
+    app = make_app()  # CSRF on
+    client = app.test_client()
+    page = text_of(client.post(f"{LOGIN_FORM}?lang=fil", data={"name": "x"}))
+    assert "Nag-expire na ang iyong form o ipinadala ito mula sa ibang site." in page
+    assert "CSRF" not in page

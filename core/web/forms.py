@@ -79,9 +79,9 @@ class _Asked:
         return None
 
 
-# WTForms' own messages a help center form can show. WTForms ships no Indonesian or
-# Filipino catalogue, so the desk's catalogues carry these (listed here so that
-# extraction finds them) and ``_FormTranslations`` asks them first.
+# WTForms' own messages a help center form can show, and Flask-WTF's. Neither ships an
+# Indonesian or Filipino catalogue, so the desk's catalogues carry these (listed here so
+# that extraction finds them) and ``_FormTranslations`` asks them first.
 WTFORMS_MESSAGES = (
     _l("This field is required."),
     _l("Invalid input."),
@@ -94,6 +94,12 @@ WTFORMS_MESSAGES = (
     _l("CSRF token missing."),
     _l("CSRF failed."),
     _l("CSRF token expired."),
+    # Flask-WTF's reasons for refusing a form (core.errors shows them to API callers).
+    _l("The CSRF token is missing."),
+    _l("The CSRF session token is missing."),
+    _l("The CSRF token has expired."),
+    _l("The CSRF token is invalid."),
+    _l("The CSRF tokens do not match."),
 )
 
 
