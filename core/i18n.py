@@ -149,6 +149,7 @@ def compile_catalogues(sources: Iterable[tuple[str, Path]], cache: Path) -> list
             fd, tmp = tempfile.mkstemp(dir=mo_path.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a desk run as another user
             os.replace(tmp, mo_path)
         folders.append(target)
     return folders
