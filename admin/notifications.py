@@ -10,9 +10,9 @@ from wtforms.validators import ValidationError
 from core.i18n import LANGUAGE_NAMES
 from core.models import NotificationTemplate, utcnow
 from core.notifications import (
-    DEFAULTS,
     KINDS,
     PLACEHOLDERS,
+    core_wording,
     forget_wording,
     unknown_placeholders,
 )
@@ -41,7 +41,8 @@ class NotificationTemplateView(SecuredModelView):
         "subject": {"description": "For channels with subjects (email)."},
         "body": {"description": Markup(
             "Placeholders: " + ", ".join(f"<code>{{{p}}}</code>" for p in PLACEHOLDERS)
-            + ". Core's wording in English is used where none is given here.")},
+            + ". Where none is given here for a language, core's own wording in that "
+            "language is used (its catalogue), else this text in the desk's default language.")},
     }
 
     def on_model_change(self, form: Any, model: NotificationTemplate, is_created: bool) -> None:
@@ -66,6 +67,6 @@ class NotificationTemplateView(SecuredModelView):
         key = form.key.data or next(iter(KINDS))
         language = form.language.data or "en"
         if not form.body.data:
-            subject, body = DEFAULTS[key].get(language, DEFAULTS[key]["en"])
+            subject, body = core_wording(key, language) or core_wording(key, "en")
             form.subject.data, form.body.data = subject, body
         return form

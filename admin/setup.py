@@ -36,6 +36,7 @@ from .notifications import NotificationTemplateView
 from .plugins_page import PluginsView
 from .profile import ProfileView
 from .tickets import TicketListView, TicketPageView
+from .translations import TranslationsView
 
 DESK = "Desk"
 SETUP = "Set-up"
@@ -63,6 +64,8 @@ def build_admin(app: Flask, state: Any) -> Admin:
         StaffView(Staff, name="Staff", category=SETUP, endpoint="staff"),
         NotificationTemplateView(NotificationTemplate, name="Notifications", category=SETUP,
                                  endpoint="notifications"),
+        TranslationsView(name="Translations", category=SETUP, endpoint="translations",
+                         url="translations"),
         PluginsView(state, name="Plugins", category=SETUP, endpoint="plugins"),
         ProfileView(name="My profile", endpoint="profile", url="profile"),
     ]

@@ -155,7 +155,17 @@ def configure_channels(app: Flask, state: Loket) -> None:
 
 
 def configure_i18n(app: Flask, state: Loket) -> None:
+    from pathlib import Path
+
+    from .i18n import catalogue_sources, compile_catalogues, local_datetime
+
+    # Core's catalogue and every enabled plugin's, compiled now if stale (core.i18n).
+    cache = Path(state.config["instance_path"]) / "translations"
+    folders = compile_catalogues(catalogue_sources(state.pm.list_name_plugin()), cache)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(str(f) for f in folders)
+    app.config["BABEL_DEFAULT_TIMEZONE"] = state.config["timezone"]
     Babel(app, locale_selector=select_locale)
+    app.add_template_filter(local_datetime, "local_datetime")
 
 
 def configure_jobs(app: Flask, state: Loket) -> None:

@@ -197,8 +197,13 @@ def rejection_message(exc: AttachmentRejected, filename: str, max_bytes: int,
 
 
 def megabytes(size: int) -> str:
+    """A size in MB as the customer's locale writes it: "10", "2.5" in English, "2,5" in
+    Indonesian."""
+    from flask_babel import format_decimal
+
     mb = size / (1024 * 1024)
-    return f"{mb:.0f}" if mb >= 1 and mb == int(mb) else f"{mb:.1f}"
+    return format_decimal(round(mb) if mb >= 1 and mb == int(mb) else round(mb, 1),
+                          format="#,##0.#")
 
 
 # -- Downloads -----------------------------------------------------------------------------

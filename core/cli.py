@@ -424,7 +424,8 @@ def demo(admin_email: str, admin_password: str | None) -> None:
                                 progress=progress)
     click.echo(f"Demo desk: {result.user_types} user types, {result.categories} categories, "
                f"{result.staff} staff, {result.tickets_created} new ticket(s) "
-               f"({result.tickets_total} demo tickets in all).")
+               f"({result.tickets_total} demo tickets in all), {result.translations} new "
+               "translation(s) of labels.")
     click.echo(f"Admin login: {email}")
     if result.admin_password:
         click.echo(f"Password:    {result.admin_password}")
@@ -432,6 +433,64 @@ def demo(admin_email: str, admin_password: str | None) -> None:
         click.echo("Password:    unchanged (pass --admin-password to set a new one)")
     base = state(app).config["public_url"]
     click.echo(f"Help center: {base}/    Admin console: {base}/admin/")
+
+
+# -- Translations ------------------------------------------------------------------------------
+
+
+@main.group("i18n")
+def i18n_group() -> None:
+    """Catalogues of customer-facing text (core and the enabled plugins)."""
+
+
+def _units(app: Flask) -> list[tuple[str, Path]]:
+    from .i18n import CORE_TRANSLATIONS
+
+    found = [("core", CORE_TRANSLATIONS.parent)]
+    for name, plugin in state(app).pm.list_name_plugin():
+        path = getattr(plugin, "__file__", None)
+        if name != "core" and path and Path(path).name == "__init__.py":
+            found.append((name, Path(path).parent))
+    return found
+
+
+@i18n_group.command("extract")
+@click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False,
+                                                       path_type=Path))
+def i18n_extract(folders: tuple[Path, ...]) -> None:
+    """Write each unit's translations/messages.pot and add new text to its id and fil .po.
+
+    FOLDERS: package folders to extract (default: core and every enabled plugin).
+    Exits 1 while any text lacks a translation, so a release step can insist on them.
+    """
+    from .i18n import update_catalogues
+
+    units = [(f.name, f) for f in folders] or _units(get_app())
+    lacking = 0
+    for name, folder in units:
+        missing = update_catalogues(folder)
+        if not missing:
+            click.echo(f"{name}: no customer-facing text")
+            continue
+        lacking += sum(missing.values())
+        click.echo(f"{name}: " + ", ".join(f"{language} lacks {count}"
+                                             for language, count in missing.items()))
+    if lacking:
+        fail(f"{lacking} translation(s) missing; fill in the msgstr lines of the .po files")
+
+
+@i18n_group.command("compile")
+def i18n_compile() -> None:
+    """Compile the catalogues of core and the enabled plugins now (the desk also does it
+    when it starts, whenever a .po is newer than its .mo); a broken .po exits 2."""
+    from .i18n import catalogue_sources, compile_catalogues
+
+    app = get_app()  # building the app compiled them already, or failed with the reason
+    cache = Path(state(app).config["instance_path"]) / "translations"
+    folders = compile_catalogues(catalogue_sources(state(app).pm.list_name_plugin()), cache)
+    for folder in folders:
+        languages = sorted(p.parent.parent.name for p in folder.glob("*/LC_MESSAGES/*.mo"))
+        click.echo(f"{folder}: {', '.join(languages)}")
 
 
 # -- Plugins and checks ------------------------------------------------------------------------

@@ -56,6 +56,17 @@ def _as_languages(value: Any) -> list[str]:
     return languages
 
 
+def _as_timezone(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = _as_str(value).strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"expected a time zone such as Asia/Jakarta or UTC, got {value!r}") from None
+    return name
+
+
 def _as_bind(value: Any) -> str:
     addresses = bind_addresses(_as_str(value))
     if not addresses:
@@ -175,6 +186,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("languages", list(SUPPORTED_LANGUAGES), _as_languages,
             "Languages the help center offers."),
     Setting("default_language", "en", _as_str, "Language when the customer states none."),
+    Setting("timezone", "UTC", _as_timezone,
+            "Time zone of the times customers read (pages and notifications), e.g. "
+            "Asia/Jakarta or Asia/Manila."),
     Setting("session_minutes", 8 * 60, _as_int, "How long a staff sign-in lasts."),
     Setting("login_max_failures", 5, _as_int,
             "Failed sign-ins in a row before the account is locked for a while."),

@@ -30,6 +30,7 @@ from .models import (
     StaffDepartment,
     Status,
     Ticket,
+    Translation,
     UserType,
     clock_at,
     utcnow,
@@ -133,6 +134,84 @@ CATEGORIES: dict[str, list[CategorySpec]] = {
         TECHNICAL,
     ],
 }
+
+# What customers read of the demo set-up, in Indonesian and Filipino, by its English text
+# (the rows themselves are English, the demo desk's default language). Admins change or
+# add to these in the console (Set-up > Translations); a run again never overwrites them.
+TRANSLATIONS: dict[str, tuple[str, str]] = {
+    # user types
+    "Member": ("Anggota", "Member"),
+    "You use the site as a member or subscriber.": (
+        "Anda menggunakan situs sebagai anggota atau pelanggan.",
+        "Gumagamit ka ng site bilang member o subscriber."),
+    "Independent model": ("Model independen", "Independent model"),
+    "You publish your own content and are paid out directly.": (
+        "Anda memublikasikan konten sendiri dan menerima pembayaran secara langsung.",
+        "Ikaw mismo ang nagpo-post ng content mo at direkta kang binabayaran."),
+    "Studio": ("Studio", "Studio"),
+    "You manage several models and are paid out as a company.": (
+        "Anda mengelola beberapa model dan menerima pembayaran sebagai perusahaan.",
+        "Ikaw ang nagma-manage ng ilang model at binabayaran ka bilang kumpanya."),
+    # categories
+    "Registration and login": ("Pendaftaran dan masuk", "Registration at pag-login"),
+    "Signing up, verifying your email, passwords and two-step sign-in.": (
+        "Mendaftar, verifikasi email, kata sandi, dan verifikasi dua langkah.",
+        "Pag-sign up, pag-verify ng email, password, at two-step sign-in."),
+    "Account": ("Akun", "Account"),
+    "Profile, privacy settings, closing your account.": (
+        "Profil, pengaturan privasi, dan penutupan akun.",
+        "Profile, privacy settings, at pagsara ng account mo."),
+    "Technical problems": ("Masalah teknis", "Mga technical na problema"),
+    "Pages that do not load, videos that stop, app errors.": (
+        "Halaman yang tidak termuat, video yang berhenti, dan error aplikasi.",
+        "Mga page na ayaw mag-load, video na humihinto, at error sa app."),
+    "Payments and subscriptions": ("Pembayaran dan langganan", "Mga bayad at subscription"),
+    "Charges, renewals and cancelling a subscription.": (
+        "Tagihan, perpanjangan, dan pembatalan langganan.",
+        "Mga charge, renewal, at pag-cancel ng subscription."),
+    "Refunds": ("Pengembalian dana", "Mga refund"),
+    "Asking for money back.": ("Meminta uang Anda kembali.", "Paghingi ng refund."),
+    "Failed payments": ("Pembayaran gagal", "Mga pumalyang bayad"),
+    "A card that was declined or charged twice.": (
+        "Kartu yang ditolak atau tertagih dua kali.",
+        "Card na na-decline o nasingil nang dalawang beses."),
+    "Payouts and earnings": ("Pembayaran dan penghasilan", "Payouts at kita"),
+    "Payout schedule, payout methods, tax forms.": (
+        "Jadwal pembayaran, metode pembayaran, dan formulir pajak.",
+        "Schedule ng payout, mga payout method, at tax forms."),
+    "Content": ("Konten", "Content"),
+    "Uploads, review of your content, copyright and takedowns.": (
+        "Unggahan, peninjauan konten Anda, hak cipta, dan penghapusan konten.",
+        "Mga upload, review ng content mo, copyright, at takedown."),
+    "Company payouts and statements.": (
+        "Pembayaran perusahaan dan laporan keuangannya.",
+        "Mga payout at statement ng kumpanya."),
+    "Your models' content, releases and takedowns.": (
+        "Konten model Anda, surat persetujuan (release), dan penghapusan konten.",
+        "Content ng mga model mo, mga release, at takedown."),
+    # form questions
+    "Registered email": ("Email terdaftar", "Registered email"),
+    "The address you signed up with.": (
+        "Alamat email yang Anda gunakan saat mendaftar.",
+        "Ang email address na ginamit mo sa pag-sign up."),
+    "Time of incident": ("Waktu kejadian", "Oras ng insidente"),
+    "When it happened, as closely as you know.": (
+        "Kapan hal itu terjadi, setepat yang Anda ketahui.",
+        "Kailan ito nangyari, kahit tantiya lang."),
+    "Billing center": ("Pusat penagihan", "Billing center"),
+    "The name on your bank or card statement.": (
+        "Nama yang tertera di mutasi rekening atau tagihan kartu Anda.",
+        "Ang pangalang nakalagay sa bank o card statement mo."),
+    "Transaction id": ("ID transaksi", "Transaction ID"),
+    "From the payment confirmation email.": (
+        "Tertera di email konfirmasi pembayaran.",
+        "Makikita ito sa payment confirmation email."),
+    "Screenshot": ("Tangkapan layar", "Screenshot"),
+    "A picture of the error helps us a lot.": (
+        "Gambar dari error tersebut sangat membantu kami.",
+        "Malaking tulong sa amin ang screenshot ng error."),
+}
+TRANSLATED_LANGUAGES = ("id", "fil")
 
 # email, name, departments
 AGENTS = [
@@ -250,6 +329,7 @@ class DemoResult:
     staff: int = 0
     tickets_created: int = 0
     tickets_total: int = 0
+    translations: int = 0  # added by this run
     admin_password: str | None = None  # set when this run chose or changed it
 
 
@@ -272,6 +352,7 @@ def load_demo(*, admin_email: str = "admin@loket.test", admin_password: str | No
         result.user_types = len(user_types)
         staff, result.admin_password = _staff(admin_email, admin_password, departments)
         result.staff = len(staff)
+        result.translations = _translations()
     pending = [spec for spec in TICKETS if not _exists(spec)]
     now = utcnow()
     for spec in progress(pending, "Opening demo tickets"):
@@ -313,6 +394,30 @@ def _categories(user_type: UserType, specs: Iterable[CategorySpec],
                 "position": field_position})
         count += 1 + _categories(user_type, spec.children, departments, category)
     return count
+
+
+def _translations() -> int:
+    """Translations of the demo set-up where none is given yet; how many were added."""
+    from .i18n import language_of
+
+    languages = [code for code in TRANSLATED_LANGUAGES
+                 if language_of(code) == code and code != language_of(None)]
+    have = {(t.model, t.row_id, t.field, t.language)
+            for t in Translation.select(Translation.model, Translation.row_id,
+                                        Translation.field, Translation.language)}
+    added = 0
+    for model in (UserType, Category, CategoryField):
+        name = model.__name__
+        for row in model.select():
+            for column in Translation.FIELDS[name]:
+                found = TRANSLATIONS.get(getattr(row, column) or "")
+                for code in languages:
+                    if found is None or (name, row.id, column, code) in have:
+                        continue
+                    Translation.create(model=name, row_id=row.id, field=column, language=code,
+                                       text=found[TRANSLATED_LANGUAGES.index(code)])
+                    added += 1
+    return added
 
 
 def _staff(admin_email: str, admin_password: str | None,

@@ -83,7 +83,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
         if _is_api():
-            return api_error(400, "csrf", exc.description)
+            # Flask-WTF's reason, in the caller's language (the catalogues carry it).
+            return api_error(400, "csrf", _(exc.description))
         return render_template("loket/error.html", status=400,
                                message=_("Your form expired or was sent from another site. "
                                          "Please go back, reload the page and try again.")), 400
@@ -146,5 +147,5 @@ def register_error_handlers(app: Flask) -> None:
         if _is_api():
             code = (exc.name or "error").lower().replace(" ", "_")
             return api_error(exc.code or 500, code, exc.description or exc.name)
-        return render_template("loket/error.html", status=exc.code,
-                               message=exc.description), exc.code
+        # Werkzeug's descriptions are English only: the page says its own, translated.
+        return render_template("loket/error.html", status=exc.code, message=""), exc.code

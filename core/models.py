@@ -457,8 +457,35 @@ class NotificationTemplate(BaseModel):
         indexes = ((("key", "language"), True),)
 
 
+class Translation(BaseModel):
+    """What an admin typed (a category's name, a question's label), in one more language.
+
+    One generic table for every model a customer reads, keyed by the model's class
+    name, the row and the field; the row's own column holds the desk's default
+    language. A help center page reads the rows of its language once
+    (``core.i18n.localized``), never one query per label.
+    """
+
+    model = pw.CharField(max_length=64)
+    row_id = pw.IntegerField()
+    field = pw.CharField(max_length=64)
+    language = pw.CharField(max_length=8)
+    text = pw.TextField()
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("language", "model", "row_id", "field"), True),)
+
+    # The fields admins may translate, by model: what a customer reads of each.
+    FIELDS = {
+        "UserType": ("name", "description"),
+        "Category": ("name", "description"),
+        "CategoryField": ("label", "help_text", "choices"),
+    }
+
+
 CORE_MODELS: list[type[BaseModel]] = [
     UserType, Department, Category, CategoryField, Staff, StaffDepartment, Contact,
     ContactIdentity, Ticket, TicketParticipant, TicketLink, Message, Attachment, TicketEvent,
-    CannedReply, NotificationTemplate, StaffSession,
+    CannedReply, NotificationTemplate, StaffSession, Translation,
 ]

@@ -1,11 +1,14 @@
 """What the desk tells a customer unprompted, in their language, and which channel carries it.
 
 A notification is a message on the ticket (``Message.notification`` names its
-template) that goes out through the outbox like an agent's reply. Core's own
-wording is below in the three languages; an admin may reword any of them per
-language in the console (``NotificationTemplate``). The fallbacks, in order:
-the admin's text in the customer's language, core's text in that language,
-the admin's text in the desk's default language, core's English.
+template) that goes out through the outbox like an agent's reply. It is written
+in the ticket's language (the language its contact wrote in), whoever or
+whatever causes it: a web request in another language, an agent in the
+console, a job. Core's own wording is below in English and in the catalogues
+in every other language; an admin may reword any of them per language in the
+console (``NotificationTemplate``). The fallbacks, in order: the admin's text
+in the customer's language, core's text in that language, the admin's text in
+the desk's default language, core's English.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .i18n import _, force_locale, language_of
 from .models import Contact, ContactIdentity, IdentityKind, NotificationTemplate, Ticket
 from .state import loket
 
@@ -32,67 +36,51 @@ KINDS = {
 }
 PLACEHOLDERS = ("name", "number", "subject", "tracking_url", "reply", "agent")
 
-# Salutation when the contact gave no name.
-_NO_NAME = {"en": "there", "id": "Bapak/Ibu", "fil": "po"}
 
-DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
-    TICKET_OPENED: {
-        "en": ("[#{number}] We received your request: {subject}",
-               "Hello {name},\n\nThank you for contacting us. Your request is ticket "
-               "#{number}.\n\nFollow it and reply at any time through your private link:\n"
-               "{tracking_url}\n\nKeep this link to yourself: anyone who has it can read the "
-               "ticket.\n\nThe support team"),
-        "id": ("[#{number}] Permintaan Anda telah kami terima: {subject}",
-               "Halo {name},\n\nTerima kasih telah menghubungi kami. Permintaan Anda tercatat "
-               "sebagai tiket #{number}.\n\nAnda dapat memantau dan membalasnya kapan saja "
-               "melalui tautan pribadi berikut:\n{tracking_url}\n\nJangan bagikan tautan ini: "
-               "siapa pun yang memilikinya dapat membaca tiket Anda.\n\nTim Dukungan"),
-        "fil": ("[#{number}] Natanggap namin ang iyong request: {subject}",
-                "Hello {name},\n\nSalamat sa pag-contact sa amin. Ang iyong request ay ticket "
-                "#{number}.\n\nMaaari mo itong subaybayan at sagutin anumang oras sa iyong "
-                "private link:\n{tracking_url}\n\nHuwag itong ibahagi: sinumang may hawak ng link "
-                "ay makakabasa ng iyong ticket.\n\nAng Support Team"),
-    },
-    AGENT_REPLIED: {
-        "en": ("[#{number}] New reply: {subject}",
-               "Hello {name},\n\n{agent} replied to your ticket #{number}:\n\n{reply}\n\n"
-               "To answer, open your ticket:\n{tracking_url}\n\nThe support team"),
-        "id": ("[#{number}] Balasan baru: {subject}",
-               "Halo {name},\n\n{agent} telah membalas tiket Anda #{number}:\n\n{reply}\n\n"
-               "Untuk menjawab, buka tiket Anda:\n{tracking_url}\n\nTim Dukungan"),
-        "fil": ("[#{number}] May bagong sagot: {subject}",
-                "Hello {name},\n\nSumagot si {agent} sa iyong ticket #{number}:\n\n{reply}\n\n"
-                "Para sumagot, buksan ang iyong ticket:\n{tracking_url}\n\nAng Support Team"),
-    },
-    WAITING_ON_CUSTOMER: {
-        "en": ("[#{number}] We are waiting for your reply: {subject}",
-               "Hello {name},\n\nWe need more information from you to continue with ticket "
-               "#{number}. Please reply through your ticket:\n{tracking_url}\n\n"
-               "The support team"),
-        "id": ("[#{number}] Kami menunggu balasan Anda: {subject}",
-               "Halo {name},\n\nKami memerlukan informasi tambahan dari Anda untuk melanjutkan "
-               "tiket #{number}. Silakan balas melalui tiket Anda:\n{tracking_url}\n\n"
-               "Tim Dukungan"),
-        "fil": ("[#{number}] Hinihintay namin ang iyong sagot: {subject}",
-                "Hello {name},\n\nKailangan namin ng karagdagang impormasyon mula sa iyo para "
-                "maituloy ang ticket #{number}. Paki-reply sa iyong ticket:\n{tracking_url}\n\n"
-                "Ang Support Team"),
-    },
-    TICKET_RESOLVED: {
-        "en": ("[#{number}] Your ticket is resolved: {subject}",
-               "Hello {name},\n\nWe marked ticket #{number} as resolved. If your problem is not "
-               "solved yet, reply through your ticket and we will pick it up again:\n"
-               "{tracking_url}\n\nThe support team"),
-        "id": ("[#{number}] Tiket Anda telah diselesaikan: {subject}",
-               "Halo {name},\n\nTiket #{number} telah kami tandai sebagai selesai. Jika masalah "
-               "Anda belum teratasi, balas melalui tiket Anda dan kami akan menindaklanjutinya "
-               "kembali:\n{tracking_url}\n\nTim Dukungan"),
-        "fil": ("[#{number}] Resolved na ang iyong ticket: {subject}",
-                "Hello {name},\n\nMinarkahan naming resolved ang ticket #{number}. Kung hindi pa "
-                "naaayos ang iyong problema, mag-reply lang sa iyong ticket at itutuloy namin "
-                "ito:\n{tracking_url}\n\nAng Support Team"),
-    },
+def N_(message: str) -> str:
+    """Marks core's wording for extraction; it is translated when a notification is made."""
+    return message
+
+
+# Salutation when the contact gave no name ("Bapak/Ibu" in Indonesian, "po" in Filipino).
+NO_NAME = N_("there")
+
+# Core's wording, in English; the catalogues (core/translations) hold it in every other
+# language, so that one source serves pages and notifications alike. Placeholders are
+# ``{name}``: they are filled after translation, and an admin's wording uses the same.
+DEFAULTS: dict[str, tuple[str, str]] = {
+    TICKET_OPENED: (
+        N_("[#{number}] We received your request: {subject}"),
+        N_("Hello {name},\n\nThank you for contacting us. Your request is ticket #{number}.\n\n"
+           "Follow it and reply at any time through your private link:\n{tracking_url}\n\n"
+           "Keep this link to yourself: anyone who has it can read the ticket.\n\n"
+           "The support team")),
+    AGENT_REPLIED: (
+        N_("[#{number}] New reply: {subject}"),
+        N_("Hello {name},\n\n{agent} replied to your ticket #{number}:\n\n{reply}\n\n"
+           "To answer, open your ticket:\n{tracking_url}\n\nThe support team")),
+    WAITING_ON_CUSTOMER: (
+        N_("[#{number}] We are waiting for your reply: {subject}"),
+        N_("Hello {name},\n\nWe need more information from you to continue with ticket "
+           "#{number}. Please reply through your ticket:\n{tracking_url}\n\nThe support team")),
+    TICKET_RESOLVED: (
+        N_("[#{number}] Your ticket is resolved: {subject}"),
+        N_("Hello {name},\n\nWe marked ticket #{number} as resolved. If your problem is not "
+           "solved yet, reply through your ticket and we will pick it up again:\n"
+           "{tracking_url}\n\nThe support team")),
 }
+
+
+def core_wording(key: str, language: str) -> tuple[str, str] | None:
+    """Core's (subject, body) of a template in ``language``, or None when the catalogue
+    of that language does not translate it (English is core's own)."""
+    subject, body = DEFAULTS[key]
+    with force_locale(language):
+        pair = (_(subject), _(body))
+    if language != "en" and pair == (subject, body):
+        return None
+    return pair
+
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -147,24 +135,26 @@ def wording(key: str, language: str) -> tuple[str, str, str]:
     """
     default_language = loket().config["default_language"]
     rows = _admin_wording()
-    core = DEFAULTS[key]
     if (key, language) in rows:
         return (*rows[key, language], language)
-    if language in core:
-        return (*core[language], language)
+    core = core_wording(key, language)
+    if core is not None:
+        return (*core, language)
     if (key, default_language) in rows:
         return (*rows[key, default_language], default_language)
-    return (*core["en"], "en")
+    return (*core_wording(key, "en"), "en")  # type: ignore[misc]
 
 
 def render(key: str, ticket: Ticket, *, contact: Contact | None = None, reply_text: str = "",
            agent: str = "") -> Rendered:
-    subject, body, language = wording(key, ticket.language or "en")
+    subject, body, language = wording(key, language_of(ticket.language))
     contact = contact if contact is not None else Contact.get_by_id(ticket.contact_id)
+    with force_locale(language):
+        no_name = _(NO_NAME)
     values = {
         # The name given with this ticket, as it was given (a shared address's contact
         # keeps the first writer's name).
-        "name": ticket.requester_name or contact.name or _NO_NAME.get(language, ""),
+        "name": ticket.requester_name or contact.name or no_name,
         "number": str(ticket.id),
         "subject": ticket.subject,
         "tracking_url": tracking_url(ticket),

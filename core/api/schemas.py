@@ -18,6 +18,7 @@ from peewee import prefetch
 from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from ..i18n import localized
 from ..models import (
     Attachment,
     AuthorKind,
@@ -175,6 +176,12 @@ class UserTypeOut(Answer):
     name: str
     description: str
 
+    @classmethod
+    def localized(cls, row: Any) -> UserTypeOut:
+        """In the caller's language (Accept-Language), as the help center shows it."""
+        return cls(slug=row.slug, name=localized(row, "name"),
+                   description=localized(row, "description"))
+
 
 class UserTypeList(Answer):
     user_types: list[UserTypeOut]
@@ -207,8 +214,9 @@ class CategoryOut(Answer):
     def of(cls, node: Node, slugs: dict[int, str],
            questions: dict[int, list[Question]]) -> CategoryOut:
         row = node.category
-        return cls(slug=row.slug, name=row.name, description=row.description,
-                   user_type=slugs[row.user_type_id],
+        # In the caller's language (Accept-Language), as the help center shows them.
+        return cls(slug=row.slug, name=localized(row, "name"),
+                   description=localized(row, "description"), user_type=slugs[row.user_type_id],
                    fields=[QuestionOut.of(q) for q in questions.get(row.id, [])],
                    children=[cls.of(child, slugs, questions) for child in node.children])
 

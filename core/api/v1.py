@@ -34,6 +34,7 @@ from ..attachments import (
     rejection_message,
 )
 from ..errors import api_error
+from ..i18n import _, localized_questions
 from ..models import Channel, Department, FieldKind, Message, Staff, Status, Ticket
 from ..passwords import hash_token
 from ..security import csrf
@@ -190,7 +191,7 @@ def _customer_ticket(number: int) -> Ticket:
                ok=(200, s.UserTypeList, "Active user types in the admin's order."))
 def list_user_types() -> Any:
     return respond(s.UserTypeList(
-        user_types=[s.UserTypeOut.of_row(row) for row in access.active_user_types()]))
+        user_types=[s.UserTypeOut.localized(row) for row in access.active_user_types()]))
 
 
 @api.operation("GET", "/categories", operation_id="listCategories", tags=["help center"],
@@ -208,7 +209,8 @@ def list_categories() -> Any:
             raise Invalid({"user_type": "No such user type."})
     slugs = {row.id: row.slug for row in user_types}
     tree = access.category_tree(list(slugs))
-    questions = questions_by_category([node.category.id for node in access.walk(tree)])
+    questions, _words = localized_questions(
+        questions_by_category([node.category.id for node in access.walk(tree)]))
     return respond(s.CategoryList(categories=[s.CategoryOut.of(node, slugs, questions)
                                               for node in tree]))
 
@@ -300,7 +302,8 @@ def open_ticket() -> Any:
     cfg = loket().config
     errors: dict[str, str] = {}
     if body.language is not None and body.language not in cfg["languages"]:
-        errors["language"] = "Choose one of: " + ", ".join(cfg["languages"])
+        errors["language"] = _("Choose one of: %(choices)s",
+                               choices=", ".join(cfg["languages"]))
     category = None
     if access.user_type_by_slug(body.user_type) is None:
         errors["user_type"] = "No such user type."

@@ -166,7 +166,7 @@ class _Opening:
     category: Category | None
     user_type_id: int | None
     form_data: dict[str, Any]
-    language: str
+    language: str | None  # None: the contact's own (known only inside the write)
     requester_name: str
     external_id: str | None
     raw: KeptRaw | None
@@ -178,7 +178,9 @@ class _Opening:
     def ticket(self, contact: Contact | None, now: dt.datetime) -> Ticket:
         ticket = Ticket(
             subject=self.subject, channel=self.channel, category=self.category,
-            user_type=self.user_type_id, contact=contact, language=self.language,
+            user_type=self.user_type_id, contact=contact,
+            language=self.language or (contact.language if contact is not None
+                                       else loket().config["default_language"]),
             form_data=self.form_data, created_at=now, updated_at=now,
             last_customer_message_at=now, priority=Priority.NORMAL, status=Status.NEW, tags=[],
             requester_name=self.requester_name)
@@ -220,7 +222,7 @@ _CUSTOMER = Actor(AuthorKind.CONTACT)
 
 
 def _opening(*, subject: str, text: str, html: str, channel: str, category: Category | None,
-             user_type_id: int | None, form_data: dict[str, Any], language: str,
+             user_type_id: int | None, form_data: dict[str, Any], language: str | None,
              requester_name: str, external_id: str | None, raw: RawOriginal | None) -> _Opening:
     """Clean what the channel gave once: the rows are made from this as it is."""
     text = storable(text)
@@ -254,7 +256,7 @@ def _once(channel: str, external_id: str | None, work: Callable[[], T],
 
 def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = Channel.WEB,
                 html: str = "", category: Category | None = None, user_type_id: int | None = None,
-                form_data: dict[str, Any] | None = None, language: str = "en",
+                form_data: dict[str, Any] | None = None, language: str | None = None,
                 attachments: Iterable[StoredFile] = (), attachment_fields: dict[str, str] | None = None,
                 external_id: str | None = None, actor: Actor | None = None,
                 raw: RawOriginal | None = None, notify: bool = True) -> Ticket:
@@ -264,7 +266,10 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
     With an ``external_id`` (the channel's id for this submission) the same
     submission twice opens one ticket: the second call returns the first ticket.
     The customer is told the ticket's number and tracking link (see
-    ``core.notifications``) unless ``notify`` is False.
+    ``core.notifications``) unless ``notify`` is False. ``language`` is the one
+    the customer wrote in; None (a channel that cannot tell) means the contact's
+    known language, or the desk's default for a new contact. Every notification
+    about the ticket uses the ticket's language.
     """
     attachments = list(attachments)
     identity = _storable_identity(identity)
@@ -285,10 +290,13 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
     return _once(channel, external_id, work, lambda seen: seen.ticket)
 
 
-def _contact_of(identity: Identity, language: str, user_type_id: int | None = None) -> Contact:
+def _contact_of(identity: Identity, language: str | None,
+                user_type_id: int | None = None) -> Contact:
+    """The identity's contact; a new one speaks ``language``, else the desk's default."""
     contact, _ = find_or_create_normalised(
         identity.kind, identity.value, name=identity.name, email=identity.email,
-        language=language, user_type_id=user_type_id, verified=identity.verified)
+        language=language or loket().config["default_language"], user_type_id=user_type_id,
+        verified=identity.verified)
     return contact
 
 
@@ -305,6 +313,8 @@ def _create_ticket(opening: _Opening, *, contact: Contact, actor: Actor,
         ticket, message = opening.unsaved
         opening.unsaved = None
         ticket.contact = contact
+        if opening.language is None:
+            ticket.language = contact.language
         message.contact = contact if actor.kind == AuthorKind.CONTACT else None
     else:
         now = utcnow()
@@ -392,7 +402,7 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
                     external_id: str | None = None, thread_to: Ticket | None = None,
                     continue_open: bool = False, subject: str = "",
                     category: Category | None = None, user_type_id: int | None = None,
-                    language: str = "en", attachments: Iterable[StoredFile] = (),
+                    language: str | None = None, attachments: Iterable[StoredFile] = (),
                     raw: RawOriginal | None = None, notify: bool = True,
                     participants: Iterable[Identity] = ()) -> InboundResult:
     """Take a customer's message from a channel: thread it, or open a ticket for it.
@@ -408,6 +418,7 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
       body), kept privately for agents (see ``core.raw``).
     * A new ticket tells the customer its number and tracking link unless
       ``notify`` is False (an auto-reply must not be answered).
+    * ``language``: as for ``open_ticket`` (None: the contact's own).
     """
     attachments = list(attachments)
     identity = _storable_identity(identity)
@@ -451,7 +462,7 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
             message = _customer_message(ticket, contact, draft.text, draft.body_html, channel,
                                         external_id, attachments, draft.raw)
             created = False
-        _add_participants(ticket, contact, participants, language)
+        _add_participants(ticket, contact, participants, language or contact.language)
         return InboundResult(ticket, message, created=created, duplicate=False)
 
     def duplicate(seen: Message) -> InboundResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -80,6 +80,71 @@ class _Asked:
         return None
 
 
+# WTForms' own messages a help center form can show, and Flask-WTF's. Neither ships an
+# Indonesian or Filipino catalogue, so the desk's catalogues carry these (listed here so
+# that extraction finds them) and ``_FormTranslations`` asks them first.
+WTFORMS_MESSAGES = (
+    _l("This field is required."),
+    _l("Invalid input."),
+    _l("Invalid email address."),
+    _l("Not a valid choice."),
+    _l("Invalid Choice: could not coerce."),
+    _l("Invalid value, must be one of: %(values)s."),
+    _l("Not a valid datetime value."),
+    _l("Invalid CSRF Token."),
+    _l("CSRF token missing."),
+    _l("CSRF failed."),
+    _l("CSRF token expired."),
+    # Flask-WTF's reasons for refusing a form (core.errors shows them to API callers).
+    _l("The CSRF token is missing."),
+    _l("The CSRF session token is missing."),
+    _l("The CSRF token has expired."),
+    _l("The CSRF token is invalid."),
+    _l("The CSRF tokens do not match."),
+)
+
+
+@lru_cache(maxsize=16)
+def _wtforms_catalogue(language: str) -> support.NullTranslations:
+    """WTForms' own catalogue for a language, read once per process (empty when it has none).
+
+    Flask-WTF would read it from disk on every request that builds a form: about 15% of
+    a ticket submission.
+    """
+    return support.Translations.load(messages_path(), [language], domain="wtforms")
+
+
+def _language() -> str:
+    locale = get_locale()
+    return str(locale) if locale is not None else "en"
+
+
+class _FormTranslations:
+    """WTForms' messages in the customer's language: the desk's catalogues, then WTForms'."""
+
+    def gettext(self, string: str) -> str:
+        found = get_translations().ugettext(string)
+        return found if found != string else _wtforms_catalogue(_language()).ugettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        # Unformatted: WTForms fills in its own placeholders (%(min)d) afterwards.
+        found = get_translations().ungettext(singular, plural, n)
+        if found not in (singular, plural):
+            return found
+        return _wtforms_catalogue(_language()).ungettext(singular, plural, n)
+
+
+_FORM_TRANSLATIONS = _FormTranslations()
+
+
+class CustomerForm(FlaskForm):
+    """A form a customer fills in: its messages come in the customer's language."""
+
+    class Meta:
+        def get_translations(self, form: Any) -> _FormTranslations:
+            return _FORM_TRANSLATIONS
+
+
 SHOWN_AT_SALT = "loket.ticket-form.shown-at"
 
 
@@ -101,49 +166,7 @@ def seconds_since_shown(stamp: str | None) -> float | None:
     return (dt.datetime.now(dt.UTC) - when).total_seconds()
 
 
-@lru_cache(maxsize=16)
-def _wtforms_catalogue(language: str) -> support.NullTranslations:
-    """WTForms' own catalogue for a language, read once per process (empty when it has none)."""
-    return support.Translations.load(messages_path(), [language], domain="wtforms")
-
-
-class FormMessages:
-    """WTForms' built-in messages ("Not a valid choice.") in the visitor's language.
-
-    The desk's catalogue answers first (it has Indonesian and Filipino, which WTForms
-    lacks), then WTForms' own. Flask-WTF would instead read WTForms' catalogue from disk
-    on every request that builds a form: about 15% of a ticket submission.
-    """
-
-    def gettext(self, string: str) -> str:
-        text = get_translations().ugettext(string)
-        return text if text != string else _wtforms_catalogue(_language()).ugettext(string)
-
-    def ngettext(self, singular: str, plural: str, n: int) -> str:
-        # Unformatted: WTForms fills in its own placeholders (%(min)d) afterwards.
-        text = get_translations().ungettext(singular, plural, n)
-        if text not in (singular, plural):
-            return text
-        return _wtforms_catalogue(_language()).ungettext(singular, plural, n)
-
-
-def _language() -> str:
-    locale = get_locale()
-    return str(locale) if locale is not None else "en"
-
-
-FORM_MESSAGES = FormMessages()
-
-
-class PublicForm(FlaskForm):
-    """Base of the help center's forms."""
-
-    class Meta:
-        def get_translations(self, form: Any) -> FormMessages:
-            return FORM_MESSAGES
-
-
-class TicketForm(PublicForm):
+class TicketForm(CustomerForm):
     """The fields every ticket form asks; see ``ticket_form_class`` for the category's own."""
 
     name = StringField(_l("Your name"), validators=[_required(), _longest(NAME_MAX)],
@@ -158,7 +181,7 @@ class TicketForm(PublicForm):
     attachments = MultipleFileField(_l("Attachments"))
     # One id per form shown: sending the same form twice (a double click, a retry after
     # a dropped connection) opens one ticket.
-    submission = HiddenField(validators=[Optional(), Length(max=64)])
+    submission = HiddenField(validators=[Optional(), _longest(64)])
     # Spam defences that need no third-party service and no JavaScript: a field people
     # never see (hidden, out of the tab order, hidden from screen readers) that bots fill
     # in, and the signed time the form was shown (people need more than a few seconds).
@@ -216,7 +239,7 @@ class FieldSpec(Question):
         return EXTRA_PREFIX + self.name
 
 
-def _extra_field(spec: FieldSpec) -> Field:
+def _extra_field(spec: FieldSpec, choice_labels: tuple[str, ...] = ()) -> Field:
     # No checks here: TicketForm.validate asks core.services.answers, as the API does.
     asked = [_Asked()] if spec.required else []
     kwargs: dict[str, Any] = {"description": spec.help_text, "validators": asked}
@@ -228,7 +251,11 @@ def _extra_field(spec: FieldSpec) -> Field:
         return StringField(spec.label, widget=DateTimeLocalInput(), render_kw={"step": 60},
                            **kwargs)
     if spec.kind == FieldKind.CHOICE:
-        choices = [SelectChoice("", _l("Choose…"))] + [SelectChoice(c) for c in spec.choices]
+        # The value is the admin's own choice (what is stored and checked); the words
+        # shown may be a translation, line for line.
+        labels = choice_labels if len(choice_labels) == len(spec.choices) else spec.choices
+        choices = [SelectChoice("", _l("Choose…"))] + [
+            SelectChoice(value, label) for value, label in zip(spec.choices, labels, strict=True)]
         return SelectField(spec.label, choices=choices, validate_choice=False, **kwargs)
     if spec.kind == FieldKind.FILE:
         return FileField(spec.label, **kwargs)
@@ -237,24 +264,30 @@ def _extra_field(spec: FieldSpec) -> Field:
 
 
 @lru_cache(maxsize=512)
-def _build(specs: tuple[FieldSpec, ...]) -> type[TicketForm]:
+def _build(specs: tuple[FieldSpec, ...],
+           choice_labels: tuple[tuple[str, ...], ...]) -> type[TicketForm]:
     attrs: dict[str, Any] = {"extra_fields": specs}
-    for spec in specs:
-        attrs[spec.form_name] = _extra_field(spec)
+    for spec, labels in zip(specs, choice_labels, strict=True):
+        attrs[spec.form_name] = _extra_field(spec, labels)
     return type("CategoryTicketForm", (TicketForm,), attrs)
 
 
-def ticket_form_class(fields: Iterable[CategoryField | Question]) -> type[TicketForm]:
+def ticket_form_class(fields: Iterable[CategoryField | Question],
+                      choice_labels: Mapping[str, Sequence[str]] | None = None
+                      ) -> type[TicketForm]:
     """The ticket form for a category: the common fields, then its questions in order.
 
-    Classes are cached by the questions' definitions, so an admin's edit gives a
-    new class and a busy form does not build one per request.
+    ``choice_labels`` are the words shown for a choice question's answers (a
+    translation), by question name. Classes are cached by the questions'
+    definitions and words, so an admin's edit gives a new class and a busy form
+    does not build one per request.
     """
-    return _build(tuple(FieldSpec(*(q if isinstance(q, Question) else Question.of(q)))
-                        for q in fields))
+    specs = tuple(FieldSpec(*(q if isinstance(q, Question) else Question.of(q))) for q in fields)
+    labels = tuple(tuple((choice_labels or {}).get(spec.name, ())) for spec in specs)
+    return _build(specs, labels)
 
 
-class ReplyForm(PublicForm):
+class ReplyForm(CustomerForm):
     """The customer writes again on the tracking page."""
 
     text = TextAreaField(_l("Your reply"), validators=[_required(), _longest(TEXT_MAX)],
@@ -262,5 +295,5 @@ class ReplyForm(PublicForm):
     attachments = MultipleFileField(_l("Attachments"))
 
 
-class ResolveForm(PublicForm):
+class ResolveForm(CustomerForm):
     """The customer says their problem is solved; the form is only its CSRF token."""

@@ -38,7 +38,7 @@ from ..attachments import (
     type_names,
 )
 from ..hookspecs import ContactOption, Notice
-from ..i18n import LANGUAGE_NAMES, _
+from ..i18n import LANGUAGE_NAMES, _, localized, localized_questions
 from ..models import (
     Attachment,
     AuthorKind,
@@ -91,15 +91,21 @@ def current_language() -> str:
 def _page_globals() -> dict[str, Any]:
     # Functions, not values: admin pages render templates too and need none of this.
     return {"current_language": current_language, "language_links": _language_links,
-            "email_notifies": email_reaches_customers}
+            "email_notifies": email_reaches_customers, "localized": localized}
 
 
 def _language_links() -> list[dict[str, Any]]:
-    """The language switcher: this page with ?lang=, relative so it never repeats the path."""
+    """The language switcher: plain links (no script) to this page with ?lang=.
+
+    Relative, so it never repeats the path; a page shown in answer to a POST (a
+    reply with an error) names the page it belongs to in ``g.page_url``, since a
+    GET of the POST's own address would not show it.
+    """
     current = current_language()
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    base = g.get("page_url", "")
     return [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
-             "href": "?" + urlencode(args + [("lang", code)]), "current": code == current}
+             "href": base + "?" + urlencode(args + [("lang", code)]), "current": code == current}
             for code in loket().config["languages"]]
 
 
@@ -160,8 +166,8 @@ def _category_or_404(user_type_slug: str, category_slug: str) -> Category:
 @bp.route("/help/<user_type>/<category>/new", methods=["GET", "POST"])
 def new_ticket(user_type: str, category: str) -> Any:
     chosen = _category_or_404(user_type, category)
-    questions = questions_of(chosen.id)
-    form = ticket_form_class(questions)()
+    shown, words = localized_questions({chosen.id: questions_of(chosen.id)})
+    form = ticket_form_class(shown[chosen.id], words.get(chosen.id))()
     if request.method == "GET":
         form.submission.data = secrets.token_urlsafe(18)
         session.setdefault(FORM_KEY, secrets.token_urlsafe(18))
@@ -351,6 +357,7 @@ def reply(number: int, key: str) -> Any:
               "error")
         return _back(ticket)
     form = ReplyForm()
+    g.page_url = url_for(".tracking", number=ticket.id, key=ticket.access_key)
     if form.validate_on_submit():
         files = store_uploads(form.attachments)
         if files is not None:

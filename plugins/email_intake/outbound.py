@@ -11,6 +11,7 @@ from typing import Any
 
 from core.attachments import Storage
 from core.hookspecs import DeliveryError, DeliveryResult
+from core.i18n import _, force_locale, language_of
 from core.models import Attachment, AuthorKind, Message
 
 SECURITY = ("none", "starttls", "ssl")
@@ -41,7 +42,12 @@ def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: st
     mail = EmailMessage()
     mail["From"] = formataddr((_one_line(settings["from_name"]), sender))
     mail["To"] = recipient
-    mail["Subject"] = _one_line(message.subject or f"[#{ticket.id}] Re: {ticket.subject}")
+    # Written in the ticket's language, whoever sends it (a relay thread has no request).
+    with force_locale(language_of(ticket.language)):
+        subject = message.subject or _("[#%(number)s] Re: %(subject)s", number=ticket.id,
+                                       subject=ticket.subject)
+        footer = _("Ticket #%(number)s: %(link)s", number=ticket.id, link=tracking_url)
+    mail["Subject"] = _one_line(subject)
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = message_id(idempotency_key, sender)
     mail["Reply-To"] = sender
@@ -61,7 +67,7 @@ def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: st
     mail["X-Loket-Ticket"] = str(ticket.id)
     body = message.body_text
     if not message.notification and tracking_url not in body:
-        body = f"{body}\n\n--\nTicket #{ticket.id}: {tracking_url}"
+        body = f"{body}\n\n--\n{footer}"
     mail.set_content(body)
     mail.add_alternative(_html(body), subtype="html")
     # The agent's files go with the reply, as they were stored (type sniffed on upload).
@@ -69,7 +75,7 @@ def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: st
         for row in Attachment.select().where(Attachment.message == message.id):
             with storage.open(row.sha256) as fh:
                 data = fh.read()
-            maintype, _, subtype = (row.content_type or "application/octet-stream").partition("/")
+            maintype, _slash, subtype = (row.content_type or "application/octet-stream").partition("/")
             mail.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream",
                                 filename=row.filename)
     return mail
