@@ -12,7 +12,7 @@ notice.
 ``core.hookspecs``
     every hook's contract, and the value types hooks take and return
     (``ChannelSpec``, ``Routing``, ``ContactOption``, ``Suggestion``,
-    ``DeliveryResult``, ``DeliveryError``, ``Notice``).
+    ``DeliveryResult``, ``DeliveryError``, ``Notice``, ``Panel``).
 ``core.settings``
     ``Setting`` and its parsers (``as_str``, ``as_int``, ``as_bool``, ``as_list``,
     ``as_http_url``) for the ``plugin_settings`` hook.

@@ -35,6 +35,7 @@ from .models import (
     utcnow,
 )
 from .passwords import hash_password
+from .state import loket
 
 USER_TYPES = [
     ("member", "Member", "You use the site as a member or subscriber."),
@@ -272,6 +273,8 @@ def load_demo(*, admin_email: str = "admin@loket.test", admin_password: str | No
         result.user_types = len(user_types)
         staff, result.admin_password = _staff(admin_email, admin_password, departments)
         result.staff = len(staff)
+    # The enabled plugins' own demo rows (billing centers...), before the tickets that use them.
+    loket().hook.load_demo_data()
     pending = [spec for spec in TICKETS if not _exists(spec)]
     now = utcnow()
     for spec in progress(pending, "Opening demo tickets"):
