@@ -49,13 +49,14 @@ def thresholds() -> dict[str, Decimal]:
     return {row.currency: Decimal(row.amount) for row in DisputeThreshold.select()}
 
 
-def speaks_of_billing(found: list[words.Phrase], text: str) -> bool:
+def speaks_of_billing(found: list[words.Found], text: str) -> bool:
     """Strong words route alone; a weak word ("cancel") needs a context word, an amount of
-    money, or a second weak word beside it."""
-    kinds = [p.kind for p in found]
+    money, or a second weak word elsewhere in the text ("cancel the renewal")."""
+    kinds = [f.phrase.kind for f in found]
     if PhraseKind.STRONG in kinds or PhraseKind.CHARGEBACK in kinds:
         return True
-    weak = {p.text for p in found if p.kind == PhraseKind.WEAK}
+    # Counted by place: "cancel" matches the English and the Filipino entry at once.
+    weak = {f.at for f in found if f.phrase.kind == PhraseKind.WEAK}
     if not weak:
         return False
     return PhraseKind.CONTEXT in kinds or len(weak) >= 2 or bool(amounts_in(text))
@@ -70,11 +71,11 @@ def _form_amount(form_data: dict[str, Any]) -> tuple[Decimal | None, str]:
     return (amount, currency) if currency in CURRENCIES and amount.is_finite() else (None, "")
 
 
-def _request_kind(form_data: dict[str, Any], found: list[words.Phrase]) -> str:
+def _request_kind(form_data: dict[str, Any], found: list[words.Found]) -> str:
     asked = str(form_data.get("request_kind") or "")
     if asked in RequestKind.ALL:
         return asked
-    kinds = {p.request_kind for p in found if p.request_kind}
+    kinds = {f.phrase.request_kind for f in found if f.phrase.request_kind}
     return next((kind for kind in _KIND_ORDER if kind in kinds), "")
 
 
@@ -83,7 +84,7 @@ def assess(category: Category | None, form_data: dict[str, Any], text: str,
     """What the desk makes of a new ticket; reads the database, changes nothing."""
     form_data = form_data or {}
     found = words.find(active_phrases(), text)
-    result = Assessment(matched=[p.text for p in found])
+    result = Assessment(matched=list(dict.fromkeys(f.phrase.text for f in found)))
     in_text = match_center(text, active_centers())
     named = center_named(str(form_data.get("billing_center") or ""))
     chosen = named or (in_text.center if in_text else None)
@@ -105,7 +106,7 @@ def assess(category: Category | None, form_data: dict[str, Any], text: str,
     if not result.billing:
         return result
     result.request_kind = _request_kind(form_data, found)
-    result.chargeback = any(p.kind == PhraseKind.CHARGEBACK for p in found)
+    result.chargeback = any(f.phrase.kind == PhraseKind.CHARGEBACK for f in found)
     result.amount, result.currency = _form_amount(form_data)
     limits = thresholds()
     if result.amount is None:

@@ -194,12 +194,20 @@ class Phrase:
         return tuple(roots(forms, self.language) for forms in tokens(self.text))
 
 
-def find(phrases: Iterable[Phrase], text: str) -> list[Phrase]:
-    """The phrases that occur in ``text`` as whole words (inflected or affixed), in order."""
+@dataclass(frozen=True)
+class Found:
+    """A phrase found in a text, at its first place (the index of its first word)."""
+
+    phrase: Phrase
+    at: int
+
+
+def find(phrases: Iterable[Phrase], text: str) -> list[Found]:
+    """The phrases that occur in ``text`` as whole words (inflected or affixed)."""
     words = tokens(text)
     cache: dict[tuple[int, str], frozenset[str]] = {}
 
-    def at(index: int, language: str) -> frozenset[str]:
+    def roots_at(index: int, language: str) -> frozenset[str]:
         key = (index, language)
         if key not in cache:
             cache[key] = roots(words[index], language)
@@ -211,7 +219,8 @@ def find(phrases: Iterable[Phrase], text: str) -> list[Phrase]:
         if not wanted:
             continue
         for start in range(len(words) - len(wanted) + 1):
-            if all(wanted[k] & at(start + k, phrase.language) for k in range(len(wanted))):
-                found.append(phrase)
+            if all(wanted[k] & roots_at(start + k, phrase.language)
+                   for k in range(len(wanted))):
+                found.append(Found(phrase, start))
                 break
     return found

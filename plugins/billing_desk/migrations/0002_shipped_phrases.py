@@ -39,7 +39,6 @@ PHRASES = {
         ("biaya", "strong", "explain"), ("debet", "strong", "explain"),
         ("batal", "weak", "cancel"), ("berhenti", "weak", "cancel"),
         ("perpanjang", "weak", "renew"), ("terpotong", "weak", "explain"),
-        ("potong", "weak", "explain"),
         ("kartu", "context", ""), ("kartu kredit", "context", ""), ("rekening", "context", ""),
         ("saldo", "context", ""), ("uang", "context", ""), ("bank", "context", ""),
         ("keanggotaan", "context", ""), ("premium", "context", ""), ("paket", "context", ""),
