@@ -14,6 +14,7 @@ from flask_admin import expose
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from admin import charts
@@ -44,7 +45,7 @@ FORWARD_MAX = 20_000
 
 def _select(label: str, choices: list[tuple[str, str]], default: str | None = None) -> Any:
     # Flask-Admin's peewee forms ignore form_choices: a fixed list gets a select of its own.
-    return SelectField(label, choices=choices, default=default)
+    return SelectField(label, choices=[SelectChoice(v, t) for v, t in choices], default=default)
 
 
 class BillingCenterView(SecuredModelView):
@@ -161,7 +162,7 @@ def billing_panel(ticket: Ticket, staff: Staff) -> Panel | None:
                .order_by(BillingCenter.position, BillingCenter.name) if c.email]
     form = ForwardForm(formdata=None, center=str(center.id) if center else "",
                        text=_forward_text(ticket, case))
-    form.center.choices = [(str(c.id), f"{c.name} <{c.email}>") for c in centers]
+    form.center.choices = [SelectChoice(str(c.id), f"{c.name} <{c.email}>") for c in centers]
     html = render_template("billing_desk/panel.html", ticket=ticket, case=case, center=center,
                            form=form, can_forward=email_can_send() and bool(centers),
                            amount=format_amount(case.amount, case.currency)

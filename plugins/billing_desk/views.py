@@ -20,6 +20,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from core.i18n import _, _l
@@ -73,11 +74,11 @@ class BillingForm(FlaskForm):
     billing_center = SelectField(_l("Billing company on your statement"), choices=[],
                                  validate_choice=True)
     request_kind = RadioField(_l("What would you like us to do?"), validators=[DataRequired()],
-                              choices=[(k, v) for k, v in REQUEST_LABELS.items()])
+                              choices=[SelectChoice(k, v) for k, v in REQUEST_LABELS.items()])
     transaction_id = StringField(_l("Transaction or order id"),
                                  validators=[Optional(), Length(max=120)])
     amount = StringField(_l("Amount charged"), validators=[Optional(), Length(max=24)])
-    currency = SelectField(_l("Currency"), choices=[(c, c) for c in CURRENCIES])
+    currency = SelectField(_l("Currency"), choices=[SelectChoice(c) for c in CURRENCIES])
     charged_on = DateField(_l("Date of the charge"), validators=[Optional()])
     description = TextAreaField(_l("Anything else we should know?"),
                                 validators=[DataRequired(), Length(max=DESCRIPTION_MAX)],
@@ -89,8 +90,8 @@ class BillingForm(FlaskForm):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.billing_center.choices = [("", _("I don't know"))] + [
-            (center.name, center.name) for center in active_centers()]
+        self.billing_center.choices = [SelectChoice("", _("I don't know"))] + [
+            SelectChoice(center.name) for center in active_centers()]
 
     def validate_email(self, field: Any) -> None:
         if not is_email_address((field.data or "").strip()):
@@ -169,7 +170,7 @@ def new() -> Any:
         form.submission.data = secrets.token_urlsafe(18)
         session.setdefault(FORM_KEY, secrets.token_urlsafe(18))
         wanted = request.args.get("center", "")
-        if any(wanted == value for value, _label in form.billing_center.choices):
+        if any(wanted == choice.value for choice in form.billing_center.choices):
             form.billing_center.data = wanted
     if form.validate_on_submit():
         ticket = _open(form)
