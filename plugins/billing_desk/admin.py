@@ -13,9 +13,10 @@ from flask import Response, abort, flash, redirect, render_template, url_for
 from flask_admin import expose
 from flask_wtf import FlaskForm
 from markupsafe import Markup
+from peewee import JOIN
 from wtforms import SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from admin import charts
 from admin.base import ADMIN_ONLY, STAFF, SecuredBaseView, SecuredModelView, current_staff
@@ -55,6 +56,8 @@ class BillingCenterView(SecuredModelView):
     column_searchable_list = ("name", "descriptors")
     form_columns = ("name", "slug", "descriptors", "email", "phone", "website", "notes",
                     "department", "position", "active")
+    # Made from the name when left empty (on_model_change), so not required on the form.
+    form_args = {"slug": {"validators": [Optional(), Length(max=64)]}}
     column_descriptions = {
         "descriptors": "What card statements print for this center, one per line "
                        "(EPOCH.COM, EPOCH *SUPPORT); aliases customers use too.",
@@ -226,11 +229,10 @@ def report_data(staff: Staff, weeks: int = REPORT_WEEKS,
     labels = [(first + dt.timedelta(weeks=i)).isoformat() for i in range(weeks)]
     index = {label: i for i, label in enumerate(labels)}
     query = (BillingCase.select(BillingCase.created_at, BillingCase.request_kind,
-                                BillingCenter.name)
+                                BillingCenter.name.alias("name"))
              .join(Ticket, on=(BillingCase.ticket == Ticket.id))
              .switch(BillingCase)
-             .join(BillingCenter, join_type="LEFT OUTER",
-                   on=(BillingCase.center == BillingCenter.id))
+             .join(BillingCenter, JOIN.LEFT_OUTER, on=(BillingCase.center == BillingCenter.id))
              .where(BillingCase.created_at >= dt.datetime.combine(first, dt.time())))
     scope = ticket_scope(staff)
     if scope is not None:
