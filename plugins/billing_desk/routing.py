@@ -40,9 +40,10 @@ class Assessment:
 
 
 def active_phrases() -> list[words.Phrase]:
-    return [words.Phrase(row.text, row.language, row.kind, row.request_kind)
-            for row in BillingPhrase.select().where(BillingPhrase.active)
-            .order_by(BillingPhrase.id) if row.language in words.LANGUAGES]
+    rows = (BillingPhrase.select(BillingPhrase.text, BillingPhrase.language, BillingPhrase.kind,
+                                 BillingPhrase.request_kind)
+            .where(BillingPhrase.active).order_by(BillingPhrase.id).tuples())
+    return [words.Phrase(*row) for row in rows if row[1] in words.LANGUAGES]
 
 
 def thresholds() -> dict[str, Decimal]:

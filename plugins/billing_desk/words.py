@@ -189,9 +189,16 @@ class Phrase:
     kind: str
     request_kind: str = ""
 
-    @functools.cached_property
+    @property
     def words(self) -> tuple[frozenset[str], ...]:
-        return tuple(roots(forms, self.language) for forms in tokens(self.text))
+        return _phrase_words(self.text, self.language)
+
+
+@functools.lru_cache(maxsize=10_000)
+def _phrase_words(text: str, language: str) -> tuple[frozenset[str], ...]:
+    # Phrases are read afresh for every ticket (an admin's edit applies at once); their
+    # roots are worked out once per text.
+    return tuple(roots(forms, language) for forms in tokens(text))
 
 
 @dataclass(frozen=True)
@@ -213,11 +220,13 @@ def find(phrases: Iterable[Phrase], text: str) -> list[Found]:
             cache[key] = roots(words[index], language)
         return cache[key]
 
+    anywhere = {language: frozenset().union(*(roots_at(i, language) for i in range(len(words))))
+                for language in LANGUAGES}
     found = []
     for phrase in phrases:
         wanted = phrase.words
-        if not wanted:
-            continue
+        if not wanted or not wanted[0] & anywhere[phrase.language]:
+            continue  # its first word is nowhere in the text
         for start in range(len(words) - len(wanted) + 1):
             if all(wanted[k] & roots_at(start + k, phrase.language)
                    for k in range(len(wanted))):
