@@ -321,3 +321,33 @@ def test_with_the_plugin_disabled_routing_is_cores(make_app):
     client = app.test_client()
     assert client.get("/billing/").status_code == 404
     assert 'href="/billing/"' not in client.get("/").get_data(as_text=True)
+
+
+def test_field_choices_billing_center_question_offers_the_active_centers(billing):
+    from core.models import CategoryField, FieldKind
+    from plugins.billing_desk.models import BillingCenter
+
+    with billing.app_context(), core_db.connection():
+        CategoryField.create(category=billing.desk.payments, name="billing_center",
+                             label="Billing center", kind=FieldKind.CHOICE,
+                             choices="CCBill\nOld Processor", position=1)
+        BillingCenter.update(active=False).where(BillingCenter.name == "PayPal").execute()
+    billing.config["WTF_CSRF_ENABLED"] = False
+    client = billing.test_client()
+    html = client.get("/help/member/payments-and-subscriptions/new").get_data(as_text=True)
+    for name in ("CCBill", "Epoch", "Segpay", "Verotel"):
+        assert f">{name}</option>" in html
+    assert "Old Processor" not in html and ">PayPal</option>" not in html
+    page = client.get("/help/member/payments-and-subscriptions/new").get_data(as_text=True)
+    submission = re.search(r'name="submission" type="hidden" value="([^"]+)"', page)
+    response = client.post("/help/member/payments-and-subscriptions/new", data={
+        "name": "Oliver", "email": "oliver@example.test", "subject": "Two charges",
+        "description": "Two charges this month", "extra_billing_center": "Epoch",
+        "submission": submission.group(1) if submission else ""})
+    assert response.status_code == 302
+    with billing.app_context(), core_db.connection():
+        from plugins.billing_desk.models import BillingCase
+
+        ticket = Ticket.select().order_by(Ticket.id.desc()).first()
+        assert ticket.form_data["billing_center"] == "Epoch"
+        assert BillingCase.get(BillingCase.ticket == ticket).center.name == "Epoch"
