@@ -351,3 +351,17 @@ def test_field_choices_billing_center_question_offers_the_active_centers(billing
         ticket = Ticket.select().order_by(Ticket.id.desc()).first()
         assert ticket.form_data["billing_center"] == "Epoch"
         assert BillingCase.get(BillingCase.ticket == ticket).center.name == "Epoch"
+
+
+def test_the_billing_form_shares_the_help_center_forms_rate_limits(make_app):
+    app = make_app(plugins=["billing_desk"], rate_limits=True,
+                   rate_limit_open_ticket="1000/minute", rate_limit_open_ticket_contact="2/minute")
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    answers = good_answers("", email="same@example.test", billing_center="")
+    assert [client.post("/billing/new", data=answers).status_code for _ in range(3)] == [
+        302, 302, 429]
+    # The same counter as the help center's own form: that one is used up too.
+    form = client.post("/help/member/registration-and-login/new",
+                       data={"email": "same@example.test"})
+    assert form.status_code == 429

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core import hookimpl
+from core import hookimpl, opens_tickets
 from core.hookspecs import ContactOption, Panel, Routing
 from core.i18n import _
 from core.models import Department, Priority
@@ -66,6 +66,7 @@ def register_models() -> list[type]:
 def register_blueprints(app: Any) -> list[Any]:
     from .views import bp
 
+    opens_tickets("billing_desk.new")  # the help center form's rate limits apply
     return [bp]
 
 
