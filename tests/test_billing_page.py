@@ -365,3 +365,14 @@ def test_the_billing_form_shares_the_help_center_forms_rate_limits(make_app):
     form = client.post("/help/member/registration-and-login/new",
                        data={"email": "same@example.test"})
     assert form.status_code == 429
+
+
+def test_a_center_web_page_that_is_not_http_is_never_a_link(billing):
+    from plugins.billing_desk.models import BillingCenter
+
+    with billing.app_context(), core_db.connection():
+        # Written past the console's check (an import, a script): the page still refuses it.
+        BillingCenter.update(website="javascript:alert(1)").where(
+            BillingCenter.name == "Epoch").execute()
+    html = billing.test_client().get("/billing/").get_data(as_text=True)
+    assert "javascript:" not in html and "https://support.ccbill.com" in html
