@@ -5,7 +5,8 @@ in the ``loket.plugins`` group, as it finds any plugin, and calls ``mount_consol
 The ``console`` setting (on by default) decides whether it is loaded at all.
 
 What a plugin may import from the console is ``PLUGIN_API``: the secured bases its
-``register_admin_views`` views derive from.
+``register_admin_views`` views derive from, and the server-side SVG charts, so a
+plugin's report page draws its charts the way the dashboard does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flask import Flask
 from core import hookimpl
 from core.state import loket
 
-PLUGIN_API: tuple[str, ...] = ("admin.base",)
+PLUGIN_API: tuple[str, ...] = ("admin.base", "admin.charts")
 
 
 @hookimpl

@@ -503,7 +503,8 @@ class TicketPageView(SecuredBaseView):
             priority_form=priority_form, assign_form=assign_form,
             department_form=department_form, escalate_form=EscalateForm(formdata=None),
             retry_form=RetryForm(formdata=None), channels=loket().channels,
-            status_labels=STATUS_LABELS, form_data=_answers(ticket), uploads=upload_limits())
+            status_labels=STATUS_LABELS, form_data=_answers(ticket), uploads=upload_limits(),
+            panels=_panels(ticket, staff))
 
     def _canned(self, staff: Staff | None) -> Any:
         query = CannedReply.select().order_by(CannedReply.title)
@@ -696,6 +697,13 @@ def _reply_outcome(reply: Message) -> tuple[str, str]:
 
 
 __all__ = ["TicketListView", "TicketPageView", "search_clause"]
+
+
+def _panels(ticket: Ticket, staff: Staff | None) -> list[Any]:
+    """The plugins' panels for this ticket (``ticket_panels``), in their order."""
+    found = loket().hook.ticket_panels(ticket=ticket, staff=staff)
+    panels = [panel for result in found for panel in (result or ())]
+    return sorted(panels, key=lambda panel: (panel.order, str(panel.title)))
 
 
 def _answers(ticket: Ticket) -> list[tuple[str, Any]]:

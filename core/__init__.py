@@ -7,12 +7,13 @@ notice.
 
 ``core``
     ``hookimpl`` (the hook marker), ``csrf_exempt`` (for a webhook blueprint
-    that checks its sender's signature instead of a CSRF token) and
-    ``create_app``.
+    that checks its sender's signature instead of a CSRF token),
+    ``opens_tickets`` (a plugin's form that opens tickets gets the help center
+    form's rate limits) and ``create_app``.
 ``core.hookspecs``
     every hook's contract, and the value types hooks take and return
     (``ChannelSpec``, ``Routing``, ``ContactOption``, ``Suggestion``,
-    ``DeliveryResult``, ``DeliveryError``, ``Notice``).
+    ``DeliveryResult``, ``DeliveryError``, ``Notice``, ``Panel``).
 ``core.settings``
     ``Setting`` and its parsers (``as_str``, ``as_int``, ``as_bool``, ``as_list``,
     ``as_http_url``) for the ``plugin_settings`` hook.
@@ -65,6 +66,14 @@ PLUGIN_API: tuple[str, ...] = (
 )
 
 
+def opens_tickets(endpoint: str) -> None:
+    """Mark a plugin's view (``"blueprint.view"``) as a form that opens tickets, so the
+    help center form's rate limits and counters apply to it too (``core.limits``)."""
+    from .limits import count_as_ticket_opening
+
+    count_as_ticket_opening(endpoint)
+
+
 def create_app(config: Mapping[str, Any] | None = None, **kwargs: Any) -> Flask:
     """Build the app (see ``core.app.create_app``); imported lazily to keep plugins light."""
     from .app import create_app as _create_app
@@ -72,4 +81,4 @@ def create_app(config: Mapping[str, Any] | None = None, **kwargs: Any) -> Flask:
     return _create_app(config, **kwargs)
 
 
-__all__ = ["PLUGIN_API", "create_app", "csrf_exempt", "hookimpl"]
+__all__ = ["PLUGIN_API", "create_app", "csrf_exempt", "hookimpl", "opens_tickets"]

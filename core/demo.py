@@ -36,6 +36,7 @@ from .models import (
     utcnow,
 )
 from .passwords import hash_password
+from .state import loket
 
 USER_TYPES = [
     ("member", "Member", "You use the site as a member or subscriber."),
@@ -353,6 +354,8 @@ def load_demo(*, admin_email: str = "admin@loket.test", admin_password: str | No
         staff, result.admin_password = _staff(admin_email, admin_password, departments)
         result.staff = len(staff)
         result.translations = _translations()
+    # The enabled plugins' own demo rows (billing centers...), before the tickets that use them.
+    loket().hook.load_demo_data()
     pending = [spec for spec in TICKETS if not _exists(spec)]
     now = utcnow()
     for spec in progress(pending, "Opening demo tickets"):

@@ -33,7 +33,16 @@ if TYPE_CHECKING:
 
     from .config import Setting
     from .jobs import JobQueue
-    from .models import Category, Contact, Department, Message, Staff, Ticket, UserType
+    from .models import (
+        Category,
+        CategoryField,
+        Contact,
+        Department,
+        Message,
+        Staff,
+        Ticket,
+        UserType,
+    )
 
 hookspec = pluggy.HookspecMarker("loket")
 
@@ -377,4 +386,57 @@ def contact_identified(contact: Contact, identity_kind: str, value: str) -> None
     """A contact gained a channel identity (a new email address, a chat id).
 
     Called after commit; isolated. Lets a plugin link accounts it knows.
+    """
+
+
+# -- Billing desk seams: demo data, choices read from a plugin, panels on the ticket page ----
+
+
+@dataclass
+class Panel:
+    """A box a plugin adds beside a ticket on the console's ticket page.
+
+    ``html`` is rendered by the plugin from its own template (Jinja escapes what
+    it inserts) and marked safe with ``markupsafe.Markup``; the console puts it
+    on the page as it is, so it must never hold unescaped customer text.
+    """
+
+    title: str
+    html: Any  # markupsafe.Markup
+    order: int = 100
+
+
+@hookspec
+def load_demo_data() -> None:
+    """Add this plugin's demo data; called by ``loket demo``.
+
+    Called after core's demo departments, user types, categories and staff
+    exist and before the demo tickets are opened (so that routing sees the
+    plugin's rows), inside an app context with a database connection and no
+    transaction open. It must be safe to run again: add only what is missing.
+    An exception stops the command.
+    """
+
+
+@hookspec(firstresult=True)
+def field_choices(field: CategoryField) -> list[str] | None:
+    """The answers a ``choice`` question offers, when a plugin keeps them rather than the admin.
+
+    Called whenever a category's questions are read (the ticket form, the API,
+    the answers' check), for each question of kind ``choice``. Return the
+    current choices (a "billing center" question offers the active billing
+    centers), or ``None`` to keep the choices the admin typed on the field.
+    The first answer that is not ``None`` wins. Must be fast (it runs on every
+    form); it may read the database and must change nothing.
+    """
+
+
+@hookspec
+def ticket_panels(ticket: Ticket, staff: Staff) -> list[Panel]:
+    """Return panels to show on the console's page of ``ticket`` to ``staff``.
+
+    Called while the ticket page is built, in a request context, only for a
+    staff member who may see the ticket. Return an empty list when nothing
+    applies. Panels are shown in ``order``, then title. An exception is a bug
+    to fix (the page fails), like any contribution hook.
     """

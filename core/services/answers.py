@@ -16,6 +16,7 @@ from .. import db
 from ..i18n import _l
 from ..models import CategoryField, FieldKind
 from ..sanitize import storable as _cleaned
+from ..state import loket
 from .contacts import NAME_MAX, is_email_address
 from .tickets import SUBJECT_MAX, TEXT_MAX
 
@@ -49,11 +50,21 @@ class Question(NamedTuple):
     @classmethod
     def of(cls, row: CategoryField) -> Question:
         return cls(row.name, row.label, row.kind, bool(row.required),
-                   tuple(row.choice_list()), row.help_text or "")
+                   tuple(choices_of(row)), row.help_text or "")
 
     @property
     def max_length(self) -> int:
         return FieldKind.MAX_LENGTH.get(self.kind, FieldKind.MAX_LENGTH[FieldKind.TEXT])
+
+
+def choices_of(row: CategoryField) -> list[str]:
+    """A choice question's answers: a plugin's current list (``field_choices``), else the
+    admin's. Every reader of a question comes through here, so the form offers and the
+    check accepts the same answers."""
+    if row.kind != FieldKind.CHOICE:
+        return row.choice_list()
+    offered = loket().hook.field_choices(field=row)
+    return [str(choice) for choice in offered] if offered is not None else row.choice_list()
 
 
 def questions_of(category_id: int) -> list[Question]:

@@ -28,6 +28,7 @@ from ..models import (
     ContactIdentity,
     Delivery,
     Department,
+    IdentityKind,
     Message,
     Priority,
     Staff,
@@ -741,17 +742,20 @@ def retry_delivery(message: Message, actor: Actor) -> Message:
     return run_unit(work)
 
 
-def add_note(ticket: Ticket, staff: Staff, text: str,
+def add_note(ticket: Ticket, staff: Staff | None, text: str,
              attachments: Iterable[StoredFile] = ()) -> Message:
-    """An internal note: seen by staff only, never delivered."""
+    """An internal note: seen by staff only, never delivered.
+
+    ``staff`` None: the desk itself writes it (a plugin saying why it escalated).
+    """
     if not (text or "").strip():
         raise ServiceError("a note needs some text")
     attachments = list(attachments)
-    actor = Actor.agent(staff)
+    actor = Actor.agent(staff) if staff is not None else SYSTEM
 
     def work() -> Message:
         fresh = Ticket.get_by_id(ticket.id)
-        message = Message.create(ticket=fresh, author_kind=AuthorKind.STAFF, staff=staff,
+        message = Message.create(ticket=fresh, author_kind=actor.kind, staff=staff,
                                  body_text=storable(text), is_internal=True,
                                  channel=Channel.STAFF)
         _add_attachments(fresh, message, attachments)
@@ -759,6 +763,48 @@ def add_note(ticket: Ticket, staff: Staff, text: str,
         fresh.updated_at = utcnow()
         fresh.save(only=[Ticket.updated_at])
         emit("message_added", ticket=fresh, message=message)
+        return message
+
+    return run_unit(work)
+
+
+def forward_by_email(ticket: Ticket, staff: Staff, to: str, text: str,
+                     subject: str = "") -> Message:
+    """Send a ticket's case to someone outside the desk (a billing center) by email.
+
+    The mail is an internal message of the ticket (staff see it with its
+    delivery state; the customer never does), committed ``queued`` with an
+    audit row and sent by the outbox through the channel that writes email.
+    Refused (``ServiceError``) without text, with a bad address, or when no
+    enabled channel can send email. Who may forward to whom is the caller's rule.
+    """
+    from .contacts import is_email_address
+
+    if not (text or "").strip():
+        raise ServiceError("a forward needs some text")
+    to = (to or "").strip()
+    if not is_email_address(to):
+        raise ServiceError(f"{to!r} is not an email address")
+    senders = loket().channels.pushing_to(IdentityKind.EMAIL)
+    if not senders:
+        raise ServiceError("No enabled channel sends email; forward it by hand.")
+    channel = senders[0].name
+    actor = Actor.agent(staff)
+
+    def work() -> Message:
+        fresh = Ticket.get_by_id(ticket.id)
+        now = utcnow()
+        message = Message(
+            ticket=fresh, author_kind=AuthorKind.STAFF, staff=staff, body_text=storable(text),
+            is_internal=True, channel=channel, created_at=now,
+            subject=storable(subject).strip()[:SUBJECT_MAX] or f"[#{fresh.id}] {fresh.subject}")
+        _queue(message, to)
+        _insert_message(message)
+        _audit(fresh, "forwarded", actor, new=to, detail=f"message={message.id}")
+        fresh.updated_at = now
+        fresh.save(only=[Ticket.updated_at])
+        emit("message_added", ticket=fresh, message=message)
+        _send_after_commit(message)
         return message
 
     return run_unit(work)

@@ -57,7 +57,8 @@ def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: st
                       & (Message.author_kind == AuthorKind.CONTACT)
                       & Message.external_id.is_null(False))
                .order_by(Message.id.desc()).first())
-    if earlier is not None and earlier.external_id.startswith("<"):
+    # A forward to someone outside the desk (an internal message) is no reply to the customer.
+    if earlier is not None and earlier.external_id.startswith("<") and not message.is_internal:
         mail["In-Reply-To"] = earlier.external_id
         mail["References"] = earlier.external_id
     if message.notification:
@@ -66,7 +67,8 @@ def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: st
         mail["X-Auto-Response-Suppress"] = "All"
     mail["X-Loket-Ticket"] = str(ticket.id)
     body = message.body_text
-    if not message.notification and tracking_url not in body:
+    # The tracking link is the customer's key: never in a forward to a third party.
+    if not message.notification and not message.is_internal and tracking_url not in body:
         body = f"{body}\n\n--\n{footer}"
     mail.set_content(body)
     mail.add_alternative(_html(body), subtype="html")

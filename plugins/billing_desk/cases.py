@@ -1,0 +1,52 @@
+"""A billing ticket's case: its details, kept in the plugin's table beside the ticket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peewee import IntegrityError
+
+from core.models import Category
+from core.services import tickets as service
+
+from .models import BillingCase
+
+
+def record(ticket: Any, message: Any) -> BillingCase | None:
+    """Write the case of a newly opened ticket, if it is a billing one (after its commit).
+
+    The truth of what the customer sent is in the ticket's form answers,
+    committed with it; this row makes it queryable (the report, the panel), so
+    writing it again after a failure gives the same row. An escalated ticket
+    gets an internal note saying why.
+    """
+    from . import is_billing_category
+    from .routing import assess, charged_on
+
+    category = (Category.get_or_none(Category.id == ticket.category_id)
+                if ticket.category_id else None)
+    text = f"{ticket.subject}\n{message.body_text if message is not None else ''}"
+    form_data = ticket.form_data or {}
+    found = assess(category, form_data, text, is_billing_category)
+    if not found.billing:
+        return None
+    escalated = bool(found.escalate_reason) and ticket.escalation_level > 0
+    existing = BillingCase.get_or_none(BillingCase.ticket == ticket.id)
+    if existing is not None:
+        return existing
+    try:
+        # One statement, no read-then-write transaction: a second run loses on the unique
+        # ticket and finds the first run's row.
+        case = BillingCase.create(
+            ticket=ticket.id, center=found.center, request_kind=found.request_kind,
+            transaction_id=str(form_data.get("transaction_id") or "")[:120],
+            amount=found.amount, currency=found.currency, charged_on=charged_on(form_data),
+            matched=(found.descriptor or ", ".join(dict.fromkeys(found.matched)))[:255],
+            escalation_reason=found.escalate_reason[:255] if escalated else "",
+            created_at=ticket.created_at)
+    except IntegrityError:
+        return BillingCase.get(BillingCase.ticket == ticket.id)
+    if escalated:
+        service.add_note(ticket, None, f"Escalated at once by the billing desk: "
+                                       f"{found.escalate_reason}.")
+    return case

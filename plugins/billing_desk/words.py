@@ -1,0 +1,235 @@
+"""Words that speak of billing: tokens, their roots in English, Indonesian and Filipino, phrases.
+
+A phrase matches whole words and their inflected or affixed forms, never a
+substring: "refund" matches "refunded", "tagihan" matches "ditagih", "bayad"
+matches "nagbayad", but "charge" does not match "recharge" and "bayar" does not
+match "bayangan". Each word is reduced to a small set of candidate roots by the
+analyser of a language; a phrase word and a text word match when their candidate
+sets share a root. Candidate sets (rather than one stem) keep the matcher
+forgiving where an affix is ambiguous, and both sides go through the same rules,
+so whatever a rule gets wrong it gets wrong the same way on both.
+
+English uses the Snowball stemmer. Indonesian uses Snowball's Indonesian stemmer
+plus the affix rules below: Snowball does not restore the consonant that meN-
+and peN- swallow (it gives "embali" for "pengembalian" and "agih" for
+"penagihan") and reads the ke- of "kembalikan" as a prefix, so the rules add the
+restored forms. Filipino has no stemmer; ``filipino_roots`` strips its prefixes,
+infixes, suffixes and reduplicated first syllables.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import snowballstemmer
+
+LANGUAGES = ("en", "id", "fil")
+MIN_ROOT = 3
+VOWELS = set("aeiou")
+
+_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
+
+
+def normalise(text: str) -> str:
+    """Case-folded, accents removed, compatibility forms unified (full-width letters...)."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return bare.casefold()
+
+
+def tokens(text: str) -> list[frozenset[str]]:
+    """The words of ``text`` in order; each is the set of its surface forms.
+
+    A hyphenated word counts as itself joined and as each of its parts:
+    Taglish writes "i-cancel", "nag-refund", "magre-renew".
+    """
+    found = []
+    for match in _WORD.finditer(normalise(text)):
+        word = match.group(0).replace("’", "'")
+        parts = [p for p in re.split(r"[-']", word) if p]
+        # A one-letter part is an affix or a clitic ("i-cancel", "e-mail"), not a word.
+        forms = {"".join(parts)} | {p for p in parts if len(p) > 1}
+        found.append(frozenset(forms))
+    return found
+
+
+def _plausible(root: str) -> bool:
+    return len(root) >= MIN_ROOT and any(ch in VOWELS for ch in root)
+
+
+# -- English --------------------------------------------------------------------------------
+
+_english = snowballstemmer.stemmer("english")
+_indonesian = snowballstemmer.stemmer("indonesian")
+
+
+@functools.lru_cache(maxsize=50_000)
+def english_roots(word: str) -> frozenset[str]:
+    return frozenset({_english.stemWord(word)})
+
+
+# -- Indonesian -----------------------------------------------------------------------------
+
+# Particles and possessives come off first, then derivational suffixes.
+_ID_PARTICLES = ("lah", "kah", "tah", "pun", "nya", "ku", "mu")
+_ID_SUFFIXES = ("kan", "an", "i")
+# Prefixes whose nasal swallows a root's first consonant: (prefix, consonant restored).
+_ID_NASAL = (("meny", "s"), ("peny", "s"), ("meng", "k"), ("peng", "k"), ("men", "t"),
+             ("pen", "t"), ("mem", "p"), ("pem", "p"))
+_ID_PREFIXES = ("memper", "diper", "meng", "peng", "meny", "peny", "mem", "pem", "men", "pen",
+                "ber", "ter", "per", "me", "pe", "di", "ke", "se", "be")
+
+
+def _affixes_off(word: str, prefixes: tuple[str, ...], nasal: tuple[tuple[str, str], ...],
+                 suffixes: tuple[str, ...] = ()) -> set[str]:
+    """The forms left by taking one prefix or suffix off ``word``; a nasal prefix before a
+    vowel also gives the root with the consonant it swallowed put back."""
+    out = {word[len(p):] for p in prefixes if word.startswith(p)}
+    out |= {word[:-len(s)] for s in suffixes if word.endswith(s)}
+    for prefix, consonant in nasal:
+        rest = word[len(prefix):]
+        if word.startswith(prefix) and rest[:1] in VOWELS:
+            out.add(consonant + rest)
+    return out
+
+
+def _indonesian_step(word: str) -> set[str]:
+    return _affixes_off(word, _ID_PREFIXES, _ID_NASAL, _ID_PARTICLES + _ID_SUFFIXES)
+
+
+@functools.lru_cache(maxsize=50_000)
+def indonesian_roots(word: str) -> frozenset[str]:
+    """Snowball's stem, and the forms left by taking affixes off one at a time."""
+    return frozenset(_closure(word, _indonesian_step) | {_indonesian.stemWord(word)})
+
+
+# -- Filipino -------------------------------------------------------------------------------
+
+# Longest first; each leaves the rest of the word to the next step.
+_FIL_PREFIXES = ("ipinag", "nakapag", "makapag", "pinaka", "ipagpa", "nagpa", "magpa", "pinag",
+                 "nakaka", "makaka", "naka", "maka", "ipag", "pag", "nag", "mag", "ipa", "ika",
+                 "nang", "mang", "pang", "na", "ma", "pa", "ka", "ni", "i")
+# mang-/pang-/nang- swallow the root's first consonant: maningil (singil), pamilí (bili).
+_FIL_NASAL = (("mang", "k"), ("nang", "k"), ("pang", "k"), ("man", "s"), ("man", "t"),
+              ("nan", "s"), ("nan", "t"), ("pan", "s"), ("pan", "t"), ("mam", "b"),
+              ("mam", "p"), ("nam", "b"), ("nam", "p"), ("pam", "b"), ("pam", "p"))
+_FIL_SUFFIXES = ("han", "hin", "nan", "nin", "an", "in")
+
+
+def _filipino_step(word: str) -> set[str]:
+    out = _affixes_off(word, _FIL_PREFIXES, _FIL_NASAL)
+    # -um- and -in- after the first consonant: bumili (bili), sinisingil (sisingil).
+    if len(word) > 4 and word[0] not in VOWELS and word[1:3] in ("um", "in") \
+            and word[3] in VOWELS:
+        out.add(word[0] + word[3:])
+    # Before a vowel they are prefixes: inayos (ayos), umalis (alis).
+    if word[:2] in ("um", "in") and word[2:3] in VOWELS:
+        out.add(word[2:])
+    for suffix in _FIL_SUFFIXES:
+        if word.endswith(suffix):
+            rest = word[:-len(suffix)]
+            out.add(rest)
+            if rest.endswith("r"):  # bayaran: the d of bayad turns r before a suffix
+                out.add(rest[:-1] + "d")
+            if rest.endswith("u"):  # bayaran, bilhin: a root's final o turns u
+                out.add(rest[:-1] + "o")
+    # A reduplicated first syllable: babayad (bayad), sisingil (singil), aalis (alis).
+    if len(word) >= 5 and word[0] not in VOWELS and word[:2] == word[2:4]:
+        out.add(word[2:])
+    if len(word) >= 4 and word[0] in VOWELS and word[0] == word[1]:
+        out.add(word[1:])
+    return out
+
+
+@functools.lru_cache(maxsize=50_000)
+def filipino_roots(word: str) -> frozenset[str]:
+    """The word and every form left by taking off Filipino affixes (no stemmer exists)."""
+    return frozenset(_closure(word, _filipino_step))
+
+
+def _closure(word: str, step: object, depth: int = 4) -> set[str]:
+    found = {word}
+    frontier = {word}
+    for _ in range(depth):
+        fresh = set()
+        for form in frontier:
+            fresh |= {f for f in step(form) if _plausible(f)}  # type: ignore[operator]
+        fresh -= found
+        if not fresh:
+            break
+        found |= fresh
+        frontier = fresh
+    return found
+
+
+ANALYSERS = {"en": english_roots, "id": indonesian_roots, "fil": filipino_roots}
+
+
+def roots(forms: Iterable[str], language: str) -> frozenset[str]:
+    analyse = ANALYSERS[language]
+    result: set[str] = set()
+    for form in forms:
+        result |= analyse(form)
+    return frozenset(result)
+
+
+# -- Phrases --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A phrase as the matcher uses it: its words' candidate roots, in order."""
+
+    text: str
+    language: str
+    kind: str
+    request_kind: str = ""
+
+    @property
+    def words(self) -> tuple[frozenset[str], ...]:
+        return _phrase_words(self.text, self.language)
+
+
+@functools.lru_cache(maxsize=10_000)
+def _phrase_words(text: str, language: str) -> tuple[frozenset[str], ...]:
+    # Phrases are read afresh for every ticket (an admin's edit applies at once); their
+    # roots are worked out once per text.
+    return tuple(roots(forms, language) for forms in tokens(text))
+
+
+@dataclass(frozen=True)
+class Found:
+    """A phrase found in a text, at its first place (the index of its first word)."""
+
+    phrase: Phrase
+    at: int
+
+
+def find(phrases: Iterable[Phrase], text: str) -> list[Found]:
+    """The phrases that occur in ``text`` as whole words (inflected or affixed)."""
+    words = tokens(text)
+    cache: dict[tuple[int, str], frozenset[str]] = {}
+
+    def roots_at(index: int, language: str) -> frozenset[str]:
+        key = (index, language)
+        if key not in cache:
+            cache[key] = roots(words[index], language)
+        return cache[key]
+
+    anywhere = {language: frozenset().union(*(roots_at(i, language) for i in range(len(words))))
+                for language in LANGUAGES}
+    found = []
+    for phrase in phrases:
+        wanted = phrase.words
+        if not wanted or not wanted[0] & anywhere[phrase.language]:
+            continue  # its first word is nowhere in the text
+        for start in range(len(words) - len(wanted) + 1):
+            if all(wanted[k] & roots_at(start + k, phrase.language)
+                   for k in range(len(wanted))):
+                found.append(Found(phrase, start))
+                break
+    return found
