@@ -145,7 +145,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("secret_key", "", _as_str,
             "Signs sessions and CSRF tokens. Generated into the instance folder when absent.",
             secret=True),
-    Setting("plugins", ["email_intake", "billing_desk", "social", "livechat"], _as_list,
+    Setting("plugins",
+            ["email_intake", "billing_desk", "social", "livechat", "knowledge_base"], _as_list,
             "Plugins this deployment enables, by entry-point name."),
     Setting("console", True, _as_bool,
             "Mount the staff console at /admin/ (the built-in plugin \"console\"); "

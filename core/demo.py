@@ -35,6 +35,7 @@ from .models import (
     utcnow,
 )
 from .passwords import hash_password
+from .state import loket
 
 USER_TYPES = [
     ("member", "Member", "You use the site as a member or subscriber."),
@@ -278,6 +279,9 @@ def load_demo(*, admin_email: str = "admin@loket.test", admin_password: str | No
         _open(spec, user_types, staff, _story_start(spec, now))
         result.tickets_created += 1
     result.tickets_total = len(TICKETS)
+    # Plugins add theirs (articles, billing centers...) once core's user types and
+    # categories exist.
+    loket().hook.load_demo_data()
     return result
 
 

@@ -1,0 +1,155 @@
+"""Article search: one interface, two backends (SQLite FTS5 with bm25, PostgreSQL with ts_rank_cd).
+
+Both backends take the same analysed words (``text.analyse``), OR them together (a
+customer types a sentence, not keywords: an article matching most of its words ranks
+first, one matching a few still shows) and weigh a title match above a body match.
+The last word may be unfinished while the customer types, so it also matches as a
+prefix. A word the published articles never use is probably a typo: words one edit
+away from it that they do use (the ``kb_term`` vocabulary) join the query, one
+indexed look-up, so "pasword" still finds "password".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import peewee
+
+from core.state import loket
+
+from .models import Article, Status, Term
+from .text import analyse, one_edit_away, search_words, stem, strip_filipino
+
+# bm25 weights per FTS column (index_title, index_body); ts_rank_cd weights for {D, C, B, A}.
+SQLITE_WEIGHTS = (10.0, 1.0)
+POSTGRES_WEIGHTS = "{0.05, 0.1, 0.2, 1.0}"
+POSTGRES_CONFIGS = {"en": "english", "id": "indonesian"}
+
+
+@dataclass(frozen=True)
+class Hit:
+    article_id: int
+    score: float  # higher is better, comparable only within one search
+
+
+def _is_sqlite() -> bool:
+    return isinstance(loket().database, peewee.SqliteDatabase)
+
+
+def corrections(query_words: list[str], language: str) -> dict[str, list[str]]:
+    """For each word of 4+ letters the articles never use, the words one edit away they do."""
+    candidates = [w for w in query_words if len(w) >= 4 and w.isascii() and w.isalpha()]
+    if not candidates:
+        return {}
+    known = {row.word for row in Term.select(Term.word).where(
+        (Term.language == language) & Term.word.in_(candidates))}
+    unknown = [w for w in candidates if w not in known]
+    if not unknown:
+        return {}
+    edits = {w: one_edit_away(w) for w in unknown}
+    everything = sorted(set().union(*edits.values()))
+    found: set[str] = set()
+    for start in range(0, len(everything), 900):  # below every SQLite's variable limit
+        found |= {row.word for row in Term.select(Term.word).where(
+            (Term.language == language) & Term.word.in_(everything[start:start + 900]))}
+    return {w: sorted(edits[w] & found)[:5] for w in unknown if edits[w] & found}
+
+
+def search(query: str, language: str, *, user_type_id: int | None = None,
+           category_ids: Iterable[int] | None = None, limit: int = 10,
+           partial: bool = False) -> list[Hit]:
+    """Published articles in ``language`` matching ``query``, best first.
+
+    ``partial``: the query is being typed, so its last word also matches as a prefix.
+    """
+    query_words = search_words(query[:300], language)
+    if not query_words or limit <= 0:
+        return []
+    alternatives = {word: [word] for word in query_words}
+    for word, fixes in corrections(query_words, language).items():
+        alternatives[word] = [word, *fixes]
+    prefix = query_words[-1] if partial and len(query_words[-1]) >= 3 else None
+    category_ids = list(category_ids) if category_ids is not None else None
+    run = _search_sqlite if _is_sqlite() else _search_postgresql
+    return run(alternatives, prefix, language, user_type_id, category_ids, limit)
+
+
+def _filters(language: str, user_type_id: int | None,
+             category_ids: list[int] | None, mark: str) -> tuple[str, list]:
+    sql = f" AND a.language = {mark} AND a.status = {mark}"
+    params: list = [language, Status.PUBLISHED]
+    if user_type_id is not None:
+        sql += f" AND a.user_type_id = {mark}"
+        params.append(user_type_id)
+    if category_ids is not None:
+        if not category_ids:
+            return " AND 1 = 0", []
+        sql += f" AND a.category_id IN ({', '.join([mark] * len(category_ids))})"
+        params.extend(category_ids)
+    return sql, params
+
+
+def _fts_phrase(term: str) -> str:
+    return '"' + term.replace('"', "") + '"'
+
+
+def _search_sqlite(alternatives: dict[str, list[str]], prefix: str | None, language: str,
+                   user_type_id: int | None, category_ids: list[int] | None,
+                   limit: int) -> list[Hit]:
+    terms = {stem(w, language) for words in alternatives.values() for w in words}
+    terms = {t for t in terms if t}
+    parts = [_fts_phrase(t) for t in sorted(terms)]
+    if prefix:
+        parts.append(_fts_phrase(prefix.replace("-", "")) + "*")
+    if not parts:
+        return []
+    where, params = _filters(language, user_type_id, category_ids, "?")
+    sql = ("SELECT a.id, bm25(kb_article_fts, ?, ?) AS rank FROM kb_article_fts "
+           "JOIN kb_article a ON a.id = kb_article_fts.rowid "
+           f"WHERE kb_article_fts MATCH ?{where} ORDER BY rank, a.position, a.id LIMIT ?")
+    rows = loket().database.execute_sql(
+        sql, [*SQLITE_WEIGHTS, " OR ".join(parts), *params, limit]).fetchall()
+    return [Hit(article_id, -rank) for article_id, rank in rows]
+
+
+def _tsquery_operand(word: str) -> str:
+    return "".join(ch for ch in word if ch.isalnum())
+
+
+def _search_postgresql(alternatives: dict[str, list[str]], prefix: str | None, language: str,
+                       user_type_id: int | None, category_ids: list[int] | None,
+                       limit: int) -> list[Hit]:
+    config = POSTGRES_CONFIGS.get(language, "simple")
+    operands: set[str] = set()
+    for words in alternatives.values():
+        for word in words:
+            # Filipino goes in affix-stripped, as it was indexed; PostgreSQL stems the others.
+            pieces = [strip_filipino(word)] if language == "fil" else word.split("-")
+            operands |= {_tsquery_operand(piece) for piece in pieces}
+    parts = sorted(op for op in operands if op)
+    if prefix:
+        cleaned = _tsquery_operand(strip_filipino(prefix) if language == "fil" else prefix)
+        if cleaned:
+            parts.append(cleaned + ":*")
+    if not parts:
+        return []
+    where, params = _filters(language, user_type_id, category_ids, "%s")
+    sql = ("SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, q) AS score "
+           "FROM kb_article a, to_tsquery(%s::regconfig, %s) q "
+           f"WHERE a.search_vector @@ q{where} "
+           "ORDER BY score DESC, a.position, a.id LIMIT %s")
+    rows = loket().database.execute_sql(
+        sql, [POSTGRES_WEIGHTS, config, " | ".join(parts), *params, limit]).fetchall()
+    return [Hit(article_id, float(score)) for article_id, score in rows]
+
+
+def articles(hits: list[Hit]) -> list[Article]:
+    """The articles of ``hits``, in their order."""
+    if not hits:
+        return []
+    by_id = {a.id: a for a in Article.select().where(Article.id.in_([h.article_id for h in hits]))}
+    return [by_id[h.article_id] for h in hits if h.article_id in by_id]
+
+
+__all__ = ["Hit", "search", "articles", "corrections", "analyse"]
