@@ -26,7 +26,7 @@ from core.cli import main
 from core.models import Message, Role, Staff, Status, Ticket, TicketEvent, UserType
 from core.passwords import hash_token, verify_password
 
-BUILTIN_PLUGINS = {"email_intake", "billing_desk", "social", "livechat"}
+BUILTIN_PLUGINS = {"email_intake", "billing_desk", "social", "livechat", "knowledge_base"}
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -12,21 +12,9 @@ from typing import Any
 from core import hookimpl
 from core.hookspecs import CategoryContent, Suggestion
 from core.i18n import _
-from core.settings import Setting, as_int, as_str
+from core.settings import Setting, as_int, as_rate
 
 PLUGIN = "knowledge_base"
-
-
-def _as_rate(value: Any) -> str:
-    from limits import parse_many
-
-    text = as_str(value).strip()
-    if text:
-        try:
-            parse_many(text)
-        except ValueError:
-            raise ValueError(f"expected limits like '60/minute;600/hour', got {value!r}") from None
-    return text
 
 
 def _as_minutes(value: Any) -> int:
@@ -46,7 +34,7 @@ def _as_count(value: Any) -> int:
 @hookimpl
 def plugin_settings() -> list[Setting]:
     return [
-        Setting("rate_limit_suggest", "60/minute;600/hour", _as_rate,
+        Setting("rate_limit_suggest", "60/minute;600/hour", as_rate,
                 "Suggestion requests from one address (the ticket form asks as the customer "
                 "types, debounced); empty for no limit."),
         Setting("suggestions", 5, _as_count, "How many articles the ticket form suggests."),
