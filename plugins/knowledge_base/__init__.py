@@ -75,22 +75,20 @@ def suggest_answers(query: str, user_type: Any, category: Any, language: str,
     from core.state import loket
 
     from . import library
-    from .render import excerpt
-    from .search import articles, search
+    from .search import search
 
     user_type_id = user_type.id if user_type is not None else None
     hits = search(query, language, user_type_id=user_type_id, limit=limit, partial=True)
     if not hits and language != loket().config["default_language"]:
         language = loket().config["default_language"]
         hits = search(query, language, user_type_id=user_type_id, limit=limit, partial=True)
-    found = []
     remembered = g.get("kb_suggested") if has_app_context() else None
-    for hit, article in zip(hits, articles(hits), strict=False):
-        url = library.article_url(article, source="suggest")
+    found = []
+    for hit, result in zip(hits, library.results(hits, "suggest"), strict=True):
         if remembered is not None:
-            remembered[url] = article.id  # the suggestion endpoint records what it showed
-        found.append(Suggestion(title=article.title, url=url,
-                                excerpt=excerpt(article.body), score=hit.score))
+            remembered[result.url] = hit.article_id  # the suggestion endpoint records these
+        found.append(Suggestion(title=result.title, url=result.url, excerpt=result.excerpt,
+                                score=hit.score))
     return found
 
 
@@ -114,7 +112,8 @@ def category_content(user_type: Any, category: Any, language: str,
         by_category = library.published([c.id for c in categories], language)
         return [CategoryContent(
             heading=c.name,
-            links=[Suggestion(s.article.title, library.article_url(s.article, "list"))
+            links=[Suggestion(s.article.title,
+                              library.url_of(user_type.slug, c.slug, s.article.slug, "list"))
                    for s in by_category[c.id][:3]],
             more_label=_("All articles about %(topic)s", topic=c.name),
             more_url=url_for("knowledge_base.category_index", user_type=user_type.slug,
@@ -124,7 +123,8 @@ def category_content(user_type: Any, category: Any, language: str,
         shown = library.published([category.id], language).get(category.id, [])
         return [CategoryContent(
             heading=_("Before you write: answers to common questions"),
-            links=[Suggestion(s.article.title, library.article_url(s.article, "form"))
+            links=[Suggestion(s.article.title, library.url_of(user_type.slug, category.slug,
+                                                              s.article.slug, "form"))
                    for s in shown[:limit]],
             more_label=_("Search all help articles"),
             more_url=url_for("knowledge_base.search_page", user_type=user_type.slug),

@@ -14,6 +14,7 @@ from core.state import loket
 
 from .models import Article, Status, View, VisitorTicket, Vote
 from .render import excerpt
+from .search import Hit
 
 VISITOR = "kb_visitor"
 PLUGIN = "knowledge_base"
@@ -76,12 +77,33 @@ def published(category_ids: list[int], language: str) -> dict[int, list[Shown]]:
     return by_category
 
 
-def article_url(article: Article, source: str = "", external: bool = False) -> str:
+def article_url(article: Article, source: str = "") -> str:
     category = Category.get_by_id(article.category_id)
     user_type = UserType.get_by_id(article.user_type_id)
+    return url_of(user_type.slug, category.slug, article.slug, source)
+
+
+def url_of(user_type: str, category: str, slug: str, source: str = "") -> str:
+    """An article's address; ``source`` says where the link was shown (for the reports)."""
     args = {"from": source} if source else {}
-    return url_for("knowledge_base.article", user_type=user_type.slug, category=category.slug,
-                   slug=article.slug, _external=external, **args)
+    return url_for("knowledge_base.article", user_type=user_type, category=category, slug=slug,
+                   **args)
+
+
+@dataclass
+class Result:
+    """A search result as a page or a suggestion shows it."""
+
+    title: str
+    url: str
+    excerpt: str
+    language: str
+    fallback: bool
+
+
+def results(hits: list[Hit], source: str, fallback: bool = False) -> list[Result]:
+    return [Result(h.title, url_of(h.user_type_slug, h.category_slug, h.slug, source),
+                   excerpt(h.body_start), h.language, fallback) for h in hits]
 
 
 def find_shown(category: Category, slug: str, language: str) -> Shown | None:

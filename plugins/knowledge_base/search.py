@@ -18,7 +18,7 @@ import peewee
 
 from core.state import loket
 
-from .models import Article, Status, Term
+from .models import Article, Status
 from .text import analyse, one_edit_away, search_words, stem, strip_filipino
 
 # bm25 weights per FTS column (index_title, index_body); ts_rank_cd weights for {D, C, B, A}.
@@ -29,12 +29,38 @@ POSTGRES_CONFIGS = {"en": "english", "id": "indonesian"}
 
 @dataclass(frozen=True)
 class Hit:
+    """A found article, with what a result list shows (no second query per result)."""
+
     article_id: int
     score: float  # higher is better, comparable only within one search
+    title: str = ""
+    slug: str = ""
+    language: str = ""
+    category_slug: str = ""
+    user_type_slug: str = ""
+    body_start: str = ""  # the first characters of the Markdown body, for an excerpt
+
+
+# What every backend selects for a Hit after (id, score).
+HIT_COLUMNS = ("a.title, a.slug, a.language, c.slug, u.slug, substr(a.body, 1, 400) "
+               "FROM kb_article a JOIN category c ON c.id = a.category_id "
+               "JOIN user_type u ON u.id = a.user_type_id")
 
 
 def _is_sqlite() -> bool:
     return isinstance(loket().database, peewee.SqliteDatabase)
+
+
+def _known_words(words: list[str], language: str) -> set[str]:
+    """The ones of ``words`` in the vocabulary (raw SQL: peewee takes ms to build a long IN)."""
+    mark = "?" if _is_sqlite() else "%s"
+    found: set[str] = set()
+    for start in range(0, len(words), 900):  # below every SQLite's variable limit
+        chunk = words[start:start + 900]
+        sql = (f"SELECT word FROM kb_term WHERE language = {mark} "
+               f"AND word IN ({', '.join([mark] * len(chunk))})")
+        found |= {row[0] for row in loket().database.execute_sql(sql, [language, *chunk])}
+    return found
 
 
 def corrections(query_words: list[str], language: str) -> dict[str, list[str]]:
@@ -42,17 +68,12 @@ def corrections(query_words: list[str], language: str) -> dict[str, list[str]]:
     candidates = [w for w in query_words if len(w) >= 4 and w.isascii() and w.isalpha()]
     if not candidates:
         return {}
-    known = {row.word for row in Term.select(Term.word).where(
-        (Term.language == language) & Term.word.in_(candidates))}
+    known = _known_words(candidates, language)
     unknown = [w for w in candidates if w not in known]
     if not unknown:
         return {}
     edits = {w: one_edit_away(w) for w in unknown}
-    everything = sorted(set().union(*edits.values()))
-    found: set[str] = set()
-    for start in range(0, len(everything), 900):  # below every SQLite's variable limit
-        found |= {row.word for row in Term.select(Term.word).where(
-            (Term.language == language) & Term.word.in_(everything[start:start + 900]))}
+    found = _known_words(sorted(set().union(*edits.values())), language)
     return {w: sorted(edits[w] & found)[:5] for w in unknown if edits[w] & found}
 
 
@@ -105,12 +126,12 @@ def _search_sqlite(alternatives: dict[str, list[str]], prefix: str | None, langu
     if not parts:
         return []
     where, params = _filters(language, user_type_id, category_ids, "?")
-    sql = ("SELECT a.id, bm25(kb_article_fts, ?, ?) AS rank FROM kb_article_fts "
-           "JOIN kb_article a ON a.id = kb_article_fts.rowid "
-           f"WHERE kb_article_fts MATCH ?{where} ORDER BY rank, a.position, a.id LIMIT ?")
+    sql = (f"SELECT a.id, -bm25(kb_article_fts, ?, ?) AS score, {HIT_COLUMNS} "
+           "JOIN kb_article_fts ON a.id = kb_article_fts.rowid "
+           f"WHERE kb_article_fts MATCH ?{where} ORDER BY score DESC, a.position, a.id LIMIT ?")
     rows = loket().database.execute_sql(
         sql, [*SQLITE_WEIGHTS, " OR ".join(parts), *params, limit]).fetchall()
-    return [Hit(article_id, -rank) for article_id, rank in rows]
+    return [Hit(*row) for row in rows]
 
 
 def _tsquery_operand(word: str) -> str:
@@ -135,13 +156,13 @@ def _search_postgresql(alternatives: dict[str, list[str]], prefix: str | None, l
     if not parts:
         return []
     where, params = _filters(language, user_type_id, category_ids, "%s")
-    sql = ("SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, q) AS score "
-           "FROM kb_article a, to_tsquery(%s::regconfig, %s) q "
+    sql = (f"SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, q) AS score, {HIT_COLUMNS} "
+           "CROSS JOIN to_tsquery(%s::regconfig, %s) q "
            f"WHERE a.search_vector @@ q{where} "
            "ORDER BY score DESC, a.position, a.id LIMIT %s")
     rows = loket().database.execute_sql(
         sql, [POSTGRES_WEIGHTS, config, " | ".join(parts), *params, limit]).fetchall()
-    return [Hit(article_id, float(score)) for article_id, score in rows]
+    return [Hit(article_id, float(score), *rest) for article_id, score, *rest in rows]
 
 
 def articles(hits: list[Hit]) -> list[Article]:

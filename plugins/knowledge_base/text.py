@@ -100,8 +100,9 @@ def _strip_reduplication(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str, language: str) -> str:
-    """One word's index form in ``language``."""
+    """One word's index form in ``language`` (cached: Snowball's English costs ~0.1 ms a word)."""
     if language == "fil":
         return strip_filipino(word)
     if language in _STEMMERS:

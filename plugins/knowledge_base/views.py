@@ -27,7 +27,6 @@ from core.state import loket
 from . import library
 from .limits import suggestion_limit_reached
 from .models import Article, Search, SuggestionShown
-from .search import articles as hit_articles
 from .search import search
 
 bp = Blueprint("knowledge_base", __name__, url_prefix="/kb", template_folder="templates",
@@ -135,18 +134,18 @@ def vote(article_id: int) -> Any:
 def search_page() -> str:
     query = (request.args.get("q") or "").strip()[:200]
     user_type = access.user_type_by_slug(request.args.get("user_type") or "")
-    results: list[library.Shown] = []
+    results: list[library.Result] = []
     if query:
-        hits = search(query, language(), user_type_id=user_type.id if user_type else None,
-                      limit=20)
-        results = [library.Shown(a, False) for a in hit_articles(hits)]
-        if not results and language() != loket().config["default_language"]:
-            hits = search(query, loket().config["default_language"],
-                          user_type_id=user_type.id if user_type else None, limit=20)
-            results = [library.Shown(a, True) for a in hit_articles(hits)]
+        user_type_id = user_type.id if user_type else None
+        results = library.results(search(query, language(), user_type_id=user_type_id,
+                                         limit=20), "search")
+        default = loket().config["default_language"]
+        if not results and language() != default:
+            results = library.results(search(query, default, user_type_id=user_type_id,
+                                             limit=20), "search", fallback=True)
         Search.create(query=query, language=language(), results=len(results))
     return render_template("knowledge_base/search.html", query=query, results=results,
-                           user_type=user_type, article_url=library.article_url)
+                           user_type=user_type)
 
 
 @bp.get("/suggest")
