@@ -87,13 +87,19 @@ def search(query: str, language: str, *, user_type_id: int | None = None,
     query_words = search_words(query[:300], language)
     if not query_words or limit <= 0:
         return []
-    alternatives = {word: [word] for word in query_words}
-    for word, fixes in corrections(query_words, language).items():
-        alternatives[word] = [word, *fixes]
+    groups = [[word] for word in query_words]
+    fixes = corrections(query_words, language)
+    for group in groups:
+        group.extend(fixes.get(group[0], ()))
     prefix = query_words[-1] if partial and len(query_words[-1]) >= 3 else None
     category_ids = list(category_ids) if category_ids is not None else None
     run = _search_sqlite if _is_sqlite() else _search_postgresql
-    return run(alternatives, prefix, language, user_type_id, category_ids, limit)
+    # Articles with every word first: an intersection, fast however large the knowledge
+    # base. Only when none has them all, any word will do (a union, ranked by relevance).
+    hits = run(groups, prefix, language, user_type_id, category_ids, limit, every=True)
+    if not hits and len(groups) > 1:
+        hits = run(groups, prefix, language, user_type_id, category_ids, limit, every=False)
+    return hits
 
 
 def _filters(language: str, user_type_id: int | None,
@@ -115,53 +121,99 @@ def _fts_phrase(term: str) -> str:
     return '"' + term.replace('"', "") + '"'
 
 
-def _search_sqlite(alternatives: dict[str, list[str]], prefix: str | None, language: str,
+# In a union, a word in more than this share of all articles adds little to the ranking but
+# makes the database score most of the index; it is left out when rarer words remain.
+COMMON_SHARE = 0.02
+# A union is ranked inside the full-text index first, then the best of it are filtered.
+UNION_CANDIDATES = 300
+
+
+def _search_sqlite(groups: list[list[str]], prefix: str | None, language: str,
                    user_type_id: int | None, category_ids: list[int] | None,
-                   limit: int) -> list[Hit]:
-    terms = {stem(w, language) for words in alternatives.values() for w in words}
-    terms = {t for t in terms if t}
-    parts = [_fts_phrase(t) for t in sorted(terms)]
+                   limit: int, every: bool) -> list[Hit]:
+    stems = [sorted({stem(w, language) for w in group} - {""}) for group in groups]
     if prefix:
-        parts.append(_fts_phrase(prefix.replace("-", "")) + "*")
-    if not parts:
+        stems[-1].append(prefix.replace("-", "") + "*")
+    stems = [group for group in stems if group]
+    if not stems:
         return []
+    if not every:
+        stems = _without_common(stems)
+
+    def alternatives(group: list[str]) -> str:
+        return "(" + " OR ".join(_fts_term(term) for term in group) + ")"
+
+    match = (" AND " if every else " OR ").join(alternatives(group) for group in stems)
     where, params = _filters(language, user_type_id, category_ids, "?")
-    sql = (f"SELECT a.id, -bm25(kb_article_fts, ?, ?) AS score, {HIT_COLUMNS} "
-           "JOIN kb_article_fts ON a.id = kb_article_fts.rowid "
-           f"WHERE kb_article_fts MATCH ?{where} ORDER BY score DESC, a.position, a.id LIMIT ?")
-    rows = loket().database.execute_sql(
-        sql, [*SQLITE_WEIGHTS, " OR ".join(parts), *params, limit]).fetchall()
-    return [Hit(*row) for row in rows]
+    if every:
+        sql = (f"SELECT a.id, -bm25(kb_article_fts, ?, ?) AS score, {HIT_COLUMNS} "
+               "JOIN kb_article_fts ON a.id = kb_article_fts.rowid "
+               f"WHERE kb_article_fts MATCH ?{where} "
+               "ORDER BY score DESC, a.position, a.id LIMIT ?")
+        args = [*SQLITE_WEIGHTS, match, *params, limit]
+    else:
+        sql = (f"SELECT a.id, f.score, {HIT_COLUMNS} JOIN ("
+               "SELECT rowid, -bm25(kb_article_fts, ?, ?) AS score FROM kb_article_fts "
+               "WHERE kb_article_fts MATCH ? ORDER BY score DESC LIMIT ?"
+               f") f ON a.id = f.rowid WHERE 1 = 1{where} "
+               "ORDER BY f.score DESC, a.position, a.id LIMIT ?")
+        args = [*SQLITE_WEIGHTS, match, UNION_CANDIDATES, *params, limit]
+    return [Hit(*row) for row in loket().database.execute_sql(sql, args).fetchall()]
+
+
+def _without_common(groups: list[list[str]]) -> list[list[str]]:
+    """The word groups without those in too many articles (as long as one group is left)."""
+    database = loket().database
+    total = database.execute_sql("SELECT max(id) FROM kb_article").fetchone()[0] or 0
+    terms = sorted({t for group in groups for t in group if not t.endswith("*")})
+    if not terms or total < 1000:
+        return groups
+    sql = ("SELECT term, doc FROM kb_article_fts_vocab "
+           f"WHERE term IN ({', '.join('?' * len(terms))})")
+    counts = dict(database.execute_sql(sql, terms).fetchall())
+    limit = COMMON_SHARE * total
+    rare = [g for g in groups if any(t.endswith("*") or counts.get(t, 0) <= limit for t in g)]
+    return rare or groups
+
+
+def _fts_term(term: str) -> str:
+    if term.endswith("*"):
+        return _fts_phrase(term[:-1]) + "*"
+    return _fts_phrase(term)
 
 
 def _tsquery_operand(word: str) -> str:
     return "".join(ch for ch in word if ch.isalnum())
 
 
-def _search_postgresql(alternatives: dict[str, list[str]], prefix: str | None, language: str,
+def _search_postgresql(groups: list[list[str]], prefix: str | None, language: str,
                        user_type_id: int | None, category_ids: list[int] | None,
-                       limit: int) -> list[Hit]:
+                       limit: int, every: bool) -> list[Hit]:
     config = POSTGRES_CONFIGS.get(language, "simple")
-    operands: set[str] = set()
-    for words in alternatives.values():
-        for word in words:
+    operands: list[list[str]] = []
+    for group in groups:
+        found: set[str] = set()
+        for word in group:
             # Filipino goes in affix-stripped, as it was indexed; PostgreSQL stems the others.
             pieces = [strip_filipino(word)] if language == "fil" else word.split("-")
-            operands |= {_tsquery_operand(piece) for piece in pieces}
-    parts = sorted(op for op in operands if op)
+            found |= {_tsquery_operand(piece) for piece in pieces}
+        operands.append(sorted(op for op in found if op))
     if prefix:
         cleaned = _tsquery_operand(strip_filipino(prefix) if language == "fil" else prefix)
         if cleaned:
-            parts.append(cleaned + ":*")
-    if not parts:
+            operands[-1].append(cleaned + ":*")
+    operands = [group for group in operands if group]
+    if not operands:
         return []
+    query = (" & " if every else " | ").join(
+        "(" + " | ".join(group) + ")" for group in operands)
     where, params = _filters(language, user_type_id, category_ids, "%s")
     sql = (f"SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, q) AS score, {HIT_COLUMNS} "
            "CROSS JOIN to_tsquery(%s::regconfig, %s) q "
            f"WHERE a.search_vector @@ q{where} "
            "ORDER BY score DESC, a.position, a.id LIMIT %s")
     rows = loket().database.execute_sql(
-        sql, [POSTGRES_WEIGHTS, config, " | ".join(parts), *params, limit]).fetchall()
+        sql, [POSTGRES_WEIGHTS, config, query, *params, limit]).fetchall()
     return [Hit(article_id, float(score), *rest) for article_id, score, *rest in rows]
 
 

@@ -10,7 +10,9 @@ least three letters, so short words are left alone):
 
 * Taglish prefixes written with a hyphen: i-reset, mag-login, na-verify, pina-check;
 * prefixes, longest first: nakapag-, makapag-, pinaka-, ipinag-, nakipag-, makipag-,
-  ipag-, pinag-, nag-, mag-, pag-, naka-, maka-, ipa-, pina-, na-, ma-, pa-, i-;
+  ipag-, pinag-, nag-, mag-, pag-, naka-, maka-, ipa-, pina-, na-, ma-, pa-, i-, when
+  what is left starts as a Tagalog root does (a vowel, or a consonant and a vowel), so
+  English loanwords keep theirs ("password" stays "password");
 * the infixes -um- and -in- after a first consonant (bumili -> bili, binili -> bili);
 * the repeated first syllable of the aspect (babayaran -> bayaran, magpapadala -> padala);
 * suffixes -han, -hin, -an, -in, with d -> r undone (bayaran -> bayad).
@@ -52,8 +54,10 @@ MIN_ROOT = 3
 
 def words(text: str) -> list[str]:
     """Lower-case words of ``text`` without accents (hyphenated Taglish kept whole)."""
-    folded = unicodedata.normalize("NFKD", (text or "").lower())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    folded = (text or "").lower()
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return WORD.findall(folded)
 
 
@@ -72,8 +76,9 @@ def strip_filipino(word: str) -> str:
         return word.replace("-", "")
     root = word
     for prefix in _FIL_PREFIXES:
-        if root.startswith(prefix) and len(root) - len(prefix) >= MIN_ROOT + 1:
-            root = root[len(prefix):]
+        rest = root[len(prefix):]
+        if root.startswith(prefix) and len(rest) >= MIN_ROOT + 1 and _tagalog_start(rest):
+            root = rest
             break
     root = _strip_infix(root)
     root = _strip_reduplication(root)
@@ -84,6 +89,12 @@ def strip_filipino(word: str) -> str:
                 root = root[:-1] + "d"  # bayaran -> bayad: intervocalic d became r
             break
     return root
+
+
+def _tagalog_start(root: str) -> bool:
+    # A Tagalog root starts with a vowel or one consonant and a vowel: "password" keeps its
+    # "pa" (no root "ssword"), "nagbayad" loses "nag".
+    return root[0] in _VOWELS or root[1] in _VOWELS
 
 
 def _strip_infix(word: str) -> str:
