@@ -107,3 +107,33 @@ def test_a_query_of_stop_words_or_symbols_finds_nothing_and_does_not_fail(kb):
     assert search("how do I", "en") == []
     assert search('"*) OR NEAR(', "en") == []
     assert search("the AND -- '; DROP", "en") == []
+
+
+@pytest.mark.parametrize("word, root", [
+    ("i-reset", "reset"), ("nag-login", "login"), ("na-verify", "verify"),
+    ("nagbayad", "bayad"), ("magbabayad", "bayad"), ("binayaran", "bayad"),
+    ("bumili", "bili"), ("ipadala", "dala"), ("pinadala", "dala"),
+    ("password", "password"), ("subscription", "subscription"), ("email", "email"),
+    ("ako", "ako"),
+])
+def test_the_filipino_affix_stripper_finds_the_root(word, root):
+    from plugins.knowledge_base.text import strip_filipino
+
+    assert strip_filipino(word) == root
+
+
+def test_indonesian_affixed_forms_share_a_stem():
+    from plugins.knowledge_base.text import analyse
+
+    assert analyse("pembayaran membayar dibayarkan", "id") == ["bayar", "bayar", "bayar"]
+    assert analyse("pengaturan mengatur", "id") == ["atur", "atur"]
+
+
+def test_the_search_page_falls_back_to_the_default_language(make_app):
+    app = make_app(plugins=["knowledge_base"])
+    with app.test_request_context("/"), core_db.connection():
+        build_desk()
+        demo.load()
+        Article.delete().where(Article.language == "fil").execute()
+    page = app.test_client().get("/kb/search?q=reset+password&lang=fil").get_data(as_text=True)
+    assert "How to reset your password" in page and "kb-fallback" in page
