@@ -13,6 +13,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import get_locale
@@ -33,6 +34,7 @@ bp = Blueprint("knowledge_base", __name__, url_prefix="/kb", template_folder="te
                static_folder="static", static_url_path="/static")
 
 SOURCES = ("search", "suggest", "list", "form")
+SHOWN = "kb_shown"
 
 
 @bp.context_processor
@@ -160,11 +162,16 @@ def suggest() -> Any:
     g.kb_suggested = {}
     found = merged_suggestions(query, user_type=user_type, category=category,
                                language=language(), limit=settings_limit())
-    shown = [g.kb_suggested[s.url] for s in found if s.url in g.kb_suggested]
+    # Recorded once per visitor and article; the session remembers the last ones recorded,
+    # so a customer typing on does not cost a database write per request.
+    recorded = session.get(SHOWN, [])
+    shown = [g.kb_suggested[s.url] for s in found
+             if s.url in g.kb_suggested and g.kb_suggested[s.url] not in recorded]
     if shown:
         visitor = library.visitor_id()
         SuggestionShown.insert_many([{"article": article_id, "visitor": visitor}
                                      for article_id in shown]).on_conflict_ignore().execute()
+        session[SHOWN] = (recorded + shown)[-40:]
     response = jsonify({"results": [{"title": s.title, "url": s.url, "excerpt": s.excerpt}
                                     for s in found]})
     response.headers["Cache-Control"] = "no-store"
