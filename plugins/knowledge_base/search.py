@@ -11,6 +11,8 @@ indexed look-up, so "pasword" still finds "password".
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -182,6 +184,51 @@ def _fts_term(term: str) -> str:
     return _fts_phrase(term)
 
 
+_common_lexemes: dict[int, tuple[float, set[str]]] = {}
+
+
+def _postgresql_common_lexemes() -> set[str]:
+    """Lexemes in more than COMMON_SHARE of articles, from the planner's statistics.
+
+    ANALYZE (autovacuum's, or an operator's) keeps the most common elements of the
+    tsvector column and their frequencies in pg_stats; read at most once a minute.
+    """
+    database = loket().database
+    cached = _common_lexemes.get(id(database))
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    row = database.execute_sql(
+        "SELECT most_common_elems::text::text[], most_common_elem_freqs, "
+        "(SELECT reltuples FROM pg_class WHERE oid = to_regclass('kb_article')) "
+        "FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'kb_article' "
+        "AND attname = 'search_vector'").fetchone()
+    common: set[str] = set()
+    if row and row[0] and (row[2] or 0) >= 1000:  # as on SQLite: small desks keep every word
+        common = {lexeme for lexeme, share in zip(row[0], row[1], strict=False)
+                  if share > COMMON_SHARE}
+    _common_lexemes[id(database)] = (time.monotonic() + 60, common)
+    return common
+
+
+def _without_common_lexemes(groups: list[list[str]], config: str) -> list[list[str]]:
+    """Like ``_without_common``: PostgreSQL's own lexemes, its statistics for the counts."""
+    common = _postgresql_common_lexemes()
+    if not common:
+        return groups
+    words = sorted({w for group in groups for w in group if not w.endswith(":*")})
+    rows = loket().database.execute_sql(
+        "SELECT w, to_tsvector(%s::regconfig, w)::text FROM unnest(%s::text[]) AS w",
+        [config, words]).fetchall()
+    lexemes = {word: set(re.findall(r"'([^']*)'", vector)) for word, vector in rows}
+
+    def rare(group: list[str]) -> bool:
+        return any(w.endswith(":*") or not lexemes.get(w) or lexemes[w] - common
+                   for w in group)
+
+    kept = [group for group in groups if rare(group)]
+    return kept or groups
+
+
 def _tsquery_operand(word: str) -> str:
     return "".join(ch for ch in word if ch.isalnum())
 
@@ -205,6 +252,8 @@ def _search_postgresql(groups: list[list[str]], prefix: str | None, language: st
     operands = [group for group in operands if group]
     if not operands:
         return []
+    if not every:
+        operands = _without_common_lexemes(operands, config)
     query = (" & " if every else " | ").join(
         "(" + " | ".join(group) + ")" for group in operands)
     where, params = _filters(language, user_type_id, category_ids, "%s")
