@@ -18,6 +18,7 @@ from .settings import as_bool as _as_bool
 from .settings import as_http_url as _as_http_url
 from .settings import as_int as _as_int
 from .settings import as_list as _as_list
+from .settings import as_rate as _as_rate
 from .settings import as_seconds as _as_seconds
 from .settings import as_str as _as_str
 
@@ -72,19 +73,6 @@ def _as_bind(value: Any) -> str:
     if not addresses:
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     return ",".join(addresses)
-
-
-def _as_rate(value: Any) -> str:
-    text = _as_str(value).strip()
-    if text:
-        from limits import parse_many
-
-        try:
-            parse_many(text)
-        except ValueError:
-            raise ValueError(f"expected limits like '10/minute;100/hour' (or empty for none), "
-                             f"got {value!r}") from None
-    return text
 
 
 SUPPORTED_LANGUAGES = ("en", "id", "fil")
@@ -156,7 +144,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("secret_key", "", _as_str,
             "Signs sessions and CSRF tokens. Generated into the instance folder when absent.",
             secret=True),
-    Setting("plugins", ["email_intake", "billing_desk", "social", "livechat"], _as_list,
+    Setting("plugins",
+            ["email_intake", "billing_desk", "social", "livechat", "knowledge_base"], _as_list,
             "Plugins this deployment enables, by entry-point name."),
     Setting("console", True, _as_bool,
             "Mount the staff console at /admin/ (the built-in plugin \"console\"); "

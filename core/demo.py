@@ -362,6 +362,9 @@ def load_demo(*, admin_email: str = "admin@loket.test", admin_password: str | No
         _open(spec, user_types, staff, _story_start(spec, now))
         result.tickets_created += 1
     result.tickets_total = len(TICKETS)
+    # Plugins add theirs (articles, billing centers...) once core's user types and
+    # categories exist.
+    loket().hook.load_demo_data()
     return result
 
 

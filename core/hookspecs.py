@@ -440,3 +440,43 @@ def ticket_panels(ticket: Ticket, staff: Staff) -> list[Panel]:
     applies. Panels are shown in ``order``, then title. An exception is a bug
     to fix (the page fails), like any contribution hook.
     """
+
+
+# -- Knowledge base: what the help center shows with a category ---------------------------
+
+
+@dataclass
+class CategoryContent:
+    """A block a plugin adds to a help-center page: headlines and where to read more.
+
+    ``links`` are shown in order (title, url, excerpt of each ``Suggestion``);
+    ``more_url``/``more_label`` lead to the rest. On the ticket form a block may
+    also offer live suggestions: ``live_url`` answers ``GET ?q=<subject and
+    description>`` with JSON ``{"results": [{"title", "url", "excerpt"}]}``, and
+    ``script_url`` is the static script that asks it while the customer types
+    (never an inline script: the pages' Content-Security-Policy forbids them).
+    Without JavaScript the block still shows its links and ``more_url``.
+    """
+
+    heading: str  # already translated
+    links: list[Suggestion] = field(default_factory=list)
+    more_label: str = ""
+    more_url: str = ""
+    live_url: str = ""
+    live_heading: str = ""  # above the live suggestions, already translated
+    script_url: str = ""
+    order: int = 100
+
+
+@hookspec
+def category_content(user_type: UserType, category: Category | None, language: str,
+                     page: str) -> list[CategoryContent]:
+    """Return blocks to show with a user type's categories or one category's ticket form.
+
+    Called while the help center builds a page, in a request context: ``page`` is
+    ``"categories"`` (the list of a user type's categories; ``category`` is None) or
+    ``"form"`` (the ticket form of ``category``). Blocks are shown above the page's
+    own content, headlines first, sorted by ``order``; return an empty list when
+    nothing applies. Texts are already translated into ``language``. A contribution
+    hook: it runs on every page view, so keep it to a query or two, and it fails fast.
+    """

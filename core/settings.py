@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-__all__ = ["Setting", "as_bool", "as_http_url", "as_int", "as_list", "as_seconds", "as_str"]
+__all__ = ["Setting", "as_bool", "as_http_url", "as_int", "as_list", "as_rate", "as_seconds",
+           "as_str"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,17 @@ def as_seconds(value: Any) -> float:
     if not 0 < seconds <= 3600:
         raise ValueError(f"expected more than 0 and at most 3600 seconds, got {value!r}")
     return seconds
+
+
+def as_rate(value: Any) -> str:
+    """Rate limits such as ``10/minute;100/hour`` (the ``limits`` library's notation), or empty."""
+    text = as_str(value).strip()
+    if text:
+        from limits import parse_many
+
+        try:
+            parse_many(text)
+        except ValueError:
+            raise ValueError(f"expected limits like '10/minute;100/hour' (or empty for none), "
+                             f"got {value!r}") from None
+    return text

@@ -20,7 +20,7 @@ from core.passwords import new_api_token
 from .factories import PASSWORD, build_desk
 from .test_admin_helpers import new_ticket
 
-PLUGINS = ["email_intake", "billing_desk", "social", "livechat"]
+PLUGINS = ["email_intake", "billing_desk", "social", "livechat", "knowledge_base"]
 HUGE = "99999999999999999999"
 BAD_NUMBERS = [HUGE, str(MAX_ID + 1), "999999999999999", "-1", "abc", "1e9", "0"]
 CRLF = "%0d%0aSet-Cookie:%20x=1"

@@ -15,7 +15,8 @@ def test_defaults_need_no_configuration(tmp_path):
     ensure_instance(config)
     assert config["database_url"] == f"sqlite:///{tmp_path / 'loket.db'}"
     assert config["attachments_path"] == str(tmp_path / "attachments")
-    assert config["plugins"] == ["email_intake", "billing_desk", "social", "livechat"]
+    assert config["plugins"] == ["email_intake", "billing_desk", "social", "livechat",
+                                 "knowledge_base"]
     assert config.sources["upload_max_bytes"] == "default"
 
 

@@ -37,7 +37,7 @@ from ..attachments import (
     rejection_message,
     type_names,
 )
-from ..hookspecs import ContactOption, Notice
+from ..hookspecs import CategoryContent, ContactOption, Notice
 from ..i18n import LANGUAGE_NAMES, _, localized, localized_questions
 from ..models import (
     Attachment,
@@ -122,6 +122,15 @@ def _notices(page: str, user_type: UserType | None = None,
     return [notice for found in results for notice in (found or ())]
 
 
+def _category_content(user_type: UserType, category: Category | None,
+                      page: str) -> list[CategoryContent]:
+    """Blocks plugins show with the categories or a category's form (a knowledge base's headlines)."""
+    results = loket().hook.category_content(user_type=user_type, category=category,
+                                            language=current_language(), page=page)
+    blocks = [block for found in results for block in (found or ())]
+    return sorted(blocks, key=lambda block: block.order)
+
+
 # -- Choosing a user type and a category -------------------------------------------------
 
 
@@ -149,7 +158,8 @@ def categories(user_type: str) -> str:
     chosen = _user_type_or_404(user_type)
     return render_template("loket/categories.html", user_type=chosen,
                            tree=category_tree(chosen), channels=_channels(chosen, None),
-                           notices=_notices("home", chosen))
+                           notices=_notices("home", chosen),
+                           content=_category_content(chosen, None, "categories"))
 
 
 # -- The ticket form ---------------------------------------------------------------------
@@ -181,6 +191,7 @@ def new_ticket(user_type: str, category: str) -> Any:
         "loket/ticket_form.html", form=form, category=chosen, user_type=chosen.user_type,
         channels=_channels(chosen.user_type, chosen),
         notices=_notices("form", chosen.user_type, chosen),
+        content=_category_content(chosen.user_type, chosen, "form"),
         **upload_limits())
 
 

@@ -1,0 +1,277 @@
+"""Article search: one interface, two backends (SQLite FTS5 with bm25, PostgreSQL with ts_rank_cd).
+
+Both backends take the same analysed words (``text.analyse``), OR them together (a
+customer types a sentence, not keywords: an article matching most of its words ranks
+first, one matching a few still shows) and weigh a title match above a body match.
+The last word may be unfinished while the customer types, so it also matches as a
+prefix. A word the published articles never use is probably a typo: words one edit
+away from it that they do use (the ``kb_term`` vocabulary) join the query, one
+indexed look-up, so "pasword" still finds "password".
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import peewee
+
+from core.state import loket
+
+from .models import Article, Status
+from .text import analyse, one_edit_away, search_words, stem, strip_filipino
+
+# bm25 weights per FTS column (index_title, index_body); ts_rank_cd weights for {D, C, B, A}.
+SQLITE_WEIGHTS = (10.0, 1.0)
+POSTGRES_WEIGHTS = "{0.05, 0.1, 0.2, 1.0}"
+POSTGRES_CONFIGS = {"en": "english", "id": "indonesian"}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A found article, with what a result list shows (no second query per result)."""
+
+    article_id: int
+    score: float  # higher is better, comparable only within one search
+    title: str = ""
+    slug: str = ""
+    language: str = ""
+    category_slug: str = ""
+    user_type_slug: str = ""
+    body_start: str = ""  # the first characters of the Markdown body, for an excerpt
+
+
+# What every backend selects for a Hit after (id, score).
+HIT_COLUMNS = ("a.title, a.slug, a.language, c.slug, u.slug, substr(a.body, 1, 400) "
+               "FROM kb_article a JOIN category c ON c.id = a.category_id "
+               "JOIN user_type u ON u.id = a.user_type_id")
+
+
+def _is_sqlite() -> bool:
+    return isinstance(loket().database, peewee.SqliteDatabase)
+
+
+def _known_words(words: list[str], language: str) -> set[str]:
+    """The ones of ``words`` in the vocabulary (raw SQL: peewee takes ms to build a long IN)."""
+    mark = "?" if _is_sqlite() else "%s"
+    found: set[str] = set()
+    for start in range(0, len(words), 900):  # below every SQLite's variable limit
+        chunk = words[start:start + 900]
+        sql = (f"SELECT word FROM kb_term WHERE language = {mark} "
+               f"AND word IN ({', '.join([mark] * len(chunk))})")
+        found |= {row[0] for row in loket().database.execute_sql(sql, [language, *chunk])}
+    return found
+
+
+def corrections(query_words: list[str], language: str) -> dict[str, list[str]]:
+    """For each word of 4+ letters the articles never use, the words one edit away they do."""
+    candidates = [w for w in query_words if len(w) >= 4 and w.isascii() and w.isalpha()]
+    if not candidates:
+        return {}
+    known = _known_words(candidates, language)
+    unknown = [w for w in candidates if w not in known]
+    if not unknown:
+        return {}
+    edits = {w: one_edit_away(w) for w in unknown}
+    found = _known_words(sorted(set().union(*edits.values())), language)
+    return {w: sorted(edits[w] & found)[:5] for w in unknown if edits[w] & found}
+
+
+def search(query: str, language: str, *, user_type_id: int | None = None,
+           category_ids: Iterable[int] | None = None, limit: int = 10,
+           partial: bool = False) -> list[Hit]:
+    """Published articles in ``language`` matching ``query``, best first.
+
+    ``partial``: the query is being typed, so its last word also matches as a prefix.
+    """
+    query_words = search_words(query[:300], language)
+    if not query_words or limit <= 0:
+        return []
+    groups = [[word] for word in query_words]
+    fixes = corrections(query_words, language)
+    for group in groups:
+        group.extend(fixes.get(group[0], ()))
+    prefix = query_words[-1] if partial and len(query_words[-1]) >= 3 else None
+    category_ids = list(category_ids) if category_ids is not None else None
+    run = _search_sqlite if _is_sqlite() else _search_postgresql
+    # Articles with every word first: an intersection, fast however large the knowledge
+    # base. Only when none has them all, any word will do (a union, ranked by relevance).
+    hits = run(groups, prefix, language, user_type_id, category_ids, limit, every=True)
+    if not hits and len(groups) > 1:
+        hits = run(groups, prefix, language, user_type_id, category_ids, limit, every=False)
+    return hits
+
+
+def _filters(language: str, user_type_id: int | None,
+             category_ids: list[int] | None, mark: str) -> tuple[str, list]:
+    sql = f" AND a.language = {mark} AND a.status = {mark}"
+    params: list = [language, Status.PUBLISHED]
+    if user_type_id is not None:
+        sql += f" AND a.user_type_id = {mark}"
+        params.append(user_type_id)
+    if category_ids is not None:
+        if not category_ids:
+            return " AND 1 = 0", []
+        sql += f" AND a.category_id IN ({', '.join([mark] * len(category_ids))})"
+        params.extend(category_ids)
+    return sql, params
+
+
+def _fts_phrase(term: str) -> str:
+    return '"' + term.replace('"', "") + '"'
+
+
+# In a union, a word in more than this share of all articles adds little to the ranking but
+# makes the database score most of the index; it is left out when rarer words remain.
+COMMON_SHARE = 0.02
+# A union is ranked inside the full-text index first, then the best of it are filtered.
+UNION_CANDIDATES = 300
+
+
+def _search_sqlite(groups: list[list[str]], prefix: str | None, language: str,
+                   user_type_id: int | None, category_ids: list[int] | None,
+                   limit: int, every: bool) -> list[Hit]:
+    stems = [sorted({stem(w, language) for w in group} - {""}) for group in groups]
+    if prefix:
+        stems[-1].append(prefix.replace("-", "") + "*")
+    stems = [group for group in stems if group]
+    if not stems:
+        return []
+    if not every:
+        stems = _without_common(stems)
+
+    def alternatives(group: list[str]) -> str:
+        return "(" + " OR ".join(_fts_term(term) for term in group) + ")"
+
+    match = (" AND " if every else " OR ").join(alternatives(group) for group in stems)
+    where, params = _filters(language, user_type_id, category_ids, "?")
+    if every:
+        sql = (f"SELECT a.id, -bm25(kb_article_fts, ?, ?) AS score, {HIT_COLUMNS} "
+               "JOIN kb_article_fts ON a.id = kb_article_fts.rowid "
+               f"WHERE kb_article_fts MATCH ?{where} "
+               "ORDER BY score DESC, a.position, a.id LIMIT ?")
+        args = [*SQLITE_WEIGHTS, match, *params, limit]
+    else:
+        sql = (f"SELECT a.id, f.score, {HIT_COLUMNS} JOIN ("
+               "SELECT rowid, -bm25(kb_article_fts, ?, ?) AS score FROM kb_article_fts "
+               "WHERE kb_article_fts MATCH ? ORDER BY score DESC LIMIT ?"
+               f") f ON a.id = f.rowid WHERE 1 = 1{where} "
+               "ORDER BY f.score DESC, a.position, a.id LIMIT ?")
+        args = [*SQLITE_WEIGHTS, match, UNION_CANDIDATES, *params, limit]
+    return [Hit(*row) for row in loket().database.execute_sql(sql, args).fetchall()]
+
+
+def _without_common(groups: list[list[str]]) -> list[list[str]]:
+    """The word groups without those in too many articles (as long as one group is left)."""
+    database = loket().database
+    total = database.execute_sql("SELECT max(id) FROM kb_article").fetchone()[0] or 0
+    terms = sorted({t for group in groups for t in group if not t.endswith("*")})
+    if not terms or total < 1000:
+        return groups
+    sql = ("SELECT term, doc FROM kb_article_fts_vocab "
+           f"WHERE term IN ({', '.join('?' * len(terms))})")
+    counts = dict(database.execute_sql(sql, terms).fetchall())
+    limit = COMMON_SHARE * total
+    rare = [g for g in groups if any(t.endswith("*") or counts.get(t, 0) <= limit for t in g)]
+    return rare or groups
+
+
+def _fts_term(term: str) -> str:
+    if term.endswith("*"):
+        return _fts_phrase(term[:-1]) + "*"
+    return _fts_phrase(term)
+
+
+_common_lexemes: dict[int, tuple[float, set[str]]] = {}
+
+
+def _postgresql_common_lexemes() -> set[str]:
+    """Lexemes in more than COMMON_SHARE of articles, from the planner's statistics.
+
+    ANALYZE (autovacuum's, or an operator's) keeps the most common elements of the
+    tsvector column and their frequencies in pg_stats; read at most once a minute.
+    """
+    database = loket().database
+    cached = _common_lexemes.get(id(database))
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    row = database.execute_sql(
+        "SELECT most_common_elems::text::text[], most_common_elem_freqs, "
+        "(SELECT reltuples FROM pg_class WHERE oid = to_regclass('kb_article')) "
+        "FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'kb_article' "
+        "AND attname = 'search_vector'").fetchone()
+    common: set[str] = set()
+    if row and row[0] and (row[2] or 0) >= 1000:  # as on SQLite: small desks keep every word
+        common = {lexeme for lexeme, share in zip(row[0], row[1], strict=False)
+                  if share > COMMON_SHARE}
+    _common_lexemes[id(database)] = (time.monotonic() + 60, common)
+    return common
+
+
+def _without_common_lexemes(groups: list[list[str]], config: str) -> list[list[str]]:
+    """Like ``_without_common``: PostgreSQL's own lexemes, its statistics for the counts."""
+    common = _postgresql_common_lexemes()
+    if not common:
+        return groups
+    words = sorted({w for group in groups for w in group if not w.endswith(":*")})
+    rows = loket().database.execute_sql(
+        "SELECT w, to_tsvector(%s::regconfig, w)::text FROM unnest(%s::text[]) AS w",
+        [config, words]).fetchall()
+    lexemes = {word: set(re.findall(r"'([^']*)'", vector)) for word, vector in rows}
+
+    def rare(group: list[str]) -> bool:
+        return any(w.endswith(":*") or not lexemes.get(w) or lexemes[w] - common
+                   for w in group)
+
+    kept = [group for group in groups if rare(group)]
+    return kept or groups
+
+
+def _tsquery_operand(word: str) -> str:
+    return "".join(ch for ch in word if ch.isalnum())
+
+
+def _search_postgresql(groups: list[list[str]], prefix: str | None, language: str,
+                       user_type_id: int | None, category_ids: list[int] | None,
+                       limit: int, every: bool) -> list[Hit]:
+    config = POSTGRES_CONFIGS.get(language, "simple")
+    operands: list[list[str]] = []
+    for group in groups:
+        found: set[str] = set()
+        for word in group:
+            # Filipino goes in affix-stripped, as it was indexed; PostgreSQL stems the others.
+            pieces = [strip_filipino(word)] if language == "fil" else word.split("-")
+            found |= {_tsquery_operand(piece) for piece in pieces}
+        operands.append(sorted(op for op in found if op))
+    if prefix:
+        cleaned = _tsquery_operand(strip_filipino(prefix) if language == "fil" else prefix)
+        if cleaned:
+            operands[-1].append(cleaned + ":*")
+    operands = [group for group in operands if group]
+    if not operands:
+        return []
+    if not every:
+        operands = _without_common_lexemes(operands, config)
+    query = (" & " if every else " | ").join(
+        "(" + " | ".join(group) + ")" for group in operands)
+    where, params = _filters(language, user_type_id, category_ids, "%s")
+    sql = (f"SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, q) AS score, {HIT_COLUMNS} "
+           "CROSS JOIN to_tsquery(%s::regconfig, %s) q "
+           f"WHERE a.search_vector @@ q{where} "
+           "ORDER BY score DESC, a.position, a.id LIMIT %s")
+    rows = loket().database.execute_sql(
+        sql, [POSTGRES_WEIGHTS, config, query, *params, limit]).fetchall()
+    return [Hit(article_id, float(score), *rest) for article_id, score, *rest in rows]
+
+
+def articles(hits: list[Hit]) -> list[Article]:
+    """The articles of ``hits``, in their order."""
+    if not hits:
+        return []
+    by_id = {a.id: a for a in Article.select().where(Article.id.in_([h.article_id for h in hits]))}
+    return [by_id[h.article_id] for h in hits if h.article_id in by_id]
+
+
+__all__ = ["Hit", "search", "articles", "corrections", "analyse"]
