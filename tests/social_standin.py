@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -126,3 +128,63 @@ def corpus_dir(*parts: str) -> Any:
     if base and Path(base, "corpora", *parts).exists():
         return Path(base, "corpora", *parts)
     return shared_corpus(*parts)
+
+
+def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class Desk:
+    """A running desk with one social account, its stand-in platform, and its webhook URL."""
+
+    def __init__(self, app: Any, base: str, standin: StandIn, account: Any):
+        self.app, self.base, self.standin, self.account = app, base, standin, account
+        self.url = f"{base}/social/{account.platform}/{account.slug}"
+
+    def db(self) -> Any:
+        """``with desk.db():`` reads the desk's database from the test."""
+        return _Reading(self.app)
+
+
+def make_desk(make_app: Any, standin: StandIn, platform: str, secrets: dict[str, str],
+              config: dict[str, Any] | None = None, **fields: Any) -> Iterator[Desk]:
+    """An app with the social plugin, one account, served on a real socket."""
+    from core import db as core_db
+    from plugins.social import vault
+    from plugins.social.models import SocialAccount
+
+    app = make_app(plugins=["social"], **{f"social.{platform}_api_url": standin.url},
+                   **(config or {}))
+    with app.app_context(), core_db.connection():
+        account = SocialAccount(platform=platform, name=f"{platform} support", **fields)
+        vault.write(account, secrets)
+        account.save()
+    base, stop = serve_app(app)
+    yield Desk(app, base, standin, account)
+    stop()
+
+
+class _Reading:
+    def __init__(self, app: Any):
+        self.app = app
+
+    def __enter__(self) -> None:
+        from core import db as core_db
+
+        self.ctx = self.app.app_context()
+        self.ctx.push()
+        self.conn = core_db.connection()
+        self.conn.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.conn.__exit__(*exc)
+        self.ctx.pop()
+
+

@@ -4,89 +4,44 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from core import db as core_db
 from core.models import Attachment, ContactIdentity, Delivery, Message, Ticket, TicketEvent
 
-from .social_standin import StandIn, corpus_dir, serve_app
+from .social_standin import Desk, StandIn, corpus_dir, make_desk, post
 
 SECRET = "tg-webhook-secret-for-tests"
 TOKEN = "123456:TEST-TOKEN"
 
 
-def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-class Desk:
-    def __init__(self, app: Any, base: str, standin: StandIn, account: Any):
-        self.app, self.base, self.standin, self.account = app, base, standin, account
-        self.url = f"{base}/social/telegram/{account.slug}"
-
-    def send(self, update: dict[str, Any], secret: str = SECRET) -> tuple[int, bytes]:
-        return post(self.url, json.dumps(update).encode(),
-                    {"X-Telegram-Bot-Api-Secret-Token": secret})
-
-    def db(self) -> Any:
-        return _Reading(self.app)
-
-
-class _Reading:
-    def __init__(self, app: Any):
-        self.app = app
-
-    def __enter__(self) -> None:
-        self.ctx = self.app.app_context()
-        self.ctx.push()
-        self.conn = core_db.connection()
-        self.conn.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.conn.__exit__(*exc)
-        self.ctx.pop()
+def sent_ok(platform: StandIn) -> Any:
+    return lambda seen: (200, {"ok": True, "result": {
+        "message_id": 500 + len(platform.seen), "chat": {"id": seen.json()["chat_id"]}}}, {})
 
 
 @pytest.fixture
 def standin() -> Iterator[StandIn]:
     platform = StandIn().start()
-    platform.on("POST", f"/bot{TOKEN}/sendMessage",
-                handler=lambda seen: (200, {"ok": True, "result": {
-                    "message_id": 500 + len(platform.seen), "chat": {"id": seen.json()["chat_id"]}}},
-                    {}))
+    platform.on("POST", f"/bot{TOKEN}/sendMessage", handler=sent_ok(platform))
     yield platform
     platform.stop()
 
 
-def make_desk(make_app: Any, standin: StandIn, **config: Any) -> Iterator[Desk]:
-    from plugins.social import vault
-    from plugins.social.models import SocialAccount
-
-    app = make_app(plugins=["social"], **{"social.telegram_api_url": standin.url}, **config)
-    with app.app_context(), core_db.connection():
-        account = SocialAccount(platform="telegram", name="Support bot", handle="loket_test_bot")
-        vault.write(account, {"token": TOKEN, "webhook_secret": SECRET})
-        account.save()
-    base, stop = serve_app(app)
-    yield Desk(app, base, standin, account)
-    stop()
+def telegram_desk(make_app: Any, standin: StandIn, **config: Any) -> Iterator[Desk]:
+    desks = make_desk(make_app, standin, "telegram", {"token": TOKEN, "webhook_secret": SECRET},
+                      config, handle="loket_test_bot")
+    for desk in desks:
+        desk.send = lambda update, secret=SECRET, desk=desk: post(  # type: ignore[attr-defined]
+            desk.url, json.dumps(update).encode(), {"X-Telegram-Bot-Api-Secret-Token": secret})
+        yield desk
 
 
 @pytest.fixture
 def desk(make_app: Any, standin: StandIn) -> Iterator[Desk]:
-    yield from make_desk(make_app, standin)
+    yield from telegram_desk(make_app, standin)
 
 
 def corpus(name: str, update_id: int | None = None) -> dict[str, Any]:
@@ -232,7 +187,7 @@ def test_a_voice_note_is_fetched_through_getfile_and_stored_as_an_attachment(des
 
 
 def test_a_media_download_that_fails_is_retried_then_leaves_a_note_not_a_gap(make_app, standin):
-    desks = make_desk(make_app, standin, **{"social.media_attempts": 2})
+    desks = telegram_desk(make_app, standin, **{"social.media_attempts": 2})
     desk = next(desks)
     desk.standin.on("GET", f"/bot{TOKEN}/getFile",
                     (500, {"ok": False, "error_code": 500, "description": "Internal"}, {}))
@@ -264,4 +219,110 @@ def test_a_file_over_the_size_limit_is_not_downloaded_and_leaves_a_note(small_up
 
 @pytest.fixture
 def small_uploads(make_app, standin):
-    yield from make_desk(make_app, standin, upload_max_bytes=1024 * 1024)
+    yield from telegram_desk(make_app, standin, upload_max_bytes=1024 * 1024)
+
+
+def _ticket_with_reply(desk: Desk, text: str = "We are on it.", attachments: Any = ()) -> Any:
+    from core.services import tickets
+
+    from .factories import make_staff
+
+    desk.send(corpus("02_message_text.json", 1))
+    with desk.db():
+        staff = make_staff("agent@desk.test", "Ana Agent")
+        ticket = Ticket.get()
+        return tickets.reply(ticket, staff, text, attachments=attachments)
+
+
+def test_an_agent_reply_goes_out_by_sendmessage_and_stores_telegrams_message_id(desk):
+    reply = _ticket_with_reply(desk)
+    with desk.db():
+        reply = Message.get_by_id(reply.id)
+        assert reply.delivery_state == Delivery.SENT
+        assert reply.external_id.startswith(f"{desk.account.id}:1111111:")
+    sent = desk.standin.requests("POST", f"/bot{TOKEN}/sendMessage")
+    assert sent[-1].json() == {"chat_id": "1111111", "text": "We are on it."}
+
+
+def test_an_agents_file_goes_out_by_senddocument(desk):
+    from core.attachments import Storage
+
+    desk.standin.on("POST", f"/bot{TOKEN}/sendDocument",
+                    (200, {"ok": True, "result": {"message_id": 900}}, {}))
+    with desk.db():
+        from core.state import loket
+
+        stored = Storage(loket().config["attachments_path"]).save_bytes(
+            b"%PDF-1.4\n" + b"0" * 100, "invoice.pdf", max_bytes=10**6,
+            allowed_types=["application/pdf"])
+    reply = _ticket_with_reply(desk, "Your invoice.", [stored])
+    document = desk.standin.requests("POST", f"/bot{TOKEN}/sendDocument")
+    assert len(document) == 1
+    assert b'filename="invoice.pdf"' in document[0].body
+    assert b"%PDF-1.4" in document[0].body
+    with desk.db():
+        assert Message.get_by_id(reply.id).external_id.endswith(":900")
+
+
+@pytest.mark.parametrize("status,answer,state,says", [
+    (403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
+     Delivery.FAILED, "blocked by the user"),
+    (401, {"ok": False, "error_code": 401, "description": "Unauthorized"},
+     Delivery.FAILED, "Unauthorized"),
+    (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 37",
+           "parameters": {"retry_after": 37}}, Delivery.QUEUED, "Too Many Requests"),
+])
+def test_telegrams_refusals_show_on_the_message_and_a_rate_limit_waits_as_told(
+        desk, status, answer, state, says):
+    from core.models import utcnow
+
+    desk.send(corpus("02_message_text.json", 1))
+    desk.standin.on("POST", f"/bot{TOKEN}/sendMessage", (status, answer, {}))
+    with desk.db():
+        from core.services import tickets
+
+        from .factories import make_staff
+
+        before = utcnow()
+        reply = tickets.reply(Ticket.get(), make_staff("a@desk.test", "Ana"), "Hello")
+        reply = Message.get_by_id(reply.id)
+        assert reply.delivery_state == state
+        assert says in reply.delivery_error
+        if status == 429:
+            wait = (reply.next_attempt_at - before).total_seconds()
+            assert 36 <= wait <= 40
+        else:
+            assert TicketEvent.select().where(TicketEvent.kind == "delivery_failed").count() == 1
+
+
+def run_cli(desk: Desk, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from plugins.social.cli import social
+
+    with desk.db():  # as ``loket`` runs a plugin's command: in the app, with a connection
+        return CliRunner().invoke(social, list(args))
+
+
+def test_telegram_webhook_command_registers_the_url_with_the_secret_token(desk):
+    desk.standin.on("POST", f"/bot{TOKEN}/setWebhook",
+                    (200, {"ok": True, "result": True, "description": "Webhook was set"}, {}))
+    result = run_cli(desk, "telegram-webhook", "telegram support")
+    assert result.exit_code == 0, result.output
+    assert "Webhook was set" in result.output
+    call = desk.standin.requests("POST", f"/bot{TOKEN}/setWebhook")[0].json()
+    assert call["url"] == f"http://desk.test/social/telegram/{desk.account.slug}"
+    assert call["secret_token"] == SECRET
+
+
+def test_check_command_asks_getme_and_reports_a_bad_token(desk):
+    desk.standin.on("GET", f"/bot{TOKEN}/getMe", (200, {"ok": True, "result": {
+        "id": 123456, "is_bot": True, "username": "loket_test_bot"}}, {}))
+    result = run_cli(desk, "check")
+    assert result.exit_code == 0, result.output
+    assert "@loket_test_bot" in result.output
+    desk.standin.on("GET", f"/bot{TOKEN}/getMe",
+                    (401, {"ok": False, "error_code": 401, "description": "Unauthorized"}, {}))
+    result = run_cli(desk, "check")
+    assert result.exit_code == 1
+    assert "FAILED" in result.output and "Unauthorized" in result.output

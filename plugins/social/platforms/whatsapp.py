@@ -131,10 +131,10 @@ def _message_event(account: Any, message: dict[str, Any],
         media.append(Media(kind, str(item["id"]), item.get("filename", ""),
                            item.get("mime_type", "")))
     text = _text_of(message)
-    if kind == "unsupported":
-        text = "(The customer sent a kind of message WhatsApp does not pass on.)"
     if not text and not media:
-        return None
+        # The customer wrote something WhatsApp would not pass on (or a kind this desk
+        # does not read): a message still says so rather than nothing.
+        text = "(The customer sent a kind of message WhatsApp does not pass on.)"
     return Event("message", external_id, sender, name, text, media)
 
 
