@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from core.models import Message, Ticket
@@ -14,11 +15,32 @@ def webhook_url(account: SocialAccount) -> str:
     return f"{loket().config['public_url']}/social/{account.platform}/{account.slug}"
 
 
+# Webhooks hit the same few accounts thousands of times a second: each process keeps what it
+# read for a few seconds (a disabled account or a new secret takes effect within that).
+CACHE_SECONDS = 5.0
+_cache: dict[tuple[str, str], tuple[float, SocialAccount | None]] = {}
+
+
 def by_slug(platform: str, slug: str) -> SocialAccount | None:
-    return (SocialAccount.select()
-            .where((SocialAccount.slug == slug) & (SocialAccount.platform == platform)
-                   & SocialAccount.enabled)
-            .first())
+    """The enabled account whose webhook this is, or None."""
+    key = (platform, slug)
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    account = (SocialAccount.select()
+               .where((SocialAccount.slug == slug) & (SocialAccount.platform == platform)
+                      & SocialAccount.enabled)
+               .first())
+    if len(_cache) > 1000:
+        _cache.clear()  # slugs are guessed at random by scanners: keep it small
+    _cache[key] = (now + CACHE_SECONDS, account)
+    return account
+
+
+def forget() -> None:
+    """Drop what this process remembers of accounts (after a change in this process)."""
+    _cache.clear()
 
 
 def id_of(external_id: str | None) -> int | None:

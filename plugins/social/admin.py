@@ -55,6 +55,7 @@ class SocialAccountView(SecuredModelView):
             values = {**platforms.get(model.platform).new_secrets(),
                       **{k: v for k, v in values.items() if v}}
         vault.write(model, values)
+        accounts.forget()
 
 
 class SocialInboxView(SecuredModelView):

@@ -44,8 +44,14 @@ def check_key(value: object) -> str:
 def read(account: SocialAccount) -> dict[str, str]:
     if not account.secrets:
         return {}
+    # Decrypted once per loaded row: a webhook checks its account's secret on every request.
+    cached = account.__dict__.get("_loket_secrets")
+    if cached is not None and cached[0] == account.secrets:
+        return cached[1]
     try:
-        return json.loads(_fernet().decrypt(account.secrets.encode()))
+        values = json.loads(_fernet().decrypt(account.secrets.encode()))
+        account.__dict__["_loket_secrets"] = (account.secrets, values)
+        return values
     except InvalidToken:
         raise RuntimeError(f"the secrets of account {account.name!r} cannot be decrypted: "
                            "was LOKET_SOCIAL_SECRETS_KEY or the secret key changed?") from None
