@@ -149,3 +149,23 @@ def test_loket_social_add_reads_secrets_from_stdin_and_prints_the_webhook_url(ma
     assert missing.returncode != 0
     assert "LOKET_SOCIAL_ACCOUNT_TOKEN" in missing.stderr
     assert os.environ.get("LOKET_SOCIAL_ACCOUNT_TOKEN") is None
+
+
+def test_every_customer_facing_string_of_the_plugin_has_indonesian_and_filipino():
+    from babel.messages.extract import extract_from_file
+    from babel.messages.pofile import read_po
+
+    plugin = REPO / "plugins" / "social"
+    wanted = set()
+    for path in plugin.rglob("*.py"):
+        if "migrations" not in path.parts:
+            for _line, message, _comments, _context in extract_from_file("python", str(path)):
+                wanted.add(message)
+    assert "Message us on Telegram" in wanted
+    for language in ("id", "fil"):
+        with open(plugin / "translations" / language / "LC_MESSAGES" / "messages.po",
+                  "rb") as fh:
+            catalogue = read_po(fh)
+        done = {m.id for m in catalogue if m.id and m.string}
+        assert wanted <= done, (language, wanted - done)
+        assert not list(catalogue.check())

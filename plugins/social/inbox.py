@@ -17,6 +17,7 @@ from typing import Any
 
 from core.attachments import AttachmentRejected, Storage, StoredFile
 from core.hookspecs import DeliveryError
+from core.i18n import _
 from core.models import utcnow
 from core.raw import RawOriginal
 from core.services import tickets
@@ -151,11 +152,14 @@ def _fetch_all(account: SocialAccount, platform: Platform, event: Event,
                 fetched.data, fetched.filename or media.kind, max_bytes=max_bytes,
                 allowed_types=settings()["media_types"]))
         except TooLarge:
-            notes.append(f"[{what} not stored: larger than {max_bytes // (1024 * 1024)} MB]")
+            notes.append("[" + _("%(file)s not stored: larger than %(size)s MB", file=what,
+                                 size=max_bytes // (1024 * 1024)) + "]")
         except AttachmentRejected as exc:
-            notes.append(f"[{what} not stored: {exc}]")
+            notes.append("[" + _("%(file)s not stored: %(reason)s", file=what,
+                                 reason=str(exc)) + "]")
         except DeliveryError as exc:
             if not exc.permanent and not last_try:
                 raise _Later(f"{what}: {exc}") from None
-            notes.append(f"[{what} could not be fetched: {exc}]")
+            notes.append("[" + _("%(file)s could not be fetched: %(reason)s", file=what,
+                                 reason=str(exc)) + "]")
     return files, notes

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from core.hookspecs import DeliveryError
+from core.i18n import _
 
 from .. import vault
 from .base import Event, Fetched, Media, call
@@ -102,9 +103,10 @@ def _message_event(account: Any, sender: str, message: dict[str, Any]) -> Event 
             media.append(Media(_KINDS[kind], str(payload["url"])))
         elif kind == "location":
             where = payload.get("coordinates") or {}
-            notes.append(f"Location: {where.get('lat')}, {where.get('long')}")
+            notes.append(_("Location: %(latitude)s, %(longitude)s", latitude=where.get('lat'), longitude=where.get('long')))
         elif kind == "fallback":
-            notes.append(f"Shared link: {payload.get('url') or attachment.get('url', '')}")
+            notes.append(_("Shared link: %(url)s",
+                           url=payload.get("url") or attachment.get("url", "")))
     text = "\n".join(filter(None, [text, *notes]))
     if not text and not media:
         return None

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from core.hookspecs import DeliveryError
+from core.i18n import _
 
 from .. import vault
 from .base import Event, Fetched, Media, Platform, Refused, TooLarge, call, constant_time_equal
@@ -120,11 +121,13 @@ def _described(message: dict[str, Any]) -> str:
     """What a location or a shared contact says, as text an agent can read."""
     location = message.get("location")
     if isinstance(location, dict):
-        return f"Location: {location.get('latitude')}, {location.get('longitude')}"
+        return _("Location: %(latitude)s, %(longitude)s", latitude=location.get("latitude"),
+                 longitude=location.get("longitude"))
     contact = message.get("contact")
     if isinstance(contact, dict):
         name = " ".join(filter(None, [contact.get("first_name"), contact.get("last_name")]))
-        return f"Shared contact: {name} {contact.get('phone_number', '')}".strip()
+        return _("Shared contact: %(contact)s",
+                 contact=f"{name} {contact.get('phone_number', '')}".strip())
     return ""
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from core.hookspecs import DeliveryError
+from core.i18n import _
 
 from .base import Event, Fetched, Media, TooLarge, call
 from .graph import MetaPlatform, raise_for
@@ -134,7 +135,7 @@ def _message_event(account: Any, message: dict[str, Any],
     if not text and not media:
         # The customer wrote something WhatsApp would not pass on (or a kind this desk
         # does not read): a message still says so rather than nothing.
-        text = "(The customer sent a kind of message WhatsApp does not pass on.)"
+        text = _("(The customer sent a kind of message WhatsApp does not pass on.)")
     return Event("message", external_id, sender, name, text, media)
 
 
@@ -147,13 +148,14 @@ def _text_of(message: dict[str, Any]) -> str:
     if kind == "location":
         loc = message.get("location") or {}
         place = " ".join(filter(None, [loc.get("name"), loc.get("address")]))
-        return f"Location: {loc.get('latitude')}, {loc.get('longitude')} {place}".strip()
+        return (_("Location: %(latitude)s, %(longitude)s", latitude=loc.get("latitude"),
+                  longitude=loc.get("longitude")) + f" {place}").strip()
     if kind == "contacts":
         lines = []
         for contact in message.get("contacts") or []:
             phones = ", ".join(p.get("phone", "") for p in contact.get("phones") or [])
-            lines.append(f"Shared contact: {(contact.get('name') or {}).get('formatted_name', '')}"
-                         f" {phones}".strip())
+            name = (contact.get("name") or {}).get("formatted_name", "")
+            lines.append(_("Shared contact: %(contact)s", contact=f"{name} {phones}".strip()))
         return "\n".join(lines)
     if kind == "button":
         return str((message.get("button") or {}).get("text", ""))
