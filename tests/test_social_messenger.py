@@ -202,3 +202,33 @@ def test_an_edit_from_messenger_updates_the_message(desk):
     with desk.db():
         message = Message.get(Message.author_kind == "contact")
         assert message.body_text.startswith("Hi, my card was charged twice")
+
+
+def test_a_reaction_creates_nothing(desk):
+    reaction = {"object": "page", "entry": [{"id": "111899832631525", "time": 1, "messaging": [{
+        "sender": {"id": "1433960459967306"}, "recipient": {"id": "111899832631525"},
+        "timestamp": 2, "reaction": {"mid": "m_out1", "action": "react", "emoji": "\u2764",
+                                     "reaction": "love"}}]}]}
+    assert desk.send(reaction)[0] == 200
+    with desk.db():
+        assert Message.select().count() == 0
+
+
+def test_an_agents_image_goes_out_as_a_multipart_attachment(desk, standin):
+    from core.attachments import Storage
+    from core.services import tickets
+    from core.state import loket
+
+    from .factories import make_staff
+
+    assert desk.send(botman("01_message_text.json"))[0] == 200
+    with desk.db():
+        stored = Storage(loket().config["attachments_path"]).save_bytes(
+            PNG, "screenshot.png", max_bytes=10**6, allowed_types=["image/png"])
+        reply = tickets.reply(Ticket.get(), make_staff("a@desk.test", "Ana"), "See here.",
+                              attachments=[stored])
+        assert Message.get_by_id(reply.id).delivery_state == Delivery.SENT
+    upload = standin.requests("POST", "/me/messages")[-1]
+    assert upload.headers["Content-Type"].startswith("multipart/form-data")
+    assert b'"type": "image"' in upload.body and PNG in upload.body
+    assert b'name="filedata"; filename="screenshot.png"' in upload.body

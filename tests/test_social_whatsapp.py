@@ -332,3 +332,25 @@ def test_an_update_whose_worker_died_is_taken_again_when_its_claim_runs_out(desk
         assert inbox.relay(0, 1) == 1
         assert SocialInbox.get_by_id(row.id).state == "done"
         assert Attachment.select().count() == 1
+
+
+def test_an_agents_file_is_uploaded_to_the_media_api_then_sent_by_its_id(desk, standin):
+    from core.attachments import Storage
+    from core.services import tickets
+    from core.state import loket
+
+    from .factories import make_staff
+
+    standin.on("POST", f"/{PHONE_ID}/media", (200, {"id": "4490709327384033"}, {}))
+    _opened(desk)
+    with desk.db():
+        stored = Storage(loket().config["attachments_path"]).save_bytes(
+            PDF, "statement.pdf", max_bytes=10**6, allowed_types=["application/pdf"])
+        reply = tickets.reply(Ticket.get(), make_staff("a@desk.test", "Ana"), "Attached.",
+                              attachments=[stored])
+        assert Message.get_by_id(reply.id).delivery_state == Delivery.SENT
+    upload = standin.requests("POST", f"/{PHONE_ID}/media")[0]
+    assert b'name="messaging_product"' in upload.body and PDF in upload.body
+    document = standin.requests("POST", f"/{PHONE_ID}/messages")[-1].json()
+    assert document["type"] == "document"
+    assert document["document"] == {"id": "4490709327384033", "filename": "statement.pdf"}
