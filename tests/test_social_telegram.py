@@ -326,3 +326,21 @@ def test_check_command_asks_getme_and_reports_a_bad_token(desk):
     result = run_cli(desk, "check")
     assert result.exit_code == 1
     assert "FAILED" in result.output and "Unauthorized" in result.output
+
+
+def test_handled_updates_are_pruned_after_the_set_days_failed_ones_stay(desk):
+    import datetime as dt
+
+    from core.models import utcnow
+    from plugins.social import inbox
+    from plugins.social.models import SocialInbox
+
+    desk.send(corpus("02_message_text.json", 1))
+    desk.send(corpus("02_message_text.json", 2))
+    with desk.db():
+        first, second = SocialInbox.select().order_by(SocialInbox.id)
+        SocialInbox.update(processed_at=utcnow() - dt.timedelta(days=8)).execute()
+        SocialInbox.update(state="failed").where(SocialInbox.id == second.id).execute()
+        assert inbox.prune(7) == 1
+        assert [row.id for row in SocialInbox.select()] == [second.id]
+        assert inbox.prune(0) == 0

@@ -76,6 +76,8 @@ def plugin_settings() -> list[Setting]:
                 "First wait before fetching media again; doubles after each failure."),
         Setting("inbox_poll_seconds", 0.5, as_seconds,
                 "How often an idle worker looks for new webhook updates."),
+        Setting("inbox_keep_days", 7, as_int,
+                "Days a handled webhook update stays in the inbox (0: for ever)."),
     ]
 
 
@@ -102,12 +104,18 @@ def register_blueprints(app: Any) -> list[Any]:
 
 @hookimpl
 def register_jobs(jobs: Any) -> None:
+    from core.jobs import crontab
     from core.state import loket
 
     from . import inbox
 
-    jobs.relay(inbox.relay, name=inbox.RELAY,
-               idle_seconds=loket().config.plugin(PLUGIN)["inbox_poll_seconds"])
+    settings = loket().config.plugin(PLUGIN)
+    jobs.relay(inbox.relay, name=inbox.RELAY, idle_seconds=settings["inbox_poll_seconds"])
+
+    @jobs.periodic(crontab(minute="41", hour="4"), name="social.prune_inbox")
+    def prune_inbox() -> int:
+        """Forget webhook updates handled long ago; failed ones stay for an admin to read."""
+        return inbox.prune(loket().config.plugin(PLUGIN)["inbox_keep_days"])
 
 
 @hookimpl

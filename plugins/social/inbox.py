@@ -163,3 +163,13 @@ def _fetch_all(account: SocialAccount, platform: Platform, event: Event,
             notes.append("[" + _("%(file)s could not be fetched: %(reason)s", file=what,
                                  reason=str(exc)) + "]")
     return files, notes
+
+
+def prune(days: int) -> int:
+    """Delete done updates older than ``days`` (each message keeps its raw original)."""
+    if not days:
+        return 0
+    cutoff = utcnow() - dt.timedelta(days=days)
+    return (SocialInbox.delete()
+            .where((SocialInbox.state == InboxState.DONE) & (SocialInbox.processed_at < cutoff))
+            .execute())
