@@ -181,6 +181,19 @@ def _channels() -> list[tuple[str, str]]:
     return loket().channels.choices()
 
 
+def reply_window(ticket: Ticket) -> dict[str, Any] | None:
+    """How long free-form replies stay allowed on the ticket's channel (its ``reply_window``
+    after the customer's last message), for the reply form; None when the channel has none."""
+    spec = loket().channels.get(ticket.channel)
+    if spec is None or spec.reply_window is None or ticket.last_customer_message_at is None:
+        return None
+    left = ticket.last_customer_message_at + spec.reply_window - utcnow()
+    minutes = int(abs(left.total_seconds()) // 60)
+    return {"open": left.total_seconds() > 0, "label": spec.label,
+            "hours": minutes // 60, "minutes": minutes % 60,
+            "window_hours": int(spec.reply_window.total_seconds() // 3600)}
+
+
 def _link_formatter(view: Any, context: Any, model: Ticket, name: str) -> Markup:
     text = f"#{model.id}" if name == "id" else model.subject
     return Markup('<a class="loket-ticket-link" href="{}">{}</a>').format(
@@ -504,7 +517,8 @@ class TicketPageView(SecuredBaseView):
             department_form=department_form, escalate_form=EscalateForm(formdata=None),
             retry_form=RetryForm(formdata=None), channels=loket().channels,
             status_labels=STATUS_LABELS, form_data=_answers(ticket), uploads=upload_limits(),
-            panels=_panels(ticket, staff))
+            panels=_panels(ticket, staff),
+            reply_window=reply_window(ticket))
 
     def _canned(self, staff: Staff | None) -> Any:
         query = CannedReply.select().order_by(CannedReply.title)

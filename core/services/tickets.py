@@ -520,6 +520,45 @@ def find_ticket(channel: str, external_id: str) -> Ticket | None:
     return Ticket.get_by_id(message.ticket_id) if message is not None else None
 
 
+def revise_message(channel: str, external_id: str, *, text: str | None = None,
+                   deleted: bool = False) -> Message | None:
+    """The customer edited (``text``) or deleted a message they sent on a channel.
+
+    The stored text changes and the thread says so; the old text stays in the
+    ticket's audit trail, for agents. Returns the message, or None when the
+    channel never delivered one under ``external_id`` (nothing is written).
+    Editing to the same text again (a redelivered edit) changes nothing.
+    """
+    key = _external_key(external_id) if external_id else None
+    if key is None:
+        return None
+
+    def work() -> Message | None:
+        message = _find_duplicate(channel, key)
+        if message is None or message.author_kind != AuthorKind.CONTACT:
+            return None
+        old = message.body_text
+        if deleted:
+            marker = f"[{_l('The customer deleted this message.')}]"
+            new, kind = f"{old}\n\n{marker}", "message_deleted"
+            if old.endswith(marker):
+                return message  # told twice
+        else:
+            marker = f"[{_l('Edited by the customer.')}]"
+            new, kind = f"{storable(text or '')}\n\n{marker}", "message_edited"
+            if old == new:
+                return message
+        message.body_text = new
+        message.body_html = ""
+        message.save(only=[Message.body_text, Message.body_html])
+        ticket = Ticket.get_by_id(message.ticket_id)
+        _audit(ticket, kind, Actor.customer(message.contact) if message.contact_id else SYSTEM,
+               old, detail=f"message={message.id}")
+        return message
+
+    return run_unit(work)
+
+
 _by_external_id = db.Select(
     "message.by_external_id", Message,
     lambda channel, external_id: (
