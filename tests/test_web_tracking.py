@@ -234,3 +234,20 @@ def test_submitted_panel_after_the_redirect(built: Any, site: Any) -> None:
     mine = Ticket.get()
     assert response.request.path == link(mine)
     assert f"Your ticket number is {mine.id}." in response.text
+
+
+def test_untouched_reply_fields_are_kept_per_language_and_errors_are_never_shared(
+        built: Any, site: Any) -> None:
+    ticket = open_web_ticket(built)
+    english = site.get(link(ticket) + "?lang=en").text
+    indonesian = site.get(link(ticket) + "?lang=id").text
+    assert "Your reply" in english and "Your reply" not in indonesian
+    assert site.get(link(ticket) + "?lang=en").text.count('name="text"') == 1
+    # A form sent back with an error is this visitor's alone; the next page view is clean.
+    refused = site.post(link(ticket) + "/reply?lang=en", data={"text": "  "})
+    assert "This field is required." in refused.text
+    again = site.get(link(ticket) + "?lang=en").text
+    assert "This field is required." not in again and 'aria-invalid' not in again
+    # Each form carries the visitor's CSRF token, the same one the session holds.
+    token = again.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    assert again.count(f'name="csrf_token" value="{token}"') == 2

@@ -337,18 +337,41 @@ def _thread(ticket: Ticket) -> list[Entry]:
     return entries
 
 
+# The untouched reply fields, rendered, by (language, upload limits): the same HTML for every
+# visitor, and most of the tracking page's rendering time when built each time.
+_PRISTINE_REPLY_FIELDS: dict[tuple[Any, ...], Markup] = {}
+
+
+def reply_fields(form: ReplyForm, limits: dict[str, Any]) -> Markup:
+    """The reply form's fields; an untouched form's come from ``_PRISTINE_REPLY_FIELDS``.
+
+    A form sent back with errors (or text) is rendered for this visitor only.
+    """
+    if form.errors or form.text.data:
+        return Markup(render_template("loket/_reply_fields.html", reply_form=form, **limits))
+    key = (current_language(), *sorted(limits.items()))
+    found = _PRISTINE_REPLY_FIELDS.get(key)
+    if found is None:
+        if len(_PRISTINE_REPLY_FIELDS) > 64:  # settings changed many times: start afresh
+            _PRISTINE_REPLY_FIELDS.clear()
+        found = _PRISTINE_REPLY_FIELDS[key] = Markup(
+            render_template("loket/_reply_fields.html", reply_form=form, **limits))
+    return found
+
+
 def _tracking_page(ticket: Ticket, reply_form: ReplyForm | None = None) -> str:
     category = access.category_by_id(ticket.category_id)
     just_submitted = session.get(SUBMITTED) == ticket.id
     if just_submitted:
         session.pop(SUBMITTED)
+    can_reply = ticket.status != Status.CLOSED
     return render_template(
         "loket/tracking.html", ticket=ticket, category=category, thread=_thread(ticket),
         status=status_label(ticket.status), link=tracking_url(ticket),
-        just_submitted=just_submitted, can_reply=ticket.status != Status.CLOSED,
-        can_resolve=not ticket.is_done, reply_form=reply_form or ReplyForm(),
-        resolve_form=ResolveForm(), notices=_notices("tracking", None, category),
-        **upload_limits())
+        just_submitted=just_submitted, can_reply=can_reply,
+        can_resolve=not ticket.is_done,
+        reply_fields=reply_fields(reply_form or ReplyForm(), upload_limits()) if can_reply else "",
+        notices=_notices("tracking", None, category))
 
 
 @bp.get("/t/<int:number>/<key>")
