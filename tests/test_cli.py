@@ -79,6 +79,17 @@ def query(cli_env: dict[str, str]) -> Any:
 CORE_MIGRATIONS = sorted(p.stem for p in (REPO / "core" / "migrations").glob("0*.py"))
 
 
+def _default_plugins() -> list[str]:
+    from core.config import CORE_SETTINGS
+
+    return next(s.default for s in CORE_SETTINGS if s.name == "plugins")
+
+
+# The built-in plugins are enabled by default: their own migrations run after core's.
+PLUGIN_MIGRATIONS = [f"{name}: {path.stem}" for name in _default_plugins()
+                     for path in sorted((REPO / "plugins" / name / "migrations").glob("0*.py"))]
+
+
 def test_db_upgrade_then_status(cli_env: dict[str, str]) -> None:
     count = len(CORE_MIGRATIONS)
     status = ok("db", "status").output
@@ -87,7 +98,7 @@ def test_db_upgrade_then_status(cli_env: dict[str, str]) -> None:
 
     first = ok("db", "upgrade").output
     assert "core: applied 0001_initial" in first
-    assert f"{count} migration(s) applied." in first
+    assert f"{count + len(PLUGIN_MIGRATIONS)} migration(s) applied." in first
 
     assert "Database is up to date." in ok("db", "upgrade").output
     assert f"core: {count} applied, 0 pending" in ok("db", "status").output
@@ -266,8 +277,9 @@ def test_check_masks_passwords_in_urls(desk_db: dict[str, str],
 def test_check_reports_pending_migrations(cli_env: dict[str, str]) -> None:
     result = loket("check")
     assert result.exit_code == 1
-    pending = ", ".join(f"core: {name}" for name in CORE_MIGRATIONS)
-    assert f"FAIL  migrations: {len(CORE_MIGRATIONS)} pending ({pending})" in result.output
+    pending = [f"core: {name}" for name in CORE_MIGRATIONS] + PLUGIN_MIGRATIONS
+    assert (f"FAIL  migrations: {len(pending)} pending ({', '.join(pending)})"
+            in result.output)
 
 
 @pytest.mark.parametrize("variable, value, expected", [
@@ -305,8 +317,8 @@ def test_serve_refuses_with_pending_migrations(cli_env: dict[str, str],
     monkeypatch.setattr(subprocess, "Popen", no_process)
     result = loket("serve")
     assert result.exit_code == 1
-    pending = ", ".join(f"core: {name}" for name in CORE_MIGRATIONS)
-    assert f"{len(CORE_MIGRATIONS)} migration(s) pending ({pending})" in result.stderr
+    pending = [f"core: {name}" for name in CORE_MIGRATIONS] + PLUGIN_MIGRATIONS
+    assert f"{len(pending)} migration(s) pending ({', '.join(pending)})" in result.stderr
     assert "loket db upgrade" in result.stderr
 
 
