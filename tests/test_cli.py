@@ -78,6 +78,7 @@ def query(cli_env: dict[str, str]) -> Any:
 # The core unit's scripts, as `loket db status` names them (each branch may add some).
 CORE_MIGRATIONS = sorted(p.stem for p in (REPO / "core" / "migrations").glob("0*.py"))
 
+
 def _default_migrations() -> list[str]:
     """Every script a desk with the default plugins runs, as "unit: name", in run order."""
     from core.config import CORE_SETTINGS
