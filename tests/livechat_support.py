@@ -28,15 +28,19 @@ def free_port() -> int:
 class ChatProcess:
     """`python -m core.cli chat` on a free port, with this test's desk."""
 
-    def __init__(self, app: Any, db_url: str, log_path: Path, **settings: str):
+    def __init__(self, app: Any, db_url: str, log_path: Path, main: str = "", **settings: str):
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/"
         env = desk_env(app.extensions["loket"], db_url, LOKET_PLUGINS="livechat",
                        LOKET_LIVECHAT_POLL_SECONDS="0.05", **settings)
         self.log_path = log_path
         self.log = log_path.open("ab")
+        # ``main``: a test module's function that serves with extra (test) plugins.
+        cmd = ([sys.executable, "-c", f"{main}(127.0.0.1, {self.port})".replace(
+                    "(127.0.0.1", "('127.0.0.1'")] if main else
+               [sys.executable, "-m", "core.cli", "chat", "--bind", f"127.0.0.1:{self.port}"])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "chat", "--bind", f"127.0.0.1:{self.port}"],
+            cmd,
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_listening()
 
