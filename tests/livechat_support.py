@@ -28,8 +28,9 @@ def free_port() -> int:
 class ChatProcess:
     """`python -m core.cli chat` on a free port, with this test's desk."""
 
-    def __init__(self, app: Any, db_url: str, log_path: Path, main: str = "", **settings: str):
-        self.port = free_port()
+    def __init__(self, app: Any, db_url: str, log_path: Path, main: str = "", port: int = 0,
+                 **settings: str):
+        self.port = port or free_port()
         self.url = f"ws://127.0.0.1:{self.port}/"
         env = desk_env(app.extensions["loket"], db_url, LOKET_PLUGINS="livechat",
                        LOKET_LIVECHAT_POLL_SECONDS="0.05", **settings)
