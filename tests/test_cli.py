@@ -77,6 +77,11 @@ def query(cli_env: dict[str, str]) -> Any:
 
 # The core unit's scripts, as `loket db status` names them (each branch may add some).
 CORE_MIGRATIONS = sorted(p.stem for p in (REPO / "core" / "migrations").glob("0*.py"))
+# Every script a default desk runs: core's, then those of the default plugins that have any.
+PENDING = [f"core: {name}" for name in CORE_MIGRATIONS] + [
+    f"{plugin}: {path.stem}" for plugin in sorted(BUILTIN_PLUGINS, key=[
+        "email_intake", "billing_desk", "social", "livechat"].index)
+    for path in sorted((REPO / "plugins" / plugin / "migrations").glob("0*.py"))]
 
 
 def test_db_upgrade_then_status(cli_env: dict[str, str]) -> None:
@@ -87,7 +92,7 @@ def test_db_upgrade_then_status(cli_env: dict[str, str]) -> None:
 
     first = ok("db", "upgrade").output
     assert "core: applied 0001_initial" in first
-    assert f"{count} migration(s) applied." in first
+    assert f"{len(PENDING)} migration(s) applied." in first
 
     assert "Database is up to date." in ok("db", "upgrade").output
     assert f"core: {count} applied, 0 pending" in ok("db", "status").output
@@ -266,8 +271,7 @@ def test_check_masks_passwords_in_urls(desk_db: dict[str, str],
 def test_check_reports_pending_migrations(cli_env: dict[str, str]) -> None:
     result = loket("check")
     assert result.exit_code == 1
-    pending = ", ".join(f"core: {name}" for name in CORE_MIGRATIONS)
-    assert f"FAIL  migrations: {len(CORE_MIGRATIONS)} pending ({pending})" in result.output
+    assert f"FAIL  migrations: {len(PENDING)} pending ({', '.join(PENDING)})" in result.output
 
 
 @pytest.mark.parametrize("variable, value, expected", [
@@ -305,8 +309,7 @@ def test_serve_refuses_with_pending_migrations(cli_env: dict[str, str],
     monkeypatch.setattr(subprocess, "Popen", no_process)
     result = loket("serve")
     assert result.exit_code == 1
-    pending = ", ".join(f"core: {name}" for name in CORE_MIGRATIONS)
-    assert f"{len(CORE_MIGRATIONS)} migration(s) pending ({pending})" in result.stderr
+    assert f"{len(PENDING)} migration(s) pending ({', '.join(PENDING)})" in result.stderr
     assert "loket db upgrade" in result.stderr
 
 
@@ -363,8 +366,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_serve_runs_web_and_worker_and_stops_both(desk_db: dict[str, str], tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "LOKET_JOBS": "sqlite", "LOKET_WEB_WORKERS": "1"}
+    port, chat_port = _free_port(), _free_port()
+    env = {**os.environ, "LOKET_JOBS": "sqlite", "LOKET_WEB_WORKERS": "1",
+           "LOKET_LIVECHAT_BIND": f"127.0.0.1:{chat_port}"}
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -388,7 +392,16 @@ def test_serve_runs_web_and_worker_and_stops_both(desk_db: dict[str, str], tmp_p
         text = log.read_text()
         pids = {name: int(pid) for name, pid in re.findall(r"loket: (\w+) started \(pid (\d+)\)",
                                                             text)}
-        assert set(pids) == {"web", "worker"}, text
+        # livechat is enabled by default: its socket process runs beside them.
+        assert set(pids) == {"web", "worker", "chat"}, text
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", chat_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError(f"the chat process did not listen:\n{log.read_text()}")
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=45) == 0, log.read_text()
@@ -406,7 +419,8 @@ def test_serve_runs_web_and_worker_and_stops_both(desk_db: dict[str, str], tmp_p
 
 
 def _serve(tmp_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LOKET_JOBS": "sqlite", "LOKET_WEB_WORKERS": "1"}
+    env = {**os.environ, "LOKET_JOBS": "sqlite", "LOKET_WEB_WORKERS": "1",
+           "LOKET_LIVECHAT_BIND": f"127.0.0.1:{_free_port()}"}
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "core.cli", "serve", "--bind", f"127.0.0.1:{port}",
