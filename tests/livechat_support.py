@@ -32,8 +32,9 @@ class ChatProcess:
                  **settings: str):
         self.port = port or free_port()
         self.url = f"ws://127.0.0.1:{self.port}/"
-        env = desk_env(app.extensions["loket"], db_url, LOKET_PLUGINS="livechat",
-                       LOKET_LIVECHAT_POLL_SECONDS="0.05", **settings)
+        env = desk_env(app.extensions["loket"], db_url,
+                       **{"LOKET_PLUGINS": "livechat", "LOKET_LIVECHAT_POLL_SECONDS": "0.05",
+                          **settings})
         self.log_path = log_path
         self.log = log_path.open("ab")
         # ``main``: a test module's function that serves with extra (test) plugins.

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from core import hookimpl
-from core.hookspecs import ChannelSpec, ContactOption, DeliveryResult
+from core.hookspecs import ChannelSpec, ContactOption, DeliveryError, DeliveryResult
 from core.i18n import _, _l
 from core.models import AuthorKind, Delivery, IdentityKind
 from core.settings import Setting, as_bool, as_int, as_list, as_seconds, as_str
@@ -129,7 +129,9 @@ def deliver_message(ticket: Any, message: Any, recipient: str,
     """
     from . import bus, desk
 
-    bus.publish(recipient, desk.message_event(message, recipient))
+    if not bus.publish(recipient, desk.message_event(message, recipient)):
+        # Stored, but no chat process heard of it: the outbox tries again later.
+        raise DeliveryError("Redis did not take the chat event; trying again")
     return DeliveryResult(state=Delivery.SENT, external_id=f"out:{message.id}")
 
 

@@ -24,11 +24,12 @@ def channel() -> str:
     return loket().config.plugin("livechat")["redis_channel"]
 
 
-def publish(visitor: str, event: dict[str, Any]) -> None:
-    """Tell every chat process; a failure is logged (the widget's resume still finds it)."""
+def publish(visitor: str, event: dict[str, Any]) -> bool:
+    """Tell every chat process (True), or say it could not (False, logged); without Redis
+    there is nothing to tell (True): the chat process reads the database."""
     url = loket().config["redis_url"]
     if not url:
-        return
+        return True
     try:
         client = _clients.get(url)
         if client is None:
@@ -36,6 +37,8 @@ def publish(visitor: str, event: dict[str, Any]) -> None:
 
             client = _clients[url] = redis.Redis.from_url(url)
         client.publish(channel(), json.dumps({"visitor": visitor, "event": event}))
+        return True
     except Exception as exc:
         log.warning("livechat: could not publish to Redis (%s); the widget resumes from the "
                     "database", exc)
+        return False
