@@ -67,6 +67,9 @@ def plugin_settings() -> list[Setting]:
         Setting("max_chats_per_agent", 3, as_int,
                 "Chats an agent takes at once (each agent may set their own)."),
         Setting("hours", "", _hours, "Chat hours in UTC, HH:MM-HH:MM; empty: always."),
+        Setting("department", "", as_str,
+                "The department (its slug) chats go to when routing gives them none; its "
+                "agents are offered them. Empty: any available agent, and admins."),
         Setting("poll_seconds", 0.25, as_seconds,
                 "Without Redis: how often the chat process looks for agents' replies."),
         Setting("redis_channel", "loket-livechat", as_str,

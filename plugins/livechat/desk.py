@@ -150,6 +150,12 @@ def chat_of(ticket: Ticket, visitor: str, lang: str) -> Chat:
     chat = Chat.get_or_none(Chat.ticket == ticket.id)
     if chat is not None:
         return chat
+    if ticket.department_id is None and settings()["department"]:
+        from core.models import Department
+
+        department = Department.get_or_none(Department.slug == settings()["department"])
+        if department is not None:
+            ticket = tickets.update_ticket(ticket, tickets.SYSTEM, department=department)
     try:
         return Chat.create(ticket=ticket.id, visitor=visitor, language=lang,
                            department=ticket.department_id, created_at=utcnow())
