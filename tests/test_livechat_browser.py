@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from core import db
+from plugins.livechat.models import Chat
 from tests.factories import build_desk
 from tests.livechat_support import ChatProcess, free_port
 from tests.test_browser import Console, _skip_reason
@@ -61,7 +63,7 @@ def browser() -> Iterator[Any]:
 
 def test_visitor_bot_hand_over_agent_accepts_and_replies(desk_site: tuple[str, Any],
                                                          browser: Any) -> None:
-    base, _app = desk_site
+    base, app = desk_site
     agent = Console(browser, base)
     agent.sign_in("admin@desk.test")
     agent.go("/admin/livechat_console/")
@@ -93,9 +95,24 @@ def test_visitor_bot_hand_over_agent_accepts_and_replies(desk_site: tuple[str, A
 
     page.wait_for_selector(".lkc-agent >> text=Let me check your payout")
     assert "Ada Admin" in page.inner_text(".lkc-agent")
+    # The agent's open page shows the visitor's answer without a reload.
+    page.fill("#lkc-text", "Thank you, Ada!")
+    page.keyboard.press("Enter")
+    agent.page.wait_for_selector("#livechat-transcript >> text=Thank you, Ada!")
     # A reload keeps the conversation, each message once.
     page.reload()
     page.wait_for_selector(".lkc-agent >> text=Let me check your payout")
     assert page.locator(".lkc-agent").count() == 1
-    assert page.locator(".lkc-visitor").count() == 1
+    assert page.locator(".lkc-visitor").count() == 2
+    # The agent closes the chat; the visitor may rate it.
+    agent.page.click("button[value=close]")
+    page.click(".lkc-rating >> text=5")
+    page.wait_for_selector(".lkc-status >> text=Thank you for your rating.")
+    deadline = time.monotonic() + 10
+    while True:
+        with app.app_context(), db.connection():
+            if Chat.select().where(Chat.rating == 5).exists():
+                break
+        assert time.monotonic() < deadline, "the rating was not stored"
+        time.sleep(0.1)
     assert visitor.problems == [] and agent.problems == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 
 from admin.base import STAFF, SecuredView, current_staff
@@ -64,6 +64,23 @@ class LiveChatView(SecuredView):
                            canned=list(canned), agents=_colleagues(staff),
                            departments=list(Department.select().where(Department.active)),
                            mine=chat.agent_id == staff.id)
+
+    @expose("/<int:chat_id>/feed")
+    def feed(self, chat_id: int) -> Any:
+        """What the open chat page adds without a reload: later messages, typing, state."""
+        chat = self._chat(chat_id)
+        ticket = Ticket.get_by_id(chat.ticket_id)
+        after = request.args.get("after", "0")
+        after_id = int(after) if after.isdigit() else 0
+        names = {"contact": ticket.requester_name or "Visitor"}
+        messages = [{"id": m.id, "author": m.author_kind, "text": m.body_text,
+                     "who": (m.staff.name if m.staff_id else
+                             names.get(m.author_kind, m.author_kind.capitalize())),
+                     "at": m.created_at.strftime("%H:%M:%S"), "delivery": m.delivery_state}
+                    for m in public_thread(ticket) if m.id > after_id]
+        typing = (chat.visitor_typing_at is not None
+                  and (utcnow() - chat.visitor_typing_at).total_seconds() < 6)
+        return jsonify({"messages": messages, "typing": typing, "state": chat.state})
 
     @expose("/<int:chat_id>/act", methods=("POST",))
     def act(self, chat_id: int) -> Any:

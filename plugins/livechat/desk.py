@@ -54,14 +54,20 @@ _AUTHORS = {AuthorKind.CONTACT: "visitor", AuthorKind.STAFF: "agent", AuthorKind
             AuthorKind.SYSTEM: "system"}
 
 
-def message_event(message: Message, visitor: str) -> dict[str, Any]:
-    """A message as the widget shows it. Plain text only: the widget never renders HTML."""
+def message_event(message: Message, visitor: str, chat_state: str = "") -> dict[str, Any]:
+    """A message as the widget shows it. Plain text only: the widget never renders HTML.
+
+    ``chat_state``: where the chat stood when the message was found, for a widget that
+    hears of a change (an agent closed the chat) only through the message announcing it.
+    """
     event = {"type": "message", "id": message.id, "author": _AUTHORS.get(message.author_kind,
                                                                         "system"),
              "text": message.body_text, "at": message.created_at.isoformat() + "Z",
              "delivery": message.delivery_state}
     if message.author_kind == AuthorKind.STAFF and message.staff_id:
         event["name"] = Staff.get_by_id(message.staff_id).name
+    if chat_state:
+        event["chat_state"] = chat_state
     prefix = f"{visitor}:"
     if message.external_id and message.external_id.startswith(prefix):
         event["client_id"] = message.external_id[len(prefix):]
@@ -330,8 +336,10 @@ def accept(chat: Chat, staff: Staff) -> Chat:
     ticket = Ticket.get_by_id(fresh.ticket_id)
     tickets.assign(ticket, staff, Actor.agent(staff))
     with force_locale(fresh.language):
-        say(fresh, _("%(name)s has joined the chat.", name=staff.name))
-    return Chat.get_by_id(fresh.id)
+        joined = say(fresh, _("%(name)s has joined the chat.", name=staff.name))
+    accepted = Chat.get_by_id(fresh.id)
+    announce(accepted, joined)
+    return accepted
 
 
 def agent_reply(chat: Chat, staff: Staff, text: str) -> Message:
@@ -358,21 +366,43 @@ def transfer(chat: Chat, staff: Staff, *, to_agent: Staff | None = None,
         fresh.save()
         tickets.assign(ticket, to_agent, actor)
         with force_locale(fresh.language):
-            say(fresh, _("%(name)s has joined the chat.", name=to_agent.name))
+            joined = say(fresh, _("%(name)s has joined the chat.", name=to_agent.name))
+        announce(fresh, joined)
         return fresh
     fresh.agent = None
     fresh.save()
     tickets.assign(ticket, None, actor)
-    offer(fresh)
-    return Chat.get_by_id(fresh.id)
+    said = offer(fresh)
+    requeued = Chat.get_by_id(fresh.id)
+    announce(requeued, said[-1] if said else None)
+    return requeued
 
 
 def close(chat: Chat, actor: Actor) -> None:
-    """End the chat: the ticket is resolved, so the visitor writing again reopens it."""
+    """End the chat: the ticket is resolved, so the visitor writing again reopens it.
+
+    The visitor is told in the thread, so the widget hears of it by the same path as
+    any message (and may then rate the chat).
+    """
     Chat.update(state=ChatState.CLOSED, closed_at=utcnow()).where(Chat.id == chat.id).execute()
     ticket = Ticket.get_by_id(chat.ticket_id)
     if ticket.status not in (Status.RESOLVED, Status.CLOSED):
         tickets.change_status(ticket, Status.RESOLVED, actor)
+    fresh = Chat.get_by_id(chat.id)
+    with force_locale(fresh.language):
+        notice = say(fresh, _("This chat has ended. Thank you for contacting us."))
+    announce(fresh, notice)
+
+
+def announce(chat: Chat, message: Message | None = None) -> None:
+    """With Redis, tell the visitor's sockets at once of a change made outside the chat
+    process (an agent accepted, transferred or closed); without, the chat process finds the
+    change with the message that announced it."""
+    from . import bus
+
+    if message is not None:
+        bus.publish(chat.visitor, message_event(message, chat.visitor, chat.state))
+    bus.publish(chat.visitor, state_event(chat))
 
 
 def set_available(staff: Staff, available: bool, max_chats: int | None = None) -> AgentPresence:

@@ -331,7 +331,7 @@ def _messages_after(after: int, visitors: set[str], render: Any) -> tuple[list[A
 
     from .models import Chat
 
-    rows = (Message.select(Message, Chat.visitor)
+    rows = (Message.select(Message, Chat.visitor, Chat.state.alias("chat_state"))
             .join(Chat, on=(Chat.ticket == Message.ticket))
             .where((Message.id > after) & (Message.channel == "livechat")
                    & (~Message.is_internal) & (Message.notification == ""))
@@ -340,7 +340,8 @@ def _messages_after(after: int, visitors: set[str], render: Any) -> tuple[list[A
     for message in rows:
         newest = max(newest, message.id)
         if message.visitor in visitors:
-            found.append((message.visitor, render(message, message.visitor)))
+            found.append((message.visitor, render(message, message.visitor,
+                                                  message.chat_state)))
     return found, newest
 
 

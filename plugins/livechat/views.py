@@ -56,6 +56,8 @@ def strings() -> dict[str, str]:
                      "email."),
         "leave_email": _("Your email address"), "send_email": _("Send my email address"),
         "closed": _("This chat has ended. Write again to reopen it."), "end": _("End chat"),
+        "rate": _("How was this chat?"), "rate_score": _("%(score)s out of 5", score="%(score)s"),
+        "rated": _("Thank you for your rating."),
         "error": _("Something went wrong. Please try again."),
         "error_rate": _("You are sending messages too quickly. Please wait a moment."),
         "error_too_long": _("That message is too long."),

@@ -107,11 +107,24 @@
     offline.appendChild(offLabel); offline.appendChild(offInput);
     offline.appendChild(el("button", {type: "submit"}, t.send_email));
 
+    var rating = el("fieldset", {"class": "lkc-rating", hidden: ""});
+    rating.appendChild(el("legend", {}, t.rate));
+    [1, 2, 3, 4, 5].forEach(function (score) {
+      var star = el("button", {type: "button", "aria-label": t.rate_score.replace("%(score)s", score)},
+                    String(score));
+      star.addEventListener("click", function () {
+        send({type: "rate", score: score});
+        rating.hidden = true;
+        status.textContent = t.rated;
+      });
+      rating.appendChild(star);
+    });
+
     var endBox = el("div", {"class": "lkc-end"});
     var endBtn = el("button", {type: "button", "class": "lkc-end-button"}, t.end);
     endBox.appendChild(endBtn);
 
-    [header, status, log, typing, actions, intro, composer, offline, endBox].forEach(function (n) {
+    [header, status, log, typing, actions, intro, composer, offline, rating, endBox].forEach(function (n) {
       panel.appendChild(n);
     });
     if (!mount) { root.appendChild(launcher); panel.hidden = true; }
@@ -213,6 +226,7 @@
       yes.hidden = no.hidden = !(state === "bot" && event.step === "asked");
       offline.hidden = state !== "offline";
       endBtn.hidden = state === "new" || state === "closed";
+      rating.hidden = state !== "closed";
       if (state === "waiting") { status.textContent = t.waiting; }
       else if (state === "active") { status.textContent = event.agent ? t.with_agent.replace("%(name)s", event.agent) : ""; }
       else if (state === "offline") { status.textContent = t.offline; }
@@ -250,6 +264,9 @@
         } else if (event.type === "message") {
           line(event);
           shownUpTo = Math.max(shownUpTo, event.id);
+          if (event.chat_state && event.chat_state !== state) {
+            setState({state: event.chat_state, step: "", agent: event.name});
+          }
           receipt(event);
         } else if (event.type === "ack") {
           saved.pending = saved.pending.filter(function (p) { return p.client_id !== event.client_id; });
