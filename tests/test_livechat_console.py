@@ -137,3 +137,18 @@ def test_an_agent_of_another_department_cannot_open_the_chat(app: Any, desk: Any
     assert post(client, f"/admin/livechat_console/{chat.id}/act",
                 {"action": "accept"}).status_code == 404
     assert "a person please" not in client.get("/admin/livechat_console/").text
+
+
+def test_a_bot_message_joins_the_thread_sent_and_is_no_first_response(
+        app: Any, desk: Any) -> None:
+    from core.services import tickets
+
+    chat = _handed_over_chat()
+    ticket = Ticket.get_by_id(chat.ticket_id)
+    message = tickets.add_bot_message(ticket, "Hello from the bot", channel="livechat")
+    assert message.author_kind == AuthorKind.BOT and not message.is_internal
+    assert message.delivery_state == Delivery.SENT
+    assert Ticket.get_by_id(ticket.id).first_response_at is None
+    assert message.id in [m.id for m in tickets.public_thread(ticket)]
+    with pytest.raises(tickets.ServiceError):
+        tickets.add_bot_message(ticket, "  ", channel="livechat")
