@@ -99,6 +99,8 @@ class ChatServer:
             self.database = state.database
         self.pool = ThreadPoolExecutor(max(self.settings["db_threads"], 1),
                                        thread_name_prefix="livechat-db")
+        # Its own thread: looking for agents' replies never queues behind visitors' writes.
+        self.poll_pool = ThreadPoolExecutor(1, thread_name_prefix="livechat-poll")
         self.visits: dict[str, set[Visit]] = collections.defaultdict(set)
         self.per_address: collections.Counter[str] = collections.Counter()
         self.address_buckets: dict[str, Bucket] = {}
@@ -120,9 +122,11 @@ class ChatServer:
                 if not _is_sqlite(database):
                     database.close()  # back to the pool; SQLite keeps one per thread
 
-    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, fn: Any, *args: Any, pool: ThreadPoolExecutor | None = None,
+                   **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, lambda: self._in_app(fn, *args, **kwargs))
+        return await loop.run_in_executor(pool or self.pool,
+                                          lambda: self._in_app(fn, *args, **kwargs))
 
     # -- fan-out ---------------------------------------------------------------------------
 
@@ -169,7 +173,8 @@ class ChatServer:
                 continue
             try:
                 found, newest = await self.call(_messages_after, max(last - POLL_LOOKBACK, 0),
-                                                set(self.visits), desk.message_event)
+                                                set(self.visits), desk.message_event,
+                                                pool=self.poll_pool)
             except Exception:
                 log.exception("livechat: polling the database failed; trying again")
                 continue
@@ -210,22 +215,20 @@ class ChatServer:
         if not hello or hello.get("type") != "hello":
             await ws.close(4400, "say hello first")
             return
-        token = hello.get("token")
-        if token:
-            visitor = await self.call(tokens.visitor_of, token)
-            if visitor is None:
-                await ws.close(4401, "invalid token")
-                return
-        else:
-            visitor, token = await self.call(tokens.new_visitor)
         name = str(hello.get("name") or "")[:120]
         email = str(hello.get("email") or "")[:254] or None
-        lang = await self.call(desk.language, hello.get("lang"))
         last_seen = _int(hello.get("last_seen"))
+        token = hello.get("token")
+        # One trip to the pool for the whole hello: a reconnect storm after a restart is
+        # thousands of these at once.
+        visitor, token, lang, greeting = await self.call(_identify, token, name,
+                                                         hello.get("lang"), tokens, desk)
+        if visitor is None:
+            await ws.close(4401, "invalid token")
+            return
         visit = Visit(ws, visitor, self.settings, last_seen)
         self.visits[visitor].add(visit)  # subscribed before the resume is read: nothing missed
         try:
-            greeting = await self.call(desk.greeting, name, lang)
             await ws.send(json.dumps({"type": "welcome", "token": token, "lang": lang,
                                       "greeting": greeting}))
             outcome = await self.call(desk.resume, visitor, last_seen)
@@ -305,6 +308,20 @@ class ChatServer:
             await self.stopping.wait()
         helper_task.cancel()
         self.pool.shutdown(wait=True)
+        self.poll_pool.shutdown(wait=True)
+
+
+def _identify(token: Any, name: str, lang: Any, tokens: Any,
+              desk: Any) -> tuple[str | None, str, str, str]:
+    """(visitor, token, language, greeting) for a hello; visitor None: the token is refused."""
+    if token:
+        visitor = tokens.visitor_of(token)
+        if visitor is None:
+            return None, "", "", ""
+    else:
+        visitor, token = tokens.new_visitor()
+    lang = desk.language(lang)
+    return visitor, token, lang, desk.greeting(name, lang)
 
 
 def _answered(visitor: str, solved: bool, bot: Any, desk: Any) -> list[dict[str, Any]]:
