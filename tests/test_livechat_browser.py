@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from core import db
+from core.models import CannedReply
 from plugins.livechat.models import Chat
 from tests.factories import build_desk
 from tests.livechat_support import ChatProcess, free_port
@@ -35,6 +36,7 @@ def desk_site(make_app: Any, db_url: str, tmp_path: Any) -> Iterator[tuple[str, 
     app.config["TESTING"] = False
     with app.app_context(), db.connection():
         build_desk()
+        CannedReply.create(title="Greeting", body="Hi, thanks for waiting.")
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -89,6 +91,8 @@ def test_visitor_bot_hand_over_agent_accepts_and_replies(desk_site: tuple[str, A
     agent.page.goto(base + "/admin/livechat_console/")
     agent.page.click("#livechat-active a")
     agent.page.wait_for_selector("#livechat-transcript >> text=My payout is late")
+    agent.page.click("button.livechat-canned >> text=Greeting")  # a canned reply, inserted
+    assert agent.page.input_value("#livechat-text") == "Hi, thanks for waiting."
     agent.page.fill("#livechat-text", "Hi Sari, Ada here. Let me check your payout.")
     agent.page.click("#livechat-reply button[value=reply]")
     agent.page.wait_for_url(re.compile(r"/admin/livechat_console/\d+$"))

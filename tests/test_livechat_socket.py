@@ -177,3 +177,23 @@ def test_too_long_and_too_many_messages_are_refused_without_storing(
         assert stored == outcomes.count("ack")
     finally:
         process.stop()
+
+
+def test_idle_sockets_are_closed_and_one_address_holds_only_so_many(
+        desk_app: Any, db_url: str, tmp_path: Any) -> None:
+    process = ChatProcess(desk_app, db_url, tmp_path / "idle.log",
+                          LOKET_LIVECHAT_IDLE_SECONDS="1.5",
+                          LOKET_LIVECHAT_CONNECTIONS_PER_ADDRESS="2")
+    try:
+        first, second = Visitor(process.url), Visitor(process.url)
+        with pytest.raises(InvalidStatus) as refused:
+            Visitor(process.url)
+        assert refused.value.response.status_code == 429
+        second.close()
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                first.recv(timeout=10)
+        assert closed.value.rcvd.code == 4408  # idle
+        Visitor(process.url).close()  # the address has room again
+    finally:
+        process.stop()

@@ -5,6 +5,14 @@
   if (!list) { return; }
   var typing = document.getElementById("livechat-typing");
   var after = parseInt(list.getAttribute("data-after"), 10) || 0;
+  var box = document.getElementById("livechat-text");
+  Array.prototype.forEach.call(document.querySelectorAll(".livechat-canned"), function (button) {
+    button.addEventListener("click", function () {
+      if (!box) { return; }
+      box.value = (box.value ? box.value + "\n" : "") + button.getAttribute("data-body");
+      box.focus();
+    });
+  });
   function add(m) {
     var item = document.createElement("li");
     item.className = "livechat-" + m.author;
