@@ -167,20 +167,27 @@ class ChatServer:
         from . import desk
 
         last = await self.call(_newest_message_id)
+        # Ids already handed out: the look-back window is re-read each time, but only a
+        # message not seen before is loaded and rendered (a busy poll would starve the loop).
+        dispatched: collections.OrderedDict[int, None] = collections.OrderedDict()
         while True:
             await asyncio.sleep(self.settings["poll_seconds"])
             if not self.visits:
                 continue
             try:
-                found, newest = await self.call(_messages_after, max(last - POLL_LOOKBACK, 0),
+                found, newest, loaded = await self.call(_messages_after, max(last - POLL_LOOKBACK, 0),
                                                 set(self.visits), desk.message_event,
-                                                pool=self.poll_pool)
+                                                frozenset(dispatched), pool=self.poll_pool)
             except Exception:
                 log.exception("livechat: polling the database failed; trying again")
                 continue
             last = max(last, newest)
+            # A visitor not connected now gets these by resuming, when they come back.
+            dispatched.update(dict.fromkeys(loaded))
             for visitor, event in found:
                 await self.deliver(visitor, event)
+            while len(dispatched) > POLL_LOOKBACK * 10:
+                dispatched.popitem(last=False)
 
     # -- one socket ------------------------------------------------------------------------
 
@@ -342,24 +349,28 @@ def _newest_message_id() -> int:
     return row.id if row else 0
 
 
-def _messages_after(after: int, visitors: set[str], render: Any) -> tuple[list[Any], int]:
-    """Public livechat messages after ``after`` for the visitors this process holds."""
+def _messages_after(after: int, visitors: set[str], render: Any,
+                    dispatched: frozenset[int] = frozenset()
+                    ) -> tuple[list[Any], int, list[int]]:
+    """Public livechat messages after ``after`` for the visitors this process holds, leaving
+    out those ``dispatched`` already; the newest id seen; the ids loaded this time."""
     from core.models import Message
 
     from .models import Chat
 
+    public = ((Message.id > after) & (Message.channel == "livechat") & (~Message.is_internal)
+              & (Message.notification == ""))
+    ids = [row[0] for row in Message.select(Message.id).where(public).tuples()]
+    newest = max(ids, default=after)
+    fresh = [i for i in ids if i not in dispatched]
+    if not fresh:
+        return [], newest, []
     rows = (Message.select(Message, Chat.visitor, Chat.state.alias("chat_state"))
             .join(Chat, on=(Chat.ticket == Message.ticket))
-            .where((Message.id > after) & (Message.channel == "livechat")
-                   & (~Message.is_internal) & (Message.notification == ""))
-            .order_by(Message.id).objects())
-    found, newest = [], after
-    for message in rows:
-        newest = max(newest, message.id)
-        if message.visitor in visitors:
-            found.append((message.visitor, render(message, message.visitor,
-                                                  message.chat_state)))
-    return found, newest
+            .where(Message.id.in_(fresh)).order_by(Message.id).objects())
+    found = [(m.visitor, render(m, m.visitor, m.chat_state)) for m in rows
+             if m.visitor in visitors]
+    return found, newest, fresh
 
 
 def _is_sqlite(database: Any) -> bool:
