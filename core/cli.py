@@ -167,6 +167,11 @@ def serve(bind: str | None, workers: int | None, no_worker: bool, job_workers: i
         worker_cmd = [sys.executable, "-m", "core.cli", "worker", "--workers", str(job_workers)]
         # huey finishes running jobs on SIGINT.
         children.append(Child("worker", worker_cmd, env, signal.SIGINT, restart=True))
+    if "livechat" in state(app).enabled:
+        # The live-chat sockets live in their own asyncio process (the plugin's `loket chat`);
+        # one that dies is started again, and the widgets reconnect and resume.
+        chat_cmd = [sys.executable, "-m", "core.cli", "chat"]
+        children.append(Child("chat", chat_cmd, env, signal.SIGTERM, restart=True))
     for child in children:
         child.start()
         click.echo(f"loket: {child.name} started (pid {child.proc.pid})", err=True)

@@ -378,8 +378,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_serve_runs_web_and_worker_and_stops_both(desk_db: dict[str, str], tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "LOKET_JOBS": "sqlite", "LOKET_WEB_WORKERS": "1"}
+    port, chat_port = _free_port(), _free_port()
+    env = {**os.environ, "LOKET_JOBS": "sqlite", "LOKET_WEB_WORKERS": "1",
+           "LOKET_LIVECHAT_BIND": f"127.0.0.1:{chat_port}"}
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -403,7 +404,16 @@ def test_serve_runs_web_and_worker_and_stops_both(desk_db: dict[str, str], tmp_p
         text = log.read_text()
         pids = {name: int(pid) for name, pid in re.findall(r"loket: (\w+) started \(pid (\d+)\)",
                                                             text)}
-        assert set(pids) == {"web", "worker"}, text
+        # livechat is enabled by default: its socket process runs beside them.
+        assert set(pids) == {"web", "worker", "chat"}, text
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", chat_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError(f"the chat process did not listen:\n{log.read_text()}")
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=45) == 0, log.read_text()
@@ -421,7 +431,8 @@ def test_serve_runs_web_and_worker_and_stops_both(desk_db: dict[str, str], tmp_p
 
 
 def _serve(tmp_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LOKET_JOBS": "sqlite", "LOKET_WEB_WORKERS": "1"}
+    env = {**os.environ, "LOKET_JOBS": "sqlite", "LOKET_WEB_WORKERS": "1",
+           "LOKET_LIVECHAT_BIND": f"127.0.0.1:{_free_port()}"}
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "core.cli", "serve", "--bind", f"127.0.0.1:{port}",

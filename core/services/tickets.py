@@ -1108,3 +1108,32 @@ def public_thread(ticket: Ticket) -> list[Message]:
 
 # The private link every notification carries (kept here too: the views and API use it).
 tracking_url = notifications.tracking_url
+
+
+# -- Bots (live chat's first answer) -------------------------------------------------------
+
+
+def add_bot_message(ticket: Ticket, text: str, *, channel: str) -> Message:
+    """A bot answers in the ticket's thread (live chat's assistant): seen by the customer.
+
+    The channel's own process shows it to the customer the moment it is committed
+    (so it is stored ``sent``, never queued in the outbox); the customer's
+    receipts move it on to delivered and read. It is no agent's first response.
+    """
+    if not (text or "").strip():
+        raise ServiceError("a bot message needs some text")
+
+    def work() -> Message:
+        fresh = Ticket.get_by_id(ticket.id)
+        now = utcnow()
+        message = Message(ticket=fresh, author_kind=AuthorKind.BOT, body_text=storable(text),
+                          channel=channel, delivery_state=Delivery.SENT,
+                          delivery_updated_at=now, created_at=now)
+        _insert_message(message)
+        _audit(fresh, "bot", SYSTEM, detail=f"message={message.id}")
+        fresh.updated_at = now
+        fresh.save(only=[Ticket.updated_at])
+        emit("message_added", ticket=fresh, message=message)
+        return message
+
+    return run_unit(work)

@@ -1,26 +1,101 @@
-"""Live chat: the help center's chat entry, which falls back to a ticket while no agent is online.
+"""Live chat: the embeddable widget over WebSocket, the bot's first answer, agents taking over.
 
-The WebSocket widget, the bot and the agent console come in a later issue; until
-then nobody is ever online, so the chat page offers the ticket form straight
-away (the same offline fallback the full chat will use).
+Every chat is a ticket on the ``livechat`` channel whose thread is the
+transcript. The sockets are served by a separate asyncio process (``loket
+chat``, started by ``loket serve``; see ``server.py``); an agent's reply goes
+out through the outbox like any channel's, and ``deliver_message`` hands it to
+the visitor's socket (through Redis when ``LOKET_REDIS_URL`` is set; else the
+chat process finds it in the database).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from core import hookimpl
-from core.hookspecs import ContactOption
-from core.i18n import _
-from core.settings import Setting, as_bool
+from core.hookspecs import ChannelSpec, ContactOption, DeliveryError, DeliveryResult
+from core.i18n import _, _l
+from core.models import AuthorKind, Delivery, IdentityKind
+from core.settings import Setting, as_bool, as_int, as_list, as_seconds, as_str
 
 PLUGIN = "livechat"
+CHANNEL = "livechat"
+
+
+def _bind(value: Any) -> str:
+    text = as_str(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}", text):
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return text
+
+
+def _hours(value: Any) -> str:
+    text = as_str(value).strip()
+    if text and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", text):
+        raise ValueError(f"expected HH:MM-HH:MM (UTC) or nothing, got {value!r}")
+    return text
+
+
+def _url(value: Any) -> str:
+    text = as_str(value).strip().rstrip("/")
+    if text and not re.fullmatch(r"(https?|wss?)://[^\s/]+(/\S*)?", text):
+        raise ValueError(f"expected a http(s):// or ws(s):// address, got {value!r}")
+    return text
 
 
 @hookimpl
 def plugin_settings() -> list[Setting]:
-    return [Setting("show_button", True, as_bool,
-                    "Show the chat entry on the help center.")]
+    return [
+        Setting("show_button", True, as_bool, "Show the chat entry on the help center."),
+        Setting("bind", "127.0.0.1:8765", _bind,
+                "Where `loket chat` (started by `loket serve`) listens for WebSockets."),
+        Setting("socket_url", "", _url,
+                "The ws(s):// address browsers connect to (behind a proxy: wss://desk/chat/ws); "
+                "empty: the public URL's host on the bind port."),
+        Setting("allowed_origins", [], as_list,
+                "Web sites (https://shop.example) that may embed the widget; the desk's own "
+                "public URL always may."),
+        Setting("max_message", 2000, as_int, "The longest chat message, in characters."),
+        Setting("rate_per_minute", 30, as_int, "Messages one connection may send per minute."),
+        Setting("address_rate_per_minute", 120, as_int,
+                "Messages one IP address may send per minute, over all its connections."),
+        Setting("connections_per_address", 20, as_int,
+                "Sockets one IP address may hold open at once."),
+        Setting("idle_seconds", 1800.0, as_seconds,
+                "A socket with no activity from the visitor this long is closed."),
+        Setting("max_chats_per_agent", 3, as_int,
+                "Chats an agent takes at once (each agent may set their own)."),
+        Setting("hours", "", _hours, "Chat hours in UTC, HH:MM-HH:MM; empty: always."),
+        Setting("department", "", as_str,
+                "The department (its slug) chats go to when routing gives them none; its "
+                "agents are offered them. Empty: any available agent, and admins."),
+        Setting("poll_seconds", 0.25, as_seconds,
+                "Without Redis: how often the chat process looks for agents' replies."),
+        Setting("redis_channel", "loket-livechat", as_str,
+                "The Redis pub/sub channel chat processes share (with LOKET_REDIS_URL)."),
+        Setting("db_threads", 8, as_int, "Threads the chat process talks to the database with."),
+        Setting("llm_url", "", _url,
+                "An OpenAI-compatible server (http://127.0.0.1:11434 for Ollama); empty: "
+                "the bot lists articles without a model."),
+        Setting("llm_model", "", as_str, "The model's name on that server."),
+        Setting("llm_key", "", as_str, "The server's API key, if it needs one.", secret=True),
+        Setting("llm_timeout", 8.0, as_seconds,
+                "Seconds to wait for the model before listing the articles instead."),
+    ]
+
+
+@hookimpl
+def register_models() -> list[type]:
+    from .models import MODELS
+
+    return MODELS
+
+
+@hookimpl
+def register_channels() -> list[ChannelSpec]:
+    return [ChannelSpec(CHANNEL, _l("Live chat"), can_push=True, attachments=False,
+                        max_text=2000, identity_kind=IdentityKind.CHAT, order=15)]
 
 
 @hookimpl
@@ -28,6 +103,59 @@ def register_blueprints(app: Any) -> list[Any]:
     from .views import bp
 
     return [bp]
+
+
+@hookimpl
+def register_commands() -> list[Any]:
+    from .cli import chat
+
+    return [chat]
+
+
+@hookimpl
+def register_admin_views(admin: Any) -> list[Any]:
+    from .admin import LiveChatView
+
+    return [LiveChatView(name="Live chat", endpoint="livechat_console", category=None)]
+
+
+@hookimpl
+def deliver_message(ticket: Any, message: Any, recipient: str,
+                    idempotency_key: str) -> DeliveryResult:
+    """The message is committed; the visitor's socket gets it through the event path.
+
+    With Redis, a publish reaches whichever chat process holds the visitor's
+    socket; without, the chat process finds it in the database. A visitor who
+    is away gets it when the widget reconnects (it resumes from the last
+    message it saw), so "sent" here means "on its way to the widget"; the
+    widget's receipts then move it to delivered and read.
+    """
+    from . import bus, desk
+
+    if not bus.publish(recipient, desk.message_event(message, recipient)):
+        # Stored, but no chat process heard of it: the outbox tries again later.
+        raise DeliveryError("Redis did not take the chat event; trying again")
+    return DeliveryResult(state=Delivery.SENT, external_id=f"out:{message.id}")
+
+
+@hookimpl
+def message_added(ticket: Any, message: Any) -> None:
+    """An agent wrote in a chat: from now on the bot is silent, and the wait is measured."""
+    if ticket.channel != CHANNEL or message.author_kind != AuthorKind.STAFF or message.is_internal:
+        return
+    from .models import Chat, ChatState
+
+    chat = Chat.get_or_none(Chat.ticket == ticket.id)
+    if chat is None:
+        return
+    if chat.first_human_reply_at is None:
+        chat.first_human_reply_at = message.created_at
+    if chat.state in (ChatState.BOT, ChatState.WAITING, ChatState.OFFLINE):
+        chat.state = ChatState.ACTIVE
+        chat.agent = message.staff_id
+        chat.handed_over_at = chat.handed_over_at or message.created_at
+        chat.handover_reason = chat.handover_reason or "agent"
+    chat.save()
 
 
 @hookimpl
