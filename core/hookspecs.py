@@ -378,3 +378,20 @@ def contact_identified(contact: Contact, identity_kind: str, value: str) -> None
 
     Called after commit; isolated. Lets a plugin link accounts it knows.
     """
+
+
+# -- Email in (issue 17): automatic mail a channel withholds -------------------------------
+
+
+@hookspec
+def notification_allowed(ticket: Ticket, key: str, channel: str, recipient: str) -> bool | None:
+    """Whether core may queue the automatic notification ``key`` to ``recipient`` on ``channel``.
+
+    Called inside the write transaction, just before a notification (ticket
+    opened, agent replied, status notices) is put in the outbox; keep it to a
+    quick query. Return ``False`` to withhold it (a per-address cap on
+    automatic mail, a sender known to be a machine); ``None`` or ``True``
+    lets it go. Any ``False`` wins. A withheld notification is recorded as a
+    ``notification_withheld`` audit event on the ticket. An exception aborts
+    the service call, as for other decision hooks.
+    """
