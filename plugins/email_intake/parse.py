@@ -427,8 +427,15 @@ def reply_text(text: str) -> str:
 # -- The whole mail ----------------------------------------------------------------------------
 
 
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
 def parse(raw: bytes) -> ParsedMail:
     """Read any bytes as a mail; never raises (the worst case is a mail of only text)."""
+    if raw.startswith(_OLE2):
+        # An Outlook .msg handed over as if it were a mail: kept whole as the file it is.
+        return ParsedMail(raw, "", "", "", "", "(an Outlook .msg file, attached)", "", "",
+                          files=[MailFile("message.msg", "application/vnd.ms-outlook", raw)])
     try:
         msg = email.message_from_bytes(raw)
     except Exception as exc:  # the parser promises not to raise; keep the bytes if it does
