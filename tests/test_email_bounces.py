@@ -18,7 +18,7 @@ from plugins.email_intake.failed import FailedMail
 from plugins.email_intake.ingest import ingest_raw
 from plugins.email_intake.parse import parse
 from tests.factories import build_desk
-from tests.test_email_ingest import SUPPORT, mail
+from tests.test_email_ingest import SUPPORT, mail, mail_settings
 from tests.test_email_out import Mailbox, smtp  # noqa: F401 (the fixture)
 
 from .conftest import shared_corpus
@@ -91,10 +91,7 @@ def test_no_sisimai_mail_opens_a_ticket(make_app: Any) -> None:
 def sent(make_app: Any, smtp: tuple[Mailbox, int]) -> Any:  # noqa: F811
     """A ticket whose agent reply went out by SMTP: (ticket, the reply, its Message-ID)."""
     _, port = smtp
-    app = make_app(plugins=["email_intake"], **{
-        "email_intake.address": SUPPORT, "email_intake.smtp_host": "127.0.0.1",
-        "email_intake.smtp_port": port, "email_intake.smtp_security": "none",
-        "outbox_max_attempts": 1})
+    app = make_app(**mail_settings(port))
     with app.app_context(), db.connection():
         desk = build_desk()
         first = ingest_raw(mail(sender="rina@example.test"), via="pipe")

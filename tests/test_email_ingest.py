@@ -62,13 +62,17 @@ def mail(sender: str = "rina@example.test", subject: str = "Cannot sign in",
     return msg.as_bytes()
 
 
+def mail_settings(port: int, **more: Any) -> dict[str, Any]:
+    """A desk that reads mail and sends it through the test's SMTP server."""
+    return {"plugins": ["email_intake"], "email_intake.address": SUPPORT,
+            "email_intake.smtp_host": "127.0.0.1", "email_intake.smtp_port": port,
+            "email_intake.smtp_security": "none", "outbox_max_attempts": 1, **more}
+
+
 @pytest.fixture
 def mail_app(make_app: Any, smtp: tuple[Mailbox, int]) -> Any:  # noqa: F811
     _, port = smtp
-    return make_app(plugins=["email_intake"], **{
-        "email_intake.address": SUPPORT, "email_intake.smtp_host": "127.0.0.1",
-        "email_intake.smtp_port": port, "email_intake.smtp_security": "none",
-        "email_intake.inbound_token": TOKEN, "outbox_max_attempts": 1})
+    return make_app(**mail_settings(port, **{"email_intake.inbound_token": TOKEN}))
 
 
 @pytest.fixture
@@ -247,10 +251,7 @@ def test_an_out_of_office_reply_is_recorded_without_reopening_or_answering(
 def test_notification_allowed_caps_automatic_mail_per_address(
         make_app: Any, smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
     box, port = smtp
-    app = make_app(plugins=["email_intake"], **{
-        "email_intake.address": SUPPORT, "email_intake.smtp_host": "127.0.0.1",
-        "email_intake.smtp_port": port, "email_intake.smtp_security": "none",
-        "email_intake.auto_mail_cap": 2})
+    app = make_app(**mail_settings(port, **{"email_intake.auto_mail_cap": 2}))
     with app.app_context(), db.connection():
         results = [ingest_raw(mail(subject=f"Question {n}"), via="pipe") for n in range(4)]
         assert [r.outcome for r in results] == ["new_ticket"] * 4
