@@ -369,6 +369,14 @@ def test_the_http_endpoint_wants_the_token_and_a_bounded_body(mail_app: Any, des
     stored = client.post(url, data=raw, content_type="message/rfc822", headers=good)
     assert stored.status_code == 202 and stored.json["outcome"] == "new_ticket"
     assert Ticket.get_by_id(stored.json["ticket"]).subject == "Cannot sign in"
+    # A mail of a few megabytes is ordinary: more than the desk's default 1 MB body.
+    pdf = b"%PDF-1.4\n" + os.urandom(3 * 1024 * 1024)
+    large = client.post(url, data=mail(subject="Scan attached",
+                                       files=[("scan.pdf", pdf, "application/pdf")]),
+                        content_type="message/rfc822", headers=good)
+    assert large.status_code == 202, large.get_data(as_text=True)
+    assert Attachment.select().where(Attachment.ticket == large.json["ticket"]).get().size == \
+        len(pdf)
 
 
 def test_the_http_endpoint_answers_503_when_the_mail_was_not_stored(

@@ -98,8 +98,13 @@ def register_models() -> list[type]:
 
 @hookimpl
 def register_blueprints(app: Any) -> list[Any]:
+    from core.limits import register_body_limit
+
     from .inbound import bp
 
+    # A raw mail with its attachments: up to max_message_bytes, not the default 1 MB.
+    register_body_limit("email_intake.inbound",
+                        lambda cfg: cfg.plugin(PLUGIN)["max_message_bytes"])
     return [bp]
 
 
@@ -124,7 +129,7 @@ def notification_allowed(ticket: Any, key: str, channel: str, recipient: str) ->
         return None
     from .loops import may_auto_mail
 
-    return may_auto_mail(recipient, _settings())
+    return may_auto_mail(recipient, _settings(), getattr(ticket, "contact_id", None))
 
 
 def _settings() -> dict[str, Any]:

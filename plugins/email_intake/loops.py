@@ -152,7 +152,7 @@ __all__ = ["AUTO_REPLY", "BOUNCE", "BULK", "DELIVERED", "FEEDBACK", "HUMAN", "OW
            "classify"]
 
 
-def may_auto_mail(recipient: str, settings: dict) -> bool:
+def may_auto_mail(recipient: str, settings: dict, contact_id: int | None = None) -> bool:
     """Whether the desk may send one more automatic mail to ``recipient`` now.
 
     Not to our own addresses or a mail daemon (a loop), and at most
@@ -161,7 +161,7 @@ def may_auto_mail(recipient: str, settings: dict) -> bool:
     """
     import datetime as dt
 
-    from core.models import Message, utcnow
+    from core.models import Message, Ticket, utcnow
 
     from .ingest import own_addresses
 
@@ -172,6 +172,13 @@ def may_auto_mail(recipient: str, settings: dict) -> bool:
     if cap <= 0:
         return True
     since = utcnow() - dt.timedelta(seconds=settings["auto_mail_window"])
-    sent = (Message.select().where((Message.recipient == address) & (Message.notification != "")
-                                   & (Message.created_at >= since)).limit(cap).count())
-    return sent < cap
+    recent = ((Message.recipient == address) & (Message.notification != "")
+              & (Message.created_at >= since))
+    query = Message.select(Message.id)
+    if contact_id is not None:
+        # Notifications go to the ticket's contact: through their tickets the look-up uses
+        # indexes (ticket.contact, then message (ticket, created_at)), not a scan.
+        query = query.join(Ticket).where(recent & (Ticket.contact == contact_id))
+    else:
+        query = query.where(recent)
+    return len(query.limit(cap)) < cap

@@ -384,11 +384,16 @@ def _quote_start(lines: list[str]) -> int | None:
             if sum(1 for q in rest if q.strip().startswith(">")) >= min(2, len(rest)):
                 return _with_header_above(lines, i)
             continue
-        if _REPLY_HEADER.match(stripped) or (
-                i + 1 < len(lines) and _REPLY_HEADER.match(f"{stripped} {lines[i + 1].strip()}")
-                and not _REPLY_HEADER.match(lines[i + 1].strip())):
+        # Every header above ends in a colon or is a rule of dashes or underscores: a
+        # cheap test first spares the regular expressions most lines of a long mail.
+        if (":" in stripped or "--" in stripped or "__" in stripped) and _REPLY_HEADER.match(
+                stripped):
             return i
-        if _OUTLOOK_FIELD.match(stripped):
+        if i + 1 < len(lines) and ":" in lines[i + 1] and _REPLY_HEADER.match(
+                f"{stripped} {lines[i + 1].strip()}") and not _REPLY_HEADER.match(
+                lines[i + 1].strip()):
+            return i
+        if ":" in stripped and _OUTLOOK_FIELD.match(stripped):
             fields = sum(1 for q in lines[i:i + 5] if _OUTLOOK_FIELD.match(q.strip()))
             if fields >= 2:
                 return i
