@@ -50,6 +50,8 @@ def read(mail: ParsedMail) -> BounceReport:
             "ascii", "replace")):
         report.permanent = False
     report.original_ids = _original_ids(mail)
+    # One line an agent reads and a database stores: no NUL or control characters.
+    report.reason = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", report.reason).split())[:500]
     return report
 
 
