@@ -40,6 +40,7 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"balasan otomatis|di luar kantor|sedang cuti|awtomatikong sagot|wala sa opisina)",
     re.IGNORECASE)
 _LIST_PRECEDENCE = {"bulk", "junk", "list"}
+_FORWARD = re.compile(r"^\s*(?:fwd?|tr|wg|rv|i|fw)\s*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ def classify(mail: ParsedMail, own_addresses: frozenset[str] = frozenset()) -> V
     if _AUTO_REPLY_SUBJECT.match(subject) and (auto_submitted or header(
             "x-auto-response-suppress") or mail.in_reply_to):
         return Verdict(AUTO_REPLY, "an auto-reply's subject")
-    if _BOUNCE_SUBJECT.search(subject) and returned:
+    if _BOUNCE_SUBJECT.search(subject) and returned and not _FORWARD.match(subject):
+        # (A customer forwarding us their bounce writes "Fwd:": that is a person writing.)
         return Verdict(BOUNCE, "a bounce's subject with the returned mail")
     if auto_submitted and auto_submitted != "no":
         return Verdict(BULK, f"Auto-Submitted: {auto_submitted}")
