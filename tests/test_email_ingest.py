@@ -170,6 +170,17 @@ def test_the_ticket_number_in_the_subject_threads_only_for_its_contact_and_parti
                if m.contact_id)
 
 
+def test_a_stranger_citing_a_customers_message_id_does_not_join_their_ticket(
+        desk: Any) -> None:
+    first = ingest_raw(mail(message_id="<1001@mail.example.test>"), via="pipe")
+    stranger = ingest_raw(mail(sender="mallory@example.test", subject="Re: Cannot sign in",
+                               headers={"In-Reply-To": "<1001@mail.example.test>"}), via="pipe")
+    assert stranger.outcome == "new_ticket" and stranger.ticket_number != first.ticket_number
+    own = ingest_raw(mail(subject="Re: again", headers={"In-Reply-To": "<1001@mail.example.test>"}),
+                     via="pipe")
+    assert (own.outcome, own.ticket_number) == ("reply", first.ticket_number)
+
+
 def test_people_in_cc_and_to_become_participants_but_our_own_addresses_do_not(
         desk: Any) -> None:
     result = ingest_raw(mail(to=f"{SUPPORT}, Dewi <dewi@example.test>",

@@ -133,20 +133,29 @@ def find_thread(mail: ParsedMail, own: frozenset[str]) -> tuple[Ticket | None, s
     for header, ids in (("In-Reply-To", mail.in_reply_to),
                         ("References", list(reversed(mail.references)))):
         for mid in ids:
-            ticket = tickets.find_ticket(CHANNEL, mid)
-            if ticket is not None:
+            message = tickets.find_message(CHANNEL, mid)
+            if message is None:
+                continue
+            ticket = Ticket.get_by_id(message.ticket_id)
+            # Our own Message-IDs carry an unguessable key: whoever answers one was sent it.
+            # A customer's may be guessable, so answering it needs the ticket's people.
+            if message.author_kind != AuthorKind.CONTACT or _is_party(ticket, mail.sender):
                 return ticket, header
     match = _NUMBER.search(mail.subject or "")
-    if match and mail.sender:
-        number = int(next(g for g in match.groups() if g))
-        ticket = Ticket.get_or_none(Ticket.id == number)
-        contact = contacts.find_contact("email", mail.sender)
-        if ticket is not None and contact is not None and (
-                ticket.contact_id == contact.id or TicketParticipant.select().where(
-                    (TicketParticipant.ticket == ticket)
-                    & (TicketParticipant.contact == contact)).exists()):
+    if match:
+        ticket = Ticket.get_or_none(Ticket.id == int(next(g for g in match.groups() if g)))
+        if ticket is not None and _is_party(ticket, mail.sender):
             return ticket, "ticket number in the subject"
     return None, ""
+
+
+def _is_party(ticket: Ticket, sender: str) -> bool:
+    """Whether ``sender`` is the ticket's contact or one of its participants."""
+    contact = contacts.find_contact("email", sender) if sender else None
+    return contact is not None and (
+        ticket.contact_id == contact.id or TicketParticipant.select().where(
+            (TicketParticipant.ticket == ticket)
+            & (TicketParticipant.contact == contact)).exists())
 
 
 # -- Files -------------------------------------------------------------------------------------
