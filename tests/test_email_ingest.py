@@ -121,13 +121,17 @@ def test_a_reply_threads_by_in_reply_to_and_shows_only_the_new_text(desk: Any) -
     quoted = ("Saya sudah mencoba, tetap gagal.\n\n"
               "Pada Sen, 1 Jan 2026 pukul 10.00 Support <help@desk.test> menulis:\n"
               "> Please try the reset link.\n> \n> Ticket #1\n")
-    result = ingest_raw(mail(subject="Re: something else", text=quoted,
+    html = ("<div>Saya sudah mencoba, tetap gagal.</div><blockquote>Please try the reset "
+            "link.</blockquote>")
+    result = ingest_raw(mail(subject="Re: something else", text=quoted, html=html,
                              headers={"In-Reply-To": ours}), via="imap")
     assert (result.outcome, result.ticket_number) == ("reply", ticket.id)
     assert "In-Reply-To" in result.reason
     last = messages(ticket.id)[-1]
     assert last.author_kind == AuthorKind.CONTACT
     assert last.body_text == "Saya sudah mencoba, tetap gagal."
+    # The console would show the HTML, quotes and all: the trimmed text stands instead.
+    assert last.body_html == "" and last.raw_size > len(quoted)
     assert Ticket.get_by_id(ticket.id).status == Status.OPEN  # pending -> open
 
 
@@ -232,8 +236,10 @@ def test_automatic_mail_opens_a_ticket_but_gets_no_acknowledgement(
 def test_mail_from_our_own_address_is_a_loop_kept_in_the_failed_list(desk: Any) -> None:
     result = ingest_raw(mail(sender=SUPPORT), via="pipe")
     assert result.stored and result.outcome == "ignored_loop"
+    plus = ingest_raw(mail(sender="help+t1-abc@desk.test", subject="echo"), via="pipe")
+    assert plus.outcome == "ignored_loop"
     assert Ticket.select().count() == 0
-    assert FailedMail.get().outcome == "ignored_loop"
+    assert [row.outcome for row in FailedMail.select()] == ["ignored_loop", "ignored_loop"]
 
 
 def test_an_out_of_office_reply_is_recorded_without_reopening_or_answering(

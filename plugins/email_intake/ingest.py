@@ -83,11 +83,6 @@ def own_addresses(mailbox: Any = None) -> frozenset[str]:
     return frozenset(a.strip().lower() for a in found if a and "@" in a)
 
 
-def _is_own(address: str, own: frozenset[str]) -> bool:
-    local, _, domain = address.lower().rpartition("@")
-    return address.lower() in own or f"{local.split('+', 1)[0]}@{domain}" in own
-
-
 # -- Reply addresses ---------------------------------------------------------------------------
 
 
@@ -110,7 +105,7 @@ _PLUS = re.compile(r"^[^@+]+\+t(\d{1,12})-([0-9a-f]{20})@", re.IGNORECASE)
 def _ticket_by_reply_address(addresses: list[str], own: frozenset[str]) -> Ticket | None:
     for address in addresses:
         match = _PLUS.match(address)
-        if match and _is_own(address, own) and hmac.compare_digest(
+        if match and loops.is_own(address, own) and hmac.compare_digest(
                 match.group(2).lower(), _token(int(match.group(1)))):
             return Ticket.get_or_none(Ticket.id == int(match.group(1)))
     return None
@@ -228,15 +223,19 @@ def _ingest(raw: bytes, via: str, mailbox: Any) -> Ingested:
         sender = f"unknown-sender+{mail.external_id[-12:].strip('<>')}@invalid"
         notify = False
     # A reply shows what the sender wrote this time; a new ticket keeps all (a forward).
-    text = (mail.reply_text or mail.text) if ticket is not None else mail.text
+    text, html = mail.text, mail.html
+    if ticket is not None and mail.reply_text and mail.reply_text != mail.text.strip():
+        # The console shows a message's HTML before its text, and the HTML still holds
+        # the quoted thread: the trimmed text stands alone (the raw original has it all).
+        text, html = mail.reply_text, ""
     participants = [tickets.Identity("email", address, name=name)
                     for name, address in mail.cc + mail.to
-                    if address.lower() != sender.lower() and not _is_own(address, own)
+                    if address.lower() != sender.lower() and not loops.is_own(address, own)
                     and "@invalid" not in address]
     result = tickets.receive_message(
         channel=CHANNEL, identity=tickets.Identity("email", sender, name=mail.sender_name,
                                                    email=sender if mail.sender else None),
-        text=text, html=mail.html, external_id=mail.external_id, thread_to=ticket,
+        text=text, html=html, external_id=mail.external_id, thread_to=ticket,
         subject=mail.subject, category=getattr(mailbox, "default_category", None),
         attachments=stored, raw=RawOriginal(raw, "message/rfc822"), notify=notify,
         participants=participants, automatic=verdict.kind == loops.AUTO_REPLY)

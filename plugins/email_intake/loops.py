@@ -54,6 +54,12 @@ class Verdict:
         return self.kind != HUMAN
 
 
+def is_own(address: str, own: frozenset[str]) -> bool:
+    """Whether ``address`` is one of ours, a plus-form (support+t12-...@) included."""
+    local, _, domain = address.lower().rpartition("@")
+    return address.lower() in own or f"{local.split('+', 1)[0]}@{domain}" in own
+
+
 def _local(address: str) -> str:
     """The local part, with the separators people put in "post_master" or "mailer.daemon"."""
     local = address.rpartition("@")[0].lower()
@@ -81,7 +87,7 @@ def classify(mail: ParsedMail, own_addresses: frozenset[str] = frozenset()) -> V
         kind = {"Bounce": BOUNCE, "Complaint": FEEDBACK, "Delivery": DELIVERED}[sns.group(1)]
         return Verdict(kind, f"Amazon SES notificationType {sns.group(1)}")
     sender = mail.sender.lower()
-    if sender and sender in own_addresses:
+    if sender and is_own(sender, own_addresses):
         return Verdict(OWN, f"From is our own address {sender}")
     local = _local(sender) if sender else ""
     subject = mail.subject or ""
@@ -150,8 +156,8 @@ def _carries_original(mail: ParsedMail) -> bool:
     return bool(re.search(r"(?im)^\s*(?:>\s*)?(?:message-id|received|return-path):", text))
 
 
-__all__ = ["AUTO_REPLY", "BOUNCE", "BULK", "DELIVERED", "FEEDBACK", "HUMAN", "OWN", "Verdict", "may_auto_mail",
-           "classify"]
+__all__ = ["AUTO_REPLY", "BOUNCE", "BULK", "DELIVERED", "FEEDBACK", "HUMAN", "OWN", "Verdict",
+           "classify", "is_own", "may_auto_mail"]
 
 
 def may_auto_mail(recipient: str, settings: dict, contact_id: int | None = None) -> bool:
