@@ -32,6 +32,9 @@ notice.
     ``_``, ``_l`` and ``ngettext`` for customer-facing text.
 ``core.jobs``
     ``crontab``, for the periodic tasks a plugin declares in ``register_jobs``.
+``core.limits``
+    ``register_body_limit``, for an endpoint that takes bodies larger than the
+    default 1 MB (a raw email posted by a mail provider).
 
 Admin views a plugin contributes derive from the console's published base,
 ``admin.base.SecuredView`` (or ``SecuredModelView``).
@@ -63,6 +66,7 @@ PLUGIN_API: tuple[str, ...] = (
     "core.raw",
     "core.i18n",
     "core.jobs",
+    "core.limits",
 )
 
 

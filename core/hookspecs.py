@@ -480,3 +480,20 @@ def category_content(user_type: UserType, category: Category | None, language: s
     nothing applies. Texts are already translated into ``language``. A contribution
     hook: it runs on every page view, so keep it to a query or two, and it fails fast.
     """
+
+
+# -- Email in (issue 17): automatic mail a channel withholds -------------------------------
+
+
+@hookspec
+def notification_allowed(ticket: Ticket, key: str, channel: str, recipient: str) -> bool | None:
+    """Whether core may queue the automatic notification ``key`` to ``recipient`` on ``channel``.
+
+    Called inside the write transaction, just before a notification (ticket
+    opened, agent replied, status notices) is put in the outbox; keep it to a
+    quick query. Return ``False`` to withhold it (a per-address cap on
+    automatic mail, a sender known to be a machine); ``None`` or ``True``
+    lets it go. Any ``False`` wins. A withheld notification is recorded as a
+    ``notification_withheld`` audit event on the ticket. An exception aborts
+    the service call, as for other decision hooks.
+    """

@@ -19,7 +19,9 @@ from core.migrate import upgrade
 from .spies import Spy
 
 PG_URL = os.environ.get("LOKET_TEST_DATABASE_URL", "")
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# ../shared beside the checkout; LOKET_TEST_SHARED points elsewhere (a git worktree's tree).
+SHARED = Path(os.environ.get("LOKET_TEST_SHARED")
+              or Path(__file__).resolve().parents[2] / "shared")
 
 
 def _pg_admin_connect() -> Any:

@@ -367,6 +367,11 @@ def _notify(ticket: Ticket, key: str, *, reply: Message | None = None,
     if target is None:
         return None
     channel, recipient = target
+    verdicts = loket().hook.notification_allowed(ticket=ticket, key=key, channel=channel,
+                                                 recipient=recipient)
+    if False in verdicts:
+        _audit(ticket, "notification_withheld", SYSTEM, detail=f"{key} to {recipient}"[:2000])
+        return None
     agent = reply.staff.name if reply is not None and reply.staff_id else ""
     rendered = notifications.render(key, ticket, contact=contact,
                                     reply_text=reply.body_text if reply else "", agent=agent)
@@ -405,7 +410,8 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
                     category: Category | None = None, user_type_id: int | None = None,
                     language: str | None = None, attachments: Iterable[StoredFile] = (),
                     raw: RawOriginal | None = None, notify: bool = True,
-                    participants: Iterable[Identity] = ()) -> InboundResult:
+                    participants: Iterable[Identity] = (),
+                    automatic: bool = False) -> InboundResult:
     """Take a customer's message from a channel: thread it, or open a ticket for it.
 
     * The same ``external_id`` on the same channel twice gives one message:
@@ -420,8 +426,13 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
     * A new ticket tells the customer its number and tracking link unless
       ``notify`` is False (an auto-reply must not be answered).
     * ``language``: as for ``open_ticket`` (None: the contact's own).
+    * ``automatic`` marks a message a machine wrote for the sender (an
+      out-of-office reply): it is recorded on the ticket it threads to
+      without reopening it or counting as the customer's answer, and a new
+      ticket it opens sends no notification.
     """
     attachments = list(attachments)
+    notify = notify and not automatic
     identity = _storable_identity(identity)
     participants = [_storable_identity(p) for p in participants]
     external_id = _external_key(external_id)
@@ -461,7 +472,8 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
         else:
             ticket = target
             message = _customer_message(ticket, contact, draft.text, draft.body_html, channel,
-                                        external_id, attachments, draft.raw)
+                                        external_id, attachments, draft.raw,
+                                        automatic=automatic)
             created = False
         _add_participants(ticket, contact, participants, language or contact.language)
         return InboundResult(ticket, message, created=created, duplicate=False)
@@ -580,7 +592,7 @@ def _add_participants(ticket: Ticket, contact: Contact, participants: list[Ident
 
 def _customer_message(ticket: Ticket, contact: Contact, text: str, body_html: str, channel: str,
                       external_id: str | None, attachments: list[StoredFile],
-                      raw: KeptRaw | None = None) -> Message:
+                      raw: KeptRaw | None = None, automatic: bool = False) -> Message:
     now = utcnow()
     message = Message(
         ticket=ticket, author_kind=AuthorKind.CONTACT, contact=contact, body_text=text,
@@ -589,12 +601,15 @@ def _customer_message(ticket: Ticket, contact: Contact, text: str, body_html: st
     _insert_message(message)
     _add_attachments(ticket, message, attachments)
     actor = Actor.customer(contact)
-    _audit(ticket, "message", actor, detail=f"message={message.id}")
+    _audit(ticket, "message", actor,
+           detail=f"message={message.id}" + (" automatic" if automatic else ""))
     old_status = ticket.status
-    fields = [Ticket.updated_at, Ticket.last_customer_message_at]
+    fields = [Ticket.updated_at]
     ticket.updated_at = now
-    ticket.last_customer_message_at = now
-    if old_status in (Status.PENDING, Status.RESOLVED, Status.ON_HOLD):
+    if not automatic:  # an auto-reply is not the customer answering
+        fields.append(Ticket.last_customer_message_at)
+        ticket.last_customer_message_at = now
+    if not automatic and old_status in (Status.PENDING, Status.RESOLVED, Status.ON_HOLD):
         _set_status(ticket, Status.OPEN, actor)
         fields += [Ticket.status, Ticket.resolved_at, Ticket.closed_at]
     ticket.save(only=fields)
@@ -785,7 +800,8 @@ def add_note(ticket: Ticket, staff: Staff | None, text: str,
              attachments: Iterable[StoredFile] = ()) -> Message:
     """An internal note: seen by staff only, never delivered.
 
-    ``staff`` None: the desk itself writes it (a plugin saying why it escalated).
+    ``staff`` None: the desk itself writes it for the agents (a plugin saying why it
+    escalated, a channel telling them a mail bounced or a file was too large to keep).
     """
     if not (text or "").strip():
         raise ServiceError("a note needs some text")

@@ -1,7 +1,8 @@
-"""Email channel: the support address on the help center, and mail out over SMTP.
+"""Email channel: the support address on the help center, mail in and mail out.
 
-Replies and notifications to customers go out through the outbox when an SMTP
-server is configured; reading mailboxes comes next.
+Mail comes in through the MTA pipe (``loket email ingest``), the HTTP endpoint
+(``POST /email/inbound``) and IMAP mailboxes, all through ``ingest.ingest_raw``;
+replies and notifications go out through the outbox over SMTP.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from core.attachments import Storage
 from core.hookspecs import ChannelSpec, ContactOption, DeliveryResult
 from core.i18n import _, _l
 from core.models import IdentityKind
-from core.settings import Setting, as_seconds
+from core.settings import Setting, as_int, as_list, as_seconds
 from core.state import loket
 
 PLUGIN = "email_intake"
@@ -63,7 +64,72 @@ def plugin_settings() -> list[Setting]:
         Setting("smtp_user", "", _text, "SMTP user name; empty: no sign-in."),
         Setting("smtp_password", "", _text, "SMTP password.", secret=True),
         Setting("smtp_timeout", 20.0, as_seconds, "Seconds to wait for the SMTP server."),
+        *_inbound_settings(),
     ]
+
+
+# -- Mail in: the pipe, the HTTP endpoint, loops and the failed-mail list ----------------
+
+
+def _inbound_settings() -> list[Setting]:
+    return [
+        Setting("inbound_token", "", _text,
+                "Bearer token a mail provider sends to POST /email/inbound; empty: off.",
+                secret=True),
+        Setting("max_message_bytes", 30 * 1024 * 1024, as_int,
+                "Largest raw mail taken whole; a larger one keeps its text, not its files "
+                "(the HTTP endpoint answers 413)."),
+        Setting("own_addresses", [], as_list,
+                "More addresses of this desk (besides the support address and mailboxes): "
+                "mail from them is a loop and is not answered."),
+        Setting("auto_mail_cap", 5, as_int,
+                "Most automatic mails (acknowledgements, notices) to one address per window."),
+        Setting("auto_mail_window", 3600.0, as_seconds,
+                "The window of auto_mail_cap, in seconds."),
+    ]
+
+
+@hookimpl
+def register_models() -> list[type]:
+    from .failed import FailedMail
+
+    return [FailedMail]
+
+
+@hookimpl
+def register_blueprints(app: Any) -> list[Any]:
+    from core.limits import register_body_limit
+
+    from .inbound import bp
+
+    # A raw mail with its attachments: up to max_message_bytes, not the default 1 MB.
+    register_body_limit("email_intake.inbound",
+                        lambda cfg: cfg.plugin(PLUGIN)["max_message_bytes"])
+    return [bp]
+
+
+@hookimpl
+def register_commands() -> list[Any]:
+    from .cli import email_group
+
+    return [email_group]
+
+
+@hookimpl
+def register_admin_views(admin: Any) -> list[Any]:
+    from .failed_admin import FailedMailView
+
+    return [FailedMailView(name="Failed mail", endpoint="failed_mail", category="Email")]
+
+
+@hookimpl
+def notification_allowed(ticket: Any, key: str, channel: str, recipient: str) -> bool | None:
+    """No automatic mail to our own addresses, to daemons, or past the per-address cap."""
+    if channel != "email":
+        return None
+    from .loops import may_auto_mail
+
+    return may_auto_mail(recipient, _settings(), getattr(ticket, "contact_id", None))
 
 
 def _settings() -> dict[str, Any]:

@@ -50,7 +50,10 @@ def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: st
     mail["Subject"] = _one_line(subject)
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = message_id(idempotency_key, sender)
-    mail["Reply-To"] = sender
+    # Routes the customer's answer to this ticket whatever their mail program keeps.
+    from .ingest import reply_address
+
+    mail["Reply-To"] = reply_address(ticket.id, sender)
     # Threads in the customer's mail program: the last mail they sent us on this ticket.
     earlier = (Message.select(Message.external_id)
                .where((Message.ticket == ticket.id) & (Message.channel == "email")

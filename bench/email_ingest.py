@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Email ingestion benchmark: raw mails per second into the database through the pipe path.
+
+A generated batch of realistic mails (plain text, HTML with a text part, small
+attachments, and replies that thread by In-Reply-To with a quoted earlier
+message) goes end to end through ``plugins.email_intake.ingest.ingest_raw``:
+parse, loop check, threading, attachments to storage, the raw original kept,
+``receive_message`` committing ticket, message and the acknowledgement in the
+outbox (SMTP is configured, no worker runs, so the acknowledgement stays queued
+as it would until a worker picks it up). Then a smaller batch runs through the
+real command an MTA pipes to, ``loket email ingest``, one process per mail.
+
+Reports messages per second, per-mail latency percentiles and peak memory.
+
+Usage (from the repository root):
+    .venv/bin/python bench/email_ingest.py [--messages 2000] [--pipe-messages 40]
+    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python \
+        bench/email_ingest.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(BENCH))
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x02"
+       b"\x00\x00\x00\x90\x91h6")
+WORDS = ("akun saya tidak bisa masuk password payment refund subscription verification email "
+         "studio model member kartu kredit tagihan please help cannot login error code "
+         "transaksi gagal salamat po hindi gumagana ang account ko").split()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--pipe-messages", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
+    return parser.parse_args()
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def generate(count: int, seed: int, tag: str) -> tuple[list[bytes], dict[str, int]]:
+    """``count`` raw mails: new tickets of four shapes, and replies to earlier ones."""
+    rng = random.Random(seed)
+    senders = [f"customer{n}@example{n % 7}.test" for n in range(max(count // 4, 10))]
+    sent: dict[str, list[str]] = {}
+    mails: list[bytes] = []
+    shapes = {"plain": 0, "html": 0, "attachment": 0, "reply": 0}
+    for n in range(count):
+        sender = rng.choice(senders)
+        msg = EmailMessage()
+        msg["From"] = f"Customer {n} <{sender}>"
+        msg["To"] = "help@desk.test"
+        msg["Date"] = "Mon, 02 Mar 2026 10:00:00 +0700"
+        message_id = f"<{tag}-{n}@example.test>"
+        msg["Message-ID"] = message_id
+        body = "\n\n".join(sentence(rng, rng.randint(8, 30)) for _ in range(rng.randint(1, 4)))
+        roll = rng.random()
+        earlier = sent.get(sender)
+        if earlier and roll < 0.25:
+            shapes["reply"] += 1
+            msg["Subject"] = "Re: " + sentence(rng, 4)
+            msg["In-Reply-To"] = earlier[-1]
+            msg["References"] = " ".join(earlier[-3:])
+            quoted = "\n".join("> " + line for line in body.splitlines())
+            msg.set_content(f"{sentence(rng, 10)}\n\nOn Mon, 2 Mar 2026 at 09:00, Support "
+                            f"<help@desk.test> wrote:\n{quoted}\n")
+        elif roll < 0.55:
+            shapes["plain"] += 1
+            msg["Subject"] = sentence(rng, 5)
+            msg.set_content(body)
+        elif roll < 0.80:
+            shapes["html"] += 1
+            msg["Subject"] = sentence(rng, 5)
+            msg.set_content(body)
+            paragraphs = "".join(f"<p>{p}</p>" for p in body.split("\n\n"))
+            msg.add_alternative(f"<html><body><div style='font-family:Arial'>{paragraphs}"
+                                "</div><img src='https://tracker.example/x.gif'></body></html>",
+                                subtype="html")
+        else:
+            shapes["attachment"] += 1
+            msg["Subject"] = sentence(rng, 5)
+            msg.set_content(body)
+            data = PNG + rng.randbytes(rng.randint(2_000, 60_000))
+            msg.add_attachment(data, maintype="image", subtype="png",
+                               filename=f"screenshot-{n}.png")
+        sent.setdefault(sender, []).append(message_id)
+        mails.append(msg.as_bytes())
+    return mails, shapes
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"p50_ms": round(at(0.50), 2), "p95_ms": round(at(0.95), 2),
+            "p99_ms": round(at(0.99), 2), "mean_ms": round(statistics.mean(ordered) * 1000, 2)}
+
+
+def main() -> int:
+    args = parse_args()
+    from run import Desk  # bench/run.py: a fresh instance and database (a throwaway schema)
+
+    desk = Desk(args.database_url, settings=[
+        "LOKET_PLUGINS=email_intake", "LOKET_EMAIL_INTAKE_ADDRESS=help@desk.test",
+        "LOKET_EMAIL_INTAKE_SMTP_HOST=127.0.0.1", "LOKET_EMAIL_INTAKE_SMTP_PORT=9",
+        f"PYTHONPATH={REPO}"])
+    try:
+        from core import create_app, db
+        from core.migrate import upgrade
+        from core.models import Attachment, Message, Ticket
+        from plugins.email_intake.ingest import ingest_raw
+
+        desk.app = app = create_app()
+        upgrade(app.extensions["loket"])
+        mails, shapes = generate(args.messages, args.seed, "inproc")
+        outcomes: dict[str, int] = {}
+        latencies: list[float] = []
+        with app.app_context(), db.connection():
+            started, cpu = time.perf_counter(), time.process_time()
+            for raw in mails:
+                t0 = time.perf_counter()
+                result = ingest_raw(raw, via="pipe")
+                latencies.append(time.perf_counter() - t0)
+                outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            counts = {"tickets": Ticket.select().count(),
+                      "messages": Message.select().count(),
+                      "attachments": Attachment.select().count()}
+        inproc = {"messages": len(mails), "seconds": round(elapsed, 2),
+                  "messages_per_second": round(len(mails) / elapsed, 1),
+                  # Wall time on a shared machine counts other people's work; CPU time
+                  # of this process does not (the database's own work is in it on SQLite).
+                  "cpu_seconds": round(cpu, 2),
+                  "messages_per_cpu_second": round(len(mails) / cpu, 1),
+                  **percentiles(latencies), "shapes": shapes, "outcomes": outcomes,
+                  "rows": counts,
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                                       1)}
+
+        pipe_mails, _ = generate(args.pipe_messages, args.seed + 1, "pipe")
+        loket = str(Path(sys.executable).parent / "loket")
+        pipe_latencies: list[float] = []
+        codes: dict[int, int] = {}
+        started = time.perf_counter()
+        for raw in pipe_mails:
+            t0 = time.perf_counter()
+            done = subprocess.run([loket, "email", "ingest"], input=raw, env=desk.env,
+                                  capture_output=True)
+            pipe_latencies.append(time.perf_counter() - t0)
+            codes[done.returncode] = codes.get(done.returncode, 0) + 1
+        pipe_elapsed = time.perf_counter() - started
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pipe = {"messages": len(pipe_mails), "seconds": round(pipe_elapsed, 2),
+                "messages_per_second": round(len(pipe_mails) / pipe_elapsed, 2),
+                **percentiles(pipe_latencies), "exit_codes": codes,
+                "cpu_seconds_per_process": round(
+                    (children.ru_utime + children.ru_stime) / max(len(pipe_mails), 1), 3),
+                "children_peak_rss_mb": round(children.ru_maxrss / 1024, 1)}
+        report = {"database": desk.kind, "cpus": os.cpu_count(),
+                  "load_average_at_end": os.getloadavg(),
+                  "in_process_ingest_raw": inproc, "loket_email_ingest_processes": pipe}
+        print(json.dumps(report, indent=2))
+        return 0
+    finally:
+        desk.close(keep=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
