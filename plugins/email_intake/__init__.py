@@ -1,7 +1,8 @@
 """Email channel: the support address on the help center, and mail out over SMTP.
 
 Replies and notifications to customers go out through the outbox when an SMTP
-server is configured; reading mailboxes comes next.
+server is configured. Mailboxes are read over IMAP by ``loket worker`` (``imap``),
+set up in the console (``admin_views``), listed and fetched by ``loket email``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def _port(value: object) -> int:
     return port
 
 
+def imap_settings() -> list[Setting]:
+    from .imap import settings
+
+    return settings()
+
+
 def _security(value: object) -> str:
     from .outbound import SECURITY
 
@@ -63,6 +70,7 @@ def plugin_settings() -> list[Setting]:
         Setting("smtp_user", "", _text, "SMTP user name; empty: no sign-in."),
         Setting("smtp_password", "", _text, "SMTP password.", secret=True),
         Setting("smtp_timeout", 20.0, as_seconds, "Seconds to wait for the SMTP server."),
+        *imap_settings(),
     ]
 
 
@@ -109,3 +117,37 @@ def contact_channels(language: str) -> list[ContactOption]:
         return []
     return [ContactOption(kind="email", label=_("Email us"), url=f"mailto:{address}",
                           description=address, order=30)]
+
+
+# -- Mailboxes read over IMAP (imap.py, mailboxes.py, admin_views.py, mailbox_cli.py) ----
+
+
+@hookimpl
+def register_models() -> list[type]:
+    from .mailboxes import Mailbox, MailboxTicket
+
+    return [Mailbox, MailboxTicket]
+
+
+@hookimpl
+def register_jobs(jobs: Any) -> None:
+    from .imap import RELAY, supervise
+
+    # Every worker looks for enabled mailboxes every few seconds and reads each in a
+    # thread of its own; a mailbox's lease lets only one worker read it at a time.
+    jobs.relay(supervise, name=RELAY, threads=1, idle_seconds=5.0)
+
+
+@hookimpl
+def register_admin_views() -> list[Any]:
+    from .admin_views import MailboxView
+    from .mailboxes import Mailbox
+
+    return [MailboxView(Mailbox, name="Mailboxes", category="Set-up", endpoint="mailbox")]
+
+
+@hookimpl
+def register_commands() -> list[Any]:
+    from .mailbox_cli import email
+
+    return [email]
