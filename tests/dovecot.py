@@ -25,6 +25,7 @@ from imapclient import IMAPClient
 
 USER = "desk"
 PASSWORD = "mailbox-secret-9f2"
+ACCOUNTS = 60
 
 
 def binary() -> str | None:
@@ -98,12 +99,13 @@ class Dovecot:
             me = pwd.getpwuid(os.getuid())
             login = internal = me.pw_name
             uid, gid = me.pw_uid, me.pw_gid
-        home = self.root / "home"
-        (home / USER).mkdir(parents=True)
-        for path in (home, home / USER):
-            os.chown(path, uid, gid)
+        home = self.home = self.root / "home"
+        home.mkdir()
+        os.chown(home, uid, gid)
         home.chmod(0o711)
-        (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
+        self.mail_ids = (uid, gid)
+        self._write_accounts()
+        self.new_user()
         # Without IDLE in the capabilities the fetcher must poll.
         capability = "" if self.idle else "imap_capability = IMAP4rev1 UIDPLUS MOVE LITERAL+\n"
         (self.root / "dovecot.conf").write_text(f"""
@@ -149,6 +151,27 @@ userdb {{
 }}
 """)
 
+    def new_user(self) -> str:
+        """A fresh, empty account: tests that share one server each take their own.
+
+        All accounts are written before the server starts: Dovecot notices a changed
+        passwd-file by its time stamp, which two quick changes can share.
+        """
+        self.users = getattr(self, "users", 0) + 1
+        if self.users > ACCOUNTS:
+            raise RuntimeError(f"only {ACCOUNTS} accounts on one test server")
+        self.user = USER if self.users == 1 else f"{USER}{self.users}"
+        return self.user
+
+    def _write_accounts(self) -> None:
+        lines = []
+        for n in range(1, ACCOUNTS + 1):
+            name = USER if n == 1 else f"{USER}{n}"
+            (self.home / name).mkdir()
+            os.chown(self.home / name, *self.mail_ids)
+            lines.append(f"{name}:{{PLAIN}}{PASSWORD}::::::\n")
+        (self.root / "passwd").write_text("".join(lines))
+
     @property
     def config(self) -> str:
         return str(self.root / "dovecot.conf")
@@ -169,6 +192,13 @@ userdb {{
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=30)
         self._wait(up=False)
+
+    def running(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def _wait(self, up: bool, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
@@ -201,7 +231,7 @@ userdb {{
         """A signed-in client over STARTTLS, as a customer's mail provider would deliver."""
         client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=15)
         client.starttls(self.tls_context())
-        client.login(USER, PASSWORD)
+        client.login(self.user, PASSWORD)
         return client
 
     def append(self, raw: bytes, folder: str = "INBOX", flags: tuple = ()) -> int:

@@ -29,7 +29,7 @@ from plugins.email_intake.imap import (  # noqa: E402
     uid_set,
 )
 from plugins.email_intake.ingest import Ingested, ingest_raw  # noqa: E402
-from plugins.email_intake.mailboxes import Mailbox, MailboxTicket  # noqa: E402
+from plugins.email_intake.mailboxes import Mailbox, mailbox_of_ticket  # noqa: E402
 
 Dovecot = dovecot_helper.Dovecot
 
@@ -54,14 +54,23 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = ""
     raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
+@pytest.fixture(scope="module")
+def dovecot_server() -> Iterator[Dovecot]:
     server = Dovecot()
     server.start()
     try:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def dovecot(dovecot_server: Dovecot) -> Iterator[Dovecot]:
+    """The module's server with a fresh account for this test; running again after it."""
+    dovecot_server.new_user()
+    yield dovecot_server
+    if not dovecot_server.running():
+        dovecot_server.start()
 
 
 def settings_for(server: Dovecot, **more: Any) -> dict[str, Any]:
@@ -83,7 +92,7 @@ def imap_app(make_app: Any, dovecot: Dovecot) -> Iterator[Any]:
 def add_mailbox(server: Dovecot, name: str = "billing", **fields: Any) -> Mailbox:
     values = {"name": name, "address": f"{name}@desk.test", "imap_host": "127.0.0.1",
               "imap_port": server.port, "imap_security": "starttls",
-              "imap_user": dovecot_helper.USER, **fields}
+              "imap_user": server.user, **fields}
     box = Mailbox(**values)
     box.set_password(dovecot_helper.PASSWORD)
     box.save()
@@ -139,7 +148,7 @@ def test_new_mail_becomes_tickets_in_the_mailboxs_category_and_is_flagged_seen(
     assert [t.subject for t in tickets] == [f"Refund request {n}" for n in (1, 2, 3)]
     assert {t.category_id for t in tickets} == {desk.refunds.id}
     assert {t.channel for t in tickets} == {"email"}
-    assert {link.mailbox_id for link in MailboxTicket.select()} == {box.id}
+    assert {mailbox_of_ticket(t.id).id for t in tickets} == {box.id}
     assert all(b"\\Seen" in flags for flags in dovecot.flags().values())
     state = fresh(box)
     assert state.uidvalidity and state.last_uid == 3 and state.fetched == 3
@@ -376,7 +385,7 @@ def test_the_worker_reads_every_enabled_mailbox_in_a_thread_of_its_own(
     dovecot.append(mail(2, subject="To sales"), "Sales")
     wait_for(lambda: tickets_with("To billing") and tickets_with("To sales"),
              what="both mailboxes")
-    links = {link.ticket.subject: link.mailbox_id for link in MailboxTicket.select()}
+    links = {t.subject: mailbox_of_ticket(t.id).id for t in Ticket.select()}
     assert links == {"To billing": billing.id, "To sales": sales.id}
     # Disabling a mailbox ends its thread.
     Mailbox.update(enabled=False).where(Mailbox.id == sales.id).execute()
@@ -433,7 +442,7 @@ def console(make_app: Any, dovecot: Dovecot) -> Iterator[Any]:
 def mailbox_form(server: Dovecot, **fields: str) -> dict[str, str]:
     return {"name": "billing", "address": "Billing@Desk.test", "enabled": "y",
             "imap_host": "127.0.0.1", "imap_port": str(server.port),
-            "imap_security": "starttls", "imap_user": dovecot_helper.USER,
+            "imap_security": "starttls", "imap_user": server.user,
             "new_password": dovecot_helper.PASSWORD, "folder": "INBOX",
             "after_ingest": "seen", "move_to": "", "default_category": "__None",
             "department": "__None", "from_name": "Billing team", "from_address": "",
@@ -493,7 +502,7 @@ def test_the_test_connection_button_reports_what_happened(console: Any,
         return client.get("/admin/mailbox/").get_data(as_text=True)
 
     page = press(good)
-    assert "Signed in as desk" in page and "Folder INBOX: 0 messages" in page
+    assert f"Signed in as {dovecot.user}" in page and "Folder INBOX: 0 messages" in page
     assert "IDLE offered" in page
     page = press(bad)
     assert "Failed:" in page and "AUTHENTICATIONFAILED" in page.upper()
@@ -560,3 +569,79 @@ def test_cli_lists_mailboxes_and_fetches_once(imap_app: Any, dovecot: Dovecot) -
     result = runner.invoke(email, ["fetch", "--once"])
     assert result.exit_code == 1 and "billing: failed:" in result.output
     assert fresh(box).failures == 1
+
+
+# -- Sending identity: a ticket is answered as the mailbox it came in through -------------------
+
+
+aiosmtpd = pytest.importorskip("aiosmtpd", reason="aiosmtpd is in the test extras")
+
+from tests.test_email_out import Mailbox as SmtpServer  # noqa: E402
+from tests.test_email_out import text_of  # noqa: E402
+
+
+@pytest.fixture
+def smtp_servers() -> Iterator[list[tuple[SmtpServer, int]]]:
+    from aiosmtpd.controller import Controller
+
+    servers, controllers = [], []
+    for _ in range(2):
+        server = SmtpServer()
+        port = dovecot_helper.free_port()
+        controller = Controller(server, hostname="127.0.0.1", port=port)
+        controller.start()
+        servers.append((server, port))
+        controllers.append(controller)
+    try:
+        yield servers
+    finally:
+        for controller in controllers:
+            controller.stop()
+
+
+def test_replies_go_out_as_the_mailbox_the_ticket_came_in_through(
+        make_app: Any, dovecot: Dovecot, smtp_servers: list[tuple[SmtpServer, int]]) -> None:
+    from core.services import tickets
+
+    (desk_smtp, desk_port), (own_smtp, own_port) = smtp_servers
+    app = make_app(plugins=["email_intake"], **settings_for(dovecot, **{
+        "email_intake.from_name": "Desk Support", "email_intake.smtp_host": "127.0.0.1",
+        "email_intake.smtp_port": desk_port, "email_intake.smtp_security": "none",
+        "outbox_max_attempts": 1}))
+    with app.app_context(), db.connection():
+        desk = build_desk()
+        with dovecot.client() as client:
+            client.create_folder("Sales")
+        billing = add_mailbox(dovecot, from_name="Billing team")
+        # Sales sends through an SMTP account of its own, as another address.
+        sales = add_mailbox(dovecot, "sales", folder="Sales", from_address="deals@desk.test",
+                            smtp_host="127.0.0.1", smtp_port=own_port, smtp_security="none")
+        dovecot.append(mail(1, subject="Refund please"))
+        dovecot.append(mail(2, sender="sam@example.test", subject="Bulk pricing"), "Sales")
+        Fetcher(billing.id).fetch_once()
+        Fetcher(sales.id).fetch_once()
+        refund = tickets_with("Refund please")[0]
+        pricing = tickets_with("Bulk pricing")[0]
+        web = tickets.open_ticket(
+            identity=tickets.Identity("email", "wes@example.test", email="wes@example.test"),
+            subject="From the web form", text="hello", category=desk.login)
+        for ticket in (refund, pricing, web):
+            tickets.reply(ticket, desk.agent, f"Answer on {ticket.subject}")
+    by_subject = {}
+    for envelope, sent in desk_smtp.mails + own_smtp.mails:
+        by_subject.setdefault(sent["To"], []).append((envelope, sent))
+    # The acknowledgement, sent right after the ticket's commit, is already the mailbox's.
+    (ack_env, ack), (reply_env, reply) = by_subject["rina@example.test"]
+    for envelope, sent in ((ack_env, ack), (reply_env, reply)):
+        assert sent["From"] == "Billing team <billing@desk.test>"
+        assert sent["Reply-To"] == "billing@desk.test"
+        assert envelope.mail_from == "billing@desk.test"
+        assert sent["Message-ID"].endswith("@desk.test>")
+    assert "Answer on Refund please" in text_of(reply)
+    # Sales: its own address, its own SMTP server, the desk's name (it set none).
+    assert [sent["From"] for _, sent in own_smtp.mails] == ["Desk Support <deals@desk.test>"] * 2
+    assert all(sent["To"] == "sam@example.test" for _, sent in own_smtp.mails)
+    # A ticket from the web form is answered as the desk.
+    web_mails = by_subject["wes@example.test"]
+    assert {sent["From"] for _, sent in web_mails} == {"Desk Support <help@desk.test>"}
+    assert all(sent["To"] != "sam@example.test" for _, sent in desk_smtp.mails)

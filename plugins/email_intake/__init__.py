@@ -124,9 +124,9 @@ def contact_channels(language: str) -> list[ContactOption]:
 
 @hookimpl
 def register_models() -> list[type]:
-    from .mailboxes import Mailbox, MailboxTicket
+    from .mailboxes import Mailbox, MailboxArrival
 
-    return [Mailbox, MailboxTicket]
+    return [Mailbox, MailboxArrival]
 
 
 @hookimpl

@@ -49,21 +49,8 @@ from imapclient.imapclient import DELETED, SEEN
 from core.settings import Setting, as_int, as_seconds, as_str
 from core.state import loket
 
-from .mailboxes import (
-    Mailbox,
-    release_lease,
-    remember_tickets,
-    take_lease,
-)
-from .mailboxes import (
-    record_error as _record_error,
-)
-from .mailboxes import (
-    record_progress as _record_progress,
-)
-from .mailboxes import (
-    record_success as _record_success,
-)
+from . import mailboxes
+from .mailboxes import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +216,7 @@ class Fetcher:
 
     def _take(self) -> bool:
         with _db():
-            taken = take_lease(self.mailbox_id, self.owner, self.opts.lease_seconds)
+            taken = mailboxes.take_lease(self.mailbox_id, self.owner, self.opts.lease_seconds)
         if taken:
             self._renewed = time.monotonic()
         return taken
@@ -242,7 +229,7 @@ class Fetcher:
 
     def _release(self) -> None:
         with contextlib.suppress(Exception), _db():
-            release_lease(self.mailbox_id, self.owner)
+            mailboxes.release_lease(self.mailbox_id, self.owner)
 
     def _load(self) -> Mailbox | None:
         with _db():
@@ -300,7 +287,7 @@ class Fetcher:
                 highest = max(highest, max(done))
                 if not fresh:
                     with _db():
-                        _record_progress(box.id, self.owner, highest, len(done))
+                        mailboxes.record_progress(box.id, self.owner, highest, len(done))
                 self._report(box, result.stored, len(uids))
             if len(done) < len(chunk):
                 raise IngestStopped(f"ingest could not store the message with UID "
@@ -315,7 +302,7 @@ class Fetcher:
             state = {"uidvalidity": uidvalidity, "last_uid": max(highest, uidnext - 1, 0),
                      "fetched": Mailbox.fetched + result.stored}
         with _db():
-            _record_success(box.id, self.owner, **state)
+            mailboxes.record_success(box.id, self.owner, **state)
         return result
 
     def _report(self, box: Mailbox, done: int, found: int) -> None:
@@ -348,8 +335,9 @@ class Fetcher:
         ingest = self._ingest or _ingest_raw
         fetched = client.fetch(uid_set(chunk), ["BODY.PEEK[]"])
         done: list[int] = []
-        tickets: set[int] = set()
         with _db():
+            mailboxes.note_arrivals(box.id, [data.get(b"BODY[]") or b""
+                                             for data in fetched.values()])
             for uid in chunk:
                 data = fetched.get(uid)
                 if data is None:  # expunged between the search and the fetch
@@ -370,9 +358,6 @@ class Fetcher:
                 done.append(uid)
                 outcomes = result.outcomes if result.outcomes is not None else {}
                 outcomes[outcome.outcome] = outcomes.get(outcome.outcome, 0) + 1
-                if outcome.ticket_number:
-                    tickets.add(outcome.ticket_number)
-            remember_tickets(box.id, tickets)
         if done:
             self._after_ingest(client, box, done)
             result.stored += len(done)
@@ -396,7 +381,7 @@ class Fetcher:
 
     def _record_error(self, exc: BaseException) -> None:
         with contextlib.suppress(Exception), _db():
-            _record_error(self.mailbox_id, describe_error(exc))
+            mailboxes.record_error(self.mailbox_id, describe_error(exc))
 
     # -- for as long as it runs ---------------------------------------------------------
 

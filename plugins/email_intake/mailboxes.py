@@ -3,8 +3,8 @@
 One row per mailbox. Its IMAP and SMTP passwords are stored encrypted (``crypto``);
 the fetch state (UIDVALIDITY, last UID, last success, last error, failures) is
 written by the fetcher, and the lease columns make sure only one worker process
-reads a mailbox at a time. ``MailboxTicket`` remembers which mailbox a ticket came
-in through, so that replies go out under that mailbox's name and address.
+reads a mailbox at a time. ``MailboxArrival`` remembers which mailbox each mail came
+through, so that replies go out under that mailbox's name and address.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import peewee as pw
 
-from core.models import BaseModel, Category, Department, Ticket, utcnow
+from core.models import AuthorKind, BaseModel, Category, Department, Message, utcnow
+from core.raw import digest as raw_digest
 from core.state import loket
 
 from . import crypto
@@ -80,14 +81,22 @@ class Mailbox(BaseModel):
         self.smtp_password = crypto.encrypt(credentials_key(), plaintext)
 
 
-class MailboxTicket(BaseModel):
-    """The mailbox a ticket's mail first came in through (one per ticket)."""
+class MailboxArrival(BaseModel):
+    """A raw mail read from a mailbox, by the SHA-256 its original is kept under.
 
-    ticket = pw.ForeignKeyField(Ticket, unique=True, on_delete="CASCADE")
+    Written before the mail is ingested (one statement per batch), so the mailbox is
+    known the moment the ticket exists: an acknowledgement sent right after the commit
+    already goes out as that mailbox. A message finds it through its ``raw_path``
+    (see ``core.raw.digest``).
+    """
+
+    raw_sha256 = pw.CharField(max_length=64)
     mailbox = pw.ForeignKeyField(Mailbox, on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
-        table_name = "email_mailbox_ticket"
+        table_name = "email_mailbox_arrival"
+        indexes = ((("raw_sha256", "mailbox"), True),)
 
 
 def credentials_key() -> str:
@@ -95,12 +104,26 @@ def credentials_key() -> str:
     return config.plugin("email_intake")["credentials_key"] or config["secret_key"]
 
 
-def remember_tickets(mailbox_id: int, ticket_numbers: set[int]) -> None:
-    """Link tickets to the mailbox their mail came through; a ticket keeps its first mailbox."""
-    if not ticket_numbers:
-        return
-    rows = [{"ticket": number, "mailbox": mailbox_id} for number in sorted(ticket_numbers)]
-    MailboxTicket.insert_many(rows).on_conflict_ignore().execute()
+def note_arrivals(mailbox_id: int, raws: list[bytes]) -> None:
+    """Remember that these originals came through this mailbox (before they are ingested)."""
+    rows = [{"raw_sha256": sha, "mailbox": mailbox_id}
+            for sha in sorted({raw_digest(raw) for raw in raws})]
+    if rows:
+        MailboxArrival.insert_many(rows).on_conflict_ignore().execute()
+
+
+def mailbox_of_ticket(ticket_id: int) -> Mailbox | None:
+    """The mailbox the ticket's first mail from the customer came through, if any."""
+    first = (Message.select(Message.raw_path)
+             .where((Message.ticket == ticket_id) & (Message.channel == "email")
+                    & (Message.author_kind == AuthorKind.CONTACT) & (Message.raw_path != ""))
+             .order_by(Message.id).first())
+    if first is None:
+        return None
+    arrival = (MailboxArrival.select(MailboxArrival, Mailbox).join(Mailbox)
+               .where(MailboxArrival.raw_sha256 == first.raw_path)
+               .order_by(MailboxArrival.id).first())
+    return arrival.mailbox if arrival is not None else None
 
 
 @dataclass(frozen=True)
@@ -115,11 +138,9 @@ class SendingIdentity:
 def sending_identity(ticket_id: int, settings: dict[str, Any]) -> SendingIdentity:
     """The desk's identity, or that of the mailbox the ticket came in through."""
     default = SendingIdentity(settings["from_name"], settings["address"], {})
-    link = (MailboxTicket.select(MailboxTicket, Mailbox).join(Mailbox)
-            .where(MailboxTicket.ticket == ticket_id).first())
-    if link is None:
+    box = mailbox_of_ticket(ticket_id)
+    if box is None:
         return default
-    box = link.mailbox
     smtp: dict[str, Any] = {}
     if box.smtp_host:
         smtp = {"smtp_host": box.smtp_host, "smtp_port": box.smtp_port,

@@ -1,4 +1,4 @@
-"""Mailboxes read over IMAP, and which mailbox each mail-born ticket came through."""
+"""Mailboxes read over IMAP, and which mailbox each mail read came through."""
 from peewee import *
 
 
@@ -12,11 +12,6 @@ def up(migrator, db):
         class Meta:
             database = db
             table_name = "department"
-
-    class Ticket(Model):
-        class Meta:
-            database = db
-            table_name = "ticket"
 
     class Mailbox(Model):
         name = CharField(max_length=100, unique=True)
@@ -55,17 +50,19 @@ def up(migrator, db):
             database = db
             table_name = "email_mailbox"
 
-    class MailboxTicket(Model):
-        ticket = ForeignKeyField(Ticket, unique=True, on_delete="CASCADE")
+    class MailboxArrival(Model):
+        raw_sha256 = CharField(max_length=64)
         mailbox = ForeignKeyField(Mailbox, on_delete="CASCADE")
+        created_at = DateTimeField()
 
         class Meta:
             database = db
-            table_name = "email_mailbox_ticket"
+            table_name = "email_mailbox_arrival"
+            indexes = ((("raw_sha256", "mailbox"), True),)
 
-    db.create_tables([Mailbox, MailboxTicket])
+    db.create_tables([Mailbox, MailboxArrival])
 
 
 def down(migrator, db):
-    migrator.migrate(migrator.drop_table("email_mailbox_ticket"),
+    migrator.migrate(migrator.drop_table("email_mailbox_arrival"),
                      migrator.drop_table("email_mailbox"))
