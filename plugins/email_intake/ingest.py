@@ -9,10 +9,10 @@ interface is the contract both sides code against.
 from __future__ import annotations
 
 import email
-import email.policy
 import hashlib
 import logging
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.utils import parseaddr
 from typing import Any
 
@@ -33,22 +33,25 @@ class Ingested:
 
 
 def _header(mail: Any, name: str) -> str:
+    value = mail.get(name)
+    if value is None:
+        return ""
     try:
-        return str(mail.get(name, "") or "").strip()
-    except Exception:  # a header the strict parser refuses: read it raw
-        return str(mail.get_all(name, [""])[0] if hasattr(mail, "get_all") else "")
+        return str(make_header(decode_header(str(value)))).strip()
+    except Exception:  # an encoded word the decoder refuses: keep it as it came
+        return str(value).strip()
 
 
 def _text(mail: Any) -> str:
-    try:
-        body = mail.get_body(preferencelist=("plain", "html"))
-        return body.get_content() if body is not None else ""
-    except Exception:
-        return ""
+    for part in mail.walk():
+        if part.get_content_type() in ("text/plain", "text/html") and not part.is_multipart():
+            payload = part.get_payload(decode=True) or b""
+            return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    return ""
 
 
 def ingest_raw(raw: bytes, *, via: str, mailbox: Any = None) -> Ingested:
-    mail = email.message_from_bytes(raw, policy=email.policy.default)
+    mail = email.message_from_bytes(raw)  # compat32: lenient, and quick
     name, address = parseaddr(_header(mail, "From"))
     message_id = _header(mail, "Message-ID") or f"<sha256-{hashlib.sha256(raw).hexdigest()}>"
     reply_to = _header(mail, "In-Reply-To")
