@@ -645,3 +645,69 @@ def test_replies_go_out_as_the_mailbox_the_ticket_came_in_through(
     web_mails = by_subject["wes@example.test"]
     assert {sent["From"] for _, sent in web_mails} == {"Desk Support <help@desk.test>"}
     assert all(sent["To"] != "sam@example.test" for _, sent in desk_smtp.mails)
+
+
+# -- Real worker processes ---------------------------------------------------------------------
+
+
+def test_two_loket_workers_read_a_mailbox_once_and_one_takes_over_from_a_killed_one(
+        make_app: Any, dovecot: Dovecot, db_url: str, tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.processes import desk_env
+
+    app = make_app(plugins=["email_intake"], **settings_for(dovecot))
+    state = app.extensions["loket"]
+    with app.app_context(), db.connection():
+        box = add_mailbox(dovecot)
+    env = desk_env(state, db_url, LOKET_PLUGINS="email_intake", LOKET_JOBS="sqlite",
+                   LOKET_EMAIL_INTAKE_IMAP_CA_FILE=str(dovecot.cert),
+                   LOKET_EMAIL_INTAKE_IMAP_LEASE_SECONDS="3",
+                   LOKET_EMAIL_INTAKE_IMAP_TIMEOUT="5")
+    loket = str(Path(sys.executable).parent / "loket")
+    logs = [tmp_path / f"worker-{n}.log" for n in (1, 2)]
+    workers = []
+    for log in logs:
+        with log.open("wb") as out:
+            workers.append(subprocess.Popen(
+                [loket, "worker", "--workers", "1", "--no-periodic"], env=env,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+
+    def holder() -> str | None:
+        with app.app_context(), db.connection():
+            return fresh(box).lease_owner
+
+    def subjects() -> list[str]:
+        with app.app_context(), db.connection():
+            return sorted(t.subject for t in Ticket.select())
+
+    try:
+        owner = wait_for(holder, 60, what=f"a worker to read the mailbox: "
+                                          f"{[log.read_text()[-1500:] for log in logs]}")
+        for n in range(5):
+            dovecot.append(mail(n))
+        wait_for(lambda: len(subjects()) == 5, 30, what="five tickets")
+        pid = int(owner.split(":")[1])
+        assert pid in [w.pid for w in workers]
+        killed = next(w for w in workers if w.pid == pid)
+        os.killpg(killed.pid, signal.SIGKILL)  # no goodbye: its lease must run out
+        killed.wait(10)
+        dovecot.append(mail(9, subject="After the takeover"))
+        wait_for(lambda: "After the takeover" in subjects(), 60, what="the other worker")
+        new_owner = wait_for(holder, 10)
+        assert int(new_owner.split(":")[1]) != pid
+        with app.app_context(), db.connection():
+            assert Message.select().count() == 6  # each mail once, whoever read it
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                try:
+                    worker.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(worker.pid, signal.SIGKILL)
+                    worker.wait()
