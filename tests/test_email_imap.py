@@ -420,6 +420,19 @@ def test_passwords_are_stored_encrypted(imap_app: Any, dovecot: Dovecot) -> None
         decrypt("another desk's key", stored)
 
 
+def test_a_cut_original_still_names_its_mailbox(make_app: Any, dovecot: Dovecot) -> None:
+    """core.raw.digest hashes what core.raw.keep keeps, so a long mail finds its mailbox too."""
+    app = make_app(plugins=["email_intake"], raw_max_bytes=300, **settings_for(dovecot))
+    with app.app_context(), db.connection():
+        box = add_mailbox(dovecot)
+        long_mail = mail(1) + b"x" * 2000 + b"\r\n"
+        dovecot.append(long_mail)
+        Fetcher(box.id).fetch_once()
+        message = Message.get()
+        assert message.raw_size == len(long_mail) and "truncated" in message.raw_type
+        assert mailbox_of_ticket(message.ticket_id).id == box.id
+
+
 def test_settings_keep_idle_within_rfc_2177(make_app: Any) -> None:
     from core.config import ConfigError
 
