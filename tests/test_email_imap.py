@@ -724,3 +724,48 @@ def test_two_loket_workers_read_a_mailbox_once_and_one_takes_over_from_a_killed_
                 except subprocess.TimeoutExpired:
                     os.killpg(worker.pid, signal.SIGKILL)
                     worker.wait()
+
+
+def test_loket_email_fetch_keeps_reading_until_stopped(make_app: Any, dovecot: Dovecot,
+                                                       db_url: str, tmp_path: Any) -> None:
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.processes import desk_env
+
+    app = make_app(plugins=["email_intake"], **settings_for(dovecot))
+    with app.app_context(), db.connection():
+        box = add_mailbox(dovecot)
+    env = desk_env(app.extensions["loket"], db_url, LOKET_PLUGINS="email_intake",
+                   LOKET_EMAIL_INTAKE_IMAP_CA_FILE=str(dovecot.cert))
+    loket = str(Path(sys.executable).parent / "loket")
+    listed = subprocess.run([loket, "email", "mailboxes"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "billing <billing@desk.test> enabled" in listed.stdout
+    assert "not read yet" in listed.stdout
+    log = tmp_path / "fetch.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([loket, "email", "fetch", "--mailbox", "billing"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def read_once() -> Any:
+            with app.app_context(), db.connection():
+                return fresh(box).last_success_at
+
+        wait_for(read_once, 60, what=f"the first pass: {log.read_text()}")
+        dovecot.append(mail(1, subject="Read by the command"))
+        with app.app_context(), db.connection():
+            wait_for(lambda: tickets_with("Read by the command"), 30, what="the command")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Reading billing; Ctrl-C stops." in log.read_text()
+    assert "billing: 1/1 stored" in log.read_text()
+    with app.app_context(), db.connection():
+        assert fresh(box).lease_owner is None  # given up on the way out
