@@ -77,6 +77,11 @@ def query(cli_env: dict[str, str]) -> Any:
 
 # The core unit's scripts, as `loket db status` names them (each branch may add some).
 CORE_MIGRATIONS = sorted(p.stem for p in (REPO / "core" / "migrations").glob("0*.py"))
+# A fresh desk's pending scripts: core's, then each default plugin's, in the order enabled.
+PENDING = [f"core: {name}" for name in CORE_MIGRATIONS] + [
+    f"{plugin}: {path.stem}"
+    for plugin in ("email_intake", "billing_desk", "social", "livechat")
+    for path in sorted((REPO / "plugins" / plugin / "migrations").glob("0*.py"))]
 
 
 def test_db_upgrade_then_status(cli_env: dict[str, str]) -> None:
@@ -87,7 +92,9 @@ def test_db_upgrade_then_status(cli_env: dict[str, str]) -> None:
 
     first = ok("db", "upgrade").output
     assert "core: applied 0001_initial" in first
-    assert f"{count} migration(s) applied." in first
+    assert first.count("core: applied ") == count
+    # Enabled plugins' scripts run in the same upgrade.
+    assert f"{len(PENDING)} migration(s) applied." in first
 
     assert "Database is up to date." in ok("db", "upgrade").output
     assert f"core: {count} applied, 0 pending" in ok("db", "status").output
@@ -266,8 +273,7 @@ def test_check_masks_passwords_in_urls(desk_db: dict[str, str],
 def test_check_reports_pending_migrations(cli_env: dict[str, str]) -> None:
     result = loket("check")
     assert result.exit_code == 1
-    pending = ", ".join(f"core: {name}" for name in CORE_MIGRATIONS)
-    assert f"FAIL  migrations: {len(CORE_MIGRATIONS)} pending ({pending})" in result.output
+    assert f"FAIL  migrations: {len(PENDING)} pending ({', '.join(PENDING)})" in result.output
 
 
 @pytest.mark.parametrize("variable, value, expected", [
@@ -305,8 +311,7 @@ def test_serve_refuses_with_pending_migrations(cli_env: dict[str, str],
     monkeypatch.setattr(subprocess, "Popen", no_process)
     result = loket("serve")
     assert result.exit_code == 1
-    pending = ", ".join(f"core: {name}" for name in CORE_MIGRATIONS)
-    assert f"{len(CORE_MIGRATIONS)} migration(s) pending ({pending})" in result.stderr
+    assert f"{len(PENDING)} migration(s) pending ({', '.join(PENDING)})" in result.stderr
     assert "loket db upgrade" in result.stderr
 
 
