@@ -6,6 +6,7 @@ console serves it, as a download or as escaped text, never with its own type.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +34,23 @@ def raw_storage() -> Storage:
     return Storage(Path(loket().config["attachments_path"]) / "raw")
 
 
+def _kept_bytes(data: bytes) -> bytes:
+    limit = loket().config["raw_max_bytes"]
+    return data[:limit] if limit else data
+
+
+def digest(data: bytes) -> str:
+    """The SHA-256 that ``keep`` will store these bytes under (``Message.raw_path``).
+
+    Lets a channel note where an original came from before the message is stored
+    (the mailbox a mail was read from), and find that note from the message later.
+    """
+    return hashlib.sha256(_kept_bytes(data)).hexdigest()
+
+
 def keep(raw: RawOriginal) -> KeptRaw:
     """Write the original to private storage, cut at ``raw_max_bytes`` (and marked so)."""
-    limit = loket().config["raw_max_bytes"]
-    data = raw.data[:limit] if limit else raw.data
+    data = _kept_bytes(raw.data)
     sha = raw_storage().put(data)
     content_type = (raw.content_type or "application/octet-stream")[:100]
     return KeptRaw(sha, len(raw.data), content_type, len(data) < len(raw.data))

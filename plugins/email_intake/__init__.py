@@ -1,8 +1,9 @@
 """Email channel: the support address on the help center, mail in and mail out.
 
-Mail comes in through the MTA pipe (``loket email ingest``), the HTTP endpoint
-(``POST /email/inbound``) and IMAP mailboxes, all through ``ingest.ingest_raw``;
-replies and notifications go out through the outbox over SMTP.
+Mail comes in through IMAP mailboxes (read by ``loket worker``, set up in the console),
+the MTA pipe (``loket email ingest``) and the HTTP endpoint (``POST /email/inbound``),
+all through ``ingest.ingest_raw``; replies and notifications go out through the outbox
+over SMTP, as the mailbox a ticket came in through.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def _port(value: object) -> int:
     return port
 
 
+def imap_settings() -> list[Setting]:
+    from .imap import settings
+
+    return settings()
+
+
 def _security(value: object) -> str:
     from .outbound import SECURITY
 
@@ -65,6 +72,7 @@ def plugin_settings() -> list[Setting]:
         Setting("smtp_password", "", _text, "SMTP password.", secret=True),
         Setting("smtp_timeout", 20.0, as_seconds, "Seconds to wait for the SMTP server."),
         *_inbound_settings(),
+        *imap_settings(),
     ]
 
 
@@ -92,8 +100,9 @@ def _inbound_settings() -> list[Setting]:
 @hookimpl
 def register_models() -> list[type]:
     from .failed import FailedMail
+    from .mailboxes import Mailbox, MailboxArrival
 
-    return [FailedMail]
+    return [FailedMail, Mailbox, MailboxArrival]
 
 
 @hookimpl
@@ -111,15 +120,20 @@ def register_blueprints(app: Any) -> list[Any]:
 @hookimpl
 def register_commands() -> list[Any]:
     from .cli import email_group
+    from .mailbox_cli import add_mailbox_commands
 
+    add_mailbox_commands(email_group)  # `loket email mailboxes` and `loket email fetch`
     return [email_group]
 
 
 @hookimpl
 def register_admin_views(admin: Any) -> list[Any]:
+    from .admin_views import MailboxView
     from .failed_admin import FailedMailView
+    from .mailboxes import Mailbox
 
-    return [FailedMailView(name="Failed mail", endpoint="failed_mail", category="Email")]
+    return [MailboxView(Mailbox, name="Mailboxes", category="Set-up", endpoint="mailbox"),
+            FailedMailView(name="Failed mail", endpoint="failed_mail", category="Email")]
 
 
 @hookimpl
@@ -175,3 +189,15 @@ def contact_channels(language: str) -> list[ContactOption]:
         return []
     return [ContactOption(kind="email", label=_("Email us"), url=f"mailto:{address}",
                           description=address, order=30)]
+
+
+# -- Mailboxes read over IMAP (imap.py, mailboxes.py, admin_views.py, mailbox_cli.py) ----
+
+
+@hookimpl
+def register_jobs(jobs: Any) -> None:
+    from .imap import RELAY, supervise
+
+    # Every worker looks for enabled mailboxes every few seconds and reads each in a
+    # thread of its own; a mailbox's lease lets only one worker read it at a time.
+    jobs.relay(supervise, name=RELAY, threads=1, idle_seconds=5.0)

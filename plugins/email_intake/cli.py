@@ -13,7 +13,7 @@ EX_TEMPFAIL = 75  # not stored: the MTA keeps the mail and tries again
 
 @click.group("email")
 def email_group() -> None:
-    """Mail in: the MTA pipe."""
+    """Mail in: the MTA pipe (ingest) and IMAP mailboxes (mailboxes, fetch)."""
 
 
 @email_group.command("ingest")

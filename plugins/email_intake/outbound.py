@@ -120,6 +120,12 @@ def send(settings: dict[str, Any], mail: EmailMessage) -> None:
 
 def deliver(settings: dict[str, Any], ticket: Any, message: Message, recipient: str,
             idempotency_key: str, tracking_url: str, storage: Storage) -> DeliveryResult:
+    from .mailboxes import sending_identity
+
+    # A ticket that came in through a mailbox is answered as that mailbox (billing as billing).
+    identity = sending_identity(ticket.id, settings)
+    settings = {**settings, "from_name": identity.from_name, "address": identity.address,
+                **identity.smtp}
     mail = build(settings, ticket, message, recipient, idempotency_key, tracking_url, storage)
     send(settings, mail)
     return DeliveryResult(state="sent", external_id=mail["Message-ID"])
