@@ -159,8 +159,6 @@ def _close(client: IMAPClient) -> None:
 
 def describe_error(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, bytes):  # pragma: no cover - imaplib errors carry str
-        text = exc.decode(errors="replace")
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
