@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -649,7 +650,8 @@ def test_replies_go_out_as_the_mailbox_the_ticket_came_in_through(
     (ack_env, ack), (reply_env, reply) = by_subject["rina@example.test"]
     for envelope, sent in ((ack_env, ack), (reply_env, reply)):
         assert sent["From"] == "Billing team <billing@desk.test>"
-        assert sent["Reply-To"] == "billing@desk.test"
+        # Replies come back to this ticket: the mailbox's address, plus the ticket's tag.
+        assert re.fullmatch(r"billing\+t\d+-\w+@desk\.test", sent["Reply-To"])
         assert envelope.mail_from == "billing@desk.test"
         assert sent["Message-ID"].endswith("@desk.test>")
     assert "Answer on Refund please" in text_of(reply)
