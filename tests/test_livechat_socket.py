@@ -197,3 +197,17 @@ def test_idle_sockets_are_closed_and_one_address_holds_only_so_many(
         Visitor(process.url).close()  # the address has room again
     finally:
         process.stop()
+
+
+def test_the_visitor_address_behind_trusted_proxies_is_the_one_they_wrote() -> None:
+    from plugins.livechat.server import client_address
+
+    remote = ("10.0.0.5", 41000)  # the reverse proxy
+    # No trusted proxy: what the client claims is never believed.
+    assert client_address(remote, "203.0.113.9", 0) == "10.0.0.5"
+    # One proxy: the last entry is the one it wrote; earlier ones may be forged.
+    assert client_address(remote, "198.51.100.1, 203.0.113.9", 1) == "203.0.113.9"
+    assert client_address(remote, "198.51.100.1, 203.0.113.9, 10.0.0.9", 2) == "203.0.113.9"
+    # A request that bypassed the proxies (too few entries) counts as the connecting address.
+    assert client_address(remote, "203.0.113.9", 2) == "10.0.0.5"
+    assert client_address(remote, None, 1) == "10.0.0.5"

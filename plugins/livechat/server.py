@@ -94,6 +94,7 @@ class ChatServer:
         with app.app_context():
             state = loket()
             self.settings = dict(state.config.plugin("livechat"))
+            self.proxies = state.config["trusted_proxies"]
             self.redis_url = state.config["redis_url"]
             self.public_url = state.config["public_url"]
             self.database = state.database
@@ -195,13 +196,13 @@ class ChatServer:
         origin = request.headers.get("Origin")
         if origin is not None and _origin(origin) not in self.origins:
             return connection.respond(403, "This site may not embed the chat.\n")
-        address = _address(connection)
+        address = _address(connection, request, self.proxies)
         if self.per_address[address] >= self.settings["connections_per_address"]:
             return connection.respond(429, "Too many chat connections from this address.\n")
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
-        address = _address(ws)
+        address = _address(ws, ws.request, self.proxies)
         self.per_address[address] += 1
         try:
             await self._converse(ws, address)
@@ -384,9 +385,24 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _address(connection: ServerConnection) -> str:
-    remote = connection.remote_address
+def client_address(remote: Any, forwarded_for: str | None, proxies: int) -> str:
+    """The visitor's address, as the web side reads it (``LOKET_TRUSTED_PROXIES``).
+
+    With no trusted proxy it is the connecting address. Behind ``proxies`` reverse
+    proxies it is the entry the outermost of them wrote in X-Forwarded-For; entries
+    before it come from the client and may be forged. A header with fewer entries than
+    proxies (a request that bypassed them) counts as the connecting address.
+    """
+    if proxies and forwarded_for:
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies]
     return str(remote[0]) if remote else "?"
+
+
+def _address(connection: ServerConnection, request: Request | None, proxies: int) -> str:
+    forwarded = request.headers.get("X-Forwarded-For") if request is not None else None
+    return client_address(connection.remote_address, forwarded, proxies)
 
 
 def _parse(frame: Any) -> dict[str, Any] | None:
