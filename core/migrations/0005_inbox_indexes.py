@@ -38,11 +38,16 @@ SEARCHED = (
     ("contact_fts", "contact", ("name", "email")),
 )
 
+# The same runs of letters and digits SQLite's unicode61 tokenizer makes; the text of each
+# expression is the one core/services/search.py writes, or PostgreSQL cannot use the index.
 PG_SEARCH = (
-    ("ticket_subject_search", "ticket", "to_tsvector('simple', subject)"),
-    ("message_text_search", "message", "to_tsvector('simple', body_text)"),
+    ("ticket_subject_search", "ticket",
+     "to_tsvector('simple', regexp_replace(subject, '[^[:alnum:]]+', ' ', 'g'))"),
+    ("message_text_search", "message",
+     "to_tsvector('simple', regexp_replace(body_text, '[^[:alnum:]]+', ' ', 'g'))"),
     ("contact_search", "contact",
-     "to_tsvector('simple', coalesce(name, '') || ' ' || coalesce(email, ''))"),
+     "to_tsvector('simple', regexp_replace(coalesce(name, '') || ' ' || "
+     "coalesce(email, ''), '[^[:alnum:]]+', ' ', 'g'))"),
 )
 
 
