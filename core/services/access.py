@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from peewee import JOIN, SQL, Expression, ModelSelect, NodeList, Tuple
+from peewee import JOIN, SQL, Expression, ModelSelect, NodeList, Tuple, Value
 
 from .. import db
 from ..i18n import _l
@@ -239,9 +239,12 @@ def overdue(now: dt.datetime) -> Expression:
 
 
 def tagged(tag: str) -> Expression:
-    # Tags are a JSON list stored as text: match the quoted tag.
+    """Tickets carrying this tag (stored lower-cased, as a JSON list in text)."""
     needle = json.dumps(tag.strip().lower(), ensure_ascii=False)
-    return Ticket.tags.contains(needle)
+    escaped = needle.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    # The pattern is text, not a list: kept from the column's JSON conversion.
+    return NodeList((Ticket.tags, SQL("LIKE"), Value(f"%{escaped}%", converter=False),
+                     SQL("ESCAPE '!'")))
 
 
 @dataclass

@@ -4,7 +4,8 @@ One function serves the console's search box and the API's ``q``. A search word 
 its runs of letters and digits ("sari@example.com" is sari, example, com) and matches a
 ticket when those runs follow each other in one of its fields, the last one as a prefix
 ("sari@exa" finds sari@example.com, "INV-12" finds INV-1234567). A word of digits also
-finds the ticket with that number. A word with no letters or digits matches nothing.
+finds the ticket with that number; "#" and digits ("#1234") finds only that ticket. A word
+with no letters or digits matches nothing.
 
 The indexes are the migration's (``core/migrations/0005_inbox_indexes.py``): on SQLite,
 FTS5 tables over ``ticket.subject``, ``message.body_text`` and ``contact.name``/``email``
@@ -83,6 +84,9 @@ def matching_tickets(word: str) -> SQL | None:
 
 def search_clause(word: str) -> Expression:
     """A WHERE clause on tickets: this word matches the ticket (see the module's rules)."""
+    number = word[1:]
+    if word.startswith("#") and number.isascii() and number.isdigit():
+        return Ticket.id == (int(number) if len(number) < 10 else 0)
     found = matching_tickets(word)
     if found is None:
         return Ticket.id < 0
