@@ -11,7 +11,7 @@ from peewee import SQL, NodeList, fn
 
 from core import db
 from core.models import Department, Status, Ticket, utcnow
-from core.services.access import ticket_scope
+from core.services.access import active, ticket_scope
 from core.state import loket
 
 from . import charts
@@ -120,6 +120,19 @@ def top_categories(now: dt.datetime) -> list[tuple[str, list[int]]]:
     return [(names.get(k, "(no category)"), v) for k, v in ranked]
 
 
+def open_by_status() -> dict[str, int]:
+    return dict(_scoped(Ticket.select(Ticket.status, fn.COUNT(Ticket.id))
+                        .where(active()).group_by(Ticket.status)).tuples())
+
+
+def open_by_department() -> list[tuple[str, list[int]]]:
+    counts = _scoped(Ticket.select(Ticket.department, fn.COUNT(Ticket.id))
+                     .where(active()).group_by(Ticket.department)).tuples()
+    names = {d.id: d.name for d in Department.select(Department.id, Department.name)}
+    return sorted(((names.get(k, "(no department)"), [n]) for k, n in counts),
+                  key=lambda r: -r[1][0])
+
+
 class DashboardView(SecuredIndexView):
     """Charts drawn on the server as inline SVG, scoped to what the viewer may see."""
 
@@ -132,15 +145,8 @@ class DashboardView(SecuredIndexView):
         short = [d[5:] for d in days]
         opened = per_day_by_channel(Ticket.created_at, since, days)
         resolved = per_day_by_channel(Ticket.resolved_at, since, days)
-        by_status = dict(_scoped(Ticket.select(Ticket.status, fn.COUNT(Ticket.id))
-                                 .where(Ticket.status.in_(Status.ACTIVE))
-                                 .group_by(Ticket.status)).tuples())
-        by_department_ids = _scoped(Ticket.select(Ticket.department, fn.COUNT(Ticket.id))
-                                    .where(Ticket.status.in_(Status.ACTIVE))
-                                    .group_by(Ticket.department)).tuples()
-        names = {d.id: d.name for d in Department.select(Department.id, Department.name)}
-        by_department = sorted(((names.get(k, "(no department)"), [n])
-                                for k, n in by_department_ids), key=lambda r: -r[1][0])
+        by_status = open_by_status()
+        by_department = open_by_department()
         response = first_response_stats(since)
         return self.render(
             "loket_admin/dashboard.html",

@@ -8,8 +8,8 @@ The database is migrated first (``loket db upgrade``: every index and search tab
 in production, so the seeding pays what production pays). Then, on top of whatever is there:
 eight departments, three user types with eight categories each, 40 agents in one or two
 departments, two admins, one contact per three tickets, and the tickets: two messages each
-(the customer's question, then an agent's answer or the customer's follow-up), 40% active
-, the rest resolved or closed, all opened over the past year, spread over channels,
+(the customer's question, then an agent's answer or the customer's follow-up), 40% active,
+the rest resolved or closed, all opened over the past year, spread over channels,
 categories, priorities, tags, agents and dates. Rows go in by ``executemany`` (SQLite) or
 ``COPY`` (PostgreSQL), one transaction per batch, with progress on stderr; from 50,000
 tickets on, the secondary indexes are dropped first and built again at the end (the usual
