@@ -28,7 +28,7 @@ sys.path.insert(0, str(BENCH))
 from seed import default_out  # noqa: E402
 
 
-def timed(work: Callable[[], Any], runs: int) -> tuple[float, float, float]:
+def timed(work: Callable[[], Any], runs: int, name: str = "") -> tuple[float, float, float]:
     """(p50, p99) wall milliseconds, and the median CPU milliseconds of this process.
 
     On a shared, overloaded host the wall time is mostly waiting for a core; the CPU time
@@ -43,8 +43,10 @@ def timed(work: Callable[[], Any], runs: int) -> tuple[float, float, float]:
         spent.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - used) * 1000)
     spent.sort()
-    return (statistics.median(spent), spent[min(len(spent) - 1, int(len(spent) * 0.99))],
-            statistics.median(cpu))
+    found = (statistics.median(spent), spent[min(len(spent) - 1, int(len(spent) * 0.99))],
+             statistics.median(cpu))
+    print(f"{name:48}{found[0]:>9.1f}{found[1]:>9.1f}{found[2]:>9.1f}", flush=True)
+    return found
 
 
 def main() -> int:
@@ -67,6 +69,7 @@ def main() -> int:
     results: dict[str, tuple[float, float, float]] = {}
     with app.test_request_context(), core_db.connection():
         total = Ticket.select().count()
+        print(f"{'query':48}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>9}")
         reference = Message.select(Message.body_text).where(
             Message.body_text.contains("Reference INV-")).order_by(Message.id.desc()).first()
         word = reference.body_text.split("Reference ", 1)[1].split(".")[0].lower()
@@ -90,12 +93,14 @@ def main() -> int:
                     first = access.inbox_page(query)
                     if first.next_cursor:  # and the page after it, by its cursor
                         access.inbox_page(query, cursor=access.decode_cursor(first.next_cursor))
-                results[f"{staff.role} {name}"] = timed(page, args.runs)
+                label = f"{staff.role} {name}"
+                results[label] = timed(page, args.runs, label)
             for sort in ("id", "due_at"):
                 def sorted_page(sort: str = sort, staff: Staff = staff) -> Any:
                     return access.inbox_page(access.inbox(staff).where(access.active()),
                                              sort=sort, descending=sort == "id")
-                results[f"{staff.role} sort {sort}"] = timed(sorted_page, args.runs)
+                label = f"{staff.role} sort {sort}"
+                results[label] = timed(sorted_page, args.runs, label)
             dashboard.current_staff = lambda staff=staff: staff
             since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=29)
             days = [(since + dt.timedelta(days=i)).date().isoformat() for i in range(30)]
@@ -105,12 +110,10 @@ def main() -> int:
                         dashboard.per_day_by_channel(Ticket.resolved_at, since, days),
                         dashboard.top_categories(since + dt.timedelta(days=29)),
                         dashboard.open_by_status(), dashboard.open_by_department())
-            results[f"{staff.role} dashboard figures"] = timed(figures, max(5, args.runs // 5))
+            label = f"{staff.role} dashboard figures"
+            results[label] = timed(figures, max(3, args.runs // 5), label)
     print(f"{args.database_url}: {total:,} tickets, {args.runs} runs each, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'query':48}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>9}")
-    for name, (p50, p99, cpu) in results.items():
-        print(f"{name:48}{p50:>9.1f}{p99:>9.1f}{cpu:>9.1f}")
     out = BENCH / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}-queries.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"database_url": args.database_url, "tickets": total,

@@ -279,6 +279,11 @@ def filter_inbox(query: ModelSelect, staff: Staff, wanted: InboxFilter) -> Model
         query = query.where(Ticket.channel == wanted.channel)
     if wanted.department_id is not None:
         query = query.where(Ticket.department == wanted.department_id)
+        if not staff.is_admin and wanted.department_id not in staff.department_ids():
+            # Outside their departments an agent sees only what is assigned to them. Saying
+            # so lets the assignee's index answer, not a walk through all that department's
+            # tickets that ends empty (0.7 s at a million on PostgreSQL).
+            query = query.where(Ticket.assignee == staff.id)
     if wanted.category_slug is not None:
         query = query.where(Ticket.category.in_(
             Category.select(Category.id).where(Category.slug == wanted.category_slug)))
