@@ -30,8 +30,10 @@ INDEXES = (
     ("ticket_status_updated_id", "status, updated_at, id", ""),
     ("ticket_department_updated", "department_id, updated_at, id", ""),
     ("ticket_assignee_updated", "assignee_id, updated_at, id", ""),
-    ("ticket_resolved", "resolved_at", "resolved_at IS NOT NULL"),
-    ("ticket_created_response", "created_at, first_response_at", ""),
+    # The dashboard's 30 days, covered: opened per day by channel, first responses, top
+    # categories; resolved per day by channel.
+    ("ticket_resolved", "resolved_at, channel", "resolved_at IS NOT NULL"),
+    ("ticket_created_response", "created_at, first_response_at, channel, category_id", ""),
 )
 
 # Indexes the ones above make redundant (each a prefix of a new one, or the same columns
