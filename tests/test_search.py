@@ -48,6 +48,7 @@ def test_words_match_by_their_letters_and_digits_as_word_prefixes(desk: Any) -> 
     assert found(desk, f"#{other.id}") == {other.id}
     assert found(desk, "\"payout\" OR * NEAR(") == set()  # no FTS syntax gets through
     assert found(desk, "payout OR") == set()
+    assert found(desk, "²") == set() and found(desk, "#²") == set()  # digits, but not numbers
 
 
 def test_messages_added_through_the_services_are_found(desk: Any) -> None:

@@ -56,7 +56,9 @@ def matching_tickets(word: str) -> SQL | None:
     if not parts:
         return None
     number = word.lstrip("#")
-    by_number = (" UNION ALL SELECT %s" if number.isdigit() and len(number) < 10 else "")
+    # ASCII digits only: "²".isdigit() is true, and int() refuses it.
+    by_number = (" UNION ALL SELECT %s"
+                 if number.isascii() and number.isdigit() and len(number) < 10 else "")
     params: list[object]
     if db.is_sqlite():
         query = _fts5_query(parts)
