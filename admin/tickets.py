@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import Response, abort, flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter
@@ -34,15 +33,22 @@ from core.numbers import parse_id
 from core.raw import read as read_raw
 from core.services import tickets as service
 from core.services.access import (
+    SORTS,
     UNASSIGNED,
     InboxFilter,
+    active,
     assignable_staff,
     assignee_clause,
     assignment_refusal,
     can_see,
+    decode_cursor,
     filter_inbox,
     inbox,
+    inbox_page,
+    overdue,
     search_clause,
+    tagged,
+    waiting_on_us,
 )
 from core.services.tickets import TEXT_MAX, Actor, ServiceError
 from core.state import loket
@@ -112,9 +118,7 @@ class TagFilter(BasePeeweeFilter):
         super().__init__(Ticket.tags, "Tag")
 
     def apply(self, query: Any, value: Any) -> Any:
-        # Tags are a JSON list stored as text: match the quoted tag.
-        needle = json.dumps(str(value).strip().lower(), ensure_ascii=False)
-        return query.where(Ticket.tags.contains(needle))
+        return query.where(tagged(str(value)))
 
     def operation(self) -> str:
         return "includes"
@@ -125,7 +129,7 @@ class OverdueFilter(BasePeeweeFilter):
         super().__init__(Ticket.due_at, "Overdue", options=[("yes", "yes"), ("no", "no")])
 
     def apply(self, query: Any, value: Any) -> Any:
-        late = (Ticket.due_at < utcnow()) & Ticket.status.in_(Status.ACTIVE)
+        late = overdue(utcnow())
         return query.where(late if value == "yes" else ~late | Ticket.due_at.is_null())
 
     def operation(self) -> str:
@@ -141,18 +145,10 @@ class OpenFilter(BasePeeweeFilter):
     def apply(self, query: Any, value: Any) -> Any:
         if value == "all":
             return query  # chosen to lift the inbox's default of active tickets only
-        statuses = Status.ACTIVE if value == "yes" else Status.DONE
-        return query.where(Ticket.status.in_(statuses))
+        return query.where(active() if value == "yes" else Ticket.status.in_(Status.DONE))
 
     def operation(self) -> str:
         return "is"
-
-
-def waiting_on_us() -> Any:
-    """The customer wrote last and no agent has answered since (or ever)."""
-    return Ticket.last_customer_message_at.is_null(False) & (
-        Ticket.last_agent_message_at.is_null()
-        | (Ticket.last_customer_message_at > Ticket.last_agent_message_at))
 
 
 class WaitingFilter(BasePeeweeFilter):
@@ -249,8 +245,10 @@ class TicketListView(SecuredModelView):
     column_list = ("id", "subject", "status", "priority", "channel", "category", "department",
                    "assignee", "contact", "updated_at", "due_at")
     column_labels = {"id": "Number", "updated_at": "Updated", "due_at": "Due"}
-    column_sortable_list = ("id", "subject", "status", "priority", "channel", "updated_at",
-                            "due_at")
+    # Each order has an index over the active tickets (see access.SORTS): a page is one
+    # index range. Sorting by the stored codes of status or priority gave an alphabetical
+    # order no agent wants; the filters pick those instead.
+    column_sortable_list = tuple(SORTS)
     column_default_sort = ("updated_at", True)
     column_formatters = {"id": _link_formatter, "subject": _subject_formatter,
                          "status": _label_formatter, "priority": _label_formatter,
@@ -314,14 +312,48 @@ class TicketListView(SecuredModelView):
 
     def get_list(self, page: Any, sort_column: Any, sort_desc: Any, search: Any, filters: Any,
                  execute: bool = True, page_size: Any = None) -> Any:
-        count, query = super().get_list(page, sort_column, sort_desc, None, filters,
-                                        execute=False, page_size=page_size)
+        """One page by keyset (``?after=<cursor>``), never by OFFSET, and no count."""
+        query = self.get_query()
+        for index, _name, value in filters or ():
+            chosen = self._filters[index]
+            query = chosen.apply(query, chosen.clean(value))
         staff = current_staff()
         if not self.picks_status(filters):
-            query = query.where(Ticket.status.in_(Status.ACTIVE))
+            query = query.where(active())
         if search and staff is not None:
             query = filter_inbox(query, staff, InboxFilter(text=search))
-        return count, (list(query) if execute else query)
+        if not execute:
+            return None, query
+        sort, descending = ((sort_column, bool(sort_desc)) if sort_column in SORTS
+                            else ("updated_at", True))
+        after = request.args.get("after", "")
+        found = inbox_page(query, sort=sort, descending=descending,
+                           cursor=decode_cursor(after, sort) if after else None,
+                           size=page_size or self.page_size)
+        g.loket_inbox_next, g.loket_inbox_sort = found.next_cursor, sort
+        return None, found.tickets
+
+    def sorted_by_due(self) -> bool:
+        return g.get("loket_inbox_sort") == "due_at"
+
+    def next_page_url(self) -> str | None:
+        """The page after this one (same filters, search and order), if there is one."""
+        cursor = g.get("loket_inbox_next")
+        if cursor is None:
+            return None
+        args = request.args.to_dict()
+        args.pop("page", None)
+        args["after"] = cursor
+        return url_for(".index_view", **args)
+
+    def first_page_url(self) -> str | None:
+        """Back to the first page, when this is a later one."""
+        if not request.args.get("after"):
+            return None
+        args = request.args.to_dict()
+        args.pop("after", None)
+        args.pop("page", None)
+        return url_for(".index_view", **args)
 
     # -- Bulk actions, each through core.services.tickets ----------------------------------
 

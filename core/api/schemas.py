@@ -160,10 +160,20 @@ class InboxQuery(Query):
     assignee: AssigneeChoice = Field(default=None, description='"me", "none", or an agent id.')
     category: Text = Field(default=None, description="A category slug.")
     q: Words = Field(default=None,
-                     description="Words that must each appear in the ticket number, subject, "
+                     description="Words that must each match the ticket number, subject, "
                                  "message text, or the contact's name or address (as the "
-                                 "console's search).")
+                                 "console's search): a word's letters and digits match the "
+                                 "start of words there, so `sari@exa` finds "
+                                 "sari@example.com.")
     updated_since: DateTimeText = None
+    active: bool | None = Field(default=None, description=(
+        "true: new, open, pending or on hold (the console's default view); false: resolved "
+        "or closed."))
+    tag: Text = Field(default=None, description="A tag the ticket carries.")
+    waiting: bool | None = Field(default=None, description=(
+        "true: the customer wrote last and no agent has answered since."))
+    overdue: bool | None = Field(default=None, description=(
+        "true: active and past its due time."))
     limit: Annotated[int, Field(ge=1, le=100)] = 25
     cursor: Text = Field(default=None, description="`next_cursor` of the previous page.")
 

@@ -499,23 +499,6 @@ def update_ticket(number: int) -> Any:
 # -- Agents: the inbox ----------------------------------------------------------------------
 
 
-def _encode_cursor(ticket: Ticket) -> str:
-    raw = f"{ticket.updated_at.isoformat()}|{ticket.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(value: str) -> tuple[dt.datetime, int] | None:
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        when, _, ident = raw.partition("|")
-        ticket_id = int(ident) if ident.isascii() and ident.isdigit() else 0
-        if not 1 <= ticket_id <= MAX_ID:
-            return None
-        return dt.datetime.fromisoformat(when), ticket_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-
-
 def _parse_datetime(value: str) -> dt.datetime | None:
     """An ISO 8601 date-time; aware values are turned into naive UTC. None when unreadable."""
     try:
@@ -542,7 +525,8 @@ def list_tickets() -> Any:
     errors: dict[str, str] = {}
     wanted = access.InboxFilter(status=query.status, priority=query.priority,
                                 channel=query.channel, category_slug=query.category,
-                                text=query.q)
+                                text=query.q, tag=query.tag, waiting=query.waiting,
+                                overdue=query.overdue, active=query.active)
     if query.assignee is not None:
         wanted.assignee = query.assignee
     channels = loket().channels
@@ -560,20 +544,15 @@ def list_tickets() -> Any:
             errors["updated_since"] = "Use an ISO 8601 date-time, e.g. 2024-05-01T00:00:00Z."
     position = None
     if query.cursor is not None:
-        position = _decode_cursor(query.cursor)
+        position = access.decode_cursor(query.cursor)
         if position is None:
             errors["cursor"] = "Not a cursor this API gave out."
     if errors:
         raise Invalid(errors)
     rows = access.filter_inbox(access.inbox(staff), staff, wanted)
-    if position is not None:
-        when, last_id = position
-        rows = rows.where((Ticket.updated_at < when)
-                          | ((Ticket.updated_at == when) & (Ticket.id < last_id)))
-    found = list(rows.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(query.limit + 1))
-    page, more = found[:query.limit], len(found) > query.limit
-    return respond(s.TicketPage(tickets=[s.TicketSummary.of(row) for row in page],
-                                next_cursor=_encode_cursor(page[-1]) if more else None))
+    page = access.inbox_page(rows, cursor=position, size=query.limit)
+    return respond(s.TicketPage(tickets=[s.TicketSummary.of(row) for row in page.tickets],
+                                next_cursor=page.next_cursor))
 
 
 @api.operation("GET", "/openapi.json", operation_id="getOpenApi", tags=["meta"],

@@ -1,0 +1,149 @@
+"""Agents' views at scale: the inbox, the API list, search and the dashboard over a seeded desk.
+
+    .venv/bin/python bench/seed.py --database-url sqlite:////work/bench/loket-1m.db --tickets 1000000
+    .venv/bin/python bench/inbox.py --database-url sqlite:////work/bench/loket-1m.db
+
+It serves the seeded database with the repository's ``gunicorn.conf.py`` (2 workers, as the
+README serves), signs in to the console as the seed's admin and agent (a real session
+cookie, CSRF on), and runs ``wrk --latency`` (2 threads, 8 connections by default) against
+each scenario in turn. Each answer is checked once before it is timed (200, and a page that
+lists tickets). It reports requests/s, p50/p90/p99 and the peak RSS of each worker, and
+writes them to ``bench/results/<time>-inbox-<database>.json``.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))
+
+from run import Server, _ms, argument_parser, save_results  # noqa: E402
+from seed import default_out  # noqa: E402
+
+
+class SeededDesk:
+    """What ``run.Server`` needs of a desk: the environment and an instance folder."""
+
+    def __init__(self, database_url: str):
+        self.instance = Path(f"/tmp/loket-inbox-bench-{uuid.uuid4().hex[:8]}")
+        self.instance.mkdir(parents=True)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOKET_")}
+        self.env.update({
+            "LOKET_INSTANCE_PATH": str(self.instance), "LOKET_DATABASE_URL": database_url,
+            "LOKET_SECRET_KEY": uuid.uuid4().hex, "LOKET_JOBS": "sqlite",
+            # One address signs in and reads thousands of pages a second here.
+            "LOKET_RATE_LIMITS": "false",
+        })
+
+
+def console_cookie(base: str, email: str, password: str) -> str:
+    """Sign in through the console's form: returns the Cookie header of the session."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + "/admin/login", timeout=10).read().decode()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page)
+    assert token is not None, "no csrf_token on the sign-in form"
+    body = urllib.parse.urlencode({"csrf_token": token.group(1), "email": email,
+                                   "password": password, "next": ""}).encode()
+    opener.open(base + "/admin/login", data=body, timeout=30).read()
+    return "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+def check(base: str, path: str, headers: dict[str, str], marker: str) -> None:
+    request = urllib.request.Request(base + path, headers=headers)
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        text = answer.read().decode()
+        if answer.status != 200 or marker not in text:
+            raise SystemExit(f"{path} answered {answer.status} without {marker!r}")
+
+
+def wrk(args: Any, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
+           "--latency", "--timeout", "10s"]
+    for name, value in headers.items():
+        cmd += ["-H", f"{name}: {value}"]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "latency_ms": {p: _ms(v) for p, v in
+                           re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M)},
+            "non_2xx_3xx": int(found.group(1)) if found else 0, "raw": out}
+
+
+def main() -> int:
+    parser = argument_parser(__doc__.splitlines()[0], 8093)
+    parser.add_argument("--seed-file", help="the seed's JSON (default: where seed.py wrote it)")
+    parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.set_defaults(connections=8, duration=10)
+    args = parser.parse_args()
+    if not args.database_url:
+        parser.error("--database-url: the seeded database (bench/seed.py) to serve")
+    seed = json.loads(Path(args.seed_file or default_out(args.database_url)).read_text())
+    desk = SeededDesk(args.database_url)
+    os.environ.update(desk.env)
+    server = Server(desk, args)
+    results: dict[str, Any] = {}
+    try:
+        server.wait_ready("/api/v1/openapi.json", timeout=120)
+        admin = {"Cookie": console_cookie(server.base, seed["admin"], seed["password"])}
+        agent = {"Cookie": console_cookie(server.base, seed["agent"], seed["password"])}
+        admin_api = {"Authorization": f"Bearer {seed['admin_token']}"}
+        agent_api = {"Authorization": f"Bearer {seed['agent_token']}"}
+        word = "inv-12345"
+        scenarios = [
+            ("API list, admin, default", "/api/v1/tickets", admin_api, '"tickets"'),
+            ("API list, agent, default", "/api/v1/tickets", agent_api, '"tickets"'),
+            ("API list, agent, active + mine", "/api/v1/tickets?active=true&assignee=me",
+             agent_api, '"tickets"'),
+            ("API search q (a reference)", f"/api/v1/tickets?q={word}", agent_api,
+             '"tickets"'),
+            ("console inbox, admin, default", "/admin/tickets/", admin, "loket-ticket-link"),
+            ("console inbox, agent, default", "/admin/tickets/", agent, "loket-ticket-link"),
+            ("console inbox, agent, by due time", "/admin/tickets/?sort=10", agent,
+             "loket-ticket-link"),
+            ("console search (a reference)", f"/admin/tickets/?search={word}", agent,
+             "Showing active"),
+            ("dashboard, admin", "/admin/", admin, "answered ticket"),
+        ]
+        sampler = server.sample_rss()
+        for name, path, headers, marker in scenarios:
+            if args.only and args.only not in name:
+                continue
+            check(server.base, path, headers, marker)
+            results[name] = wrk(args, server.base + path, headers)
+            lat = results[name]["latency_ms"]
+            print(f"{name:40} {results[name]['requests_per_s']:8.1f} req/s  "
+                  f"p50 {lat.get('50')} ms  p99 {lat.get('99')} ms  "
+                  f"non-2xx {results[name]['non_2xx_3xx']}", flush=True)
+        server._sampling = False
+        sampler.join(timeout=2)
+    finally:
+        server.stop()
+    rss = [round(kb / 1024, 1) for kb in sorted(server.peak_rss_kb.values())]
+    print(f"Peak RSS per gunicorn worker: {', '.join(map(str, rss))} MB")
+    kind = "sqlite" if args.database_url.startswith("sqlite") else "postgresql"
+    saved = save_results({"when": time.strftime("%Y-%m-%d %H:%M:%S"),
+                          "database_url": args.database_url, "scenarios": results,
+                          "peak_rss_mb_per_worker": rss,
+                          "wrk": {"threads": args.threads, "connections": args.connections,
+                                  "duration_s": args.duration}}, f"inbox-{kind}")
+    print(f"Results: {saved}")
+    return 0 if all(r["non_2xx_3xx"] == 0 for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

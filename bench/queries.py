@@ -1,0 +1,126 @@
+"""The inbox's queries alone, timed in-process over a seeded desk: is the database part flat?
+
+    .venv/bin/python bench/queries.py --database-url sqlite:////work/bench/loket-1m.db
+
+For each view (the same ``core.services.access`` calls the console and the API make: scope,
+filter, keyset page of 50, the page after it), search words and the dashboard's aggregates,
+it runs the query ``--runs`` times one after another in one process and prints p50 and p99
+in milliseconds. No HTTP, no templates: ``bench/inbox.py`` measures those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+from seed import default_out  # noqa: E402
+
+
+def timed(work: Callable[[], Any], runs: int, name: str = "") -> tuple[float, float, float]:
+    """(p50, p99) wall milliseconds, and the median CPU milliseconds of this process.
+
+    On a shared, overloaded host the wall time is mostly waiting for a core; the CPU time
+    of this process is the work itself (all of it on SQLite, which runs in-process; on
+    PostgreSQL the server's share is not in it).
+    """
+    work()  # warm the caches once
+    spent, cpu = [], []
+    for _ in range(runs):
+        started, used = time.perf_counter(), time.process_time()
+        work()
+        spent.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - used) * 1000)
+    spent.sort()
+    found = (statistics.median(spent), spent[min(len(spent) - 1, int(len(spent) * 0.99))],
+             statistics.median(cpu))
+    print(f"{name:48}{found[0]:>9.1f}{found[1]:>9.1f}{found[2]:>9.1f}", flush=True)
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args()
+    seeded = json.loads(default_out(args.database_url).read_text())
+
+    from flask_login import login_user  # noqa: F401  (the console's scope reads the session)
+
+    import admin.dashboard as dashboard
+    from core import create_app
+    from core import db as core_db
+    from core.models import Message, Staff, Ticket
+    from core.services import access
+
+    app = create_app({"database_url": args.database_url, "plugins": [], "secret_key": "x",
+                      "instance_path": "/tmp/loket-queries-bench"})
+    results: dict[str, tuple[float, float, float]] = {}
+    with app.test_request_context(), core_db.connection():
+        total = Ticket.select().count()
+        print(f"{'query':48}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>9}")
+        reference = Message.select(Message.body_text).where(
+            Message.body_text.contains("Reference INV-")).order_by(Message.id.desc()).first()
+        word = reference.body_text.split("Reference ", 1)[1].split(".")[0].lower()
+        for email in (seeded["admin"], seeded["agent"]):
+            staff = Staff.get(Staff.email == email)
+            F = access.InboxFilter
+            views = {
+                "default (active)": F(active=True), "every status": F(),
+                "status pending": F(status="pending"), "priority urgent": F(priority="urgent"),
+                "channel email": F(channel="email"), "department": F(department_id=2),
+                "category": F(category_slug="member-topic-1"), "mine": F(assignee="me"),
+                "unassigned": F(active=True, assignee="none"), "tag": F(active=True, tag="vip"),
+                "waiting on us": F(active=True, waiting=True),
+                "overdue": F(active=True, overdue=True),
+                "search: a reference": F(text=word),
+                "search: a common word": F(text="passport"),
+            }
+            for name, wanted in views.items():
+                def page(wanted: Any = wanted, staff: Staff = staff) -> Any:
+                    query = access.filter_inbox(access.inbox(staff), staff, wanted)
+                    first = access.inbox_page(query)
+                    if first.next_cursor:  # and the page after it, by its cursor
+                        access.inbox_page(query, cursor=access.decode_cursor(first.next_cursor))
+                label = f"{staff.role} {name}"
+                results[label] = timed(page, args.runs, label)
+            for sort in ("id", "due_at"):
+                def sorted_page(sort: str = sort, staff: Staff = staff) -> Any:
+                    return access.inbox_page(access.inbox(staff).where(access.active()),
+                                             sort=sort, descending=sort == "id")
+                label = f"{staff.role} sort {sort}"
+                results[label] = timed(sorted_page, args.runs, label)
+            dashboard.current_staff = lambda staff=staff: staff
+            since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=29)
+            days = [(since + dt.timedelta(days=i)).date().isoformat() for i in range(30)]
+            def figures(since: dt.datetime = since, days: list[str] = days) -> Any:
+                return (dashboard.first_response_stats(since),
+                        dashboard.per_day_by_channel(Ticket.created_at, since, days),
+                        dashboard.per_day_by_channel(Ticket.resolved_at, since, days),
+                        dashboard.top_categories(since + dt.timedelta(days=29)),
+                        dashboard.open_by_status(), dashboard.open_by_department())
+            label = f"{staff.role} dashboard figures"
+            results[label] = timed(figures, max(3, args.runs // 5), label)
+    print(f"{args.database_url}: {total:,} tickets, {args.runs} runs each, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    out = BENCH / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}-queries.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"database_url": args.database_url, "tickets": total,
+                               "load_average": list(os.getloadavg()),
+                               "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

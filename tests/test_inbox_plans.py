@@ -1,0 +1,326 @@
+"""The inbox's query plans, read from the database, on every view, filter, tab, sort and page.
+
+Timings vary with the machine; plans do not. Each test here drives the real console page
+or API list over a seeded desk (20,000 tickets by ``bench/seed.py``, two messages each,
+40% active, then ``ANALYZE``: statistics like a real desk's, so PostgreSQL is not tempted
+by a sequential scan of a tiny table), catches the SQL the view runs, and asks the database
+how it would run it. An inbox page must read one index range in the page's order:
+
+* SQLite: no ``SCAN`` of the ticket table without an index, no ``USE TEMP B-TREE FOR ORDER
+  BY``. One exception is named: by number, SQLite walks the table itself, which *is* the
+  b-tree of ticket numbers, in order, stopping after a page.
+* PostgreSQL: no ``Seq Scan`` on tickets, messages or contacts, and no ``Sort`` of more than
+  a handful of rows (a sort that the statistics expect to see hundreds of tickets at 20,000
+  sees thousands at a million).
+
+One shape is let off on PostgreSQL, and only there: the tag filter. Tags are a JSON list in
+text with no index; at 20,000 tickets PostgreSQL expects ~120 tagged active tickets and
+sorts them after a hash join, while from 100,000 tickets on (the bench databases) it walks
+the active tickets' index newest first like every other view. Its plan is still read here,
+and must not scan or sort the ticket table.
+
+Search sorts the tickets its words matched (there is no order to read matches in), so its
+plans must instead use the full-text indexes and scan no table, for the words agents search
+by: an address, a reference, a number. A word that matches a tenth of the desk is another
+matter: PostgreSQL rightly reads the table then (see NOTES-scale.md for its cost).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import uuid
+from collections.abc import Iterator
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from core import create_app
+from core import db as core_db
+from core.migrate import upgrade
+from core.models import Status, Ticket, utcnow
+
+from .conftest import PG_URL, _pg_admin_connect
+from .test_admin_helpers import sign_in
+
+REPO = Path(__file__).resolve().parents[1]
+TICKETS = 20_000
+SORT_LIMIT = 100  # rows a PostgreSQL Sort node may expect (see the module's docstring)
+
+
+def _bench_seed() -> Any:
+    spec = spec_from_file_location("bench_seed", REPO / "bench" / "seed.py")
+    module = module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """One seeded desk for the whole module: seeding is the slow part."""
+    folder = tmp_path_factory.mktemp("plans")
+    schema = ""
+    if PG_URL:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        conn = _pg_admin_connect()
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in PG_URL else "?"
+        url = f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    else:
+        url = f"sqlite:///{folder / 'loket.db'}"
+    app = create_app({"instance_path": str(folder / "instance"), "database_url": url,
+                      "jobs": "immediate", "plugins": [], "secret_key": "test-secret-key",
+                      "public_url": "http://desk.test", "rate_limits": False,
+                      "form_min_seconds": 0})
+    app.config["TESTING"] = True
+    state = app.extensions["loket"]
+    upgrade(state)
+    seed = _bench_seed()
+    with app.app_context(), core_db.connection():
+        desk = seed.base_desk()
+        writer = seed.Writer(state.database)
+        with writer.search_in_bulk():
+            seed.seed(state.database, desk, TICKETS, random.Random(22),
+                      utcnow().replace(microsecond=0))
+        state.database.execute_sql("ANALYZE")
+    try:
+        yield app, desk
+    finally:
+        core_db.close_all(state.database)
+        if schema:
+            with conn.cursor() as cur:
+                cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.close()
+
+
+class Statements(logging.Handler):
+    """The SELECTs peewee runs while it is attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.caught: list[tuple[str, list[Any]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, tuple) and str(record.msg[0]).lstrip().startswith("SELECT"):
+            self.caught.append((record.msg[0], list(record.msg[1] or ())))
+
+    def __enter__(self) -> Statements:
+        logger = logging.getLogger("peewee")
+        self.level_before = logger.level
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        logger = logging.getLogger("peewee")
+        logger.removeHandler(self)
+        logger.setLevel(self.level_before)
+
+    def ticket_pages(self, by_number: bool = False) -> list[tuple[str, list[Any]]]:
+        """The statements that read a page of tickets (not one ticket by its number)."""
+        return [(sql, params) for sql, params in self.caught
+                if 'FROM "ticket" AS "t1"' in sql and "LIMIT" in sql
+                and ('"t1"."id" = ' in sql) == by_number]
+
+
+def plan(app: Any, sql: str, params: list[Any]) -> Any:
+    database = app.extensions["loket"].database
+    with app.app_context(), core_db.connection():
+        if core_db.is_sqlite(database):
+            rows = database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+            return [row[-1] for row in rows]
+        (row,) = database.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchall()
+        found = row[0]
+        return json.loads(found) if isinstance(found, str) else found
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _nodes(child)
+
+
+def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
+                small_sort: bool = False, full_text: bool = True) -> list[str]:
+    """What in the plan reads or sorts the whole ticket table; [] when nothing does."""
+    found = plan(app, sql, params)
+    faults = []
+    if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
+        by_number = re.search(r'ORDER BY "t1"\."id" (DESC|ASC) LIMIT', sql) is not None
+        for line in found:
+            scan = re.match(r"SCAN (t1|ticket|message|contact|[a-z])\b(.*)", line)
+            if scan and "USING" not in scan.group(2) and not (by_number and scan.group(1) == "t1"):
+                faults.append(line)
+            if "USE TEMP B-TREE FOR ORDER BY" in line and not search:
+                faults.append(line)
+        if search and full_text:
+            for table in ("ticket_fts", "message_fts", "contact_fts"):
+                if not any(f"{table} VIRTUAL TABLE INDEX" in line for line in found):
+                    faults.append(f"{table} not used")
+        return faults
+    top = found[0]["Plan"]
+    for node in _nodes(top):
+        relations = ("ticket",) if small_sort else ("ticket", "message", "contact")
+        if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in relations:
+            faults.append(f"Seq Scan on {node['Relation Name']}")
+        limit = TICKETS // 100 if small_sort else SORT_LIMIT
+        if node["Node Type"] == "Sort" and node["Plan Rows"] > limit and not search:
+            faults.append(f"Sort of {node['Plan Rows']} rows")
+    if search and full_text:
+        used = {node.get("Index Name") for node in _nodes(top)}
+        for index in ("ticket_subject_search", "message_text_search", "contact_search"):
+            if index not in used:
+                faults.append(f"{index} not used")
+    return faults
+
+
+def _console(app: Any) -> Any:
+    (admin,) = app.extensions["admin"]
+    return next(v for v in admin._views if v.endpoint == "tickets")
+
+
+def _flt(app: Any, name: str) -> str:
+    index = next(i for i, f in enumerate(_console(app)._filters) if str(f.name) == name)
+    return f"flt0_{index}"
+
+
+def _sort(app: Any, column: str) -> str:
+    return str(_console(app).column_list.index(column))
+
+
+def console_views(app: Any, desk: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """Every view of the console inbox: default, each filter, each tab, each sort."""
+    category, _user_type, department = desk["categories"][0]
+    views: list[tuple[str, dict[str, str]]] = [("default", {})]
+    for name, value in (("Status", Status.PENDING), ("Priority", "urgent"),
+                        ("Channel", "email"), ("Category", str(category)),
+                        ("Department", str(department)), ("Assignee", "me"),
+                        ("Assignee", "unassigned"), ("Tag", "vip"), ("Overdue", "yes"),
+                        ("Waiting on us", "yes"), ("Open", "no"), ("Open", "all")):
+        views.append((f"{name}={value}", {_flt(app, name): value}))
+    for label, chosen in _console(app).TABS:
+        views.append((f"tab {label}", {f"flt{n}_{_flt(app, name).split('_')[1]}": value
+                                       for n, (name, value) in enumerate(chosen.items())}))
+    for column in _console(app).column_sortable_list:
+        for desc in ("0", "1"):
+            views.append((f"sort {column} desc={desc}",
+                          {"sort": _sort(app, column), "desc": desc}))
+    return views
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_every_console_inbox_view_reads_one_index_range_page_after_page(
+        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
+    app, desk = seeded
+    client = app.test_client()
+    assert sign_in(client, desk[who], desk["password"]).status_code == 302
+    faults: dict[str, list[str]] = {}
+    for label, args in console_views(app, desk):
+        with Statements() as caught:
+            html = client.get("/admin/tickets/", query_string=args).get_data(as_text=True)
+        pages = caught.ticket_pages()
+        assert len(pages) == 1, label  # one query for the rows: none per row
+        assert not any("COUNT(" in sql.upper() for sql, _ in caught.caught), label
+        tag = label.startswith("Tag=")
+        for sql, params in pages:
+            faults[label] = plan_faults(app, sql, params, small_sort=tag)
+        # The next page, by the cursor the page links to.
+        after = re.search(r'href="([^"]*after=[^"]*)"', html)
+        if after is None:
+            continue
+        with Statements() as caught:
+            response = client.get(after.group(1).replace("&amp;", "&"))
+        assert response.status_code == 200
+        for sql, params in caught.ticket_pages():
+            faults[f"{label}, page 2"] = plan_faults(app, sql, params, small_sort=tag)
+    assert {label: found for label, found in faults.items() if found} == {}
+    # Enough views had a second page to matter.
+    assert sum(1 for label in faults if label.endswith("page 2")) >= 10
+
+
+def api_views(desk: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    return [("default", {}), ("active", {"active": "true"}), ("done", {"active": "false"}),
+            ("status", {"status": "open"}), ("priority", {"priority": "high"}),
+            ("channel", {"channel": "web"}), ("department", {"department": "billing"}),
+            ("category", {"category": "member-topic-1"}), ("mine", {"assignee": "me"}),
+            ("unassigned", {"assignee": "none"}), ("tag", {"tag": "kyc"}),
+            ("waiting", {"waiting": "true"}), ("overdue", {"overdue": "true"}),
+            ("active and mine", {"active": "true", "assignee": "me"}),
+            ("active and department", {"active": "true", "department": "payouts"})]
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_every_api_list_view_reads_one_index_range_page_after_page(
+        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
+    app, desk = seeded
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {desk[f'{who}_token']}"}
+    faults: dict[str, list[str]] = {}
+    seconds = 0
+    for label, args in api_views(desk):
+        with Statements() as caught:
+            answer = client.get("/api/v1/tickets", query_string=args, headers=headers)
+        assert answer.status_code == 200, (label, answer.get_json())
+        for sql, params in caught.ticket_pages():
+            faults[label] = plan_faults(app, sql, params, small_sort=label == "tag")
+        cursor = answer.get_json()["next_cursor"]
+        if cursor is None:
+            continue
+        seconds += 1
+        with Statements() as caught:
+            answer = client.get("/api/v1/tickets", query_string={**args, "cursor": cursor},
+                                headers=headers)
+        assert answer.status_code == 200
+        for sql, params in caught.ticket_pages():
+            faults[f"{label}, page 2"] = plan_faults(app, sql, params, small_sort=label == "tag")
+    assert {label: found for label, found in faults.items() if found} == {}
+    assert seconds >= 10
+
+
+def _search_words(app: Any, kind: str) -> str:
+    """Words an agent searches by: an address, a reference quoted by a customer, a number."""
+    from core.models import Contact, Message
+
+    with app.app_context(), core_db.connection():
+        contact = Contact.select().order_by(Contact.id.desc()).first()
+        message = Message.select().where(Message.body_text.contains("Reference INV-")).first()
+        reference = re.search(r"INV-\d+", message.body_text).group(0)
+        ticket = Ticket.select().order_by(Ticket.id).first()
+    return {"address": contact.email, "reference": reference.lower(),
+            "number": f"#{ticket.id}", "two words": f"{contact.email} {reference}"}[kind]
+
+
+@pytest.mark.parametrize("kind", ["address", "reference", "number", "two words"])
+def test_search_in_console_and_api_reads_the_full_text_indexes(
+        seeded: tuple[Any, dict[str, Any]], kind: str) -> None:
+    app, desk = seeded
+    words = _search_words(app, kind)
+    client = app.test_client()
+    assert sign_in(client, desk["agent"], desk["password"]).status_code == 302
+    with Statements() as caught:
+        client.get("/admin/tickets/", query_string={"search": words})
+        answer = client.get("/api/v1/tickets", query_string={"q": words},
+                            headers={"Authorization": f"Bearer {desk['agent_token']}"})
+    assert answer.status_code == 200
+    # "#<number>" reads that one ticket by its key; the other words, the search indexes.
+    pages = caught.ticket_pages(by_number=kind == "number")
+    assert len(pages) == 2
+    for sql, params in pages:
+        assert plan_faults(app, sql, params, search=True, full_text=kind != "number") == [], sql
+
+
+def test_the_seeded_desk_is_big_enough_to_mean_something(
+        seeded: tuple[Any, dict[str, Any]]) -> None:
+    app, _desk = seeded
+    with app.app_context(), core_db.connection():
+        assert Ticket.select().count() == TICKETS
+        active = Ticket.select().where(Ticket.status.in_(Status.ACTIVE)).count()
+        assert 0.35 < active / TICKETS < 0.45

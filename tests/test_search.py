@@ -1,0 +1,107 @@
+"""Search by full-text index, kept in step with every change the services make."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.models import Contact, IdentityKind, Ticket
+from core.services import access
+from core.services.tickets import (
+    Actor,
+    Identity,
+    add_customer_reply,
+    add_note,
+    merge_contacts,
+    open_ticket,
+    reply,
+    update_ticket,
+)
+
+from .test_admin_helpers import sign_in
+
+
+def found(desk: Any, words: str, staff: Any = None) -> set[int]:
+    viewer = staff or desk.admin
+    wanted = access.InboxFilter(text=words)
+    return {t.id for t in access.filter_inbox(access.inbox(viewer), viewer, wanted)}
+
+
+def _open(email: str, subject: str, text: str, name: str = "") -> Ticket:
+    return open_ticket(identity=Identity(IdentityKind.EMAIL, email, name=name),
+                       subject=subject, text=text)
+
+
+def test_words_match_by_their_letters_and_digits_as_word_prefixes(desk: Any) -> None:
+    ticket = _open("rina.halim@example.com", "Payout stuck since Monday",
+                   "My withdrawal INV-7734021 has not arrived", name="Rina Halim")
+    other = _open("joko@example.com", "Camera", "Stream freezes", name="Joko")
+    assert found(desk, "payout") == {ticket.id}
+    assert found(desk, "PAY") == {ticket.id}  # a prefix, any case
+    assert found(desk, "withdraw") == {ticket.id}
+    assert found(desk, "inv-7734") == {ticket.id}  # runs of letters and digits, in order
+    assert found(desk, "7734021") == {ticket.id}
+    assert found(desk, "rina.halim@example.com") == {ticket.id}
+    assert found(desk, "halim") == {ticket.id}
+    assert found(desk, "example.com") == {ticket.id, other.id}
+    assert found(desk, "ayout") == set()  # not a substring search
+    assert found(desk, "payout joko") == set()  # every word must match
+    assert found(desk, f"#{other.id}") == {other.id}
+    assert found(desk, "\"payout\" OR * NEAR(") == set()  # no FTS syntax gets through
+    assert found(desk, "payout OR") == set()
+    assert found(desk, "²") == set() and found(desk, "#²") == set()  # digits, but not numbers
+
+
+def test_messages_added_through_the_services_are_found(desk: Any) -> None:
+    ticket = _open("c@example.com", "Question", "First words")
+    add_customer_reply(ticket, "the parcel tracking number is ZX991")
+    reply(Ticket.get_by_id(ticket.id), desk.agent, "We escalated to logistics")
+    add_note(Ticket.get_by_id(ticket.id), desk.agent, "internal: courier confirmed")
+    for word in ("zx991", "logistics", "courier"):
+        assert found(desk, word) == {ticket.id}, word
+
+
+def test_a_changed_subject_is_found_by_its_new_words_only(desk: Any) -> None:
+    ticket = _open("c@example.com", "Something odd", "Hello")
+    update_ticket(ticket, Actor.agent(desk.admin), subject="Refund for a double charge")
+    assert found(desk, "refund") == {ticket.id}
+    assert found(desk, "odd") == set()
+
+
+def test_renamed_and_merged_contacts_are_found_by_what_they_are_now(desk: Any) -> None:
+    first = _open("old.name@example.com", "One", "Hello", name="Sari Tan")
+    second = _open("other@example.com", "Two", "Hello", name="Budi Lim")
+    contact = Contact.get_by_id(first.contact_id)
+    contact.name = "Sari Wijaya"
+    contact.save()
+    assert found(desk, "wijaya") == {first.id}
+    assert found(desk, "tan") == set()
+    merge_contacts(Contact.get_by_id(first.contact_id), Contact.get_by_id(second.contact_id))
+    # Budi's ticket now belongs to Sari's contact: found by her name and address.
+    assert found(desk, "wijaya") == {first.id, second.id}
+    assert found(desk, "old.name") == {first.id, second.id}
+
+
+def test_search_stays_within_the_agents_departments(desk: Any) -> None:
+    ticket = _open("c@example.com", "Chargeback letter", "From the bank")
+    update_ticket(ticket, Actor.agent(desk.admin), department=desk.billing)
+    assert found(desk, "chargeback") == {ticket.id}
+    assert found(desk, "chargeback", staff=desk.agent) == set()
+
+
+def test_the_console_and_the_api_find_the_same_tickets(desk: Any, client: Any, app: Any) -> None:
+    from core.passwords import new_api_token
+
+    ticket = _open("c@example.com", "Locked out", "Code 552310 never came", name="Putri")
+    _open("d@example.com", "Other", "Nothing here", name="Dewi")
+    token, hashed = new_api_token()
+    desk.admin.api_token_hash = hashed
+    desk.admin.save()
+    for words in ("552310", "putri locked", "c@example", "nothing putri"):
+        api = client.get("/api/v1/tickets", query_string={"q": words, "active": "true"},
+                         headers={"Authorization": f"Bearer {token}"}).get_json()
+        listed = {t["number"] for t in api["tickets"]}
+        assert listed == found(desk, words), words
+    sign_in(client, "admin@desk.test")
+    html = client.get("/admin/tickets/", query_string={"search": "552310"}).get_data(
+        as_text=True)
+    assert f"#{ticket.id}<" in html and "Other" not in html
