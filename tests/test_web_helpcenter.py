@@ -378,10 +378,13 @@ def test_html_disguised_as_png_is_judged_by_content(make_app: Any) -> None:
 
 
 def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
+    """The value of the page's first csrf_token input, whatever the order of its attributes."""
+    for tag in re.findall(r"<input\b[^>]*>", html):
+        if 'name="csrf_token"' in tag:
+            match = re.search(r'value="([^"]+)"', tag)
+            assert match, f"a CSRF input without a value: {tag}"
+            return match.group(1)
+    raise AssertionError("no CSRF token on the page")
 
 
 def test_csrf_missing_or_forged_token_is_refused(desk: Any, client: Any) -> None:
