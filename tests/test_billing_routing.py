@@ -174,3 +174,24 @@ def test_the_routing_tables_accuracy(billing_desk: Any, capsys: Any):
         unseen = _accuracy(billing_desk, HELD_OUT, "held-out rows")
     assert seen >= 0.95
     assert unseen >= 0.75  # a regression guard, not a claim of perfection
+
+
+def test_phrases_are_read_once_and_an_admins_change_applies_at_once(billing_desk: Any,
+                                                                   monkeypatch: Any):
+    from plugins.billing_desk import models
+    from plugins.billing_desk.models import BillingPhrase
+    from plugins.billing_desk.routing import active_phrases
+
+    first = active_phrases()
+    assert active_phrases() is first  # one read serves the next tickets
+    assert not routed_to_billing(billing_desk, "my parcel never arrived", "en")
+    phrase = BillingPhrase.create(text="parcel", language="en", kind="strong")
+    assert routed_to_billing(billing_desk, "my parcel never arrived", "en")
+    phrase.delete_instance()
+    assert not routed_to_billing(billing_desk, "my parcel never arrived", "en")
+    # A change another process made past the models is seen once the cache has aged.
+    core_db.database.execute_sql(
+        "INSERT INTO billing_phrase (text, language, kind, request_kind, active) "
+        "VALUES ('parcel', 'en', 'strong', '', TRUE)")
+    monkeypatch.setattr(models, "READ_CACHE_SECONDS", 0.0)
+    assert routed_to_billing(billing_desk, "my parcel never arrived", "en")

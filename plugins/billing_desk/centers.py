@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .models import BillingCenter
+from .models import BillingCenter, cached_read
 from .words import normalise
 
 _LETTERS = re.compile(r"[^\W\d_]+")
@@ -58,8 +58,9 @@ def match_center(text: str, centers: Iterable[BillingCenter]) -> CenterMatch | N
 
 
 def active_centers() -> list[BillingCenter]:
-    return list(BillingCenter.select().where(BillingCenter.active)
-                .order_by(BillingCenter.position, BillingCenter.name))
+    return cached_read("centers", lambda: list(
+        BillingCenter.select().where(BillingCenter.active)
+        .order_by(BillingCenter.position, BillingCenter.name)))
 
 
 def center_named(name: str) -> BillingCenter | None:

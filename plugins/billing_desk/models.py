@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import peewee as pw
 
 from core.models import BaseModel, Department, Ticket, utcnow
+
+T = TypeVar("T")
 
 
 class PhraseKind:
@@ -29,7 +34,68 @@ class RequestKind:
     ALL = (REFUND, CANCEL, RENEW, EXPLAIN)
 
 
-class BillingCenter(BaseModel):
+# What routing reads for every new ticket (active centers, phrases, thresholds), kept per
+# database for READ_CACHE_SECONDS: an admin's edit applies at once in the process that saved
+# it (every save and delete forgets the cache) and within seconds in the others.
+READ_CACHE_SECONDS = 10.0
+_read_cache: dict[tuple[str, str], tuple[float, object]] = {}
+
+
+def cached_read(name: str, load: Callable[[], T]) -> T:
+    """``load()``'s answer for this desk's database, reused for READ_CACHE_SECONDS."""
+    from core.state import loket
+
+    key = (str(loket().config["database_url"]), name)
+    now = time.monotonic()
+    found = _read_cache.get(key)
+    if found is not None and now - found[0] < READ_CACHE_SECONDS:
+        return found[1]  # type: ignore[return-value]
+    value = load()
+    _read_cache[key] = (now, value)
+    return value
+
+
+def forget_reads() -> None:
+    _read_cache.clear()
+
+
+class _ReadByRouting(BaseModel):
+    """A table routing reads on every ticket: any change through the model forgets the cache.
+
+    (Queries run on the database's own, past peewee, are seen after READ_CACHE_SECONDS.)
+    """
+
+    def save(self, *args: object, **kwargs: object) -> int:
+        forget_reads()
+        return super().save(*args, **kwargs)
+
+    def delete_instance(self, *args: object, **kwargs: object) -> int:
+        forget_reads()
+        return super().delete_instance(*args, **kwargs)
+
+    # Queries that change rows without instances (a script, a test) forget it as well.
+    @classmethod
+    def update(cls, *args: object, **kwargs: object) -> pw.ModelUpdate:
+        forget_reads()
+        return super().update(*args, **kwargs)
+
+    @classmethod
+    def insert(cls, *args: object, **kwargs: object) -> pw.ModelInsert:
+        forget_reads()
+        return super().insert(*args, **kwargs)
+
+    @classmethod
+    def insert_many(cls, *args: object, **kwargs: object) -> pw.ModelInsert:
+        forget_reads()
+        return super().insert_many(*args, **kwargs)
+
+    @classmethod
+    def delete(cls) -> pw.ModelDelete:
+        forget_reads()
+        return super().delete()
+
+
+class BillingCenter(_ReadByRouting):
     """A payment processor as it appears on card statements, with its contacts."""
 
     name = pw.CharField(max_length=120, unique=True)
@@ -55,7 +121,7 @@ class BillingCenter(BaseModel):
         return [line.strip() for line in self.descriptors.splitlines() if line.strip()]
 
 
-class BillingPhrase(BaseModel):
+class BillingPhrase(_ReadByRouting):
     """A word or phrase that tells the desk a ticket is about billing, kept by admins."""
 
     text = pw.CharField(max_length=120)
@@ -73,7 +139,7 @@ class BillingPhrase(BaseModel):
         return f"{self.text} ({self.language}, {self.kind})"
 
 
-class DisputeThreshold(BaseModel):
+class DisputeThreshold(_ReadByRouting):
     """A dispute above this amount in this currency goes straight to a senior person."""
 
     currency = pw.CharField(max_length=3, unique=True)

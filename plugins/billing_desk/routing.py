@@ -16,7 +16,14 @@ from core.models import Category
 
 from . import words
 from .centers import active_centers, center_named, match_center
-from .models import BillingCenter, BillingPhrase, DisputeThreshold, PhraseKind, RequestKind
+from .models import (
+    BillingCenter,
+    BillingPhrase,
+    DisputeThreshold,
+    PhraseKind,
+    RequestKind,
+    cached_read,
+)
 from .money import CURRENCIES, amounts_in, format_amount
 
 # When several phrases say what the customer wants, the first of these wins.
@@ -40,14 +47,18 @@ class Assessment:
 
 
 def active_phrases() -> list[words.Phrase]:
-    rows = (BillingPhrase.select(BillingPhrase.text, BillingPhrase.language, BillingPhrase.kind,
-                                 BillingPhrase.request_kind)
-            .where(BillingPhrase.active).order_by(BillingPhrase.id).tuples())
-    return [words.Phrase(*row) for row in rows if row[1] in words.LANGUAGES]
+    def load() -> list[words.Phrase]:
+        rows = (BillingPhrase.select(BillingPhrase.text, BillingPhrase.language,
+                                     BillingPhrase.kind, BillingPhrase.request_kind)
+                .where(BillingPhrase.active).order_by(BillingPhrase.id).tuples())
+        return [words.Phrase(*row) for row in rows if row[1] in words.LANGUAGES]
+
+    return cached_read("phrases", load)
 
 
 def thresholds() -> dict[str, Decimal]:
-    return {row.currency: Decimal(row.amount) for row in DisputeThreshold.select()}
+    return cached_read("thresholds", lambda: {row.currency: Decimal(row.amount)
+                                              for row in DisputeThreshold.select()})
 
 
 def speaks_of_billing(found: list[words.Found], text: str) -> bool:
