@@ -400,3 +400,18 @@ def test_chat_offered_by_another_plugin_appears_under_still_need_help(make_app):
         demo.load()
     page = app.test_client().get(LOGIN + "?lang=en").get_data(as_text=True)
     assert 'href="/chat/x"' in page[page.index("still-need-help"):]
+
+
+def test_headline_blocks_carry_the_category_name_in_the_visitors_language(kb):
+    from core.i18n import save_translations
+    from core.models import Category
+
+    def translate() -> None:
+        category = Category.get(Category.slug == "registration-and-login")
+        save_translations("Category", category.id, {("name", "id"): "Pendaftaran dan masuk"})
+
+    run(kb, translate)
+    page = kb.test_client().get("/help/member/?lang=id").get_data(as_text=True)
+    # The block's own heading and its "more" link, not only the category list below them.
+    assert re.search(r'id="category-content-\d+">Pendaftaran dan masuk<', page)
+    assert "Semua artikel tentang Pendaftaran dan masuk" in page

@@ -11,7 +11,7 @@ from typing import Any
 
 from core import hookimpl
 from core.hookspecs import CategoryContent, Suggestion
-from core.i18n import _
+from core.i18n import _, localized
 from core.settings import Setting, as_int, as_rate
 
 PLUGIN = "knowledge_base"
@@ -111,11 +111,11 @@ def category_content(user_type: Any, category: Any, language: str,
             stack[:0] = node.children
         by_category = library.published([c.id for c in categories], language)
         return [CategoryContent(
-            heading=c.name,
+            heading=localized(c, "name", language),
             links=[Suggestion(s.article.title,
                               library.url_of(user_type.slug, c.slug, s.article.slug, "list"))
                    for s in by_category[c.id][:3]],
-            more_label=_("All articles about %(topic)s", topic=c.name),
+            more_label=_("All articles about %(topic)s", topic=localized(c, "name", language)),
             more_url=url_for("knowledge_base.category_index", user_type=user_type.slug,
                              category=c.slug),
             order=10) for c in categories if c.id in by_category]
