@@ -443,3 +443,25 @@ def test_loket_email_ingest_exits_0_when_stored_75_when_not_and_65_on_no_input(
     assert failed.returncode == 75
     lines = failed.stderr.decode().strip().splitlines()
     assert lines and lines[-1].startswith("loket email ingest: not stored")
+
+
+def test_piped_mail_to_a_mailboxs_address_is_that_mailboxs(
+        desk: Any, smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
+    from plugins.email_intake.mailboxes import Mailbox as ReadMailbox
+
+    box, _ = smtp
+    ReadMailbox.create(name="billing", address="Billing@desk.test", imap_host="imap.desk.test",
+                       imap_user="billing", from_name="Billing team",
+                       default_category=desk.payments, department=desk.billing)
+    ReadMailbox.create(name="off", address="sales@desk.test", imap_host="imap.desk.test",
+                       imap_user="sales", enabled=False)
+    result = ingest_raw(mail(to="billing+refunds@desk.test", subject="Charged twice"),
+                        via="pipe")
+    ticket = Ticket.get_by_id(result.ticket_number)
+    assert ticket.category_id == desk.payments.id and ticket.department_id == desk.billing.id
+    (_, ack), = box.mails
+    assert ack["From"] == "Billing team <Billing@desk.test>"  # the mailbox's address, as stored
+    # A disabled mailbox's address, or none of ours: the desk's own defaults.
+    other = ingest_raw(mail(to="sales@desk.test", subject="Prices"), via="http")
+    assert Ticket.get_by_id(other.ticket_number).department_id != desk.billing.id
+    assert box.mails[-1][1]["From"].endswith(f"<{SUPPORT}>")

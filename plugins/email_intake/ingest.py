@@ -26,6 +26,7 @@ from core.services import contacts, tickets
 from core.state import loket
 
 from . import bounces, failed, loops
+from .mailboxes import mailbox_addressed, note_arrivals
 from .parse import MailFile, ParsedMail, parse
 
 log = logging.getLogger(__name__)
@@ -117,12 +118,16 @@ _NUMBER = re.compile(r"\[#(\d{1,12})\]|(?:ticket|tiket)\s*#?\s*(\d{1,12})|#(\d{1
                      re.IGNORECASE)
 
 
-def find_thread(mail: ParsedMail, own: frozenset[str]) -> tuple[Ticket | None, str]:
-    """The ticket this mail answers and how it was found, or (None, "")."""
-    recipients = [a for _, a in mail.to + mail.cc] + [
+def _recipients(mail: ParsedMail) -> list[str]:
+    """Whom the mail was for: To and Cc, and what the MTA says it delivered to."""
+    return [a for _, a in mail.to + mail.cc] + [
         v.strip().strip("<>") for name in ("delivered-to", "x-original-to", "envelope-to")
         for v in mail.headers.get(name, [])]
-    ticket = _ticket_by_reply_address(recipients, own)
+
+
+def find_thread(mail: ParsedMail, own: frozenset[str]) -> tuple[Ticket | None, str]:
+    """The ticket this mail answers and how it was found, or (None, "")."""
+    ticket = _ticket_by_reply_address(_recipients(mail), own)
     if ticket is not None:
         return ticket, "reply address"
     for header, ids in (("In-Reply-To", mail.in_reply_to),
@@ -189,8 +194,14 @@ def _unpacked(item: MailFile) -> list[tuple[str, bytes]]:
 
 def _ingest(raw: bytes, via: str, mailbox: Any) -> Ingested:
     settings = _settings()
-    mailbox_address = str(getattr(mailbox, "address", "") or "")
     mail = parse(raw)
+    if mailbox is None:
+        # Piped or posted mail to a mailbox's address is that mailbox's, as if read from it:
+        # its category and department, and replies from its address.
+        mailbox = mailbox_addressed(_recipients(mail))
+        if mailbox is not None:
+            note_arrivals(mailbox.id, [raw])
+    mailbox_address = str(getattr(mailbox, "address", "") or "")
     own = own_addresses(mailbox)
     verdict = loops.classify(mail, own)
 

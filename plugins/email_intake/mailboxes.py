@@ -112,6 +112,21 @@ def note_arrivals(mailbox_id: int, raws: list[bytes]) -> None:
         MailboxArrival.insert_many(rows).on_conflict_ignore().execute()
 
 
+def mailbox_addressed(recipients: list[str]) -> Mailbox | None:
+    """The enabled mailbox one of ``recipients`` names (a +tag after the local part aside)."""
+    wanted = set()
+    for address in recipients:
+        local, at, domain = address.strip().lower().rpartition("@")
+        if at and local:
+            wanted.add(f"{local.split('+', 1)[0]}@{domain}")
+    if not wanted:
+        return None
+    for box in Mailbox.select().where(Mailbox.enabled).order_by(Mailbox.id):
+        if box.address.strip().lower() in wanted:
+            return box
+    return None
+
+
 def mailbox_of_ticket(ticket_id: int) -> Mailbox | None:
     """The mailbox the ticket's first mail from the customer came through, if any."""
     first = (Message.select(Message.raw_path)
