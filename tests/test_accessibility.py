@@ -33,7 +33,7 @@ MIN_TARGET = 24
 @pytest.fixture
 def axe_source() -> str:
     if not AXE.is_file():
-        pytest.skip(f"axe-core is not installed at {AXE} (`./dev test` installs it with npm)")
+        pytest.skip(f"axe-core is not installed at {AXE} (`./dev test` installs it from the npm registry)")
     return AXE.read_text(encoding="utf-8")
 
 
