@@ -7,16 +7,12 @@ from typing import Any
 
 import flask
 
-from . import db
 from .hooks import hookimpl
 from .hookspecs import ChannelSpec, Routing
 from .i18n import _l
-from .models import Category, Channel, Department, IdentityKind, Status, Ticket, utcnow
+from .models import Category, Channel, IdentityKind, Status, Ticket, utcnow
+from .services import access
 from .state import loket
-
-_department_by_id = db.Select(
-    "department.by_id", Department,
-    lambda department_id: Department.select().where(Department.id == department_id).limit(1))
 
 
 @hookimpl(trylast=True)
@@ -33,12 +29,11 @@ def route_ticket(category: Category | None) -> Routing | None:
     while node is not None and node.id not in seen:
         seen.add(node.id)
         if node.default_department_id is not None:
-            department = _department_by_id.first(node.default_department_id)
+            department = access.department_by_id(node.default_department_id)
             break
         node = node.parent
     if department is None and loket().config["default_department"]:
-        department = Department.get_or_none(
-            Department.slug == loket().config["default_department"])
+        department = access.department_by_slug(loket().config["default_department"])
     if category is None:
         return Routing(department=department, reason="default department") \
             if department is not None else None

@@ -195,3 +195,25 @@ def test_phrases_are_read_once_and_an_admins_change_applies_at_once(billing_desk
         "VALUES ('parcel', 'en', 'strong', '', TRUE)")
     monkeypatch.setattr(models, "READ_CACHE_SECONDS", 0.0)
     assert routed_to_billing(billing_desk, "my parcel never arrived", "en")
+
+
+def test_a_ticket_is_read_once_for_routing_and_for_its_case(billing_desk: Any, monkeypatch: Any):
+    # route_ticket (before the write) and ticket_created (after the commit) ask the same
+    # question about the same ticket: the words are looked up once, the answers agree.
+    from plugins.billing_desk import routing
+    from plugins.billing_desk.models import BillingCase
+
+    calls: list[str] = []
+    real_find = routing.words.find
+    monkeypatch.setattr(routing.words, "find", lambda phrases, text: (
+        calls.append(text), real_find(phrases, text))[1])
+    ticket = open_ticket(identity=Identity("email", "once@example.test"), subject="Refund",
+                         text="Please refund my last payment", category=billing_desk.login,
+                         language="en")
+    assert calls == ["Refund\nPlease refund my last payment"]
+    case = BillingCase.get(BillingCase.ticket == ticket.id)
+    assert case.request_kind == "refund"
+    # Another ticket with other words is read afresh; the same words again are not.
+    open_ticket(identity=Identity("email", "twice@example.test"), subject="Refund",
+                text="I was charged twice", category=billing_desk.login, language="en")
+    assert len(calls) == 2

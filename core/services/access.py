@@ -135,6 +135,24 @@ def category_by_id(category_id: int | None) -> Category | None:
     return _category_by_id.first(category_id) if category_id else None
 
 
+_department_by_id = db.Select(
+    "department.by_id", Department,
+    lambda department_id: Department.select().where(Department.id == department_id).limit(1))
+_department_by_slug = db.Select(
+    "department.by_slug", Department,
+    lambda slug: Department.select().where(Department.slug == slug).limit(1))
+
+
+def department_by_id(department_id: int | None) -> Department | None:
+    """A department by id, active or not (routing runs this on every new ticket)."""
+    return _department_by_id.first(department_id) if department_id else None
+
+
+def department_by_slug(slug: str | None) -> Department | None:
+    """A department by its slug, active or not."""
+    return _department_by_slug.first(slug) if slug else None
+
+
 def _department_ids(staff: Staff) -> Any:
     return StaffDepartment.select(StaffDepartment.department).where(
         StaffDepartment.staff == staff)

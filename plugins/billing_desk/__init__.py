@@ -17,6 +17,7 @@ from core import hookimpl, opens_tickets
 from core.hookspecs import ContactOption, Panel, Routing
 from core.i18n import _
 from core.models import Department, Priority
+from core.services import access
 from core.settings import Setting, as_list, as_str
 
 PLUGIN = "billing_desk"
@@ -86,10 +87,10 @@ def load_demo_data() -> None:
 
 def _department(center: Any) -> Department | None:
     if center is not None and center.department_id is not None:
-        department = Department.get_or_none(Department.id == center.department_id)
+        department = access.department_by_id(center.department_id)
         if department is not None and department.active:
             return department
-    return Department.get_or_none(Department.slug == settings()["department"])
+    return access.department_by_slug(settings()["department"])
 
 
 @hookimpl(tryfirst=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from peewee import IntegrityError
 
-from core.models import Category
+from core.services import access
 from core.services import tickets as service
 
 from .models import BillingCase
@@ -23,20 +23,17 @@ def record(ticket: Any, message: Any) -> BillingCase | None:
     from . import is_billing_category
     from .routing import assess, charged_on
 
-    category = (Category.get_or_none(Category.id == ticket.category_id)
-                if ticket.category_id else None)
+    category = access.category_by_id(ticket.category_id)
     text = f"{ticket.subject}\n{message.body_text if message is not None else ''}"
     form_data = ticket.form_data or {}
-    found = assess(category, form_data, text, is_billing_category)
+    found = assess(category, form_data, text, is_billing_category)  # routing's own answer
     if not found.billing:
         return None
     escalated = bool(found.escalate_reason) and ticket.escalation_level > 0
-    existing = BillingCase.get_or_none(BillingCase.ticket == ticket.id)
-    if existing is not None:
-        return existing
     try:
-        # One statement, no read-then-write transaction: a second run loses on the unique
-        # ticket and finds the first run's row.
+        # One statement, no read-then-write transaction (this runs after the ticket's
+        # commit, outside any): a second run loses on the unique ticket and finds the
+        # first run's row.
         case = BillingCase.create(
             ticket=ticket.id, center=found.center, request_kind=found.request_kind,
             transaction_id=str(form_data.get("transaction_id") or "")[:120],

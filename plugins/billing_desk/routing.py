@@ -8,6 +8,7 @@ and ``ticket_created`` records it, so both always agree.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -91,10 +92,40 @@ def _request_kind(form_data: dict[str, Any], found: list[words.Found]) -> str:
     return next((kind for kind in _KIND_ORDER if kind in kinds), "")
 
 
+# The latest answers of ``assess``: routing asks before the write and ``ticket_created``
+# after the commit, about the same ticket. An answer is reused only while the tables it was
+# read from are the very ones the cache holds (a change through the models, or the cache's
+# own expiry, gives new objects), so it is never staler than those reads.
+_ASSESSED_KEEP = 64
+_assessed: dict[tuple[Any, ...], tuple[tuple[object, ...], Assessment]] = {}
+_assessed_lock = threading.Lock()
+
+
 def assess(category: Category | None, form_data: dict[str, Any], text: str,
            is_billing_category: Any) -> Assessment:
-    """What the desk makes of a new ticket; reads the database, changes nothing."""
+    """What the desk makes of a new ticket; reads the database, changes nothing.
+
+    The answer may be shared with another caller about the same ticket: read it, never
+    change it.
+    """
     form_data = form_data or {}
+    tables = (active_phrases(), active_centers(), thresholds())
+    key = ((category.id, category.slug, category.parent_id) if category is not None else None, text,
+           repr(sorted(form_data.items())), is_billing_category)
+    with _assessed_lock:
+        seen = _assessed.get(key)
+    if seen is not None and all(a is b for a, b in zip(seen[0], tables, strict=True)):
+        return seen[1]
+    result = _assess(category, form_data, text, is_billing_category)
+    with _assessed_lock:
+        while len(_assessed) >= _ASSESSED_KEEP:
+            _assessed.pop(next(iter(_assessed)))
+        _assessed[key] = (tables, result)
+    return result
+
+
+def _assess(category: Category | None, form_data: dict[str, Any], text: str,
+            is_billing_category: Any) -> Assessment:
     found = words.find(active_phrases(), text)
     result = Assessment(matched=list(dict.fromkeys(f.phrase.text for f in found)))
     in_text = match_center(text, active_centers())
