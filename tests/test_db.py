@@ -180,6 +180,16 @@ def test_department_by_id_reads_the_whole_row(ctx):
     _same_row(statement.first(up.id), Department.get_by_id(up.id))
 
 
+def test_department_by_slug_reads_the_whole_row_active_or_not(ctx):
+    statement = db.STATEMENTS["department.by_slug"]
+    up = Department.create(slug="up", name="Up")
+    down = Department.create(slug="down", name="Down", email="d@x.test", escalates_to=up,
+                             active=False)
+    _same_row(statement.first("down"), Department.get_by_id(down.id))
+    _same_row(statement.first("up"), Department.get_by_id(up.id))
+    assert statement.first("Up") is None  # slugs are matched exactly
+
+
 def test_questions_of_a_category_come_in_the_admins_order(ctx):
     statement = db.STATEMENTS["category_field.of_category"]
     member = UserType.create(slug="member", name="M")
@@ -235,7 +245,8 @@ def test_attachments_of_a_ticket_are_its_own_in_order(ctx):
 
 def test_every_named_statement_has_its_test():
     selects = {"contact.by_identity", "message.by_external_id", "category.visible_by_slugs",
-               "category.by_id", "department.by_id", "category_field.of_category",
+               "category.by_id", "department.by_id", "department.by_slug",
+               "category_field.of_category",
                "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket"}
     assert set(db.STATEMENTS) == selects | set(INSERTS)
 
