@@ -197,13 +197,13 @@ def main() -> int:
         for _ in range(args.rounds):
             before = server.cpu_seconds()
             calm = honest_run(args, server, desk, form_path, cookie, token, shown_at)
-            calm["worker_cpu_s"] = base._cpu_split(before, server.cpu_seconds())
+            calm["worker_cpu_s"] = base.cpu_split(before, server.cpu_seconds())
             attack = Attack(args.port, form_path, args)
             attack.start()
             time.sleep(args.slow_interval + 1)  # let every slow client take its place first
             before, attacker_before = server.cpu_seconds(), _own_cpu()
             hostile = honest_run(args, server, desk, form_path, cookie, token, shown_at)
-            hostile["worker_cpu_s"] = base._cpu_split(before, server.cpu_seconds())
+            hostile["worker_cpu_s"] = base.cpu_split(before, server.cpu_seconds())
             # The attackers run in this process, on the same cores as the server and wrk.
             hostile["attacker_cpu_s"] = round(_own_cpu() - attacker_before, 1)
             attack.stop()

@@ -259,9 +259,11 @@ def peer_round(project: PeerProject, args: argparse.Namespace) -> dict[str, Any]
         if before != 1:
             raise SystemExit(f"a test submission to the peer made {before} tickets, not 1; "
                              f"see {server.log.name}")
+        cpu_before = server.cpu_seconds()
         result = base.run_wrk(args, server.base + FORM_PATH, BENCH / "peer_submit.lua", {
             "BENCH_PATH": FORM_PATH, "BENCH_COOKIE": cookie, "BENCH_CSRF": token,
             "BENCH_QUEUE": project.queue_id})
+        result["worker_cpu_s"] = base.cpu_split(cpu_before, server.cpu_seconds())
     finally:
         server.stop()
     result["tickets_created"] = project.tickets() - before
@@ -295,10 +297,17 @@ def loket_round(args: argparse.Namespace) -> dict[str, Any]:
 # -- Report --------------------------------------------------------------------------------------
 
 
+def cpu_ms_per_ticket(r: dict[str, Any]) -> float:
+    """The server's own CPU (all its workers, not wrk's) per ticket created: unlike tickets
+    per second, hardly moved by what else the machine is doing."""
+    return 1000 * sum(r.get("worker_cpu_s") or [0.0]) / max(r["tickets_created"], 1)
+
+
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     lat = {p: statistics.median(r["latency_ms"].get(p, 0.0) for r in rounds)
            for p in ("50", "90", "99")}
     return {"tickets_per_s": statistics.median(r["tickets_per_s"] for r in rounds),
+            "cpu_ms_per_ticket": round(statistics.median(cpu_ms_per_ticket(r) for r in rounds), 2),
             "requests_per_s": statistics.median(r["requests_per_s"] for r in rounds),
             "latency_ms": lat,
             "non_2xx_3xx": sum(r["non_2xx_3xx"] for r in rounds),
@@ -359,6 +368,13 @@ def main() -> int:
             results["peer"]["median"]["tickets_per_s"], 0.1)
         results["ratio_loket_to_peer"] = round(ratio, 2)
         print(f"Ratio Loket / django-helpdesk (median tickets/s): {ratio:.2f}x")
+        cpu = (results["peer"]["median"]["cpu_ms_per_ticket"]
+               / max(results["loket"]["median"]["cpu_ms_per_ticket"], 0.01))
+        results["ratio_cpu_per_ticket"] = round(cpu, 2)
+        print(f"Server CPU per ticket (median): django-helpdesk "
+              f"{results['peer']['median']['cpu_ms_per_ticket']} ms, Loket "
+              f"{results['loket']['median']['cpu_ms_per_ticket']} ms: Loket needs "
+              f"{cpu:.2f}x less")
         ok = ok and all(r["run_py_exit"] == 0 for r in loket)
     print("Per round, tickets/s: django-helpdesk "
           + ", ".join(str(r["tickets_per_s"]) for r in peer)

@@ -230,7 +230,7 @@ class Server:
         self.log.close()
 
 
-def _cpu_split(before: dict[int, float], after: dict[int, float]) -> list[float]:
+def cpu_split(before: dict[int, float], after: dict[int, float]) -> list[float]:
     return sorted((round(after[pid] - before.get(pid, 0.0), 1) for pid in after), reverse=True)
 
 
@@ -332,11 +332,11 @@ def main() -> int:
         submit["tickets_created"] = created
         submit["tickets_per_s"] = round(created / args.duration, 1)
         submit["elapsed_s"] = round(elapsed, 1)
-        submit["worker_cpu_s"] = _cpu_split(cpu_before, server.cpu_seconds())
+        submit["worker_cpu_s"] = cpu_split(cpu_before, server.cpu_seconds())
 
         cpu_before = server.cpu_seconds()
         track = run_wrk(args, server.base + tracking_path)
-        track["worker_cpu_s"] = _cpu_split(cpu_before, server.cpu_seconds())
+        track["worker_cpu_s"] = cpu_split(cpu_before, server.cpu_seconds())
         server._sampling = False
         sampler.join(timeout=2)
         rss = sorted(server.peak_rss_kb.values())
