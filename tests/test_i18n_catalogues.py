@@ -137,6 +137,30 @@ def test_translations_keep_every_placeholder() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_indonesian_is_formal_everywhere() -> None:
+    # "Anda", never "kamu": the desk speaks to customers as a help center does.
+    informal = re.compile(r"\bkamu\b", re.IGNORECASE)
+    found = []
+    for path in all_catalogues():
+        if path.parts[-3] != "id":
+            continue
+        with path.open("rb") as handle:
+            for message in read_po(handle):
+                found += [f"{path.relative_to(ROOT)}: {text[:60]!r}"
+                          for text in _strings(message.string) if informal.search(text)]
+    assert found == []
+
+
+def test_no_catalogue_is_marked_fuzzy() -> None:
+    # A fuzzy catalogue header makes the compiler skip the whole file.
+    fuzzy = []
+    for path in all_catalogues():
+        with path.open("rb") as handle:
+            if read_po(handle).fuzzy:
+                fuzzy.append(str(path.relative_to(ROOT)))
+    assert fuzzy == []
+
+
 def test_placeholder_check_sees_a_dropped_or_renamed_placeholder() -> None:
     assert placeholders("Up to %(count)s files, %(size)s MB") != placeholders(
         "Hanggang %(count)s file")
