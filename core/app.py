@@ -157,7 +157,12 @@ def configure_channels(app: Flask, state: Loket) -> None:
 def configure_i18n(app: Flask, state: Loket) -> None:
     from pathlib import Path
 
-    from .i18n import catalogue_sources, compile_catalogues, local_datetime
+    from .i18n import (
+        catalogue_sources,
+        compile_catalogues,
+        install_template_gettext,
+        local_datetime,
+    )
 
     # Core's catalogue and every enabled plugin's, compiled now if stale (core.i18n).
     cache = Path(state.config["instance_path"]) / "translations"
@@ -165,6 +170,7 @@ def configure_i18n(app: Flask, state: Loket) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(str(f) for f in folders)
     app.config["BABEL_DEFAULT_TIMEZONE"] = state.config["timezone"]
     Babel(app, locale_selector=select_locale)
+    install_template_gettext(app.jinja_env)
     app.add_template_filter(local_datetime, "local_datetime")
 
 

@@ -171,6 +171,40 @@ def local_datetime(value: dt.datetime | None, format: str = "medium") -> str:
     return f"{format_datetime(value, format)} {zone}".strip()
 
 
+def _catalogue() -> Any:
+    """The catalogue templates' ``_()`` reads: Flask-Babel's for the current locale, looked
+    up once per context and locale rather than for every string of a page.
+
+    Kept on ``g`` beside the locale it was found for, so ``force_locale`` (a notification
+    in the customer's language) and ``flask_babel.refresh`` are seen at once.
+    """
+    from flask_babel import get_translations
+
+    try:
+        store = g._get_current_object()
+    except RuntimeError:  # no app context: Flask-Babel answers with no translations
+        return get_translations()
+    locale = getattr(store.__dict__.get("_flask_babel"), "babel_locale", None)
+    seen = store.__dict__.get("_loket_catalogue")
+    if seen is not None and locale is not None and seen[0] is locale:
+        return seen[1]
+    translations = get_translations()
+    store._loket_catalogue = (getattr(store.__dict__.get("_flask_babel"), "babel_locale", None),
+                              translations)
+    return translations
+
+
+def install_template_gettext(env: Any) -> None:
+    """Templates' ``_``, ``gettext`` and ``ngettext`` through ``_catalogue`` (Flask-Babel's own
+    look the locale and domain up again for every string: an eighth of a page's time)."""
+    env.install_gettext_callables(
+        gettext=lambda s: _catalogue().ugettext(s),
+        ngettext=lambda s, p, n: _catalogue().ungettext(s, p, n),
+        pgettext=lambda c, s: _catalogue().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _catalogue().unpgettext(c, s, p, n),
+        newstyle=True)
+
+
 # -- What admins typed, per language ---------------------------------------------------------
 
 _TRANSLATIONS_KEY = "loket_translations"

@@ -344,3 +344,23 @@ def test_a_refused_form_token_is_explained_in_the_visitors_language(make_app: An
     page = text_of(client.post(f"{LOGIN_FORM}?lang=fil", data={"name": "x"}))
     assert "Nag-expire na ang iyong form o ipinadala ito mula sa ibang site." in page
     assert "CSRF" not in page
+
+
+def test_templates_follow_the_locale_within_one_request(desk_app: Any) -> None:
+    # A page in Indonesian that renders a notification in Filipino, then goes on in
+    # Indonesian: templates' _() reads the catalogue of the locale in force each time.
+    import flask_babel
+    from flask import render_template_string
+
+    page = "{{ _('Unknown field.') }}|{{ _('Please attach a file.') }}"
+    with desk_app.test_request_context("/", headers={"Accept-Language": "id"}):
+        first = render_template_string(page)
+        with flask_babel.force_locale("fil"):
+            forced = render_template_string(page)
+        again = render_template_string(page)
+        flask_babel.refresh()
+        with flask_babel.force_locale("en"):
+            english = render_template_string(page)
+    assert first == again
+    assert english == "Unknown field.|Please attach a file."
+    assert len({first, forced, english}) == 3, (first, forced, english)
