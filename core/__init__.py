@@ -32,6 +32,10 @@ notice.
     ``_``, ``_l`` and ``ngettext`` for customer-facing text.
 ``core.jobs``
     ``crontab``, for the periodic tasks a plugin declares in ``register_jobs``.
+``core.db``
+    ``Select`` and ``Insert``: named statements, whose SQL is built once per kind of
+    database, for a plugin's hot paths (name them ``<plugin>.<what>`` and give each a
+    test); ``write_transaction`` for a read-then-write of the plugin's own tables.
 ``core.limits``
     ``register_body_limit``, for an endpoint that takes bodies larger than the
     default 1 MB (a raw email posted by a mail provider).
@@ -67,6 +71,7 @@ PLUGIN_API: tuple[str, ...] = (
     "core.i18n",
     "core.jobs",
     "core.limits",
+    "core.db",
 )
 
 

@@ -217,3 +217,25 @@ def test_a_ticket_is_read_once_for_routing_and_for_its_case(billing_desk: Any, m
     open_ticket(identity=Identity("email", "twice@example.test"), subject="Refund",
                 text="I was charged twice", category=billing_desk.login, language="en")
     assert len(calls) == 2
+
+
+def test_the_case_insert_writes_every_column(billing_desk: Any) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from plugins.billing_desk.centers import active_centers
+    from plugins.billing_desk.models import BillingCase
+
+    statement = core_db.STATEMENTS["billing_desk.case_insert"]
+    ticket = open_ticket(identity=Identity("email", "row@example.test"), subject="Hello",
+                         text="nothing about money", category=billing_desk.login, language="en")
+    center = active_centers()[0]
+    values = dict(ticket=ticket.id, center=center.id, request_kind="refund",
+                  transaction_id="TX-1", amount=Decimal("12.50"), currency="USD",
+                  charged_on=dt.date(2026, 11, 2), matched="refund", escalation_reason="why",
+                  created_at=dt.datetime(2026, 11, 3, 4, 5, 6))
+    case = statement(BillingCase(**values))
+    stored = BillingCase.select().where(BillingCase.id == case.id).dicts().get()
+    assert stored == {"id": case.id, **values}
+    with pytest.raises(core_db.peewee.IntegrityError):  # one case per ticket
+        statement(BillingCase(**values))

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import re
 import threading
+from pathlib import Path
 
 import peewee as pw
 import pytest
@@ -248,7 +249,10 @@ def test_every_named_statement_has_its_test():
                "category.by_id", "department.by_id", "department.by_slug",
                "category_field.of_category",
                "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket"}
-    assert set(db.STATEMENTS) == selects | set(INSERTS)
+    # A plugin's statements are named after it and tested with the plugin.
+    plugins = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins").iterdir()}
+    core = {name for name in db.STATEMENTS if name.split(".")[0] not in plugins}
+    assert core == selects | set(INSERTS)
 
 
 def test_a_statement_name_is_taken_once_and_each_argument_used_once(ctx):

@@ -123,12 +123,12 @@ def test_built_in_plugins_import_only_what_core_publishes():
 
 def test_the_plugin_api_check_catches_unpublished_modules_and_private_names(tmp_path):
     plugin = tmp_path / "plugin.py"
-    plugin.write_text("from core import db\nimport core.app\nfrom core.i18n import _\n"
+    plugin.write_text("from core import serving\nimport core.app\nfrom core.i18n import _\n"
                       "from core.settings import Setting\nfrom core.config import _as_list\n"
                       "from core.services import unit\nfrom admin.base import SecuredView\n"
                       "from core.hookspecs import _private_helper\n")
     assert _unpublished_imports(plugin) == [
-        "plugin.py:1 imports core.db, which core does not publish",
+        "plugin.py:1 imports core.serving, which core does not publish",
         "plugin.py:2 imports core.app, which core does not publish",
         "plugin.py:5 imports core.config, which core does not publish",
         "plugin.py:6 imports core.services.unit, which core does not publish",

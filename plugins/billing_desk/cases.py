@@ -6,10 +6,13 @@ from typing import Any
 
 from peewee import IntegrityError
 
+from core import db
 from core.services import access
 from core.services import tickets as service
 
 from .models import BillingCase
+
+_insert_case = db.Insert("billing_desk.case_insert", BillingCase)
 
 
 def record(ticket: Any, message: Any) -> BillingCase | None:
@@ -34,13 +37,13 @@ def record(ticket: Any, message: Any) -> BillingCase | None:
         # One statement, no read-then-write transaction (this runs after the ticket's
         # commit, outside any): a second run loses on the unique ticket and finds the
         # first run's row.
-        case = BillingCase.create(
+        case = _insert_case(BillingCase(
             ticket=ticket.id, center=found.center, request_kind=found.request_kind,
             transaction_id=str(form_data.get("transaction_id") or "")[:120],
             amount=found.amount, currency=found.currency, charged_on=charged_on(form_data),
             matched=(found.descriptor or ", ".join(dict.fromkeys(found.matched)))[:255],
             escalation_reason=found.escalate_reason[:255] if escalated else "",
-            created_at=ticket.created_at)
+            created_at=ticket.created_at))
     except IntegrityError:
         return BillingCase.get(BillingCase.ticket == ticket.id)
     if escalated:
