@@ -24,13 +24,43 @@ from typing import Any
 from . import db
 from .hookspecs import DeliveryError
 from .jobs import OUTBOX_RELAY
-from .models import Delivery, Message, Ticket, utcnow
+from .models import Contact, Delivery, Message, Ticket, TicketParticipant, utcnow
 from .state import loket
 
 log = logging.getLogger(__name__)
 
 RELAY = OUTBOX_RELAY
 MAX_BACKOFF = 3600
+
+
+def copy_candidates(ticket: Ticket) -> list[tuple[int, str, str]]:
+    """Who a reply on this ticket may be copied to: (contact id, name, address) of each
+    participant the ticket's channel can write to, the ticket's own contact left out.
+
+    The one list both the console's choice and ``tickets.reply``'s check read, so a
+    posted contact id that is not on it (a tampered form) is refused, not mailed.
+    """
+    from .notifications import recipient_on
+
+    spec = loket().channels.get(ticket.channel)
+    if spec is None or not spec.can_push or not spec.identity_kind:
+        return []
+    rows = (Contact.select(Contact.id, Contact.name)
+            .join(TicketParticipant, on=(TicketParticipant.contact == Contact.id))
+            .where((TicketParticipant.ticket == ticket.id)
+                   & (Contact.id != ticket.contact_id))
+            .order_by(TicketParticipant.id))
+    candidates = []
+    for contact in rows:
+        address = recipient_on(contact.id, spec.identity_kind)
+        if address:
+            candidates.append((contact.id, contact.name or "", address))
+    return candidates
+
+
+def copies_of(message: Message) -> list[str]:
+    """The identities a queued message is copied to (an email's Cc), as stored with it."""
+    return [line for line in (message.copy_to or "").splitlines() if line.strip()]
 
 
 def _claim(message_id: int, now: dt.datetime) -> bool:
@@ -70,7 +100,8 @@ def send(message_id: int) -> str:
         return "failed"
     try:
         result = implementation(ticket=ticket, message=message, recipient=message.recipient,
-                                idempotency_key=message.delivery_key or f"loket-{message.id}")
+                                idempotency_key=message.delivery_key or f"loket-{message.id}",
+                                copies=copies_of(message))
     except DeliveryError as exc:
         return _failed(message, str(exc) or type(exc).__name__, exc.permanent, exc.retry_after)
     except Exception as exc:  # a plugin's bug or a network error: try again later

@@ -641,7 +641,8 @@ def add_customer_reply(ticket: Ticket, text: str, attachments: Iterable[StoredFi
 
 
 def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
-          attachments: Iterable[StoredFile] = (), status: str | None = Status.PENDING) -> Message:
+          attachments: Iterable[StoredFile] = (), status: str | None = Status.PENDING,
+          copy_to: Iterable[int] = ()) -> Message:
     """An agent answers the customer, through the ticket's own channel where it can push.
 
     On such a channel (email, a messenger) the reply is committed ``queued``
@@ -649,10 +650,12 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
     waits on the tracking page (``portal``) and the customer is notified where
     a channel can reach them (``core.notifications``). ``status`` is where the
     ticket goes next (waiting on the customer by default); ``None`` leaves it
-    as it is.
+    as it is. ``copy_to`` names participants (contact ids) the reply is copied to (an
+    email's Cc); anyone not among ``outbox.copy_candidates`` is refused.
     """
     if not (text or "").strip():
         raise ServiceError("a reply needs some text")
+    copy_to = list(dict.fromkeys(copy_to))
     if status is not None and status not in Status.ALL:
         raise ServiceError(f"unknown status {status!r}")
     attachments = list(attachments)
@@ -666,6 +669,8 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
             body_html=_clean(html), channel=fresh.channel, delivery_state=Delivery.PORTAL,
             delivery_updated_at=now, created_at=now)
         pushed = _push_on_own_channel(fresh, message)
+        if copy_to:
+            message.copy_to = _copies(fresh, copy_to, pushed)
         _insert_message(message)
         _add_attachments(fresh, message, attachments)
         _audit(fresh, "reply", actor, detail=f"message={message.id}")
@@ -686,6 +691,19 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
         return message
 
     return run_unit(work)
+
+
+def _copies(ticket: Ticket, contact_ids: list[int], pushed: bool) -> str:
+    """The addresses of the chosen participants, one a line; refuses anyone else."""
+    from ..outbox import copy_candidates
+
+    if not pushed:
+        raise ServiceError("this reply is not sent by a channel that can copy it to others")
+    allowed = {contact_id: address for contact_id, _name, address in copy_candidates(ticket)}
+    refused = [c for c in contact_ids if c not in allowed]
+    if refused:
+        raise ServiceError("a reply can be copied only to the ticket's participants")
+    return "\n".join(allowed[c] for c in contact_ids)
 
 
 def _push_on_own_channel(ticket: Ticket, message: Message) -> bool:

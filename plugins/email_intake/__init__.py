@@ -172,14 +172,15 @@ def register_channels() -> list[ChannelSpec]:
 
 
 @hookimpl
-def deliver_message(ticket: Any, message: Any, recipient: str,
-                    idempotency_key: str) -> DeliveryResult:
+def deliver_message(ticket: Any, message: Any, recipient: str, idempotency_key: str,
+                    copies: list[str]) -> DeliveryResult:
     from core.services.tickets import tracking_url
 
     from .outbound import deliver
 
     return deliver(_settings(), ticket, message, recipient, idempotency_key,
-                   tracking_url(ticket), Storage(loket().config["attachments_path"]))
+                   tracking_url(ticket), Storage(loket().config["attachments_path"]),
+                   copies=copies)
 
 
 @hookimpl
