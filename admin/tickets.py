@@ -31,7 +31,6 @@ from core.models import (
     utcnow,
 )
 from core.numbers import parse_id
-from core.outbox import copy_candidates
 from core.raw import read as read_raw
 from core.services import tickets as service
 from core.services.access import (
@@ -52,7 +51,7 @@ from core.services.access import (
     tagged,
     waiting_on_us,
 )
-from core.services.tickets import TEXT_MAX, Actor, ServiceError
+from core.services.tickets import TEXT_MAX, Actor, ServiceError, copy_candidates
 from core.state import loket
 from core.web.helpcenter import store_uploads, upload_limits
 

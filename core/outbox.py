@@ -24,38 +24,13 @@ from typing import Any
 from . import db
 from .hookspecs import DeliveryError
 from .jobs import OUTBOX_RELAY
-from .models import Contact, Delivery, Message, Ticket, TicketParticipant, utcnow
+from .models import Delivery, Message, Ticket, utcnow
 from .state import loket
 
 log = logging.getLogger(__name__)
 
 RELAY = OUTBOX_RELAY
 MAX_BACKOFF = 3600
-
-
-def copy_candidates(ticket: Ticket) -> list[tuple[int, str, str]]:
-    """Who a reply on this ticket may be copied to: (contact id, name, address) of each
-    participant the ticket's channel can write to, the ticket's own contact left out.
-
-    The one list both the console's choice and ``tickets.reply``'s check read, so a
-    posted contact id that is not on it (a tampered form) is refused, not mailed.
-    """
-    from .notifications import recipient_on
-
-    spec = loket().channels.get(ticket.channel)
-    if spec is None or not spec.can_push or not spec.identity_kind:
-        return []
-    rows = (Contact.select(Contact.id, Contact.name)
-            .join(TicketParticipant, on=(TicketParticipant.contact == Contact.id))
-            .where((TicketParticipant.ticket == ticket.id)
-                   & (Contact.id != ticket.contact_id))
-            .order_by(TicketParticipant.id))
-    candidates = []
-    for contact in rows:
-        address = recipient_on(contact.id, spec.identity_kind)
-        if address:
-            candidates.append((contact.id, contact.name or "", address))
-    return candidates
 
 
 def copies_of(message: Message) -> list[str]:

@@ -14,9 +14,8 @@ import pytest
 
 from core import db
 from core.models import Contact, Delivery, Message, Ticket, TicketParticipant
-from core.outbox import copy_candidates
 from core.services import tickets
-from core.services.tickets import ServiceError
+from core.services.tickets import ServiceError, copy_candidates
 from tests.factories import build_desk
 
 from . import test_email_out

@@ -651,7 +651,7 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
     a channel can reach them (``core.notifications``). ``status`` is where the
     ticket goes next (waiting on the customer by default); ``None`` leaves it
     as it is. ``copy_to`` names participants (contact ids) the reply is copied to (an
-    email's Cc); anyone not among ``outbox.copy_candidates`` is refused.
+    email's Cc); anyone not among ``copy_candidates`` is refused.
     """
     if not (text or "").strip():
         raise ServiceError("a reply needs some text")
@@ -693,10 +693,31 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
     return run_unit(work)
 
 
+def copy_candidates(ticket: Ticket) -> list[tuple[int, str, str]]:
+    """Who a reply on this ticket may be copied to: (contact id, name, address) of each
+    participant the ticket's channel can write to, the ticket's own contact left out.
+
+    The one list both the console's choice and ``reply``'s check read, so a
+    posted contact id that is not on it (a tampered form) is refused, not mailed.
+    """
+    spec = loket().channels.get(ticket.channel)
+    if spec is None or not spec.can_push or not spec.identity_kind:
+        return []
+    rows = (Contact.select(Contact.id, Contact.name)
+            .join(TicketParticipant, on=(TicketParticipant.contact == Contact.id))
+            .where((TicketParticipant.ticket == ticket.id)
+                   & (Contact.id != ticket.contact_id))
+            .order_by(TicketParticipant.id))
+    candidates = []
+    for contact in rows:
+        address = notifications.recipient_on(contact.id, spec.identity_kind)
+        if address:
+            candidates.append((contact.id, contact.name or "", address))
+    return candidates
+
+
 def _copies(ticket: Ticket, contact_ids: list[int], pushed: bool) -> str:
     """The addresses of the chosen participants, one a line; refuses anyone else."""
-    from ..outbox import copy_candidates
-
     if not pushed:
         raise ServiceError("this reply is not sent by a channel that can copy it to others")
     allowed = {contact_id: address for contact_id, _name, address in copy_candidates(ticket)}
