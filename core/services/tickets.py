@@ -508,7 +508,7 @@ def _thread_target(thread_to: Ticket | None, continue_open: bool, contact: Conta
                          & (Ticket.status.in_(Status.ACTIVE + (Status.RESOLVED,))))
                   .order_by(Ticket.updated_at.desc()).first())
     if target is not None:
-        target = Ticket.get_by_id(target.id)  # the caller's copy may be stale
+        target = _ticket_by_id.first(target.id)  # the caller's copy may be stale
     if target is not None and target.status == Status.CLOSED:
         return None, target
     return target, None
