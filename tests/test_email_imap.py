@@ -826,3 +826,43 @@ def test_a_message_over_the_cap_is_not_fetched_whole_only_its_headers_become_a_m
             assert fresh(box).last_uid == 3
         finally:
             stop_all()
+
+
+def test_a_mailboxs_own_page_shows_its_state_its_last_error_and_a_connection_test(
+        console: Any, dovecot: Dovecot) -> None:
+    with console.app_context(), db.connection():
+        box = add_mailbox(dovecot)
+        dovecot.append(mail(1))
+        Fetcher(box.id).fetch_once()
+        # A loop from our own address lands in the failed-mail list under this mailbox.
+        dovecot.append(mail(2, sender="billing@desk.test"))
+        Fetcher(box.id).fetch_once()
+        Mailbox.update(last_error="<script>alert(1)</script> connection reset",
+                       failures=2).where(Mailbox.id == box.id).execute()
+        state = fresh(box)
+    client = console.test_client()
+    sign_in(client, "admin@desk.test")
+    listing = client.get("/admin/mailbox/").get_data(as_text=True)
+    assert f'href="/admin/mailbox/{box.id}/"' in listing
+    page = client.get(f"/admin/mailbox/{box.id}/").get_data(as_text=True)
+    fetch_state = page[page.index('id="fetch-state"'):page.index('id="last-error"')]
+    assert str(state.uidvalidity) in fetch_state and "Last UID done</dt><dd" in fetch_state
+    assert ">2</dd>" in fetch_state  # the last UID, and both mails stored
+    assert "2 failure(s) in a row" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    assert "ignored_loop" in page and "Refund request 2" in page
+    assert dovecot_helper.PASSWORD not in page and state.imap_password not in page
+    # Test connection from the page answers on the page.
+    response = post(client, "/admin/mailbox/test/", {"id": str(box.id), "back": "details"},
+                    token_from=f"/admin/mailbox/{box.id}/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'id="test-report"' in html and f"Signed in as {dovecot.user}" in html
+    assert "Folder INBOX: 2 messages" in html and "alert-success" in html
+    # Without its CSRF token the test is refused; an unknown mailbox is a 404.
+    assert client.post("/admin/mailbox/test/", data={"id": box.id, "back": "details"}
+                       ).status_code == 400
+    assert client.get("/admin/mailbox/99999/").status_code == 404
+    agent = console.test_client()
+    sign_in(agent, "agent@desk.test")
+    assert agent.get(f"/admin/mailbox/{box.id}/").status_code == 403
