@@ -11,8 +11,9 @@ from flask_admin.contrib.peewee.filters import BasePeeweeFilter
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from peewee import prefetch
-from wtforms import MultipleFileField, SelectField, StringField, TextAreaField
+from wtforms import MultipleFileField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from core.attachments import download, find_attachment
 from core.models import (
@@ -50,7 +51,7 @@ from core.services.access import (
     tagged,
     waiting_on_us,
 )
-from core.services.tickets import TEXT_MAX, Actor, ServiceError
+from core.services.tickets import TEXT_MAX, Actor, ServiceError, copy_candidates
 from core.state import loket
 from core.web.helpcenter import store_uploads, upload_limits
 
@@ -457,6 +458,15 @@ class ReplyForm(PageForm):
     status = SelectField("Then set status", choices=[(s, STATUS_LABELS[s]) for s in Status.ALL],
                          default=Status.PENDING)
     files = MultipleFileField("Attach files")
+    # The ticket's participants (people in the customer's Cc); the choices are set per
+    # ticket from ``copy_candidates``, so a posted id outside them fails validation.
+    copy_to = SelectMultipleField("Copy to", coerce=int, choices=[],
+                                  widget=ListWidget(prefix_label=False),
+                                  option_widget=CheckboxInput())
+
+    def offer_copies(self, ticket: Ticket) -> None:
+        self.copy_to.choices = [(contact_id, f"{name} <{address}>" if name else address)
+                                for contact_id, name, address in copy_candidates(ticket)]
 
 
 class NoteForm(PageForm):
@@ -527,6 +537,9 @@ class TicketPageView(SecuredBaseView):
         thread.sort(key=lambda item: (item[0], 0 if item[1] == "message" else 1))
         canned = list(self._canned(staff))
         reply_form = ReplyForm(formdata=None)
+        reply_form.offer_copies(ticket)
+        # Reply all, as a mail program does: every participant is ticked; the agent unticks.
+        reply_form.copy_to.data = [contact_id for contact_id, _ in reply_form.copy_to.choices]
         chosen = request.args.get("canned", "")
         if chosen.isdigit():
             picked = next((c for c in canned if c.id == int(chosen)), None)
@@ -579,6 +592,8 @@ class TicketPageView(SecuredBaseView):
         """The ticket and its posted, validated form; an invalid one goes back with its errors."""
         ticket = self._ticket(number)
         form = form_class()
+        if isinstance(form, ReplyForm):
+            form.offer_copies(ticket)
         if not form.validate_on_submit():
             abort(self._invalid(ticket, form))
         return ticket, form
@@ -604,7 +619,7 @@ class TicketPageView(SecuredBaseView):
         files = self._files(ticket, form)
         try:
             message = service.reply(ticket, staff, form.text.data, status=form.status.data,
-                                    attachments=files)
+                                    attachments=files, copy_to=form.copy_to.data or [])
         except ServiceError as exc:
             flash(str(exc), "error")
         else:
@@ -723,12 +738,13 @@ def _reply_outcome(reply: Message) -> tuple[str, str]:
     """What became of a reply, said as it is: no "sent" for a reply that waits."""
     reply = Message.get_by_id(reply.id)
     channels = loket().channels
+    copies = ", ".join(reply.copy_to.split())
+    to = f"{reply.recipient} (copy to {copies})" if copies else reply.recipient
     if reply.delivery_state in (Delivery.SENT, Delivery.DELIVERED, Delivery.READ):
-        return "success", (f"Reply sent by {channels.label(reply.channel)} "
-                           f"to {reply.recipient}.")
+        return "success", f"Reply sent by {channels.label(reply.channel)} to {to}."
     if reply.delivery_state == Delivery.QUEUED:
         return "success", (f"Reply queued: it goes out by {channels.label(reply.channel)} "
-                           f"to {reply.recipient}; its state shows on the message.")
+                           f"to {to}; its state shows on the message.")
     if reply.delivery_state == Delivery.FAILED:
         return "error", f"The reply could not be sent: {reply.delivery_error}"
     notice = (Message.select().where((Message.ticket == reply.ticket_id)

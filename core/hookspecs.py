@@ -317,12 +317,14 @@ def ticket_escalated(ticket: Ticket, old: Department | None, new: Department | N
 
 @hookspec(firstresult=True)
 def deliver_message(ticket: Ticket, message: Message, recipient: str,
-                    idempotency_key: str) -> DeliveryResult | None:
+                    idempotency_key: str, copies: list[str]) -> DeliveryResult | None:
     """Send one outbound message (an agent's reply or a notification) to the customer.
 
     Called by the outbox in a background job, never in an agent's request,
     and only on the plugin that declared ``message.channel``. ``recipient`` is
-    the contact identity to write to (an email address, a chat id);
+    the contact identity to write to (an email address, a chat id); ``copies``
+    the identities of participants the agent chose to copy a reply to (an
+    email's Cc; empty for most messages, always participants of the ticket);
     ``message.notification`` names the notification template when it is one
     (its text is already rendered into ``message.body_text``, in the
     customer's language). Send synchronously and return a ``DeliveryResult``

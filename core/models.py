@@ -388,6 +388,8 @@ class Message(BaseModel):
     notification = pw.CharField(max_length=32, default="")  # template key; "" for a message
     subject = pw.CharField(max_length=250, default="")  # of an outbound email, say
     recipient = pw.CharField(max_length=254, default="")  # the identity it goes to
+    # Participants the agent copied the reply to (one identity a line; an email's Cc).
+    copy_to = pw.TextField(default="")
     delivery_key = pw.CharField(max_length=64, null=True, unique=True)  # idempotency key
     delivery_attempts = pw.IntegerField(default=0)
     next_attempt_at = pw.DateTimeField(null=True)

@@ -33,6 +33,11 @@ RELAY = OUTBOX_RELAY
 MAX_BACKOFF = 3600
 
 
+def copies_of(message: Message) -> list[str]:
+    """The identities a queued message is copied to (an email's Cc), as stored with it."""
+    return [line for line in (message.copy_to or "").splitlines() if line.strip()]
+
+
 def _claim(message_id: int, now: dt.datetime) -> bool:
     lease = dt.timedelta(seconds=max(loket().config["outbox_lease_seconds"], 1))
     with db.write_transaction():
@@ -70,7 +75,8 @@ def send(message_id: int) -> str:
         return "failed"
     try:
         result = implementation(ticket=ticket, message=message, recipient=message.recipient,
-                                idempotency_key=message.delivery_key or f"loket-{message.id}")
+                                idempotency_key=message.delivery_key or f"loket-{message.id}",
+                                copies=copies_of(message))
     except DeliveryError as exc:
         return _failed(message, str(exc) or type(exc).__name__, exc.permanent, exc.retry_after)
     except Exception as exc:  # a plugin's bug or a network error: try again later

@@ -777,3 +777,92 @@ def test_loket_email_fetch_keeps_reading_until_stopped(make_app: Any, dovecot: D
     assert "billing: 1/1 stored" in log.read_text()
     with app.app_context(), db.connection():
         assert fresh(box).lease_owner is None  # given up on the way out
+
+
+# -- A size cap before the fetch -----------------------------------------------------------
+
+
+def test_a_message_over_the_cap_is_not_fetched_whole_only_its_headers_become_a_message(
+        make_app: Any, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> None:
+    import imapclient
+
+    app = make_app(plugins=["email_intake"],
+                   **settings_for(dovecot, **{"email_intake.max_message_bytes": 20_000}))
+    asked: list[tuple[str, list]] = []
+    real_fetch = imapclient.IMAPClient.fetch
+
+    def fetch(self: Any, messages: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append((str(messages), list(data)))
+        return real_fetch(self, messages, data, *args, **kwargs)
+
+    monkeypatch.setattr(imapclient.IMAPClient, "fetch", fetch)
+    with app.app_context(), db.connection():
+        try:
+            box = add_mailbox(dovecot)
+            dovecot.append(mail(1))
+            big = (b"From: Rina <rina@example.test>\r\nTo: billing@desk.test\r\n"
+                   b"Subject: Video of the error\r\nMessage-ID: <big@example.test>\r\n"
+                   b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n"
+                   b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee the video.\r\n--b\r\n"
+                   b"Content-Type: video/mp4\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                   + b"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\r\n"
+                   * 1000 + b"--b--\r\n")
+            dovecot.append(big)
+            dovecot.append(mail(3))
+            result = Fetcher(box.id).fetch_once()
+            assert (result.found, result.stored) == (3, 3)
+            # The large one was asked for by its headers only; the others whole.
+            assert ("2", ["BODY.PEEK[HEADER]"]) in asked
+            assert not any("BODY.PEEK[]" in items and "2" in re.split(r"[:,]", uids)
+                           for uids, items in asked)
+            ticket = Ticket.get(Ticket.subject == "Video of the error")
+            message = Message.get((Message.ticket == ticket) & (Message.author_kind == "contact"))
+            assert message.external_id == "<big@example.test>"
+            assert f"is {len(big)} bytes, more than the 20000 bytes" in message.body_text
+            assert "UID 2" in message.body_text
+            assert message.raw_size < 2_000  # the stand-in, not the mail
+            assert Ticket.get(Ticket.subject == "Refund request 3")
+            assert all(b"\\Seen" in flags for flags in dovecot.flags().values())
+            assert fresh(box).last_uid == 3
+        finally:
+            stop_all()
+
+
+def test_a_mailboxs_own_page_shows_its_state_its_last_error_and_a_connection_test(
+        console: Any, dovecot: Dovecot) -> None:
+    with console.app_context(), db.connection():
+        box = add_mailbox(dovecot)
+        dovecot.append(mail(1))
+        Fetcher(box.id).fetch_once()
+        # A loop from our own address lands in the failed-mail list under this mailbox.
+        dovecot.append(mail(2, sender="billing@desk.test"))
+        Fetcher(box.id).fetch_once()
+        Mailbox.update(last_error="<script>alert(1)</script> connection reset",
+                       failures=2).where(Mailbox.id == box.id).execute()
+        state = fresh(box)
+    client = console.test_client()
+    sign_in(client, "admin@desk.test")
+    listing = client.get("/admin/mailbox/").get_data(as_text=True)
+    assert f'href="/admin/mailbox/{box.id}/"' in listing
+    page = client.get(f"/admin/mailbox/{box.id}/").get_data(as_text=True)
+    fetch_state = page[page.index('id="fetch-state"'):page.index('id="last-error"')]
+    assert str(state.uidvalidity) in fetch_state and "Last UID done</dt><dd" in fetch_state
+    assert ">2</dd>" in fetch_state  # the last UID, and both mails stored
+    assert "2 failure(s) in a row" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    assert "ignored_loop" in page and "Refund request 2" in page
+    assert dovecot_helper.PASSWORD not in page and state.imap_password not in page
+    # Test connection from the page answers on the page.
+    response = post(client, "/admin/mailbox/test/", {"id": str(box.id), "back": "details"},
+                    token_from=f"/admin/mailbox/{box.id}/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'id="test-report"' in html and f"Signed in as {dovecot.user}" in html
+    assert "Folder INBOX: 2 messages" in html and "alert-success" in html
+    # Without its CSRF token the test is refused; an unknown mailbox is a 404.
+    assert client.post("/admin/mailbox/test/", data={"id": box.id, "back": "details"}
+                       ).status_code == 400
+    assert client.get("/admin/mailbox/99999/").status_code == 404
+    agent = console.test_client()
+    sign_in(agent, "agent@desk.test")
+    assert agent.get(f"/admin/mailbox/{box.id}/").status_code == 403

@@ -508,7 +508,7 @@ def _thread_target(thread_to: Ticket | None, continue_open: bool, contact: Conta
                          & (Ticket.status.in_(Status.ACTIVE + (Status.RESOLVED,))))
                   .order_by(Ticket.updated_at.desc()).first())
     if target is not None:
-        target = Ticket.get_by_id(target.id)  # the caller's copy may be stale
+        target = _ticket_by_id.first(target.id)  # the caller's copy may be stale
     if target is not None and target.status == Status.CLOSED:
         return None, target
     return target, None
@@ -641,7 +641,8 @@ def add_customer_reply(ticket: Ticket, text: str, attachments: Iterable[StoredFi
 
 
 def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
-          attachments: Iterable[StoredFile] = (), status: str | None = Status.PENDING) -> Message:
+          attachments: Iterable[StoredFile] = (), status: str | None = Status.PENDING,
+          copy_to: Iterable[int] = ()) -> Message:
     """An agent answers the customer, through the ticket's own channel where it can push.
 
     On such a channel (email, a messenger) the reply is committed ``queued``
@@ -649,10 +650,12 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
     waits on the tracking page (``portal``) and the customer is notified where
     a channel can reach them (``core.notifications``). ``status`` is where the
     ticket goes next (waiting on the customer by default); ``None`` leaves it
-    as it is.
+    as it is. ``copy_to`` names participants (contact ids) the reply is copied to (an
+    email's Cc); anyone not among ``copy_candidates`` is refused.
     """
     if not (text or "").strip():
         raise ServiceError("a reply needs some text")
+    copy_to = list(dict.fromkeys(copy_to))
     if status is not None and status not in Status.ALL:
         raise ServiceError(f"unknown status {status!r}")
     attachments = list(attachments)
@@ -666,6 +669,8 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
             body_html=_clean(html), channel=fresh.channel, delivery_state=Delivery.PORTAL,
             delivery_updated_at=now, created_at=now)
         pushed = _push_on_own_channel(fresh, message)
+        if copy_to:
+            message.copy_to = _copies(fresh, copy_to, pushed)
         _insert_message(message)
         _add_attachments(fresh, message, attachments)
         _audit(fresh, "reply", actor, detail=f"message={message.id}")
@@ -686,6 +691,40 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
         return message
 
     return run_unit(work)
+
+
+def copy_candidates(ticket: Ticket) -> list[tuple[int, str, str]]:
+    """Who a reply on this ticket may be copied to: (contact id, name, address) of each
+    participant the ticket's channel can write to, the ticket's own contact left out.
+
+    The one list both the console's choice and ``reply``'s check read, so a
+    posted contact id that is not on it (a tampered form) is refused, not mailed.
+    """
+    spec = loket().channels.get(ticket.channel)
+    if spec is None or not spec.can_push or not spec.identity_kind:
+        return []
+    rows = (Contact.select(Contact.id, Contact.name)
+            .join(TicketParticipant, on=(TicketParticipant.contact == Contact.id))
+            .where((TicketParticipant.ticket == ticket.id)
+                   & (Contact.id != ticket.contact_id))
+            .order_by(TicketParticipant.id))
+    candidates = []
+    for contact in rows:
+        address = notifications.recipient_on(contact.id, spec.identity_kind)
+        if address:
+            candidates.append((contact.id, contact.name or "", address))
+    return candidates
+
+
+def _copies(ticket: Ticket, contact_ids: list[int], pushed: bool) -> str:
+    """The addresses of the chosen participants, one a line; refuses anyone else."""
+    if not pushed:
+        raise ServiceError("this reply is not sent by a channel that can copy it to others")
+    allowed = {contact_id: address for contact_id, _name, address in copy_candidates(ticket)}
+    refused = [c for c in contact_ids if c not in allowed]
+    if refused:
+        raise ServiceError("a reply can be copied only to the ticket's participants")
+    return "\n".join(allowed[c] for c in contact_ids)
 
 
 def _push_on_own_channel(ticket: Ticket, message: Message) -> bool:

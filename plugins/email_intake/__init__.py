@@ -15,7 +15,7 @@ from core.attachments import Storage
 from core.hookspecs import ChannelSpec, ContactOption, DeliveryResult
 from core.i18n import _, _l
 from core.models import IdentityKind
-from core.settings import Setting, as_int, as_list, as_seconds
+from core.settings import Setting, as_int, as_list, as_rate, as_seconds
 from core.state import loket
 
 PLUGIN = "email_intake"
@@ -84,6 +84,12 @@ def _inbound_settings() -> list[Setting]:
         Setting("inbound_token", "", _text,
                 "Bearer token a mail provider sends to POST /email/inbound; empty: off.",
                 secret=True),
+        Setting("rate_limit_inbound", "600/minute;20000/hour", as_rate,
+                "Mails one inbound token may post to /email/inbound (a provider posts from "
+                "many addresses, so the token is what is counted); empty: no limit."),
+        Setting("rate_limit_inbound_failures", "10/minute;50/hour", as_rate,
+                "Posts to /email/inbound without the right token from one client address; "
+                "once used up, that address is refused even with the right token."),
         Setting("max_message_bytes", 30 * 1024 * 1024, as_int,
                 "Largest raw mail taken whole; a larger one keeps its text, not its files "
                 "(the HTTP endpoint answers 413)."),
@@ -172,14 +178,15 @@ def register_channels() -> list[ChannelSpec]:
 
 
 @hookimpl
-def deliver_message(ticket: Any, message: Any, recipient: str,
-                    idempotency_key: str) -> DeliveryResult:
+def deliver_message(ticket: Any, message: Any, recipient: str, idempotency_key: str,
+                    copies: list[str]) -> DeliveryResult:
     from core.services.tickets import tracking_url
 
     from .outbound import deliver
 
     return deliver(_settings(), ticket, message, recipient, idempotency_key,
-                   tracking_url(ticket), Storage(loket().config["attachments_path"]))
+                   tracking_url(ticket), Storage(loket().config["attachments_path"]),
+                   copies=copies)
 
 
 @hookimpl

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
@@ -34,6 +34,11 @@ def _test_button(view: Any, context: Any, model: Mailbox, name: str) -> Markup:
         "</form>").format(url_for(".test_view"), generate_csrf(), model.id)
 
 
+def _name_link(view: Any, context: Any, model: Mailbox, name: str) -> Markup:
+    return Markup('<a href="{}">{}</a>').format(url_for(".details", mailbox_id=model.id),
+                                                model.name)
+
+
 def _error(view: Any, context: Any, model: Mailbox, name: str) -> str:
     if not model.last_error:
         return ""
@@ -54,7 +59,8 @@ class MailboxView(SecuredModelView):
     column_labels = {"imap_host": "IMAP server", "state": "Fetch state",
                      "last_success_at": "Last success", "lease_owner": "Read by",
                      "test": ""}
-    column_formatters = {"test": _test_button, "last_error": _error, "state": _uid_state}
+    column_formatters = {"test": _test_button, "last_error": _error, "state": _uid_state,
+                         "name": _name_link}
     column_searchable_list = ("name", "address")
     column_filters = ("enabled",)
     column_default_sort = "name"
@@ -109,6 +115,23 @@ class MailboxView(SecuredModelView):
         # A running reader sees the change and connects again with the new settings.
         model.updated_at = utcnow()
 
+    @expose("/<int:mailbox_id>/")
+    def details(self, mailbox_id: int, report: list[str] | None = None,
+                report_ok: bool = False) -> Any:
+        """One mailbox: its settings (never its passwords), fetch state, last error, failed
+        mail, and the result of a connection test run from here."""
+        from .failed import FailedMail
+        from .mailboxes import MailboxArrival
+
+        box = Mailbox.get_or_none(Mailbox.id == mailbox_id)
+        if box is None:
+            abort(404)
+        failed = list(FailedMail.select().where(FailedMail.mailbox == box.address)
+                      .order_by(FailedMail.id.desc()).limit(20))
+        arrivals = MailboxArrival.select().where(MailboxArrival.mailbox == box.id).count()
+        return self.render("email_intake/mailbox.html", box=box, failed=failed,
+                           arrivals=arrivals, report=report, report_ok=report_ok)
+
     @expose("/test/", methods=("POST",))
     def test_view(self) -> Any:
         from .imap import check_connection
@@ -126,5 +149,8 @@ class MailboxView(SecuredModelView):
             ok, report = check_connection(box)
         except Exception as exc:  # a password that no longer decrypts, a bad setting
             ok, report = False, [f"Failed: {exc}"]
+        if request.form.get("back") == "details":
+            # Shown on the mailbox's page itself (a test writes nothing, so no redirect).
+            return self.details(box.id, report=report, report_ok=ok)
         flash(f"{box.name}: " + "; ".join(report), "success" if ok else "error")
         return redirect(url_for(".index_view"))

@@ -33,6 +33,7 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import select
 import socket
 import ssl
@@ -68,6 +69,7 @@ class Options:
     batch_bytes: int = 20_000_000
     max_backoff: float = 300.0
     ca_file: str = ""
+    max_message_bytes: int = 0  # larger messages: only their headers are fetched (0: no cap)
 
     @classmethod
     def from_settings(cls) -> Options:
@@ -75,7 +77,8 @@ class Options:
         return cls(idle_seconds=s["imap_idle_seconds"], poll_seconds=s["imap_poll_seconds"],
                    lease_seconds=s["imap_lease_seconds"], timeout=s["imap_timeout"],
                    batch=s["imap_batch"], batch_bytes=s["imap_batch_bytes"],
-                   max_backoff=s["imap_max_backoff"], ca_file=s["imap_ca_file"])
+                   max_backoff=s["imap_max_backoff"], ca_file=s["imap_ca_file"],
+                   max_message_bytes=s["max_message_bytes"])
 
 
 class LeaseLost(Exception):
@@ -313,6 +316,7 @@ class Fetcher:
             return
         sizes = {uid: int(data.get(b"RFC822.SIZE", 0))
                  for uid, data in client.fetch(uid_set(uids), ["RFC822.SIZE"]).items()}
+        self._sizes = sizes
         chunk: list[int] = []
         total = 0
         for uid in uids:
@@ -331,7 +335,18 @@ class Fetcher:
                       result: PassResult) -> list[int]:
         """Ingest a batch in UID order; flag or move those stored. Returns the UIDs done."""
         ingest = self._ingest or _ingest_raw
-        fetched = client.fetch(uid_set(chunk), ["BODY.PEEK[]"])
+        cap = self.opts.max_message_bytes
+        sizes = getattr(self, "_sizes", {})
+        # RFC822.SIZE came first: a message over the cap is never fetched whole, only its
+        # headers, and goes in as a stand-in that says so (threaded and answered as usual).
+        oversized = [uid for uid in chunk if cap and sizes.get(uid, 0) > cap]
+        whole = [uid for uid in chunk if uid not in oversized]
+        fetched = client.fetch(uid_set(whole), ["BODY.PEEK[]"]) if whole else {}
+        if oversized:
+            for uid, data in client.fetch(uid_set(oversized), ["BODY.PEEK[HEADER]"]).items():
+                fetched[uid] = {b"BODY[]": oversized_stand_in(
+                    data.get(b"BODY[HEADER]") or b"", sizes[uid], cap,
+                    box.move_to if box.after_ingest == "move" else box.folder, uid)}
         done: list[int] = []
         with _db():
             mailboxes.note_arrivals(box.id, [data.get(b"BODY[]") or b""
@@ -465,6 +480,26 @@ def _readable(client: IMAPClient, timeout: float) -> bool:
         return True
     ready, _, _ = select.select([sock], [], [], timeout)
     return bool(ready)
+
+
+_MIME_HEADERS = re.compile(rb"^(?:content-[a-z-]+|mime-version):.*(?:\r?\n[ \t].*)*\r?\n",
+                           re.IGNORECASE | re.MULTILINE)
+
+
+def oversized_stand_in(header: bytes, size: int, cap: int, folder: str, uid: int) -> bytes:
+    """A mail too large to fetch, as its own headers with a plain-text body saying so.
+
+    Its sender, subject and Message-ID thread it like the real one; its MIME headers
+    go, since the body they describe was not fetched.
+    """
+    head = _MIME_HEADERS.sub(b"", header.rstrip(b"\r\n") + b"\r\n")
+    text = (f"[This mail is {size} bytes, more than the {cap} bytes the desk fetches "
+            f"(max_message_bytes). Only its headers were read; the mail itself is still in "
+            f"the mailbox folder {folder} (UID {uid}). Ask the sender for smaller files, "
+            "or open it in a mail program.]\r\n")
+    return (head + b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\nX-Loket-Oversized: "
+            + str(size).encode() + b"\r\n\r\n" + text.encode())
 
 
 def _ingest_raw(raw: bytes, *, via: str, mailbox: Any) -> Any:

@@ -179,13 +179,18 @@ def _store_files(files: list[MailFile]) -> tuple[list[StoredFile], list[str]]:
 
 
 def _unpacked(item: MailFile) -> list[tuple[str, bytes]]:
-    """winmail.dat (TNEF) opened into the files it carries; anything else as it came."""
+    """winmail.dat (TNEF) opened into the files it carries; an Outlook .msg kept, with its
+    text and files beside it; anything else as it came."""
     if item.content_type == "application/ms-tnef" or item.filename.lower() == "winmail.dat":
         from .tnef import unpack
 
         inner = unpack(item.data)
         if inner:
             return inner
+    from . import outlook
+
+    if outlook.is_outlook_msg(item.filename, item.content_type, item.data):
+        return [(item.filename, item.data), *outlook.unpack(item.data, item.filename)]
     return [(item.filename, item.data)]
 
 

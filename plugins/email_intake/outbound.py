@@ -36,12 +36,16 @@ def _html(text: str) -> str:
 
 
 def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: str,
-          idempotency_key: str, tracking_url: str, storage: Storage | None = None
-          ) -> EmailMessage:
+          idempotency_key: str, tracking_url: str, storage: Storage | None = None,
+          copies: list[str] | tuple[str, ...] = ()) -> EmailMessage:
     sender = settings["address"]
     mail = EmailMessage()
     mail["From"] = formataddr((_one_line(settings["from_name"]), sender))
     mail["To"] = recipient
+    copies = [c for c in copies if c.strip() and c.strip().lower() != recipient.lower()]
+    if copies:
+        # Stored as single addresses, chosen among the ticket's participants; joined here.
+        mail["Cc"] = ", ".join(_one_line(c) for c in copies)
     # Written in the ticket's language, whoever sends it (a relay thread has no request).
     with force_locale(language_of(ticket.language)):
         subject = message.subject or _("[#%(number)s] Re: %(subject)s", number=ticket.id,
@@ -70,7 +74,11 @@ def build(settings: dict[str, Any], ticket: Any, message: Message, recipient: st
         mail["X-Auto-Response-Suppress"] = "All"
     mail["X-Loket-Ticket"] = str(ticket.id)
     body = message.body_text
-    # The tracking link is the customer's key: never in a forward to a third party.
+    # The tracking link is the customer's key: never in a forward to a third party, nor
+    # in a reply copied to others (they get the number, and answer by the reply address).
+    if copies:
+        with force_locale(language_of(ticket.language)):
+            footer = _("Ticket #%(number)s", number=ticket.id)
     if not message.notification and not message.is_internal and tracking_url not in body:
         body = f"{body}\n\n--\n{footer}"
     mail.set_content(body)
@@ -119,14 +127,16 @@ def send(settings: dict[str, Any], mail: EmailMessage) -> None:
 
 
 def deliver(settings: dict[str, Any], ticket: Any, message: Message, recipient: str,
-            idempotency_key: str, tracking_url: str, storage: Storage) -> DeliveryResult:
+            idempotency_key: str, tracking_url: str, storage: Storage,
+            copies: list[str] | tuple[str, ...] = ()) -> DeliveryResult:
     from .mailboxes import sending_identity
 
     # A ticket that came in through a mailbox is answered as that mailbox (billing as billing).
     identity = sending_identity(ticket.id, settings)
     settings = {**settings, "from_name": identity.from_name, "address": identity.address,
                 **identity.smtp}
-    mail = build(settings, ticket, message, recipient, idempotency_key, tracking_url, storage)
+    mail = build(settings, ticket, message, recipient, idempotency_key, tracking_url, storage,
+                 copies=copies)
     send(settings, mail)
     return DeliveryResult(state="sent", external_id=mail["Message-ID"])
 

@@ -73,6 +73,10 @@ class ParsedMail:
         return values[0] if values else ""
 
 
+# A raw 8-bit byte in a header, as the parser hands it over (a surrogate escape).
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def content_id(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
@@ -127,7 +131,7 @@ def _decode_header(value: Any) -> str:
     else:
         text = str(value)
         # A raw 8-bit header arrives as surrogate escapes: read its bytes as text.
-        if any("\udc80" <= ch <= "\udcff" for ch in text):
+        if _SURROGATE.search(text):
             text = decode_bytes(text.encode("utf-8", "surrogateescape"))
         if "=?" not in text:
             return _unfold(text)
