@@ -477,3 +477,13 @@ def test_headline_blocks_carry_the_category_name_in_the_visitors_language(kb):
     # The block's own heading and its "more" link, not only the category list below them.
     assert re.search(r'id="category-content-\d+">Pendaftaran dan masuk<', page)
     assert "Semua artikel tentang Pendaftaran dan masuk" in page
+
+
+@pytest.mark.parametrize("language, written", [
+    ("en", "March 6, 2026"), ("id", "6 Maret 2026"), ("fil", "Marso 6, 2026")])
+def test_last_reviewed_is_written_the_visitors_way(kb, language, written):
+    article = _article(kb, "reset-your-password", language)
+    run(kb, lambda: Article.update(last_reviewed=dt.date(2026, 3, 6))
+        .where(Article.id == article.id).execute())
+    page = kb.test_client().get(f"{LOGIN}reset-your-password?lang={language}")
+    assert written in page.get_data(as_text=True)
