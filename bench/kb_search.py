@@ -13,7 +13,10 @@ Usage (from the repository root, with the virtualenv's Python):
    Indonesian affixed forms, Filipino Taglish, typos, half-typed words) ``--queries``
    times: p50/p90/p99/max milliseconds, as the search page and the suggestions ask.
 3. gunicorn (gunicorn.conf.py, rate limits off) serves GET /kb/suggest under wrk
-   (kb_suggest.lua cycles the same queries): requests/s, latency percentiles, peak RSS.
+   (kb_suggest.lua cycles the same queries), at 2 connections (latency without a queue)
+   and at --connections (throughput): requests/s, latency percentiles, the web workers'
+   CPU per request (from /proc), peak RSS, the load average before and after.
+In-process figures carry CPU per search beside wall time: the host is shared.
 Figures go to bench/results/<time>-kb-<database>.json (git-ignored).
 """
 
@@ -260,9 +263,11 @@ def main() -> int:
         if server is not None:
             server.stop()
         kind = desk.kind
-        if args.keep and desk.schema:  # kept for a look afterwards: drop it by hand
+        if args.keep and desk.schema:  # kept for bench/kb_ab.py: drop it by hand
             print(f"  kept schema {desk.schema}", file=sys.stderr)
             desk.schema = ""
+        elif args.keep:
+            print(f"  kept instance {desk.instance}", file=sys.stderr)
         desk.close(args.keep)
     results = {
         "database": kind, "articles": args.articles, "load_seconds": round(load_seconds, 1),
