@@ -229,17 +229,17 @@ def _without_common_lexemes(groups: list[list[str]], config: str,
     on the planner's statistics, which at 100,000 articles list only lexemes in more than
     about 1% of them.
     """
-    database = loket().database
-    total = database.execute_sql("SELECT max(id) FROM kb_article").fetchone()[0] or 0
-    if total < PRUNE_FROM:
-        return groups
     terms = sorted({term for group in groups for term in group})
-    rows = database.execute_sql(
+    # One round trip: the size of the knowledge base (as on SQLite, the highest id) and
+    # the counts; on a busy host every round trip to the server is a wait for a core.
+    rows = loket().database.execute_sql(
         "SELECT t, (SELECT count(*) FROM (SELECT 1 FROM kb_article a WHERE a.language = %s "
-        "AND a.search_vector @@ to_tsquery(%s::regconfig, t) LIMIT %s) s) "
-        "FROM unnest(%s::text[]) AS t",
+        "AND a.search_vector @@ to_tsquery(%s::regconfig, t) LIMIT %s) s), "
+        "(SELECT max(id) FROM kb_article) FROM unnest(%s::text[]) AS t",
         [language, config, POSTGRES_UNION_BUDGET + 1, terms]).fetchall()
-    return _rarest(groups, dict(rows), total, POSTGRES_UNION_BUDGET)
+    total = (rows[0][2] or 0) if rows else 0
+    return _rarest(groups, {term: count for term, count, _ in rows}, total,
+                   POSTGRES_UNION_BUDGET)
 
 
 def _tsquery_operand(word: str) -> str:
