@@ -13,13 +13,17 @@ Usage (from the repository root, with the virtualenv's Python):
    Indonesian affixed forms, Filipino Taglish, typos, half-typed words) ``--queries``
    times: p50/p90/p99/max milliseconds, as the search page and the suggestions ask.
 3. gunicorn (gunicorn.conf.py, rate limits off) serves GET /kb/suggest under wrk
-   (kb_suggest.lua cycles the same queries): requests/s, latency percentiles, peak RSS.
+   (kb_suggest.lua cycles the same queries), at 2 connections (latency without a queue)
+   and at --connections (throughput): requests/s, latency percentiles, the web workers'
+   CPU per request (from /proc), peak RSS, the load average before and after.
+In-process figures carry CPU per search beside wall time: the host is shared.
 Figures go to bench/results/<time>-kb-<database>.json (git-ignored).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import socket
 import statistics
@@ -182,17 +186,55 @@ def time_searches(desk: base.Desk, total: int) -> dict[str, Any]:
         mix = [(lang, q) for lang, queries in QUERIES.items() for q in queries]
         for label, partial in (("search", False), ("suggest", True)):
             samples: list[float] = []
+            cpu: list[float] = []
             empty = 0
             for number in range(total):
                 language, query = mix[number % len(mix)]
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 found = articles(search(query, language, user_type_id=member.id, limit=10,
                                         partial=partial))
                 samples.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - started_cpu) * 1000)
                 empty += not found
-            results[label] = {**_percentiles(samples), "queries": total,
-                              "queries_without_results": empty}
+            # CPU of this process only: on PostgreSQL the server's share is not in it.
+            results[label] = {**_percentiles(samples), "cpu_ms": _percentiles(cpu),
+                              "queries": total, "queries_without_results": empty,
+                              "load": _load()}
     return results
+
+
+def _load() -> float:
+    """The one-minute load average: beside every figure, since the host is shared."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (from /proc)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def load_run(args: Any, server: base.Server, url: str, env: dict[str, str],
+             connections: int) -> dict[str, Any]:
+    """One wrk run at ``connections``, with the web workers' CPU per request and the load."""
+    import argparse
+
+    run_args = argparse.Namespace(**{**vars(args), "connections": connections,
+                                     "threads": min(args.threads, connections)})
+    workers = server.workers()
+    before, load_before = _cpu_seconds(workers), _load()
+    result = base.run_wrk(run_args, url, BENCH / "kb_suggest.lua", env)
+    used = _cpu_seconds(workers) - before
+    result["worker_cpu_ms_per_request"] = round(1000 * used / max(1, result["requests"]), 2)
+    result["connections"] = connections
+    result["load"] = [load_before, _load()]
+    return result
 
 
 def main() -> int:
@@ -210,18 +252,28 @@ def main() -> int:
         server.wait_ready(path + "&q=password")
         sampler = server.sample_rss()
         queries = "\n".join(urllib.parse.quote(q) for qs in QUERIES.values() for q in qs)
-        load = base.run_wrk(args, server.base + path, BENCH / "kb_suggest.lua",
-                            {"BENCH_PATH": path, "BENCH_QUERIES": queries})
+        env = {"BENCH_PATH": path, "BENCH_QUERIES": queries}
+        # Two customers typing at once (latency without a queue), then --connections
+        # (throughput; latency there is mostly waiting for a free worker thread).
+        light = load_run(args, server, server.base + path, env, 2)
+        load = load_run(args, server, server.base + path, env, args.connections)
         server._sampling = False
         sampler.join(timeout=2)
     finally:
         if server is not None:
             server.stop()
+        kind = desk.kind
+        if args.keep and desk.schema:  # kept for bench/kb_ab.py: drop it by hand
+            print(f"  kept schema {desk.schema}", file=sys.stderr)
+            desk.schema = ""
+        elif args.keep:
+            print(f"  kept instance {desk.instance}", file=sys.stderr)
         desk.close(args.keep)
     results = {
-        "database": desk.kind, "articles": args.articles, "load_seconds": round(load_seconds, 1),
+        "database": kind, "articles": args.articles, "load_seconds": round(load_seconds, 1),
         "search_ms": timings,
         "suggest_endpoint": {k: v for k, v in load.items() if k != "raw"},
+        "suggest_endpoint_light": {k: v for k, v in light.items() if k != "raw"},
         "peak_rss_mb": sorted((round(kb / 1024) for kb in server.peak_rss_kb.values()),
                               reverse=True),
         "wrk": {"threads": args.threads, "connections": args.connections,
@@ -230,20 +282,25 @@ def main() -> int:
                      "threads": args.web_threads},
         "raw": load["raw"],
     }
-    saved = base.save_results(results, f"kb-{desk.kind}")
-    print(f"{desk.kind}: {args.articles:,} articles loaded in {load_seconds:.0f} s")
+    saved = base.save_results(results, f"kb-{kind}")
+    print(f"{kind}: {args.articles:,} articles loaded in {load_seconds:.0f} s")
     for label, figures in timings.items():
+        cpu = figures["cpu_ms"]
         print(f"  {label:8} p50 {figures['p50']} ms  p90 {figures['p90']} ms  "
-              f"p99 {figures['p99']} ms  max {figures['max']} ms  "
-              f"({figures['queries_without_results']} of {figures['queries']} found nothing)")
-    latency = load["latency_ms"]
-    print(f"  /kb/suggest under wrk ({args.connections} connections, {args.duration} s): "
-          f"{load['requests_per_s']:.0f} req/s, p50 {latency.get('50')} ms, "
-          f"p99 {latency.get('99')} ms, non-2xx {load['non_2xx_3xx']}, "
-          f"socket errors {load['socket_errors']}; peak RSS per worker "
-          f"{results['peak_rss_mb']} MB")
+              f"p99 {figures['p99']} ms  max {figures['max']} ms; CPU p50 {cpu['p50']} "
+              f"p99 {cpu['p99']} ms "
+              f"({figures['queries_without_results']} of {figures['queries']} found nothing; "
+              f"load {figures['load']})")
+    for run in (light, load):
+        latency = run["latency_ms"]
+        print(f"  /kb/suggest under wrk ({run['connections']} connections, {args.duration} s): "
+              f"{run['requests_per_s']:.0f} req/s, p50 {latency.get('50')} ms, "
+              f"p99 {latency.get('99')} ms, worker CPU {run['worker_cpu_ms_per_request']} ms "
+              f"per request, non-2xx {run['non_2xx_3xx']}, socket errors "
+              f"{run['socket_errors']}, load {run['load']}")
+    print(f"  peak RSS per worker {results['peak_rss_mb']} MB")
     print(f"  figures: {saved}")
-    bad = load["non_2xx_3xx"] or load["socket_errors"]
+    bad = any(run["non_2xx_3xx"] or run["socket_errors"] for run in (light, load))
     return 1 if bad else 0
 
 

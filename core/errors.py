@@ -95,10 +95,11 @@ def register_error_handlers(app: Flask) -> None:
         if _is_api():
             if g.get("body_too_complex"):
                 return api_error(413, "too_complex",
-                                 "The request body has too many JSON objects or items.")
+                                 _("The request body has too many JSON objects or items."))
             return api_error(413, "too_large",
-                             f"The request is too large: at most {g.get('body_limit', 0)} bytes "
-                             f"here (files up to {limit} MB each).")
+                             _("The request is too large: at most %(bytes)s bytes here (files "
+                               "up to %(limit)s MB each).", bytes=g.get("body_limit", 0),
+                               limit=limit))
         return render_template("loket/error.html", status=413,
                                message=_("The files you sent are too large. Each file may be "
                                          "at most %(limit)s MB.", limit=limit)), 413
@@ -109,7 +110,7 @@ def register_error_handlers(app: Flask) -> None:
         outage.failed(exc)
         if _is_api():
             response = api_error(503, "unavailable",
-                                 "The service is briefly unavailable; try again later.")
+                                 _("The service is briefly unavailable; try again later."))
         else:
             response = app.make_response((render_template(
                 "loket/error.html", status=503,
@@ -124,7 +125,7 @@ def register_error_handlers(app: Flask) -> None:
         # caught before the query: the request is bad, not the server.
         log.info("refused a value the database cannot hold: %s", _first_line(exc))
         if _is_api():
-            return api_error(400, "bad_request", "A value in the request is out of range.")
+            return api_error(400, "bad_request", _("A value in the request is out of range."))
         return render_template("loket/error.html", status=400,
                                message=_("Something in your request is not valid.")), 400
 
@@ -134,7 +135,7 @@ def register_error_handlers(app: Flask) -> None:
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() == "retry-after"]
         if _is_api():
             response = api_error(429, "too_many_requests",
-                                 "Too many requests. Try again after Retry-After seconds.")
+                                 _("Too many requests. Try again after Retry-After seconds."))
         else:
             # The page's own text for 429 says to wait; no message needed.
             response = make_response(render_template("loket/error.html", status=429,

@@ -79,3 +79,26 @@ def test_without_javascript_the_form_links_to_the_search_page(kb_server, browser
     page.click("form.kb-search button[type=submit]")
     assert page.locator(".kb-results li a").first.text_content() == (
         "The verification email never arrived")
+
+
+def test_the_console_previews_unsaved_markdown_sanitised_under_its_csp(kb_server, browser):  # noqa: F811
+    base, app = kb_server
+    admin = Console(browser, base)
+    admin.sign_in("admin@desk.test")
+    admin.go("/admin/kb_articles/new/")
+    page = admin.page
+    page.fill("#body", "## Steps\n\n1. Open **Settings**\n\n<script>window.pwned = 1</script>"
+                       "<img src=x onerror=\"window.pwned = 2\">")
+    page.click("#kb-preview-button")
+    preview = page.locator("#kb-preview")
+    preview.locator("h2").wait_for(state="visible")
+    assert preview.locator("h2").text_content() == "Steps"
+    assert preview.locator("ol li strong").text_content() == "Settings"
+    assert preview.locator("script, img").count() == 0
+    assert "<script>window.pwned = 1</script>" in preview.text_content()  # shown as text
+    assert page.evaluate("window.pwned === undefined")
+    assert admin.problems == []  # the static script ran under the console's CSP
+    with app.test_request_context("/"), core_db.connection():
+        from plugins.knowledge_base.models import Article
+
+        assert Article.select().where(Article.body.contains("pwned")).count() == 0  # unsaved

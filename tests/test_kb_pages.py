@@ -25,6 +25,7 @@ from plugins.knowledge_base.models import (
 from plugins.knowledge_base.render import markdown_to_html
 
 from .factories import PASSWORD, build_desk
+from .test_admin_helpers import csrf_token, sign_in
 
 
 @pytest.fixture
@@ -377,6 +378,67 @@ def test_a_new_translation_starts_from_the_original_in_the_same_group(kb):
     assert "Paano i-reset ang password" in page and "kb-fallback" not in page
 
 
+HOSTILE_MARKDOWN = ("**Bold** and [a link](https://example.com)\n\n"
+                    "<script>alert(1)</script> <img src=x onerror=alert(2)>\n\n"
+                    "[click](javascript:alert(3))")
+
+
+def _preview(client: Any, body: str, **extra: str) -> Any:
+    return client.post("/admin/kb_articles/preview", data={"body": body, **extra})
+
+
+def test_the_preview_renders_unsaved_markdown_as_the_public_page_would(kb):
+    client = _admin_client(kb)
+    response = _preview(client, HOSTILE_MARKDOWN)
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    html = response.get_json()["html"]
+    assert html == markdown_to_html(HOSTILE_MARKDOWN)  # the very function a save uses
+    assert "<strong>Bold</strong>" in html and 'href="https://example.com"' in html
+    assert "<script" not in html and "<img" not in html and 'href="javascript' not in html
+    assert "&lt;script&gt;" in html and "&lt;img" in html  # raw HTML is shown as text
+    assert run(kb, lambda: Article.select().where(Article.body == HOSTILE_MARKDOWN).count()) == 0
+
+
+def test_the_article_form_carries_the_preview_button_and_its_static_script(kb):
+    client = _admin_client(kb)
+    for path in ("/admin/kb_articles/new/",
+                 f"/admin/kb_articles/edit/?id={_article(kb, 'reset-your-password', 'en').id}"):
+        response = client.get(path)
+        page = response.get_data(as_text=True)
+        assert 'id="kb-preview-button"' in page
+        assert 'data-preview-url="/admin/kb_articles/preview"' in page
+        assert '<script src="/kb/static/preview.js"></script>' in page
+        assert "unsafe-inline" not in response.headers["Content-Security-Policy"].split(
+            "script-src")[1].split(";")[0]
+    script = client.get("/kb/static/preview.js")
+    assert script.status_code == 200 and b"kb-preview-button" in script.data
+
+
+def test_the_preview_needs_a_csrf_token_and_a_console_admin(make_app):
+    app = make_app(plugins=["knowledge_base"])  # CSRF on, as in production
+    with app.test_request_context("/"), core_db.connection():
+        build_desk()
+    client = app.test_client()
+    sign_in(client, "admin@desk.test")
+    token = csrf_token(client, "/admin/kb_articles/new/")  # the article form's own token
+    assert _preview(client, "**x**").status_code == 400  # no token
+    assert _preview(client, "**x**", csrf_token="forged").status_code == 400
+    answer = _preview(client, "**x**", csrf_token=token)
+    assert answer.status_code == 200 and answer.get_json()["html"] == "<p><strong>x</strong></p>\n"
+    # Agents and strangers get nothing, token or not.
+    assert _preview(app.test_client(), "**x**", csrf_token=token).status_code in (302, 400)
+    agent = app.test_client()
+    sign_in(agent, "agent@desk.test")
+    agent_token = csrf_token(agent, "/admin/profile/")
+    assert _preview(agent, "**x**", csrf_token=agent_token).status_code == 403
+
+
+def test_a_huge_preview_is_refused(kb):
+    from plugins.knowledge_base.admin import PREVIEW_LIMIT
+
+    assert _preview(_admin_client(kb), "a" * (PREVIEW_LIMIT + 1)).status_code == 413
+
+
 def test_agents_cannot_manage_articles(kb):
     client = kb.test_client()
     client.post("/admin/login", data={"email": "agent@desk.test", "password": PASSWORD})
@@ -415,3 +477,13 @@ def test_headline_blocks_carry_the_category_name_in_the_visitors_language(kb):
     # The block's own heading and its "more" link, not only the category list below them.
     assert re.search(r'id="category-content-\d+">Pendaftaran dan masuk<', page)
     assert "Semua artikel tentang Pendaftaran dan masuk" in page
+
+
+@pytest.mark.parametrize("language, written", [
+    ("en", "March 6, 2026"), ("id", "6 Maret 2026"), ("fil", "Marso 6, 2026")])
+def test_last_reviewed_is_written_the_visitors_way(kb, language, written):
+    article = _article(kb, "reset-your-password", language)
+    run(kb, lambda: Article.update(last_reviewed=dt.date(2026, 3, 6))
+        .where(Article.id == article.id).execute())
+    page = kb.test_client().get(f"{LOGIN}reset-your-password?lang={language}")
+    assert written in page.get_data(as_text=True)

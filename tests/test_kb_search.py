@@ -139,20 +139,69 @@ def test_the_search_page_falls_back_to_the_default_language(make_app):
     assert "How to reset your password" in page and "kb-fallback" in page
 
 
-def test_a_union_leaves_out_words_that_are_in_almost_every_article(kb):
-    # 1,200 articles all saying "email": a query with "email" and a rarer word still puts
-    # the rarer word's articles first, on SQLite (fts5vocab counts) and PostgreSQL (pg_stats).
+def _bulk_fillers(kb: Any, count: int) -> None:
+    """``count`` published English articles with "email" in the title and the body."""
     from plugins.knowledge_base.text import analyse
 
     rows = [{"group": f"g{n}", "language": "en", "category": kb.login.id,
              "user_type": kb.member.id, "slug": f"filler-{n}", "title": f"Email note {n}",
              "body": "email email", "status": Status.PUBLISHED,
              "index_title": " ".join(analyse(f"Email note {n}", "en")),
-             "index_body": "email email"} for n in range(1200)]
+             "index_body": "email email"} for n in range(count)]
     for start in range(0, len(rows), 200):
         Article.insert_many(rows[start:start + 200]).execute()
-    database = Article._meta.database
-    if "Postgres" in type(database.obj).__name__:
-        database.execute_sql("ANALYZE kb_article")  # what autovacuum does after a bulk load
-    found = _first_slugs("email zebra verification", "en", limit=2)
-    assert set(found) == {"verification-email-never-arrived", "verification-link-expired"}
+
+
+def _union_queries(monkeypatch: Any) -> list[str]:
+    """The full-text queries the searches below send (MATCH or to_tsquery text)."""
+    database = Article._meta.database.obj
+    sent: list[str] = []
+    original = database.execute_sql
+
+    def spying(sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if "kb_article_fts MATCH" in sql or "ts_rank_cd(" in sql:  # the ranked searches
+            sent.append(next(p for p in params if isinstance(p, str) and "(" in p))
+        return original(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(database, "execute_sql", spying)
+    return sent
+
+
+def test_a_union_leaves_out_words_that_are_in_almost_every_article(kb, monkeypatch):
+    # 1,200 articles with "email" in the title, and one that says "zebra" in its body only.
+    # Scored with "email", the title matches would outrank the body match (ts_rank_cd has
+    # no notion of a word's rarity); left out, "zebra" decides, on both backends. No
+    # ANALYZE: the counts come from the index itself, not from the planner's statistics.
+    _bulk_fillers(kb, 1200)
+    Article.create(language="en", category=kb.login, slug="crossing-the-road",
+                   title="Crossing the road", body="Look for the zebra before you cross.",
+                   status=Status.PUBLISHED)
+    sent = _union_queries(monkeypatch)
+    found = _first_slugs("email zebra", "en", limit=2)
+    assert found[0] == "crossing-the-road", found
+    union = sent[-1]
+    assert "zebra" in union and "email" not in union, sent
+    # A rarer word beside it: the union keeps both rare ones, the verification articles lead.
+    found = _first_slugs("email zebra verification", "en", limit=3)
+    assert {"verification-email-never-arrived", "verification-link-expired"} <= set(found)
+
+
+def test_below_a_thousand_articles_a_union_keeps_every_word(kb, monkeypatch):
+    sent = _union_queries(monkeypatch)
+    _first_slugs("email zebra", "en")
+    assert "email" in sent[-1] and "zebra" in sent[-1], sent
+
+
+def test_a_union_keeps_the_rarest_words_up_to_its_budget():
+    from plugins.knowledge_base.search import UNION_BUDGET, _rarest
+
+    groups = [["common"], ["rare"], ["middle", "middling"], ["absent"]]
+    docs = {"common": 1900, "rare": 3, "middle": UNION_BUDGET - 100, "middling": 50}
+    # "common" is under 2% of 100,000 articles, but the budget is spent before it.
+    assert _rarest(groups, docs, 100_000) == [["rare"], ["middle", "middling"], ["absent"]]
+    # More than 2% of the articles: left out whatever the budget.
+    assert _rarest([["rare"], ["common"]], docs, 50_000) == [["rare"]]
+    # Only common words: the rarest of them stays, so the union is never empty.
+    assert _rarest([["common"], ["middle"]], {"common": 5000, "middle": 4000},
+                   100_000) == [["middle"]]
+    assert _rarest(groups, docs, 999) == groups  # a small desk keeps every word

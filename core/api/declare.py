@@ -23,7 +23,7 @@ from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
 from ..errors import api_error
-from ..i18n import _l
+from ..i18n import _, _l
 from ..numbers import MAX_ID
 from ..services.answers import NOT_STORABLE, NOT_TEXT, REQUIRED, storable, too_long
 
@@ -82,8 +82,9 @@ class BadRequest(Exception):
 class Invalid(Exception):
     """Input that was read but does not hold up: 422 with a message per field."""
 
-    def __init__(self, fields: dict[str, str], message: str = "Some fields are not valid."):
-        super().__init__(message)
+    def __init__(self, fields: dict[str, str], message: str | None = None):
+        # Raised while answering a request: the message is in the caller's language.
+        super().__init__(message or _("Some fields are not valid."))
         self.fields = fields
 
 
@@ -160,7 +161,8 @@ class Api:
                 for name in request.args:
                     if name not in allowed:
                         raise BadRequest("unknown_parameter",
-                                         f"Unknown query parameter {name!r}.")
+                                         _("Unknown query parameter %(name)s.",
+                                           name=repr(name)))
                 return view(**kwargs)
 
             self.blueprint.add_url_rule(rule, view.__name__, wrapper, methods=[op.method])
@@ -324,13 +326,13 @@ def json_body() -> dict[str, Any]:
     """The request's JSON object, or ``BadRequest`` for another type or malformed JSON."""
     if not request.is_json:
         raise BadRequest("unsupported_content_type",
-                         "Send the request body as JSON (Content-Type: application/json).")
+                         _("Send the request body as JSON (Content-Type: application/json)."))
     try:
         body = json.loads(request.get_data(cache=True))
     except (ValueError, RecursionError):
-        raise BadRequest("invalid_json", "The request body is not valid JSON.") from None
+        raise BadRequest("invalid_json", _("The request body is not valid JSON.")) from None
     if not isinstance(body, dict):
-        raise BadRequest("invalid_json", "The request body must be a JSON object.")
+        raise BadRequest("invalid_json", _("The request body must be a JSON object."))
     return body
 
 

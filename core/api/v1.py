@@ -119,11 +119,12 @@ def _private(response: Any) -> Any:
 
 
 def _not_found() -> Any:
-    return api_error(404, "not_found", "No such ticket, or not yours to see.")
+    return api_error(404, "not_found", _("No such ticket, or not yours to see."))
 
 
-def _unauthorized(message: str = "An agent API token is required.") -> Any:
-    response = api_error(401, "unauthorized", message)
+def _unauthorized(message: str | None = None) -> Any:
+    # Messages in the caller's language (Accept-Language); the codes are what programs read.
+    response = api_error(401, "unauthorized", message or _("An agent API token is required."))
     response.headers["WWW-Authenticate"] = 'Bearer realm="loket"'
     return response
 
@@ -155,7 +156,7 @@ def agent_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if staff is None:
             if _bearer_token() is None:
                 return _unauthorized()
-            return _unauthorized("The API token is not valid.")
+            return _unauthorized(_("The API token is not valid."))
         g.agent = staff
         return view(*args, **kwargs)
 
@@ -175,8 +176,8 @@ def _customer_ticket(number: int) -> Ticket:
     """The ticket named by X-Ticket-Key; aborts with 401 without a key, 404 for a wrong one."""
     key = request.headers.get("X-Ticket-Key")
     if key is None:
-        abort(_unauthorized("Send X-Ticket-Key with the ticket's access key, "
-                            "or an agent's Authorization: Bearer token."))
+        abort(_unauthorized(_("Send X-Ticket-Key with the ticket's access key, "
+                              "or an agent's Authorization: Bearer token.")))
     ticket = ticket_service.find_for_customer(number, key) if 1 <= number <= MAX_ID else None
     if ticket is None:
         abort(_not_found())
@@ -390,7 +391,7 @@ def _download(ticket: Ticket, attachment_id: int, *, public: bool) -> Any:
     found = (find_attachment(ticket.id, attachment_id, public=public)
              if attachment_id <= MAX_ID else None)
     if found is None:
-        return api_error(404, "not_found", "No such file on this ticket.")
+        return api_error(404, "not_found", _("No such file on this ticket."))
     return download(found, loket().config["attachments_path"])
 
 

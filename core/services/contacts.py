@@ -106,6 +106,17 @@ def find_or_create_normalised(kind: str, value: str, *, name: str = "",
     return contact, True
 
 
+def remember_language(contact: Contact, language: str) -> None:
+    """The contact wrote in ``language`` (a form, the API, a chat): keep it as theirs.
+
+    Must run inside a unit of work. What a channel that cannot tell a language (email)
+    sends later is then written to, and notified in, the language they last used.
+    """
+    if language and contact.language != language:
+        Contact.update(language=language).where(Contact.id == contact.id).execute()
+        contact.language = language
+
+
 def add_identity(contact: Contact, kind: str, value: str, verified: bool = False) -> None:
     """Give a contact another identity (refused if it already belongs to someone else).
 

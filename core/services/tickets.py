@@ -43,7 +43,14 @@ from ..numbers import MAX_ID
 from ..raw import KeptRaw, RawOriginal, keep
 from ..sanitize import storable
 from ..state import loket
-from .contacts import NAME_MAX, find_normalised, find_or_create_normalised, fit, normalise_identity
+from .contacts import (
+    NAME_MAX,
+    find_normalised,
+    find_or_create_normalised,
+    fit,
+    normalise_identity,
+    remember_language,
+)
 from .unit import after_commit, emit, run_unit, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -293,11 +300,16 @@ def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = C
 
 def _contact_of(identity: Identity, language: str | None,
                 user_type_id: int | None = None) -> Contact:
-    """The identity's contact; a new one speaks ``language``, else the desk's default."""
-    contact, _ = find_or_create_normalised(
+    """The identity's contact; a new one speaks ``language``, else the desk's default.
+
+    A known contact who writes in another language now has that one as theirs.
+    """
+    contact, created = find_or_create_normalised(
         identity.kind, identity.value, name=identity.name, email=identity.email,
         language=language or loket().config["default_language"], user_type_id=user_type_id,
         verified=identity.verified)
+    if language and not created and language in loket().config["languages"]:
+        remember_language(contact, language)
     return contact
 
 

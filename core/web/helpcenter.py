@@ -77,6 +77,8 @@ bp = Blueprint("helpcenter", __name__, template_folder="templates", static_folde
 SUBMITTED = "loket_submitted"
 # A per-session secret that binds a form's submission id to the browser that got it.
 FORM_KEY = "loket_form_key"
+# The switcher's buttons on a page with a form: the form's text goes back with the choice.
+SWITCH_LANGUAGE = "switch_language"
 
 
 # -- What every public page shows --------------------------------------------------------
@@ -105,8 +107,20 @@ def _language_links() -> list[dict[str, Any]]:
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
     base = g.get("page_url", "")
     return [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
-             "href": base + "?" + urlencode(args + [("lang", code)]), "current": code == current}
+             "href": base + "?" + urlencode(args + [("lang", code)]), "current": code == current,
+             "form": g.get("language_form", "")}
             for code in loket().config["languages"]]
+
+
+def switching_language() -> bool:
+    """This POST is the switcher's, from a page with a form: show the form again, unsent.
+
+    On such a page the switcher is a row of submit buttons bound to the form (HTML's
+    ``form`` and ``formaction``, no script), so what the visitor typed comes back with
+    their choice of language instead of being lost to a plain link. Files cannot be
+    sent back to a file input; they have to be chosen again.
+    """
+    return request.method == "POST" and SWITCH_LANGUAGE in request.form
 
 
 def _channels(user_type: UserType | None, category: Category | None) -> list[ContactOption]:
@@ -181,7 +195,8 @@ def new_ticket(user_type: str, category: str) -> Any:
     if request.method == "GET":
         form.submission.data = secrets.token_urlsafe(18)
         session.setdefault(FORM_KEY, secrets.token_urlsafe(18))
-    if form.validate_on_submit():
+    g.language_form = "ticket-form"
+    if not switching_language() and form.validate_on_submit():
         ticket = _open_from(form, chosen)
         if ticket is not None:
             session[SUBMITTED] = ticket.id

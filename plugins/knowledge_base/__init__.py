@@ -24,6 +24,13 @@ def _as_minutes(value: Any) -> int:
     return minutes
 
 
+def _as_days(value: Any) -> int:
+    days = as_int(value)
+    if not 0 <= days <= 36500:
+        raise ValueError(f"expected 0 (keep for ever) to 36500 days, got {value!r}")
+    return days
+
+
 def _as_count(value: Any) -> int:
     count = as_int(value)
     if not 1 <= count <= 20:
@@ -43,6 +50,9 @@ def plugin_settings() -> list[Setting]:
         Setting("deflection_minutes", 30, _as_minutes,
                 "A followed suggestion counts as deflecting when no ticket comes from the "
                 "same visitor within this many minutes."),
+        Setting("history_days", 365, _as_days,
+                "Days of searches, article views and suggestion records kept for the "
+                "reports; older ones are deleted each night (0: kept for ever)."),
     ]
 
 
@@ -65,6 +75,26 @@ def register_admin_views(admin: Any) -> list[Any]:
     from .admin import views
 
     return views()
+
+
+@hookimpl
+def register_commands() -> list[Any]:
+    from .cli import kb
+
+    return [kb]
+
+
+@hookimpl
+def register_jobs(jobs: Any) -> None:
+    from core.jobs import crontab
+
+    @jobs.periodic(crontab(minute="17", hour="3"), name="knowledge_base.prune_history")
+    def prune_history() -> dict[str, int]:
+        """Forget searches and views older than ``history_days`` (idempotent)."""
+        from . import library
+        from .retention import prune
+
+        return prune(library.settings()["history_days"])
 
 
 @hookimpl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request, url_for
+from flask import jsonify, request, url_for
 from flask_admin import expose
 from markupsafe import Markup, escape
 from wtforms import SelectField, TextAreaField
@@ -18,6 +18,7 @@ from . import library
 from .models import Article, Search, Status
 
 KB = "Knowledge base"
+PREVIEW_LIMIT = 200_000  # characters of Markdown; an article is a few thousand
 
 
 def _language_choices() -> list[tuple[str, str]]:
@@ -53,6 +54,23 @@ class ArticleView(SecuredModelView):
     column_details_list = ("title", "language", "category", "user_type", "status",
                            "last_reviewed", "updated_at", "body_html", "translations")
     details_template = "knowledge_base_admin/details.html"
+    create_template = "knowledge_base_admin/create.html"
+    edit_template = "knowledge_base_admin/edit.html"
+
+    @expose("/preview", methods=("POST",))
+    def preview(self) -> Any:
+        """The unsaved Markdown body as visitors would see it (JSON), for the form's Preview.
+
+        The same rendering and sanitising as a save; CSRF-checked like every console POST.
+        """
+        from .render import markdown_to_html
+
+        body = request.form.get("body", "")
+        if len(body) > PREVIEW_LIMIT:
+            return jsonify({"error": "too_long"}), 413
+        response = jsonify({"html": markdown_to_html(body)})
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     def _translations(self, context: Any, model: Article, name: str) -> Markup:
         siblings = {a.language: a for a in Article.select(Article.id, Article.language)
