@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import secrets
 import urllib.error
@@ -12,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.hookspecs import ChannelSpec, DeliveryError
+
+
+class OutcomeUnknown(DeliveryError):
+    """The request reached the platform but no answer came back: it may have been sent."""
 
 
 class Refused(Exception):
@@ -159,8 +164,15 @@ def call(method: str, url: str, *, json_body: Any = None, form: dict[str, Any] |
             status, payload, got = response.status, _read(response, max_bytes), response.headers
     except urllib.error.HTTPError as exc:
         status, payload, got = exc.code, exc.read(65536), exc.headers
-    except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryError(f"could not reach the platform: {exc}") from None
+    except urllib.error.URLError as exc:
+        # urllib wraps what fails while connecting and sending: the platform never had
+        # the whole request, so nothing was sent.
+        raise DeliveryError(f"could not reach the platform: {exc.reason}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        # The request went out and the answer did not come back (a timeout, a dropped
+        # connection): the platform may have acted on it.
+        raise OutcomeUnknown(f"no answer from the platform: {type(exc).__name__}: {exc}") \
+            from None
     if raw and 200 <= status < 300:
         return Answer(status, payload, got)
     try:
