@@ -23,7 +23,7 @@ from core.raw import RawOriginal
 from core.services import tickets
 from core.state import loket
 
-from . import platforms
+from . import accounts, platforms
 from .models import InboxState, SocialAccount, SocialInbox, due
 from .platforms.base import Event, Platform, TooLarge
 
@@ -130,10 +130,11 @@ def _apply(account: SocialAccount, platform: Platform, event: Event, body: bytes
             return  # delivered before: its media were fetched then
         files, notes = _fetch_all(account, platform, event, last_try)
         text = "\n".join(filter(None, [event.text, *notes]))
+        thread_to, continue_open = accounts.threading_for(account, channel, event.sender)
         tickets.receive_message(
             channel=channel, identity=tickets.Identity(channel, event.sender, name=event.name),
-            text=text, external_id=event.external_id, continue_open=True,
-            category=account.category, attachments=files,
+            text=text, external_id=event.external_id, thread_to=thread_to,
+            continue_open=continue_open, category=account.category, attachments=files,
             raw=RawOriginal(body, "application/json"))
 
 
