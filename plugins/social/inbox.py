@@ -37,15 +37,21 @@ def settings() -> dict[str, Any]:
     return loket().config.plugin("social")
 
 
+_ACCEPT_SQL: dict[str, str] = {}
+
+
 def accept(account: SocialAccount, update_key: str, body: bytes) -> bool:
     """Store a verified update (one statement, committed); False when it was stored before."""
     database = SocialInbox._meta.database
-    param = database.param
-    # Plain SQL, built once: this runs for every update, and building peewee's query took
-    # longer than the insert itself. Both SQLite and PostgreSQL read ON CONFLICT DO NOTHING.
-    sql = ("INSERT INTO social_inbox (account_id, update_key, body, state, attempts, error, "
-           f"received_at) VALUES ({param}, {param}, {param}, 'pending', 0, '', {param}) "
-           "ON CONFLICT (account_id, update_key) DO NOTHING")
+    sql = _ACCEPT_SQL.get(database.param)
+    if sql is None:
+        # Plain SQL, built once: this runs for every update, and building peewee's query took
+        # longer than the insert itself. SQLite and PostgreSQL both read ON CONFLICT DO NOTHING.
+        param = database.param
+        sql = _ACCEPT_SQL[param] = (
+            "INSERT INTO social_inbox (account_id, update_key, body, state, attempts, error, "
+            f"received_at) VALUES ({param}, {param}, {param}, 'pending', 0, '', {param}) "
+            "ON CONFLICT (account_id, update_key) DO NOTHING")
     cursor = database.execute_sql(sql, (account.id, update_key[:100],
                                         SocialInbox.body.db_value(body), utcnow()))
     return cursor.rowcount == 1
