@@ -99,3 +99,25 @@ def check() -> None:
             click.echo(f"FAILED  {account.name} ({platform.label}): {exc}")
     if failed:
         sys.exit(1)
+
+
+@social.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Re-encrypt every account's secrets under the current key (after a key rotation), so
+    the old key can be dropped from LOKET_OLD_SECRET_KEYS or LOKET_SOCIAL_SECRETS_KEY."""
+    ring = vault.keyring()
+    rewritten = unreadable = 0
+    for account in SocialAccount.select().order_by(SocialAccount.id):
+        if not account.secrets or ring.is_current(account.secrets):
+            continue
+        try:
+            account.secrets = ring.rotate(account.secrets)
+        except ValueError:
+            unreadable += 1
+            click.echo(f"FAILED  {account.name}: no key opens its secrets; enter them again")
+            continue
+        account.save(only=[SocialAccount.secrets])
+        rewritten += 1
+    click.echo(f"{rewritten} account(s) re-encrypted under the current key")
+    if unreadable:
+        sys.exit(1)
