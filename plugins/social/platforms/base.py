@@ -40,7 +40,8 @@ class Media:
 
 @dataclass
 class Event:
-    """One thing an update says. ``kind``: message, edit, delete or status; all else is
+    """One thing an update says. ``kind``: message, edit, delete, status or read (a
+    watermark: everything we sent ``sender`` until ``read_up_to`` was read); all else is
     dropped by the parser."""
 
     kind: str
@@ -51,6 +52,7 @@ class Event:
     media: list[Media] = field(default_factory=list)
     status: str = ""  # for status: delivered, read, failed
     error: str = ""
+    read_up_to: Any = None  # for read: a UTC datetime; what we sent the sender until then
 
 
 @dataclass
@@ -105,6 +107,10 @@ class Platform:
 
     def fetch_media(self, account: Any, media: Media, max_bytes: int) -> Fetched:
         raise NotImplementedError
+
+    def sender_name(self, account: Any, sender: str) -> str:
+        """The name of a sender the update did not name (asked of the platform), or ""."""
+        return ""
 
     # -- Out ----------------------------------------------------------------------------
 
