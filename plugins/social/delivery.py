@@ -18,7 +18,7 @@ from core.hookspecs import DeliveryError, DeliveryResult
 from core.models import Attachment, Message, Ticket, TicketEvent, utcnow
 from core.state import loket
 
-from . import accounts, platforms
+from . import accounts, platforms, templates
 from .models import SendState, SocialSend
 from .platforms.base import Fetched, OutcomeUnknown
 
@@ -38,8 +38,10 @@ def deliver(ticket: Ticket, message: Message, recipient: str,
     window_open = window is None or (since is not None and since <= window)
     chunks = _chunks(message.body_text, platform.max_text)
     files = _files(message)
+    values = None
     if not window_open and platform.template_outside_window:
         chunks = chunks[:1]  # one template goes instead of the text
+        values = templates.fill(account.template_parameters, ticket, message)
     retries = _retries(message)
     external_id = ""
     for index, chunk in enumerate(chunks):
@@ -48,7 +50,8 @@ def deliver(ticket: Ticket, message: Message, recipient: str,
             message, index, len(chunks), retries, platform.label,
             lambda chunk=chunk, last=last: platform.send(
                 account, recipient, chunk, files if last else [], window_open=window_open,
-                since_customer=since, idempotency_key=idempotency_key))
+                since_customer=since, idempotency_key=idempotency_key,
+                template_values=values))
     note = ""
     if not window_open and platform.template_outside_window:
         note = (f"Outside {platform.label}'s reply window: the approved template "

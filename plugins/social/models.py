@@ -37,6 +37,9 @@ class SocialAccount(BaseModel):
     # WhatsApp: the approved template sent instead of free text outside the 24-hour window.
     template_name = pw.CharField(max_length=100, default="")
     template_language = pw.CharField(max_length=20, default="en")
+    # The ticket values that fill the template's body variables {{1}}, {{2}}, ... in order,
+    # comma-separated (see ``templates.VALUES``); empty: a template without variables.
+    template_parameters = pw.CharField(max_length=200, default="")
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:

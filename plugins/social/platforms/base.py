@@ -115,8 +115,12 @@ class Platform:
     # -- Out ----------------------------------------------------------------------------
 
     def send(self, account: Any, recipient: str, text: str, files: list[Fetched], *,
-             window_open: bool, since_customer: Any, idempotency_key: str) -> str:
-        """Send text (and files); return the platform's message id or raise DeliveryError."""
+             window_open: bool, since_customer: Any, idempotency_key: str,
+             template_values: list[str] | None = None) -> str:
+        """Send text (and files); return the platform's message id or raise DeliveryError.
+
+        ``template_values`` fill the account's template's variables where the platform
+        sends a template instead of text (outside its reply window)."""
         raise NotImplementedError
 
     def check(self, account: Any) -> str:

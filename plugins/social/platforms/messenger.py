@@ -72,7 +72,8 @@ class Messenger(MetaPlatform):
                         if body.get(k)).strip()
 
     def send(self, account: Any, recipient: str, text: str, files: list[Fetched], *,
-             window_open: bool, since_customer: Any, idempotency_key: str) -> str:
+             window_open: bool, since_customer: Any, idempotency_key: str,
+             template_values: list[str] | None = None) -> str:
         if window_open:
             kind: dict[str, Any] = {"messaging_type": "RESPONSE"}
         elif since_customer is not None and since_customer <= HUMAN_AGENT_WINDOW:
@@ -87,7 +88,8 @@ class Messenger(MetaPlatform):
             last = self._sent(account, call("POST", url, json_body=dict(
                 kind, recipient={"id": recipient}, message={"text": text})))
         for file in files:
-            attachment = {"attachment": {"type": "image" if file.mime_type.startswith("image/")
+            kind = file.mime_type.split("/", 1)[0]
+            attachment = {"attachment": {"type": kind if kind in ("image", "audio", "video")
                                          else "file", "payload": {"is_reusable": False}}}
             form = dict(kind, recipient=json.dumps({"id": recipient}),
                         message=json.dumps(attachment))
