@@ -289,3 +289,22 @@ def test_a_read_watermark_marks_what_we_sent_before_it_read_and_nothing_after(de
     assert desk.send(read)[0] == 200
     with desk.db():
         assert Message.get_by_id(ack.id).delivery_state == Delivery.SENT
+
+
+def test_an_agents_voice_note_goes_out_as_audio(desk, standin):
+    from core.attachments import Storage
+    from core.services import tickets
+    from core.state import loket
+
+    from .factories import make_staff
+
+    ogg = b"OggS\x00\x02" + b"\x00" * 22 + b"\x01\x1eOpusHead" + b"\x00" * 100
+    assert desk.send(botman("01_message_text.json"))[0] == 200
+    with desk.db():
+        stored = Storage(loket().config["attachments_path"]).save_bytes(
+            ogg, "voice.ogg", max_bytes=10**6, allowed_types=["audio/ogg"])
+        reply = tickets.reply(Ticket.get(), make_staff("a@desk.test", "Ana"), "Listen.",
+                              attachments=[stored])
+        assert Message.get_by_id(reply.id).delivery_state == Delivery.SENT
+    upload = standin.requests("POST", "/me/messages")[-1]
+    assert b'"type": "audio"' in upload.body and ogg in upload.body

@@ -88,8 +88,8 @@ class Messenger(MetaPlatform):
             last = self._sent(account, call("POST", url, json_body=dict(
                 kind, recipient={"id": recipient}, message={"text": text})))
         for file in files:
-            kind = file.mime_type.split("/", 1)[0]
-            attachment = {"attachment": {"type": kind if kind in ("image", "audio", "video")
+            family = file.mime_type.split("/", 1)[0]
+            attachment = {"attachment": {"type": family if family in ("image", "audio", "video")
                                          else "file", "payload": {"is_reusable": False}}}
             form = dict(kind, recipient=json.dumps({"id": recipient}),
                         message=json.dumps(attachment))
