@@ -61,11 +61,12 @@ class Holding:
         return [seen.json()["text"] for seen in self.standin.requests("POST", SEND)]
 
 
-def _desk(make_app: Any, standin: StandIn, **config: Any) -> tuple[Any, Any, Any, Any]:
+def _desk(make_app: Any, api_url: str, **config: Any) -> tuple[Any, Any, Any, Any]:
+    """A desk whose Telegram bot talks to ``api_url``, and a ticket from chat 4242."""
     from plugins.social import vault
     from plugins.social.models import SocialAccount
 
-    app = make_app(plugins=["social"], **{"social.telegram_api_url": standin.url}, **config)
+    app = make_app(plugins=["social"], **{"social.telegram_api_url": api_url}, **config)
     with app.app_context(), db.connection():
         desk = build_desk()
         account = SocialAccount(platform="telegram", name="Support bot", handle="loket_bot")
@@ -103,7 +104,7 @@ def test_a_worker_killed_mid_send_leaves_the_reply_failed_as_unknown_not_sent_tw
     held = Holding(standin, "Exactly once")
     standin.on("POST", SEND, handler=held)
     try:
-        app, desk, account, ticket = _desk(make_app, standin, jobs="sqlite",
+        app, desk, account, ticket = _desk(make_app, standin.url, jobs="sqlite",
                                             outbox_lease_seconds=2)
         app.extensions["loket"].jobs.huey.flush()
         with app.app_context(), db.connection():
@@ -186,20 +187,11 @@ def test_a_platform_that_drops_the_connection_after_the_request_is_not_sent_agai
     threading.Thread(target=serve, daemon=True).start()
     port = listener.getsockname()[1]
     try:
-        app = make_app(plugins=["social"],
-                       **{"social.telegram_api_url": f"http://127.0.0.1:{port}"})
-        from plugins.social import vault
-        from plugins.social.models import SocialAccount, SocialSend
+        from plugins.social.models import SocialSend
 
+        app, desk, _account, ticket = _desk(make_app, f"http://127.0.0.1:{port}")
         with app.app_context(), db.connection():
-            desk = build_desk()
-            account = SocialAccount(platform="telegram", name="Support bot", handle="loket_bot")
-            vault.write(account, {"token": TOKEN, "webhook_secret": "s"})
-            account.save()
-            result = tickets.receive_message(
-                channel="telegram", identity=Identity("telegram", "4242", name="Rina"),
-                text="Halo", external_id=f"{account.id}:4242:1", continue_open=True)
-            reply = tickets.reply(result.ticket, desk.agent, "Once at most")
+            reply = tickets.reply(Ticket.get_by_id(ticket.id), desk.agent, "Once at most")
         _sweep(app)
         stored = _state(app, reply.id)
         assert stored.delivery_state == Delivery.FAILED
@@ -215,25 +207,17 @@ def test_a_platform_that_drops_the_connection_after_the_request_is_not_sent_agai
         listener.close()
 
 
-def test_a_platform_never_reached_is_tried_again_later_and_sent_once(make_app: Any) -> None:
+def test_a_platform_never_reached_is_tried_again_later(make_app: Any) -> None:
     # Nothing listens on the port: the request never went out, so a retry is safe.
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    app = make_app(plugins=["social"], **{"social.telegram_api_url": f"http://127.0.0.1:{port}"})
-    from plugins.social import vault
-    from plugins.social.models import SocialAccount, SocialSend
+    from plugins.social.models import SocialSend
 
+    app, desk, _account, ticket = _desk(make_app, f"http://127.0.0.1:{port}")
     with app.app_context(), db.connection():
-        desk = build_desk()
-        account = SocialAccount(platform="telegram", name="Support bot", handle="loket_bot")
-        vault.write(account, {"token": TOKEN, "webhook_secret": "s"})
-        account.save()
-        result = tickets.receive_message(
-            channel="telegram", identity=Identity("telegram", "4242", name="Rina"),
-            text="Halo", external_id=f"{account.id}:4242:1", continue_open=True)
-        reply = tickets.reply(result.ticket, desk.agent, "Try me again")
+        reply = tickets.reply(Ticket.get_by_id(ticket.id), desk.agent, "Try me again")
     stored = _state(app, reply.id)
     assert stored.delivery_state == Delivery.QUEUED
     assert "could not reach the platform" in stored.delivery_error
@@ -261,7 +245,7 @@ def test_parts_already_sent_are_not_sent_again_when_a_later_part_fails(
         return 200, {"ok": True, "result": {"message_id": 2 + len(standin.seen)}}, {}
 
     standin.on("POST", SEND, handler=answer)
-    app, desk, _account, ticket = _desk(make_app, standin)
+    app, desk, _account, ticket = _desk(make_app, standin.url)
     long_text = ("a" * 4000) + "\n" + ("b" * 3000)  # two parts at Telegram's 4096
     first_texts = len(standin.requests("POST", SEND))
     with app.app_context(), db.connection():
