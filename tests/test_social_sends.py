@@ -258,3 +258,31 @@ def test_parts_already_sent_are_not_sent_again_when_a_later_part_fails(
     # the acknowledgement's parts aside, "a" went once, "b" twice (refused, then sent)
     assert texts.count("a") == 1
     assert texts.count("b") == 2
+
+
+def test_a_file_refused_after_its_text_went_out_is_sent_later_without_the_text_again(
+        make_app: Any, standin: StandIn) -> None:
+    from core.attachments import Storage
+    from core.state import loket
+
+    standin.on("POST", SEND, handler=lambda seen: (
+        200, {"ok": True, "result": {"message_id": 10 + len(standin.seen)}}, {}))
+    standin.on("POST", f"/bot{TOKEN}/sendDocument",
+               (429, {"ok": False, "error_code": 429, "description": "Too Many Requests",
+                      "parameters": {"retry_after": 1}}, {}),
+               (200, {"ok": True, "result": {"message_id": 99}}, {}))
+    app, desk, _account, ticket = _desk(make_app, standin.url)
+    with app.app_context(), db.connection():
+        stored = Storage(loket().config["attachments_path"]).save_bytes(
+            b"%PDF-1.4\n" + b"0" * 100, "invoice.pdf", max_bytes=10**6,
+            allowed_types=["application/pdf"])
+        reply = tickets.reply(Ticket.get_by_id(ticket.id), desk.agent, "Your invoice",
+                              attachments=[stored])
+    assert _state(app, reply.id).delivery_state == Delivery.QUEUED  # the file was refused
+    time.sleep(1.2)
+    _sweep(app)
+    sent = _state(app, reply.id)
+    assert sent.delivery_state == Delivery.SENT and sent.external_id.endswith(":99")
+    texts = [s.json()["text"] for s in standin.requests("POST", SEND)]
+    assert texts.count("Your invoice") == 1
+    assert len(standin.requests("POST", f"/bot{TOKEN}/sendDocument")) == 2

@@ -36,20 +36,24 @@ def deliver(ticket: Ticket, message: Message, recipient: str,
              if ticket.last_customer_message_at else None)
     window = platform.reply_window
     window_open = window is None or (since is not None and since <= window)
+    # Each part is one message on the platform (a piece of the text, or one file), so the
+    # ledger knows which of them the customer has: a refused file never resends the text.
     chunks = _chunks(message.body_text, platform.max_text)
     files = _files(message)
     values = None
     if not window_open and platform.template_outside_window:
-        chunks = chunks[:1]  # one template goes instead of the text
+        parts: list[tuple[str, list[Fetched]]] = [(chunks[0], [])]  # the template instead
         values = templates.fill(account.template_parameters, ticket, message)
+    else:
+        texts = [chunk for chunk in chunks if chunk] if files else chunks
+        parts = [(chunk, []) for chunk in texts] + [("", [file]) for file in files]
     retries = _retries(message)
     external_id = ""
-    for index, chunk in enumerate(chunks):
-        last = index == len(chunks) - 1
+    for index, (text, attached) in enumerate(parts):
         external_id = _send_once(
-            message, index, len(chunks), retries, platform.label,
-            lambda chunk=chunk, last=last: platform.send(
-                account, recipient, chunk, files if last else [], window_open=window_open,
+            message, index, len(parts), retries, platform.label,
+            lambda text=text, attached=attached: platform.send(
+                account, recipient, text, attached, window_open=window_open,
                 since_customer=since, idempotency_key=idempotency_key,
                 template_values=values))
     note = ""
