@@ -39,6 +39,9 @@ notice.
 ``core.limits``
     ``register_body_limit``, for an endpoint that takes bodies larger than the
     default 1 MB (a raw email posted by a mail provider).
+``core.secrets``
+    ``desk_keyring`` / ``Keyring``: credentials encrypted at rest (Fernet), keys
+    derived per purpose from the secret key, old secret keys still read.
 
 Admin views a plugin contributes derive from the console's published base,
 ``admin.base.SecuredView`` (or ``SecuredModelView``).
@@ -72,6 +75,7 @@ PLUGIN_API: tuple[str, ...] = (
     "core.jobs",
     "core.limits",
     "core.db",
+    "core.secrets",
 )
 
 

@@ -144,6 +144,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("secret_key", "", _as_str,
             "Signs sessions and CSRF tokens. Generated into the instance folder when absent.",
             secret=True),
+    Setting("old_secret_keys", [], _as_list,
+            "Secret keys used before this one: still read credentials stored under them "
+            "(core.secrets), never sign anything.", secret=True),
     Setting("plugins",
             ["email_intake", "billing_desk", "social", "livechat", "knowledge_base"], _as_list,
             "Plugins this deployment enables, by entry-point name."),

@@ -232,3 +232,79 @@ def test_an_agents_image_goes_out_as_a_multipart_attachment(desk, standin):
     assert upload.headers["Content-Type"].startswith("multipart/form-data")
     assert b'"type": "image"' in upload.body and PNG in upload.body
     assert b'name="filedata"; filename="screenshot.png"' in upload.body
+
+
+def test_a_new_senders_name_is_asked_of_the_profile_api_once(desk, standin):
+    psid = "1433960459967306"
+    standin.on("GET", f"/{psid}", (200, {"first_name": "Budi", "last_name": "Santoso",
+                                         "id": psid}, {}))
+    assert desk.send(botman("01_message_text.json"))[0] == 200
+    second = botman("01_message_text.json")
+    second["entry"][0]["messaging"][0]["message"]["mid"] = "mid.second"
+    assert desk.send(second)[0] == 200
+    asked = standin.requests("GET", f"/{psid}")
+    assert len(asked) == 1  # a contact we know is not asked about again
+    assert asked[0].query["fields"] == ["first_name,last_name"]
+    assert asked[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    with desk.db():
+        ticket = Ticket.get()
+        assert ticket.contact.name == "Budi Santoso"
+        assert Message.select().where(Message.author_kind == "contact").count() == 2
+
+
+def test_a_profile_the_platform_refuses_leaves_the_message_stored_without_a_name(desk, standin):
+    standin.on("GET", "/1433960459967306", (400, {"error": {
+        "message": "(#100) No profile available for that user.", "type": "OAuthException",
+        "code": 100}}, {}))
+    assert desk.send(botman("01_message_text.json"))[0] == 200
+    with desk.db():
+        message = Message.get(Message.author_kind == "contact")
+        assert message.body_text == "Hi" and message.ticket.contact.name == ""
+
+
+def test_a_read_watermark_marks_what_we_sent_before_it_read_and_nothing_after(desk, standin):
+    assert desk.send(botman("01_message_text.json"))[0] == 200
+    with desk.db():
+        ack = Message.get(Message.notification == "ticket_opened")
+        assert ack.delivery_state == Delivery.SENT
+        sent_at = ack.delivery_updated_at
+    read = botman("10_read.json")
+    item = read["entry"][0]["messaging"][0]
+    item["sender"]["id"] = "1433960459967306"
+    epoch = int(sent_at.replace(tzinfo=dt.UTC).timestamp() * 1000)
+    item["read"]["watermark"] = epoch - 60_000  # a minute before we sent it
+    assert desk.send(read)[0] == 200
+    with desk.db():
+        assert Message.get_by_id(ack.id).delivery_state == Delivery.SENT
+    item["read"]["watermark"] = epoch + 1000
+    item["timestamp"] += 1  # another delivery of the webhook, not a replay
+    assert desk.send(read)[0] == 200
+    with desk.db():
+        assert Message.get_by_id(ack.id).delivery_state == Delivery.READ
+    # another customer's watermark reads nothing of ours
+    with desk.db():
+        Message.update(delivery_state=Delivery.SENT).where(Message.id == ack.id).execute()
+    item["sender"]["id"] = "someone-else"
+    item["timestamp"] += 1
+    assert desk.send(read)[0] == 200
+    with desk.db():
+        assert Message.get_by_id(ack.id).delivery_state == Delivery.SENT
+
+
+def test_an_agents_voice_note_goes_out_as_audio(desk, standin):
+    from core.attachments import Storage
+    from core.services import tickets
+    from core.state import loket
+
+    from .factories import make_staff
+
+    ogg = b"OggS\x00\x02" + b"\x00" * 22 + b"\x01\x1eOpusHead" + b"\x00" * 100
+    assert desk.send(botman("01_message_text.json"))[0] == 200
+    with desk.db():
+        stored = Storage(loket().config["attachments_path"]).save_bytes(
+            ogg, "voice.ogg", max_bytes=10**6, allowed_types=["audio/ogg"])
+        reply = tickets.reply(Ticket.get(), make_staff("a@desk.test", "Ana"), "Listen.",
+                              attachments=[stored])
+        assert Message.get_by_id(reply.id).delivery_state == Delivery.SENT
+    upload = standin.requests("POST", "/me/messages")[-1]
+    assert b'"type": "audio"' in upload.body and ogg in upload.body

@@ -344,3 +344,27 @@ def test_handled_updates_are_pruned_after_the_set_days_failed_ones_stay(desk):
         assert inbox.prune(7) == 1
         assert [row.id for row in SocialInbox.select()] == [second.id]
         assert inbox.prune(0) == 0
+
+
+@pytest.mark.parametrize("data,name,method,field", [
+    (b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 100, "sticker.webp", "sendSticker", "sticker"),
+    (b"OggS\x00\x02" + b"\x00" * 22 + b"\x01\x1eOpusHead" + b"\x00" * 100, "voice.ogg",
+     "sendVoice", "voice"),
+])
+def test_an_agents_sticker_or_voice_note_goes_out_as_one(desk, data, name, method, field):
+    from core.attachments import Storage
+
+    desk.standin.on("POST", f"/bot{TOKEN}/{method}",
+                    (200, {"ok": True, "result": {"message_id": 901}}, {}))
+    with desk.db():
+        from core.state import loket
+
+        stored = Storage(loket().config["attachments_path"]).save_bytes(
+            data, name, max_bytes=10**6, allowed_types=["image/webp", "audio/ogg"])
+    reply = _ticket_with_reply(desk, "Here.", [stored])
+    sent = desk.standin.requests("POST", f"/bot{TOKEN}/{method}")
+    assert len(sent) == 1
+    assert f'name="{field}"; filename="{name}"'.encode() in sent[0].body
+    assert desk.standin.requests("POST", f"/bot{TOKEN}/sendDocument") == []
+    with desk.db():
+        assert Message.get_by_id(reply.id).external_id.endswith(":901")

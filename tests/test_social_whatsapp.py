@@ -21,6 +21,7 @@ PHONE_ID = "1122334455667"
 VERIFY = "verify-me-please"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 300
 PDF = b"%PDF-1.4\n" + b"0" * 300
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 300
 OGG = b"OggS\x00\x02" + b"\x00" * 300
 WEBP = b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 300
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 300
@@ -354,3 +355,79 @@ def test_an_agents_file_is_uploaded_to_the_media_api_then_sent_by_its_id(desk, s
     document = standin.requests("POST", f"/{PHONE_ID}/messages")[-1].json()
     assert document["type"] == "document"
     assert document["document"] == {"id": "4490709327384033", "filename": "statement.pdf"}
+
+
+WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 300
+OGG = b"OggS\x00\x02" + b"\x00" * 22 + b"\x01\x1eOpusHead" + b"\x00" * 300
+
+
+def test_a_template_s_variables_are_filled_with_the_configured_ticket_values(desk, standin):
+    from plugins.social.models import SocialAccount
+
+    _opened(desk)
+    with desk.db():
+        SocialAccount.update(template_parameters="name,number,subject").execute()
+        ticket = Ticket.get()
+        Ticket.update(last_customer_message_at=ticket.last_customer_message_at
+                      - dt.timedelta(hours=30), subject="Payout\tlate\n  again").execute()
+    from plugins.social import accounts
+
+    accounts.forget()
+    reply = _reply(desk)
+    assert reply.delivery_state == Delivery.SENT, reply.delivery_error
+    sent = standin.requests("POST", f"/{PHONE_ID}/messages")[-1].json()
+    assert sent["template"]["name"] == "support_follow_up"
+    with desk.db():
+        ticket = Ticket.get()
+        name = ticket.requester_name or ticket.contact.name
+    assert name
+    assert sent["template"]["components"] == [{"type": "body", "parameters": [
+        {"type": "text", "text": name}, {"type": "text", "text": str(ticket.id)},
+        {"type": "text", "text": "Payout late again"}]}]  # one line: WhatsApp's rule
+
+
+def test_template_values_are_checked_where_they_are_configured(make_app):
+    from click.testing import CliRunner
+
+    from core import db
+    from plugins.social import templates
+    from plugins.social.cli import social
+    from plugins.social.models import SocialAccount
+
+    assert templates.parse(" Name , number") == "name,number"
+    with pytest.raises(ValueError, match="unknown template value.*password"):
+        templates.parse("name,password")
+    app = make_app(plugins=["social"])
+    with app.app_context(), db.connection():
+        result = CliRunner().invoke(social, [
+            "add", "whatsapp", "--name", "WA", "--template", "t",
+            "--template-parameters", "name,access_key"], input="token=a\napp_secret=b\n")
+        assert result.exit_code == 2 and "access_key" in result.output
+        result = CliRunner().invoke(social, [
+            "add", "whatsapp", "--name", "WA", "--template", "t",
+            "--template-parameters", "name,number"], input="token=a\napp_secret=b\n")
+        assert result.exit_code == 0, result.output
+        assert SocialAccount.get().template_parameters == "name,number"
+
+
+@pytest.mark.parametrize("data,name,kind", [(WEBP, "sticker.webp", "sticker"),
+                                            (OGG, "voice.ogg", "audio"),
+                                            (PNG, "shot.png", "image")])
+def test_stickers_and_voice_notes_go_out_as_their_own_types(desk, standin, data, name, kind):
+    from core.attachments import Storage
+    from core.services import tickets
+    from core.state import loket
+
+    from .factories import make_staff
+
+    standin.on("POST", f"/{PHONE_ID}/media", (200, {"id": "77"}, {}))
+    _opened(desk)
+    with desk.db():
+        stored = Storage(loket().config["attachments_path"]).save_bytes(
+            data, name, max_bytes=10**6, allowed_types=["image/webp", "audio/ogg", "image/png"])
+        reply = tickets.reply(Ticket.get(), make_staff("a@desk.test", "Ana"), "Here.",
+                              attachments=[stored])
+        assert Message.get_by_id(reply.id).delivery_state == Delivery.SENT
+    sent = standin.requests("POST", f"/{PHONE_ID}/messages")[-1].json()
+    assert sent["type"] == kind
+    assert sent[kind] == {"id": "77"}

@@ -83,9 +83,9 @@ def plugin_settings() -> list[Setting]:
 
 @hookimpl
 def register_models() -> list[type]:
-    from .models import SocialAccount, SocialInbox
+    from .models import SocialAccount, SocialInbox, SocialSend
 
-    return [SocialAccount, SocialInbox]
+    return [SocialAccount, SocialInbox, SocialSend]
 
 
 @hookimpl

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from core.models import Message, Ticket
+import peewee as pw
+
+from core.models import Message, Status, Ticket
+from core.services import contacts
 from core.state import loket
 
 from .models import SocialAccount
@@ -63,6 +66,33 @@ def for_ticket(ticket: Ticket, platform: str) -> SocialAccount | None:
     return (SocialAccount.select()
             .where((SocialAccount.platform == platform) & SocialAccount.enabled)
             .order_by(SocialAccount.id).first())
+
+
+def threading_for(account: SocialAccount, channel: str,
+                  sender: str) -> tuple[Ticket | None, bool]:
+    """``(thread_to, continue_open)`` for a customer's new message to ``account``.
+
+    Core's ``continue_open`` looks per channel, and two bots or two numbers of one platform
+    are one channel: a message to one must not join a conversation held on the other. So
+    the customer's latest unfinished ticket that came in through this account is named
+    outright. With no unfinished ticket on the channel at all, core's own look-up is used,
+    because it runs again inside the write: two first messages that race make one ticket.
+    With an unfinished ticket only on another account, a new ticket opens.
+    """
+    contact = contacts.find_contact(channel, sender)
+    if contact is None:
+        return None, True
+    unfinished = (Ticket.select()
+                  .where((Ticket.contact == contact) & (Ticket.channel == channel)
+                         & Ticket.status.in_(Status.ACTIVE + (Status.RESOLVED,)))
+                  .order_by(Ticket.updated_at.desc()))
+    through_account = Message.select(Message.id).where(
+        (Message.ticket == Ticket.id) & (Message.channel == channel)
+        & Message.external_id.startswith(f"{account.id}:"))
+    mine = unfinished.where(pw.fn.EXISTS(through_account)).first()
+    if mine is not None:
+        return mine, False
+    return None, unfinished.first() is None
 
 
 def named(name_or_id: str) -> SocialAccount | None:

@@ -6,10 +6,11 @@ from typing import Any
 
 from markupsafe import Markup
 from wtforms import PasswordField, SelectField
+from wtforms.validators import ValidationError
 
 from admin.base import SecuredModelView
 
-from . import accounts, platforms, vault
+from . import accounts, platforms, templates, vault
 from .models import SocialAccount, SocialInbox
 
 
@@ -24,11 +25,14 @@ class SocialAccountView(SecuredModelView):
     column_formatters = {"webhook": _webhook}
     column_labels = {"webhook": "Webhook URL (give it to the platform)"}
     form_columns = ("name", "platform", "handle", "external_id", "enabled", "category",
-                    "department", "template_name", "template_language")
+                    "department", "template_name", "template_language", "template_parameters")
     column_descriptions = {
         "handle": "Public: the bot's user name, the WhatsApp number, the page name.",
         "external_id": "WhatsApp: the phone number id. Messenger: the page id.",
         "template_name": "WhatsApp: approved template sent outside the 24-hour window.",
+        "template_parameters": "WhatsApp: ticket values for the template's variables {{1}}, "
+                               "{{2}}, ... in order, comma-separated: name, number, subject, "
+                               "agent, department, reply.",
     }
     form_extra_fields = {
         "token": PasswordField("Access token / bot token (write-only)"),
@@ -49,6 +53,10 @@ class SocialAccountView(SecuredModelView):
         return form
 
     def on_model_change(self, form: Any, model: SocialAccount, is_created: bool) -> None:
+        try:
+            model.template_parameters = templates.parse(model.template_parameters)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
         values = {name: getattr(form, name).data for name in ("token", "app_secret",
                                                              "verify_token")}
         if is_created:

@@ -10,7 +10,7 @@ import click
 
 from core.hookspecs import DeliveryError
 
-from . import accounts, platforms, vault
+from . import accounts, platforms, templates, vault
 from .models import SocialAccount
 
 SECRET_ENV = "LOKET_SOCIAL_ACCOUNT_{}"
@@ -50,20 +50,29 @@ def social() -> None:
 @click.option("--template", "template_name", default="",
               help="WhatsApp: approved template sent outside the 24-hour window.")
 @click.option("--template-language", default="en", show_default=True)
+@click.option("--template-parameters", default="",
+              help="WhatsApp: the ticket values that fill the template's variables {{1}}, "
+                   "{{2}}, ... in order, comma-separated: name, number, subject, agent, "
+                   "department, reply.")
 @click.option("--secrets-from", type=click.Choice(["stdin", "env"]), default="stdin",
               show_default=True,
               help="Read secrets as name=value lines on standard input, or from "
                    "LOKET_SOCIAL_ACCOUNT_TOKEN, _APP_SECRET, _VERIFY_TOKEN. Never from arguments.")
 def add(platform_name: str, name: str, handle: str, external_id: str, template_name: str,
-        template_language: str, secrets_from: str) -> None:
+        template_language: str, template_parameters: str, secrets_from: str) -> None:
     """Create an account and print the webhook URL to give the platform."""
     platform = platforms.get(platform_name)
+    try:
+        template_parameters = templates.parse(template_parameters)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     values = {**platform.new_secrets(), **_read_secrets(platform, secrets_from)}
     if SocialAccount.select().where(SocialAccount.name == name).exists():
         raise click.UsageError(f"an account named {name!r} exists already")
     account = SocialAccount(platform=platform_name, name=name, handle=handle.lstrip("@"),
                             external_id=external_id, template_name=template_name,
-                            template_language=template_language)
+                            template_language=template_language,
+                            template_parameters=template_parameters)
     vault.write(account, values)
     account.save()
     click.echo(f"account {account.id} ({platform.label}) created")
@@ -98,4 +107,26 @@ def check() -> None:
             failed += 1
             click.echo(f"FAILED  {account.name} ({platform.label}): {exc}")
     if failed:
+        sys.exit(1)
+
+
+@social.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Re-encrypt every account's secrets under the current key (after a key rotation), so
+    the old key can be dropped from LOKET_OLD_SECRET_KEYS or LOKET_SOCIAL_SECRETS_KEY."""
+    ring = vault.keyring()
+    rewritten = unreadable = 0
+    for account in SocialAccount.select().order_by(SocialAccount.id):
+        if not account.secrets or ring.is_current(account.secrets):
+            continue
+        try:
+            account.secrets = ring.rotate(account.secrets)
+        except ValueError:
+            unreadable += 1
+            click.echo(f"FAILED  {account.name}: no key opens its secrets; enter them again")
+            continue
+        account.save(only=[SocialAccount.secrets])
+        rewritten += 1
+    click.echo(f"{rewritten} account(s) re-encrypted under the current key")
+    if unreadable:
         sys.exit(1)

@@ -18,12 +18,12 @@ from typing import Any
 from core.attachments import AttachmentRejected, Storage, StoredFile
 from core.hookspecs import DeliveryError
 from core.i18n import _
-from core.models import utcnow
+from core.models import Delivery, Message, utcnow
 from core.raw import RawOriginal
-from core.services import tickets
+from core.services import contacts, tickets
 from core.state import loket
 
-from . import platforms
+from . import accounts, platforms
 from .models import InboxState, SocialAccount, SocialInbox, due
 from .platforms.base import Event, Platform, TooLarge
 
@@ -37,15 +37,21 @@ def settings() -> dict[str, Any]:
     return loket().config.plugin("social")
 
 
+_ACCEPT_SQL: dict[str, str] = {}
+
+
 def accept(account: SocialAccount, update_key: str, body: bytes) -> bool:
     """Store a verified update (one statement, committed); False when it was stored before."""
     database = SocialInbox._meta.database
-    param = database.param
-    # Plain SQL, built once: this runs for every update, and building peewee's query took
-    # longer than the insert itself. Both SQLite and PostgreSQL read ON CONFLICT DO NOTHING.
-    sql = ("INSERT INTO social_inbox (account_id, update_key, body, state, attempts, error, "
-           f"received_at) VALUES ({param}, {param}, {param}, 'pending', 0, '', {param}) "
-           "ON CONFLICT (account_id, update_key) DO NOTHING")
+    sql = _ACCEPT_SQL.get(database.param)
+    if sql is None:
+        # Plain SQL, built once: this runs for every update, and building peewee's query took
+        # longer than the insert itself. SQLite and PostgreSQL both read ON CONFLICT DO NOTHING.
+        param = database.param
+        sql = _ACCEPT_SQL[param] = (
+            "INSERT INTO social_inbox (account_id, update_key, body, state, attempts, error, "
+            f"received_at) VALUES ({param}, {param}, {param}, 'pending', 0, '', {param}) "
+            "ON CONFLICT (account_id, update_key) DO NOTHING")
     cursor = database.execute_sql(sql, (account.id, update_key[:100],
                                         SocialInbox.body.db_value(body), utcnow()))
     return cursor.rowcount == 1
@@ -125,16 +131,48 @@ def _apply(account: SocialAccount, platform: Platform, event: Event, body: bytes
         tickets.revise_message(channel, event.external_id, text=event.text)
     elif event.kind == "delete":
         tickets.revise_message(channel, event.external_id, deleted=True)
+    elif event.kind == "read":
+        _read_up_to(account, channel, event.sender, event.read_up_to)
     elif event.kind == "message":
         if tickets.find_message(channel, event.external_id) is not None:
             return  # delivered before: its media were fetched then
         files, notes = _fetch_all(account, platform, event, last_try)
+        name = event.name or _asked_name(account, platform, channel, event.sender)
         text = "\n".join(filter(None, [event.text, *notes]))
+        thread_to, continue_open = accounts.threading_for(account, channel, event.sender)
         tickets.receive_message(
-            channel=channel, identity=tickets.Identity(channel, event.sender, name=event.name),
-            text=text, external_id=event.external_id, continue_open=True,
-            category=account.category, attachments=files,
+            channel=channel, identity=tickets.Identity(channel, event.sender, name=name),
+            text=text, external_id=event.external_id, thread_to=thread_to,
+            continue_open=continue_open, category=account.category, attachments=files,
             raw=RawOriginal(body, "application/json"))
+
+
+def _asked_name(account: SocialAccount, platform: Platform, channel: str, sender: str) -> str:
+    """A new contact's name from the platform (Messenger's profile API); "" when it will not
+    say. A contact we know keeps the name it has, and is not asked about again."""
+    if contacts.find_contact(channel, sender) is not None:
+        return ""
+    try:
+        return platform.sender_name(account, sender)
+    except DeliveryError as exc:
+        log.info("social: no name for %s sender %s: %s", channel, sender, exc)
+        return ""
+
+
+def _read_up_to(account: SocialAccount, channel: str, sender: str,
+                watermark: dt.datetime | None) -> None:
+    """A read watermark: our messages to ``sender`` from this account, sent (or delivered)
+    no later than ``watermark``, were read."""
+    if watermark is None:
+        return
+    read = (Message.select(Message.id)
+            .where((Message.channel == channel) & (Message.recipient == sender)
+                   & Message.delivery_state.in_((Delivery.SENT, Delivery.DELIVERED))
+                   & (Message.delivery_updated_at <= watermark)
+                   & Message.external_id.startswith(f"{account.id}:"))
+            .order_by(Message.id).limit(500))
+    for message in read:
+        tickets.record_delivery(message.id, Delivery.READ)
 
 
 def _fetch_all(account: SocialAccount, platform: Platform, event: Event,

@@ -7,7 +7,7 @@ import secrets
 
 import peewee as pw
 
-from core.models import BaseModel, Category, Department, utcnow
+from core.models import BaseModel, Category, Department, Message, utcnow
 
 
 def new_slug() -> str:
@@ -37,6 +37,9 @@ class SocialAccount(BaseModel):
     # WhatsApp: the approved template sent instead of free text outside the 24-hour window.
     template_name = pw.CharField(max_length=100, default="")
     template_language = pw.CharField(max_length=20, default="en")
+    # The ticket values that fill the template's body variables {{1}}, {{2}}, ... in order,
+    # comma-separated (see ``templates.VALUES``); empty: a template without variables.
+    template_parameters = pw.CharField(max_length=200, default="")
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
@@ -87,3 +90,31 @@ def due(now: dt.datetime, limit: int) -> list[int]:
                     & (SocialInbox.claimed_until.is_null() | (SocialInbox.claimed_until < now)))
              .order_by(SocialInbox.id).limit(limit))
     return [row.id for row in query]
+
+
+class SendState:
+    IN_FLIGHT = "in_flight"
+    SENT = "sent"
+
+
+class SocialSend(BaseModel):
+    """The send ledger: one row per part of an outbound message, committed before the
+    platform is called.
+
+    The platforms take no idempotency key, so a worker that dies between the platform's
+    answer and the outbox's record would otherwise send the part again when its claim runs
+    out. A row still ``in_flight`` when the message comes round again means the outcome is
+    unknown: the message fails saying so, and only an agent's Retry (``retries`` counts
+    them) sends it again. ``sent`` parts are never sent twice.
+    """
+
+    message = pw.ForeignKeyField(Message, on_delete="CASCADE")
+    part = pw.IntegerField()
+    retries = pw.IntegerField(default=0)  # the agent's Retry presses it was sent under
+    state = pw.CharField(max_length=16)
+    external_id = pw.CharField(max_length=255, default="")
+    started_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "social_send"
+        indexes = ((("message", "part"), True),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import secrets
 import urllib.error
@@ -12,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.hookspecs import ChannelSpec, DeliveryError
+
+
+class OutcomeUnknown(DeliveryError):
+    """The request reached the platform but no answer came back: it may have been sent."""
 
 
 class Refused(Exception):
@@ -35,7 +40,8 @@ class Media:
 
 @dataclass
 class Event:
-    """One thing an update says. ``kind``: message, edit, delete or status; all else is
+    """One thing an update says. ``kind``: message, edit, delete, status or read (a
+    watermark: everything we sent ``sender`` until ``read_up_to`` was read); all else is
     dropped by the parser."""
 
     kind: str
@@ -46,6 +52,7 @@ class Event:
     media: list[Media] = field(default_factory=list)
     status: str = ""  # for status: delivered, read, failed
     error: str = ""
+    read_up_to: Any = None  # for read: a UTC datetime; what we sent the sender until then
 
 
 @dataclass
@@ -101,11 +108,19 @@ class Platform:
     def fetch_media(self, account: Any, media: Media, max_bytes: int) -> Fetched:
         raise NotImplementedError
 
+    def sender_name(self, account: Any, sender: str) -> str:
+        """The name of a sender the update did not name (asked of the platform), or ""."""
+        return ""
+
     # -- Out ----------------------------------------------------------------------------
 
     def send(self, account: Any, recipient: str, text: str, files: list[Fetched], *,
-             window_open: bool, since_customer: Any, idempotency_key: str) -> str:
-        """Send text (and files); return the platform's message id or raise DeliveryError."""
+             window_open: bool, since_customer: Any, idempotency_key: str,
+             template_values: list[str] | None = None) -> str:
+        """Send text (and files); return the platform's message id or raise DeliveryError.
+
+        ``template_values`` fill the account's template's variables where the platform
+        sends a template instead of text (outside its reply window)."""
         raise NotImplementedError
 
     def check(self, account: Any) -> str:
@@ -159,8 +174,15 @@ def call(method: str, url: str, *, json_body: Any = None, form: dict[str, Any] |
             status, payload, got = response.status, _read(response, max_bytes), response.headers
     except urllib.error.HTTPError as exc:
         status, payload, got = exc.code, exc.read(65536), exc.headers
-    except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryError(f"could not reach the platform: {exc}") from None
+    except urllib.error.URLError as exc:
+        # urllib wraps what fails while connecting and sending: the platform never had
+        # the whole request, so nothing was sent.
+        raise DeliveryError(f"could not reach the platform: {exc.reason}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        # The request went out and the answer did not come back (a timeout, a dropped
+        # connection): the platform may have acted on it.
+        raise OutcomeUnknown(f"no answer from the platform: {type(exc).__name__}: {exc}") \
+            from None
     if raw and 200 <= status < 300:
         return Answer(status, payload, got)
     try:

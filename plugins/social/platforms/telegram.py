@@ -73,15 +73,17 @@ class Telegram(Platform):
         return Fetched(file.body, filename, media.mime_type)
 
     def send(self, account: Any, recipient: str, text: str, files: list[Fetched], *,
-             window_open: bool, since_customer: Any, idempotency_key: str) -> str:
+             window_open: bool, since_customer: Any, idempotency_key: str,
+             template_values: list[str] | None = None) -> str:
         last = None
         if text:
             answer = call("POST", self._bot(account, "sendMessage"),
                           json_body={"chat_id": recipient, "text": text})
             last = _raise_for(answer)
         for file in files:
-            answer = call("POST", self._bot(account, "sendDocument"),
-                          form={"chat_id": recipient}, files={"document": file})
+            method, field = _SEND_AS.get(file.mime_type, ("sendDocument", "document"))
+            answer = call("POST", self._bot(account, method),
+                          form={"chat_id": recipient}, files={field: file})
             last = _raise_for(answer)
         message_id = (last or {}).get("result", {}).get("message_id")
         return f"{account.id}:{recipient}:{message_id}"
@@ -129,6 +131,13 @@ def _described(message: dict[str, Any]) -> str:
         return _("Shared contact: %(contact)s",
                  contact=f"{name} {contact.get('phone_number', '')}".strip())
     return ""
+
+
+# A sticker, a voice note or a song goes out as one (shown as such in the chat); any other
+# file as a document, which keeps its name and is not recompressed.
+_SEND_AS = {"image/webp": ("sendSticker", "sticker"), "audio/ogg": ("sendVoice", "voice"),
+            "audio/mpeg": ("sendAudio", "audio"), "audio/mp4": ("sendAudio", "audio"),
+            "audio/x-m4a": ("sendAudio", "audio")}
 
 
 def _raise_for(answer: Any) -> dict[str, Any]:

@@ -61,7 +61,8 @@ class WhatsApp(MetaPlatform):
         return Fetched(file.body, media.filename or f"{media.kind}-{media.ref}", mime)
 
     def send(self, account: Any, recipient: str, text: str, files: list[Fetched], *,
-             window_open: bool, since_customer: Any, idempotency_key: str) -> str:
+             window_open: bool, since_customer: Any, idempotency_key: str,
+             template_values: list[str] | None = None) -> str:
         url = f"{self.api_url()}/{account.external_id}/messages"
         base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient}
         if not window_open:
@@ -70,9 +71,12 @@ class WhatsApp(MetaPlatform):
                     "More than 24 hours since the customer last wrote, and this WhatsApp "
                     "account has no approved template configured to send instead.",
                     permanent=True)
-            payload = dict(base, type="template", template={
-                "name": account.template_name,
-                "language": {"code": account.template_language or "en"}})
+            template: dict[str, Any] = {"name": account.template_name,
+                                        "language": {"code": account.template_language or "en"}}
+            if template_values:
+                template["components"] = [{"type": "body", "parameters": [
+                    {"type": "text", "text": value} for value in template_values]}]
+            payload = dict(base, type="template", template=template)
             return self._sent(account, call("POST", url, json_body=payload,
                                             headers=self.token(account)))
         last = ""
@@ -85,7 +89,7 @@ class WhatsApp(MetaPlatform):
                           form={"messaging_product": "whatsapp", "type": file.mime_type},
                           files={"file": file}, headers=self.token(account))
             media_id = raise_for(upload, "WhatsApp")["id"]
-            kind = "image" if file.mime_type in ("image/jpeg", "image/png") else "document"
+            kind = _kind_of(file.mime_type)
             item: dict[str, Any] = {"id": media_id}
             if kind == "document":
                 item["filename"] = file.filename
@@ -167,6 +171,19 @@ def _text_of(message: dict[str, Any]) -> str:
         items = (message.get("order") or {}).get("product_items") or []
         return f"Order of {len(items)} item(s)"
     return ""
+
+
+def _kind_of(mime_type: str) -> str:
+    """The WhatsApp message type a file goes out as: stickers and voice notes as themselves."""
+    if mime_type == "image/webp":
+        return "sticker"
+    if mime_type in ("image/jpeg", "image/png"):
+        return "image"
+    if mime_type in ("audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr"):
+        return "audio"
+    if mime_type in ("video/mp4", "video/3gpp"):
+        return "video"
+    return "document"
 
 
 def register() -> WhatsApp:
