@@ -681,7 +681,7 @@ def reply(ticket: Ticket, staff: Staff, text: str, *, html: str = "",
         emit("message_added", ticket=fresh, message=message)
         if pushed:
             _send_after_commit(message)
-        else:
+        if not pushed or notifications.away(fresh):  # a live chat the customer left
             _notify(fresh, notifications.AGENT_REPLIED, reply=message)
         return message
 

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from core import hookimpl
+from core.channels import LiveChannelSpec
 from core.hookspecs import ChannelSpec, ContactOption, DeliveryError, DeliveryResult
 from core.i18n import _, _l
 from core.models import AuthorKind, Delivery, IdentityKind
@@ -94,8 +95,12 @@ def register_models() -> list[type]:
 
 @hookimpl
 def register_channels() -> list[ChannelSpec]:
-    return [ChannelSpec(CHANNEL, _l("Live chat"), can_push=True, attachments=False,
-                        max_text=2000, identity_kind=IdentityKind.CHAT, order=15)]
+    from .desk import visitor_present
+
+    # Live: while the visitor has no socket open, core also sends an agent's reply by email.
+    return [LiveChannelSpec(CHANNEL, _l("Live chat"), can_push=True, attachments=False,
+                            max_text=2000, identity_kind=IdentityKind.CHAT, order=15,
+                            reachable=visitor_present)]
 
 
 @hookimpl

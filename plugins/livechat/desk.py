@@ -163,8 +163,11 @@ def chat_of(ticket: Ticket, visitor: str, lang: str) -> Chat:
         if department is not None:
             ticket = tickets.update_ticket(ticket, tickets.SYSTEM, department=department)
     try:
+        # Made while the visitor writes on a socket: present until the chat process's
+        # next renewal says otherwise.
         return Chat.create(ticket=ticket.id, visitor=visitor, language=lang,
-                           department=ticket.department_id, created_at=utcnow())
+                           department=ticket.department_id, created_at=utcnow(),
+                           present_until=utcnow() + PRESENCE)
     except Exception:  # the same first message raced in twice: the other made it
         return Chat.get(Chat.ticket == ticket.id)
 
@@ -254,6 +257,31 @@ def typing(visitor: str) -> None:
     chat = current_chat(visitor)
     if chat is not None:
         Chat.update(visitor_typing_at=utcnow()).where(Chat.id == chat.id).execute()
+
+
+# -- Whether the visitor is there ------------------------------------------------------------
+
+# How long one renewal of a visitor's presence lasts; the chat process renews every third
+# of it for every visitor it holds a socket of, so a process that died stops vouching for
+# its visitors within this time.
+PRESENCE = dt.timedelta(seconds=90)
+RENEW_SECONDS = 30.0
+_CHUNK = 500
+
+
+def mark_present(visitors: list[str], present: bool) -> None:
+    """Record that these visitors have a socket open (or that the last one closed)."""
+    until = utcnow() + PRESENCE if present else utcnow()
+    for start in range(0, len(visitors), _CHUNK):
+        (Chat.update(present_until=until)
+         .where(Chat.visitor.in_(visitors[start:start + _CHUNK])).execute())
+
+
+def visitor_present(visitor: str) -> bool:
+    """The visitor has the widget open now (``core.channels.LiveChannelSpec.reachable``)."""
+    row = (Chat.select(Chat.present_until).where(Chat.visitor == visitor)
+           .order_by(Chat.id.desc()).first())
+    return row is not None and row.present_until is not None and row.present_until > utcnow()
 
 
 # -- Agents -----------------------------------------------------------------------------------

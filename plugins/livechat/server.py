@@ -108,6 +108,9 @@ class ChatServer:
         allowed = [self.public_url, *self.settings["allowed_origins"]]
         self.origins = {_origin(url) for url in allowed if url}
         self.stopping: asyncio.Event | None = None
+        # Visitors whose first socket opened, or whose last closed, since the last flush.
+        self.arrived: set[str] = set()
+        self.left: set[str] = set()
 
     # -- database calls, off the loop --------------------------------------------------------
 
@@ -190,6 +193,29 @@ class ChatServer:
             while len(dispatched) > POLL_LOOKBACK * 10:
                 dispatched.popitem(last=False)
 
+    async def keep_presence(self) -> None:
+        """Write who has the widget open, in batches: arrivals and departures each second,
+        a renewal of everyone held here every ``desk.RENEW_SECONDS``."""
+        from . import desk
+
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                if time.monotonic() - renewed >= desk.RENEW_SECONDS:
+                    renewed = time.monotonic()
+                    self.arrived = set()
+                    await self.call(desk.mark_present, list(self.visits), True)
+                if self.arrived:
+                    arrived, self.arrived = self.arrived, set()
+                    await self.call(desk.mark_present, sorted(arrived), True)
+                left = [v for v in self.left if v not in self.visits]
+                self.left = set()
+                if left:
+                    await self.call(desk.mark_present, left, False)
+            except Exception:
+                log.exception("livechat: recording who is present failed; trying again")
+
     # -- one socket ------------------------------------------------------------------------
 
     def check_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -236,6 +262,8 @@ class ChatServer:
             return
         visit = Visit(ws, visitor, self.settings, last_seen)
         self.visits[visitor].add(visit)  # subscribed before the resume is read: nothing missed
+        self.arrived.add(visitor)
+        self.left.discard(visitor)
         try:
             await ws.send(json.dumps({"type": "welcome", "token": token, "lang": lang,
                                       "greeting": greeting}))
@@ -254,6 +282,8 @@ class ChatServer:
             self.visits[visitor].discard(visit)
             if not self.visits[visitor]:
                 del self.visits[visitor]
+                self.arrived.discard(visitor)
+                self.left.add(visitor)
 
     async def _act(self, visit: Visit, data: dict[str, Any], address: str, name: str,
                    email: str | None, lang: str) -> None:
@@ -305,16 +335,25 @@ class ChatServer:
     # -- running -----------------------------------------------------------------------------
 
     async def run(self, host: str, port: int, ready: Any = None) -> None:
+        from . import desk
+
         self.stopping = asyncio.Event()
         helper = self.listen_redis() if self.redis_url else self.poll_database()
         helper_task = asyncio.create_task(helper)
+        presence_task = asyncio.create_task(self.keep_presence())
         async with serve(self.handle, host, port, process_request=self.check_request,
                          compression=None, max_size=16 * 1024, max_queue=8,
                          ping_interval=30, ping_timeout=30, open_timeout=10) as server:
             if ready is not None:
                 ready(server)
             await self.stopping.wait()
+        # Every socket here is closed now: replies from here on go by email until the
+        # widgets reconnect (to this process started again, or another).
+        left = [v for v in self.left if v not in self.visits]
+        if left:
+            await self.call(desk.mark_present, left, False)
         helper_task.cancel()
+        presence_task.cancel()
         self.pool.shutdown(wait=True)
         self.poll_pool.shutdown(wait=True)
 
