@@ -31,8 +31,13 @@ def desk_app(make_app: Any, smtp: tuple[Mailbox, int]) -> Any:  # noqa: F811
 
 
 @pytest.fixture
-def chat(desk_app: Any, db_url: str, tmp_path: Any) -> Iterator[ChatProcess]:
-    process = ChatProcess(desk_app, db_url, tmp_path / "chat.log")
+def chat(desk_app: Any, db_url: str, tmp_path: Any,
+         smtp: tuple[Mailbox, int]) -> Iterator[ChatProcess]:  # noqa: F811
+    # The chat process runs with the desk's plugins, the email channel among them.
+    process = ChatProcess(desk_app, db_url, tmp_path / "chat.log", **{
+        "LOKET_PLUGINS": "livechat,email_intake", "LOKET_EMAIL_INTAKE_ADDRESS": "help@desk.test",
+        "LOKET_EMAIL_INTAKE_SMTP_HOST": "127.0.0.1", "LOKET_EMAIL_INTAKE_SMTP_PORT": str(smtp[1]),
+        "LOKET_EMAIL_INTAKE_SMTP_SECURITY": "none", "LOKET_OUTBOX_MAX_ATTEMPTS": "1"})
     yield process
     process.stop()
 
@@ -139,3 +144,58 @@ def test_the_chat_process_stopping_marks_its_visitors_away(
     finally:
         process.stop()
     assert not _in(desk_app, lambda: desk.visitor_present(row.visitor))
+
+
+def test_the_ended_chat_is_mailed_to_the_visitor_on_request_in_their_language(
+        desk_app: Any, chat: ChatProcess, smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
+    from core.services import tickets
+    from core.services.tickets import Actor
+
+    mailbox, _ = smtp
+    visitor = Visitor(chat.url, name="Rina", lang="id")
+    ack = visitor.say("Pembayaran saya <b>terlambat</b>")
+    row = _in(desk_app, lambda: Chat.get(Chat.ticket == Message.get_by_id(ack["id"]).ticket_id))
+
+    def accept_note_and_close() -> None:
+        agent = Staff.get(Staff.email == "agent@desk.test")
+        desk.accept(Chat.get_by_id(row.id), agent)
+        desk.agent_reply(Chat.get_by_id(row.id), agent, "Sudah kami proses.")
+        tickets.add_note(Message.get_by_id(ack["id"]).ticket, agent, "internal: VIP customer")
+        desk.close(Chat.get_by_id(row.id), Actor.agent(agent))
+
+    _in(desk_app, accept_note_and_close)
+    visitor.message(lambda e: e.get("chat_state") == "closed")
+    before = len(mailbox.mails)  # the resolved notice went on the chat, not by mail
+    visitor.send(type="transcript", email="not an address")
+    assert visitor.next(lambda e: e["type"] in ("error", "transcript"))["code"] == "email"
+    visitor.send(type="transcript", email="rina@example.com")
+    done = visitor.next(lambda e: e["type"] in ("error", "transcript"))
+    assert done == {"type": "transcript", "email": "rina@example.com",
+                    "text": "Kami telah mengirim transkrip ke rina@example.com."}
+    assert len(mailbox.mails) == before + 1
+    envelope, mail = mailbox.mails[-1]
+    assert envelope.rcpt_tos == ["rina@example.com"]
+    assert mail["Subject"] == f"[#{row.ticket_id}] Obrolan Anda dengan kami"
+    body = text_of(mail).replace("\r\n", "\n")
+    assert "Berikut obrolan Anda dengan kami" in body
+    assert "Anda:\nPembayaran saya <b>terlambat</b>" in body  # as written, plain text
+    assert "Agus Agent:\nSudah kami proses." in body
+    assert "VIP customer" not in body  # internal notes stay internal
+    access_key = _in(desk_app, lambda: Message.get_by_id(ack["id"]).ticket.access_key)
+    assert f"http://desk.test/t/{row.ticket_id}/{access_key}" in body
+    # The widget never shows the mail itself, and the visitor rates the chat.
+    visitor.send(type="rate", score=4)
+    visitor.drain()
+    assert all("Berikut obrolan" not in e["text"] for e in visitor.seen)
+    assert _in(desk_app, lambda: Chat.get_by_id(row.id).rating) == 4
+
+    # Not a way to mail any address at will: three transcripts per chat, then refused.
+    for n in (2, 3):
+        visitor.send(type="transcript", email=f"copy{n}@example.com")
+        assert visitor.next(lambda e: e["type"] in ("error", "transcript"))["type"] == \
+            "transcript"
+    visitor.send(type="transcript", email="copy4@example.com")
+    refused = visitor.next(lambda e: e["type"] in ("error", "transcript"))
+    assert refused["code"] == "transcript_limit"
+    assert [env.rcpt_tos for env, _m in mailbox.mails[before:]] == [
+        ["rina@example.com"], ["copy2@example.com"], ["copy3@example.com"]]

@@ -865,6 +865,37 @@ def forward_by_email(ticket: Ticket, staff: Staff, to: str, text: str,
     return run_unit(work)
 
 
+def email_customer(ticket: Ticket, to: str, subject: str, text: str, *, kind: str) -> Message:
+    """Mail the customer something they asked for (live chat's transcript) at ``to``.
+
+    Kept on the ticket like a notification (``kind`` names it; agents see it with its
+    state, the customer's pages do not show it), committed ``queued`` and sent by the
+    outbox through the channel that writes email. Refused (``ServiceError``) with a bad
+    address or when no enabled channel sends email. How often is the caller's rule.
+    """
+    from .contacts import is_email_address
+
+    to = (to or "").strip()
+    if not is_email_address(to):
+        raise ServiceError(f"{to!r} is not an email address")
+    senders = loket().channels.pushing_to(IdentityKind.EMAIL)
+    if not senders:
+        raise ServiceError("No enabled channel sends email.")
+
+    def work() -> Message:
+        fresh = Ticket.get_by_id(ticket.id)
+        message = Message(ticket=fresh, author_kind=AuthorKind.SYSTEM, body_text=storable(text),
+                          subject=storable(subject).strip()[:SUBJECT_MAX],
+                          channel=senders[0].name, notification=kind, created_at=utcnow())
+        _queue(message, to)
+        _insert_message(message)
+        _audit(fresh, "emailed", SYSTEM, new=to, detail=f"{kind} message={message.id}")
+        _send_after_commit(message)
+        return message
+
+    return run_unit(work)
+
+
 def _set_status(ticket: Ticket, new: str, actor: Actor) -> None:
     """Change status in memory, with its timestamps, audit row and event; caller saves."""
     old = ticket.status

@@ -57,6 +57,7 @@ class LiveChatView(SecuredView):
         staff = current_staff()
         typing = (chat.visitor_typing_at is not None
                   and (utcnow() - chat.visitor_typing_at).total_seconds() < 6)
+        desk.agent_read(chat, staff)
         canned = CannedReply.select().where(
             (CannedReply.department.is_null()) | (CannedReply.department == ticket.department_id))
         return self.render("livechat/console_chat.html", chat=chat, ticket=ticket,
@@ -80,7 +81,15 @@ class LiveChatView(SecuredView):
                     for m in public_thread(ticket) if m.id > after_id]
         typing = (chat.visitor_typing_at is not None
                   and (utcnow() - chat.visitor_typing_at).total_seconds() < 6)
+        desk.agent_read(chat, current_staff())
         return jsonify({"messages": messages, "typing": typing, "state": chat.state})
+
+    @expose("/<int:chat_id>/typing", methods=("POST",))
+    def typing(self, chat_id: int) -> Any:
+        """The agent types a reply: the visitor sees "… is typing" (CSRF-checked like any
+        form; the page sends its token in X-CSRFToken)."""
+        desk.agent_typing(self._chat(chat_id), current_staff())
+        return "", 204
 
     @expose("/<int:chat_id>/act", methods=("POST",))
     def act(self, chat_id: int) -> Any:

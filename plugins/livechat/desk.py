@@ -85,7 +85,20 @@ def state_event(chat: Chat | None) -> dict[str, Any]:
              "ticket": chat.ticket_id}
     if chat.agent_id:
         event["agent"] = Staff.get_by_id(chat.agent_id).name
+    if chat.agent_read_id:
+        event["seen"] = chat.agent_read_id
     return event
+
+
+def seen_event(chat: Chat) -> dict[str, Any]:
+    """An agent has read the visitor's messages up to this id."""
+    return {"type": "seen", "upto": chat.agent_read_id}
+
+
+def typing_event(chat: Chat) -> dict[str, Any]:
+    """An agent is typing (the widget shows it for a few seconds)."""
+    return {"type": "typing", "name": Staff.get_by_id(chat.agent_id).name if chat.agent_id
+            else "", "at": (chat.agent_typing_at or utcnow()).isoformat() + "Z"}
 
 
 @dataclass
@@ -227,6 +240,64 @@ def rate(visitor: str, score: int) -> Outcome:
     if chat is not None and 1 <= int(score) <= 5:
         Chat.update(rating=int(score)).where(Chat.id == chat.id).execute()
     return Outcome()
+
+
+TRANSCRIPT = "chat_transcript"  # the kind of message a transcript is kept as on the ticket
+TRANSCRIPTS_PER_CHAT = 3  # a visitor may not use the desk to mail any address at will
+
+
+def transcript_text(chat: Chat, lang: str) -> str:
+    """The chat as the visitor saw it: every public message, with its time in the desk's
+    time zone and who wrote it."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(loket().config["timezone"])
+    rows = _public(Message.select().where(Message.ticket == chat.ticket_id)).order_by(Message.id)
+    lines = []
+    with force_locale(lang):
+        names = {AuthorKind.CONTACT: _("You"), AuthorKind.BOT: _("Assistant"),
+                 AuthorKind.SYSTEM: _("Help desk")}
+        for m in rows:
+            who = (Staff.get_by_id(m.staff_id).name if m.author_kind == AuthorKind.STAFF
+                   and m.staff_id else names.get(m.author_kind, _("Help desk")))
+            at = m.created_at.replace(tzinfo=dt.UTC).astimezone(zone)
+            lines.append(f"[{at:%Y-%m-%d %H:%M}] {who}:\n{m.body_text}\n")
+    return "\n".join(lines)
+
+
+def send_transcript(visitor: str, email: str) -> Outcome:
+    """The visitor asked for the ended chat by email, in their language."""
+    chat = current_chat(visitor)
+    outcome = Outcome()
+    if chat is None:
+        return outcome
+    email = (email or "").strip()
+    ticket = Ticket.get_by_id(chat.ticket_id)
+    with force_locale(chat.language):
+        if not contacts.is_email_address(email):
+            outcome.events.append({"type": "error", "code": "email",
+                                   "text": _("Please enter a valid email address.")})
+            return outcome
+        sent = Message.select().where((Message.ticket == chat.ticket_id)
+                                      & (Message.notification == TRANSCRIPT)).count()
+        if sent >= TRANSCRIPTS_PER_CHAT:
+            outcome.events.append({"type": "error", "code": "transcript_limit",
+                                   "text": _("The transcript was already sent.")})
+            return outcome
+        subject = _("[#%(number)s] Your chat with us", number=ticket.id)
+        body = (_("Hello,\n\nHere is your chat with us (ticket #%(number)s). You can follow "
+                  "and continue it through your private link:\n%(link)s\n\n",
+                  number=ticket.id, link=tickets.tracking_url(ticket))
+                + transcript_text(chat, chat.language))
+        try:
+            tickets.email_customer(ticket, email, subject, body, kind=TRANSCRIPT)
+        except ServiceError:
+            outcome.events.append({"type": "error", "code": "transcript",
+                                   "text": _("We cannot send email right now, sorry.")})
+            return outcome
+        outcome.events.append({"type": "transcript", "email": email,
+                               "text": _("We sent the transcript to %(email)s.", email=email)})
+    return outcome
 
 
 def end_chat(visitor: str) -> Outcome:
@@ -431,6 +502,49 @@ def announce(chat: Chat, message: Message | None = None) -> None:
     if message is not None:
         bus.publish(chat.visitor, message_event(message, chat.visitor, chat.state))
     bus.publish(chat.visitor, state_event(chat))
+
+
+def agent_typing(chat: Chat, staff: Staff) -> None:
+    """The chat's agent is typing: the visitor sees it."""
+    from . import bus
+
+    if chat.agent_id != staff.id or chat.state != ChatState.ACTIVE:
+        return
+    now = utcnow()
+    Chat.update(agent_typing_at=now, agent_event_at=now).where(Chat.id == chat.id).execute()
+    bus.publish(chat.visitor, typing_event(chat))
+
+
+def agent_read(chat: Chat, staff: Staff) -> None:
+    """The chat's agent has its page open: the visitor's messages so far are read ("Seen")."""
+    from . import bus
+
+    if chat.agent_id != staff.id:
+        return
+    newest = (Message.select(Message.id)
+              .where((Message.ticket == chat.ticket_id)
+                     & (Message.author_kind == AuthorKind.CONTACT))
+              .order_by(Message.id.desc()).first())
+    if newest is None or newest.id <= chat.agent_read_id:
+        return
+    moved = (Chat.update(agent_read_id=newest.id, agent_event_at=utcnow())
+             .where((Chat.id == chat.id) & (Chat.agent_read_id < newest.id)).execute())
+    if moved:
+        bus.publish(chat.visitor, seen_event(Chat.get_by_id(chat.id)))
+
+
+def agent_events_since(since: dt.datetime, visitors: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Without Redis: agents' typing and reading since then, for visitors held here."""
+    rows = Chat.select().where(Chat.agent_event_at >= since)
+    found = []
+    for chat in rows:
+        if chat.visitor not in visitors:
+            continue
+        if chat.agent_read_id:
+            found.append((chat.visitor, seen_event(chat)))
+        if chat.agent_typing_at is not None and chat.agent_typing_at >= since:
+            found.append((chat.visitor, typing_event(chat)))
+    return found
 
 
 def set_available(staff: Staff, available: bool, max_chats: int | None = None) -> AgentPresence:

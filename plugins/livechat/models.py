@@ -48,6 +48,8 @@ class Chat(_LivechatModel):
     present_until = pw.DateTimeField(null=True)
     agent_read_id = pw.IntegerField(default=0)  # agents have read the visitor's messages to it
     agent_typing_at = pw.DateTimeField(null=True)
+    # When an agent last typed or read here: the chat process without Redis looks for these.
+    agent_event_at = pw.DateTimeField(null=True, index=True)
     rating = pw.IntegerField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
 

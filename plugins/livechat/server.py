@@ -8,8 +8,9 @@ small thread pool, each call in an app context with its own connection.
 The protocol (JSON text frames), visitor to desk: ``hello`` (token, name,
 email, lang, last_seen) first; then ``message`` (client_id, text),
 ``read``/``delivered`` (id), ``typing``, ``handover``, ``answer`` (solved),
-``email``, ``rate`` (score), ``end``. Desk to visitor: ``welcome`` (token,
-greeting), ``message``, ``ack`` (client_id, id), ``state``, ``error``.
+``email``, ``rate`` (score), ``end``, ``transcript`` (email). Desk to visitor: ``welcome`` (token,
+greeting), ``message``, ``ack`` (client_id, id), ``state``, ``transcript`` (email,
+text), ``error``.
 A message is committed before its ``ack``; its client id makes a resend one
 message. A reconnecting widget sends the last message id it saw and gets
 every later one; each socket is sent each message once.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import json
 import logging
 import time
@@ -171,6 +173,8 @@ class ChatServer:
         from . import desk
 
         last = await self.call(_newest_message_id)
+        since = await self.call(_database_now)  # agents' typing and reading after this
+        told: dict[tuple[str, str], dict[str, Any]] = {}
         # Ids already handed out: the look-back window is re-read each time, but only a
         # message not seen before is loaded and rendered (a busy poll would starve the loop).
         dispatched: collections.OrderedDict[int, None] = collections.OrderedDict()
@@ -186,6 +190,23 @@ class ChatServer:
                 log.exception("livechat: polling the database failed; trying again")
                 continue
             last = max(last, newest)
+            try:
+                checked = await self.call(_database_now, pool=self.poll_pool)
+                agents = await self.call(desk.agent_events_since, since, set(self.visits),
+                                         pool=self.poll_pool)
+                # A second of overlap: an event committed just before ``checked`` is read
+                # twice rather than missed (the widget shows either once).
+                since = checked - datetime.timedelta(seconds=1)
+            except Exception:
+                log.exception("livechat: reading agents' typing failed; trying again")
+                agents = []
+            for visitor, event in agents:
+                key = (visitor, event["type"])
+                if told.get(key) != event:  # the overlap reads some twice: tell them once
+                    told[key] = event
+                    await self.deliver(visitor, event)
+            if len(told) > 20000:
+                told.clear()
             # A visitor not connected now gets these by resuming, when they come back.
             dispatched.update(dict.fromkeys(loaded))
             for visitor, event in found:
@@ -291,7 +312,7 @@ class ChatServer:
 
         kind = data.get("type")
         visitor = visit.visitor
-        if kind in ("message", "handover", "answer", "email", "rate", "end"):
+        if kind in ("message", "handover", "answer", "email", "rate", "end", "transcript"):
             bucket = self.address_buckets.setdefault(
                 address, Bucket(self.settings["address_rate_per_minute"]))
             if not visit.bucket.take() or not bucket.take():
@@ -325,6 +346,10 @@ class ChatServer:
         elif kind == "email":
             outcome = await self.call(desk.leave_email, visitor, str(data.get("email") or ""))
             await self.spread(visitor, outcome.events)
+        elif kind == "transcript":
+            outcome = await self.call(desk.send_transcript, visitor, str(data.get("email") or ""))
+            for event in outcome.events:
+                await visit.send(event)
         elif kind == "rate":
             await self.call(desk.rate, visitor, _int(data.get("score")))
         elif kind == "end":
@@ -380,6 +405,12 @@ def _answered(visitor: str, solved: bool, bot: Any, desk: Any) -> list[dict[str,
     said = bot.answer_feedback(chat, solved)
     return ([desk.message_event(m, visitor) for m in said]
             + [desk.state_event(Chat.get_by_id(chat.id))])
+
+
+def _database_now() -> datetime.datetime:
+    from core.models import utcnow
+
+    return utcnow()
 
 
 def _newest_message_id() -> int:

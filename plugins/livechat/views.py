@@ -58,6 +58,8 @@ def strings() -> dict[str, str]:
         "closed": _("This chat has ended. Write again to reopen it."), "end": _("End chat"),
         "rate": _("How was this chat?"), "rate_score": _("%(score)s out of 5", score="%(score)s"),
         "rated": _("Thank you for your rating."),
+        "transcript": _("Email me this chat"), "send_transcript": _("Send the transcript"),
+        "seen": _("Seen"), "agent_typing": _("%(name)s is typing…", name="%(name)s"),
         "error": _("Something went wrong. Please try again."),
         "error_rate": _("You are sending messages too quickly. Please wait a moment."),
         "error_too_long": _("That message is too long."),

@@ -13,6 +13,20 @@
       box.focus();
     });
   });
+  // The agent's typing reaches the visitor, at most every 3 seconds.
+  var form = document.getElementById("livechat-reply");
+  var lastTyping = 0;
+  if (box && form) {
+    box.addEventListener("input", function () {
+      if (Date.now() - lastTyping < 3000) { return; }
+      lastTyping = Date.now();
+      var token = form.querySelector('input[name="csrf_token"]');
+      fetch(list.getAttribute("data-typing"), {
+        method: "POST", credentials: "same-origin",
+        headers: {"X-CSRFToken": token ? token.value : ""}
+      }).catch(function () { /* typing is a hint; a lost one does not matter */ });
+    });
+  }
   function add(m) {
     var item = document.createElement("li");
     item.className = "livechat-" + m.author;
