@@ -65,6 +65,8 @@ def plugin_settings() -> list[Setting]:
                 "Sockets one IP address may hold open at once."),
         Setting("idle_seconds", 1800.0, as_seconds,
                 "A socket with no activity from the visitor this long is closed."),
+        Setting("files_per_chat", 20, as_int,
+                "Files a visitor may send in one chat (each within the desk's upload limits)."),
         Setting("max_chats_per_agent", 3, as_int,
                 "Chats an agent takes at once (each agent may set their own)."),
         Setting("hours", "", _hours, "Chat hours in UTC, HH:MM-HH:MM; empty: always."),
@@ -98,15 +100,20 @@ def register_channels() -> list[ChannelSpec]:
     from .desk import visitor_present
 
     # Live: while the visitor has no socket open, core also sends an agent's reply by email.
-    return [LiveChannelSpec(CHANNEL, _l("Live chat"), can_push=True, attachments=False,
+    return [LiveChannelSpec(CHANNEL, _l("Live chat"), can_push=True, attachments=True,
                             max_text=2000, identity_kind=IdentityKind.CHAT, order=15,
                             reachable=visitor_present)]
 
 
 @hookimpl
 def register_blueprints(app: Any) -> list[Any]:
+    from core.limits import KB, count_as_ticket_opening, register_body_limit
+
     from .views import bp
 
+    # One file and its form; uploads count like ticket openings (each may open a chat).
+    register_body_limit("livechat.upload", lambda cfg: cfg["upload_max_bytes"] + 64 * KB)
+    count_as_ticket_opening("livechat.upload")
     return [bp]
 
 
@@ -137,7 +144,8 @@ def deliver_message(ticket: Any, message: Any, recipient: str,
     """
     from . import bus, desk
 
-    if not bus.publish(recipient, desk.message_event(message, recipient)):
+    files = desk.files_of([message.id]).get(message.id)  # an agent's files: links
+    if not bus.publish(recipient, desk.message_event(message, recipient, files=files)):
         # Stored, but no chat process heard of it: the outbox tries again later.
         raise DeliveryError("Redis did not take the chat event; trying again")
     return DeliveryResult(state=Delivery.SENT, external_id=f"out:{message.id}")

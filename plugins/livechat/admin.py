@@ -11,6 +11,7 @@ from admin.base import STAFF, SecuredView, current_staff
 from core.models import CannedReply, Department, Message, Staff, Ticket, utcnow
 from core.services import access
 from core.services.tickets import Actor, ServiceError, public_thread
+from core.state import loket
 
 from . import desk
 from .models import AgentPresence, Chat, ChatState
@@ -77,7 +78,10 @@ class LiveChatView(SecuredView):
         messages = [{"id": m.id, "author": m.author_kind, "text": m.body_text,
                      "who": (m.staff.name if m.staff_id else
                              names.get(m.author_kind, m.author_kind.capitalize())),
-                     "at": m.created_at.strftime("%H:%M:%S"), "delivery": m.delivery_state}
+                     "at": m.created_at.strftime("%H:%M:%S"), "delivery": m.delivery_state,
+                     "files": [{"name": a.filename,
+                                "url": url_for("tickets.attachment", number=ticket.id,
+                                               attachment_id=a.id)} for a in m.attachments]}
                     for m in public_thread(ticket) if m.id > after_id]
         typing = (chat.visitor_typing_at is not None
                   and (utcnow() - chat.visitor_typing_at).total_seconds() < 6)
@@ -102,7 +106,8 @@ class LiveChatView(SecuredView):
             elif action == "reply":
                 if chat.agent_id != staff.id:
                     raise ServiceError("accept the chat before you reply")
-                desk.agent_reply(chat, staff, request.form.get("text", ""))
+                desk.agent_reply(chat, staff, request.form.get("text", ""),
+                                 attachments=_agent_files())
             elif action == "transfer":
                 agent_id = request.form.get("agent", "")
                 department_id = request.form.get("department", "")
@@ -121,6 +126,22 @@ class LiveChatView(SecuredView):
                                  != staff.id):
             return redirect(url_for(".index"))
         return redirect(url_for(".chat", chat_id=chat.id))
+
+
+def _agent_files() -> list[Any]:
+    """The agent's files, under the desk's attachment rules (the visitor gets links)."""
+    from core.attachments import AttachmentRejected, Storage
+
+    config = loket().config
+    uploads = [f for f in request.files.getlist("files") if f and f.filename]
+    if len(uploads) > config["upload_max_files"]:
+        raise ServiceError(f"at most {config['upload_max_files']} files at once")
+    try:
+        return [Storage(config["attachments_path"]).save(
+            f.stream, f.filename or "", max_bytes=config["upload_max_bytes"],
+            allowed_types=config["upload_allowed_types"]) for f in uploads]
+    except AttachmentRejected as exc:
+        raise ServiceError(str(exc)) from exc
 
 
 def _may_see(staff: Staff, chat: Chat) -> bool:

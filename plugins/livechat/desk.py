@@ -54,7 +54,28 @@ _AUTHORS = {AuthorKind.CONTACT: "visitor", AuthorKind.STAFF: "agent", AuthorKind
             AuthorKind.SYSTEM: "system"}
 
 
-def message_event(message: Message, visitor: str, chat_state: str = "") -> dict[str, Any]:
+def files_of(message_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The files on these messages as the widget links them: downloads from the ticket's
+    tracking page (never shown inline there), in one query."""
+    from core.models import Attachment
+
+    if not message_ids:
+        return {}
+    public = loket().config["public_url"]
+    found: dict[int, list[dict[str, Any]]] = {}
+    rows = (Attachment.select(Attachment.id, Attachment.message, Attachment.ticket,
+                              Attachment.filename, Attachment.size, Ticket.access_key)
+            .join(Ticket, on=(Attachment.ticket == Ticket.id))
+            .where(Attachment.message.in_(message_ids)).order_by(Attachment.id).objects())
+    for row in rows:
+        found.setdefault(row.message_id, []).append({
+            "name": row.filename, "size": row.size,
+            "url": f"{public}/t/{row.ticket_id}/{row.access_key}/files/{row.id}"})
+    return found
+
+
+def message_event(message: Message, visitor: str, chat_state: str = "",
+                  files: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A message as the widget shows it. Plain text only: the widget never renders HTML.
 
     ``chat_state``: where the chat stood when the message was found, for a widget that
@@ -68,6 +89,8 @@ def message_event(message: Message, visitor: str, chat_state: str = "") -> dict[
         event["name"] = Staff.get_by_id(message.staff_id).name
     if chat_state:
         event["chat_state"] = chat_state
+    if files:
+        event["files"] = files
     prefix = f"{visitor}:"
     if message.external_id and message.external_id.startswith(prefix):
         event["client_id"] = message.external_id[len(prefix):]
@@ -120,7 +143,9 @@ def resume(visitor: str, last_seen: int) -> Outcome:
     if chat is not None:
         rows = _public(Message.select().where((Message.ticket == chat.ticket_id)
                                               & (Message.id > max(int(last_seen), 0))))
-        outcome.events = [message_event(m, visitor) for m in rows.order_by(Message.id)]
+        messages = list(rows.order_by(Message.id))
+        files = files_of([m.id for m in messages])
+        outcome.events = [message_event(m, visitor, files=files.get(m.id)) for m in messages]
     outcome.events.append(state_event(chat))
     return outcome
 
@@ -137,17 +162,19 @@ def greeting(name: str, lang: str) -> str:
 
 
 def post(visitor: str, client_id: str, text: str, *, name: str = "", email: str | None = None,
-         lang: str = "en") -> Outcome:
-    """Store the visitor's message (once per client id), then let the bot answer if it may."""
+         lang: str = "en", attachments: list[Any] | None = None) -> Outcome:
+    """Store the visitor's message (once per client id), then let the bot answer if it may
+    (not to a file: the bot reads words)."""
     from . import bot
 
     result = tickets.receive_message(
         channel=CHANNEL, identity=Identity(IdentityKind.CHAT, visitor, name=name, email=email),
         text=text, external_id=f"{visitor}:{client_id}", continue_open=True, language=lang,
-        notify=False)
+        notify=False, attachments=attachments or ())
     chat = chat_of(result.ticket, visitor, lang)
     outcome = Outcome(ack={"type": "ack", "client_id": client_id, "id": result.message.id})
-    outcome.events.append(message_event(result.message, visitor))
+    files = files_of([result.message.id]).get(result.message.id) if attachments else None
+    outcome.events.append(message_event(result.message, visitor, files=files))
     if result.duplicate:
         return outcome
     if chat.state == ChatState.CLOSED:
@@ -158,10 +185,22 @@ def post(visitor: str, client_id: str, text: str, *, name: str = "", email: str 
         chat.save()
         if chat.state == ChatState.WAITING:
             outcome.events += [message_event(m, visitor) for m in offer(chat)]
-    elif chat.state == ChatState.BOT:
+    elif chat.state == ChatState.BOT and not attachments:
         outcome.events += [message_event(m, visitor) for m in bot.respond(chat, text)]
     outcome.events.append(state_event(Chat.get_by_id(chat.id)))
     return outcome
+
+
+def files_sent(visitor: str) -> int:
+    """Files the visitor sent in their current chat."""
+    from core.models import Attachment
+
+    chat = current_chat(visitor)
+    if chat is None:
+        return 0
+    return (Attachment.select().join(Message, on=(Attachment.message == Message.id))
+            .where((Attachment.ticket == chat.ticket_id)
+                   & (Message.author_kind == AuthorKind.CONTACT)).count())
 
 
 def chat_of(ticket: Ticket, visitor: str, lang: str) -> Chat:
@@ -441,9 +480,12 @@ def accept(chat: Chat, staff: Staff) -> Chat:
     return accepted
 
 
-def agent_reply(chat: Chat, staff: Staff, text: str) -> Message:
-    """The agent writes to the visitor: committed queued, delivered by the outbox to the socket."""
-    return tickets.reply(Ticket.get_by_id(chat.ticket_id), staff, text, status=Status.OPEN)
+def agent_reply(chat: Chat, staff: Staff, text: str, attachments: list[Any] | None = None
+                ) -> Message:
+    """The agent writes to the visitor: committed queued, delivered by the outbox to the socket
+    (files as download links)."""
+    return tickets.reply(Ticket.get_by_id(chat.ticket_id), staff, text, status=Status.OPEN,
+                         attachments=attachments or ())
 
 
 def transfer(chat: Chat, staff: Staff, *, to_agent: Staff | None = None,

@@ -439,8 +439,12 @@ def _messages_after(after: int, visitors: set[str], render: Any,
     rows = (Message.select(Message, Chat.visitor, Chat.state.alias("chat_state"))
             .join(Chat, on=(Chat.ticket == Message.ticket))
             .where(Message.id.in_(fresh)).order_by(Message.id).objects())
-    found = [(m.visitor, render(m, m.visitor, m.chat_state)) for m in rows
-             if m.visitor in visitors]
+    mine = [m for m in rows if m.visitor in visitors]
+    from .desk import files_of
+
+    files = files_of([m.id for m in mine])
+    found = [(m.visitor, render(m, m.visitor, m.chat_state, files=files.get(m.id)))
+             for m in mine]
     return found, newest, fresh
 
 

@@ -39,6 +39,13 @@
     text.className = "livechat-text";
     text.textContent = m.text;
     item.appendChild(who); item.appendChild(when); item.appendChild(text);
+    (m.files || []).forEach(function (f) {
+      var a = document.createElement("a");
+      a.href = f.url;
+      a.setAttribute("download", "");
+      a.textContent = f.name;
+      item.appendChild(a);
+    });
     list.appendChild(item);
   }
   function poll() {

@@ -100,6 +100,9 @@
                                placeholder: t.placeholder});
     composer.appendChild(textLabel); composer.appendChild(text);
     composer.appendChild(el("button", {type: "submit"}, t.send));
+    var fileLabel = el("label", {"for": "lkc-file", "class": "lkc-file-label"}, t.attach);
+    var fileInput = el("input", {id: "lkc-file", type: "file", "class": "lkc-file"});
+    composer.appendChild(fileLabel); composer.appendChild(fileInput);
 
     var offline = el("form", {"class": "lkc-offline", hidden: ""});
     var offLabel = el("label", {"for": "lkc-offline-email"}, t.leave_email);
@@ -196,6 +199,15 @@
       var body = el("p", {"class": "lkc-text"});
       fill(body, event.text);
       item.appendChild(body);
+      (event.files || []).forEach(function (f) {
+        // A download from the desk (never shown inline there), not a page to open.
+        if (!/^https?:\/\//.test(f.url)) { return; }
+        var a = el("a", {href: f.url, download: "", rel: "noopener noreferrer", "class": "lkc-file-link"},
+                   f.name);
+        var p = el("p", {"class": "lkc-file-line"});
+        p.appendChild(a);
+        item.appendChild(p);
+      });
       if (event.id) { item.setAttribute("data-id", event.id); }
       if (event.author === "visitor") {
         item.appendChild(el("span", {"class": "lkc-receipt"},
@@ -233,6 +245,28 @@
       line({author: "visitor", text: value, client_id: item.client_id});
       text.value = "";
       send({type: "message", client_id: item.client_id, text: value});
+    });
+    fileInput.addEventListener("change", function () {
+      var file = fileInput.files && fileInput.files[0];
+      fileInput.value = "";
+      if (!file || !saved.token) { return; }
+      var id = clientId();
+      line({author: "visitor", text: file.name, client_id: id});
+      var form = new FormData();
+      form.append("file", file);
+      form.append("client_id", id);
+      form.append("lang", cfg.lang);
+      form.append("name", saved.name || "");
+      fetch(base + "upload", {method: "POST", body: form, credentials: "omit",
+                              headers: {"X-Loket-Chat-Token": saved.token}})
+        .then(function (r) { return r.json().then(function (data) { return [r.ok, data]; }); })
+        .then(function (res) {
+          if (res[0]) { (res[1].events || []).forEach(function (e) { if (e.type === "message") { line(e); } }); return; }
+          status.textContent = res[1].text || t.error;
+          var pending = log.querySelector('[data-client-id="' + id + '"]');
+          if (pending) { log.removeChild(pending); }
+        })
+        .catch(function () { status.textContent = t.error; });
     });
     var lastTyping = 0;
     text.addEventListener("input", function () {
