@@ -32,9 +32,10 @@ def _bind(value: Any) -> str:
 
 
 def _hours(value: Any) -> str:
+    from .hours import parse_hours
+
     text = as_str(value).strip()
-    if text and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", text):
-        raise ValueError(f"expected HH:MM-HH:MM (UTC) or nothing, got {value!r}")
+    parse_hours(text)  # ValueError names what is wrong
     return text
 
 
@@ -69,7 +70,10 @@ def plugin_settings() -> list[Setting]:
                 "Files a visitor may send in one chat (each within the desk's upload limits)."),
         Setting("max_chats_per_agent", 3, as_int,
                 "Chats an agent takes at once (each agent may set their own)."),
-        Setting("hours", "", _hours, "Chat hours in UTC, HH:MM-HH:MM; empty: always."),
+        Setting("hours", "", _hours,
+                "Chat hours in the desk's time zone (LOKET_TIMEZONE), per weekday: "
+                "'mon-fri 08:00-17:00; sat 09:00-12:00' (a day not named has none; "
+                "HH:MM-HH:MM alone: every day). Empty: always."),
         Setting("department", "", as_str,
                 "The department (its slug) chats go to when routing gives them none; its "
                 "agents are offered them. Empty: any available agent, and admins."),

@@ -31,11 +31,14 @@ class LiveChatView(SecuredView):
         presence = AgentPresence.get_or_none(AgentPresence.staff == staff.id)
         now = utcnow()
         waiting = self._chats(staff, (ChatState.WAITING, ChatState.OFFLINE))
+        period = desk.day_range(request.args.get("from", ""), request.args.get("to", ""))
         active = [(c, t) for c, t in self._chats(staff, (ChatState.ACTIVE,))
                   if c.agent_id == staff.id or staff.is_admin]
         return self.render("livechat/console.html", staff=staff, presence=presence,
                            waiting=waiting, active=active, now=now,
-                           limit=desk.capacity(staff), report=desk.report())
+                           limit=desk.capacity(staff), report=desk.report(*period),
+                           report_from=request.args.get("from", "")[:10],
+                           report_to=request.args.get("to", "")[:10])
 
     @expose("/availability", methods=("POST",))
     def availability(self) -> Any:

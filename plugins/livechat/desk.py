@@ -409,16 +409,11 @@ def active_count(staff_id: int) -> int:
 
 
 def within_hours(now: dt.datetime | None = None) -> bool:
-    """Inside the configured chat hours (UTC, "HH:MM-HH:MM"; empty: always)."""
-    hours = settings()["hours"]
-    if not hours:
-        return True
-    start, end = hours.split("-")
-    now_t = (now or utcnow()).time()
-    begin, finish = dt.time.fromisoformat(start), dt.time.fromisoformat(end)
-    if begin <= finish:
-        return begin <= now_t < finish
-    return now_t >= begin or now_t < finish  # over midnight
+    """Inside the configured chat hours (per weekday, the desk's time zone; see ``hours``)."""
+    from .hours import open_at, parse_hours
+
+    return open_at(parse_hours(settings()["hours"]), now or utcnow(),
+                   loket().config["timezone"])
 
 
 def available_agents(department_id: int | None) -> list[Staff]:
@@ -589,6 +584,24 @@ def agent_events_since(since: dt.datetime, visitors: set[str]) -> list[tuple[str
     return found
 
 
+def day_range(first: str, last: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The report's dates (YYYY-MM-DD, both days included, in the desk's time zone) as naive
+    UTC bounds; a missing or malformed date leaves that side open."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(loket().config["timezone"])
+
+    def bound(text: str, days: int) -> dt.datetime | None:
+        try:
+            day = dt.date.fromisoformat((text or "").strip())
+        except ValueError:
+            return None
+        local = dt.datetime.combine(day + dt.timedelta(days=days), dt.time(), tzinfo=zone)
+        return local.astimezone(dt.UTC).replace(tzinfo=None)
+
+    return bound(first, 0), bound(last, 1)
+
+
 def set_available(staff: Staff, available: bool, max_chats: int | None = None) -> AgentPresence:
     presence, _created = AgentPresence.get_or_create(staff=staff.id,
                                                      defaults={"updated_at": utcnow()})
@@ -600,11 +613,15 @@ def set_available(staff: Staff, available: bool, max_chats: int | None = None) -
     return presence
 
 
-def report(since: dt.datetime | None = None) -> dict[str, Any]:
-    """Bot-resolved chats, hand-off rate and time to the first human reply (median, seconds)."""
+def report(since: dt.datetime | None = None, until: dt.datetime | None = None
+           ) -> dict[str, Any]:
+    """Bot-resolved chats, hand-off rate and time to the first human reply (median, seconds)
+    of the chats begun from ``since`` to before ``until`` (naive UTC)."""
     query = Chat.select()
     if since is not None:
         query = query.where(Chat.created_at >= since)
+    if until is not None:
+        query = query.where(Chat.created_at < until)
     chats = list(query)
     total = len(chats)
     handed = [c for c in chats if c.handed_over_at is not None]
