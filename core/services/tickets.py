@@ -302,7 +302,18 @@ def _contact_of(identity: Identity, language: str | None,
 
 
 _insert_ticket = db.Insert("ticket.insert", Ticket)
-_insert_message = db.Insert("message.insert", Message)
+_insert_message_row = db.Insert("message.insert", Message)
+
+
+def _insert_message(message: Message) -> Message:
+    """Insert a message. On PostgreSQL its ticket's row is locked first (as the ticket's
+    own update would lock it later), so one ticket's messages commit in id order: a
+    reader resuming a conversation "after id N" (live chat) never misses a lower id that
+    commits later. SQLite has one writer at a time anyway."""
+    if not db.is_sqlite():
+        db.database.obj.execute_sql("SELECT 1 FROM ticket WHERE id = %s FOR NO KEY UPDATE",
+                                    (message.ticket_id,))
+    return _insert_message_row(message)
 _insert_event = db.Insert("ticket_event.insert", TicketEvent)
 
 
