@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .channels import reachable_now
+from .channels import LiveChannelSpec, reachable_now
 from .i18n import _, force_locale, language_of
 from .models import Contact, ContactIdentity, IdentityKind, NotificationTemplate, Ticket
 from .state import loket
@@ -222,8 +222,8 @@ def away(ticket: Ticket) -> bool:
     """The ticket's own channel is live (``core.channels.LiveChannelSpec``) and its customer
     does not have it open now: an agent's reply then also goes out as a notification."""
     spec = loket().channels.get(ticket.channel)
-    if spec is None or not spec.can_push or not spec.identity_kind:
-        return False
+    if not isinstance(spec, LiveChannelSpec) or not spec.can_push or not spec.identity_kind:
+        return False  # no look-up for the channels that are not live (email, messengers)
     recipient = recipient_on(ticket.contact_id, spec.identity_kind)
     return bool(recipient) and not reachable_now(spec, recipient)
 
