@@ -5,7 +5,9 @@ transcript. The sockets are served by a separate asyncio process (``loket
 chat``, started by ``loket serve``; see ``server.py``); an agent's reply goes
 out through the outbox like any channel's, and ``deliver_message`` hands it to
 the visitor's socket (through Redis when ``LOKET_REDIS_URL`` is set; else the
-chat process finds it in the database).
+chat process finds it in the database). The channel is live
+(``core.channels.LiveChannelSpec``): while the visitor has no socket open, core
+also sends an agent's reply to their email address.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ small thread pool, each call in an app context with its own connection.
 The protocol (JSON text frames), visitor to desk: ``hello`` (token, name,
 email, lang, last_seen) first; then ``message`` (client_id, text),
 ``read``/``delivered`` (id), ``typing``, ``handover``, ``answer`` (solved),
-``email``, ``rate`` (score), ``end``, ``transcript`` (email). Desk to visitor: ``welcome`` (token,
-greeting), ``message``, ``ack`` (client_id, id), ``state``, ``transcript`` (email,
-text), ``error``.
+``email``, ``rate`` (score), ``end``, ``transcript`` (email); files go over HTTP
+(``/chat/upload``). Desk to visitor: ``welcome`` (token, greeting), ``message``
+(with ``files``), ``ack`` (client_id, id), ``state`` (with ``seen``), ``seen``
+(upto), ``typing`` (name), ``transcript`` (email, text), ``error``.
 A message is committed before its ``ack``; its client id makes a resend one
 message. A reconnecting widget sends the last message id it saw and gets
 every later one; each socket is sent each message once.
