@@ -75,7 +75,7 @@ def percentile(values: list[float], p: float) -> float:
 class Desk:
     """A migrated desk, and the environment the chat process runs with."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, port: int = 0):
         from core import create_app
         from core.migrate import upgrade
 
@@ -94,7 +94,7 @@ class Desk:
             url = f"{url}{sep}options=-csearch_path%3D{self.schema}"
         else:
             url = f"sqlite:///{workdir / 'desk.db'}"
-        self.port = free_port()
+        self.port = port or free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOKET_")}
         self.env.update({
             "LOKET_INSTANCE_PATH": str(workdir / "instance"), "LOKET_DATABASE_URL": url,
@@ -240,7 +240,7 @@ async def open_all(widgets: list[Widget], parallel: int = 200) -> float:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="loket-livechat-bench-"))
     limit = raise_open_files(args.visitors * 2 + args.chatting * 2 + 512)
-    desk = Desk(workdir)
+    desk = Desk(workdir, args.port)
     desk.start_chat()
     staff = desk.agent()
     url = f"ws://127.0.0.1:{desk.port}/"
@@ -349,6 +349,8 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=5000)
     parser.add_argument("--chatting", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--port", type=int, default=0,
+                        help="the chat process's port (default: a free one)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(bench(args)), indent=2))
 

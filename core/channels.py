@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .hookspecs import ChannelSpec
+
+
+def _always(recipient: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class LiveChannelSpec(ChannelSpec):
+    """A channel the customer reads only while connected to it (a chat widget).
+
+    ``reachable(recipient)`` says whether that customer has it open now. While
+    they do not, an agent's reply is still committed on the channel (they see it
+    when they come back) and core also sends it as a notification by another
+    channel, email when the contact has an address (``core.notifications.route``).
+    It is asked inside the request's transaction, so it must be quick (one query).
+    """
+
+    reachable: Callable[[str], bool] = _always
+
+
+def reachable_now(spec: ChannelSpec, recipient: str) -> bool:
+    """Whether a message on this channel reaches its customer now: always, unless the
+    channel is live and says the customer is away."""
+    return not isinstance(spec, LiveChannelSpec) or bool(spec.reachable(recipient))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .channels import LiveChannelSpec, reachable_now
 from .i18n import _, force_locale, language_of
 from .models import Contact, ContactIdentity, IdentityKind, NotificationTemplate, Ticket
 from .state import loket
@@ -30,7 +31,8 @@ TICKET_RESOLVED = "ticket_resolved"
 # What each template is for, shown to admins beside the placeholders it may use.
 KINDS = {
     TICKET_OPENED: "A ticket was opened: its number and the private tracking link",
-    AGENT_REPLIED: "An agent replied (sent when the ticket's own channel cannot carry replies)",
+    AGENT_REPLIED: "An agent replied (sent when the ticket's own channel cannot carry replies, "
+                   "or is a live chat the customer has left)",
     WAITING_ON_CUSTOMER: "The ticket waits on the customer (set without a reply)",
     TICKET_RESOLVED: "The ticket was resolved",
 }
@@ -189,8 +191,9 @@ def route(ticket: Ticket, contact: Contact | None = None,
           known: tuple[str, str] | None = None) -> tuple[str, str] | None:
     """(channel, recipient) a notification about this ticket goes by, or None when none can.
 
-    The ticket's own channel when it can push (a messenger, email); otherwise
-    a channel that writes to the contact's email address. ``contact`` and
+    The ticket's own channel when it can push (a messenger, email) and, for a
+    live channel, the customer has it open now; otherwise a channel that writes
+    to the contact's email address. ``contact`` and
     ``known`` (the identity the customer just wrote from, as (kind, value))
     spare the look-ups when the caller has them.
     """
@@ -206,13 +209,23 @@ def route(ticket: Ticket, contact: Contact | None = None,
     own = channels.get(ticket.channel)
     if own is not None and own.can_push:
         recipient = identity(own.identity_kind) if own.identity_kind else ""
-        if recipient:
+        if recipient and reachable_now(own, recipient):
             return own.name, recipient
     for spec in channels.pushing_to(IdentityKind.EMAIL):
         address = identity(IdentityKind.EMAIL)
         if address:
             return spec.name, address
     return None
+
+
+def away(ticket: Ticket) -> bool:
+    """The ticket's own channel is live (``core.channels.LiveChannelSpec``) and its customer
+    does not have it open now: an agent's reply then also goes out as a notification."""
+    spec = loket().channels.get(ticket.channel)
+    if not isinstance(spec, LiveChannelSpec) or not spec.can_push or not spec.identity_kind:
+        return False  # no look-up for the channels that are not live (email, messengers)
+    recipient = recipient_on(ticket.contact_id, spec.identity_kind)
+    return bool(recipient) and not reachable_now(spec, recipient)
 
 
 def email_reaches_customers() -> bool:

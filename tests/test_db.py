@@ -209,6 +209,27 @@ def test_ticket_by_id_reads_the_whole_row(ctx):
     assert statement.first(ticket_id + 1000) is None
 
 
+def test_latest_unfinished_ticket_on_a_channel_is_the_contacts_newest_open_one(ctx):
+    statement = db.STATEMENTS["ticket.latest_unfinished_on_channel"]
+    contact, stranger = Contact.create(), Contact.create()
+    day = dt.datetime(2024, 5, 1)
+
+    def ticket(hours: int, **values: object) -> Ticket:
+        values = {"contact": contact, "channel": "livechat", "status": "open", **values}
+        return Ticket.create(subject="s", updated_at=day + dt.timedelta(hours=hours), **values)
+
+    ticket(1)
+    newest_open = ticket(2, status="pending")
+    ticket(3, status="closed")  # finished: a new message opens a follow-up instead
+    ticket(4, channel="email")  # another channel
+    ticket(5, contact=stranger)  # someone else
+    found = statement.first(contact.id, "livechat")
+    _same_row(found, Ticket.get_by_id(newest_open.id))
+    resolved = ticket(6, status="resolved")  # resolved still takes the next message
+    assert statement.first(contact.id, "livechat").id == resolved.id
+    assert statement.first(contact.id, "telegram") is None
+
+
 def test_public_messages_leave_out_notes_and_notifications_oldest_first(ctx):
     statement = db.STATEMENTS["message.public_of_ticket"]
     ticket = Ticket.create(subject="s", contact=Contact.create())
@@ -248,7 +269,8 @@ def test_every_named_statement_has_its_test():
     selects = {"contact.by_identity", "message.by_external_id", "category.visible_by_slugs",
                "category.by_id", "department.by_id", "department.by_slug",
                "category_field.of_category",
-               "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket"}
+               "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket",
+               "ticket.latest_unfinished_on_channel"}
     # A plugin's statements are named after it and tested with the plugin.
     plugins = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins").iterdir()}
     core = {name for name in db.STATEMENTS if name.split(".")[0] not in plugins}

@@ -152,3 +152,70 @@ def test_a_bot_message_joins_the_thread_sent_and_is_no_first_response(
     assert message.id in [m.id for m in tickets.public_thread(ticket)]
     with pytest.raises(tickets.ServiceError):
         tickets.add_bot_message(ticket, "  ", channel="livechat")
+
+
+def test_chat_hours_are_per_weekday_in_the_desks_time_zone(make_app: Any) -> None:
+    import datetime as dt
+
+    from core.models import clock_at
+
+    app = make_app(plugins=["livechat"], timezone="Asia/Jakarta",
+                   **{"livechat.department": "support",
+                      "livechat.hours": "mon-fri 08:00-17:00; sat 22:00-02:00"})
+    with app.app_context(), db.connection():
+        desk = build_desk()
+        chats.set_available(desk.agent, True, max_chats=10)
+        cases = [  # (UTC time, open?) with Jakarta seven hours ahead
+            (dt.datetime(2026, 11, 30, 1, 30), True),  # Monday 08:30
+            (dt.datetime(2026, 11, 30, 0, 30), False),  # Monday 07:30
+            (dt.datetime(2026, 11, 30, 10, 0), False),  # Monday 17:00, the window's end
+            (dt.datetime(2026, 11, 28, 2, 0), False),  # Saturday 09:00: only at night
+            (dt.datetime(2026, 11, 28, 15, 30), True),  # Saturday 22:30
+            (dt.datetime(2026, 11, 28, 18, 30), True),  # Sunday 01:30, Saturday's night
+            (dt.datetime(2026, 11, 29, 3, 0), False),  # Sunday 10:00
+        ]
+        for moment, expected in cases:
+            with clock_at(moment):
+                state = _handed_over_chat().state
+            assert (state == ChatState.WAITING) is expected, moment
+
+
+@pytest.mark.parametrize("bad", ["mon-fri", "mon-fri 8:00-17:00", "moon 08:00-09:00",
+                                 "mon 08:00-08:00", "25:00-26:00"])
+def test_malformed_chat_hours_stop_start_up(make_app: Any, bad: str) -> None:
+    with pytest.raises(Exception, match="hours|HH:MM|day|window"):
+        make_app(plugins=["livechat"], **{"livechat.hours": bad})
+
+
+def test_the_report_covers_the_dates_asked_for(app: Any, desk: Any) -> None:
+    import datetime as dt
+
+    from core.models import clock_at
+
+    for day in (1, 2, 3):
+        with clock_at(dt.datetime(2026, 3, day, 12, 0)):
+            _handed_over_chat()
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    everything = client.get("/admin/livechat_console/").text
+    assert "Chats: 3" in everything
+    two = client.get("/admin/livechat_console/?from=2026-03-02&to=2026-03-03").text
+    assert "Chats: 2" in two and 'value="2026-03-02"' in two
+    one = client.get("/admin/livechat_console/?from=2026-03-02&to=2026-03-02").text
+    assert "Chats: 1" in one
+    assert "Chats: 3" in client.get("/admin/livechat_console/?from=nonsense").text
+
+
+def test_the_chat_statements_read_the_whole_row(app: Any, desk: Any) -> None:
+    chat = _handed_over_chat()
+    other = _handed_over_chat("someone else")
+    from playhouse.shortcuts import model_to_dict
+
+    expected = model_to_dict(Chat.get_by_id(chat.id), recurse=False)
+    by_id = db.STATEMENTS["livechat.chat_by_id"].first(chat.id)
+    by_ticket = db.STATEMENTS["livechat.chat_by_ticket"].first(chat.ticket_id)
+    assert model_to_dict(by_id, recurse=False) == expected
+    assert model_to_dict(by_ticket, recurse=False) == expected
+    assert db.STATEMENTS["livechat.chat_by_id"].first(other.id).id == other.id
+    assert db.STATEMENTS["livechat.chat_by_id"].first(other.id + 1000) is None
+    assert db.STATEMENTS["livechat.chat_by_ticket"].first(other.ticket_id + 1000) is None

@@ -5,7 +5,9 @@ transcript. The sockets are served by a separate asyncio process (``loket
 chat``, started by ``loket serve``; see ``server.py``); an agent's reply goes
 out through the outbox like any channel's, and ``deliver_message`` hands it to
 the visitor's socket (through Redis when ``LOKET_REDIS_URL`` is set; else the
-chat process finds it in the database).
+chat process finds it in the database). The channel is live
+(``core.channels.LiveChannelSpec``): while the visitor has no socket open, core
+also sends an agent's reply to their email address.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from typing import Any
 
 from core import hookimpl
+from core.channels import LiveChannelSpec
 from core.hookspecs import ChannelSpec, ContactOption, DeliveryError, DeliveryResult
 from core.i18n import _, _l
 from core.models import AuthorKind, Delivery, IdentityKind
@@ -31,9 +34,10 @@ def _bind(value: Any) -> str:
 
 
 def _hours(value: Any) -> str:
+    from .hours import parse_hours
+
     text = as_str(value).strip()
-    if text and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", text):
-        raise ValueError(f"expected HH:MM-HH:MM (UTC) or nothing, got {value!r}")
+    parse_hours(text)  # ValueError names what is wrong
     return text
 
 
@@ -64,9 +68,14 @@ def plugin_settings() -> list[Setting]:
                 "Sockets one IP address may hold open at once."),
         Setting("idle_seconds", 1800.0, as_seconds,
                 "A socket with no activity from the visitor this long is closed."),
+        Setting("files_per_chat", 20, as_int,
+                "Files a visitor may send in one chat (each within the desk's upload limits)."),
         Setting("max_chats_per_agent", 3, as_int,
                 "Chats an agent takes at once (each agent may set their own)."),
-        Setting("hours", "", _hours, "Chat hours in UTC, HH:MM-HH:MM; empty: always."),
+        Setting("hours", "", _hours,
+                "Chat hours in the desk's time zone (LOKET_TIMEZONE), per weekday: "
+                "'mon-fri 08:00-17:00; sat 09:00-12:00' (a day not named has none; "
+                "HH:MM-HH:MM alone: every day). Empty: always."),
         Setting("department", "", as_str,
                 "The department (its slug) chats go to when routing gives them none; its "
                 "agents are offered them. Empty: any available agent, and admins."),
@@ -94,14 +103,23 @@ def register_models() -> list[type]:
 
 @hookimpl
 def register_channels() -> list[ChannelSpec]:
-    return [ChannelSpec(CHANNEL, _l("Live chat"), can_push=True, attachments=False,
-                        max_text=2000, identity_kind=IdentityKind.CHAT, order=15)]
+    from .desk import visitor_present
+
+    # Live: while the visitor has no socket open, core also sends an agent's reply by email.
+    return [LiveChannelSpec(CHANNEL, _l("Live chat"), can_push=True, attachments=True,
+                            max_text=2000, identity_kind=IdentityKind.CHAT, order=15,
+                            reachable=visitor_present)]
 
 
 @hookimpl
 def register_blueprints(app: Any) -> list[Any]:
+    from core.limits import KB, count_as_ticket_opening, register_body_limit
+
     from .views import bp
 
+    # One file and its form; uploads count like ticket openings (each may open a chat).
+    register_body_limit("livechat.upload", lambda cfg: cfg["upload_max_bytes"] + 64 * KB)
+    count_as_ticket_opening("livechat.upload")
     return [bp]
 
 
@@ -132,7 +150,8 @@ def deliver_message(ticket: Any, message: Any, recipient: str,
     """
     from . import bus, desk
 
-    if not bus.publish(recipient, desk.message_event(message, recipient)):
+    files = desk.files_of([message.id]).get(message.id)  # an agent's files: links
+    if not bus.publish(recipient, desk.message_event(message, recipient, files=files)):
         # Stored, but no chat process heard of it: the outbox tries again later.
         raise DeliveryError("Redis did not take the chat event; trying again")
     return DeliveryResult(state=Delivery.SENT, external_id=f"out:{message.id}")

@@ -11,6 +11,7 @@ from admin.base import STAFF, SecuredView, current_staff
 from core.models import CannedReply, Department, Message, Staff, Ticket, utcnow
 from core.services import access
 from core.services.tickets import Actor, ServiceError, public_thread
+from core.state import loket
 
 from . import desk
 from .models import AgentPresence, Chat, ChatState
@@ -30,11 +31,14 @@ class LiveChatView(SecuredView):
         presence = AgentPresence.get_or_none(AgentPresence.staff == staff.id)
         now = utcnow()
         waiting = self._chats(staff, (ChatState.WAITING, ChatState.OFFLINE))
+        period = desk.day_range(request.args.get("from", ""), request.args.get("to", ""))
         active = [(c, t) for c, t in self._chats(staff, (ChatState.ACTIVE,))
                   if c.agent_id == staff.id or staff.is_admin]
         return self.render("livechat/console.html", staff=staff, presence=presence,
                            waiting=waiting, active=active, now=now,
-                           limit=desk.capacity(staff), report=desk.report())
+                           limit=desk.capacity(staff), report=desk.report(*period),
+                           report_from=request.args.get("from", "")[:10],
+                           report_to=request.args.get("to", "")[:10])
 
     @expose("/availability", methods=("POST",))
     def availability(self) -> Any:
@@ -57,6 +61,7 @@ class LiveChatView(SecuredView):
         staff = current_staff()
         typing = (chat.visitor_typing_at is not None
                   and (utcnow() - chat.visitor_typing_at).total_seconds() < 6)
+        desk.agent_read(chat, staff)
         canned = CannedReply.select().where(
             (CannedReply.department.is_null()) | (CannedReply.department == ticket.department_id))
         return self.render("livechat/console_chat.html", chat=chat, ticket=ticket,
@@ -76,11 +81,22 @@ class LiveChatView(SecuredView):
         messages = [{"id": m.id, "author": m.author_kind, "text": m.body_text,
                      "who": (m.staff.name if m.staff_id else
                              names.get(m.author_kind, m.author_kind.capitalize())),
-                     "at": m.created_at.strftime("%H:%M:%S"), "delivery": m.delivery_state}
+                     "at": m.created_at.strftime("%H:%M:%S"), "delivery": m.delivery_state,
+                     "files": [{"name": a.filename,
+                                "url": url_for("tickets.attachment", number=ticket.id,
+                                               attachment_id=a.id)} for a in m.attachments]}
                     for m in public_thread(ticket) if m.id > after_id]
         typing = (chat.visitor_typing_at is not None
                   and (utcnow() - chat.visitor_typing_at).total_seconds() < 6)
+        desk.agent_read(chat, current_staff())
         return jsonify({"messages": messages, "typing": typing, "state": chat.state})
+
+    @expose("/<int:chat_id>/typing", methods=("POST",))
+    def typing(self, chat_id: int) -> Any:
+        """The agent types a reply: the visitor sees "… is typing" (CSRF-checked like any
+        form; the page sends its token in X-CSRFToken)."""
+        desk.agent_typing(self._chat(chat_id), current_staff())
+        return "", 204
 
     @expose("/<int:chat_id>/act", methods=("POST",))
     def act(self, chat_id: int) -> Any:
@@ -93,7 +109,8 @@ class LiveChatView(SecuredView):
             elif action == "reply":
                 if chat.agent_id != staff.id:
                     raise ServiceError("accept the chat before you reply")
-                desk.agent_reply(chat, staff, request.form.get("text", ""))
+                desk.agent_reply(chat, staff, request.form.get("text", ""),
+                                 attachments=_agent_files())
             elif action == "transfer":
                 agent_id = request.form.get("agent", "")
                 department_id = request.form.get("department", "")
@@ -112,6 +129,22 @@ class LiveChatView(SecuredView):
                                  != staff.id):
             return redirect(url_for(".index"))
         return redirect(url_for(".chat", chat_id=chat.id))
+
+
+def _agent_files() -> list[Any]:
+    """The agent's files, under the desk's attachment rules (the visitor gets links)."""
+    from core.attachments import AttachmentRejected, Storage
+
+    config = loket().config
+    uploads = [f for f in request.files.getlist("files") if f and f.filename]
+    if len(uploads) > config["upload_max_files"]:
+        raise ServiceError(f"at most {config['upload_max_files']} files at once")
+    try:
+        return [Storage(config["attachments_path"]).save(
+            f.stream, f.filename or "", max_bytes=config["upload_max_bytes"],
+            allowed_types=config["upload_allowed_types"]) for f in uploads]
+    except AttachmentRejected as exc:
+        raise ServiceError(str(exc)) from exc
 
 
 def _may_see(staff: Staff, chat: Chat) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask_babel import force_locale
 
+from core import db
 from core.i18n import _
 from core.models import (
     AuthorKind,
@@ -36,6 +37,22 @@ PLUGIN = "livechat"
 LANGUAGES = ("en", "id", "fil")
 
 
+# Compiled once: the chat row is read two or three times for every visitor message, and
+# building these SELECTs of its wide row cost more CPU than running them.
+_chat_by_id = db.Select("livechat.chat_by_id", Chat,
+                        lambda chat_id: Chat.select().where(Chat.id == chat_id).limit(1))
+_chat_by_ticket = db.Select("livechat.chat_by_ticket", Chat,
+                            lambda ticket_id: Chat.select().where(Chat.ticket == ticket_id)
+                            .limit(1))
+
+
+def fresh_chat(chat_id: int) -> Chat:
+    chat = _chat_by_id.first(chat_id)
+    if chat is None:
+        raise Chat.DoesNotExist(f"chat {chat_id}")
+    return chat
+
+
 def settings() -> dict[str, Any]:
     return loket().config.plugin(PLUGIN)
 
@@ -54,7 +71,28 @@ _AUTHORS = {AuthorKind.CONTACT: "visitor", AuthorKind.STAFF: "agent", AuthorKind
             AuthorKind.SYSTEM: "system"}
 
 
-def message_event(message: Message, visitor: str, chat_state: str = "") -> dict[str, Any]:
+def files_of(message_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The files on these messages as the widget links them: downloads from the ticket's
+    tracking page (never shown inline there), in one query."""
+    from core.models import Attachment
+
+    if not message_ids:
+        return {}
+    public = loket().config["public_url"]
+    found: dict[int, list[dict[str, Any]]] = {}
+    rows = (Attachment.select(Attachment.id, Attachment.message, Attachment.ticket,
+                              Attachment.filename, Attachment.size, Ticket.access_key)
+            .join(Ticket, on=(Attachment.ticket == Ticket.id))
+            .where(Attachment.message.in_(message_ids)).order_by(Attachment.id).objects())
+    for row in rows:
+        found.setdefault(row.message_id, []).append({
+            "name": row.filename, "size": row.size,
+            "url": f"{public}/t/{row.ticket_id}/{row.access_key}/files/{row.id}"})
+    return found
+
+
+def message_event(message: Message, visitor: str, chat_state: str = "",
+                  files: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A message as the widget shows it. Plain text only: the widget never renders HTML.
 
     ``chat_state``: where the chat stood when the message was found, for a widget that
@@ -68,6 +106,8 @@ def message_event(message: Message, visitor: str, chat_state: str = "") -> dict[
         event["name"] = Staff.get_by_id(message.staff_id).name
     if chat_state:
         event["chat_state"] = chat_state
+    if files:
+        event["files"] = files
     prefix = f"{visitor}:"
     if message.external_id and message.external_id.startswith(prefix):
         event["client_id"] = message.external_id[len(prefix):]
@@ -85,7 +125,20 @@ def state_event(chat: Chat | None) -> dict[str, Any]:
              "ticket": chat.ticket_id}
     if chat.agent_id:
         event["agent"] = Staff.get_by_id(chat.agent_id).name
+    if chat.agent_read_id:
+        event["seen"] = chat.agent_read_id
     return event
+
+
+def seen_event(chat: Chat) -> dict[str, Any]:
+    """An agent has read the visitor's messages up to this id."""
+    return {"type": "seen", "upto": chat.agent_read_id}
+
+
+def typing_event(chat: Chat) -> dict[str, Any]:
+    """An agent is typing (the widget shows it for a few seconds)."""
+    return {"type": "typing", "name": Staff.get_by_id(chat.agent_id).name if chat.agent_id
+            else "", "at": (chat.agent_typing_at or utcnow()).isoformat() + "Z"}
 
 
 @dataclass
@@ -107,7 +160,9 @@ def resume(visitor: str, last_seen: int) -> Outcome:
     if chat is not None:
         rows = _public(Message.select().where((Message.ticket == chat.ticket_id)
                                               & (Message.id > max(int(last_seen), 0))))
-        outcome.events = [message_event(m, visitor) for m in rows.order_by(Message.id)]
+        messages = list(rows.order_by(Message.id))
+        files = files_of([m.id for m in messages])
+        outcome.events = [message_event(m, visitor, files=files.get(m.id)) for m in messages]
     outcome.events.append(state_event(chat))
     return outcome
 
@@ -124,17 +179,19 @@ def greeting(name: str, lang: str) -> str:
 
 
 def post(visitor: str, client_id: str, text: str, *, name: str = "", email: str | None = None,
-         lang: str = "en") -> Outcome:
-    """Store the visitor's message (once per client id), then let the bot answer if it may."""
+         lang: str = "en", attachments: list[Any] | None = None) -> Outcome:
+    """Store the visitor's message (once per client id), then let the bot answer if it may
+    (not to a file: the bot reads words)."""
     from . import bot
 
     result = tickets.receive_message(
         channel=CHANNEL, identity=Identity(IdentityKind.CHAT, visitor, name=name, email=email),
         text=text, external_id=f"{visitor}:{client_id}", continue_open=True, language=lang,
-        notify=False)
+        notify=False, attachments=attachments or ())
     chat = chat_of(result.ticket, visitor, lang)
     outcome = Outcome(ack={"type": "ack", "client_id": client_id, "id": result.message.id})
-    outcome.events.append(message_event(result.message, visitor))
+    files = files_of([result.message.id]).get(result.message.id) if attachments else None
+    outcome.events.append(message_event(result.message, visitor, files=files))
     if result.duplicate:
         return outcome
     if chat.state == ChatState.CLOSED:
@@ -145,15 +202,27 @@ def post(visitor: str, client_id: str, text: str, *, name: str = "", email: str 
         chat.save()
         if chat.state == ChatState.WAITING:
             outcome.events += [message_event(m, visitor) for m in offer(chat)]
-    elif chat.state == ChatState.BOT:
+    elif chat.state == ChatState.BOT and not attachments:
         outcome.events += [message_event(m, visitor) for m in bot.respond(chat, text)]
-    outcome.events.append(state_event(Chat.get_by_id(chat.id)))
+    outcome.events.append(state_event(fresh_chat(chat.id)))
     return outcome
+
+
+def files_sent(visitor: str) -> int:
+    """Files the visitor sent in their current chat."""
+    from core.models import Attachment
+
+    chat = current_chat(visitor)
+    if chat is None:
+        return 0
+    return (Attachment.select().join(Message, on=(Attachment.message == Message.id))
+            .where((Attachment.ticket == chat.ticket_id)
+                   & (Message.author_kind == AuthorKind.CONTACT)).count())
 
 
 def chat_of(ticket: Ticket, visitor: str, lang: str) -> Chat:
     """The chat beside this ticket, made with it (a follow-up of a closed chat gets a new one)."""
-    chat = Chat.get_or_none(Chat.ticket == ticket.id)
+    chat = _chat_by_ticket.first(ticket.id)
     if chat is not None:
         return chat
     if ticket.department_id is None and settings()["department"]:
@@ -163,8 +232,11 @@ def chat_of(ticket: Ticket, visitor: str, lang: str) -> Chat:
         if department is not None:
             ticket = tickets.update_ticket(ticket, tickets.SYSTEM, department=department)
     try:
+        # Made while the visitor writes on a socket: present until the chat process's
+        # next renewal says otherwise.
         return Chat.create(ticket=ticket.id, visitor=visitor, language=lang,
-                           department=ticket.department_id, created_at=utcnow())
+                           department=ticket.department_id, created_at=utcnow(),
+                           present_until=utcnow() + PRESENCE)
     except Exception:  # the same first message raced in twice: the other made it
         return Chat.get(Chat.ticket == ticket.id)
 
@@ -192,7 +264,7 @@ def ask_for_person(visitor: str) -> Outcome:
     if chat is None or chat.state != ChatState.BOT:
         return outcome
     outcome.events = [message_event(m, visitor) for m in bot.hand_over(chat, "asked")]
-    outcome.events.append(state_event(Chat.get_by_id(chat.id)))
+    outcome.events.append(state_event(fresh_chat(chat.id)))
     return outcome
 
 
@@ -226,6 +298,64 @@ def rate(visitor: str, score: int) -> Outcome:
     return Outcome()
 
 
+TRANSCRIPT = "chat_transcript"  # the kind of message a transcript is kept as on the ticket
+TRANSCRIPTS_PER_CHAT = 3  # a visitor may not use the desk to mail any address at will
+
+
+def transcript_text(chat: Chat, lang: str) -> str:
+    """The chat as the visitor saw it: every public message, with its time in the desk's
+    time zone and who wrote it."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(loket().config["timezone"])
+    rows = _public(Message.select().where(Message.ticket == chat.ticket_id)).order_by(Message.id)
+    lines = []
+    with force_locale(lang):
+        names = {AuthorKind.CONTACT: _("You"), AuthorKind.BOT: _("Assistant"),
+                 AuthorKind.SYSTEM: _("Help desk")}
+        for m in rows:
+            who = (Staff.get_by_id(m.staff_id).name if m.author_kind == AuthorKind.STAFF
+                   and m.staff_id else names.get(m.author_kind, _("Help desk")))
+            at = m.created_at.replace(tzinfo=dt.UTC).astimezone(zone)
+            lines.append(f"[{at:%Y-%m-%d %H:%M}] {who}:\n{m.body_text}\n")
+    return "\n".join(lines)
+
+
+def send_transcript(visitor: str, email: str) -> Outcome:
+    """The visitor asked for the ended chat by email, in their language."""
+    chat = current_chat(visitor)
+    outcome = Outcome()
+    if chat is None:
+        return outcome
+    email = (email or "").strip()
+    ticket = Ticket.get_by_id(chat.ticket_id)
+    with force_locale(chat.language):
+        if not contacts.is_email_address(email):
+            outcome.events.append({"type": "error", "code": "email",
+                                   "text": _("Please enter a valid email address.")})
+            return outcome
+        sent = Message.select().where((Message.ticket == chat.ticket_id)
+                                      & (Message.notification == TRANSCRIPT)).count()
+        if sent >= TRANSCRIPTS_PER_CHAT:
+            outcome.events.append({"type": "error", "code": "transcript_limit",
+                                   "text": _("The transcript was already sent.")})
+            return outcome
+        subject = _("[#%(number)s] Your chat with us", number=ticket.id)
+        body = (_("Hello,\n\nHere is your chat with us (ticket #%(number)s). You can follow "
+                  "and continue it through your private link:\n%(link)s\n\n",
+                  number=ticket.id, link=tickets.tracking_url(ticket))
+                + transcript_text(chat, chat.language))
+        try:
+            tickets.email_customer(ticket, email, subject, body, kind=TRANSCRIPT)
+        except ServiceError:
+            outcome.events.append({"type": "error", "code": "transcript",
+                                   "text": _("We cannot send email right now, sorry.")})
+            return outcome
+        outcome.events.append({"type": "transcript", "email": email,
+                               "text": _("We sent the transcript to %(email)s.", email=email)})
+    return outcome
+
+
 def end_chat(visitor: str) -> Outcome:
     """The visitor ends the chat; the ticket is resolved (writing again reopens it)."""
     chat = current_chat(visitor)
@@ -256,6 +386,31 @@ def typing(visitor: str) -> None:
         Chat.update(visitor_typing_at=utcnow()).where(Chat.id == chat.id).execute()
 
 
+# -- Whether the visitor is there ------------------------------------------------------------
+
+# How long one renewal of a visitor's presence lasts; the chat process renews every third
+# of it for every visitor it holds a socket of, so a process that died stops vouching for
+# its visitors within this time.
+PRESENCE = dt.timedelta(seconds=90)
+RENEW_SECONDS = 30.0
+_CHUNK = 500
+
+
+def mark_present(visitors: list[str], present: bool) -> None:
+    """Record that these visitors have a socket open (or that the last one closed)."""
+    until = utcnow() + PRESENCE if present else utcnow()
+    for start in range(0, len(visitors), _CHUNK):
+        (Chat.update(present_until=until)
+         .where(Chat.visitor.in_(visitors[start:start + _CHUNK])).execute())
+
+
+def visitor_present(visitor: str) -> bool:
+    """The visitor has the widget open now (``core.channels.LiveChannelSpec.reachable``)."""
+    row = (Chat.select(Chat.present_until).where(Chat.visitor == visitor)
+           .order_by(Chat.id.desc()).first())
+    return row is not None and row.present_until is not None and row.present_until > utcnow()
+
+
 # -- Agents -----------------------------------------------------------------------------------
 
 
@@ -271,16 +426,11 @@ def active_count(staff_id: int) -> int:
 
 
 def within_hours(now: dt.datetime | None = None) -> bool:
-    """Inside the configured chat hours (UTC, "HH:MM-HH:MM"; empty: always)."""
-    hours = settings()["hours"]
-    if not hours:
-        return True
-    start, end = hours.split("-")
-    now_t = (now or utcnow()).time()
-    begin, finish = dt.time.fromisoformat(start), dt.time.fromisoformat(end)
-    if begin <= finish:
-        return begin <= now_t < finish
-    return now_t >= begin or now_t < finish  # over midnight
+    """Inside the configured chat hours (per weekday, the desk's time zone; see ``hours``)."""
+    from .hours import open_at, parse_hours
+
+    return open_at(parse_hours(settings()["hours"]), now or utcnow(),
+                   loket().config["timezone"])
 
 
 def available_agents(department_id: int | None) -> list[Staff]:
@@ -342,9 +492,12 @@ def accept(chat: Chat, staff: Staff) -> Chat:
     return accepted
 
 
-def agent_reply(chat: Chat, staff: Staff, text: str) -> Message:
-    """The agent writes to the visitor: committed queued, delivered by the outbox to the socket."""
-    return tickets.reply(Ticket.get_by_id(chat.ticket_id), staff, text, status=Status.OPEN)
+def agent_reply(chat: Chat, staff: Staff, text: str, attachments: list[Any] | None = None
+                ) -> Message:
+    """The agent writes to the visitor: committed queued, delivered by the outbox to the socket
+    (files as download links)."""
+    return tickets.reply(Ticket.get_by_id(chat.ticket_id), staff, text, status=Status.OPEN,
+                         attachments=attachments or ())
 
 
 def transfer(chat: Chat, staff: Staff, *, to_agent: Staff | None = None,
@@ -405,6 +558,67 @@ def announce(chat: Chat, message: Message | None = None) -> None:
     bus.publish(chat.visitor, state_event(chat))
 
 
+def agent_typing(chat: Chat, staff: Staff) -> None:
+    """The chat's agent is typing: the visitor sees it."""
+    from . import bus
+
+    if chat.agent_id != staff.id or chat.state != ChatState.ACTIVE:
+        return
+    now = utcnow()
+    Chat.update(agent_typing_at=now, agent_event_at=now).where(Chat.id == chat.id).execute()
+    bus.publish(chat.visitor, typing_event(chat))
+
+
+def agent_read(chat: Chat, staff: Staff) -> None:
+    """The chat's agent has its page open: the visitor's messages so far are read ("Seen")."""
+    from . import bus
+
+    if chat.agent_id != staff.id:
+        return
+    newest = (Message.select(Message.id)
+              .where((Message.ticket == chat.ticket_id)
+                     & (Message.author_kind == AuthorKind.CONTACT))
+              .order_by(Message.id.desc()).first())
+    if newest is None or newest.id <= chat.agent_read_id:
+        return
+    moved = (Chat.update(agent_read_id=newest.id, agent_event_at=utcnow())
+             .where((Chat.id == chat.id) & (Chat.agent_read_id < newest.id)).execute())
+    if moved:
+        bus.publish(chat.visitor, seen_event(Chat.get_by_id(chat.id)))
+
+
+def agent_events_since(since: dt.datetime, visitors: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Without Redis: agents' typing and reading since then, for visitors held here."""
+    rows = Chat.select().where(Chat.agent_event_at >= since)
+    found = []
+    for chat in rows:
+        if chat.visitor not in visitors:
+            continue
+        if chat.agent_read_id:
+            found.append((chat.visitor, seen_event(chat)))
+        if chat.agent_typing_at is not None and chat.agent_typing_at >= since:
+            found.append((chat.visitor, typing_event(chat)))
+    return found
+
+
+def day_range(first: str, last: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The report's dates (YYYY-MM-DD, both days included, in the desk's time zone) as naive
+    UTC bounds; a missing or malformed date leaves that side open."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(loket().config["timezone"])
+
+    def bound(text: str, days: int) -> dt.datetime | None:
+        try:
+            day = dt.date.fromisoformat((text or "").strip())
+        except ValueError:
+            return None
+        local = dt.datetime.combine(day + dt.timedelta(days=days), dt.time(), tzinfo=zone)
+        return local.astimezone(dt.UTC).replace(tzinfo=None)
+
+    return bound(first, 0), bound(last, 1)
+
+
 def set_available(staff: Staff, available: bool, max_chats: int | None = None) -> AgentPresence:
     presence, _created = AgentPresence.get_or_create(staff=staff.id,
                                                      defaults={"updated_at": utcnow()})
@@ -416,11 +630,15 @@ def set_available(staff: Staff, available: bool, max_chats: int | None = None) -
     return presence
 
 
-def report(since: dt.datetime | None = None) -> dict[str, Any]:
-    """Bot-resolved chats, hand-off rate and time to the first human reply (median, seconds)."""
+def report(since: dt.datetime | None = None, until: dt.datetime | None = None
+           ) -> dict[str, Any]:
+    """Bot-resolved chats, hand-off rate and time to the first human reply (median, seconds)
+    of the chats begun from ``since`` to before ``until`` (naive UTC)."""
     query = Chat.select()
     if since is not None:
         query = query.where(Chat.created_at >= since)
+    if until is not None:
+        query = query.where(Chat.created_at < until)
     chats = list(query)
     total = len(chats)
     handed = [c for c in chats if c.handed_over_at is not None]

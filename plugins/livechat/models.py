@@ -42,6 +42,14 @@ class Chat(_LivechatModel):
     first_human_reply_at = pw.DateTimeField(null=True)
     closed_at = pw.DateTimeField(null=True)
     visitor_typing_at = pw.DateTimeField(null=True)
+    # The visitor has the widget open until then (the chat process renews it while a
+    # socket is open and ends it when the last one closes): an agent's reply after it
+    # also goes by email.
+    present_until = pw.DateTimeField(null=True)
+    agent_read_id = pw.IntegerField(default=0)  # agents have read the visitor's messages to it
+    agent_typing_at = pw.DateTimeField(null=True)
+    # When an agent last typed or read here: the chat process without Redis looks for these.
+    agent_event_at = pw.DateTimeField(null=True, index=True)
     rating = pw.IntegerField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
 

@@ -8,8 +8,10 @@ small thread pool, each call in an app context with its own connection.
 The protocol (JSON text frames), visitor to desk: ``hello`` (token, name,
 email, lang, last_seen) first; then ``message`` (client_id, text),
 ``read``/``delivered`` (id), ``typing``, ``handover``, ``answer`` (solved),
-``email``, ``rate`` (score), ``end``. Desk to visitor: ``welcome`` (token,
-greeting), ``message``, ``ack`` (client_id, id), ``state``, ``error``.
+``email``, ``rate`` (score), ``end``, ``transcript`` (email); files go over HTTP
+(``/chat/upload``). Desk to visitor: ``welcome`` (token, greeting), ``message``
+(with ``files``), ``ack`` (client_id, id), ``state`` (with ``seen``), ``seen``
+(upto), ``typing`` (name), ``transcript`` (email, text), ``error``.
 A message is committed before its ``ack``; its client id makes a resend one
 message. A reconnecting widget sends the last message id it saw and gets
 every later one; each socket is sent each message once.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import json
 import logging
 import time
@@ -108,6 +111,9 @@ class ChatServer:
         allowed = [self.public_url, *self.settings["allowed_origins"]]
         self.origins = {_origin(url) for url in allowed if url}
         self.stopping: asyncio.Event | None = None
+        # Visitors whose first socket opened, or whose last closed, since the last flush.
+        self.arrived: set[str] = set()
+        self.left: set[str] = set()
 
     # -- database calls, off the loop --------------------------------------------------------
 
@@ -168,6 +174,8 @@ class ChatServer:
         from . import desk
 
         last = await self.call(_newest_message_id)
+        since = await self.call(_database_now)  # agents' typing and reading after this
+        told: dict[tuple[str, str], dict[str, Any]] = {}
         # Ids already handed out: the look-back window is re-read each time, but only a
         # message not seen before is loaded and rendered (a busy poll would starve the loop).
         dispatched: collections.OrderedDict[int, None] = collections.OrderedDict()
@@ -183,12 +191,52 @@ class ChatServer:
                 log.exception("livechat: polling the database failed; trying again")
                 continue
             last = max(last, newest)
+            try:
+                checked = await self.call(_database_now, pool=self.poll_pool)
+                agents = await self.call(desk.agent_events_since, since, set(self.visits),
+                                         pool=self.poll_pool)
+                # A second of overlap: an event committed just before ``checked`` is read
+                # twice rather than missed (the widget shows either once).
+                since = checked - datetime.timedelta(seconds=1)
+            except Exception:
+                log.exception("livechat: reading agents' typing failed; trying again")
+                agents = []
+            for visitor, event in agents:
+                key = (visitor, event["type"])
+                if told.get(key) != event:  # the overlap reads some twice: tell them once
+                    told[key] = event
+                    await self.deliver(visitor, event)
+            if len(told) > 20000:
+                told.clear()
             # A visitor not connected now gets these by resuming, when they come back.
             dispatched.update(dict.fromkeys(loaded))
             for visitor, event in found:
                 await self.deliver(visitor, event)
             while len(dispatched) > POLL_LOOKBACK * 10:
                 dispatched.popitem(last=False)
+
+    async def keep_presence(self) -> None:
+        """Write who has the widget open, in batches: arrivals and departures each second,
+        a renewal of everyone held here every ``desk.RENEW_SECONDS``."""
+        from . import desk
+
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                if time.monotonic() - renewed >= desk.RENEW_SECONDS:
+                    renewed = time.monotonic()
+                    self.arrived = set()
+                    await self.call(desk.mark_present, list(self.visits), True)
+                if self.arrived:
+                    arrived, self.arrived = self.arrived, set()
+                    await self.call(desk.mark_present, sorted(arrived), True)
+                left = [v for v in self.left if v not in self.visits]
+                self.left = set()
+                if left:
+                    await self.call(desk.mark_present, left, False)
+            except Exception:
+                log.exception("livechat: recording who is present failed; trying again")
 
     # -- one socket ------------------------------------------------------------------------
 
@@ -236,6 +284,8 @@ class ChatServer:
             return
         visit = Visit(ws, visitor, self.settings, last_seen)
         self.visits[visitor].add(visit)  # subscribed before the resume is read: nothing missed
+        self.arrived.add(visitor)
+        self.left.discard(visitor)
         try:
             await ws.send(json.dumps({"type": "welcome", "token": token, "lang": lang,
                                       "greeting": greeting}))
@@ -254,6 +304,8 @@ class ChatServer:
             self.visits[visitor].discard(visit)
             if not self.visits[visitor]:
                 del self.visits[visitor]
+                self.arrived.discard(visitor)
+                self.left.add(visitor)
 
     async def _act(self, visit: Visit, data: dict[str, Any], address: str, name: str,
                    email: str | None, lang: str) -> None:
@@ -261,7 +313,7 @@ class ChatServer:
 
         kind = data.get("type")
         visitor = visit.visitor
-        if kind in ("message", "handover", "answer", "email", "rate", "end"):
+        if kind in ("message", "handover", "answer", "email", "rate", "end", "transcript"):
             bucket = self.address_buckets.setdefault(
                 address, Bucket(self.settings["address_rate_per_minute"]))
             if not visit.bucket.take() or not bucket.take():
@@ -295,6 +347,10 @@ class ChatServer:
         elif kind == "email":
             outcome = await self.call(desk.leave_email, visitor, str(data.get("email") or ""))
             await self.spread(visitor, outcome.events)
+        elif kind == "transcript":
+            outcome = await self.call(desk.send_transcript, visitor, str(data.get("email") or ""))
+            for event in outcome.events:
+                await visit.send(event)
         elif kind == "rate":
             await self.call(desk.rate, visitor, _int(data.get("score")))
         elif kind == "end":
@@ -305,16 +361,25 @@ class ChatServer:
     # -- running -----------------------------------------------------------------------------
 
     async def run(self, host: str, port: int, ready: Any = None) -> None:
+        from . import desk
+
         self.stopping = asyncio.Event()
         helper = self.listen_redis() if self.redis_url else self.poll_database()
         helper_task = asyncio.create_task(helper)
+        presence_task = asyncio.create_task(self.keep_presence())
         async with serve(self.handle, host, port, process_request=self.check_request,
                          compression=None, max_size=16 * 1024, max_queue=8,
                          ping_interval=30, ping_timeout=30, open_timeout=10) as server:
             if ready is not None:
                 ready(server)
             await self.stopping.wait()
+        # Every socket here is closed now: replies from here on go by email until the
+        # widgets reconnect (to this process started again, or another).
+        left = [v for v in self.left if v not in self.visits]
+        if left:
+            await self.call(desk.mark_present, left, False)
         helper_task.cancel()
+        presence_task.cancel()
         self.pool.shutdown(wait=True)
         self.poll_pool.shutdown(wait=True)
 
@@ -343,6 +408,12 @@ def _answered(visitor: str, solved: bool, bot: Any, desk: Any) -> list[dict[str,
             + [desk.state_event(Chat.get_by_id(chat.id))])
 
 
+def _database_now() -> datetime.datetime:
+    from core.models import utcnow
+
+    return utcnow()
+
+
 def _newest_message_id() -> int:
     from core.models import Message
 
@@ -369,8 +440,12 @@ def _messages_after(after: int, visitors: set[str], render: Any,
     rows = (Message.select(Message, Chat.visitor, Chat.state.alias("chat_state"))
             .join(Chat, on=(Chat.ticket == Message.ticket))
             .where(Message.id.in_(fresh)).order_by(Message.id).objects())
-    found = [(m.visitor, render(m, m.visitor, m.chat_state)) for m in rows
-             if m.visitor in visitors]
+    mine = [m for m in rows if m.visitor in visitors]
+    from .desk import files_of
+
+    files = files_of([m.id for m in mine])
+    found = [(m.visitor, render(m, m.visitor, m.chat_state, files=files.get(m.id)))
+             for m in mine]
     return found, newest, fresh
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, abort, jsonify, make_response, render_template, request
 from flask_babel import force_locale
 
+from core import csrf_exempt
 from core.i18n import _
 from core.state import loket
 
@@ -58,6 +59,8 @@ def strings() -> dict[str, str]:
         "closed": _("This chat has ended. Write again to reopen it."), "end": _("End chat"),
         "rate": _("How was this chat?"), "rate_score": _("%(score)s out of 5", score="%(score)s"),
         "rated": _("Thank you for your rating."),
+        "transcript": _("Email me this chat"), "send_transcript": _("Send the transcript"),
+        "seen": _("Seen"), "attach": _("Send a file"), "agent_typing": _("%(name)s is typing…", name="%(name)s"),
         "error": _("Something went wrong. Please try again."),
         "error_rate": _("You are sending messages too quickly. Please wait a moment."),
         "error_too_long": _("That message is too long."),
@@ -102,3 +105,72 @@ def config() -> Any:
         response.headers["Vary"] = "Origin"
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
+
+
+# -- Files from the widget --------------------------------------------------------------------
+
+TOKEN_HEADER = "X-Loket-Chat-Token"
+
+
+def _cors(response: Any) -> Any:
+    origin = request.headers.get("Origin")
+    if origin and _origin(origin) in allowed_origins():
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Headers"] = TOKEN_HEADER
+        response.headers["Access-Control-Allow-Methods"] = "POST"
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+def _refuse(status: int, code: str, text: str) -> Any:
+    return _cors(jsonify({"type": "error", "code": code, "text": text})), status
+
+
+@bp.route("/upload", methods=("POST", "OPTIONS"))
+@csrf_exempt
+def upload() -> Any:
+    """A visitor sends a file: multipart ``file`` and ``client_id``, the visitor's signed
+    token in the X-Loket-Chat-Token header.
+
+    No CSRF token: the header is what authorises, and no other site's page can set it
+    without the CORS preflight, which only allowed origins pass. The desk's attachment
+    rules apply (size, sniffed type), then ``livechat.files_per_chat``; uploads count
+    against the help center's ticket-opening limits per address. The file is stored on
+    the chat's ticket and reaches the visitor's sockets like any message of theirs.
+    """
+    from core.attachments import AttachmentRejected, Storage, rejection_message
+
+    from . import bus, desk, tokens
+
+    origin = request.headers.get("Origin")
+    if origin is not None and _origin(origin) not in allowed_origins():
+        abort(403)
+    if request.method == "OPTIONS":
+        return _cors(make_response("", 204))
+    lang = desk.language(request.form.get("lang"))
+    with force_locale(lang):
+        visitor = tokens.visitor_of(request.headers.get(TOKEN_HEADER, ""))
+        if visitor is None:
+            return _refuse(401, "token", _("Something went wrong. Please try again."))
+        file = request.files.get("file")
+        client_id = request.form.get("client_id", "")
+        if file is None or not client_id or len(client_id) > 64:
+            return _refuse(400, "invalid", _("Something went wrong. Please try again."))
+        if desk.files_sent(visitor) >= settings()["files_per_chat"]:
+            return _refuse(429, "files", _("You cannot send more files in this chat."))
+        config = loket().config
+        try:
+            stored = Storage(config["attachments_path"]).save(
+                file.stream, file.filename or "", max_bytes=config["upload_max_bytes"],
+                allowed_types=config["upload_allowed_types"])
+        except AttachmentRejected as exc:
+            status = 413 if exc.reason == "too_large" else 415
+            return _refuse(status, exc.reason,
+                           rejection_message(exc, file.filename or "", config["upload_max_bytes"],
+                                             config["upload_allowed_types"]))
+        outcome = desk.post(visitor, client_id, stored.filename,
+                            name=request.form.get("name", "")[:120], lang=lang,
+                            attachments=[stored])
+    for event in outcome.events:
+        bus.publish(visitor, event)  # with Redis; without, the chat process reads it
+    return _cors(jsonify({"ack": outcome.ack, "events": outcome.events}))

@@ -13,6 +13,20 @@
       box.focus();
     });
   });
+  // The agent's typing reaches the visitor, at most every 3 seconds.
+  var form = document.getElementById("livechat-reply");
+  var lastTyping = 0;
+  if (box && form) {
+    box.addEventListener("input", function () {
+      if (Date.now() - lastTyping < 3000) { return; }
+      lastTyping = Date.now();
+      var token = form.querySelector('input[name="csrf_token"]');
+      fetch(list.getAttribute("data-typing"), {
+        method: "POST", credentials: "same-origin",
+        headers: {"X-CSRFToken": token ? token.value : ""}
+      }).catch(function () { /* typing is a hint; a lost one does not matter */ });
+    });
+  }
   function add(m) {
     var item = document.createElement("li");
     item.className = "livechat-" + m.author;
@@ -25,6 +39,13 @@
     text.className = "livechat-text";
     text.textContent = m.text;
     item.appendChild(who); item.appendChild(when); item.appendChild(text);
+    (m.files || []).forEach(function (f) {
+      var a = document.createElement("a");
+      a.href = f.url;
+      a.setAttribute("download", "");
+      a.textContent = f.name;
+      item.appendChild(a);
+    });
     list.appendChild(item);
   }
   function poll() {

@@ -78,7 +78,7 @@
     var status = el("p", {"class": "lkc-status", role: "status", "aria-live": "polite"});
     var log = el("ol", {"class": "lkc-log", role: "log", "aria-live": "polite", "aria-label": t.title,
                         tabindex: "0"});
-    var typing = el("p", {"class": "lkc-typing", hidden: ""}, t.typing);
+    var typing = el("p", {"class": "lkc-typing", "aria-live": "polite", hidden: ""}, t.typing);
     var actions = el("div", {"class": "lkc-actions"});
     var person = el("button", {type: "button", "class": "lkc-person"}, t.person);
     var yes = el("button", {type: "button", "class": "lkc-yes", hidden: ""}, t.yes);
@@ -100,6 +100,9 @@
                                placeholder: t.placeholder});
     composer.appendChild(textLabel); composer.appendChild(text);
     composer.appendChild(el("button", {type: "submit"}, t.send));
+    var fileLabel = el("label", {"for": "lkc-file", "class": "lkc-file-label"}, t.attach);
+    var fileInput = el("input", {id: "lkc-file", type: "file", "class": "lkc-file"});
+    composer.appendChild(fileLabel); composer.appendChild(fileInput);
 
     var offline = el("form", {"class": "lkc-offline", hidden: ""});
     var offLabel = el("label", {"for": "lkc-offline-email"}, t.leave_email);
@@ -120,18 +123,44 @@
       rating.appendChild(star);
     });
 
+    var transcript = el("form", {"class": "lkc-transcript", hidden: ""});
+    transcript.appendChild(el("label", {"for": "lkc-transcript-email"}, t.transcript));
+    var transcriptInput = el("input", {id: "lkc-transcript-email", type: "email",
+                                       autocomplete: "email", required: "", maxlength: "254"});
+    transcript.appendChild(transcriptInput);
+    transcript.appendChild(el("button", {type: "submit"}, t.send_transcript));
+
     var endBox = el("div", {"class": "lkc-end"});
     var endBtn = el("button", {type: "button", "class": "lkc-end-button"}, t.end);
     endBox.appendChild(endBtn);
 
-    [header, status, log, typing, actions, intro, composer, offline, rating, endBox].forEach(function (n) {
+    [header, status, log, typing, actions, intro, composer, offline, rating, transcript, endBox].forEach(function (n) {
       panel.appendChild(n);
     });
     if (!mount) { root.appendChild(launcher); panel.hidden = true; }
     root.appendChild(panel);
     (mount || document.body).appendChild(root);
 
-    var ws = null, retry = 0, seen = {}, state = "new";
+    var ws = null, retry = 0, seen = {}, state = "new", seenUpTo = 0, typingTimer = null;
+
+    // An agent read the visitor's messages up to this id: they show "Seen".
+    function markSeen(upto) {
+      if (!upto || upto <= seenUpTo) { return; }
+      seenUpTo = upto;
+      Array.prototype.forEach.call(log.querySelectorAll(".lkc-visitor[data-id]"), function (item) {
+        if (parseInt(item.getAttribute("data-id"), 10) <= upto) {
+          var r = item.querySelector(".lkc-receipt");
+          if (r) { r.textContent = t.seen; }
+        }
+      });
+    }
+
+    function agentTyping(name) {
+      typing.textContent = name ? t.agent_typing.replace("%(name)s", name) : t.typing;
+      typing.hidden = false;
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(function () { typing.hidden = true; }, 6000);
+    }
 
     function show(open) {
       panel.hidden = !open;
@@ -170,8 +199,21 @@
       var body = el("p", {"class": "lkc-text"});
       fill(body, event.text);
       item.appendChild(body);
+      (event.files || []).forEach(function (f) {
+        // A download from the desk (never shown inline there), not a page to open.
+        if (!/^https?:\/\//.test(f.url)) { return; }
+        var a = el("a", {href: f.url, download: "", rel: "noopener noreferrer", "class": "lkc-file-link"},
+                   f.name);
+        var p = el("p", {"class": "lkc-file-line"});
+        p.appendChild(a);
+        item.appendChild(p);
+      });
+      if (event.id) { item.setAttribute("data-id", event.id); }
       if (event.author === "visitor") {
-        item.appendChild(el("span", {"class": "lkc-receipt"}, event.id ? t.sent : t.sending));
+        item.appendChild(el("span", {"class": "lkc-receipt"},
+                            event.id ? (event.id <= seenUpTo ? t.seen : t.sent) : t.sending));
+      } else if (event.author === "agent") {
+        typing.hidden = true;
       }
       if (event.client_id) {  // our own message, shown while pending: replace it
         var old = log.querySelector('[data-client-id="' + event.client_id + '"]');
@@ -204,6 +246,28 @@
       text.value = "";
       send({type: "message", client_id: item.client_id, text: value});
     });
+    fileInput.addEventListener("change", function () {
+      var file = fileInput.files && fileInput.files[0];
+      fileInput.value = "";
+      if (!file || !saved.token) { return; }
+      var id = clientId();
+      line({author: "visitor", text: file.name, client_id: id});
+      var form = new FormData();
+      form.append("file", file);
+      form.append("client_id", id);
+      form.append("lang", cfg.lang);
+      form.append("name", saved.name || "");
+      fetch(base + "upload", {method: "POST", body: form, credentials: "omit",
+                              headers: {"X-Loket-Chat-Token": saved.token}})
+        .then(function (r) { return r.json().then(function (data) { return [r.ok, data]; }); })
+        .then(function (res) {
+          if (res[0]) { (res[1].events || []).forEach(function (e) { if (e.type === "message") { line(e); } }); return; }
+          status.textContent = res[1].text || t.error;
+          var pending = log.querySelector('[data-client-id="' + id + '"]');
+          if (pending) { log.removeChild(pending); }
+        })
+        .catch(function () { status.textContent = t.error; });
+    });
     var lastTyping = 0;
     text.addEventListener("input", function () {
       if (Date.now() - lastTyping > 3000) { lastTyping = Date.now(); send({type: "typing"}); }
@@ -219,6 +283,10 @@
       send({type: "email", email: offInput.value.trim()});
     });
     endBtn.addEventListener("click", function () { send({type: "end"}); });
+    transcript.addEventListener("submit", function (e) {
+      e.preventDefault();
+      send({type: "transcript", email: transcriptInput.value.trim()});
+    });
 
     function setState(event) {
       state = event.state;
@@ -227,6 +295,8 @@
       offline.hidden = state !== "offline";
       endBtn.hidden = state === "new" || state === "closed";
       rating.hidden = state !== "closed";
+      transcript.hidden = state !== "closed";
+      if (state === "closed" && !transcriptInput.value) { transcriptInput.value = saved.email || ""; }
       if (state === "waiting") { status.textContent = t.waiting; }
       else if (state === "active") { status.textContent = event.agent ? t.with_agent.replace("%(name)s", event.agent) : ""; }
       else if (state === "offline") { status.textContent = t.offline; }
@@ -271,8 +341,16 @@
         } else if (event.type === "ack") {
           saved.pending = saved.pending.filter(function (p) { return p.client_id !== event.client_id; });
           persist();
+        } else if (event.type === "transcript") {
+          status.textContent = event.text;
+          transcript.hidden = true;
         } else if (event.type === "state") {
           setState(event);
+          markSeen(event.seen);
+        } else if (event.type === "seen") {
+          markSeen(event.upto);
+        } else if (event.type === "typing") {
+          agentTyping(event.name);
         } else if (event.type === "error") {
           status.textContent = t["error_" + event.code] || event.text || t.error;
           if (event.client_id) {
