@@ -12,7 +12,7 @@ notice.
     form's rate limits) and ``create_app``.
 ``core.hookspecs``
     every hook's contract, and the value types hooks take and return
-    (``ChannelSpec``, ``Routing``, ``ContactOption``, ``Suggestion``,
+    (``ChannelSpec``, ``LiveChannelSpec``, ``Routing``, ``ContactOption``, ``Suggestion``,
     ``DeliveryResult``, ``DeliveryError``, ``Notice``, ``Panel``).
 ``core.settings``
     ``Setting`` and its parsers (``as_str``, ``as_int``, ``as_bool``, ``as_list``,

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .hookspecs import ChannelSpec
-
-
-def _always(recipient: str) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class LiveChannelSpec(ChannelSpec):
-    """A channel the customer reads only while connected to it (a chat widget).
-
-    ``reachable(recipient)`` says whether that customer has it open now. While
-    they do not, an agent's reply is still committed on the channel (they see it
-    when they come back) and core also sends it as a notification by another
-    channel, email when the contact has an address (``core.notifications.route``).
-    It is asked inside the request's transaction, so it must be quick (one query).
-    """
-
-    reachable: Callable[[str], bool] = _always
+from .hookspecs import ChannelSpec, LiveChannelSpec
 
 
 def reachable_now(spec: ChannelSpec, recipient: str) -> bool:

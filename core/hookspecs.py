@@ -21,6 +21,7 @@ Rules that hold for all of them:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,24 @@ class ChannelSpec:
     reply_window: dt.timedelta | None = None
     identity_kind: str = ""
     order: int = 100
+
+
+def _always(recipient: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class LiveChannelSpec(ChannelSpec):
+    """A channel the customer reads only while connected to it (a chat widget).
+
+    ``reachable(recipient)`` says whether that customer has it open now. While
+    they do not, an agent's reply is still committed on the channel (they see it
+    when they come back) and core also sends it as a notification by another
+    channel, email when the contact has an address (``core.notifications.route``).
+    It is asked inside the request's transaction, so it must be quick (one query).
+    """
+
+    reachable: Callable[[str], bool] = _always
 
 
 @dataclass

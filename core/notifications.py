@@ -18,7 +18,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .channels import LiveChannelSpec, reachable_now
+from .channels import reachable_now
+from .hookspecs import LiveChannelSpec
 from .i18n import _, force_locale, language_of
 from .models import Contact, ContactIdentity, IdentityKind, NotificationTemplate, Ticket
 from .state import loket
@@ -219,7 +220,7 @@ def route(ticket: Ticket, contact: Contact | None = None,
 
 
 def away(ticket: Ticket) -> bool:
-    """The ticket's own channel is live (``core.channels.LiveChannelSpec``) and its customer
+    """The ticket's own channel is live (``core.hookspecs.LiveChannelSpec``) and its customer
     does not have it open now: an agent's reply then also goes out as a notification."""
     spec = loket().channels.get(ticket.channel)
     if not isinstance(spec, LiveChannelSpec) or not spec.can_push or not spec.identity_kind:

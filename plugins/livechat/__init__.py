@@ -6,7 +6,7 @@ chat``, started by ``loket serve``; see ``server.py``); an agent's reply goes
 out through the outbox like any channel's, and ``deliver_message`` hands it to
 the visitor's socket (through Redis when ``LOKET_REDIS_URL`` is set; else the
 chat process finds it in the database). The channel is live
-(``core.channels.LiveChannelSpec``): while the visitor has no socket open, core
+(``core.hookspecs.LiveChannelSpec``): while the visitor has no socket open, core
 also sends an agent's reply to their email address.
 """
 
@@ -16,8 +16,13 @@ import re
 from typing import Any
 
 from core import hookimpl
-from core.channels import LiveChannelSpec
-from core.hookspecs import ChannelSpec, ContactOption, DeliveryError, DeliveryResult
+from core.hookspecs import (
+    ChannelSpec,
+    ContactOption,
+    DeliveryError,
+    DeliveryResult,
+    LiveChannelSpec,
+)
 from core.i18n import _, _l
 from core.models import AuthorKind, Delivery, IdentityKind
 from core.settings import Setting, as_bool, as_int, as_list, as_seconds, as_str

@@ -405,7 +405,7 @@ def mark_present(visitors: list[str], present: bool) -> None:
 
 
 def visitor_present(visitor: str) -> bool:
-    """The visitor has the widget open now (``core.channels.LiveChannelSpec.reachable``)."""
+    """The visitor has the widget open now (``core.hookspecs.LiveChannelSpec.reachable``)."""
     row = (Chat.select(Chat.present_until).where(Chat.visitor == visitor)
            .order_by(Chat.id.desc()).first())
     return row is not None and row.present_until is not None and row.present_until > utcnow()
