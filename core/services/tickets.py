@@ -893,6 +893,20 @@ def add_note(ticket: Ticket, staff: Staff | None, text: str,
     return run_unit(work)
 
 
+def _email_out(to: str, no_channel: str) -> tuple[str, str]:
+    """(the address, the channel that writes email) for a mail to someone by address;
+    ``ServiceError`` for a bad address, or ``no_channel`` when no enabled channel sends email."""
+    from .contacts import is_email_address
+
+    to = (to or "").strip()
+    if not is_email_address(to):
+        raise ServiceError(f"{to!r} is not an email address")
+    senders = loket().channels.pushing_to(IdentityKind.EMAIL)
+    if not senders:
+        raise ServiceError(no_channel)
+    return to, senders[0].name
+
+
 def forward_by_email(ticket: Ticket, staff: Staff, to: str, text: str,
                      subject: str = "") -> Message:
     """Send a ticket's case to someone outside the desk (a billing center) by email.
@@ -903,17 +917,9 @@ def forward_by_email(ticket: Ticket, staff: Staff, to: str, text: str,
     Refused (``ServiceError``) without text, with a bad address, or when no
     enabled channel can send email. Who may forward to whom is the caller's rule.
     """
-    from .contacts import is_email_address
-
     if not (text or "").strip():
         raise ServiceError("a forward needs some text")
-    to = (to or "").strip()
-    if not is_email_address(to):
-        raise ServiceError(f"{to!r} is not an email address")
-    senders = loket().channels.pushing_to(IdentityKind.EMAIL)
-    if not senders:
-        raise ServiceError("No enabled channel sends email; forward it by hand.")
-    channel = senders[0].name
+    to, channel = _email_out(to, "No enabled channel sends email; forward it by hand.")
     actor = Actor.agent(staff)
 
     def work() -> Message:
@@ -943,20 +949,13 @@ def email_customer(ticket: Ticket, to: str, subject: str, text: str, *, kind: st
     outbox through the channel that writes email. Refused (``ServiceError``) with a bad
     address or when no enabled channel sends email. How often is the caller's rule.
     """
-    from .contacts import is_email_address
-
-    to = (to or "").strip()
-    if not is_email_address(to):
-        raise ServiceError(f"{to!r} is not an email address")
-    senders = loket().channels.pushing_to(IdentityKind.EMAIL)
-    if not senders:
-        raise ServiceError("No enabled channel sends email.")
+    to, channel = _email_out(to, "No enabled channel sends email.")
 
     def work() -> Message:
         fresh = Ticket.get_by_id(ticket.id)
         message = Message(ticket=fresh, author_kind=AuthorKind.SYSTEM, body_text=storable(text),
                           subject=storable(subject).strip()[:SUBJECT_MAX],
-                          channel=senders[0].name, notification=kind, created_at=utcnow())
+                          channel=channel, notification=kind, created_at=utcnow())
         _queue(message, to)
         _insert_message(message)
         _audit(fresh, "emailed", SYSTEM, new=to, detail=f"{kind} message={message.id}")
