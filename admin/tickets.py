@@ -9,7 +9,7 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter
 from flask_wtf import FlaskForm
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from peewee import prefetch
 from wtforms import MultipleFileField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -55,7 +55,7 @@ from core.state import loket
 from core.web.helpcenter import store_uploads, upload_limits
 
 from .base import STAFF, SecuredBaseView, SecuredModelView, current_staff
-from .desk import TIME_FORMATTERS, category_label, category_labels
+from .desk import TIME_FORMATTERS, category_label, category_labels, human_time
 
 # What agents read instead of the stored codes ("On hold", not "on_hold").
 STATUS_LABELS = {s: s.replace("_", " ").capitalize() for s in Status.ALL}
@@ -332,6 +332,49 @@ class TicketListView(SecuredModelView):
                            size=page_size or self.page_size)
         g.loket_inbox_next, g.loket_inbox_sort = found.next_cursor, sort
         return None, found.tickets
+
+    def row_html(self, row: Ticket, selectable: bool) -> Markup:
+        """One row of the inbox, built here rather than cell by cell through Flask-Admin's
+        list macros (which cost some 0.5 ms a cell). The same cells the formatters above
+        give, every value escaped; the ``col-<name>`` classes and the row's checkbox as the
+        list template writes them."""
+        link = f"{self._ticket_url_prefix()}{row.id}/"
+        channels = loket().channels
+        labels = category_labels()
+        subject = f'<a class="loket-ticket-link" href="{link}">{escape(row.subject)}</a>'
+        if getattr(row, "waiting", False):
+            subject += ' <span class="badge loket-waiting">waiting on us</span>'
+        category = row.category
+        cells = (
+            ("id", f'<a class="loket-ticket-link" href="{link}">#{row.id}</a>'),
+            ("subject", subject),
+            ("status", f'<span class="loket-status-{escape(row.status)}">'
+                       f"{escape(STATUS_LABELS.get(row.status, row.status))}</span>"),
+            ("priority", f'<span class="loket-priority-{escape(row.priority)}">'
+                         f"{escape(PRIORITY_LABELS.get(row.priority, row.priority))}</span>"),
+            ("channel", f'<span class="badge badge-light loket-channel" '
+                        f'title="{escape(row.channel)}">'
+                        f"{escape(channels.label(row.channel))}</span>"),
+            ("category", escape("" if category is None
+                                else labels.get(category.id, category.name))),
+            ("department", escape("" if row.department is None else str(row.department))),
+            ("assignee", escape("" if row.assignee is None else str(row.assignee))),
+            ("contact", escape(row.requester)),
+            ("updated_at", human_time(row.updated_at)),
+            ("due_at", human_time(row.due_at)),
+        )
+        box = (f'<td><input type="checkbox" name="rowid" class="action-checkbox" '
+               f'value="{row.id}" title="Select record" /></td>' if selectable else "")
+        return Markup(box + "".join(f'<td class="col-{name}">{html}</td>'
+                                    for name, html in cells))
+
+    def _ticket_url_prefix(self) -> str:
+        # url_for once a request, not once a row: the page's link is this plus "<number>/".
+        prefix = g.get("_loket_ticket_url")
+        if prefix is None:
+            prefix = g._loket_ticket_url = str(escape(
+                url_for("ticket.page", number=1)))[:-len("1/")]
+        return prefix
 
     def sorted_by_due(self) -> bool:
         return g.get("loket_inbox_sort") == "due_at"
