@@ -19,6 +19,7 @@ changed them.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import unicodedata
@@ -132,6 +133,13 @@ def is_common(word: str) -> bool:
     (tickets,) = database.execute_sql("SELECT MAX(id) FROM ticket").fetchone()
     enough = common_from(int(tickets or 0))
     sql, params = probe
+    if not db.is_sqlite():
+        # PostgreSQL builds a word's whole bitmap before the first row (150 ms for a word in
+        # a third of a million messages): its planner's estimate, from the statistics of the
+        # indexes' expressions, is read instead (a fraction of a millisecond).
+        (row,) = database.execute_sql(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchall()
+        found = row[0] if not isinstance(row[0], str) else json.loads(row[0])
+        return found[0]["Plan"]["Plan Rows"] >= enough
     (count,) = database.execute_sql(
         f"SELECT COUNT(*) FROM ({sql} LIMIT {enough}) AS probe", params).fetchone()
     return count >= enough
