@@ -193,7 +193,7 @@ def top_categories(scope: Scope, today: dt.date) -> list[tuple[str, list[int]]]:
     """Tickets opened per category in the last 7 days (today included) and the 7 before."""
     this_week, last_week = today - dt.timedelta(days=6), today - dt.timedelta(days=13)
     counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for day, _channel, opened, _resolved, category in _per_day_by_category(scope, last_week):
+    for day, category, opened in _per_day_by_category(scope, last_week):
         if opened:
             counts[category][0 if day >= this_week.isoformat() else 1] += opened
     names = category_labels()
@@ -201,7 +201,8 @@ def top_categories(scope: Scope, today: dt.date) -> list[tuple[str, list[int]]]:
     return [(names.get(k, "(no category)"), v) for k, v in ranked]
 
 
-def _per_day_by_category(scope: Scope, since: dt.date) -> list[tuple]:
+def _per_day_by_category(scope: Scope, since: dt.date) -> list[tuple[str, int, int]]:
+    """(day, category id or 0, opened) from ``since`` on."""
     where, params = _rollup_where(scope)
     sql = ("SELECT day, category_id, opened FROM ticket_day_count "
            f"WHERE day >= ? AND opened <> 0 AND {where}")
@@ -214,7 +215,7 @@ def _per_day_by_category(scope: Scope, since: dt.date) -> list[tuple]:
         params += [*more, dt.datetime.combine(since, dt.time())]
     rows = _run(f"SELECT day, category_id, SUM(opened) FROM ({sql}) AS counted "
                 "GROUP BY day, category_id", params)
-    return [(_day(d), "", int(n or 0), 0, c) for d, c, n in rows]
+    return [(_day(d), c, int(n or 0)) for d, c, n in rows]
 
 
 def open_counts(scope: Scope) -> list[tuple[str, int, int]]:
