@@ -18,7 +18,9 @@ from core.attachments import download, find_attachment
 from core.models import (
     Attachment,
     CannedReply,
+    Category,
     CategoryField,
+    Contact,
     Delivery,
     Department,
     Message,
@@ -231,6 +233,14 @@ def _label_formatter(view: Any, context: Any, model: Ticket, name: str) -> Marku
 # -- The inbox -------------------------------------------------------------------------------
 
 
+# What a row of the inbox reads (``TicketListView.row_html``).
+LIST_COLUMNS = (Ticket.id, Ticket.subject, Ticket.status, Ticket.priority, Ticket.channel,
+                Ticket.category, Ticket.department, Ticket.assignee, Ticket.contact,
+                Ticket.updated_at, Ticket.due_at, Ticket.requester_name,
+                Category.id, Category.name, Department.id, Department.name,
+                Staff.id, Staff.name, Contact.id, Contact.name, Contact.email)
+
+
 class TicketListView(SecuredModelView):
     """Tickets the viewer may see; rows are read-only, changes go through the services."""
 
@@ -324,6 +334,9 @@ class TicketListView(SecuredModelView):
             query = filter_inbox(query, staff, InboxFilter(text=search))
         if not execute:
             return None, query
+        # Only the columns a row shows (and the cursor reads): the five tables' every column
+        # cost some 600 timestamp and JSON conversions a page in peewee.
+        query = query.select(*LIST_COLUMNS, waiting_on_us().alias("waiting"))
         sort, descending = ((sort_column, bool(sort_desc)) if sort_column in SORTS
                             else ("updated_at", True))
         after = request.args.get("after", "")
