@@ -22,7 +22,8 @@ departments (an agent sees those too) without reading each assigned ticket.
 
 
 def _sqlite(db):
-    # By name, not isinstance: a test that reloads peewee leaves databases of the old class.
+    # A proxy (a model's database, as the app binds it) is asked about what it stands for.
+    db = getattr(db, "obj", None) or db
     return any(cls.__name__ == "SqliteDatabase" for cls in type(db).__mro__)
 
 
