@@ -105,24 +105,35 @@ def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, dt.date) else str(value)[:10]
 
 
+def _counted(scope: Scope, rollup: str, params: list[Any],
+             extra: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
+    """The roll-up's rows in scope (``rollup`` ends in a WHERE to add to), then, for an
+    agent, the same shape counted from their own tickets outside their departments: each
+    of ``extra`` is a ``SELECT … FROM ticket WHERE {mine} AND …`` and its parameters."""
+    where, more = _rollup_where(scope)
+    sql, params = f"{rollup} AND {where}", [*params, *more]
+    outside = _outside(scope)
+    if outside is not None:
+        mine, mine_params = outside
+        for select, select_params in extra:
+            sql += " UNION ALL " + select.format(mine=mine)
+            params += [*mine_params, *select_params]
+    return sql, params
+
+
 # -- The figures ----------------------------------------------------------------------------
 
 
 def per_day(scope: Scope, since: dt.date) -> list[tuple[str, str, int, int]]:
     """(day, channel, opened, resolved) from ``since`` on: one query over the roll-up."""
-    where, params = _rollup_where(scope)
-    sql = ("SELECT day, channel, opened, resolved FROM ticket_day_count "
-           f"WHERE day >= ? AND {where}")
-    params = [since.isoformat(), *params]
-    outside = _outside(scope)
-    if outside is not None:
-        mine, more = outside
-        start = dt.datetime.combine(since, dt.time())
-        sql += (f" UNION ALL SELECT {_day_sql('created_at')}, channel, 1, 0 FROM ticket "
-                f"WHERE {mine} AND created_at >= ? "
-                f"UNION ALL SELECT {_day_sql('resolved_at')}, channel, 0, 1 FROM ticket "
-                f"WHERE {mine} AND resolved_at >= ?")
-        params += [*more, start, *more, start]
+    start = dt.datetime.combine(since, dt.time())
+    sql, params = _counted(
+        scope, "SELECT day, channel, opened, resolved FROM ticket_day_count WHERE day >= ?",
+        [since.isoformat()],
+        [(f"SELECT {_day_sql('created_at')}, channel, 1, 0 FROM ticket "
+          "WHERE {mine} AND created_at >= ?", [start]),
+         (f"SELECT {_day_sql('resolved_at')}, channel, 0, 1 FROM ticket "
+          "WHERE {mine} AND resolved_at >= ?", [start])])
     rows = _run(f"SELECT day, channel, SUM(opened), SUM(resolved) FROM ({sql}) AS counted "
                 "GROUP BY day, channel", params)
     return [(_day(d), channel, int(o or 0), int(r or 0)) for d, channel, o, r in rows]
@@ -152,16 +163,11 @@ def first_response_stats(since: dt.datetime, scope: Scope | None = None) -> dict
     the desk's size), then the ranks found by a running sum in the database.
     """
     scope = scope or viewer_scope()
-    where, params = _rollup_where(scope)
-    sql = ("SELECT minutes, n FROM ticket_response_count "
-           f"WHERE day >= ? AND {where}")
-    params = [since.date().isoformat(), *params]
-    outside = _outside(scope)
-    if outside is not None:
-        mine, more = outside
-        sql += (f" UNION ALL SELECT {_minutes_sql()}, 1 FROM ticket WHERE {mine} "
-                "AND created_at >= ? AND first_response_at IS NOT NULL")
-        params += [*more, since]
+    sql, params = _counted(
+        scope, "SELECT minutes, n FROM ticket_response_count WHERE day >= ?",
+        [since.date().isoformat()],
+        [(f"SELECT {_minutes_sql()}, 1 FROM ticket WHERE {{mine}} "
+          "AND created_at >= ? AND first_response_at IS NOT NULL", [since])])
     row = _run(
         "WITH spread AS (SELECT minutes, SUM(n) AS n FROM (" + sql + ") AS counted "
         "GROUP BY minutes HAVING SUM(n) > 0), "
@@ -203,16 +209,12 @@ def top_categories(scope: Scope, today: dt.date) -> list[tuple[str, list[int]]]:
 
 def _per_day_by_category(scope: Scope, since: dt.date) -> list[tuple[str, int, int]]:
     """(day, category id or 0, opened) from ``since`` on."""
-    where, params = _rollup_where(scope)
-    sql = ("SELECT day, category_id, opened FROM ticket_day_count "
-           f"WHERE day >= ? AND opened <> 0 AND {where}")
-    params = [since.isoformat(), *params]
-    outside = _outside(scope)
-    if outside is not None:
-        mine, more = outside
-        sql += (f" UNION ALL SELECT {_day_sql('created_at')}, coalesce(category_id, 0), 1 "
-                f"FROM ticket WHERE {mine} AND created_at >= ?")
-        params += [*more, dt.datetime.combine(since, dt.time())]
+    sql, params = _counted(
+        scope, "SELECT day, category_id, opened FROM ticket_day_count "
+        "WHERE day >= ? AND opened <> 0", [since.isoformat()],
+        [(f"SELECT {_day_sql('created_at')}, coalesce(category_id, 0), 1 "
+          "FROM ticket WHERE {mine} AND created_at >= ?",
+          [dt.datetime.combine(since, dt.time())])])
     rows = _run(f"SELECT day, category_id, SUM(opened) FROM ({sql}) AS counted "
                 "GROUP BY day, category_id", params)
     return [(_day(d), c, int(n or 0)) for d, c, n in rows]
@@ -220,14 +222,10 @@ def _per_day_by_category(scope: Scope, since: dt.date) -> list[tuple[str, int, i
 
 def open_counts(scope: Scope) -> list[tuple[str, int, int]]:
     """(status, department id or 0, active tickets) in scope."""
-    where, params = _rollup_where(scope)
-    sql = f"SELECT status, department_id, n FROM ticket_open_count WHERE {where}"
-    outside = _outside(scope)
-    if outside is not None:
-        mine, more = outside
-        sql += (" UNION ALL SELECT status, coalesce(department_id, 0), 1 FROM ticket "
-                f"WHERE {mine} AND status {ACTIVE_SQL}")
-        params += more
+    sql, params = _counted(
+        scope, "SELECT status, department_id, n FROM ticket_open_count WHERE 1 = 1", [],
+        [("SELECT status, coalesce(department_id, 0), 1 FROM ticket "
+          f"WHERE {{mine}} AND status {ACTIVE_SQL}", [])])
     rows = _run(f"SELECT status, department_id, SUM(n) FROM ({sql}) AS counted "
                 "GROUP BY status, department_id", params)
     return [(status, department, int(n or 0)) for status, department, n in rows if n]
