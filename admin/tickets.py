@@ -9,7 +9,7 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter
 from flask_wtf import FlaskForm
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from peewee import prefetch
 from wtforms import MultipleFileField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -19,7 +19,9 @@ from core.attachments import download, find_attachment
 from core.models import (
     Attachment,
     CannedReply,
+    Category,
     CategoryField,
+    Contact,
     Delivery,
     Department,
     Message,
@@ -56,7 +58,7 @@ from core.state import loket
 from core.web.helpcenter import store_uploads, upload_limits
 
 from .base import STAFF, SecuredBaseView, SecuredModelView, current_staff
-from .desk import TIME_FORMATTERS, category_label, category_labels
+from .desk import TIME_FORMATTERS, category_label, category_labels, human_time
 
 # What agents read instead of the stored codes ("On hold", not "on_hold").
 STATUS_LABELS = {s: s.replace("_", " ").capitalize() for s in Status.ALL}
@@ -232,6 +234,14 @@ def _label_formatter(view: Any, context: Any, model: Ticket, name: str) -> Marku
 # -- The inbox -------------------------------------------------------------------------------
 
 
+# What a row of the inbox reads (``TicketListView.row_html``).
+LIST_COLUMNS = (Ticket.id, Ticket.subject, Ticket.status, Ticket.priority, Ticket.channel,
+                Ticket.category, Ticket.department, Ticket.assignee, Ticket.contact,
+                Ticket.updated_at, Ticket.due_at, Ticket.requester_name,
+                Category.id, Category.name, Department.id, Department.name,
+                Staff.id, Staff.name, Contact.id, Contact.name, Contact.email)
+
+
 class TicketListView(SecuredModelView):
     """Tickets the viewer may see; rows are read-only, changes go through the services."""
 
@@ -325,6 +335,9 @@ class TicketListView(SecuredModelView):
             query = filter_inbox(query, staff, InboxFilter(text=search))
         if not execute:
             return None, query
+        # Only the columns a row shows (and the cursor reads): the five tables' every column
+        # cost some 600 timestamp and JSON conversions a page in peewee.
+        query = query.select(*LIST_COLUMNS, waiting_on_us().alias("waiting"))
         sort, descending = ((sort_column, bool(sort_desc)) if sort_column in SORTS
                             else ("updated_at", True))
         after = request.args.get("after", "")
@@ -333,6 +346,49 @@ class TicketListView(SecuredModelView):
                            size=page_size or self.page_size)
         g.loket_inbox_next, g.loket_inbox_sort = found.next_cursor, sort
         return None, found.tickets
+
+    def row_html(self, row: Ticket, selectable: bool) -> Markup:
+        """One row of the inbox, built here rather than cell by cell through Flask-Admin's
+        list macros (which cost some 0.5 ms a cell). The same cells the formatters above
+        give, every value escaped; the ``col-<name>`` classes and the row's checkbox as the
+        list template writes them."""
+        link = f"{self._ticket_url_prefix()}{row.id}/"
+        channels = loket().channels
+        labels = category_labels()
+        subject = f'<a class="loket-ticket-link" href="{link}">{escape(row.subject)}</a>'
+        if getattr(row, "waiting", False):
+            subject += ' <span class="badge loket-waiting">waiting on us</span>'
+        category = row.category
+        cells = (
+            ("id", f'<a class="loket-ticket-link" href="{link}">#{row.id}</a>'),
+            ("subject", subject),
+            ("status", f'<span class="loket-status-{escape(row.status)}">'
+                       f"{escape(STATUS_LABELS.get(row.status, row.status))}</span>"),
+            ("priority", f'<span class="loket-priority-{escape(row.priority)}">'
+                         f"{escape(PRIORITY_LABELS.get(row.priority, row.priority))}</span>"),
+            ("channel", f'<span class="badge badge-light loket-channel" '
+                        f'title="{escape(row.channel)}">'
+                        f"{escape(channels.label(row.channel))}</span>"),
+            ("category", escape("" if category is None
+                                else labels.get(category.id, category.name))),
+            ("department", escape("" if row.department is None else str(row.department))),
+            ("assignee", escape("" if row.assignee is None else str(row.assignee))),
+            ("contact", escape(row.requester)),
+            ("updated_at", human_time(row.updated_at)),
+            ("due_at", human_time(row.due_at)),
+        )
+        box = (f'<td><input type="checkbox" name="rowid" class="action-checkbox" '
+               f'value="{row.id}" title="Select record" /></td>' if selectable else "")
+        return Markup(box + "".join(f'<td class="col-{name}">{html}</td>'
+                                    for name, html in cells))
+
+    def _ticket_url_prefix(self) -> str:
+        # url_for once a request, not once a row: the page's link is this plus "<number>/".
+        prefix = g.get("_loket_ticket_url")
+        if prefix is None:
+            prefix = g._loket_ticket_url = str(escape(
+                url_for("ticket.page", number=1)))[:-len("1/")]
+        return prefix
 
     def sorted_by_due(self) -> bool:
         return g.get("loket_inbox_sort") == "due_at"

@@ -71,6 +71,16 @@ def check(base: str, path: str, headers: dict[str, str], marker: str) -> None:
             raise SystemExit(f"{path} answered {answer.status} without {marker!r}")
 
 
+def console_filters(base: str, headers: dict[str, str]) -> dict[str, str]:
+    """The console inbox's filter numbers by name (Flask-Admin numbers them in order)."""
+    request = urllib.request.Request(base + "/admin/tickets/", headers=headers)
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        text = answer.read().decode()
+    found = re.search(r'id="filter-groups-data" class="d-none">(.*?)</div>', text, re.S)
+    groups = json.loads(found.group(1)) if found else {}
+    return {name: str(items[0]["index"]) for name, items in groups.items() if items}
+
+
 def wrk(args: Any, url: str, headers: dict[str, str]) -> dict[str, Any]:
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
            "--latency", "--timeout", "10s"]
@@ -78,14 +88,16 @@ def wrk(args: Any, url: str, headers: dict[str, str]) -> dict[str, Any]:
         cmd += ["-H", f"{name}: {value}"]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
     found = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
     return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "requests": int(total.group(1)) if total else 0,
             "latency_ms": {p: _ms(v) for p, v in
                            re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M)},
             "non_2xx_3xx": int(found.group(1)) if found else 0, "raw": out}
 
 
 def main() -> int:
-    parser = argument_parser(__doc__.splitlines()[0], 8093)
+    parser = argument_parser(__doc__.splitlines()[0], 8089)
     parser.add_argument("--seed-file", help="the seed's JSON (default: where seed.py wrote it)")
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     parser.set_defaults(connections=8, duration=10)
@@ -103,32 +115,60 @@ def main() -> int:
         agent = {"Cookie": console_cookie(server.base, seed["agent"], seed["password"])}
         admin_api = {"Authorization": f"Bearer {seed['admin_token']}"}
         agent_api = {"Authorization": f"Bearer {seed['agent_token']}"}
-        word = "inv-12345"
+        word = "inv-12345"  # a reference: a few tickets
+        common = "passport"  # in about a quarter of the seed's messages
+        agent_flt = console_filters(server.base, agent)
+        tracking = (seed.get("tracking") or [None])[0]
         scenarios = [
             ("API list, admin, default", "/api/v1/tickets", admin_api, '"tickets"'),
             ("API list, agent, default", "/api/v1/tickets", agent_api, '"tickets"'),
             ("API list, agent, active + mine", "/api/v1/tickets?active=true&assignee=me",
              agent_api, '"tickets"'),
+            ("API list, agent, tag", "/api/v1/tickets?tag=kyc", agent_api, '"tickets"'),
             ("API search q (a reference)", f"/api/v1/tickets?q={word}", agent_api,
+             '"tickets"'),
+            ("API search q (a common word)", f"/api/v1/tickets?q={common}", agent_api,
              '"tickets"'),
             ("console inbox, admin, default", "/admin/tickets/", admin, "loket-ticket-link"),
             ("console inbox, agent, default", "/admin/tickets/", agent, "loket-ticket-link"),
             ("console inbox, agent, by due time", "/admin/tickets/?sort=10", agent,
              "loket-ticket-link"),
+        ]
+        for label, name, value in (("pending", "Status", "pending"),
+                                   ("urgent", "Priority", "urgent"),
+                                   ("mine", "Assignee", "me"), ("tag", "Tag", "kyc"),
+                                   ("waiting on us", "Waiting on us", "yes"),
+                                   ("overdue", "Overdue", "yes")):
+            if name in agent_flt:
+                scenarios.append((f"console inbox, agent, {label}",
+                                  f"/admin/tickets/?flt0_{agent_flt[name]}={value}", agent,
+                                  "loket-ticket-link"))
+        scenarios += [
             ("console search (a reference)", f"/admin/tickets/?search={word}", agent,
              "Showing active"),
+            ("console search (a common word)", f"/admin/tickets/?search={common}", agent,
+             "loket-ticket-link"),
             ("dashboard, admin", "/admin/", admin, "answered ticket"),
+            ("dashboard, agent", "/admin/", agent, "answered ticket"),
         ]
+        if tracking:
+            scenarios.append(("public tracking page", tracking, {}, "<"))
         sampler = server.sample_rss()
         for name, path, headers, marker in scenarios:
             if args.only and args.only not in name:
                 continue
             check(server.base, path, headers, marker)
+            before = sum(server.cpu_seconds().values())
             results[name] = wrk(args, server.base + path, headers)
+            used = sum(server.cpu_seconds().values()) - before
+            done = results[name]["requests"]
+            results[name]["worker_cpu_ms_per_request"] = round(used * 1000 / max(done, 1), 1)
             lat = results[name]["latency_ms"]
             print(f"{name:40} {results[name]['requests_per_s']:8.1f} req/s  "
                   f"p50 {lat.get('50')} ms  p99 {lat.get('99')} ms  "
-                  f"non-2xx {results[name]['non_2xx_3xx']}", flush=True)
+                  f"CPU {results[name]['worker_cpu_ms_per_request']} ms/req  "
+                  f"non-2xx {results[name]['non_2xx_3xx']}  load {os.getloadavg()[0]:.1f}",
+                  flush=True)
         server._sampling = False
         sampler.join(timeout=2)
     finally:

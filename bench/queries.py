@@ -102,14 +102,16 @@ def main() -> int:
                 label = f"{staff.role} sort {sort}"
                 results[label] = timed(sorted_page, args.runs, label)
             dashboard.current_staff = lambda staff=staff: staff
-            since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=29)
-            days = [(since + dt.timedelta(days=i)).date().isoformat() for i in range(30)]
-            def figures(since: dt.datetime = since, days: list[str] = days) -> Any:
-                return (dashboard.first_response_stats(since),
-                        dashboard.per_day_by_channel(Ticket.created_at, since, days),
-                        dashboard.per_day_by_channel(Ticket.resolved_at, since, days),
-                        dashboard.top_categories(since + dt.timedelta(days=29)),
-                        dashboard.open_by_status(), dashboard.open_by_department())
+            since = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=29)
+                     ).replace(hour=0, minute=0, second=0, microsecond=0)
+
+            def figures(since: dt.datetime = since) -> Any:
+                scope = dashboard.viewer_scope()
+                counts = dashboard.open_counts(scope)
+                return (dashboard.first_response_stats(since, scope),
+                        dashboard.per_day(scope, since.date()),
+                        dashboard.top_categories(scope, since.date() + dt.timedelta(days=29)),
+                        dashboard.open_by_status(counts), dashboard.open_by_department(counts))
             label = f"{staff.role} dashboard figures"
             results[label] = timed(figures, max(3, args.runs // 5), label)
     print(f"{args.database_url}: {total:,} tickets, {args.runs} runs each, load average "

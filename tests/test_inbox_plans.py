@@ -102,14 +102,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict
 
 
 class Statements(logging.Handler):
-    """The SELECTs peewee runs while it is attached."""
+    """The SELECTs (with or without a WITH) peewee runs while it is attached."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.caught: list[tuple[str, list[Any]]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, tuple) and str(record.msg[0]).lstrip().startswith("SELECT"):
+        if isinstance(record.msg, tuple) and str(record.msg[0]).lstrip().startswith(("SELECT", "WITH")):
             self.caught.append((record.msg[0], list(record.msg[1] or ())))
 
     def __enter__(self) -> Statements:
@@ -324,3 +324,98 @@ def test_the_seeded_desk_is_big_enough_to_mean_something(
         assert Ticket.select().count() == TICKETS
         active = Ticket.select().where(Ticket.status.in_(Status.ACTIVE)).count()
         assert 0.35 < active / TICKETS < 0.45
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_the_dashboard_reads_its_roll_ups_and_no_whole_ticket_table(
+        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
+    """Its figures come from the roll-ups; an agent's tickets outside their departments are
+    found through the (assignee, department) index, never by reading the tickets."""
+    app, desk = seeded
+    client = app.test_client()
+    assert sign_in(client, desk[who], desk["password"]).status_code == 302
+    with Statements() as caught:
+        html = client.get("/admin/").get_data(as_text=True)
+    assert "answered ticket" in html
+    reads = [(sql, params) for sql, params in caught.caught if "_count" in sql]
+    assert len(reads) >= 3
+    faults = {}
+    for sql, params in reads:
+        found = plan(app, sql, params)
+        if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
+            faults[sql] = [line for line in found
+                           if re.match(r"SCAN ticket\b(?!_)", line) and "USING" not in line]
+            # The 30-day counts read a range of days, not the whole year.
+            if "day >=" in sql:
+                faults[sql] += [line for line in found if re.match(
+                    r"SCAN (ticket_day_count|ticket_response_count)\b", line)]
+        else:
+            faults[sql] = [f"Seq Scan on {node['Relation Name']}"
+                           for node in _nodes(found[0]["Plan"])
+                           if node["Node Type"] == "Seq Scan"
+                           and node.get("Relation Name") == "ticket"]
+    assert {sql: found for sql, found in faults.items() if found} == {}
+    # The agent's extra tickets come by the index, not by the assignee's every ticket.
+    if who == "agent":
+        plans = [line for sql, params in reads if " ticket " in sql or "FROM ticket" in sql
+                 for line in map(str, plan(app, sql, params))]
+        assert plans and any("ticket_assignee_department" in line for line in plans), plans
+
+
+def _pages_of(app: Any, staff_email: str, word: str, pages: int = 3) -> list[int]:
+    """The ticket numbers of the first pages of the active inbox searched for ``word``."""
+    from core.models import Staff
+    from core.services import access
+
+    found: list[int] = []
+    with app.app_context(), core_db.connection():
+        staff = Staff.get(Staff.email == staff_email)
+        cursor = None
+        for _ in range(pages):
+            query = access.filter_inbox(access.inbox(staff).where(access.active()), staff,
+                                        access.InboxFilter(text=word))
+            page = access.inbox_page(query, cursor=cursor)
+            found += [t.id for t in page.tickets]
+            if page.next_cursor is None:
+                break
+            cursor = access.decode_cursor(page.next_cursor)
+    return found
+
+
+@pytest.mark.parametrize("word", ["passport", "inv-12", "santoso", "maria", "chargeback"])
+def test_a_common_word_walks_the_inbox_and_finds_what_gathering_finds(
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+        word: str) -> None:
+    """Walking (each ticket checked in the page's order) and gathering (every match, then
+    the order) list the same tickets, page after page, for an admin and an agent."""
+    from core.services import search
+
+    app, desk = seeded
+    for who in ("admin", "agent"):
+        monkeypatch.setattr(search, "MIN_COMMON", 10 ** 9)  # never common: gathered
+        gathered = _pages_of(app, desk[who], word)
+        monkeypatch.setattr(search, "MIN_COMMON", 0)
+        monkeypatch.setattr(search, "WALK_FACTOR", 0)  # always common: walked
+        walked = _pages_of(app, desk[who], word)
+        assert walked == gathered and len(gathered) >= 20, (who, word)
+
+
+def test_a_common_word_is_walked_through_the_inbox_index_without_a_sort(
+        seeded: tuple[Any, dict[str, Any]]) -> None:
+    app, desk = seeded
+    client = app.test_client()
+    assert sign_in(client, desk["agent"], desk["password"]).status_code == 302
+    with app.app_context(), core_db.connection():
+        from core.services import search
+
+        assert search.is_common("passport")  # at 20,000 tickets, about a quarter match
+        assert not search.is_common(_search_words(app, "reference"))
+    with Statements() as caught:
+        html = client.get("/admin/tickets/", query_string={"search": "passport"}).get_data(
+            as_text=True)
+    assert "loket-ticket-link" in html
+    pages = [(sql, p) for sql, p in caught.ticket_pages() if "loket_matches" in sql
+             or "to_tsvector" in sql]
+    assert len(pages) == 1
+    for sql, params in pages:
+        assert plan_faults(app, sql, params) == [], sql
