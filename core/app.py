@@ -17,7 +17,7 @@ from .jobs import JobQueue, build_huey
 from .limits import configure_limits, json_upload_body_limit
 from .models import CORE_MODELS
 from .plugins import build_manager, enabled_plugins
-from .security import CSP, csrf
+from .security import CSP, SessionCookies, csrf
 from .state import Loket
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ def configure_flask(app: Flask, state: Loket) -> None:
         LOKET_INSTANCE_PATH=cfg["instance_path"],
     )
     app.instance_path = cfg["instance_path"]
+    app.session_interface = SessionCookies()
     csrf.init_app(app)
 
 
@@ -193,18 +194,24 @@ def configure_admin(app: Flask, state: Loket) -> None:
 
 
 def configure_security_headers(app: Flask) -> None:
+    defaults = [(name.lower(), name, value) for name, value in (
+        ("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"), ("Cross-Origin-Opener-Policy", "same-origin"))]
+
     @app.after_request
     def _headers(response: Any) -> Any:
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        # What a view set itself stands (a page's own CSP with a nonce): one pass over the
+        # few headers a response has, rather than a search per default.
+        present = {name.lower() for name in headers.keys()}
+        for lower, name, value in defaults:
+            if lower not in present:
+                headers.add(name, value)
         if g.get("private_page") or request.path.startswith("/admin"):
             headers["Cache-Control"] = "no-store"
             headers["Referrer-Policy"] = "no-referrer"
-        else:
-            headers.setdefault("Referrer-Policy", "same-origin")
+        elif "referrer-policy" not in present:
+            headers.add("Referrer-Policy", "same-origin")
         return response
 
 

@@ -129,3 +129,28 @@ def test_expired_sessions_are_forgotten_by_the_consoles_hourly_job(make_app: Any
     assert app.extensions["loket"].jobs.tasks["console.forget_expired_sessions"].call_local() == 1
     with app.app_context(), core_db.connection():
         assert [s.token_hash for s in StaffSession.select()] == ["b" * 64]
+
+
+def test_the_cookie_signer_is_kept_and_follows_a_new_secret_key(app: Any) -> None:
+    # One serializer serves every request; changing the key (or its fallbacks) makes a new
+    # one, and a cookie signed with a key moved to the fallbacks still reads.
+    from flask import request, session
+
+    interface = app.session_interface
+    first = interface.get_signing_serializer(app)
+    assert interface.get_signing_serializer(app) is first
+    with app.test_request_context():
+        session["probe"] = "kept"
+        cookie = first.dumps(dict(session))
+    old_key = app.secret_key
+    app.secret_key = "another key for this test"
+    try:
+        assert interface.get_signing_serializer(app) is not first
+        with app.test_request_context(headers={"Cookie": f"session={cookie}"}):
+            assert "probe" not in interface.open_session(app, request)
+        app.config["SECRET_KEY_FALLBACKS"] = [old_key]
+        with app.test_request_context(headers={"Cookie": f"session={cookie}"}):
+            assert interface.open_session(app, request)["probe"] == "kept"
+    finally:
+        app.secret_key = old_key
+        app.config["SECRET_KEY_FALLBACKS"] = []
