@@ -377,8 +377,10 @@ class TicketListView(SecuredModelView):
             ("updated_at", human_time(row.updated_at)),
             ("due_at", human_time(row.due_at)),
         )
-        box = (f'<td><input type="checkbox" name="rowid" class="action-checkbox" '
-               f'value="{row.id}" title="Select record" /></td>' if selectable else "")
+        # The same labelled box as the console's list template (admin/model/list.html).
+        box = (f'<td><label class="loket-row-select"><span class="sr-only">Select record '
+               f'{row.id}</span><input type="checkbox" name="rowid" class="action-checkbox" '
+               f'value="{row.id}" /></label></td>' if selectable else "")
         return Markup(box + "".join(f'<td class="col-{name}">{html}</td>'
                                     for name, html in cells))
 
