@@ -37,8 +37,9 @@ def test_each_cell_is_what_the_column_formatter_gives(desk: Any, app: Any) -> No
         assert any(row.id == hostile.id for row in rows)
         for row in rows:
             html = str(view.row_html(row, True))
-            assert html.startswith('<td><input type="checkbox" name="rowid" '
-                                   f'class="action-checkbox" value="{row.id}"')
+            assert html.startswith('<td><label class="loket-row-select"><span class="sr-only">'
+                                   f'Select record {row.id}</span><input type="checkbox" '
+                                   f'name="rowid" class="action-checkbox" value="{row.id}"')
             for name in view.column_list:
                 cell = re.search(f'<td class="col-{name}">(.*?)</td>', html, re.S)
                 assert cell is not None, name
