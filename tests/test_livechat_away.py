@@ -175,9 +175,9 @@ def test_the_ended_chat_is_mailed_to_the_visitor_on_request_in_their_language(
     assert len(mailbox.mails) == before + 1
     envelope, mail = mailbox.mails[-1]
     assert envelope.rcpt_tos == ["rina@example.com"]
-    assert mail["Subject"] == f"[#{row.ticket_id}] Obrolan Anda dengan kami"
+    assert mail["Subject"] == f"[#{row.ticket_id}] Chat Anda dengan kami"
     body = text_of(mail).replace("\r\n", "\n")
-    assert "Berikut obrolan Anda dengan kami" in body
+    assert "Berikut riwayat chat Anda dengan kami" in body
     assert "Anda:\nPembayaran saya <b>terlambat</b>" in body  # as written, plain text
     assert "Agus Agent:\nSudah kami proses." in body
     assert "VIP customer" not in body  # internal notes stay internal
@@ -186,7 +186,7 @@ def test_the_ended_chat_is_mailed_to_the_visitor_on_request_in_their_language(
     # The widget never shows the mail itself, and the visitor rates the chat.
     visitor.send(type="rate", score=4)
     visitor.drain()
-    assert all("Berikut obrolan" not in e["text"] for e in visitor.seen)
+    assert all("Berikut riwayat chat" not in e["text"] for e in visitor.seen)
     assert _in(desk_app, lambda: Chat.get_by_id(row.id).rating) == 4
 
     # Not a way to mail any address at will: three transcripts per chat, then refused.
