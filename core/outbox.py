@@ -10,8 +10,12 @@ threads that poll for due rows (an indexed query, every
 send it outside any transaction, and record the outcome through
 ``core.services.tickets.record_delivery``. Retries are rows with a later
 ``next_attempt_at``. A worker that died after the platform accepted a message
-leaves it claimed; once the claim expires it is sent again with the same
-idempotency key, which the channel passes on so the customer gets it once.
+leaves it claimed; once the claim expires it is handed to the channel again
+with the same idempotency key. A channel whose platform honours such a key
+passes it on, so the customer gets it once; one whose platform has none (the
+messengers) keeps its own record of what it began sending, and fails a send
+whose outcome it cannot know ("outcome unknown", for an agent to retry)
+rather than sending it twice.
 """
 
 from __future__ import annotations
