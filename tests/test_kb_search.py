@@ -205,3 +205,41 @@ def test_a_union_keeps_the_rarest_words_up_to_its_budget():
     assert _rarest([["common"], ["middle"]], {"common": 5000, "middle": 4000},
                    100_000) == [["middle"]]
     assert _rarest(groups, docs, 999) == groups  # a small desk keeps every word
+
+
+def _body_fillers(kb: Any, count: int, word: str) -> None:
+    """``count`` published English articles with ``word`` in the body only."""
+    rows = [{"group": f"b{n}", "language": "en", "category": kb.login.id,
+             "user_type": kb.member.id, "slug": f"body-{n}", "title": f"Note {n}",
+             "body": f"{word} {word} {word}", "status": Status.PUBLISHED,
+             "index_title": f"note {n}", "index_body": f"{word} {word} {word}"}
+            for n in range(count)]
+    for start in range(0, len(rows), 200):
+        Article.insert_many(rows[start:start + 200]).execute()
+
+
+def test_an_old_title_match_outranks_many_newer_body_matches(kb):
+    # PostgreSQL ranks a bounded set of candidates: the title matches and the newest other
+    # matches. The title match here is older than all of the 400 body matches, so it is a
+    # candidate only through the title's own index.
+    Article.create(language="en", category=kb.login, slug="zebra-crossings",
+                   title="Zebra crossings", body="Where to cross.", status=Status.PUBLISHED)
+    _body_fillers(kb, 400, "zebra")
+    assert _first_slugs("zebra", "en")[0] == "zebra-crossings"
+    assert _first_slugs("zebr", "en", partial=True)[0] == "zebra-crossings"
+
+
+def test_postgresql_ranks_at_most_the_bounded_candidates(kb, monkeypatch):
+    from plugins.knowledge_base import search as module
+
+    if module._is_sqlite():
+        pytest.skip("FTS5's bm25 ranks every match (a tenth of ts_rank_cd's cost)")
+    _body_fillers(kb, 60, "zebra")
+    assert len(search("zebra", "en", limit=100)) == 60
+    monkeypatch.setattr(module, "RANKED_TITLES", 5)
+    monkeypatch.setattr(module, "RANKED_NEWEST", 7)
+    found = search("zebra", "en", limit=100)
+    assert len(found) == 7  # no title has "zebra": the seven newest body matches
+    newest = [a.id for a in Article.select(Article.id).where(Article.slug.startswith("body-"))
+              .order_by(Article.id.desc()).limit(7)]
+    assert sorted(h.article_id for h in found) == sorted(newest)
