@@ -243,3 +243,28 @@ def test_postgresql_ranks_at_most_the_bounded_candidates(kb, monkeypatch):
     newest = [a.id for a in Article.select(Article.id).where(Article.slug.startswith("body-"))
               .order_by(Article.id.desc()).limit(7)]
     assert sorted(h.article_id for h in found) == sorted(newest)
+
+
+def test_a_half_typed_word_is_not_taken_for_a_typo(kb, monkeypatch):
+    from plugins.knowledge_base import search as module
+
+    looked_up: list[list[str]] = []
+    original = module._known_words
+
+    def spying(words: list[str], language: str) -> set[str]:
+        looked_up.append(words)
+        return original(words, language)
+
+    monkeypatch.setattr(module, "_known_words", spying)
+    # "verif" starts "verification": no look-up of its one-edit variants, and it still
+    # finds the verification articles as a prefix.
+    assert module.corrections(["verif"], "en", prefix="verif") == {}
+    assert looked_up == [["verif"]]
+    assert "verification-link-expired" in _first_slugs("verif", "en", partial=True)
+    # A finished word that is no word's start is still corrected, typed or not.
+    assert "password" in module.corrections(["pasword"], "en", prefix="pasword")["pasword"]
+    assert _first_slugs("reset pasword", "en", partial=True)[0] == "reset-your-password"
+    # Without the typing flag, "verif" gets its variants looked up as before.
+    looked_up.clear()
+    module.corrections(["verif"], "en")
+    assert len(looked_up) == 2
