@@ -219,24 +219,23 @@ def _search_sqlite(groups: list[list[str]], prefix: str | None, language: str,
 
 
 def _without_common(groups: list[list[str]]) -> list[list[str]]:
-    """The word groups a union keeps (``_rarest``), counted in FTS5's own vocabulary."""
-    database = loket().database
-    total = database.execute_sql("SELECT max(id) FROM kb_article").fetchone()[0] or 0
-    if total < PRUNE_FROM:
-        return groups
-    terms = sorted({t for group in groups for t in group if not t.endswith("*")})
-    docs: dict[str, int] = {}
-    if terms:
-        sql = ("SELECT term, doc FROM kb_article_fts_vocab "
-               f"WHERE term IN ({', '.join('?' * len(terms))})")
-        docs = dict(database.execute_sql(sql, terms).fetchall())
-    for term in {t for group in groups for t in group if t.endswith("*")}:
-        start = term[:-1].strip('"')
-        # fts5vocab answers a range of terms from its index: every word with this start.
-        docs[term] = database.execute_sql(
-            "SELECT coalesce(sum(doc), 0) FROM kb_article_fts_vocab WHERE term >= ? "
-            "AND term < ?", [start, start + "\uffff"]).fetchone()[0]
-    return _rarest(groups, docs, total)
+    """The word groups a union keeps (``_rarest``), counted in the FTS index itself.
+
+    Each term's count stops at the budget (a term past it is left out unless it is the
+    rarest), so a word in 11,000 articles costs a walk of 1,001 entries, not of its whole
+    list: FTS5's vocabulary table (fts5vocab) counted every entry, and at 100,000
+    articles that was 3 ms of a 7 ms suggestion. One statement, with the size.
+    """
+    terms = sorted({term for group in groups for term in group})
+    count = ("SELECT ?, (SELECT count(*) FROM (SELECT 1 FROM kb_article_fts "
+             "WHERE kb_article_fts MATCH ? LIMIT ?)), (SELECT max(id) FROM kb_article)")
+    args: list = []
+    for term in terms:
+        args += [term, _fts_term(term), UNION_BUDGET + 1]
+    rows = loket().database.execute_sql(" UNION ALL ".join([count] * len(terms)),
+                                        args).fetchall()
+    total = (rows[0][2] or 0) if rows else 0
+    return _rarest(groups, {term: docs for term, docs, _ in rows}, total)
 
 
 def _fts_term(term: str) -> str:
