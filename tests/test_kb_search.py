@@ -268,3 +268,34 @@ def test_a_half_typed_word_is_not_taken_for_a_typo(kb, monkeypatch):
     looked_up.clear()
     module.corrections(["verif"], "en")
     assert len(looked_up) == 2
+
+
+def test_sqlite_keeps_a_full_text_table_per_language_in_step(kb):
+    from plugins.knowledge_base import search as module
+
+    if not module._is_sqlite():
+        pytest.skip("PostgreSQL has a partial index per language instead")
+    database = Article._meta.database.obj
+
+    def indexed(language: str, word: str) -> list[int]:
+        table = f"kb_article_fts_{language}"
+        return [row[0] for row in database.execute_sql(
+            f"SELECT rowid FROM {table} WHERE {table} MATCH ?", [f'"{word}"']).fetchall()]
+
+    article = Article.create(language="en", category=kb.login, slug="zebra-crossings",
+                             title="Zebra crossings", body="Where to cross.",
+                             status=Status.PUBLISHED)
+    assert indexed("en", "zebra") == [article.id] and indexed("id", "zebra") == []
+    assert [h.article_id for h in search("zebra", "en")] == [article.id]
+    article.title = "Penyeberangan zebra"
+    article.language = "id"
+    article.save()  # another language: out of the English table, into the Indonesian one
+    assert indexed("en", "zebra") == [] and indexed("id", "zebra") == [article.id]
+    assert search("zebra", "en") == [] and [h.article_id for h in search("zebra", "id")] == [
+        article.id]
+    article.title = "Penyeberangan jalan"
+    article.save()  # same language, new words: the old ones are gone
+    assert indexed("id", "zebra") == [] and indexed("id", "jalan") == [article.id]
+    article.delete_instance()
+    assert indexed("id", "jalan") == []
+    assert search("jalan", "id") == []

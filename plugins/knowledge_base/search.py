@@ -25,6 +25,8 @@ from .text import STOP_WORDS, analyse, one_edit_away, search_words, stem, strip_
 SQLITE_WEIGHTS = (10.0, 1.0)
 POSTGRES_WEIGHTS = "{0.05, 0.1, 0.2, 1.0}"
 POSTGRES_CONFIGS = {"en": "english", "id": "indonesian"}
+# Languages with a full-text table of their own on SQLite (migration 0004).
+FTS_LANGUAGES = ("en", "id", "fil")
 
 
 @dataclass(frozen=True)
@@ -195,30 +197,36 @@ def _search_sqlite(groups: list[list[str]], prefix: str | None, language: str,
     if not stems:
         return []
     if not every:
-        stems = _without_common(stems)
+        stems = _without_common(stems, language)
 
     def alternatives(group: list[str]) -> str:
         return "(" + " OR ".join(_fts_term(term) for term in group) + ")"
 
     match = (" AND " if every else " OR ").join(alternatives(group) for group in stems)
+    fts = _fts_table(language)
     where, params = _filters(language, user_type_id, category_ids, "?")
     if every:
-        sql = (f"SELECT a.id, -bm25(kb_article_fts, ?, ?) AS score, {HIT_COLUMNS} "
-               "JOIN kb_article_fts ON a.id = kb_article_fts.rowid "
-               f"WHERE kb_article_fts MATCH ?{where} "
+        sql = (f"SELECT a.id, -bm25({fts}, ?, ?) AS score, {HIT_COLUMNS} "
+               f"JOIN {fts} ON a.id = {fts}.rowid "
+               f"WHERE {fts} MATCH ?{where} "
                "ORDER BY score DESC, a.position, a.id LIMIT ?")
         args = [*SQLITE_WEIGHTS, match, *params, limit]
     else:
         sql = (f"SELECT a.id, f.score, {HIT_COLUMNS} JOIN ("
-               "SELECT rowid, -bm25(kb_article_fts, ?, ?) AS score FROM kb_article_fts "
-               "WHERE kb_article_fts MATCH ? ORDER BY score DESC LIMIT ?"
+               f"SELECT rowid, -bm25({fts}, ?, ?) AS score FROM {fts} "
+               f"WHERE {fts} MATCH ? ORDER BY score DESC LIMIT ?"
                f") f ON a.id = f.rowid WHERE 1 = 1{where} "
                "ORDER BY f.score DESC, a.position, a.id LIMIT ?")
         args = [*SQLITE_WEIGHTS, match, UNION_CANDIDATES, *params, limit]
     return [Hit(*row) for row in loket().database.execute_sql(sql, args).fetchall()]
 
 
-def _without_common(groups: list[list[str]]) -> list[list[str]]:
+def _fts_table(language: str) -> str:
+    """The language's own FTS5 table (migration 0004), else the one of every language."""
+    return f"kb_article_fts_{language}" if language in FTS_LANGUAGES else "kb_article_fts"
+
+
+def _without_common(groups: list[list[str]], language: str) -> list[list[str]]:
     """The word groups a union keeps (``_rarest``), counted in the FTS index itself.
 
     Each term's count stops at the budget (a term past it is left out unless it is the
@@ -227,8 +235,9 @@ def _without_common(groups: list[list[str]]) -> list[list[str]]:
     articles that was 3 ms of a 7 ms suggestion. One statement, with the size.
     """
     terms = sorted({term for group in groups for term in group})
-    count = ("SELECT ?, (SELECT count(*) FROM (SELECT 1 FROM kb_article_fts "
-             "WHERE kb_article_fts MATCH ? LIMIT ?)), (SELECT max(id) FROM kb_article)")
+    fts = _fts_table(language)
+    count = (f"SELECT ?, (SELECT count(*) FROM (SELECT 1 FROM {fts} "
+             f"WHERE {fts} MATCH ? LIMIT ?)), (SELECT max(id) FROM kb_article)")
     args: list = []
     for term in terms:
         args += [term, _fts_term(term), UNION_BUDGET + 1]
