@@ -64,6 +64,9 @@ def parse_args() -> Any:
     parser.add_argument("--articles", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=600, help="in-process searches")
     parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--no-http", action="store_true",
+                        help="in-process searches only (no gunicorn, no wrk); with --keep, "
+                             "a desk for bench/kb_ab.py")
     return parser.parse_args()
 
 
@@ -237,6 +240,23 @@ def load_run(args: Any, server: base.Server, url: str, env: dict[str, str],
     return result
 
 
+def _print_timings(timings: dict[str, Any]) -> None:
+    for label, figures in timings.items():
+        cpu = figures["cpu_ms"]
+        print(f"  {label:8} p50 {figures['p50']} ms  p90 {figures['p90']} ms  "
+              f"p99 {figures['p99']} ms  max {figures['max']} ms; CPU p50 {cpu['p50']} "
+              f"p99 {cpu['p99']} ms "
+              f"({figures['queries_without_results']} of {figures['queries']} found nothing; "
+              f"load {figures['load']})")
+
+
+def _in_process_only(args: Any, desk: base.Desk, load_seconds: float,
+                     timings: dict[str, Any]) -> int:
+    print(f"{desk.kind}: {args.articles:,} articles loaded in {load_seconds:.0f} s")
+    _print_timings(timings)
+    return 0
+
+
 def main() -> int:
     args = parse_args()
     desk = base.Desk(args.database_url, ["LOKET_PLUGINS=knowledge_base", *args.env])
@@ -247,6 +267,8 @@ def main() -> int:
         load_seconds = generate(desk, args.articles, args.seed)
         print("Timing searches in-process...", file=sys.stderr)
         timings = time_searches(desk, args.queries)
+        if args.no_http:
+            return _in_process_only(args, desk, load_seconds, timings)
         server = base.Server(desk, args)
         path = "/kb/suggest?user_type=member&category=account"
         server.wait_ready(path + "&q=password")
@@ -284,13 +306,7 @@ def main() -> int:
     }
     saved = base.save_results(results, f"kb-{kind}")
     print(f"{kind}: {args.articles:,} articles loaded in {load_seconds:.0f} s")
-    for label, figures in timings.items():
-        cpu = figures["cpu_ms"]
-        print(f"  {label:8} p50 {figures['p50']} ms  p90 {figures['p90']} ms  "
-              f"p99 {figures['p99']} ms  max {figures['max']} ms; CPU p50 {cpu['p50']} "
-              f"p99 {cpu['p99']} ms "
-              f"({figures['queries_without_results']} of {figures['queries']} found nothing; "
-              f"load {figures['load']})")
+    _print_timings(timings)
     for run in (light, load):
         latency = run["latency_ms"]
         print(f"  /kb/suggest under wrk ({run['connections']} connections, {args.duration} s): "

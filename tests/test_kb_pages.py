@@ -487,3 +487,24 @@ def test_last_reviewed_is_written_the_visitors_way(kb, language, written):
         .where(Article.id == article.id).execute())
     page = kb.test_client().get(f"{LOGIN}reset-your-password?lang={language}")
     assert written in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("root", ["", "/help"])
+def test_result_addresses_are_the_ones_url_for_builds(make_app, root):
+    # library.results builds one address with url_for and fills in plain slugs; anything
+    # else (a space, a slash, non-ASCII, quotes) goes through url_for itself.
+    from plugins.knowledge_base.library import results, url_of
+    from plugins.knowledge_base.search import Hit
+
+    app = make_app(plugins=["knowledge_base"])
+    slugs = [("member", "login", "reset-your-password"), ("member", "login", "a b"),
+             ("mem/ber", "lo?gin", "x#y"), ("member", "login", "kata-sandi-\u00e9"),
+             ("member", "login", "\"><script>"), ("m.e_m~1", "L-2", "s")]
+    hits = [Hit(n, 1.0, "t", slug, "en", category, user_type)
+            for n, (user_type, category, slug) in enumerate(slugs)]
+    with app.test_request_context("/", base_url=f"http://desk.test{root}"):
+        for source in ("suggest", ""):
+            built = [r.url for r in results(hits, source)]
+            assert built == [url_of(u, c, s, source) for u, c, s in slugs]
+            assert all(url.startswith(f"{root}/kb/") for url in built)
+    assert "<" not in built[4] and '"' not in built[4]

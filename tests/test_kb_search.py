@@ -159,7 +159,7 @@ def _union_queries(monkeypatch: Any) -> list[str]:
     original = database.execute_sql
 
     def spying(sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if "kb_article_fts MATCH" in sql or "ts_rank_cd(" in sql:  # the ranked searches
+        if "bm25(" in sql or "ts_rank_cd(" in sql:  # the ranked searches
             sent.append(next(p for p in params if isinstance(p, str) and "(" in p))
         return original(sql, params, *args, **kwargs)
 
@@ -205,3 +205,97 @@ def test_a_union_keeps_the_rarest_words_up_to_its_budget():
     assert _rarest([["common"], ["middle"]], {"common": 5000, "middle": 4000},
                    100_000) == [["middle"]]
     assert _rarest(groups, docs, 999) == groups  # a small desk keeps every word
+
+
+def _body_fillers(kb: Any, count: int, word: str) -> None:
+    """``count`` published English articles with ``word`` in the body only."""
+    rows = [{"group": f"b{n}", "language": "en", "category": kb.login.id,
+             "user_type": kb.member.id, "slug": f"body-{n}", "title": f"Note {n}",
+             "body": f"{word} {word} {word}", "status": Status.PUBLISHED,
+             "index_title": f"note {n}", "index_body": f"{word} {word} {word}"}
+            for n in range(count)]
+    for start in range(0, len(rows), 200):
+        Article.insert_many(rows[start:start + 200]).execute()
+
+
+def test_an_old_title_match_outranks_many_newer_body_matches(kb):
+    # PostgreSQL ranks a bounded set of candidates: the title matches and the newest other
+    # matches. The title match here is older than all of the 400 body matches, so it is a
+    # candidate only through the title's own index.
+    Article.create(language="en", category=kb.login, slug="zebra-crossings",
+                   title="Zebra crossings", body="Where to cross.", status=Status.PUBLISHED)
+    _body_fillers(kb, 400, "zebra")
+    assert _first_slugs("zebra", "en")[0] == "zebra-crossings"
+    assert _first_slugs("zebr", "en", partial=True)[0] == "zebra-crossings"
+
+
+def test_postgresql_ranks_at_most_the_bounded_candidates(kb, monkeypatch):
+    from plugins.knowledge_base import search as module
+
+    if module._is_sqlite():
+        pytest.skip("FTS5's bm25 ranks every match (a tenth of ts_rank_cd's cost)")
+    _body_fillers(kb, 60, "zebra")
+    assert len(search("zebra", "en", limit=100)) == 60
+    monkeypatch.setattr(module, "RANKED_TITLES", 5)
+    monkeypatch.setattr(module, "RANKED_NEWEST", 7)
+    found = search("zebra", "en", limit=100)
+    assert len(found) == 7  # no title has "zebra": the seven newest body matches
+    newest = [a.id for a in Article.select(Article.id).where(Article.slug.startswith("body-"))
+              .order_by(Article.id.desc()).limit(7)]
+    assert sorted(h.article_id for h in found) == sorted(newest)
+
+
+def test_a_half_typed_word_is_not_taken_for_a_typo(kb, monkeypatch):
+    from plugins.knowledge_base import search as module
+
+    looked_up: list[list[str]] = []
+    original = module._known_words
+
+    def spying(words: list[str], language: str) -> set[str]:
+        looked_up.append(words)
+        return original(words, language)
+
+    monkeypatch.setattr(module, "_known_words", spying)
+    # "verif" starts "verification": no look-up of its one-edit variants, and it still
+    # finds the verification articles as a prefix.
+    assert module.corrections(["verif"], "en", prefix="verif") == {}
+    assert looked_up == [["verif"]]
+    assert "verification-link-expired" in _first_slugs("verif", "en", partial=True)
+    # A finished word that is no word's start is still corrected, typed or not.
+    assert "password" in module.corrections(["pasword"], "en", prefix="pasword")["pasword"]
+    assert _first_slugs("reset pasword", "en", partial=True)[0] == "reset-your-password"
+    # Without the typing flag, "verif" gets its variants looked up as before.
+    looked_up.clear()
+    module.corrections(["verif"], "en")
+    assert len(looked_up) == 2
+
+
+def test_sqlite_keeps_a_full_text_table_per_language_in_step(kb):
+    from plugins.knowledge_base import search as module
+
+    if not module._is_sqlite():
+        pytest.skip("PostgreSQL has a partial index per language instead")
+    database = Article._meta.database.obj
+
+    def indexed(language: str, word: str) -> list[int]:
+        table = f"kb_article_fts_{language}"
+        return [row[0] for row in database.execute_sql(
+            f"SELECT rowid FROM {table} WHERE {table} MATCH ?", [f'"{word}"']).fetchall()]
+
+    article = Article.create(language="en", category=kb.login, slug="zebra-crossings",
+                             title="Zebra crossings", body="Where to cross.",
+                             status=Status.PUBLISHED)
+    assert indexed("en", "zebra") == [article.id] and indexed("id", "zebra") == []
+    assert [h.article_id for h in search("zebra", "en")] == [article.id]
+    article.title = "Penyeberangan zebra"
+    article.language = "id"
+    article.save()  # another language: out of the English table, into the Indonesian one
+    assert indexed("en", "zebra") == [] and indexed("id", "zebra") == [article.id]
+    assert search("zebra", "en") == [] and [h.article_id for h in search("zebra", "id")] == [
+        article.id]
+    article.title = "Penyeberangan jalan"
+    article.save()  # same language, new words: the old ones are gone
+    assert indexed("id", "zebra") == [] and indexed("id", "jalan") == [article.id]
+    article.delete_instance()
+    assert indexed("id", "jalan") == []
+    assert search("jalan", "id") == []

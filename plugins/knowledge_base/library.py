@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from flask import session, url_for
@@ -102,8 +102,29 @@ class Result:
 
 
 def results(hits: list[Hit], source: str, fallback: bool = False) -> list[Result]:
-    return [Result(h.title, url_of(h.user_type_slug, h.category_slug, h.slug, source),
-                   excerpt(h.body_start), h.language, fallback) for h in hits]
+    return [Result(h.title, address(h.user_type_slug, h.category_slug, h.slug),
+                   excerpt(h.body_start), h.language, fallback)
+            for address in [_addresses(source)] for h in hits]
+
+
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~")
+
+
+def _addresses(source: str) -> Callable[[str, str, str], str]:
+    """``url_of`` for a list of results: one ``url_for`` (~0.2 ms each), the rest filled in.
+
+    Slugs of plain characters go into the one address built; any other takes ``url_of``,
+    so the quoting is always werkzeug's own.
+    """
+    built = url_of("x", "x", "x", source)
+    start, _, end = built.rpartition("/x/x/x")
+
+    def address(user_type: str, category: str, slug: str) -> str:
+        if _PLAIN.issuperset(user_type + category + slug) and user_type and category and slug:
+            return f"{start}/{user_type}/{category}/{slug}{end}"
+        return url_of(user_type, category, slug, source)
+
+    return address
 
 
 def find_shown(category: Category, slug: str, language: str) -> Shown | None:

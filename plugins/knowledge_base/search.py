@@ -25,6 +25,8 @@ from .text import STOP_WORDS, analyse, one_edit_away, search_words, stem, strip_
 SQLITE_WEIGHTS = (10.0, 1.0)
 POSTGRES_WEIGHTS = "{0.05, 0.1, 0.2, 1.0}"
 POSTGRES_CONFIGS = {"en": "english", "id": "indonesian"}
+# Languages with a full-text table of their own on SQLite (migration 0004).
+FTS_LANGUAGES = ("en", "id", "fil")
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,34 @@ def _known_words(words: list[str], language: str) -> set[str]:
     return found
 
 
-def corrections(query_words: list[str], language: str) -> dict[str, list[str]]:
-    """For each word of 4+ letters the articles never use, the words one edit away they do."""
+def _starts_a_word(prefix: str, language: str) -> bool:
+    """Whether a vocabulary word starts with ``prefix`` (an index range, then checked here).
+
+    The range is exact for the binary collation of SQLite and PostgreSQL's "C"; under
+    another collation a miss only means the word gets its corrections, as before.
+    """
+    mark = "?" if _is_sqlite() else "%s"
+    row = loket().database.execute_sql(
+        f"SELECT word FROM kb_term WHERE language = {mark} AND word >= {mark} "
+        f"AND word < {mark} ORDER BY word LIMIT 1",
+        [language, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]).fetchone()
+    return row is not None and row[0].startswith(prefix)
+
+
+def corrections(query_words: list[str], language: str,
+                prefix: str | None = None) -> dict[str, list[str]]:
+    """For each word of 4+ letters the articles never use, the words one edit away they do.
+
+    ``prefix``: the last word, still being typed; if some word starts with it, it is not a
+    typo (a half-typed "verif" costs no look-up of its ~300 one-edit variants).
+    """
     candidates = [w for w in query_words if len(w) >= 4 and w.isascii() and w.isalpha()]
     if not candidates:
         return {}
     known = _known_words(candidates, language)
     unknown = [w for w in candidates if w not in known]
+    if prefix in unknown and _starts_a_word(prefix, language):
+        unknown.remove(prefix)
     if not unknown:
         return {}
     edits = {w: one_edit_away(w) for w in unknown}
@@ -90,10 +113,10 @@ def search(query: str, language: str, *, user_type_id: int | None = None,
     if not query_words or limit <= 0:
         return []
     groups = [[word] for word in query_words]
-    fixes = corrections(query_words, language)
+    prefix = query_words[-1] if partial and len(query_words[-1]) >= 3 else None
+    fixes = corrections(query_words, language, prefix)
     for group in groups:
         group.extend(fixes.get(group[0], ()))
-    prefix = query_words[-1] if partial and len(query_words[-1]) >= 3 else None
     category_ids = list(category_ids) if category_ids is not None else None
     run = _search_sqlite if _is_sqlite() else _search_postgresql
     # Articles with every word first: an intersection, fast however large the knowledge
@@ -137,6 +160,10 @@ POSTGRES_UNION_BUDGET = 250
 PRUNE_FROM = 1000
 # A union is ranked inside the full-text index first, then the best of it are filtered.
 UNION_CANDIDATES = 300
+# PostgreSQL ranks at most this many title matches and this many newest other matches of
+# a search (ts_rank_cd costs ~20 µs an article at 100,000 articles; see _search_postgresql).
+RANKED_TITLES = 150
+RANKED_NEWEST = 100
 
 
 def _rarest(groups: list[list[str]], docs: dict[str, int], total: int,
@@ -170,48 +197,54 @@ def _search_sqlite(groups: list[list[str]], prefix: str | None, language: str,
     if not stems:
         return []
     if not every:
-        stems = _without_common(stems)
+        stems = _without_common(stems, language)
 
     def alternatives(group: list[str]) -> str:
         return "(" + " OR ".join(_fts_term(term) for term in group) + ")"
 
     match = (" AND " if every else " OR ").join(alternatives(group) for group in stems)
+    fts = _fts_table(language)
     where, params = _filters(language, user_type_id, category_ids, "?")
     if every:
-        sql = (f"SELECT a.id, -bm25(kb_article_fts, ?, ?) AS score, {HIT_COLUMNS} "
-               "JOIN kb_article_fts ON a.id = kb_article_fts.rowid "
-               f"WHERE kb_article_fts MATCH ?{where} "
+        sql = (f"SELECT a.id, -bm25({fts}, ?, ?) AS score, {HIT_COLUMNS} "
+               f"JOIN {fts} ON a.id = {fts}.rowid "
+               f"WHERE {fts} MATCH ?{where} "
                "ORDER BY score DESC, a.position, a.id LIMIT ?")
         args = [*SQLITE_WEIGHTS, match, *params, limit]
     else:
         sql = (f"SELECT a.id, f.score, {HIT_COLUMNS} JOIN ("
-               "SELECT rowid, -bm25(kb_article_fts, ?, ?) AS score FROM kb_article_fts "
-               "WHERE kb_article_fts MATCH ? ORDER BY score DESC LIMIT ?"
+               f"SELECT rowid, -bm25({fts}, ?, ?) AS score FROM {fts} "
+               f"WHERE {fts} MATCH ? ORDER BY score DESC LIMIT ?"
                f") f ON a.id = f.rowid WHERE 1 = 1{where} "
                "ORDER BY f.score DESC, a.position, a.id LIMIT ?")
         args = [*SQLITE_WEIGHTS, match, UNION_CANDIDATES, *params, limit]
     return [Hit(*row) for row in loket().database.execute_sql(sql, args).fetchall()]
 
 
-def _without_common(groups: list[list[str]]) -> list[list[str]]:
-    """The word groups a union keeps (``_rarest``), counted in FTS5's own vocabulary."""
-    database = loket().database
-    total = database.execute_sql("SELECT max(id) FROM kb_article").fetchone()[0] or 0
-    if total < PRUNE_FROM:
-        return groups
-    terms = sorted({t for group in groups for t in group if not t.endswith("*")})
-    docs: dict[str, int] = {}
-    if terms:
-        sql = ("SELECT term, doc FROM kb_article_fts_vocab "
-               f"WHERE term IN ({', '.join('?' * len(terms))})")
-        docs = dict(database.execute_sql(sql, terms).fetchall())
-    for term in {t for group in groups for t in group if t.endswith("*")}:
-        start = term[:-1].strip('"')
-        # fts5vocab answers a range of terms from its index: every word with this start.
-        docs[term] = database.execute_sql(
-            "SELECT coalesce(sum(doc), 0) FROM kb_article_fts_vocab WHERE term >= ? "
-            "AND term < ?", [start, start + "\uffff"]).fetchone()[0]
-    return _rarest(groups, docs, total)
+def _fts_table(language: str) -> str:
+    """The language's own FTS5 table (migration 0004), else the one of every language."""
+    return f"kb_article_fts_{language}" if language in FTS_LANGUAGES else "kb_article_fts"
+
+
+def _without_common(groups: list[list[str]], language: str) -> list[list[str]]:
+    """The word groups a union keeps (``_rarest``), counted in the FTS index itself.
+
+    Each term's count stops at the budget (a term past it is left out unless it is the
+    rarest), so a word in 11,000 articles costs a walk of 1,001 entries, not of its whole
+    list: FTS5's vocabulary table (fts5vocab) counted every entry, and at 100,000
+    articles that was 3 ms of a 7 ms suggestion. One statement, with the size.
+    """
+    terms = sorted({term for group in groups for term in group})
+    fts = _fts_table(language)
+    count = (f"SELECT ?, (SELECT count(*) FROM (SELECT 1 FROM {fts} "
+             f"WHERE {fts} MATCH ? LIMIT ?)), (SELECT max(id) FROM kb_article)")
+    args: list = []
+    for term in terms:
+        args += [term, _fts_term(term), UNION_BUDGET + 1]
+    rows = loket().database.execute_sql(" UNION ALL ".join([count] * len(terms)),
+                                        args).fetchall()
+    total = (rows[0][2] or 0) if rows else 0
+    return _rarest(groups, {term: docs for term, docs, _ in rows}, total)
 
 
 def _fts_term(term: str) -> str:
@@ -270,12 +303,28 @@ def _search_postgresql(groups: list[list[str]], prefix: str | None, language: st
     query = (" & " if every else " | ").join(
         "(" + " | ".join(group) + ")" for group in operands)
     where, params = _filters(language, user_type_id, category_ids, "%s")
-    sql = (f"SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, q) AS score, {HIT_COLUMNS} "
-           "CROSS JOIN to_tsquery(%s::regconfig, %s) q "
-           f"WHERE a.search_vector @@ q{where} "
+    # One statement. ts_rank_cd reads each article's whole tsvector, so it ranks a bounded
+    # set of candidates, not every match: the title matches (from the title's own, small
+    # index; a title match outranks a body match anyway) and the newest of all matches.
+    # A common word or a half-typed "verif" costs at most RANKED_TITLES + RANKED_NEWEST.
+    # The query is written out in each part (not a shared CTE): the planner then sees its
+    # words and takes the language's own index (migration 0002). "a.id + 0": ordered by
+    # the plain id, the planner may walk the primary key backwards and test every article
+    # until it has enough (60 ms for a common prefix), instead of using the GIN index.
+    # The title index is read only when the newest matches fill their share (a one-time
+    # filter): when every match is among them, it adds nothing.
+    tsquery = "to_tsquery(%s::regconfig, %s)"
+    sql = ("WITH newest AS ("
+           f"SELECT a.id FROM kb_article a WHERE a.search_vector @@ {tsquery}{where} "
+           "ORDER BY a.id + 0 DESC LIMIT %s), cand AS (SELECT id FROM newest UNION "
+           f"(SELECT a.id FROM kb_article a WHERE a.title_vector @@ {tsquery}{where} "
+           "AND (SELECT count(*) FROM newest) >= %s ORDER BY a.id + 0 DESC LIMIT %s)) "
+           f"SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, {tsquery}) AS score, "
+           f"{HIT_COLUMNS} JOIN cand ON cand.id = a.id "
            "ORDER BY score DESC, a.position, a.id LIMIT %s")
     rows = loket().database.execute_sql(
-        sql, [POSTGRES_WEIGHTS, config, query, *params, limit]).fetchall()
+        sql, [config, query, *params, RANKED_NEWEST, config, query, *params, RANKED_NEWEST,
+              RANKED_TITLES, POSTGRES_WEIGHTS, config, query, limit]).fetchall()
     return [Hit(article_id, float(score), *rest) for article_id, score, *rest in rows]
 
 
