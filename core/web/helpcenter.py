@@ -357,20 +357,21 @@ def _thread(ticket: Ticket) -> list[Entry]:
 _PRISTINE_REPLY_FIELDS: dict[tuple[Any, ...], Markup] = {}
 
 
-def reply_fields(form: ReplyForm, limits: dict[str, Any]) -> Markup:
-    """The reply form's fields; an untouched form's come from ``_PRISTINE_REPLY_FIELDS``.
+def reply_fields(form: ReplyForm | None, limits: dict[str, Any]) -> Markup:
+    """The reply form's fields; an untouched form's (``None``: none was sent) come from
+    ``_PRISTINE_REPLY_FIELDS``, with no form built at all.
 
     A form sent back with errors (or text) is rendered for this visitor only.
     """
-    if form.errors or form.text.data:
+    if form is not None and (form.errors or form.text.data):
         return Markup(render_template("loket/_reply_fields.html", reply_form=form, **limits))
     key = (current_language(), *sorted(limits.items()))
     found = _PRISTINE_REPLY_FIELDS.get(key)
     if found is None:
         if len(_PRISTINE_REPLY_FIELDS) > 64:  # settings changed many times: start afresh
             _PRISTINE_REPLY_FIELDS.clear()
-        found = _PRISTINE_REPLY_FIELDS[key] = Markup(
-            render_template("loket/_reply_fields.html", reply_form=form, **limits))
+        found = _PRISTINE_REPLY_FIELDS[key] = Markup(render_template(
+            "loket/_reply_fields.html", reply_form=form or ReplyForm(), **limits))
     return found
 
 
@@ -385,7 +386,7 @@ def _tracking_page(ticket: Ticket, reply_form: ReplyForm | None = None) -> str:
         status=status_label(ticket.status), link=tracking_url(ticket),
         just_submitted=just_submitted, can_reply=can_reply,
         can_resolve=not ticket.is_done,
-        reply_fields=reply_fields(reply_form or ReplyForm(), upload_limits()) if can_reply else "",
+        reply_fields=reply_fields(reply_form, upload_limits()) if can_reply else "",
         notices=_notices("tracking", None, category))
 
 
