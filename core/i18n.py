@@ -12,6 +12,7 @@ error stops the start with one line naming the file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import tempfile
@@ -22,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from flask import g, has_request_context, request, session
-from flask_babel import force_locale, format_datetime, gettext, lazy_gettext, ngettext
+from flask_babel import force_locale, format_datetime, lazy_gettext
 
 from .state import loket
 
@@ -30,8 +31,20 @@ __all__ = ["_", "_l", "ngettext", "select_locale", "LANGUAGE_NAMES", "force_loca
            "local_datetime", "localized", "localized_lines", "localized_questions", "translated",
            "translated_lines", "language_of"]
 
-_ = gettext
 _l = lazy_gettext
+
+
+def _(string: str, **variables: Any) -> str:
+    """Flask-Babel's ``gettext``, with the catalogue looked up once per request and locale
+    (``_catalogue``) rather than once per string."""
+    text = _catalogue().ugettext(string)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    """Flask-Babel's ``ngettext`` (``%(num)s`` is the count), through ``_catalogue``."""
+    variables.setdefault("num", num)
+    return _catalogue().ungettext(singular, plural, num) % variables
 
 LANGUAGE_NAMES = {"en": "English", "id": "Bahasa Indonesia", "fil": "Filipino"}
 
@@ -163,12 +176,17 @@ def local_datetime(value: dt.datetime | None, format: str = "medium") -> str:
     the zone's name: "29 Nov 2026 14.05.00 WIB" for Indonesian in Asia/Jakarta."""
     if value is None:
         return ""
-    from babel.dates import get_timezone_name
     from flask_babel import get_locale, get_timezone
 
-    zone = get_timezone_name(get_timezone(), width="short", locale=get_locale(),
-                             zone_variant="standard")
-    return f"{format_datetime(value, format)} {zone}".strip()
+    return f"{format_datetime(value, format)} {_zone_label(get_timezone(), get_locale())}".strip()
+
+
+@functools.lru_cache(maxsize=64)
+def _zone_label(zone: Any, locale: Any) -> str:
+    """The time zone's short name in a locale ("WIB"): the same for every date shown."""
+    from babel.dates import get_timezone_name
+
+    return get_timezone_name(zone, width="short", locale=locale, zone_variant="standard")
 
 
 def _catalogue() -> Any:
