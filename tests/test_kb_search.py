@@ -270,6 +270,23 @@ def test_a_half_typed_word_is_not_taken_for_a_typo(kb, monkeypatch):
     assert len(looked_up) == 2
 
 
+def test_the_vocabulary_look_up_finds_exactly_the_known_words(kb):
+    """One statement on PostgreSQL (the words as one literal), chunks on SQLite: same set."""
+    from plugins.knowledge_base import search as module
+    from plugins.knowledge_base.text import one_edit_away
+
+    variants = sorted(one_edit_away("pasword") | one_edit_away("verifcation"))
+    assert len(variants) > 900  # past SQLite's chunk of 900 words
+    words = [*variants, "password", "zzzzqx"]
+    found = module._known_words(words, "en")
+    assert "password" in found and "verification" in found
+    assert "zzzzqx" not in found and "pasword" not in found
+    assert found <= set(words)
+    # Another language's vocabulary is not consulted; nothing asked, nothing found.
+    assert module._known_words(["password"], "xx") == set()
+    assert module._known_words([], "en") == set()
+
+
 def test_sqlite_keeps_a_full_text_table_per_language_in_step(kb):
     from plugins.knowledge_base import search as module
 

@@ -54,13 +54,28 @@ def _is_sqlite() -> bool:
 
 
 def _known_words(words: list[str], language: str) -> set[str]:
-    """The ones of ``words`` in the vocabulary (raw SQL: peewee takes ms to build a long IN)."""
-    mark = "?" if _is_sqlite() else "%s"
+    """The ones of ``words`` in the vocabulary (raw SQL: peewee takes ms to build a long IN).
+
+    PostgreSQL gets the words as one text literal split on the server
+    (``string_to_array``, folded to a constant array when the statement is planned, so
+    the primary key's index still serves it): a typo's ~300 variants as an IN list of
+    that many parameters cost ~1.7 ms at 100,000 articles, mostly in quoting, parsing
+    and planning them one by one. The words are ASCII letters (``corrections``), so a
+    space separates them unambiguously; anything else is left out of the look-up.
+    """
+    if not _is_sqlite():
+        plain = [w for w in words if w.isascii() and w.isalpha()]
+        if not plain:
+            return set()
+        rows = loket().database.execute_sql(
+            "SELECT word FROM kb_term WHERE language = %s "
+            "AND word = ANY(string_to_array(%s, ' '))", [language, " ".join(plain)])
+        return {row[0] for row in rows}
     found: set[str] = set()
     for start in range(0, len(words), 900):  # below every SQLite's variable limit
         chunk = words[start:start + 900]
-        sql = (f"SELECT word FROM kb_term WHERE language = {mark} "
-               f"AND word IN ({', '.join([mark] * len(chunk))})")
+        sql = ("SELECT word FROM kb_term WHERE language = ? "
+               f"AND word IN ({', '.join(['?'] * len(chunk))})")
         found |= {row[0] for row in loket().database.execute_sql(sql, [language, *chunk])}
     return found
 
