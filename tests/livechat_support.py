@@ -13,6 +13,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
+from core import db
 from tests.processes import desk_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,3 +139,16 @@ class Visitor:
     def close(self) -> None:
         if self.ws is not None:
             self.ws.close()
+
+
+def running_chat(desk_app: Any, db_url: str, tmp_path: Path) -> Any:
+    """A real chat process on the test's desk, stopped afterwards (for a ``chat`` fixture)."""
+    process = ChatProcess(desk_app, db_url, tmp_path / "chat.log")
+    yield process
+    process.stop()
+
+
+def in_app(app: Any, fn: Any) -> Any:
+    """``fn()`` inside the app's context with a database connection."""
+    with app.app_context(), db.connection():
+        return fn()

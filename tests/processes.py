@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 
@@ -24,3 +25,13 @@ def desk_env(state: Any, db_url: str, **settings: str) -> dict[str, str]:
     })
     env.update(settings)
     return env
+
+
+def wait_for(check: Any, timeout: float, what: str, log_path: Any) -> None:
+    """Poll ``check()`` until it is true; after ``timeout`` seconds fail with the process log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}:\n{log_path.read_text()}")

@@ -33,7 +33,7 @@ from core.services import tickets
 from core.services.tickets import Actor, Identity
 from tests import loopback
 from tests.factories import build_desk
-from tests.processes import desk_env
+from tests.processes import desk_env, wait_for
 from tests.standin import Platform
 
 from .test_admin_helpers import post, sign_in
@@ -555,13 +555,6 @@ def _start_worker(app: Any, db_url: str, platform: Platform, log: Any) -> subpro
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _wait(check: Any, timeout: float, what: str, log_path: Any) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}:\n{log_path.read_text()}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -594,7 +587,7 @@ def test_outbox_worker_killed_mid_send_sends_exactly_once_afterwards(
     with log_path.open("wb") as log:
         worker = _start_worker(app, db_url, platform, log)
         try:
-            _wait(lambda: state_of(reply.id) == Delivery.SENT and state_of(ack.id) ==
+            wait_for(lambda: state_of(reply.id) == Delivery.SENT and state_of(ack.id) ==
                   Delivery.SENT, 30, "the worker to send", log_path)
         finally:
             _stop(worker)
@@ -621,7 +614,7 @@ def test_outbox_worker_killed_mid_send_sends_exactly_once_afterwards(
     with log_path.open("ab") as log:
         worker = _start_worker(app, db_url, platform, log)
         try:
-            _wait(lambda: state_of(second.id) == Delivery.SENT, 30, "the resend", log_path)
+            wait_for(lambda: state_of(second.id) == Delivery.SENT, 30, "the resend", log_path)
         finally:
             _stop(worker)
     assert platform.attempts.count(key) == 2  # sent again, with the same key...

@@ -15,7 +15,7 @@ from plugins.livechat import desk
 from plugins.livechat.models import Chat
 from plugins.livechat.tokens import new_visitor
 from tests.factories import build_desk
-from tests.livechat_support import ORIGIN, ChatProcess, Visitor
+from tests.livechat_support import ORIGIN, ChatProcess, Visitor, in_app, running_chat
 from tests.test_admin_helpers import post, sign_in
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 200
@@ -32,14 +32,7 @@ def desk_app(make_app: Any) -> Any:
 
 @pytest.fixture
 def chat(desk_app: Any, db_url: str, tmp_path: Any) -> Iterator[ChatProcess]:
-    process = ChatProcess(desk_app, db_url, tmp_path / "chat.log")
-    yield process
-    process.stop()
-
-
-def _in(app: Any, fn: Any) -> Any:
-    with app.app_context(), db.connection():
-        return fn()
+    yield from running_chat(desk_app, db_url, tmp_path)
 
 
 def _upload(client: Any, token: str | None, data: bytes = PNG, name: str = "receipt.png",
@@ -78,7 +71,7 @@ def test_a_visitors_file_reaches_the_ticket_the_socket_and_downloads_only(
         attachment = Attachment.get(Attachment.message == message.id)
         return message.ticket_id, attachment.ticket_id
 
-    ticket_id, attachment_ticket = _in(desk_app, stored)
+    ticket_id, attachment_ticket = in_app(desk_app, stored)
     assert ticket_id == attachment_ticket
     # The same client id again is one message.
     again = _upload(client, visitor.token)
@@ -93,7 +86,7 @@ def test_uploads_are_refused_without_a_valid_token_from_foreign_sites_and_over_t
     visitor.say("hello")
     assert _upload(client, None).status_code == 401
     assert _upload(client, visitor.token + "x").status_code == 401
-    _other, other_token = _in(desk_app, new_visitor)
+    _other, other_token = in_app(desk_app, new_visitor)
     assert _upload(client, visitor.token, origin="https://evil.example").status_code == 403
     html = _upload(client, visitor.token, data=b"<html><script>alert(1)</script></html>",
                    name="page.html", client_id="f-html")
@@ -107,7 +100,7 @@ def test_uploads_are_refused_without_a_valid_token_from_foreign_sites_and_over_t
     assert third.status_code == 429 and third.json["code"] == "files"
     # Another visitor's upload lands in their own chat, never in this one.
     assert _upload(client, other_token, client_id="f-o").status_code == 200
-    counts = _in(desk_app, lambda: sorted(
+    counts = in_app(desk_app, lambda: sorted(
         Attachment.select().where(Attachment.ticket == t).count()
         for t in {c.ticket_id for c in Chat.select()}))
     assert counts == [1, 2]
@@ -118,8 +111,8 @@ def test_an_agents_file_reaches_the_visitor_as_a_download_link(
         desk_app: Any, chat: ChatProcess) -> None:
     visitor = Visitor(chat.url, name="Sari")
     ack = visitor.say("Please send me the form")
-    row = _in(desk_app, lambda: Chat.get(Chat.ticket == Message.get_by_id(ack["id"]).ticket_id))
-    _in(desk_app, lambda: desk.accept(Chat.get_by_id(row.id), desk_app.desk.agent))
+    row = in_app(desk_app, lambda: Chat.get(Chat.ticket == Message.get_by_id(ack["id"]).ticket_id))
+    in_app(desk_app, lambda: desk.accept(Chat.get_by_id(row.id), desk_app.desk.agent))
     agent = desk_app.test_client()
     sign_in(agent, "agent@desk.test")
     url = f"/admin/livechat_console/{row.id}"

@@ -14,7 +14,7 @@ from core.services import tickets
 from plugins.livechat.models import Chat, ChatState
 from plugins.livechat.tokens import new_visitor
 from tests.factories import build_desk
-from tests.livechat_support import ChatProcess, Visitor
+from tests.livechat_support import ChatProcess, Visitor, in_app, running_chat
 
 
 @pytest.fixture
@@ -27,14 +27,7 @@ def desk_app(make_app: Any) -> Any:
 
 @pytest.fixture
 def chat(desk_app: Any, db_url: str, tmp_path: Any) -> Iterator[ChatProcess]:
-    process = ChatProcess(desk_app, db_url, tmp_path / "chat.log")
-    yield process
-    process.stop()
-
-
-def _in(app: Any, fn: Any) -> Any:
-    with app.app_context(), db.connection():
-        return fn()
+    yield from running_chat(desk_app, db_url, tmp_path)
 
 
 def test_a_message_is_stored_on_a_livechat_ticket_before_it_is_acknowledged(
@@ -48,7 +41,7 @@ def test_a_message_is_stored_on_a_livechat_ticket_before_it_is_acknowledged(
         return message, Ticket.get_by_id(message.ticket_id), Chat.get(Chat.ticket ==
                                                                        message.ticket_id)
 
-    message, ticket, chat_row = _in(desk_app, stored)
+    message, ticket, chat_row = in_app(desk_app, stored)
     assert message.body_text == "My payout did not arrive"
     assert message.author_kind == AuthorKind.CONTACT
     assert ticket.channel == "livechat" and ticket.requester_name == "Sari"
@@ -64,7 +57,7 @@ def test_the_same_client_message_id_sent_twice_gives_one_message(
     first = visitor.say("Hello there", client_id="c-1")
     again = visitor.say("Hello there", client_id="c-1")
     assert first["id"] == again["id"]
-    count = _in(desk_app, lambda: Message.select().where(
+    count = in_app(desk_app, lambda: Message.select().where(
         Message.external_id.endswith(":c-1")).count())
     assert count == 1
 
@@ -79,7 +72,7 @@ def test_two_visitors_never_see_each_others_messages(desk_app: Any, chat: ChatPr
     assert all("Ben" not in e["text"] for e in ana.seen)
     assert all("Ana" not in e["text"] for e in ben.seen)
     assert a["id"] != b["id"]
-    tickets_of = _in(desk_app, lambda: {Message.get_by_id(a["id"]).ticket_id,
+    tickets_of = in_app(desk_app, lambda: {Message.get_by_id(a["id"]).ticket_id,
                                         Message.get_by_id(b["id"]).ticket_id})
     assert len(tickets_of) == 2
     # Ben reconnecting from the start sees only his own conversation.
@@ -92,10 +85,10 @@ def test_two_visitors_never_see_each_others_messages(desk_app: Any, chat: ChatPr
 def test_a_forged_or_altered_token_is_refused(desk_app: Any, chat: ChatProcess) -> None:
     ana = Visitor(chat.url)
     ana.say("mine")
-    forged = _in(desk_app, lambda: "v" + "A" * 24 + "." + "B" * 27)
+    forged = in_app(desk_app, lambda: "v" + "A" * 24 + "." + "B" * 27)
     altered = ana.token[:-3] + ("abc" if not ana.token.endswith("abc") else "xyz")
     # A token signed with another desk's key is no better.
-    foreign = _in(desk_app, lambda: _other_key_token())
+    foreign = in_app(desk_app, lambda: _other_key_token())
     for token in (forged, altered, foreign):
         with pytest.raises(ConnectionClosed) as closed:
             Visitor(chat.url, token=token)
@@ -129,7 +122,7 @@ def test_reconnecting_resumes_every_missed_message_once(desk_app: Any, chat: Cha
         agent = desk_app.desk.agent
         return [tickets.reply(ticket, agent, f"Answer {n}").id for n in (1, 2)]
 
-    replies = _in(desk_app, agent_replies)
+    replies = in_app(desk_app, agent_replies)
     back = Visitor(chat.url, token=visitor.token, last_seen=last)
     back.drain(1.0)
     ids = [e["id"] for e in back.seen]
@@ -147,19 +140,19 @@ def test_an_agent_reply_goes_through_the_outbox_to_the_open_socket_and_is_read(
         ticket = Ticket.get_by_id(Message.get_by_id(ack["id"]).ticket_id)
         return tickets.reply(ticket, desk_app.desk.agent, "Hi, Agus here.")
 
-    message = _in(desk_app, reply)
+    message = in_app(desk_app, reply)
     got = visitor.message(lambda e: e["id"] == message.id)
     assert got["author"] == "agent" and got["name"] == "Agus Agent"
-    assert _in(desk_app, lambda: Message.get_by_id(message.id).delivery_state) == Delivery.SENT
+    assert in_app(desk_app, lambda: Message.get_by_id(message.id).delivery_state) == Delivery.SENT
     visitor.send(type="read", id=got["id"])
     import time
 
     deadline = time.monotonic() + 10
-    while _in(desk_app, lambda: Message.get_by_id(message.id).delivery_state) != Delivery.READ:
+    while in_app(desk_app, lambda: Message.get_by_id(message.id).delivery_state) != Delivery.READ:
         assert time.monotonic() < deadline, "the read receipt was not recorded"
         time.sleep(0.1)
     # A person has written: the chat is theirs.
-    state = _in(desk_app, lambda: Chat.get(Chat.ticket == message.ticket_id).state)
+    state = in_app(desk_app, lambda: Chat.get(Chat.ticket == message.ticket_id).state)
     assert state == ChatState.ACTIVE
 
 
@@ -172,7 +165,7 @@ def test_too_long_and_too_many_messages_are_refused_without_storing(
         assert visitor.say("x" * 51)["code"] == "too_long"
         outcomes = [visitor.say(f"message {n}")["type"] for n in range(6)]
         assert outcomes[0] == "ack" and "error" in outcomes
-        stored = _in(desk_app, lambda: Message.select().where(
+        stored = in_app(desk_app, lambda: Message.select().where(
             Message.author_kind == AuthorKind.CONTACT).count())
         assert stored == outcomes.count("ack")
     finally:

@@ -89,13 +89,6 @@ def _sweep(app: Any) -> None:
         outbox.sweep()
 
 
-def _wait(check: Any, timeout: float, what: str, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}:\n{log_path.read_text()}")
 
 
 def test_a_worker_killed_mid_send_leaves_the_reply_failed_as_unknown_not_sent_twice(
