@@ -133,12 +133,15 @@ def search(query: str, language: str, *, user_type_id: int | None = None,
     for group in groups:
         group.extend(fixes.get(group[0], ()))
     category_ids = list(category_ids) if category_ids is not None else None
-    run = _search_sqlite if _is_sqlite() else _search_postgresql
     # Articles with every word first: an intersection, fast however large the knowledge
     # base. Only when none has them all, any word will do (a union, ranked by relevance).
-    hits = run(groups, prefix, language, user_type_id, category_ids, limit, every=True)
+    # PostgreSQL picks the union's words in the intersection's statement.
+    if not _is_sqlite():
+        return _search_postgresql(groups, prefix, language, user_type_id, category_ids, limit)
+    hits = _search_sqlite(groups, prefix, language, user_type_id, category_ids, limit, every=True)
     if not hits and len(groups) > 1:
-        hits = run(groups, prefix, language, user_type_id, category_ids, limit, every=False)
+        hits = _search_sqlite(groups, prefix, language, user_type_id, category_ids, limit,
+                              every=False)
     return hits
 
 
@@ -268,35 +271,27 @@ def _fts_term(term: str) -> str:
     return _fts_phrase(term)
 
 
-def _without_common_lexemes(groups: list[list[str]], config: str,
-                            language: str) -> list[list[str]]:
-    """Like ``_without_common``, counting each term's articles in the language's own index.
-
-    The counts stop at the budget (a term past it is left out unless it is the rarest):
-    an index look-up of at most that many rows each, in one statement, and no reliance
-    on the planner's statistics, which at 100,000 articles list only lexemes in more than
-    about 1% of them.
-    """
-    terms = sorted({term for group in groups for term in group})
-    # One round trip: the size of the knowledge base (as on SQLite, the highest id) and
-    # the counts; on a busy host every round trip to the server is a wait for a core.
-    rows = loket().database.execute_sql(
-        "SELECT t, (SELECT count(*) FROM (SELECT 1 FROM kb_article a WHERE a.language = %s "
-        "AND a.search_vector @@ to_tsquery(%s::regconfig, t) LIMIT %s) s), "
-        "(SELECT max(id) FROM kb_article) FROM unnest(%s::text[]) AS t",
-        [language, config, POSTGRES_UNION_BUDGET + 1, terms]).fetchall()
-    total = (rows[0][2] or 0) if rows else 0
-    return _rarest(groups, {term: count for term, count, _ in rows}, total,
-                   POSTGRES_UNION_BUDGET)
-
-
 def _tsquery_operand(word: str) -> str:
     return "".join(ch for ch in word if ch.isalnum())
 
 
 def _search_postgresql(groups: list[list[str]], prefix: str | None, language: str,
                        user_type_id: int | None, category_ids: list[int] | None,
-                       limit: int, every: bool) -> list[Hit]:
+                       limit: int) -> list[Hit]:
+    """The intersection, then the union only when it finds nothing: at most two statements.
+
+    The statement of the intersection also picks, when it finds nothing, the word groups
+    the union keeps (``_UNION_GROUPS``, from the counts kept in ``kb_lexeme``, migration
+    0005): no statement of its own to count them (3 to 5 ms at 100,000 articles when the
+    index counted them). The union then runs with its words written out, as every
+    full-text query here is (see ``_candidates``). One statement for both (the union's query
+    built inside it) was slower: the planner, not seeing the union's words, took the
+    index of every language (6 ms instead of 1.5 for "strange charge on my card"), and
+    the union's part was planned even when the intersection found articles. Measured at
+    100,000 articles: a suggestion the intersection answers costs ~0.3 ms more on the
+    server than before (the counts' part planned and run), one that needs the union
+    2 to 3 ms less.
+    """
     config = POSTGRES_CONFIGS.get(language, "simple")
     operands: list[list[str]] = []
     for group in groups:
@@ -313,34 +308,114 @@ def _search_postgresql(groups: list[list[str]], prefix: str | None, language: st
     operands = [group for group in operands if group]
     if not operands:
         return []
-    if not every:
-        operands = _without_common_lexemes(operands, config, language)
-    query = (" & " if every else " | ").join(
-        "(" + " | ".join(group) + ")" for group in operands)
     where, params = _filters(language, user_type_id, category_ids, "%s")
-    # One statement. ts_rank_cd reads each article's whole tsvector, so it ranks a bounded
-    # set of candidates, not every match: the title matches (from the title's own, small
-    # index; a title match outranks a body match anyway) and the newest of all matches.
-    # A common word or a half-typed "verif" costs at most RANKED_TITLES + RANKED_NEWEST.
-    # The query is written out in each part (not a shared CTE): the planner then sees its
-    # words and takes the language's own index (migration 0002). "a.id + 0": ordered by
-    # the plain id, the planner may walk the primary key backwards and test every article
-    # until it has enough (60 ms for a common prefix), instead of using the GIN index.
-    # The title index is read only when the newest matches fill their share (a one-time
-    # filter): when every match is among them, it adds nothing.
+    every = " & ".join("(" + " | ".join(group) + ")" for group in operands)
+    if len(operands) == 1:  # the union would be the same query
+        ctes, args = _candidates(config, every, where, params)
+        return _hits(f"WITH {ctes} {_ranked()}", [*args, *_ranked_args(config, every, limit)])
+    # The intersection's scans run only when the counts leave it a chance (a one-time
+    # filter): a typed sentence often has a word no article uses.
+    ctes, args = _candidates(config, every, where, params,
+                             "(SELECT possible FROM every_possible) AND ")
+    terms = [(n, term) for n, group in enumerate(operands, 1) for term in group]
+    # The hits in their order (part 1) or, when there are none, one row (part 0) with the
+    # numbers of the groups the union keeps.
+    sql = (f"WITH {_UNION_GROUPS}, {ctes}, hits(id, score, title, slug, language, "
+           f"category_slug, user_type_slug, body_start, pos) AS ("
+           f"{_ranked(', a.position')}) "
+           "SELECT 1 AS part, NULL::int[] AS kept, id, score, title, slug, language, "
+           "category_slug, user_type_slug, body_start, pos FROM hits UNION ALL "
+           "SELECT 0, (SELECT array_agg(g ORDER BY g) FROM union_kept), NULL, NULL, NULL, NULL, "
+           "NULL, NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM newest) "
+           "ORDER BY part, score DESC, pos, id")
+    rows = loket().database.execute_sql(sql, [
+        [n for n, _term in terms], [term for _n, term in terms], config, language, PRUNE_FROM,
+        POSTGRES_UNION_BUDGET, COMMON_SHARE, *args, *_ranked_args(config, every, limit)
+    ]).fetchall()
+    if not rows or rows[0][0] != 0:
+        return [Hit(article_id, float(score), *rest[:-1])
+                for _part, _kept, article_id, score, *rest in rows]
+    kept = set(rows[0][1] or ())
+    union = " | ".join("(" + " | ".join(group) + ")"
+                       for n, group in enumerate(operands, 1) if n in kept)
+    ctes, args = _candidates(config, union, where, params)
+    return _hits(f"WITH {ctes} {_ranked()}", [*args, *_ranked_args(config, union, limit)])
+
+
+def _hits(sql: str, args: list) -> list[Hit]:
+    rows = loket().database.execute_sql(sql, args).fetchall()
+    return [Hit(article_id, float(score), *rest) for article_id, score, *rest in rows]
+
+
+def _candidates(config: str, query: str, where: str, params: list,
+                gate: str = "") -> tuple[str, list]:
+    """The CTEs ``newest`` and ``cand``: the articles a search ranks, and their parameters.
+
+    ts_rank_cd reads each article's whole tsvector, so it ranks a bounded set of
+    candidates, not every match: the title matches (from the title's own, small index; a
+    title match outranks a body match anyway) and the newest of all matches. A common
+    word or a half-typed "verif" costs at most RANKED_TITLES + RANKED_NEWEST. The query is
+    written out in each part (not a shared CTE): the planner then sees its words and takes
+    the language's own index (migration 0002). "a.id + 0": ordered by the plain id, the
+    planner may walk the primary key backwards and test every article until it has
+    enough (60 ms for a common prefix), instead of using the GIN index. The title index
+    is read only when the newest matches fill their share (a one-time filter): when every
+    match is among them, it adds nothing.
+    """
     tsquery = "to_tsquery(%s::regconfig, %s)"
-    sql = ("WITH newest AS ("
-           f"SELECT a.id FROM kb_article a WHERE a.search_vector @@ {tsquery}{where} "
+    sql = ("newest AS ("
+           f"SELECT a.id FROM kb_article a WHERE {gate}a.search_vector @@ {tsquery}{where} "
            "ORDER BY a.id + 0 DESC LIMIT %s), cand AS (SELECT id FROM newest UNION "
            f"(SELECT a.id FROM kb_article a WHERE a.title_vector @@ {tsquery}{where} "
-           "AND (SELECT count(*) FROM newest) >= %s ORDER BY a.id + 0 DESC LIMIT %s)) "
-           f"SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, {tsquery}) AS score, "
-           f"{HIT_COLUMNS} JOIN cand ON cand.id = a.id "
-           "ORDER BY score DESC, a.position, a.id LIMIT %s")
-    rows = loket().database.execute_sql(
-        sql, [config, query, *params, RANKED_NEWEST, config, query, *params, RANKED_NEWEST,
-              RANKED_TITLES, POSTGRES_WEIGHTS, config, query, limit]).fetchall()
-    return [Hit(article_id, float(score), *rest) for article_id, score, *rest in rows]
+           "AND (SELECT count(*) FROM newest) >= %s ORDER BY a.id + 0 DESC LIMIT %s))")
+    return sql, [config, query, *params, RANKED_NEWEST, config, query, *params,
+                 RANKED_NEWEST, RANKED_TITLES]
+
+
+def _ranked(more: str = "") -> str:
+    """The candidates (``cand``), best first, as Hits (``more``: columns after those).
+
+    Parameters: _ranked_args.
+    """
+    return ("SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, "
+            f"to_tsquery(%s::regconfig, %s)) AS score, "
+            f"{HIT_COLUMNS.replace(' FROM ', more + ' FROM ', 1)} "
+            "JOIN cand ON cand.id = a.id ORDER BY score DESC, a.position, a.id LIMIT %s")
+
+
+def _ranked_args(config: str, query: str, limit: int) -> list:
+    return [POSTGRES_WEIGHTS, config, query, limit]
+
+
+# The word groups a union keeps, as ``_rarest`` keeps them, from the counts in kb_lexeme
+# (migration 0005), for the intersection's statement to return when it finds nothing.
+# A term's lexemes are PostgreSQL's (to_tsvector with the language's configuration, as
+# to_tsquery makes them); a prefix term ("verif:*") counts as the sum over its range of
+# lexemes (an upper bound), each an index range look-up. Sorted rarest first, a group is
+# kept while the running sum is within the budget and it is in no more than COMMON_SHARE
+# of the articles (both fail only further down the list, so "kept" is one condition);
+# the rarest is always kept, and below PRUNE_FROM articles every group is. The size is
+# the highest id, as on SQLite. And whether the intersection can find anything at all:
+# not when a group's words are in no published article (a typo's group, a word the
+# articles never use), counting only terms PostgreSQL indexes (a word of its stop list,
+# to_tsquery leaves out of the query). Parameters: group numbers (from 1) and terms (two
+# arrays), the configuration, the language, PRUNE_FROM, the budget, COMMON_SHARE.
+_UNION_GROUPS = (
+    "union_counts AS (SELECT u.g, coalesce(sum(c.n), 0) AS n, "
+    "bool_and(s.lexeme IS NOT NULL) AS indexed "
+    "FROM unnest(%s::int[], %s::text[]) AS u(g, t) "
+    "LEFT JOIN LATERAL unnest(tsvector_to_array(to_tsvector(%s::regconfig, "
+    "rtrim(u.t, ':*')))) AS s(lexeme) ON true "
+    "LEFT JOIN LATERAL (SELECT sum(k.articles) AS n FROM kb_lexeme k WHERE k.language = %s "
+    "AND k.lexeme >= s.lexeme AND k.lexeme < s.lexeme "
+    "|| CASE WHEN right(u.t, 2) = ':*' THEN chr(1114111) ELSE chr(1) END) AS c ON true "
+    "GROUP BY u.g), "
+    "union_kept AS (SELECT r.g FROM (SELECT g, n, sum(n) OVER (ORDER BY n, g) AS reached, "
+    "row_number() OVER (ORDER BY n, g) AS place FROM union_counts) r, "
+    "(SELECT coalesce(max(id), 0) AS total FROM kb_article) s "
+    "WHERE r.place = 1 OR s.total < %s OR (r.reached <= %s AND r.n <= %s * s.total)), "
+    "every_possible AS (SELECT NOT coalesce(bool_or(n = 0 AND indexed), false) AS possible "
+    "FROM union_counts)")
 
 
 def articles(hits: list[Hit]) -> list[Article]:
