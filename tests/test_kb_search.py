@@ -251,9 +251,9 @@ def test_a_half_typed_word_is_not_taken_for_a_typo(kb, monkeypatch):
     looked_up: list[list[str]] = []
     original = module._known_words
 
-    def spying(words: list[str], language: str) -> set[str]:
+    def spying(words: list[str], language: str, prefix: str | None = None) -> set[str]:
         looked_up.append(words)
-        return original(words, language)
+        return original(words, language, prefix)
 
     monkeypatch.setattr(module, "_known_words", spying)
     # "verif" starts "verification": no look-up of its one-edit variants, and it still
@@ -285,6 +285,11 @@ def test_the_vocabulary_look_up_finds_exactly_the_known_words(kb):
     # Another language's vocabulary is not consulted; nothing asked, nothing found.
     assert module._known_words(["password"], "xx") == set()
     assert module._known_words([], "en") == set()
+    # With the word being typed: also the first word from it on, if one starts with it.
+    assert any(w.startswith("verif") for w in module._known_words(["verif"], "en", "verif"))
+    assert module._known_words(["zzzzqx"], "en", "zzzzqx") == set()
+    first = module._known_words([], "en", "pass")
+    assert len(first) == 1 and first.pop().startswith("pass")
 
 
 def test_sqlite_keeps_a_full_text_table_per_language_in_step(kb):
@@ -384,7 +389,8 @@ def test_postgresql_counts_the_articles_already_there_when_migrated(kb):
     database = Article._meta.database.obj
     migration.down(None, database)
     _body_fillers(kb, 5, "zebra")  # saved while nothing counts
-    migration.up(None, database)
+    with database.atomic():  # as the migration runner runs it
+        migration.up(None, database)
     kept, actual = _lexeme_counts()
     assert kept == actual and kept[("en", "zebra")] == 5
 

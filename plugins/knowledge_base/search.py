@@ -53,7 +53,7 @@ def _is_sqlite() -> bool:
     return isinstance(loket().database, peewee.SqliteDatabase)
 
 
-def _known_words(words: list[str], language: str) -> set[str]:
+def _known_words(words: list[str], language: str, prefix: str | None = None) -> set[str]:
     """The ones of ``words`` in the vocabulary (raw SQL: peewee takes ms to build a long IN).
 
     PostgreSQL gets the words as one text literal split on the server
@@ -62,14 +62,29 @@ def _known_words(words: list[str], language: str) -> set[str]:
     that many parameters cost ~1.7 ms at 100,000 articles, mostly in quoting, parsing
     and planning them one by one. The words are ASCII letters (``corrections``), so a
     space separates them unambiguously; anything else is left out of the look-up.
+
+    ``prefix``: also the first vocabulary word from it on, so the caller can tell whether
+    a word starts with it, on PostgreSQL in the same statement (a half-typed last word
+    is in most suggestions: a round trip each). The range is exact for the binary
+    collation of SQLite and PostgreSQL's "C"; under another collation a miss only means
+    the word gets its corrections, as before.
     """
+    first = ("SELECT word FROM kb_term WHERE language = {0} AND word >= {0} AND word < {0} "
+             "ORDER BY word LIMIT 1")
+    after = [language, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)] if prefix else []
     if not _is_sqlite():
         plain = [w for w in words if w.isascii() and w.isalpha()]
-        if not plain:
+        parts, args = [], []
+        if plain:
+            parts.append("SELECT word FROM kb_term WHERE language = %s "
+                         "AND word = ANY(string_to_array(%s, ' '))")
+            args += [language, " ".join(plain)]
+        if prefix:
+            parts.append(f"({first.format('%s')})")
+            args += after
+        if not parts:
             return set()
-        rows = loket().database.execute_sql(
-            "SELECT word FROM kb_term WHERE language = %s "
-            "AND word = ANY(string_to_array(%s, ' '))", [language, " ".join(plain)])
+        rows = loket().database.execute_sql(" UNION ALL ".join(parts), args)
         return {row[0] for row in rows}
     found: set[str] = set()
     for start in range(0, len(words), 900):  # below every SQLite's variable limit
@@ -77,21 +92,9 @@ def _known_words(words: list[str], language: str) -> set[str]:
         sql = ("SELECT word FROM kb_term WHERE language = ? "
                f"AND word IN ({', '.join(['?'] * len(chunk))})")
         found |= {row[0] for row in loket().database.execute_sql(sql, [language, *chunk])}
+    if prefix:
+        found |= {row[0] for row in loket().database.execute_sql(first.format("?"), after)}
     return found
-
-
-def _starts_a_word(prefix: str, language: str) -> bool:
-    """Whether a vocabulary word starts with ``prefix`` (an index range, then checked here).
-
-    The range is exact for the binary collation of SQLite and PostgreSQL's "C"; under
-    another collation a miss only means the word gets its corrections, as before.
-    """
-    mark = "?" if _is_sqlite() else "%s"
-    row = loket().database.execute_sql(
-        f"SELECT word FROM kb_term WHERE language = {mark} AND word >= {mark} "
-        f"AND word < {mark} ORDER BY word LIMIT 1",
-        [language, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]).fetchone()
-    return row is not None and row[0].startswith(prefix)
 
 
 def corrections(query_words: list[str], language: str,
@@ -104,10 +107,11 @@ def corrections(query_words: list[str], language: str,
     candidates = [w for w in query_words if len(w) >= 4 and w.isascii() and w.isalpha()]
     if not candidates:
         return {}
-    known = _known_words(candidates, language)
+    typing = prefix if prefix in candidates else None
+    known = _known_words(candidates, language, typing)
     unknown = [w for w in candidates if w not in known]
-    if prefix in unknown and _starts_a_word(prefix, language):
-        unknown.remove(prefix)
+    if typing in unknown and any(word.startswith(typing) for word in known):
+        unknown.remove(typing)
     if not unknown:
         return {}
     edits = {w: one_edit_away(w) for w in unknown}

@@ -11,9 +11,12 @@ Statement-level triggers with transition tables keep it in step with every write
 kb_article, from the console, a script or a bulk load alike (one aggregated write a
 statement, not one a row): publishing, editing and inserting add the new lexemes,
 unpublishing, editing and deleting take the old ones away; an edit writes only the
-lexemes whose count changed. The lexeme compares bytewise ("C"), so a prefix is an index
-range. Rows are kept at zero (the vocabulary only grows, as kb_term's). SQLite counts in
-its FTS5 index, which stops at the budget and is fast enough (``search._without_common``).
+lexemes whose count changed. Every write is an upsert in key order, so two saves at once
+wait for each other (a common word's row) but cannot deadlock. The lexeme compares
+bytewise ("C"), so a prefix is an index range. Rows are kept at zero (the vocabulary
+only grows, as kb_term's). A TRUNCATE of kb_article is not counted (nothing here does
+one). SQLite counts in its FTS5 index, which stops at the budget and is fast enough
+(``search._without_common``).
 """
 from peewee import *
 
@@ -27,14 +30,14 @@ FUNCTION = """
         WHERE n.status = 'published' GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (language, lexeme) DO UPDATE SET articles = k.articles + excluded.articles;
       ELSIF TG_OP = 'DELETE' THEN
-        UPDATE kb_lexeme AS k SET articles = k.articles - gone.articles
-        FROM (SELECT o.language, l.lexeme, count(*) AS articles
-              FROM kb_lexeme_old o, unnest(tsvector_to_array(o.search_vector)) AS l(lexeme)
-              WHERE o.status = 'published' GROUP BY 1, 2) AS gone
-        WHERE k.language = gone.language AND k.lexeme = gone.lexeme;
+        INSERT INTO kb_lexeme AS k (language, lexeme, articles)
+        SELECT o.language, l.lexeme, -count(*)
+        FROM kb_lexeme_old o, unnest(tsvector_to_array(o.search_vector)) AS l(lexeme)
+        WHERE o.status = 'published' GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (language, lexeme) DO UPDATE SET articles = k.articles + excluded.articles;
       ELSE
         -- The net change only: an edit that keeps the words (a new position, a review
-        -- date) writes nothing. Rows are written in key order, so two saves cannot deadlock.
+        -- date) writes nothing.
         INSERT INTO kb_lexeme AS k (language, lexeme, articles)
         SELECT language, lexeme, sum(change) FROM (
           SELECT n.language, l.lexeme, 1 AS change
@@ -55,6 +58,9 @@ FUNCTION = """
 def up(migrator, db):
     if isinstance(db, SqliteDatabase):
         return
+    # No article is written between the count and the triggers (the migration is one
+    # transaction; readers go on).
+    db.execute_sql("LOCK TABLE kb_article IN SHARE ROW EXCLUSIVE MODE")
     db.execute_sql(
         "CREATE TABLE kb_lexeme (language varchar(8) NOT NULL, "
         'lexeme text COLLATE "C" NOT NULL, articles integer NOT NULL, '
