@@ -402,8 +402,8 @@ def _union_groups(groups: list[list[str]], language: str = "en") -> tuple[list[i
     terms = [(n, term) for n, group in enumerate(groups, 1) for term in group]
     config = module.POSTGRES_CONFIGS[language]
     row = Article._meta.database.obj.execute_sql(
-        f"WITH {module._UNION_GROUPS} SELECT (SELECT array_agg(g ORDER BY g) FROM union_kept), "
-        "(SELECT possible FROM every_possible)",
+        "SELECT kept, possible FROM kb_union_groups(%s::int[], %s::text[], %s::regconfig, "
+        "%s, %s, %s, %s)",
         [[n for n, _ in terms], [t for _, t in terms], config, language, module.PRUNE_FROM,
          module.POSTGRES_UNION_BUDGET, module.COMMON_SHARE]).fetchone()
     return row[0], row[1]

@@ -285,9 +285,9 @@ def _search_postgresql(groups: list[list[str]], prefix: str | None, language: st
     """The intersection, then the union only when it finds nothing: at most two statements.
 
     The statement of the intersection also picks, when it finds nothing, the word groups
-    the union keeps (``_UNION_GROUPS``, from the counts kept in ``kb_lexeme``, migration
-    0005): no statement of its own to count them (3 to 5 ms at 100,000 articles when the
-    index counted them). The union then runs with its words written out, as every
+    the union keeps (as ``_rarest`` does, in the function ``kb_union_groups``, from the
+    counts kept in ``kb_lexeme``, migration 0005): no statement of its own to count them
+    (3 to 5 ms at 100,000 articles when the index counted them). The union then runs with its words written out, as every
     full-text query here is (see ``_candidates``). One statement for both (the union's query
     built inside it) was slower: the planner, not seeing the union's words, took the
     index of every language (6 ms instead of 1.5 for "strange charge on my card"), and
@@ -317,19 +317,22 @@ def _search_postgresql(groups: list[list[str]], prefix: str | None, language: st
     if len(operands) == 1:  # the union would be the same query
         ctes, args = _candidates(config, every, where, params)
         return _hits(f"WITH {ctes} {_ranked()}", [*args, *_ranked_args(config, every, limit)])
-    # The intersection's scans run only when the counts leave it a chance (a one-time
-    # filter): a typed sentence often has a word no article uses.
+    # The counts (kb_union_groups, migration 0005) come first: the intersection's scans
+    # run only when they leave it a chance (a one-time filter), since a typed sentence
+    # often has a word no article uses.
     ctes, args = _candidates(config, every, where, params,
-                             "(SELECT possible FROM every_possible) AND ")
+                             "(SELECT possible FROM union_groups) AND ")
     terms = [(n, term) for n, group in enumerate(operands, 1) for term in group]
     # The hits in their order (part 1) or, when there are none, one row (part 0) with the
     # numbers of the groups the union keeps.
-    sql = (f"WITH {_UNION_GROUPS}, {ctes}, hits(id, score, title, slug, language, "
+    sql = ("WITH union_groups AS MATERIALIZED (SELECT * FROM kb_union_groups("
+           "%s::int[], %s::text[], %s::regconfig, %s, %s, %s, %s)), "
+           f"{ctes}, hits(id, score, title, slug, language, "
            f"category_slug, user_type_slug, body_start, pos) AS ("
            f"{_ranked(', a.position')}) "
            "SELECT 1 AS part, NULL::int[] AS kept, id, score, title, slug, language, "
            "category_slug, user_type_slug, body_start, pos FROM hits UNION ALL "
-           "SELECT 0, (SELECT array_agg(g ORDER BY g) FROM union_kept), NULL, NULL, NULL, NULL, "
+           "SELECT 0, (SELECT kept FROM union_groups), NULL, NULL, NULL, NULL, "
            "NULL, NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM newest) "
            "ORDER BY part, score DESC, pos, id")
     rows = loket().database.execute_sql(sql, [
@@ -389,37 +392,6 @@ def _ranked(more: str = "") -> str:
 
 def _ranked_args(config: str, query: str, limit: int) -> list:
     return [POSTGRES_WEIGHTS, config, query, limit]
-
-
-# The word groups a union keeps, as ``_rarest`` keeps them, from the counts in kb_lexeme
-# (migration 0005), for the intersection's statement to return when it finds nothing.
-# A term's lexemes are PostgreSQL's (to_tsvector with the language's configuration, as
-# to_tsquery makes them); a prefix term ("verif:*") counts as the sum over its range of
-# lexemes (an upper bound), each an index range look-up. Sorted rarest first, a group is
-# kept while the running sum is within the budget and it is in no more than COMMON_SHARE
-# of the articles (both fail only further down the list, so "kept" is one condition);
-# the rarest is always kept, and below PRUNE_FROM articles every group is. The size is
-# the highest id, as on SQLite. And whether the intersection can find anything at all:
-# not when a group's words are in no published article (a typo's group, a word the
-# articles never use), counting only terms PostgreSQL indexes (a word of its stop list,
-# to_tsquery leaves out of the query). Parameters: group numbers (from 1) and terms (two
-# arrays), the configuration, the language, PRUNE_FROM, the budget, COMMON_SHARE.
-_UNION_GROUPS = (
-    "union_counts AS (SELECT u.g, coalesce(sum(c.n), 0) AS n, "
-    "bool_and(s.lexeme IS NOT NULL) AS indexed "
-    "FROM unnest(%s::int[], %s::text[]) AS u(g, t) "
-    "LEFT JOIN LATERAL unnest(tsvector_to_array(to_tsvector(%s::regconfig, "
-    "rtrim(u.t, ':*')))) AS s(lexeme) ON true "
-    "LEFT JOIN LATERAL (SELECT sum(k.articles) AS n FROM kb_lexeme k WHERE k.language = %s "
-    "AND k.lexeme >= s.lexeme AND k.lexeme < s.lexeme "
-    "|| CASE WHEN right(u.t, 2) = ':*' THEN chr(1114111) ELSE chr(1) END) AS c ON true "
-    "GROUP BY u.g), "
-    "union_kept AS (SELECT r.g FROM (SELECT g, n, sum(n) OVER (ORDER BY n, g) AS reached, "
-    "row_number() OVER (ORDER BY n, g) AS place FROM union_counts) r, "
-    "(SELECT coalesce(max(id), 0) AS total FROM kb_article) s "
-    "WHERE r.place = 1 OR s.total < %s OR (r.reached <= %s AND r.n <= %s * s.total)), "
-    "every_possible AS (SELECT NOT coalesce(bool_or(n = 0 AND indexed), false) AS possible "
-    "FROM union_counts)")
 
 
 def articles(hits: list[Hit]) -> list[Article]:
