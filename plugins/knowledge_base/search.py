@@ -92,7 +92,7 @@ def _known_words(words: list[str], language: str, prefix: str | None = None) -> 
         sql = ("SELECT word FROM kb_term WHERE language = ? "
                f"AND word IN ({', '.join(['?'] * len(chunk))})")
         found |= {row[0] for row in loket().database.execute_sql(sql, [language, *chunk])}
-    if prefix:
+    if prefix and prefix not in found:  # else the first word from it on is itself
         found |= {row[0] for row in loket().database.execute_sql(first.format("?"), after)}
     return found
 
@@ -284,17 +284,16 @@ def _search_postgresql(groups: list[list[str]], prefix: str | None, language: st
                        limit: int) -> list[Hit]:
     """The intersection, then the union only when it finds nothing: at most two statements.
 
-    The statement of the intersection also picks, when it finds nothing, the word groups
-    the union keeps (as ``_rarest`` does, in the function ``kb_union_groups``, from the
-    counts kept in ``kb_lexeme``, migration 0005): no statement of its own to count them
-    (3 to 5 ms at 100,000 articles when the index counted them). The union then runs with its words written out, as every
-    full-text query here is (see ``_candidates``). One statement for both (the union's query
-    built inside it) was slower: the planner, not seeing the union's words, took the
-    index of every language (6 ms instead of 1.5 for "strange charge on my card"), and
-    the union's part was planned even when the intersection found articles. Measured at
-    100,000 articles: a suggestion the intersection answers costs ~0.3 ms more on the
-    server than before (the counts' part planned and run), one that needs the union
-    2 to 3 ms less.
+    The intersection's statement also asks ``kb_union_groups`` (migration 0005) which of
+    the word groups a union keeps (as ``_rarest`` does, from the per-lexeme counts in
+    ``kb_lexeme``) and whether the intersection can find anything at all: no statement
+    of its own to count them (3 to 5 ms at 100,000 articles when the index counted
+    them), and no scan for an intersection a word rules out. When it finds nothing, the
+    union follows with its words written out, as every full-text query here is (see
+    ``_candidates``). One statement for both (the union's query built inside it) was
+    slower: the planner, not seeing the union's words, took the index of every language
+    (6 ms instead of 1.5 for "strange charge on my card"), and the union's part was
+    planned even when the intersection found articles.
     """
     config = POSTGRES_CONFIGS.get(language, "simple")
     operands: list[list[str]] = []
