@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from core import db as core_db
-from core.models import Ticket
+from core.models import Message, Status, Ticket
 
 from .test_browser import Console, browser, live_server  # noqa: F401 - fixtures
-from .test_i18n_pages import LOGIN_FORM, built_app, text_of
+from .test_i18n_pages import LOGIN_FORM, _open, built_app, text_of
 
 TYPED = {"name": "Siti Rahma", "email": "siti@example.test", "subject": "Tidak bisa masuk",
          "description": "Email verifikasi tidak pernah sampai", "extra_registered_email": ""}
@@ -68,6 +68,40 @@ def test_a_switch_needs_the_forms_csrf_token_like_any_post(make_app: Any) -> Non
     response = app.test_client().post(LOGIN_FORM + "?lang=id",
                                       data={**TYPED, "switch_language": "id"})
     assert response.status_code == 400
+
+
+def test_on_the_tracking_page_the_switcher_keeps_the_typed_reply(desk_app: Any) -> None:
+    ticket = _open(desk_app, "en")
+    tracking = f"/t/{ticket.id}/{ticket.access_key}"
+    client = desk_app.test_client()
+    page = client.get(tracking).get_data(as_text=True)
+    assert '<form class="form" id="reply-form"' in page
+    buttons = re.findall(r'<button type="submit" form="reply-form" formaction="([^"]+)" '
+                         r'formnovalidate name="switch_language" value="(\w+)"', page)
+    assert buttons == [(f"{tracking}/reply?lang={code}", code) for code in ("en", "id", "fil")]
+
+    def messages() -> int:
+        with desk_app.app_context(), core_db.connection():
+            return Message.select().where(Message.ticket == ticket.id).count()
+
+    before = messages()
+    typed = "Saya masih belum bisa masuk"
+    switched = client.post(f"{tracking}/reply?lang=id",
+                           data={"text": typed, "switch_language": "id"})
+    html = switched.get_data(as_text=True)
+    assert switched.status_code == 200 and '<html lang="id">' in html
+    assert f"{typed}</textarea>" in html and "Kirim balasan" in html
+    assert "flash-error" not in html and "flash-success" not in html
+    assert messages() == before  # a switch sends nothing
+    # The reply is sent when the customer sends it, in the language now chosen.
+    sent = client.post(f"{tracking}/reply", data={"text": typed})
+    assert sent.status_code == 302 and messages() == before + 1
+    assert "Kirim balasan" in text_of(client.get(tracking))
+    # A closed ticket has no reply form: its switcher is plain links again.
+    with desk_app.app_context(), core_db.connection():
+        Ticket.update(status=Status.CLOSED).where(Ticket.id == ticket.id).execute()
+    closed = client.get(tracking).get_data(as_text=True)
+    assert 'form="reply-form"' not in closed and 'lang="fil" hreflang="fil"' in closed
 
 
 @pytest.mark.browser

@@ -79,15 +79,19 @@ def test_the_switcher_is_plain_links_to_the_same_page(desk_app: Any) -> None:
     assert "<script" not in page
 
 
-def test_the_switcher_on_a_reply_with_an_error_leads_back_to_the_tracking_page(
+def test_the_switcher_on_a_reply_with_an_error_posts_back_to_the_reply(
         desk_app: Any) -> None:
+    # The tracking page's switcher is bound to the reply form (test_i18n_forms.py): from a
+    # reply with an error it posts to the reply's address, which shows the tracking page.
     ticket = _open(desk_app, "id")
     client = desk_app.test_client()
-    page = client.post(f"/t/{ticket.id}/{ticket.access_key}/reply?lang=id", data={"text": ""})
+    reply = f"/t/{ticket.id}/{ticket.access_key}/reply"
+    page = client.post(f"{reply}?lang=id", data={"text": ""})
     html = page.get_data(as_text=True)
     assert "Kolom ini wajib diisi." in html
-    assert f'href="/t/{ticket.id}/{ticket.access_key}?lang=fil"' in html
-    assert "Ticket" in text_of(client.get(f"/t/{ticket.id}/{ticket.access_key}?lang=fil"))
+    assert f'form="reply-form" formaction="{reply}?lang=fil"' in html
+    switched = client.post(f"{reply}?lang=fil", data={"text": "", "switch_language": "fil"})
+    assert "Ticket" in text_of(switched) and "Kailangang sagutan" not in text_of(switched)
 
 
 # -- The pages' own text ------------------------------------------------------------------------

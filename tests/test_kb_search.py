@@ -251,9 +251,9 @@ def test_a_half_typed_word_is_not_taken_for_a_typo(kb, monkeypatch):
     looked_up: list[list[str]] = []
     original = module._known_words
 
-    def spying(words: list[str], language: str) -> set[str]:
+    def spying(words: list[str], language: str, prefix: str | None = None) -> set[str]:
         looked_up.append(words)
-        return original(words, language)
+        return original(words, language, prefix)
 
     monkeypatch.setattr(module, "_known_words", spying)
     # "verif" starts "verification": no look-up of its one-edit variants, and it still
@@ -285,6 +285,11 @@ def test_the_vocabulary_look_up_finds_exactly_the_known_words(kb):
     # Another language's vocabulary is not consulted; nothing asked, nothing found.
     assert module._known_words(["password"], "xx") == set()
     assert module._known_words([], "en") == set()
+    # With the word being typed: also the first word from it on, if one starts with it.
+    assert any(w.startswith("verif") for w in module._known_words(["verif"], "en", "verif"))
+    assert module._known_words(["zzzzqx"], "en", "zzzzqx") == set()
+    first = module._known_words([], "en", "pass")
+    assert len(first) == 1 and first.pop().startswith("pass")
 
 
 def test_sqlite_keeps_a_full_text_table_per_language_in_step(kb):
@@ -316,3 +321,115 @@ def test_sqlite_keeps_a_full_text_table_per_language_in_step(kb):
     article.delete_instance()
     assert indexed("id", "jalan") == []
     assert search("jalan", "id") == []
+
+
+def _lexeme_counts() -> tuple[dict, dict]:
+    """(kb_lexeme's counts above zero, the same counted from the published articles now)."""
+    database = Article._meta.database.obj
+    kept = {(language, lexeme): n for language, lexeme, n in database.execute_sql(
+        "SELECT language, lexeme, articles FROM kb_lexeme WHERE articles <> 0").fetchall()}
+    actual = {(language, lexeme): n for language, lexeme, n in database.execute_sql(
+        "SELECT a.language, l.lexeme, count(*) "
+        "FROM kb_article a, unnest(tsvector_to_array(a.search_vector)) AS l(lexeme) "
+        "WHERE a.status = %s GROUP BY 1, 2", [Status.PUBLISHED]).fetchall()}
+    return kept, actual
+
+
+def test_postgresql_keeps_each_lexemes_article_count_in_step(kb):
+    from plugins.knowledge_base import search as module
+
+    if module._is_sqlite():
+        pytest.skip("SQLite counts a union's words in its FTS5 index")
+
+    def count(language: str, lexeme: str) -> int:
+        kept, actual = _lexeme_counts()
+        assert kept == actual
+        return kept.get((language, lexeme), 0)
+
+    assert count("en", "password") > 0  # the demo articles, counted as they were saved
+    article = Article.create(language="en", category=kb.login, slug="zebra-crossings",
+                             title="Zebra crossings", body="Where zebras cross.")
+    assert count("en", "zebra") == 0  # a draft is not counted
+    article.status = Status.PUBLISHED
+    article.save()
+    assert count("en", "zebra") == 1  # stemmed as PostgreSQL indexes it: "zebras" is "zebra"
+    article.title = "Giraffe crossings"
+    article.body = "Where giraffes cross."
+    article.save()
+    assert count("en", "zebra") == 0 and count("en", "giraff") == 1
+    article.language = "id"
+    article.save()
+    assert count("en", "giraff") == 0 and count("id", "giraffes") == 1
+    article.status = Status.DRAFT
+    article.save()
+    assert count("id", "giraffes") == 0
+    _body_fillers(kb, 30, "zebra")  # a bulk insert: one statement, counted as one
+    assert count("en", "zebra") == 30
+    Article.update(position=7).where(Article.slug.startswith("body-")).execute()
+    assert count("en", "zebra") == 30  # no word changed
+    Article.delete().where(Article.slug.in_(["body-1", "body-2"])).execute()
+    assert count("en", "zebra") == 28
+    article.delete_instance()
+    assert count("id", "giraffes") == 0
+
+
+def test_postgresql_counts_the_articles_already_there_when_migrated(kb):
+    """Migration 0005 backfills the counts of the articles it finds (and its down undoes it)."""
+    import importlib.util
+    from pathlib import Path
+
+    from plugins.knowledge_base import search as module
+
+    if module._is_sqlite():
+        pytest.skip("SQLite has no lexeme counts")
+    path = Path(module.__file__).parent / "migrations" / "0005_lexeme_counts.py"
+    spec = importlib.util.spec_from_file_location("kb_migration_0005", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    database = Article._meta.database.obj
+    migration.down(None, database)
+    _body_fillers(kb, 5, "zebra")  # saved while nothing counts
+    with database.atomic():  # as the migration runner runs it
+        migration.up(None, database)
+    kept, actual = _lexeme_counts()
+    assert kept == actual and kept[("en", "zebra")] == 5
+
+
+def _union_groups(groups: list[list[str]], language: str = "en") -> tuple[list[int], bool]:
+    """What the intersection's statement decides about a union: (kept groups, possible)."""
+    from plugins.knowledge_base import search as module
+
+    terms = [(n, term) for n, group in enumerate(groups, 1) for term in group]
+    config = module.POSTGRES_CONFIGS[language]
+    row = Article._meta.database.obj.execute_sql(
+        "SELECT kept, possible FROM kb_union_groups(%s::int[], %s::text[], %s::regconfig, "
+        "%s, %s, %s, %s)",
+        [[n for n, _ in terms], [t for _, t in terms], config, language, module.PRUNE_FROM,
+         module.POSTGRES_UNION_BUDGET, module.COMMON_SHARE]).fetchone()
+    return row[0], row[1]
+
+
+def test_postgresql_keeps_a_unions_words_as_rarest_does(kb):
+    from peewee import fn
+
+    from plugins.knowledge_base import search as module
+
+    if module._is_sqlite():
+        pytest.skip("SQLite keeps them with _rarest itself")
+    _body_fillers(kb, 300, "zebra")
+    _bulk_fillers(kb, 2100)  # "email" in more than 2% of the articles
+    groups = [["email"], ["zebra"], ["password"], ["renew"], ["nosuchword"]]
+    kept, actual = _lexeme_counts()
+    docs = {word: kept.get(("en", word), 0) for group in groups for word in group}
+    assert docs["zebra"] == 300 and docs["email"] > 2100 and docs["nosuchword"] == 0
+    total = Article.select(fn.max(Article.id)).scalar()  # the size, as the search takes it
+    expected = module._rarest(groups, docs, total, module.POSTGRES_UNION_BUDGET)
+    found, possible = _union_groups(groups)
+    assert [groups[n - 1] for n in found] == expected
+    assert ["email"] not in expected and ["zebra"] not in expected  # past the budget
+    assert not possible  # no article has "nosuchword": the intersection is not run
+    # Only common words: the rarest stays. A prefix counts its whole range of lexemes.
+    assert _union_groups([["email"], ["zebra"]]) == ([2], True)
+    assert _union_groups([["email"], ["zebr:*"]]) == ([2], True)
+    # A word of PostgreSQL's stop list is in no index and no query: it rules nothing out.
+    assert _union_groups([["again"], ["zebra"]])[1]

@@ -101,14 +101,18 @@ def _language_links() -> list[dict[str, Any]]:
 
     Relative, so it never repeats the path; a page shown in answer to a POST (a
     reply with an error) names the page it belongs to in ``g.page_url``, since a
-    GET of the POST's own address would not show it.
+    GET of the POST's own address would not show it. On a page with a form
+    (``g.language_form``, see ``switching_language``) they are buttons that post the
+    form to its own address, or to ``g.language_form_url`` when the page is not the
+    form's (the tracking page's reply form posts to .../reply).
     """
     current = current_language()
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
-    base = g.get("page_url", "")
+    form = g.get("language_form", "")
+    base = g.get("language_form_url", "") if form else g.get("page_url", "")
     return [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
              "href": base + "?" + urlencode(args + [("lang", code)]), "current": code == current,
-             "form": g.get("language_form", "")}
+             "form": form}
             for code in loket().config["languages"]]
 
 
@@ -381,6 +385,9 @@ def _tracking_page(ticket: Ticket, reply_form: ReplyForm | None = None) -> str:
     if just_submitted:
         session.pop(SUBMITTED)
     can_reply = ticket.status != Status.CLOSED
+    if can_reply:  # the switcher posts the reply typed so far back with the new language
+        g.language_form = "reply-form"
+        g.language_form_url = url_for(".reply", number=ticket.id, key=ticket.access_key)
     return render_template(
         "loket/tracking.html", ticket=ticket, category=category, thread=_thread(ticket),
         status=status_label(ticket.status), link=tracking_url(ticket),
@@ -408,7 +415,7 @@ def reply(number: int, key: str) -> Any:
         return _back(ticket)
     form = ReplyForm()
     g.page_url = url_for(".tracking", number=ticket.id, key=ticket.access_key)
-    if form.validate_on_submit():
+    if not switching_language() and form.validate_on_submit():
         files = store_uploads(form.attachments)
         if files is not None:
             try:

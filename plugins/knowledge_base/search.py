@@ -53,23 +53,42 @@ def _is_sqlite() -> bool:
     return isinstance(loket().database, peewee.SqliteDatabase)
 
 
-def _known_words(words: list[str], language: str) -> set[str]:
+def _known_words(words: list[str], language: str, prefix: str | None = None) -> set[str]:
     """The ones of ``words`` in the vocabulary (raw SQL: peewee takes ms to build a long IN).
 
     PostgreSQL gets the words as one text literal split on the server
-    (``string_to_array``, folded to a constant array when the statement is planned, so
-    the primary key's index still serves it): a typo's ~300 variants as an IN list of
-    that many parameters cost ~1.7 ms at 100,000 articles, mostly in quoting, parsing
-    and planning them one by one. The words are ASCII letters (``corrections``), so a
-    space separates them unambiguously; anything else is left out of the look-up.
+    (``string_to_array``): a typo's ~300 variants as an IN list of that many parameters
+    cost ~1.7 ms at 100,000 articles, mostly in quoting, parsing and planning them one
+    by one. The words are ASCII letters (``corrections``), so a space separates them
+    unambiguously; anything else is left out of the look-up. Each word is then one probe
+    of the primary key (a lateral look-up): as ``word = ANY(...)`` the array was folded
+    to a constant and the planner estimated each of its elements, 0.85 ms of planning for
+    one typo's 389 variants and 1.7 ms for three typos' 751 (then 0.07 ms; the whole
+    look-up 2.0 -> 0.6 ms and 3.8 -> 1.1 ms, same words).
+
+    ``prefix``: also the first vocabulary word from it on, so the caller can tell whether
+    a word starts with it, on PostgreSQL in the same statement (a half-typed last word
+    is in most suggestions: a round trip each). The range is exact for the binary
+    collation of SQLite and PostgreSQL's "C"; under another collation a miss only means
+    the word gets its corrections, as before.
     """
+    first = ("SELECT word FROM kb_term WHERE language = {0} AND word >= {0} AND word < {0} "
+             "ORDER BY word LIMIT 1")
+    after = [language, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)] if prefix else []
     if not _is_sqlite():
         plain = [w for w in words if w.isascii() and w.isalpha()]
-        if not plain:
+        parts, args = [], []
+        if plain:
+            parts.append("SELECT v.word FROM unnest(string_to_array(%s, ' ')) AS v(word) "
+                         "CROSS JOIN LATERAL (SELECT 1 FROM kb_term t WHERE t.language = %s "
+                         "AND t.word = v.word LIMIT 1) AS known")
+            args += [" ".join(plain), language]
+        if prefix:
+            parts.append(f"({first.format('%s')})")
+            args += after
+        if not parts:
             return set()
-        rows = loket().database.execute_sql(
-            "SELECT word FROM kb_term WHERE language = %s "
-            "AND word = ANY(string_to_array(%s, ' '))", [language, " ".join(plain)])
+        rows = loket().database.execute_sql(" UNION ALL ".join(parts), args)
         return {row[0] for row in rows}
     found: set[str] = set()
     for start in range(0, len(words), 900):  # below every SQLite's variable limit
@@ -77,21 +96,9 @@ def _known_words(words: list[str], language: str) -> set[str]:
         sql = ("SELECT word FROM kb_term WHERE language = ? "
                f"AND word IN ({', '.join(['?'] * len(chunk))})")
         found |= {row[0] for row in loket().database.execute_sql(sql, [language, *chunk])}
+    if prefix and prefix not in found:  # else the first word from it on is itself
+        found |= {row[0] for row in loket().database.execute_sql(first.format("?"), after)}
     return found
-
-
-def _starts_a_word(prefix: str, language: str) -> bool:
-    """Whether a vocabulary word starts with ``prefix`` (an index range, then checked here).
-
-    The range is exact for the binary collation of SQLite and PostgreSQL's "C"; under
-    another collation a miss only means the word gets its corrections, as before.
-    """
-    mark = "?" if _is_sqlite() else "%s"
-    row = loket().database.execute_sql(
-        f"SELECT word FROM kb_term WHERE language = {mark} AND word >= {mark} "
-        f"AND word < {mark} ORDER BY word LIMIT 1",
-        [language, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]).fetchone()
-    return row is not None and row[0].startswith(prefix)
 
 
 def corrections(query_words: list[str], language: str,
@@ -104,10 +111,11 @@ def corrections(query_words: list[str], language: str,
     candidates = [w for w in query_words if len(w) >= 4 and w.isascii() and w.isalpha()]
     if not candidates:
         return {}
-    known = _known_words(candidates, language)
+    typing = prefix if prefix in candidates else None
+    known = _known_words(candidates, language, typing)
     unknown = [w for w in candidates if w not in known]
-    if prefix in unknown and _starts_a_word(prefix, language):
-        unknown.remove(prefix)
+    if typing in unknown and any(word.startswith(typing) for word in known):
+        unknown.remove(typing)
     if not unknown:
         return {}
     edits = {w: one_edit_away(w) for w in unknown}
@@ -133,12 +141,15 @@ def search(query: str, language: str, *, user_type_id: int | None = None,
     for group in groups:
         group.extend(fixes.get(group[0], ()))
     category_ids = list(category_ids) if category_ids is not None else None
-    run = _search_sqlite if _is_sqlite() else _search_postgresql
     # Articles with every word first: an intersection, fast however large the knowledge
     # base. Only when none has them all, any word will do (a union, ranked by relevance).
-    hits = run(groups, prefix, language, user_type_id, category_ids, limit, every=True)
+    # PostgreSQL picks the union's words in the intersection's statement.
+    if not _is_sqlite():
+        return _search_postgresql(groups, prefix, language, user_type_id, category_ids, limit)
+    hits = _search_sqlite(groups, prefix, language, user_type_id, category_ids, limit, every=True)
     if not hits and len(groups) > 1:
-        hits = run(groups, prefix, language, user_type_id, category_ids, limit, every=False)
+        hits = _search_sqlite(groups, prefix, language, user_type_id, category_ids, limit,
+                              every=False)
     return hits
 
 
@@ -268,35 +279,26 @@ def _fts_term(term: str) -> str:
     return _fts_phrase(term)
 
 
-def _without_common_lexemes(groups: list[list[str]], config: str,
-                            language: str) -> list[list[str]]:
-    """Like ``_without_common``, counting each term's articles in the language's own index.
-
-    The counts stop at the budget (a term past it is left out unless it is the rarest):
-    an index look-up of at most that many rows each, in one statement, and no reliance
-    on the planner's statistics, which at 100,000 articles list only lexemes in more than
-    about 1% of them.
-    """
-    terms = sorted({term for group in groups for term in group})
-    # One round trip: the size of the knowledge base (as on SQLite, the highest id) and
-    # the counts; on a busy host every round trip to the server is a wait for a core.
-    rows = loket().database.execute_sql(
-        "SELECT t, (SELECT count(*) FROM (SELECT 1 FROM kb_article a WHERE a.language = %s "
-        "AND a.search_vector @@ to_tsquery(%s::regconfig, t) LIMIT %s) s), "
-        "(SELECT max(id) FROM kb_article) FROM unnest(%s::text[]) AS t",
-        [language, config, POSTGRES_UNION_BUDGET + 1, terms]).fetchall()
-    total = (rows[0][2] or 0) if rows else 0
-    return _rarest(groups, {term: count for term, count, _ in rows}, total,
-                   POSTGRES_UNION_BUDGET)
-
-
 def _tsquery_operand(word: str) -> str:
     return "".join(ch for ch in word if ch.isalnum())
 
 
 def _search_postgresql(groups: list[list[str]], prefix: str | None, language: str,
                        user_type_id: int | None, category_ids: list[int] | None,
-                       limit: int, every: bool) -> list[Hit]:
+                       limit: int) -> list[Hit]:
+    """The intersection, then the union only when it finds nothing: at most two statements.
+
+    The intersection's statement also asks ``kb_union_groups`` (migration 0005) which of
+    the word groups a union keeps (as ``_rarest`` does, from the per-lexeme counts in
+    ``kb_lexeme``) and whether the intersection can find anything at all: no statement
+    of its own to count them (3 to 5 ms at 100,000 articles when the index counted
+    them), and no scan for an intersection a word rules out. When it finds nothing, the
+    union follows with its words written out, as every full-text query here is (see
+    ``_candidates``). One statement for both (the union's query built inside it) was
+    slower: the planner, not seeing the union's words, took the index of every language
+    (6 ms instead of 1.5 for "strange charge on my card"), and the union's part was
+    planned even when the intersection found articles.
+    """
     config = POSTGRES_CONFIGS.get(language, "simple")
     operands: list[list[str]] = []
     for group in groups:
@@ -313,34 +315,86 @@ def _search_postgresql(groups: list[list[str]], prefix: str | None, language: st
     operands = [group for group in operands if group]
     if not operands:
         return []
-    if not every:
-        operands = _without_common_lexemes(operands, config, language)
-    query = (" & " if every else " | ").join(
-        "(" + " | ".join(group) + ")" for group in operands)
     where, params = _filters(language, user_type_id, category_ids, "%s")
-    # One statement. ts_rank_cd reads each article's whole tsvector, so it ranks a bounded
-    # set of candidates, not every match: the title matches (from the title's own, small
-    # index; a title match outranks a body match anyway) and the newest of all matches.
-    # A common word or a half-typed "verif" costs at most RANKED_TITLES + RANKED_NEWEST.
-    # The query is written out in each part (not a shared CTE): the planner then sees its
-    # words and takes the language's own index (migration 0002). "a.id + 0": ordered by
-    # the plain id, the planner may walk the primary key backwards and test every article
-    # until it has enough (60 ms for a common prefix), instead of using the GIN index.
-    # The title index is read only when the newest matches fill their share (a one-time
-    # filter): when every match is among them, it adds nothing.
+    every = " & ".join("(" + " | ".join(group) + ")" for group in operands)
+    if len(operands) == 1:  # the union would be the same query
+        ctes, args = _candidates(config, every, where, params)
+        return _hits(f"WITH {ctes} {_ranked()}", [*args, *_ranked_args(config, every, limit)])
+    # The counts (kb_union_groups, migration 0005) come first: the intersection's scans
+    # run only when they leave it a chance (a one-time filter), since a typed sentence
+    # often has a word no article uses.
+    ctes, args = _candidates(config, every, where, params,
+                             "(SELECT possible FROM union_groups) AND ")
+    terms = [(n, term) for n, group in enumerate(operands, 1) for term in group]
+    # The hits in their order (part 1) or, when there are none, one row (part 0) with the
+    # numbers of the groups the union keeps.
+    sql = ("WITH union_groups AS MATERIALIZED (SELECT * FROM kb_union_groups("
+           "%s::int[], %s::text[], %s::regconfig, %s, %s, %s, %s)), "
+           f"{ctes}, hits(id, score, title, slug, language, "
+           f"category_slug, user_type_slug, body_start, pos) AS ("
+           f"{_ranked(', a.position')}) "
+           "SELECT 1 AS part, NULL::int[] AS kept, id, score, title, slug, language, "
+           "category_slug, user_type_slug, body_start, pos FROM hits UNION ALL "
+           "SELECT 0, (SELECT kept FROM union_groups), NULL, NULL, NULL, NULL, "
+           "NULL, NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM newest) "
+           "ORDER BY part, score DESC, pos, id")
+    rows = loket().database.execute_sql(sql, [
+        [n for n, _term in terms], [term for _n, term in terms], config, language, PRUNE_FROM,
+        POSTGRES_UNION_BUDGET, COMMON_SHARE, *args, *_ranked_args(config, every, limit)
+    ]).fetchall()
+    if not rows or rows[0][0] != 0:
+        return [Hit(article_id, float(score), *rest[:-1])
+                for _part, _kept, article_id, score, *rest in rows]
+    kept = set(rows[0][1] or ())
+    union = " | ".join("(" + " | ".join(group) + ")"
+                       for n, group in enumerate(operands, 1) if n in kept)
+    ctes, args = _candidates(config, union, where, params)
+    return _hits(f"WITH {ctes} {_ranked()}", [*args, *_ranked_args(config, union, limit)])
+
+
+def _hits(sql: str, args: list) -> list[Hit]:
+    rows = loket().database.execute_sql(sql, args).fetchall()
+    return [Hit(article_id, float(score), *rest) for article_id, score, *rest in rows]
+
+
+def _candidates(config: str, query: str, where: str, params: list,
+                gate: str = "") -> tuple[str, list]:
+    """The CTEs ``newest`` and ``cand``: the articles a search ranks, and their parameters.
+
+    ts_rank_cd reads each article's whole tsvector, so it ranks a bounded set of
+    candidates, not every match: the title matches (from the title's own, small index; a
+    title match outranks a body match anyway) and the newest of all matches. A common
+    word or a half-typed "verif" costs at most RANKED_TITLES + RANKED_NEWEST. The query is
+    written out in each part (not a shared CTE): the planner then sees its words and takes
+    the language's own index (migration 0002). "a.id + 0": ordered by the plain id, the
+    planner may walk the primary key backwards and test every article until it has
+    enough (60 ms for a common prefix), instead of using the GIN index. The title index
+    is read only when the newest matches fill their share (a one-time filter): when every
+    match is among them, it adds nothing.
+    """
     tsquery = "to_tsquery(%s::regconfig, %s)"
-    sql = ("WITH newest AS ("
-           f"SELECT a.id FROM kb_article a WHERE a.search_vector @@ {tsquery}{where} "
+    sql = ("newest AS ("
+           f"SELECT a.id FROM kb_article a WHERE {gate}a.search_vector @@ {tsquery}{where} "
            "ORDER BY a.id + 0 DESC LIMIT %s), cand AS (SELECT id FROM newest UNION "
            f"(SELECT a.id FROM kb_article a WHERE a.title_vector @@ {tsquery}{where} "
-           "AND (SELECT count(*) FROM newest) >= %s ORDER BY a.id + 0 DESC LIMIT %s)) "
-           f"SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, {tsquery}) AS score, "
-           f"{HIT_COLUMNS} JOIN cand ON cand.id = a.id "
-           "ORDER BY score DESC, a.position, a.id LIMIT %s")
-    rows = loket().database.execute_sql(
-        sql, [config, query, *params, RANKED_NEWEST, config, query, *params, RANKED_NEWEST,
-              RANKED_TITLES, POSTGRES_WEIGHTS, config, query, limit]).fetchall()
-    return [Hit(article_id, float(score), *rest) for article_id, score, *rest in rows]
+           "AND (SELECT count(*) FROM newest) >= %s ORDER BY a.id + 0 DESC LIMIT %s))")
+    return sql, [config, query, *params, RANKED_NEWEST, config, query, *params,
+                 RANKED_NEWEST, RANKED_TITLES]
+
+
+def _ranked(more: str = "") -> str:
+    """The candidates (``cand``), best first, as Hits (``more``: columns after those).
+
+    Parameters: _ranked_args.
+    """
+    return ("SELECT a.id, ts_rank_cd(%s::float4[], a.search_vector, "
+            f"to_tsquery(%s::regconfig, %s)) AS score, "
+            f"{HIT_COLUMNS.replace(' FROM ', more + ' FROM ', 1)} "
+            "JOIN cand ON cand.id = a.id ORDER BY score DESC, a.position, a.id LIMIT %s")
+
+
+def _ranked_args(config: str, query: str, limit: int) -> list:
+    return [POSTGRES_WEIGHTS, config, query, limit]
 
 
 def articles(hits: list[Hit]) -> list[Article]:
