@@ -484,7 +484,9 @@ class TicketListView(SecuredModelView):
     def _row_context(self) -> tuple[Any, ...]:
         """What every row reads, looked up once a page: the ticket link, channel labels,
         category, department and staff names, and the time "3 h ago" counts from."""
-        return (self._ticket_url_prefix(), loket().channels.label, category_labels(),
+        # Channel labels are translatable: each read asks the catalogue, so once a page here.
+        channel_labels = dict(loket().channels.choices())
+        return (self._ticket_url_prefix(), channel_labels, category_labels(),
                 {d_id: name for d_id, name, _active in departments()},
                 {s_id: name for s_id, name, _active in staff_names()}, utcnow())
 
@@ -493,7 +495,7 @@ class TicketListView(SecuredModelView):
         list macros (which cost some 0.5 ms a cell). The same cells the formatters above
         give, every value escaped; the ``col-<name>`` classes and the row's checkbox as the
         list template writes them."""
-        prefix, channel_label, categories, departments, staff, now = (
+        prefix, channel_labels, categories, departments, staff, now = (
             context or self._row_context())
         link = f"{prefix}{row.id}/"
         subject = f'<a class="loket-ticket-link" href="{link}">{escape(row.subject)}</a>'
@@ -512,7 +514,7 @@ class TicketListView(SecuredModelView):
             f'<td class="col-priority"><span class="loket-priority-{priority}">'
             f"{escape(PRIORITY_LABELS.get(row.priority, row.priority))}</span></td>"
             f'<td class="col-channel"><span class="badge badge-light loket-channel" '
-            f'title="{channel}">{escape(channel_label(row.channel))}</span></td>'
+            f'title="{channel}">{escape(channel_labels.get(row.channel, row.channel))}</span></td>'
             f'<td class="col-category">{escape(categories.get(row.category_id, ""))}</td>'
             f'<td class="col-department">{escape(departments.get(row.department_id, ""))}</td>'
             f'<td class="col-assignee">{escape(staff.get(row.assignee_id, ""))}</td>'
