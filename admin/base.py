@@ -67,6 +67,9 @@ class AdminForm(BaseForm, FlaskForm):
     """
 
 
+_STATIC_URLS: dict[tuple[Any, ...], str] = {}
+
+
 class SecuredMixin:
     """Sign-in and role check for any Flask-Admin view; put it first in the bases."""
 
@@ -86,6 +89,17 @@ class SecuredMixin:
         after_this_request(_console_headers)
         self.refuse_bad_return_address()
         return super()._handle_view(name, **kwargs)  # type: ignore[misc]
+
+    def get_url(self, endpoint: str, **kwargs: Any) -> str:
+        # Flask-Admin's templates link some twenty static files a page through here, each
+        # a url_for; those links depend only on the file, its version and the script root.
+        if endpoint.startswith(".") or not endpoint.endswith(".static"):
+            return super().get_url(endpoint, **kwargs)  # type: ignore[misc]
+        key = (request.script_root, endpoint, tuple(sorted(kwargs.items())))
+        found = _STATIC_URLS.get(key)
+        if found is None:
+            found = _STATIC_URLS[key] = super().get_url(endpoint, **kwargs)  # type: ignore[misc]
+        return found
 
     def refuse_bad_return_address(self) -> None:
         """400 for a ``url=`` (where to go back after a form) that holds control characters.
