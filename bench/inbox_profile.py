@@ -38,6 +38,7 @@ VIEWS = [
     ("console, agent, by due time", "agent", "/admin/tickets/?sort=10"),
     ("console, admin, default", "admin", "/admin/tickets/"),
     ("console, agent, profile page", "agent", "/admin/profile/"),
+    ("console, agent, dashboard", "agent", "/admin/"),
     ("API, agent, default", "agent_api", "/api/v1/tickets"),
     ("API, agent, mine", "agent_api", "/api/v1/tickets?active=true&assignee=me"),
     ("API, agent, tag", "agent_api", "/api/v1/tickets?tag=kyc"),
