@@ -16,6 +16,7 @@ from peewee import Case
 from wtforms import EmailField, HiddenField, PasswordField
 from wtforms.validators import DataRequired, Length
 
+from core import db
 from core.db import write_transaction
 from core.models import Staff, StaffSession, utcnow
 from core.passwords import hash_password, needs_rehash, verify_password
@@ -82,15 +83,26 @@ def end_sessions(staff_id: int) -> int:
 def load_user(session_id: str) -> StaffUser | None:
     if not session_id or len(session_id) > 100:
         return None
-    row = (StaffSession.select(StaffSession, Staff).join(Staff)
-           .where((StaffSession.token_hash == _token_hash(session_id))
-                  & (StaffSession.expires_at > utcnow()))
-           .first())
-    if row is None or not row.staff.active:
+    row = _session_by_token.first(_token_hash(session_id), utcnow())
+    if row is None:
         return None
-    if row.password_fingerprint != password_fingerprint(row.staff):
+    staff = _staff_by_id.first(row.staff_id)
+    if staff is None or not staff.active:
         return None
-    return StaffUser(row.staff, session_id)
+    if row.password_fingerprint != password_fingerprint(staff):
+        return None
+    return StaffUser(staff, session_id)
+
+
+# Every console page looks its session up: the two statements' SQL is built once
+# (core.db.Select), not by peewee on each request.
+_session_by_token = db.Select(
+    "console.session_by_token", StaffSession,
+    lambda token_hash, now: StaffSession.select().where(
+        (StaffSession.token_hash == token_hash) & (StaffSession.expires_at > now)).limit(1))
+_staff_by_id = db.Select(
+    "console.staff_by_id", Staff,
+    lambda staff_id: Staff.select().where(Staff.id == staff_id).limit(1))
 
 
 def init_login(app: Flask) -> LoginManager:

@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import peewee
 from playhouse.db_url import connect
@@ -252,3 +253,21 @@ class Select(Statement):
         for row in self.model.raw(sql, *params):
             return row
         return None
+
+
+class Rows(Statement):
+    """A SELECT whose rows come back as plain tuples, as the database gives them: no model
+    is built and no field converts a value (SQLite gives times as text). For look-ups a page
+    reads on every request (names, ids, flags), where building peewee rows is the cost."""
+
+    def __init__(self, name: str, build: Callable[..., peewee.Query]):
+        super().__init__(name)
+        self._build = build
+
+    def build(self, *slots: peewee.Node) -> peewee.Query:
+        return self._build(*slots)
+
+    def all(self, *args: object) -> list[tuple[Any, ...]]:
+        sql, params = self.bind(args)
+        return database.obj.execute_sql(sql, params).fetchall()
+

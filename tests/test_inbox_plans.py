@@ -285,6 +285,31 @@ def test_every_api_list_view_reads_one_index_range_page_after_page(
     assert seconds >= 10
 
 
+@pytest.mark.skipif(bool(PG_URL), reason="SQLite's indexes (migration 0009)")
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_sqlite_tests_scope_and_tag_in_the_newest_first_index_not_the_table(
+        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
+    """Newest first with a tag (console: active tickets; API: every status), SQLite walks the
+    index that holds department, assignee and tags (0009), so the tickets it passes over
+    are tested there; the table is read only for the page's rows."""
+    app, desk = seeded
+    client = app.test_client()
+    assert sign_in(client, desk[who], desk["password"]).status_code == 302
+    headers = {"Authorization": f"Bearer {desk[f'{who}_token']}"}
+    with Statements() as console:
+        assert client.get("/admin/tickets/", query_string={_flt(app, "Tag"): "vip"}
+                          ).status_code == 200
+    with Statements() as api:
+        assert client.get("/api/v1/tickets", query_string={"tag": "vip"},
+                          headers=headers).status_code == 200
+    for caught, index in ((console, "ticket_active_updated_scope"),
+                          (api, "ticket_updated_scope")):
+        (page,) = caught.ticket_pages()
+        found = plan(app, *page)
+        assert any(f"USING INDEX {index}" in line for line in found), found
+        assert plan_faults(app, *page) == []
+
+
 def _search_words(app: Any, kind: str) -> str:
     """Words an agent searches by: an address, a reference quoted by a customer, a number."""
     from core.models import Contact, Message

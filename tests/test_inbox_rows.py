@@ -8,11 +8,11 @@ from typing import Any
 
 from markupsafe import escape
 
-from core.models import IdentityKind, Ticket
+from core.models import IdentityKind, Status, Ticket
 from core.services.access import inbox, waiting_on_us
 from core.services.tickets import Identity, open_ticket
 
-from .test_admin_helpers import sign_in
+from .test_admin_helpers import new_ticket, sign_in
 
 
 def _view(app: Any) -> Any:
@@ -59,3 +59,53 @@ def test_the_inbox_page_escapes_what_customers_wrote_and_keeps_its_controls(
     # The bulk actions' form still carries its CSRF token; the row headers and tabs remain.
     assert re.search(r'<form[^>]*id="action_form"[\s\S]*?name="csrf_token"', html)
     assert 'name="rowtoggle"' in html and ">Mine</a>" in html
+
+
+def test_names_from_the_page_look_ups_are_escaped_in_rows_filters_and_actions(
+        desk: Any, client: Any) -> None:
+    """The inbox names a row's category, department and assignee from look-ups read once a
+    page (not from joined rows): what an admin typed there is escaped wherever it shows."""
+    from core.models import Department, Staff
+
+    ticket = _hostile(desk)
+    Department.update(name='Sup<b>port</b> & "co"').where(
+        Department.id == desk.support.id).execute()
+    Staff.update(name="<i>Agus</i>").where(Staff.id == desk.agent.id).execute()
+    Ticket.update(assignee=desk.agent.id).where(Ticket.id == ticket.id).execute()
+    sign_in(client, "agent@desk.test")
+    html = client.get("/admin/tickets/").get_data(as_text=True)
+    row = next(r for r in html.split("<tr") if f'value="{ticket.id}"' in r)
+    assert '<td class="col-department">Sup&lt;b&gt;port&lt;/b&gt; &amp; &#34;co&#34;</td>' in row
+    assert '<td class="col-assignee">&lt;i&gt;Agus&lt;/i&gt;</td>' in row
+    assert "<b>port" not in html and "<i>Agus" not in html
+    # The filters' choices (JSON in the page) and the "move to" actions.
+    groups = re.search(r'id="filter-groups-data" class="d-none">(.*?)</div>', html, re.S)
+    assert groups is not None and "<" not in groups.group(1)
+    assert '\\u003ci\\u003eAgus\\u003c/i\\u003e' in groups.group(1)
+    assert "Move to Sup&lt;b&gt;port&lt;/b&gt; &amp; &#34;co&#34;" in html
+
+
+def test_every_tab_keeps_an_agent_to_their_departments(desk: Any, client: Any, app: Any) -> None:
+    from core.services.tickets import Actor, change_status, update_ticket
+
+    theirs = new_ticket(desk.login, subject="In support")
+    elsewhere = new_ticket(desk.login, email="b@example.test", subject="Moved to billing")
+    update_ticket(elsewhere, Actor.agent(desk.admin), department=desk.billing)
+    closed = new_ticket(desk.login, email="c@example.test", subject="Closed in billing")
+    update_ticket(closed, Actor.agent(desk.admin), department=desk.billing)
+    change_status(closed, Status.CLOSED, Actor.agent(desk.admin))
+    sign_in(client, "agent@desk.test")
+    view = _view(app)
+    html = client.get("/admin/tickets/").get_data(as_text=True)
+    tabs = re.findall(r'<li class="nav-item"><a class="nav-link" href="(/admin/tickets/[^"]+)">',
+                      html)
+    assert len(tabs) == len(view.TABS)
+    assert theirs.subject in html
+    for url in ["/admin/tickets/", *tabs]:
+        page = client.get(url.replace("&amp;", "&"))
+        assert page.status_code == 200, url
+        text = page.get_data(as_text=True)
+        assert elsewhere.subject not in text and closed.subject not in text, url
+    # The same "any status" tab lists it to an admin: the tab reached closed tickets.
+    sign_in(admin := app.test_client(), "admin@desk.test")
+    assert closed.subject in admin.get(tabs[-1].replace("&amp;", "&")).get_data(as_text=True)
