@@ -16,6 +16,10 @@ import core.services.access
 import core.services.answers
 import core.services.contacts
 import core.services.tickets  # noqa: F401 - importing them registers their statements
+import admin.auth
+import admin.desk
+import admin.tickets
+import core.api.v1  # noqa: F401 - the console's and the API's statements
 from core import db
 from core.models import (
     Attachment,
@@ -25,6 +29,8 @@ from core.models import (
     ContactIdentity,
     Department,
     Message,
+    Staff,
+    StaffSession,
     Ticket,
     UserType,
 )
@@ -265,12 +271,67 @@ def test_attachments_of_a_ticket_are_its_own_in_order(ctx):
     _same_row(found[1], Attachment.get_by_id(second.id))
 
 
+def _staff(email: str, **values) -> Staff:
+    return Staff.create(email=email, name=values.pop("name", email.split("@")[0]), **values)
+
+
+def test_console_session_by_token_reads_only_a_live_session(ctx):
+    statement = db.STATEMENTS["console.session_by_token"]
+    now = dt.datetime(2026, 11, 29, 12, 0)
+    ana = _staff("ana@x.test")
+    live = StaffSession.create(token_hash="a" * 64, staff=ana, password_fingerprint="f1",
+                               expires_at=now + dt.timedelta(hours=1))
+    StaffSession.create(token_hash="b" * 64, staff=ana, password_fingerprint="f2",
+                        expires_at=now - dt.timedelta(seconds=1))
+    _same_row(statement.first("a" * 64, now), StaffSession.get_by_id(live.id))
+    assert statement.first("b" * 64, now) is None  # expired
+    assert statement.first("c" * 64, now) is None
+
+
+def test_console_staff_by_id_reads_the_whole_row(ctx):
+    statement = db.STATEMENTS["console.staff_by_id"]
+    ana = _staff("ana@x.test", role="admin", language="id", failed_logins=2)
+    ben = _staff("ben@x.test", active=False, api_token_hash="d" * 64)
+    _same_row(statement.first(ana.id), Staff.get_by_id(ana.id))
+    _same_row(statement.first(ben.id), Staff.get_by_id(ben.id))
+    assert statement.first(ben.id + 1000) is None
+
+
+def test_api_staff_by_token_finds_only_an_active_agent(ctx):
+    statement = db.STATEMENTS["api.staff_by_token"]
+    ana = _staff("ana@x.test", api_token_hash="e" * 64)
+    _staff("ben@x.test", api_token_hash="f" * 64, active=False)
+    _same_row(statement.first("e" * 64), Staff.get_by_id(ana.id))
+    assert statement.first("f" * 64) is None  # deactivated
+    assert statement.first("0" * 64) is None
+
+
+def test_console_look_ups_read_plain_rows_in_name_order(ctx):
+    ben = _staff("ben@x.test", name="Ben", active=False)
+    ana = _staff("ana@x.test", name="Ana")
+    # SQLite gives a flag as 0 or 1, PostgreSQL as a bool: the callers read it with bool().
+    assert [(r[0], r[1], bool(r[2])) for r in db.STATEMENTS["console.staff"].all()] == [
+        (ana.id, "Ana", True), (ben.id, "Ben", False)]
+    sales = Department.create(slug="sales", name="Sales", active=False)
+    billing = Department.create(slug="billing", name="Billing")
+    assert [(r[0], r[1], bool(r[2])) for r in db.STATEMENTS["console.departments"].all()] == [
+        (billing.id, "Billing", True), (sales.id, "Sales", False)]
+    member = UserType.create(slug="member", name="Member")
+    parent = _category(member, "parent")
+    child = _category(member, "child", parent=parent)
+    rows = {r[0]: tuple(r[1:]) for r in db.STATEMENTS["console.category_labels"].all()}
+    assert rows == {parent.id: (parent.name, None, "Member"),
+                    child.id: (child.name, parent.id, "Member")}
+
+
 def test_every_named_statement_has_its_test():
     selects = {"contact.by_identity", "message.by_external_id", "category.visible_by_slugs",
                "category.by_id", "department.by_id", "department.by_slug",
                "category_field.of_category",
                "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket",
-               "ticket.latest_unfinished_on_channel"}
+               "ticket.latest_unfinished_on_channel",
+               "console.session_by_token", "console.staff_by_id", "console.staff",
+               "console.departments", "console.category_labels", "api.staff_by_token"}
     # A plugin's statements are named after it and tested with the plugin.
     plugins = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins").iterdir()}
     core = {name for name in db.STATEMENTS if name.split(".")[0] not in plugins}
