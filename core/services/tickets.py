@@ -127,12 +127,14 @@ def _short(value: Any) -> str:
 
 def _add_attachments(ticket: Ticket, message: Message, files: Iterable[StoredFile],
                      field_names: dict[str, str] | None = None) -> None:
-    rows = [dict(ticket=ticket.id, message=message.id, sha256=f.sha256, filename=f.filename,
-                 content_type=f.content_type, size=f.size,
-                 field_name=(field_names or {}).get(f.sha256, ""))
-            for f in files]
-    if rows:
-        Attachment.insert_many(rows).execute()
+    for f in files:
+        _insert_attachment(Attachment(
+            ticket=ticket.id, message=message.id, sha256=f.sha256, filename=f.filename,
+            content_type=f.content_type, size=f.size,
+            field_name=(field_names or {}).get(f.sha256, "")))
+
+
+_insert_attachment = db.Insert("attachment.insert", Attachment)
 
 
 def _subject_from(text: str) -> str:
@@ -472,8 +474,14 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
     # will open one; should the write find otherwise (the ticket was closed meanwhile),
     # it stops before writing anything and runs once more, routed this time.
     routed: dict[int | None, _Opening] = {}
-    contact = find_normalised(identity.kind, identity.value) if continue_open else None
-    target, follow_up_of = _thread_target(thread_to, continue_open, contact, channel)
+    if thread_to is not None:
+        # The caller has just read it: good enough to decide whether to route (the
+        # write reads it again, and stops to route should it have been closed since).
+        target, follow_up_of = (None, thread_to) if thread_to.status == Status.CLOSED else (
+            thread_to, None)
+    else:
+        contact = find_normalised(identity.kind, identity.value) if continue_open else None
+        target, follow_up_of = _thread_target(None, continue_open, contact, channel)
     if target is None:
         opening = draft.routed(category_of(follow_up_of))
         routed[opening.category.id if opening.category else None] = opening
@@ -560,7 +568,12 @@ def find_message(channel: str, external_id: str) -> Message | None:
 def find_ticket(channel: str, external_id: str) -> Ticket | None:
     """The ticket holding the message a channel knows by ``external_id``, or None."""
     message = find_message(channel, external_id)
-    return Ticket.get_by_id(message.ticket_id) if message is not None else None
+    return _ticket_by_id.first(message.ticket_id) if message is not None else None
+
+
+def ticket_by_id(ticket_id: int) -> Ticket | None:
+    """The ticket with this number, or None (a read through a compiled statement)."""
+    return _ticket_by_id.first(ticket_id)
 
 
 def revise_message(channel: str, external_id: str, *, text: str | None = None,
@@ -609,16 +622,27 @@ _by_external_id = db.Select(
                                & (Message.external_id == external_id)).limit(1)))
 
 
+_participation = db.Select(
+    "ticket_participant.of_ticket_and_contact", TicketParticipant,
+    lambda ticket_id, contact_id: (
+        TicketParticipant.select().where((TicketParticipant.ticket == ticket_id)
+                                         & (TicketParticipant.contact == contact_id)).limit(1)))
+_insert_participant = db.Insert("ticket_participant.insert", TicketParticipant)
+
+
+def is_participant(ticket_id: int, contact_id: int) -> bool:
+    """Whether the contact takes part in the ticket (copied on it), besides its own contact."""
+    return _participation.first(ticket_id, contact_id) is not None
+
+
 def _add_participants(ticket: Ticket, contact: Contact, participants: list[Identity],
                       language: str) -> None:
     for identity in participants:
         other = _contact_of(Identity(identity.kind, identity.value, identity.name), language)
         if other.id == contact.id or other.id == ticket.contact_id:
             continue
-        exists = TicketParticipant.select().where(
-            (TicketParticipant.ticket == ticket) & (TicketParticipant.contact == other)).exists()
-        if not exists:
-            TicketParticipant.create(ticket=ticket, contact=other)
+        if not is_participant(ticket.id, other.id):
+            _insert_participant(TicketParticipant(ticket=ticket.id, contact=other.id))
 
 
 def _customer_message(ticket: Ticket, contact: Contact, text: str, body_html: str, channel: str,

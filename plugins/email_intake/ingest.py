@@ -20,7 +20,8 @@ from typing import Any
 import peewee
 
 from core.attachments import AttachmentRejected, Storage, StoredFile
-from core.models import AuthorKind, Delivery, Message, Ticket, TicketParticipant
+from core.models import AuthorKind, Delivery, Message, Ticket
+from core.numbers import MAX_ID
 from core.raw import RawOriginal
 from core.services import contacts, tickets
 from core.state import loket
@@ -108,7 +109,7 @@ def _ticket_by_reply_address(addresses: list[str], own: frozenset[str]) -> Ticke
         match = _PLUS.match(address)
         if match and loops.is_own(address, own) and hmac.compare_digest(
                 match.group(2).lower(), _token(int(match.group(1)))):
-            return Ticket.get_or_none(Ticket.id == int(match.group(1)))
+            return tickets.ticket_by_id(int(match.group(1)))
     return None
 
 
@@ -136,14 +137,15 @@ def find_thread(mail: ParsedMail, own: frozenset[str]) -> tuple[Ticket | None, s
             message = tickets.find_message(CHANNEL, mid)
             if message is None:
                 continue
-            ticket = Ticket.get_by_id(message.ticket_id)
+            ticket = tickets.ticket_by_id(message.ticket_id)
             # Our own Message-IDs carry an unguessable key: whoever answers one was sent it.
             # A customer's may be guessable, so answering it needs the ticket's people.
             if message.author_kind != AuthorKind.CONTACT or _is_party(ticket, mail.sender):
                 return ticket, header
     match = _NUMBER.search(mail.subject or "")
     if match:
-        ticket = Ticket.get_or_none(Ticket.id == int(next(g for g in match.groups() if g)))
+        number = int(next(g for g in match.groups() if g))
+        ticket = tickets.ticket_by_id(number) if 0 < number <= MAX_ID else None
         if ticket is not None and _is_party(ticket, mail.sender):
             return ticket, "ticket number in the subject"
     return None, ""
@@ -152,10 +154,8 @@ def find_thread(mail: ParsedMail, own: frozenset[str]) -> tuple[Ticket | None, s
 def _is_party(ticket: Ticket, sender: str) -> bool:
     """Whether ``sender`` is the ticket's contact or one of its participants."""
     contact = contacts.find_contact("email", sender) if sender else None
-    return contact is not None and (
-        ticket.contact_id == contact.id or TicketParticipant.select().where(
-            (TicketParticipant.ticket == ticket)
-            & (TicketParticipant.contact == contact)).exists())
+    return contact is not None and (ticket.contact_id == contact.id
+                                    or tickets.is_participant(ticket.id, contact.id))
 
 
 # -- Files -------------------------------------------------------------------------------------
