@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import secrets
 import tempfile
 import unicodedata
 from dataclasses import dataclass
@@ -167,17 +169,36 @@ class Storage:
         return open(self.path_for(sha256), "rb")
 
     def put(self, data: bytes) -> str:
-        """Keep bytes as they are, unchecked (raw originals); returns their SHA-256."""
+        """Keep bytes as they are, unchecked (raw originals); returns their SHA-256.
+
+        Every inbound mail comes here, so it is plain ``os`` calls: no stat of a folder
+        that exists, which is nearly always (it is made when the write finds it missing).
+        The bytes go to a temporary name first, so a crash never leaves a cut file under
+        the digest's name.
+        """
         sha = hashlib.sha256(data).hexdigest()
-        target = self.path_for(sha)
-        if target.exists():
-            os.utime(target)  # in use again: the orphan sweep leaves it for another day
+        folder = os.path.join(self.root, sha[:2], sha[2:4])
+        target = os.path.join(folder, sha)
+        try:
+            os.utime(target)  # kept already, in use again: the orphan sweep leaves it be
             return sha
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".raw-")
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-        os.replace(tmp_name, target)
+        except FileNotFoundError:
+            pass
+        tmp_name = os.path.join(folder, f".raw-{secrets.token_hex(8)}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(tmp_name, flags, 0o600)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp_name, flags, 0o600)
+        try:
+            with open(fd, "wb") as tmp:
+                tmp.write(data)
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
         return sha
 
 def rejection_message(exc: AttachmentRejected, filename: str, max_bytes: int,

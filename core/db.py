@@ -222,12 +222,11 @@ class Insert(Statement):
 
     def __call__(self, instance: peewee.Model) -> peewee.Model:
         """Save a new instance (its defaults were filled in when it was made); sets its id."""
-        values = []
-        for f in self.fields:
-            # A foreign key's id, never the related row (reading it could run a query).
-            name = f.object_id_name if isinstance(f, peewee.ForeignKeyField) else f.name
-            values.append(f.db_value(getattr(instance, name)))
-        sql, params = self.bind(tuple(values))
+        # Straight from the instance's values: a foreign key's holds its id, never the
+        # related row (reading that could run a query); the defaults were filled in when
+        # the instance was made, so a missing value is a NULL, as the attribute would read.
+        data = instance.__data__
+        sql, params = self.bind(tuple([f.db_value(data.get(f.name)) for f in self.fields]))
         cursor = database.obj.execute_sql(sql, params)
         new_id = cursor.fetchone()[0] if database.obj.returning_clause else cursor.lastrowid
         setattr(instance, self.pk.name, new_id)
