@@ -254,6 +254,13 @@ def _once(channel: str, external_id: str | None, work: Callable[[], T],
     winner's message.
     """
 
+    return run_unit(_once_unit(channel, external_id, work, duplicate))
+
+
+def _once_unit(channel: str, external_id: str | None, work: Callable[[], T],
+               duplicate: Callable[[Message], T]) -> Callable[[], T]:
+    """``_once``'s body, for the caller that runs it in a unit of its own choosing."""
+
     def unit() -> T:
         if external_id:
             seen = _find_duplicate(channel, external_id)
@@ -261,7 +268,7 @@ def _once(channel: str, external_id: str | None, work: Callable[[], T],
                 return duplicate(seen)
         return work()
 
-    return run_unit(unit)
+    return unit
 
 
 def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = Channel.WEB,
@@ -456,6 +463,90 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
       without reopening it or counting as the customer's answer, and a new
       ticket it opens sends no notification.
     """
+    return _prepare_inbound(
+        channel=channel, identity=identity, text=text, html=html, external_id=external_id,
+        thread_to=thread_to, continue_open=continue_open, subject=subject, category=category,
+        user_type_id=user_type_id, language=language, attachments=attachments, raw=raw,
+        notify=notify, participants=participants, automatic=automatic).receive()
+
+
+@dataclass
+class _Inbound:
+    """An inbound message made ready for its write: cleaned, kept, routed (unlocked).
+
+    ``unit`` is the write's body (the duplicate look-up, then threading or a new
+    ticket); it raises ``_Unrouted`` when the ticket it must open was not routed,
+    and ``route`` routes that one, outside any write.
+    """
+
+    unit: Callable[[], InboundResult]
+    route: Callable[[Category | None], None]
+
+    def receive(self) -> InboundResult:
+        for _attempt in range(3):
+            try:
+                return run_unit(self.unit)
+            except _Unrouted as unrouted:
+                self.route(unrouted.category)
+        raise RuntimeError("the thread of this message kept changing while it was routed")
+
+
+def receive_messages(batch: list[dict[str, Any]]) -> list[InboundResult | Exception]:
+    """``receive_message`` for each of ``batch`` (its keyword arguments), in one write.
+
+    For a channel that reads many messages at once (a mailbox): one transaction,
+    and its commit, serve them all, each message in a savepoint of its own. Each is
+    routed before the write begins, as ``receive_message`` does. A message the
+    write cannot take as prepared (a ticket closed meanwhile, a unique-key race, any
+    error) is rolled back to its savepoint, leaving the others be, and is received
+    on its own after the commit. Answers in ``batch``'s order: the result, or the
+    exception ``receive_message`` raised for that message. Each answer stands only
+    once the batch is committed: nothing is returned before. The caller keeps
+    messages that depend on one another (a reply to a message of the same batch)
+    in different batches: each message's threading was read before the write.
+    """
+    prepared: list[_Inbound | None] = []
+    results: list[InboundResult | Exception | None] = []
+    for kwargs in batch:
+        try:
+            prepared.append(_prepare_inbound(**kwargs))
+            results.append(None)
+        except Exception as exc:  # routing refused it: as receive_message would raise
+            prepared.append(None)
+            results.append(exc)
+    pending = [i for i, inbound in enumerate(prepared) if inbound is not None]
+    try:
+        with unit_of_work():
+            for i in pending:
+                try:
+                    with unit_of_work():  # a savepoint: a failure undoes this message alone
+                        results[i] = prepared[i].unit()
+                except Exception:
+                    log.info("inbound message %d of a batch is received on its own", i)
+    except Exception:  # the batch's commit failed: none of it was written
+        log.warning("a batch of %d inbound messages failed; each is received on its own",
+                    len(pending), exc_info=True)
+        for i in pending:
+            results[i] = None
+    answers: list[InboundResult | Exception] = []
+    for inbound, result in zip(prepared, results, strict=True):
+        if result is None and inbound is not None:
+            try:
+                result = inbound.receive()
+            except Exception as exc:
+                result = exc
+        answers.append(result)
+    return answers
+
+
+def _prepare_inbound(*, channel: str, identity: Identity, text: str, html: str = "",
+                     external_id: str | None = None, thread_to: Ticket | None = None,
+                     continue_open: bool = False, subject: str = "",
+                     category: Category | None = None, user_type_id: int | None = None,
+                     language: str | None = None, attachments: Iterable[StoredFile] = (),
+                     raw: RawOriginal | None = None, notify: bool = True,
+                     participants: Iterable[Identity] = (),
+                     automatic: bool = False) -> _Inbound:
     attachments = list(attachments)
     notify = notify and not automatic
     identity = _storable_identity(identity)
@@ -512,13 +603,11 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
     def duplicate(seen: Message) -> InboundResult:
         return InboundResult(seen.ticket, seen, created=False, duplicate=True)
 
-    for _attempt in range(3):
-        try:
-            return _once(channel, external_id, work, duplicate)
-        except _Unrouted as unrouted:
-            opening = draft.routed(unrouted.category)
-            routed[opening.category.id if opening.category else None] = opening
-    raise RuntimeError("the thread of this message kept changing while it was routed")
+    def route(category: Category | None) -> None:
+        opening = draft.routed(category)
+        routed[opening.category.id if opening.category else None] = opening
+
+    return _Inbound(_once_unit(channel, external_id, work, duplicate), route)
 
 
 class _Unrouted(Exception):
