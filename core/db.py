@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import peewee
 from playhouse.db_url import connect
@@ -244,16 +245,47 @@ class Select(Statement):
         super().__init__(name)
         self.model = model
         self._build = build
+        # (type(database), its RETURNING setting) -> ([(key, converter)], column indexes)
+        self._plans: dict[tuple[type, bool], tuple[list[tuple[str, Any]], list[int]]] = {}
 
     def build(self, *slots: peewee.Node) -> peewee.Query:
         return self._build(*slots)
 
     def all(self, *args: object) -> list[peewee.Model]:
-        sql, params = self.bind(args)
-        return list(self.model.raw(sql, *params))
+        return self._rows(args, one=False)
 
     def first(self, *args: object) -> peewee.Model | None:
+        rows = self._rows(args, one=True)
+        return rows[0] if rows else None
+
+    def _rows(self, args: tuple[object, ...], one: bool) -> list[peewee.Model]:
+        """The rows as peewee makes them from a raw query, its reading of the columns kept.
+
+        peewee works out which column is which field (and its converter) again for each
+        query it runs; the columns of a named statement never change, so that is done
+        once per kind of database, by peewee's own cursor wrapper.
+        """
         sql, params = self.bind(args)
-        for row in self.model.raw(sql, *params):
-            return row
-        return None
+        cursor = database.obj.execute_sql(sql, params)
+        kind = (type(database.obj), bool(database.obj.returning_clause))
+        plan = self._plans.get(kind)
+        if plan is None:
+            wrapper = self.model.raw(sql, *params)._get_cursor_wrapper(cursor)
+            if type(wrapper) is not peewee.ModelObjectCursorWrapper:
+                return list(wrapper.iterator())  # not the shape this shortcut knows
+            wrapper.initialize()
+            plan = self._plans[kind] = (
+                [(wrapper.unique_columns[i], None) for i in wrapper.no_convert]
+                + [(wrapper.unique_columns[i], wrapper.converters[i]) for i in wrapper.convert],
+                list(wrapper.no_convert) + list(wrapper.convert))
+        names, order = plan
+        fetched = cursor.fetchmany(1) if one else cursor.fetchall()
+        rows = []
+        for row in fetched:
+            data = {}
+            for (name, convert), i in zip(names, order, strict=True):
+                data[name] = row[i] if convert is None else convert(row[i])
+            instance = self.model(__no_default__=1, **data)
+            instance._dirty.clear()  # as peewee leaves a row it read
+            rows.append(instance)
+        return rows
