@@ -227,6 +227,24 @@ def test_a_batch_ends_as_each_mail_alone_would(desk: Any, smtp: tuple[Mailbox, i
         "rina@example.test", "sari@example.test", "tono@example.test"]
 
 
+def test_a_batch_writes_at_most_write_batch_mails_a_transaction(
+        desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    real = tickets.receive_messages
+
+    def counting(batch: list[dict[str, Any]]) -> list[Any]:
+        sizes.append(len(batch))
+        return real(batch)
+
+    monkeypatch.setattr(tickets, "receive_messages", counting)
+    monkeypatch.setattr(ingest_module, "WRITE_BATCH", 2)
+    results = ingest_module.ingest_batch(
+        [mail(sender=f"c{n}@example.test", subject=f"Question {n}") for n in range(5)],
+        via="imap")
+    assert [r.outcome for r in results] == ["new_ticket"] * 5
+    assert sizes == [2, 2, 1]
+
+
 def test_a_mail_that_fails_in_a_batch_is_undone_alone_and_kept_aside(
         desk: Any, monkeypatch: pytest.MonkeyPatch, smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
     box, _ = smtp

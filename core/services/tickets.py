@@ -661,7 +661,12 @@ def find_ticket(channel: str, external_id: str) -> Ticket | None:
 
 
 def ticket_by_id(ticket_id: int) -> Ticket | None:
-    """The ticket with this number, or None (a read through a compiled statement)."""
+    """The ticket with this number, or None (a read through a compiled statement).
+
+    A number no ticket can have (a customer's "#123456789012") is None without a query.
+    """
+    if not 0 < ticket_id <= MAX_ID:
+        return None
     return _ticket_by_id.first(ticket_id)
 
 

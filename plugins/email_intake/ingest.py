@@ -22,7 +22,6 @@ import peewee
 
 from core.attachments import AttachmentRejected, Storage, StoredFile
 from core.models import AuthorKind, Delivery, Message, Ticket
-from core.numbers import MAX_ID
 from core.raw import RawOriginal
 from core.services import contacts, tickets
 from core.state import loket
@@ -37,6 +36,10 @@ CHANNEL = "email"
 VIAS = ("imap", "pipe", "http")
 # A database that is down or locked: the caller retries; nothing was written.
 _TEMPORARY = (peewee.OperationalError, peewee.InterfaceError)
+# The most mails ``ingest_batch`` writes in one transaction: on SQLite every other writer
+# (the web's too) waits for it, a millisecond or two a mail; past about 20 the commits
+# saved no longer show.
+WRITE_BATCH = 20
 
 
 @dataclass
@@ -56,10 +59,10 @@ def ingest_raw(raw: bytes, *, via: str, mailbox: Any = None) -> Ingested:
 def ingest_batch(raws: list[bytes], *, via: str, mailbox: Any = None) -> list[Ingested]:
     """``ingest_raw`` for each of ``raws``, answered in order, with fewer commits.
 
-    Mails that open tickets or join existing ones share one write transaction, each
-    in a savepoint of its own (``tickets.receive_messages``): a mail that fails there
-    is undone alone and taken again on its own, exactly as ``ingest_raw`` would take
-    it. A mail is threaded before the write, so one whose threading could depend on
+    Mails that open tickets or join existing ones share a write transaction (up to
+    ``WRITE_BATCH`` of them), each in a savepoint of its own
+    (``tickets.receive_messages``): a mail that fails there is undone alone and taken
+    again on its own, exactly as ``ingest_raw`` would take it. A mail is threaded before the write, so one whose threading could depend on
     a mail of the batch not yet written first commits the mails before it: one that
     answers such a mail's Message-ID, names a ticket number (the ticket may be one
     the batch opens), or may thread at all while a mail of the batch adds people to
@@ -82,7 +85,8 @@ def ingest_batch(raws: list[bytes], *, via: str, mailbox: Any = None) -> list[In
 
     for i, raw in enumerate(raws):
         mail = parse(raw)
-        if batch and (pending_ids.intersection(mail.in_reply_to, mail.references)
+        if len(batch) >= WRITE_BATCH or batch and (
+                pending_ids.intersection(mail.in_reply_to, mail.references)
                       or _NUMBER.search(mail.subject or "")
                       or (_may_thread(mail)
                           and any(ready.call["participants"] for _i, ready in batch))):
@@ -197,8 +201,7 @@ def find_thread(mail: ParsedMail, own: frozenset[str]) -> tuple[Ticket | None, s
                 return ticket, header
     match = _NUMBER.search(mail.subject or "")
     if match:
-        number = int(next(g for g in match.groups() if g))
-        ticket = tickets.ticket_by_id(number) if 0 < number <= MAX_ID else None
+        ticket = tickets.ticket_by_id(int(next(g for g in match.groups() if g)))
         if ticket is not None and _is_party(ticket, mail.sender):
             return ticket, "ticket number in the subject"
     return None, ""
