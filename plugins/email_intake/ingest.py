@@ -37,8 +37,8 @@ VIAS = ("imap", "pipe", "http")
 # A database that is down or locked: the caller retries; nothing was written.
 _TEMPORARY = (peewee.OperationalError, peewee.InterfaceError)
 # The most mails ``ingest_batch`` writes in one transaction: on SQLite every other writer
-# (the web's too) waits for it, a millisecond or two a mail; past about 20 the commits
-# saved no longer show.
+# (the web's too) waits for it, a millisecond or two a mail. The bench's mails showed no
+# further gain from 20 to 50 (bench/email_ingest.py --batch; NOTES-mail3.md).
 WRITE_BATCH = 20
 
 
