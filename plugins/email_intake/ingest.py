@@ -62,13 +62,10 @@ def ingest_batch(raws: list[bytes], *, via: str, mailbox: Any = None) -> list[In
     Mails that open tickets or join existing ones share a write transaction (up to
     ``WRITE_BATCH`` of them), each in a savepoint of its own
     (``tickets.receive_messages``): a mail that fails there is undone alone and taken
-    again on its own, exactly as ``ingest_raw`` would take it. A mail is threaded before the write, so one whose threading could depend on
-    a mail of the batch not yet written first commits the mails before it: one that
-    answers such a mail's Message-ID, names a ticket number (the ticket may be one
-    the batch opens), or may thread at all while a mail of the batch adds people to
-    a ticket. (A reply address cannot name a ticket of the batch: its token is sent
-    after the commit.) So each is threaded as if it came alone. Every answer is
-    given once its mail is committed.
+    again on its own, exactly as ``ingest_raw`` would take it. A mail is threaded
+    before the write, so one whose threading could depend on a mail of the batch not
+    yet written first commits the mails before it (``_depends``): each is threaded as
+    if it came alone. Every answer is given once its mail is committed.
     """
     answers: list[Ingested | None] = [None] * len(raws)
     batch: list[tuple[int, _Ready]] = []
@@ -85,11 +82,8 @@ def ingest_batch(raws: list[bytes], *, via: str, mailbox: Any = None) -> list[In
 
     for i, raw in enumerate(raws):
         mail = parse(raw)
-        if len(batch) >= WRITE_BATCH or batch and (
-                pending_ids.intersection(mail.in_reply_to, mail.references)
-                      or _NUMBER.search(mail.subject or "")
-                      or (_may_thread(mail)
-                          and any(ready.call["participants"] for _i, ready in batch))):
+        if len(batch) >= WRITE_BATCH or (batch and _depends(
+                mail, pending_ids, any(ready.call["participants"] for _i, ready in batch))):
             flush()
         prepared = _guarded(raw, via, mailbox, lambda r=raw, m=mail: _prepare(r, via, mailbox, m))
         if isinstance(prepared, _Ready):
@@ -266,6 +260,17 @@ def _ingest(raw: bytes, via: str, mailbox: Any) -> Ingested:
     if isinstance(prepared, Ingested):
         return prepared
     return prepared.finish(tickets.receive_message(**prepared.call))
+
+
+def _depends(mail: ParsedMail, pending_ids: set[str], pending_participants: bool) -> bool:
+    """Whether threading ``mail`` could depend on mails not yet written (``pending_ids``):
+    it answers one of them, or names a ticket number (the ticket may be one they open),
+    or may thread at all while they add people to tickets (``pending_participants``).
+    A reply address cannot name a ticket they open: its token goes out after the commit.
+    """
+    return bool(pending_ids.intersection(mail.in_reply_to, mail.references)
+                or _NUMBER.search(mail.subject or "")
+                or (pending_participants and _may_thread(mail)))
 
 
 def _may_thread(mail: ParsedMail) -> bool:
