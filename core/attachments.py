@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import secrets
 import tempfile
 import unicodedata
 from dataclasses import dataclass
@@ -125,23 +127,12 @@ class Storage:
                 while chunk := stream.read(CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise AttachmentRejected(
-                            "too_large",
-                            f"{safe_filename(filename)} is larger than "
-                            f"{max_bytes // (1024 * 1024) or max_bytes} "
-                            f"{'MB' if max_bytes >= 1024 * 1024 else 'bytes'}")
+                        raise _too_large(filename, max_bytes)
                     if len(head) < 8192:
                         head += chunk[: 8192 - len(head)]
                     digest.update(chunk)
                     tmp.write(chunk)
-            if size == 0:
-                raise AttachmentRejected("empty", f"{safe_filename(filename)} is empty")
-            content_type = sniff_type(head)
-            if content_type not in allowed_types:
-                raise AttachmentRejected(
-                    "type_not_allowed",
-                    f"{safe_filename(filename)}: files of type {content_type} are not accepted "
-                    f"(accepted: {', '.join(allowed_types)})")
+            content_type = _checked_type(head, size, filename, allowed_types)
             sha = digest.hexdigest()
             target = self.path_for(sha)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -158,27 +149,74 @@ class Storage:
 
     def save_bytes(self, data: bytes, filename: str, *, max_bytes: int,
                    allowed_types: list[str]) -> StoredFile:
-        import io
-
-        return self.save(io.BytesIO(data), filename, max_bytes=max_bytes,
-                         allowed_types=allowed_types)
+        """``save`` for bytes already in memory (a mail's files): the same checks, the
+        same file, without copying it through a stream."""
+        if len(data) > max_bytes:
+            raise _too_large(filename, max_bytes)
+        content_type = _checked_type(data[:8192], len(data), filename, allowed_types)
+        sha = hashlib.sha256(data).hexdigest()
+        self._write(sha, data, ".upload-")
+        return StoredFile(sha, safe_filename(filename), content_type, len(data))
 
     def open(self, sha256: str) -> BinaryIO:
         return open(self.path_for(sha256), "rb")
 
     def put(self, data: bytes) -> str:
-        """Keep bytes as they are, unchecked (raw originals); returns their SHA-256."""
+        """Keep bytes as they are, unchecked (raw originals); returns their SHA-256.
+
+        Every inbound mail comes here, so it is plain ``os`` calls (``_write``).
+        """
         sha = hashlib.sha256(data).hexdigest()
-        target = self.path_for(sha)
-        if target.exists():
-            os.utime(target)  # in use again: the orphan sweep leaves it for another day
-            return sha
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".raw-")
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-        os.replace(tmp_name, target)
+        self._write(sha, data, ".raw-")
         return sha
+
+    def _write(self, sha: str, data: bytes, prefix: str) -> None:
+        """Keep ``data`` under its digest. No stat of a folder that exists, which is
+        nearly always (it is made when the write finds it missing); the bytes go to a
+        temporary name first, so a crash never leaves a cut file under the digest's name.
+        """
+        folder = os.path.join(self.root, sha[:2], sha[2:4])
+        target = os.path.join(folder, sha)
+        try:
+            os.utime(target)  # kept already, in use again: the orphan sweep leaves it be
+            return
+        except FileNotFoundError:
+            pass
+        tmp_name = os.path.join(folder, f"{prefix}{secrets.token_hex(8)}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(tmp_name, flags, 0o600)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp_name, flags, 0o600)
+        try:
+            with open(fd, "wb") as tmp:
+                tmp.write(data)
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+
+
+def _too_large(filename: str, max_bytes: int) -> AttachmentRejected:
+    return AttachmentRejected(
+        "too_large", f"{safe_filename(filename)} is larger than "
+                     f"{max_bytes // (1024 * 1024) or max_bytes} "
+                     f"{'MB' if max_bytes >= 1024 * 1024 else 'bytes'}")
+
+
+def _checked_type(head: bytes, size: int, filename: str, allowed_types: list[str]) -> str:
+    """The file's sniffed type; refused when it is empty or of a type not accepted."""
+    if size == 0:
+        raise AttachmentRejected("empty", f"{safe_filename(filename)} is empty")
+    content_type = sniff_type(head)
+    if content_type not in allowed_types:
+        raise AttachmentRejected(
+            "type_not_allowed",
+            f"{safe_filename(filename)}: files of type {content_type} are not accepted "
+            f"(accepted: {', '.join(allowed_types)})")
+    return content_type
 
 def rejection_message(exc: AttachmentRejected, filename: str, max_bytes: int,
                       allowed_types: list[str] | None = None) -> str:

@@ -233,6 +233,10 @@ class Config:
 
     values: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    # plugin -> [(short name, full name)], for the values dict and size ``_names_of`` names.
+    _plugin_names: dict[str, list[tuple[str, str]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+    _names_of: tuple[int, int] = field(default=(0, -1), init=False, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -241,9 +245,19 @@ class Config:
         return self.values.get(name, default)
 
     def plugin(self, plugin: str) -> dict[str, Any]:
-        """The settings of one plugin, by their short names."""
-        prefix = f"{plugin}."
-        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+        """The settings of one plugin, by their short names (a fresh dict, the current values)."""
+        values = self.values
+        shape = (id(values), len(values))
+        if self._names_of != shape:
+            self._plugin_names.clear()
+            self._names_of = shape
+        names = self._plugin_names.get(plugin)
+        if names is None:
+            # Which settings are the plugin's is worked out once: a mail asks a few times.
+            prefix = f"{plugin}."
+            names = self._plugin_names[plugin] = [
+                (k[len(prefix):], k) for k in values if k.startswith(prefix)]
+        return {short: values[name] for short, name in names}
 
 
 def _env_name(name: str) -> str:

@@ -22,6 +22,12 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 10000,
     "synchronous": "normal",
     "cache_size": -16000,
+    # Temporary files in memory. A statement that fires triggers in a transaction
+    # keeps a statement journal (so that it alone can be undone); inserting a message
+    # (its search index trigger) journals a dozen pages, and with the default store
+    # SQLite writes them to a file under /var/tmp each time: a third of the write
+    # calls of an inbound mail. Sorts that need a temporary table use memory too.
+    "temp_store": "memory",
 }
 
 

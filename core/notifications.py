@@ -78,11 +78,24 @@ def core_wording(key: str, language: str) -> tuple[str, str] | None:
     """Core's (subject, body) of a template in ``language``, or None when the catalogue
     of that language does not translate it (English is core's own)."""
     subject, body = DEFAULTS[key]
-    with force_locale(language):
-        pair = (_(subject), _(body))
+    pair = (_translated(subject, language), _translated(body, language))
     if language != "en" and pair == (subject, body):
         return None
     return pair
+
+
+_TRANSLATED_KEY = "notifications.translated"
+
+
+def _translated(text: str, language: str) -> str:
+    """``text`` from core's catalogue of ``language``; looked up once per app and language
+    (the catalogues do not change while the app runs, and every new ticket asks)."""
+    cache = loket().extras.setdefault(_TRANSLATED_KEY, {})
+    found = cache.get((text, language))
+    if found is None:
+        with force_locale(language):
+            found = cache[text, language] = _(text)
+    return found
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -152,8 +165,7 @@ def render(key: str, ticket: Ticket, *, contact: Contact | None = None, reply_te
            agent: str = "") -> Rendered:
     subject, body, language = wording(key, language_of(ticket.language))
     contact = contact if contact is not None else Contact.get_by_id(ticket.contact_id)
-    with force_locale(language):
-        no_name = _(NO_NAME)
+    no_name = _translated(NO_NAME, language)
     values = {
         # The name given with this ticket, as it was given (a shared address's contact
         # keeps the first writer's name).

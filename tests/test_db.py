@@ -32,6 +32,7 @@ from core.models import (
     Staff,
     StaffSession,
     Ticket,
+    TicketParticipant,
     UserType,
 )
 
@@ -324,12 +325,25 @@ def test_console_look_ups_read_plain_rows_in_name_order(ctx):
                     child.id: (child.name, parent.id, "Member")}
 
 
+def test_participation_matches_ticket_and_contact_each_on_its_own_column(ctx):
+    statement = db.STATEMENTS["ticket_participant.of_ticket_and_contact"]
+    ticket, other = _row(Ticket), _row(Ticket)
+    contact, stranger = _row(Contact), _row(Contact)
+    TicketParticipant.create(ticket=ticket, contact=contact)
+    TicketParticipant.create(ticket=other, contact=stranger)
+    found = statement.first(ticket, contact)
+    assert (found.ticket_id, found.contact_id) == (ticket, contact)
+    assert statement.first(ticket, stranger) is None
+    assert statement.first(other, contact) is None
+    assert statement.first(contact, ticket) is None
+
+
 def test_every_named_statement_has_its_test():
     selects = {"contact.by_identity", "message.by_external_id", "category.visible_by_slugs",
                "category.by_id", "department.by_id", "department.by_slug",
                "category_field.of_category",
                "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket",
-               "ticket.latest_unfinished_on_channel",
+               "ticket.latest_unfinished_on_channel", "ticket_participant.of_ticket_and_contact",
                "console.session_by_token", "console.staff_by_id", "console.staff",
                "console.departments", "console.category_labels", "api.staff_by_token"}
     # A plugin's statements are named after it and tested with the plugin.

@@ -18,6 +18,7 @@ from core import db
 from core.models import (
     Attachment,
     AuthorKind,
+    Contact,
     Delivery,
     Message,
     Status,
@@ -191,6 +192,83 @@ def test_people_in_cc_and_to_become_participants_but_our_own_addresses_do_not(
                              cc="Budi <budi@example.test>, help+x@desk.test,"), via="pipe")
     rows = TicketParticipant.select().where(TicketParticipant.ticket == result.ticket_number)
     assert sorted(p.contact.email for p in rows) == ["budi@example.test", "dewi@example.test"]
+
+
+# -- A batch of mails (a mailbox read many at a time) ------------------------------------------
+
+
+def test_a_batch_ends_as_each_mail_alone_would(desk: Any, smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
+    box, _ = smtp
+    first = mail(message_id="<b1@example.test>", cc="Budi <budi@example.test>")
+    batch = [
+        first,
+        mail(sender="sari@example.test", subject="Refund", message_id="<b2@example.test>"),
+        # Answers a mail of the same batch: the ticket that one opens.
+        mail(subject="Re: Cannot sign in", text="Also my email.",
+             headers={"In-Reply-To": "<b1@example.test>"}),
+        first,  # delivered twice
+        mail(sender=SUPPORT, subject="our own echo"),  # a loop, kept aside
+        # Budi, copied on the first mail, quotes its number: he is its participant now.
+        mail(sender="budi@example.test", subject="Ticket #1 too", message_id="<b5@example.test>"),
+        mail(sender="tono@example.test", subject="Printer", message_id="<b6@example.test>"),
+    ]
+    results = ingest_module.ingest_batch(batch, via="imap")
+    assert [(r.stored, r.outcome) for r in results] == [
+        (True, "new_ticket"), (True, "new_ticket"), (True, "reply"), (True, "duplicate"),
+        (True, "ignored_loop"), (True, "reply"), (True, "new_ticket")]
+    opened = results[0].ticket_number
+    assert opened == 1 and [r.ticket_number for r in results[2:4]] == [opened, opened]
+    assert results[5].ticket_number == opened
+    assert [m.body_text.strip() for m in messages(opened) if not m.notification] == [
+        "My password is refused.", "Also my email.", "My password is refused."]
+    assert Message.select().where(Message.external_id == "<b1@example.test>").count() == 1
+    # Each new ticket is acknowledged once, after its commit.
+    assert sorted(env.rcpt_tos[0] for env, _ack in box.mails) == [
+        "rina@example.test", "sari@example.test", "tono@example.test"]
+
+
+def test_a_batch_writes_at_most_write_batch_mails_a_transaction(
+        desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    real = tickets.receive_messages
+
+    def counting(batch: list[dict[str, Any]]) -> list[Any]:
+        sizes.append(len(batch))
+        return real(batch)
+
+    monkeypatch.setattr(tickets, "receive_messages", counting)
+    monkeypatch.setattr(ingest_module, "WRITE_BATCH", 2)
+    results = ingest_module.ingest_batch(
+        [mail(sender=f"c{n}@example.test", subject=f"Question {n}") for n in range(5)],
+        via="imap")
+    assert [r.outcome for r in results] == ["new_ticket"] * 5
+    assert sizes == [2, 2, 1]
+
+
+def test_a_mail_that_fails_in_a_batch_is_undone_alone_and_kept_aside(
+        desk: Any, monkeypatch: pytest.MonkeyPatch, smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
+    box, _ = smtp
+    real = tickets._create_ticket
+
+    def failing(opening: Any, **kwargs: Any) -> Any:
+        if opening.subject == "Breaks the write":
+            raise ValueError("a fault in the write")
+        return real(opening, **kwargs)
+
+    monkeypatch.setattr(tickets, "_create_ticket", failing)
+    results = ingest_module.ingest_batch([
+        mail(sender="ayu@example.test", subject="Before"),
+        mail(sender="eko@example.test", subject="Breaks the write"),
+        mail(sender="dian@example.test", subject="After")], via="imap")
+    assert [(r.stored, r.outcome) for r in results] == [
+        (True, "new_ticket"), (True, "failed_mail"), (True, "new_ticket")]
+    assert sorted(t.subject for t in Ticket.select()) == ["After", "Before"]
+    (kept,) = FailedMail.select()
+    assert kept.subject == "Breaks the write" and "a fault in the write" in kept.reason
+    # Nothing of it was written: not even the contact its write made first.
+    assert not Contact.select().where(Contact.email == "eko@example.test").exists()
+    assert sorted(env.rcpt_tos[0] for env, _ack in box.mails) == [
+        "ayu@example.test", "dian@example.test"]
 
 
 # -- The same mail twice, by any way in ------------------------------------------------------

@@ -127,12 +127,14 @@ def _short(value: Any) -> str:
 
 def _add_attachments(ticket: Ticket, message: Message, files: Iterable[StoredFile],
                      field_names: dict[str, str] | None = None) -> None:
-    rows = [dict(ticket=ticket.id, message=message.id, sha256=f.sha256, filename=f.filename,
-                 content_type=f.content_type, size=f.size,
-                 field_name=(field_names or {}).get(f.sha256, ""))
-            for f in files]
-    if rows:
-        Attachment.insert_many(rows).execute()
+    for f in files:
+        _insert_attachment(Attachment(
+            ticket=ticket.id, message=message.id, sha256=f.sha256, filename=f.filename,
+            content_type=f.content_type, size=f.size,
+            field_name=(field_names or {}).get(f.sha256, "")))
+
+
+_insert_attachment = db.Insert("attachment.insert", Attachment)
 
 
 def _subject_from(text: str) -> str:
@@ -252,6 +254,13 @@ def _once(channel: str, external_id: str | None, work: Callable[[], T],
     winner's message.
     """
 
+    return run_unit(_once_unit(channel, external_id, work, duplicate))
+
+
+def _once_unit(channel: str, external_id: str | None, work: Callable[[], T],
+               duplicate: Callable[[Message], T]) -> Callable[[], T]:
+    """``_once``'s body, for the caller that runs it in a unit of its own choosing."""
+
     def unit() -> T:
         if external_id:
             seen = _find_duplicate(channel, external_id)
@@ -259,7 +268,7 @@ def _once(channel: str, external_id: str | None, work: Callable[[], T],
                 return duplicate(seen)
         return work()
 
-    return run_unit(unit)
+    return unit
 
 
 def open_ticket(*, identity: Identity, subject: str, text: str, channel: str = Channel.WEB,
@@ -454,6 +463,90 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
       without reopening it or counting as the customer's answer, and a new
       ticket it opens sends no notification.
     """
+    return _prepare_inbound(
+        channel=channel, identity=identity, text=text, html=html, external_id=external_id,
+        thread_to=thread_to, continue_open=continue_open, subject=subject, category=category,
+        user_type_id=user_type_id, language=language, attachments=attachments, raw=raw,
+        notify=notify, participants=participants, automatic=automatic).receive()
+
+
+@dataclass
+class _Inbound:
+    """An inbound message made ready for its write: cleaned, kept, routed (unlocked).
+
+    ``unit`` is the write's body (the duplicate look-up, then threading or a new
+    ticket); it raises ``_Unrouted`` when the ticket it must open was not routed,
+    and ``route`` routes that one, outside any write.
+    """
+
+    unit: Callable[[], InboundResult]
+    route: Callable[[Category | None], None]
+
+    def receive(self) -> InboundResult:
+        for _attempt in range(3):
+            try:
+                return run_unit(self.unit)
+            except _Unrouted as unrouted:
+                self.route(unrouted.category)
+        raise RuntimeError("the thread of this message kept changing while it was routed")
+
+
+def receive_messages(batch: list[dict[str, Any]]) -> list[InboundResult | Exception]:
+    """``receive_message`` for each of ``batch`` (its keyword arguments), in one write.
+
+    For a channel that reads many messages at once (a mailbox): one transaction,
+    and its commit, serve them all, each message in a savepoint of its own. Each is
+    routed before the write begins, as ``receive_message`` does. A message the
+    write cannot take as prepared (a ticket closed meanwhile, a unique-key race, any
+    error) is rolled back to its savepoint, leaving the others be, and is received
+    on its own after the commit. Answers in ``batch``'s order: the result, or the
+    exception ``receive_message`` raised for that message. Each answer stands only
+    once the batch is committed: nothing is returned before. The caller keeps
+    messages that depend on one another (a reply to a message of the same batch)
+    in different batches: each message's threading was read before the write.
+    """
+    prepared: list[_Inbound | None] = []
+    results: list[InboundResult | Exception | None] = []
+    for kwargs in batch:
+        try:
+            prepared.append(_prepare_inbound(**kwargs))
+            results.append(None)
+        except Exception as exc:  # routing refused it: as receive_message would raise
+            prepared.append(None)
+            results.append(exc)
+    pending = [i for i, inbound in enumerate(prepared) if inbound is not None]
+    try:
+        with unit_of_work():
+            for i in pending:
+                try:
+                    with unit_of_work():  # a savepoint: a failure undoes this message alone
+                        results[i] = prepared[i].unit()
+                except Exception:
+                    log.info("inbound message %d of a batch is received on its own", i)
+    except Exception:  # the batch's commit failed: none of it was written
+        log.warning("a batch of %d inbound messages failed; each is received on its own",
+                    len(pending), exc_info=True)
+        for i in pending:
+            results[i] = None
+    answers: list[InboundResult | Exception] = []
+    for inbound, result in zip(prepared, results, strict=True):
+        if result is None and inbound is not None:
+            try:
+                result = inbound.receive()
+            except Exception as exc:
+                result = exc
+        answers.append(result)
+    return answers
+
+
+def _prepare_inbound(*, channel: str, identity: Identity, text: str, html: str = "",
+                     external_id: str | None = None, thread_to: Ticket | None = None,
+                     continue_open: bool = False, subject: str = "",
+                     category: Category | None = None, user_type_id: int | None = None,
+                     language: str | None = None, attachments: Iterable[StoredFile] = (),
+                     raw: RawOriginal | None = None, notify: bool = True,
+                     participants: Iterable[Identity] = (),
+                     automatic: bool = False) -> _Inbound:
     attachments = list(attachments)
     notify = notify and not automatic
     identity = _storable_identity(identity)
@@ -472,8 +565,14 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
     # will open one; should the write find otherwise (the ticket was closed meanwhile),
     # it stops before writing anything and runs once more, routed this time.
     routed: dict[int | None, _Opening] = {}
-    contact = find_normalised(identity.kind, identity.value) if continue_open else None
-    target, follow_up_of = _thread_target(thread_to, continue_open, contact, channel)
+    if thread_to is not None:
+        # The caller has just read it: good enough to decide whether to route (the
+        # write reads it again, and stops to route should it have been closed since).
+        target, follow_up_of = (None, thread_to) if thread_to.status == Status.CLOSED else (
+            thread_to, None)
+    else:
+        contact = find_normalised(identity.kind, identity.value) if continue_open else None
+        target, follow_up_of = _thread_target(None, continue_open, contact, channel)
     if target is None:
         opening = draft.routed(category_of(follow_up_of))
         routed[opening.category.id if opening.category else None] = opening
@@ -504,13 +603,11 @@ def receive_message(*, channel: str, identity: Identity, text: str, html: str = 
     def duplicate(seen: Message) -> InboundResult:
         return InboundResult(seen.ticket, seen, created=False, duplicate=True)
 
-    for _attempt in range(3):
-        try:
-            return _once(channel, external_id, work, duplicate)
-        except _Unrouted as unrouted:
-            opening = draft.routed(unrouted.category)
-            routed[opening.category.id if opening.category else None] = opening
-    raise RuntimeError("the thread of this message kept changing while it was routed")
+    def route(category: Category | None) -> None:
+        opening = draft.routed(category)
+        routed[opening.category.id if opening.category else None] = opening
+
+    return _Inbound(_once_unit(channel, external_id, work, duplicate), route)
 
 
 class _Unrouted(Exception):
@@ -560,7 +657,17 @@ def find_message(channel: str, external_id: str) -> Message | None:
 def find_ticket(channel: str, external_id: str) -> Ticket | None:
     """The ticket holding the message a channel knows by ``external_id``, or None."""
     message = find_message(channel, external_id)
-    return Ticket.get_by_id(message.ticket_id) if message is not None else None
+    return _ticket_by_id.first(message.ticket_id) if message is not None else None
+
+
+def ticket_by_id(ticket_id: int) -> Ticket | None:
+    """The ticket with this number, or None (a read through a compiled statement).
+
+    A number no ticket can have (a customer's "#123456789012") is None without a query.
+    """
+    if not 0 < ticket_id <= MAX_ID:
+        return None
+    return _ticket_by_id.first(ticket_id)
 
 
 def revise_message(channel: str, external_id: str, *, text: str | None = None,
@@ -609,16 +716,27 @@ _by_external_id = db.Select(
                                & (Message.external_id == external_id)).limit(1)))
 
 
+_participation = db.Select(
+    "ticket_participant.of_ticket_and_contact", TicketParticipant,
+    lambda ticket_id, contact_id: (
+        TicketParticipant.select().where((TicketParticipant.ticket == ticket_id)
+                                         & (TicketParticipant.contact == contact_id)).limit(1)))
+_insert_participant = db.Insert("ticket_participant.insert", TicketParticipant)
+
+
+def is_participant(ticket_id: int, contact_id: int) -> bool:
+    """Whether the contact takes part in the ticket (copied on it), besides its own contact."""
+    return _participation.first(ticket_id, contact_id) is not None
+
+
 def _add_participants(ticket: Ticket, contact: Contact, participants: list[Identity],
                       language: str) -> None:
     for identity in participants:
         other = _contact_of(Identity(identity.kind, identity.value, identity.name), language)
         if other.id == contact.id or other.id == ticket.contact_id:
             continue
-        exists = TicketParticipant.select().where(
-            (TicketParticipant.ticket == ticket) & (TicketParticipant.contact == other)).exists()
-        if not exists:
-            TicketParticipant.create(ticket=ticket, contact=other)
+        if not is_participant(ticket.id, other.id):
+            _insert_participant(TicketParticipant(ticket=ticket.id, contact=other.id))
 
 
 def _customer_message(ticket: Ticket, contact: Contact, text: str, body_html: str, channel: str,

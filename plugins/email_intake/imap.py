@@ -351,13 +351,23 @@ class Fetcher:
         with _db():
             mailboxes.note_arrivals(box.id, [data.get(b"BODY[]") or b""
                                              for data in fetched.values()])
-            for uid in chunk:
-                data = fetched.get(uid)
-                if data is None:  # expunged between the search and the fetch
-                    continue
-                raw = data.get(b"BODY[]") or b""
+            # Expunged between the search and the fetch: not there any more.
+            present = [uid for uid in chunk if uid in fetched]
+            raws = {uid: fetched[uid].get(b"BODY[]") or b"" for uid in present}
+            batched: dict[int, Any] = {}
+            if self._ingest is None:
+                # The whole batch with few commits; each answer stands once its mail is
+                # committed. After a mail that was not stored the batch stops below as
+                # ever: mails after it that were stored come again as duplicates.
                 try:
-                    outcome = ingest(raw, via="imap", mailbox=box)
+                    batched = dict(zip(present, _ingest_batch(
+                        [raws[uid] for uid in present], via="imap", mailbox=box), strict=True))
+                except Exception:  # the contract says it answers; be safe: one by one
+                    log.exception("mailbox %s: the batch could not be ingested", box.name)
+            for uid in present:
+                raw = raws[uid]
+                try:
+                    outcome = batched.get(uid) or ingest(raw, via="imap", mailbox=box)
                 except Exception as exc:  # the contract says stored=False; be safe anyway
                     log.exception("mailbox %s: ingest raised on UID %s", box.name, uid)
                     outcome = None
@@ -506,6 +516,12 @@ def _ingest_raw(raw: bytes, *, via: str, mailbox: Any) -> Any:
     from .ingest import ingest_raw
 
     return ingest_raw(raw, via=via, mailbox=mailbox)
+
+
+def _ingest_batch(raws: list[bytes], *, via: str, mailbox: Any) -> list[Any]:
+    from .ingest import ingest_batch
+
+    return ingest_batch(raws, via=via, mailbox=mailbox)
 
 
 # -- In ``loket worker``: one thread per enabled mailbox ----------------------------------

@@ -14,13 +14,14 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import peewee
 
 from core.attachments import AttachmentRejected, Storage, StoredFile
-from core.models import AuthorKind, Delivery, Message, Ticket, TicketParticipant
+from core.models import AuthorKind, Delivery, Message, Ticket
 from core.raw import RawOriginal
 from core.services import contacts, tickets
 from core.state import loket
@@ -35,6 +36,10 @@ CHANNEL = "email"
 VIAS = ("imap", "pipe", "http")
 # A database that is down or locked: the caller retries; nothing was written.
 _TEMPORARY = (peewee.OperationalError, peewee.InterfaceError)
+# The most mails ``ingest_batch`` writes in one transaction: on SQLite every other writer
+# (the web's too) waits for it, a millisecond or two a mail. The bench's mails showed no
+# further gain from 20 to 50 (bench/email_ingest.py --batch; NOTES-mail3.md).
+WRITE_BATCH = 20
 
 
 @dataclass
@@ -48,9 +53,56 @@ class Ingested:
 
 def ingest_raw(raw: bytes, *, via: str, mailbox: Any = None) -> Ingested:
     """Keep one raw mail; see the module docstring. Call inside an app context."""
+    return _guarded(raw, via, mailbox, lambda: _ingest(raw, via, mailbox))
+
+
+def ingest_batch(raws: list[bytes], *, via: str, mailbox: Any = None) -> list[Ingested]:
+    """``ingest_raw`` for each of ``raws``, answered in order, with fewer commits.
+
+    Mails that open tickets or join existing ones share a write transaction (up to
+    ``WRITE_BATCH`` of them), each in a savepoint of its own
+    (``tickets.receive_messages``): a mail that fails there is undone alone and taken
+    again on its own, exactly as ``ingest_raw`` would take it. A mail is threaded
+    before the write, so one whose threading could depend on a mail of the batch not
+    yet written first commits the mails before it (``_depends``): each is threaded as
+    if it came alone. Every answer is given once its mail is committed.
+    """
+    answers: list[Ingested | None] = [None] * len(raws)
+    batch: list[tuple[int, _Ready]] = []
+    pending_ids: set[str] = set()  # the Message-IDs of the batch's mails
+
+    def flush() -> None:
+        if not batch:
+            return
+        results = tickets.receive_messages([ready.call for _i, ready in batch])
+        for (i, ready), result in zip(batch, results, strict=True):
+            answers[i] = _guarded(raws[i], via, mailbox, lambda r=ready, x=result: r.finish(x))
+        batch.clear()
+        pending_ids.clear()
+
+    for i, raw in enumerate(raws):
+        mail = parse(raw)
+        if len(batch) >= WRITE_BATCH or (batch and _depends(
+                mail, pending_ids, any(ready.call["participants"] for _i, ready in batch))):
+            flush()
+        prepared = _guarded(raw, via, mailbox, lambda r=raw, m=mail: _prepare(r, via, mailbox, m))
+        if isinstance(prepared, _Ready):
+            batch.append((i, prepared))
+            pending_ids.add(mail.external_id)
+        else:
+            answers[i] = prepared
+    flush()
+    done = [answer for answer in answers if answer is not None]
+    if len(done) != len(raws):
+        raise AssertionError("a mail of the batch was left unanswered")
+    return done
+
+
+def _guarded(raw: bytes, via: str, mailbox: Any, step: Callable[[], Any]) -> Any:
+    """``step``'s answer, or what a failure means: try again later, or a failed mail kept."""
     mailbox_address = str(getattr(mailbox, "address", "") or "")
     try:
-        return _ingest(raw, via, mailbox)
+        return step()
     except _TEMPORARY as exc:
         log.warning("email via %s: the database refused the mail, it must come again: %s",
                     via, exc)
@@ -108,7 +160,7 @@ def _ticket_by_reply_address(addresses: list[str], own: frozenset[str]) -> Ticke
         match = _PLUS.match(address)
         if match and loops.is_own(address, own) and hmac.compare_digest(
                 match.group(2).lower(), _token(int(match.group(1)))):
-            return Ticket.get_or_none(Ticket.id == int(match.group(1)))
+            return tickets.ticket_by_id(int(match.group(1)))
     return None
 
 
@@ -136,14 +188,14 @@ def find_thread(mail: ParsedMail, own: frozenset[str]) -> tuple[Ticket | None, s
             message = tickets.find_message(CHANNEL, mid)
             if message is None:
                 continue
-            ticket = Ticket.get_by_id(message.ticket_id)
+            ticket = tickets.ticket_by_id(message.ticket_id)
             # Our own Message-IDs carry an unguessable key: whoever answers one was sent it.
             # A customer's may be guessable, so answering it needs the ticket's people.
             if message.author_kind != AuthorKind.CONTACT or _is_party(ticket, mail.sender):
                 return ticket, header
     match = _NUMBER.search(mail.subject or "")
     if match:
-        ticket = Ticket.get_or_none(Ticket.id == int(next(g for g in match.groups() if g)))
+        ticket = tickets.ticket_by_id(int(next(g for g in match.groups() if g)))
         if ticket is not None and _is_party(ticket, mail.sender):
             return ticket, "ticket number in the subject"
     return None, ""
@@ -152,10 +204,8 @@ def find_thread(mail: ParsedMail, own: frozenset[str]) -> tuple[Ticket | None, s
 def _is_party(ticket: Ticket, sender: str) -> bool:
     """Whether ``sender`` is the ticket's contact or one of its participants."""
     contact = contacts.find_contact("email", sender) if sender else None
-    return contact is not None and (
-        ticket.contact_id == contact.id or TicketParticipant.select().where(
-            (TicketParticipant.ticket == ticket)
-            & (TicketParticipant.contact == contact)).exists())
+    return contact is not None and (ticket.contact_id == contact.id
+                                    or tickets.is_participant(ticket.id, contact.id))
 
 
 # -- Files -------------------------------------------------------------------------------------
@@ -197,9 +247,42 @@ def _unpacked(item: MailFile) -> list[tuple[str, bytes]]:
 # -- The way in ----------------------------------------------------------------------------------
 
 
+@dataclass
+class _Ready:
+    """A mail ready for ``receive_message``: its arguments, and what its result means."""
+
+    call: dict[str, Any]
+    finish: Callable[[tickets.InboundResult | Exception], Ingested]
+
+
 def _ingest(raw: bytes, via: str, mailbox: Any) -> Ingested:
+    prepared = _prepare(raw, via, mailbox, parse(raw))
+    if isinstance(prepared, Ingested):
+        return prepared
+    return prepared.finish(tickets.receive_message(**prepared.call))
+
+
+def _depends(mail: ParsedMail, pending_ids: set[str], pending_participants: bool) -> bool:
+    """Whether threading ``mail`` could depend on mails not yet written (``pending_ids``):
+    it answers one of them, or names a ticket number (the ticket may be one they open),
+    or may thread at all while they add people to tickets (``pending_participants``).
+    A reply address cannot name a ticket they open: its token goes out after the commit.
+    """
+    return bool(pending_ids.intersection(mail.in_reply_to, mail.references)
+                or _NUMBER.search(mail.subject or "")
+                or (pending_participants and _may_thread(mail)))
+
+
+def _may_thread(mail: ParsedMail) -> bool:
+    """Whether ``find_thread`` could find a ticket for this mail (cheaply, before it looks)."""
+    return bool(mail.in_reply_to or mail.references or _NUMBER.search(mail.subject or "")
+                or any(_PLUS.match(address) for address in _recipients(mail)))
+
+
+def _prepare(raw: bytes, via: str, mailbox: Any, mail: ParsedMail) -> Ingested | _Ready:
+    """Everything before the ticket's write: a final answer (a bounce, a loop, a failed
+    mail kept), or the mail made ready, its files and original kept."""
     settings = _settings()
-    mail = parse(raw)
     if mailbox is None:
         # Piped or posted mail to a mailbox's address is that mailbox's, as if read from it:
         # its category and department, and replies from its address.
@@ -248,27 +331,34 @@ def _ingest(raw: bytes, via: str, mailbox: Any) -> Ingested:
                     for name, address in mail.cc + mail.to
                     if address.lower() != sender.lower() and not loops.is_own(address, own)
                     and "@invalid" not in address]
-    result = tickets.receive_message(
+    call = dict(
         channel=CHANNEL, identity=tickets.Identity("email", sender, name=mail.sender_name,
                                                    email=sender if mail.sender else None),
         text=text, html=html, external_id=mail.external_id, thread_to=ticket,
         subject=mail.subject, category=getattr(mailbox, "default_category", None),
         attachments=stored, raw=RawOriginal(raw, "message/rfc822"), notify=notify,
         participants=participants, automatic=verdict.kind == loops.AUTO_REPLY)
-    number = result.ticket.id
-    if result.duplicate:
-        return Ingested(True, "duplicate", number, "this mail was received before")
-    department = getattr(mailbox, "department", None)
-    if result.created and department is not None and result.ticket.department_id != department.id:
-        tickets.update_ticket(result.ticket, tickets.SYSTEM, department=department)
-    for note in notes:
-        tickets.add_note(result.ticket, None, note)
-    if verdict.kind == loops.AUTO_REPLY:
-        return Ingested(True, "auto_reply", number, f"recorded, not answered ({verdict.why})")
-    if result.created:
-        reason = f"not answered automatically ({verdict.why})" if not notify else ""
-        return Ingested(True, "new_ticket", number, reason)
-    return Ingested(True, "reply", number, f"threaded by {how}")
+
+    def finish(result: tickets.InboundResult | Exception) -> Ingested:
+        if isinstance(result, Exception):
+            raise result
+        number = result.ticket.id
+        if result.duplicate:
+            return Ingested(True, "duplicate", number, "this mail was received before")
+        department = getattr(mailbox, "department", None)
+        if (result.created and department is not None
+                and result.ticket.department_id != department.id):
+            tickets.update_ticket(result.ticket, tickets.SYSTEM, department=department)
+        for note in notes:
+            tickets.add_note(result.ticket, None, note)
+        if verdict.kind == loops.AUTO_REPLY:
+            return Ingested(True, "auto_reply", number, f"recorded, not answered ({verdict.why})")
+        if result.created:
+            reason = f"not answered automatically ({verdict.why})" if not notify else ""
+            return Ingested(True, "new_ticket", number, reason)
+        return Ingested(True, "reply", number, f"threaded by {how}")
+
+    return _Ready(call, finish)
 
 
 def _report(mail: ParsedMail, verdict: loops.Verdict, keep: Any) -> Ingested:
@@ -305,4 +395,5 @@ def _report(mail: ParsedMail, verdict: loops.Verdict, keep: Any) -> Ingested:
     return Ingested(True, "bounce", ticket.id, _line(report.reason))
 
 
-__all__ = ["Ingested", "VIAS", "find_thread", "ingest_raw", "own_addresses", "reply_address"]
+__all__ = ["Ingested", "VIAS", "find_thread", "ingest_batch", "ingest_raw", "own_addresses",
+           "reply_address"]
