@@ -11,15 +11,16 @@ from pathlib import Path
 import peewee as pw
 import pytest
 
-import core.builtin
-import core.services.access
-import core.services.answers
-import core.services.contacts
-import core.services.tickets  # noqa: F401 - importing them registers their statements
-import admin.auth
-import admin.desk
-import admin.tickets
-import core.api.v1  # noqa: F401 - the console's and the API's statements
+# Importing them registers their statements: core's, the console's and the API's.
+import admin.auth  # noqa: F401
+import admin.desk  # noqa: F401
+import admin.tickets  # noqa: F401
+import core.api.v1  # noqa: F401
+import core.builtin  # noqa: F401
+import core.services.access  # noqa: F401
+import core.services.answers  # noqa: F401
+import core.services.contacts  # noqa: F401
+import core.services.tickets  # noqa: F401
 from core import db
 from core.models import (
     Attachment,

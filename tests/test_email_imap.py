@@ -283,6 +283,36 @@ def test_idle_brings_a_message_appended_while_idling(imap_app: Any, dovecot: Dov
     assert fresh(box).lease_owner is None
 
 
+def test_mail_reported_during_a_pass_is_not_left_for_the_next_idle(
+        imap_app: Any, dovecot: Dovecot) -> None:
+    """A mail that arrives while the pass searches is reported in the SEARCH's answer (or
+    another command's), not to the IDLE that follows: the fetcher must look again first."""
+    import imapclient
+
+    box = add_mailbox(dovecot)
+    original = imapclient.IMAPClient.search
+    arrived: list[int] = []
+
+    def search_then_mail_arrives(client: Any, *args: Any, **kwargs: Any) -> Any:
+        found = original(client, *args, **kwargs)
+        if not arrived:
+            arrived.append(1)
+            dovecot.append(mail(1, subject="During the pass"))
+            client.noop()  # the server's report of it is answered here, as during a FETCH
+        return found
+
+    imapclient.IMAPClient.search = search_then_mail_arrives  # type: ignore[method-assign]
+    try:
+        thread, stop = in_thread(Fetcher(box.id))
+        # IDLE and polling are 300 s apart: only a look before idling brings it in time.
+        wait_for(lambda: tickets_with("During the pass"), what="the mail of the pass")
+        stop.set()
+        thread.join(10)
+    finally:
+        imapclient.IMAPClient.search = original  # type: ignore[method-assign]
+    assert arrived and not thread.is_alive()
+
+
 def test_idle_is_restarted_within_its_interval(make_app: Any, dovecot: Dovecot) -> None:
     app = make_app(plugins=["email_intake"],
                    **settings_for(dovecot, **{"email_intake.imap_idle_seconds": 0.5}))

@@ -94,6 +94,7 @@ class PassResult:
     found: int = 0  # new messages seen in the folder
     stored: int = 0  # ingested (duplicates included), then flagged or moved
     outcomes: dict[str, int] | None = None
+    uidnext: int = 0  # the folder's UIDNEXT when the pass selected it (0: not told)
 
 
 def database() -> Any:
@@ -279,7 +280,8 @@ class Fetcher:
             last_uid = box.last_uid
         # "n:*" always matches the highest UID, even below n: hence the filter.
         uids = sorted(uid for uid in client.search(criteria) if uid > last_uid)
-        result = PassResult(found=len(uids), outcomes={})
+        result = PassResult(found=len(uids), outcomes={},
+                            uidnext=int(selected.get(b"UIDNEXT", 0) or 0))
         self._report(box, 0, len(uids))
         highest = last_uid
         for chunk in self._chunks(client, uids):
@@ -445,11 +447,29 @@ class Fetcher:
             if current is None or not current.enabled or current.updated_at != box.updated_at:
                 return  # edited: connect again with its new settings
             self._renew(force=True)
-            self.sync(client, current)
+            result = self.sync(client, current)
             if idle:
+                if self._arrived_during(client, current.folder, result):
+                    continue  # its report may be spent: look again before idling
                 self._idle(client, stop)
             else:
                 self._wait(client, stop, self.opts.poll_seconds)
+
+    @staticmethod
+    def _arrived_during(client: IMAPClient, folder: str, result: PassResult) -> bool:
+        """Whether mail came into the folder while the pass ran.
+
+        A server reports new mail (EXISTS) in the answer to whichever command is running
+        when it arrives. If that was the pass's SEARCH or FETCH, the report is spent (the
+        search may not list the mail yet), and an IDLE begun afterwards waits for the next
+        change: with Dovecot a mail appended while the pass searched waited for the IDLE's
+        renewal, ten minutes by default. SELECT answers with the folder's UIDNEXT itself, so
+        a higher one than the pass saw tells; mail arriving after it is the IDLE's to report.
+        """
+        if not result.uidnext:
+            return False  # the server gives no UIDNEXT: nothing to compare
+        selected = client.select_folder(folder)
+        return int(selected.get(b"UIDNEXT", 0) or 0) > result.uidnext
 
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
         """IDLE until new mail, ``idle_seconds`` or stop; the lease is renewed meanwhile."""
