@@ -315,3 +315,37 @@ def test_writers_in_many_threads_all_commit(app, ctx):
         t.join(60)
     assert not errors, errors
     assert Contact.select().count() == 80
+
+
+# -- Rows a select makes: as peewee makes them -------------------------------------------------
+
+
+def test_a_selected_row_is_the_model_peewee_would_make_and_saves_only_what_changed(ctx):
+    statement = db.STATEMENTS["ticket.by_id"]
+    contact = Contact.create(name="Siti")
+    made = Ticket.create(subject="Refund", contact=contact, form_data={"tx": "A1"},
+                         tags=["billing"], created_at=dt.datetime(2024, 5, 1, 9, 30))
+    found, expected = statement.first(made.id), Ticket.get_by_id(made.id)
+    assert type(found) is Ticket and found.__data__ == expected.__data__
+    assert found.form_data == {"tx": "A1"} and found.tags == ["billing"]
+    assert found.created_at == dt.datetime(2024, 5, 1, 9, 30)
+    assert found.contact_id == contact.id and found.contact.name == "Siti"  # loads on demand
+    assert found.dirty_fields == []
+    found.subject = "Refund, please"
+    assert [f.name for f in found.dirty_fields] == ["subject"]
+    Ticket.update(status="open").where(Ticket.id == made.id).execute()  # someone else's change
+    found.save(only=found.dirty_fields)
+    again = Ticket.get_by_id(made.id)
+    assert again.subject == "Refund, please" and again.status == "open"
+    assert [m.id for m in db.STATEMENTS["message.public_of_ticket"].all(made.id)] == []
+
+
+def test_a_select_of_columns_its_model_lacks_is_refused(ctx):
+    statement = db.Select("test.foreign_columns", Category,
+                          lambda slug: UserType.select().where(UserType.slug == slug))
+    try:
+        UserType.create(slug="member", name="M")
+        with pytest.raises(ValueError, match="no column of Category"):
+            statement.first("member")
+    finally:
+        del db.STATEMENTS["test.foreign_columns"]
