@@ -178,7 +178,16 @@ def local_datetime(value: dt.datetime | None, format: str = "medium") -> str:
         return ""
     from flask_babel import get_locale, get_timezone
 
-    return f"{format_datetime(value, format)} {_zone_label(get_timezone(), get_locale())}".strip()
+    return _local_datetime(value, format, get_timezone(), get_locale())
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_datetime(value: dt.datetime, format: str, zone: Any, locale: Any) -> str:
+    """``local_datetime`` of one time, zone and locale: the same text every time (Babel's
+    formatting is most of a short page's date work), so a page shown again (a tracking
+    page, its messages' times) formats nothing new. Called with the request's own zone
+    and locale, which Flask-Babel's ``format_datetime`` reads again."""
+    return f"{format_datetime(value, format)} {_zone_label(zone, locale)}".strip()
 
 
 @functools.lru_cache(maxsize=64)

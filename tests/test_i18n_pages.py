@@ -364,3 +364,33 @@ def test_templates_follow_the_locale_within_one_request(desk_app: Any) -> None:
     assert first == again
     assert english == "Unknown field.|Please attach a file."
     assert len({first, forced, english}) == 3, (first, forced, english)
+
+
+def test_each_desk_in_a_process_shows_its_own_limits(make_app: Any) -> None:
+    """helpcenter.upload_limits keeps its words per language and settings: two desks with
+    other limits in one process never show each other's text."""
+    from .factories import build_desk
+
+    small, large = make_app(upload_max_bytes=int(2.5 * 1024 * 1024)), make_app()
+    _in(small, build_desk)
+    for _round in range(2):
+        assert "2.5 MB each" in text_of(small.test_client().get(LOGIN_FORM))
+        assert "10 MB each" in text_of(large.test_client().get(LOGIN_FORM))
+        assert "masing-masing 2,5 MB" in text_of(small.test_client().get(f"{LOGIN_FORM}?lang=id"))
+
+
+def test_a_time_formatted_before_is_written_for_each_zone_and_language(make_app: Any) -> None:
+    """core.i18n keeps formatted times by zone and locale: one desk's text never shows in
+    another zone or language."""
+    from core.i18n import local_datetime
+
+    when = dt.datetime(2026, 3, 5, 18, 30)
+    jakarta, makassar = make_app(timezone="Asia/Jakarta"), make_app(timezone="Asia/Makassar")
+    for _round in range(2):
+        with jakarta.test_request_context("/?lang=id"):
+            assert local_datetime(when) == "6 Mar 2026 01.30.00 WIB"
+        with jakarta.test_request_context("/?lang=en"):
+            assert local_datetime(when).replace("\u202f", " ") == (
+                "Mar 6, 2026, 1:30:00 AM Indonesia (Jakarta) Time")
+        with makassar.test_request_context("/?lang=id"):
+            assert local_datetime(when) == "6 Mar 2026 02.30.00 WITA"

@@ -289,12 +289,26 @@ def _store(upload: FileStorage, bound: Field) -> StoredFile | None:
         return None
 
 
+# upload_limits() by (language, the three settings): the same words for every visitor.
+_UPLOAD_LIMITS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
 def upload_limits() -> dict[str, Any]:
+    """What the file inputs say about the limits, in the visitor's language (do not change
+    the dict: it is shared)."""
     config = loket().config
-    return {"max_files": config["upload_max_files"],
+    key = (current_language(), config["upload_max_files"], config["upload_max_bytes"],
+           tuple(config["upload_allowed_types"]))
+    found = _UPLOAD_LIMITS.get(key)
+    if found is None:
+        if len(_UPLOAD_LIMITS) > 64:  # settings changed many times: start afresh
+            _UPLOAD_LIMITS.clear()
+        found = _UPLOAD_LIMITS[key] = {
+            "max_files": config["upload_max_files"],
             "max_mb": megabytes(config["upload_max_bytes"]),
             "accept": ",".join(config["upload_allowed_types"]),
             "accepted_types": type_names(config["upload_allowed_types"])}
+    return found
 
 
 # -- The private tracking page -----------------------------------------------------------
