@@ -130,9 +130,11 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="tottime", help="pstats order: tottime, cumulative")
     parser.add_argument("--quiet", action="store_true", help="figures only, no profiles")
+    parser.add_argument("--env", action="append", default=[], metavar="LOKET_NAME=VALUE",
+                        help="a setting for the desk (repeatable), e.g. LOKET_PLUGINS=social")
     args = parser.parse_args()
     pages = args.only or ["tracking", "submit", "form"]
-    desk = Desk(os.environ.get("BENCH_DATABASE_URL", ""))
+    desk = Desk(os.environ.get("BENCH_DATABASE_URL", ""), args.env)
     try:
         form_path, tracking_path = desk.setup()
         app = desk.app

@@ -24,6 +24,8 @@ from typing import Any
 
 from flask import g, has_request_context, request, session
 from flask_babel import force_locale, format_datetime, lazy_gettext
+from jinja2 import pass_eval_context
+from markupsafe import Markup
 
 from .state import loket
 
@@ -230,6 +232,19 @@ def install_template_gettext(env: Any) -> None:
         pgettext=lambda c, s: _catalogue().upgettext(c, s),
         npgettext=lambda c, s, p, n: _catalogue().unpgettext(c, s, p, n),
         newstyle=True)
+    # ``_()``, the call on every page, straight to the catalogue: Jinja's own ``_`` passes
+    # through two more template calls (an alias, then its new-style wrapper) to get here.
+    env.globals["_"] = _template_gettext
+
+
+@pass_eval_context
+def _template_gettext(eval_ctx: Any, string: str, **variables: Any) -> str:
+    """What Jinja's new-style ``_()`` does: the translation, made safe markup on an
+    autoescaped page (the variables are then escaped as they go in), always formatted."""
+    text = _catalogue().ugettext(string)
+    if eval_ctx.autoescape:
+        text = Markup(text)
+    return text % variables
 
 
 # -- What admins typed, per language ---------------------------------------------------------

@@ -15,6 +15,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -93,7 +94,26 @@ def current_language() -> str:
 def _page_globals() -> dict[str, Any]:
     # Functions, not values: admin pages render templates too and need none of this.
     return {"current_language": current_language, "language_links": _language_links,
-            "email_notifies": email_reaches_customers, "localized": localized}
+            "email_notifies": email_reaches_customers, "localized": localized,
+            "fixed_url": fixed_url}
+
+
+def fixed_url(endpoint: str, **values: str) -> str:
+    """``url_for`` of a link every page has (the stylesheet, the home page), built once per
+    app and script root: werkzeug builds each URL afresh, a few per page.
+
+    Only for fixed values: a link with a ticket's number or key is built with ``url_for``.
+    """
+    if not has_request_context():
+        return url_for(endpoint, **values)
+    cache = current_app.extensions.setdefault("loket_fixed_urls", {})
+    key = (request.script_root, endpoint, *sorted(values.items()))
+    found = cache.get(key)
+    if found is None:
+        if len(cache) > 256:  # not fixed after all: keep the memory bounded
+            cache.clear()
+        found = cache[key] = url_for(endpoint, **values)
+    return found
 
 
 def _language_links() -> list[dict[str, Any]]:
