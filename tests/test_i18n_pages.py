@@ -79,6 +79,26 @@ def test_the_switcher_is_plain_links_to_the_same_page(desk_app: Any) -> None:
     assert "<script" not in page
 
 
+def test_the_switcher_kept_for_one_page_is_not_another_pages(desk_app: Any) -> None:
+    """helpcenter keeps the switcher's links by query string, form and language: each
+    address, language and form gets its own, however often it is asked for."""
+    client = desk_app.test_client()
+
+    def links(url: str) -> list[tuple[str, ...]]:
+        page = client.get(url).get_data(as_text=True)
+        return re.findall(r'<a href="([^"]+)" lang="(\w+)" hreflang="\w+"( aria-current)?', page)
+
+    for _round in range(2):
+        assert links("/help/member/?x=1&lang=id") == [
+            ("?x=1&amp;lang=en", "en", ""), ("?x=1&amp;lang=id", "id", " aria-current"),
+            ("?x=1&amp;lang=fil", "fil", "")]
+        assert links("/help/member/?x=2&lang=fil")[0] == ("?x=2&amp;lang=en", "en", "")
+        assert links("/help/member/?x=2&lang=fil")[2] == ("?x=2&amp;lang=fil", "fil",
+                                                          " aria-current")
+        form = client.get(f"{LOGIN_FORM}?x=1&lang=id").get_data(as_text=True)
+        assert 'form="ticket-form" formaction="?x=1&amp;lang=en"' in form
+
+
 def test_the_switcher_on_a_reply_with_an_error_leads_back_to_the_tracking_page(
         desk_app: Any) -> None:
     ticket = _open(desk_app, "id")

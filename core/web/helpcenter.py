@@ -124,12 +124,27 @@ def _language_links() -> list[dict[str, Any]]:
     GET of the POST's own address would not show it.
     """
     current = current_language()
-    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
-    base = g.get("page_url", "")
-    return [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
-             "href": base + "?" + urlencode(args + [("lang", code)]), "current": code == current,
-             "form": g.get("language_form", "")}
-            for code in loket().config["languages"]]
+    base, form = g.get("page_url", ""), g.get("language_form", "")
+    languages = loket().config["languages"]
+    key = (request.query_string, form, current, tuple(languages))
+    found = None if base else _LANGUAGE_LINKS.get(key)
+    if found is None:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+        found = [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
+                  "href": base + "?" + urlencode(args + [("lang", code)]),
+                  "current": code == current, "form": form}
+                 for code in languages]
+        if not base:  # a page named by g.page_url (a tracking link's) is not kept
+            if len(_LANGUAGE_LINKS) > 256:  # query strings are the visitors' to choose
+                _LANGUAGE_LINKS.clear()
+            _LANGUAGE_LINKS[key] = found
+    return found
+
+
+# The switcher's relative links by what they are made of (the query string, the form, the
+# language shown, the languages offered): most pages have no query string, so few entries.
+# Shared between requests: read them, never change them.
+_LANGUAGE_LINKS: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
 
 def switching_language() -> bool:
@@ -344,15 +359,21 @@ def _ticket_or_404(number: int, key: str) -> Ticket:
 
 
 def status_label(status: str) -> str:
-    labels = {
-        Status.NEW: _("Received"),
-        Status.OPEN: _("In progress"),
-        Status.PENDING: _("Waiting for your reply"),
-        Status.ON_HOLD: _("On hold"),
-        Status.RESOLVED: _("Resolved"),
-        Status.CLOSED: _("Closed"),
-    }
-    return labels.get(status, status)
+    # One translation looked up, not the six of a table built per call.
+    match status:
+        case Status.NEW:
+            return _("Received")
+        case Status.OPEN:
+            return _("In progress")
+        case Status.PENDING:
+            return _("Waiting for your reply")
+        case Status.ON_HOLD:
+            return _("On hold")
+        case Status.RESOLVED:
+            return _("Resolved")
+        case Status.CLOSED:
+            return _("Closed")
+    return status
 
 
 @dataclass
