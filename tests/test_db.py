@@ -270,7 +270,7 @@ def test_every_named_statement_has_its_test():
                "category.by_id", "department.by_id", "department.by_slug",
                "category_field.of_category",
                "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket",
-               "ticket.latest_unfinished_on_channel"}
+               "ticket.latest_unfinished_on_channel", "staff.name_by_id"}
     # A plugin's statements are named after it and tested with the plugin.
     plugins = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins").iterdir()}
     core = {name for name in db.STATEMENTS if name.split(".")[0] not in plugins}
@@ -349,3 +349,18 @@ def test_a_select_of_columns_its_model_lacks_is_refused(ctx):
             statement.first("member")
     finally:
         del db.STATEMENTS["test.foreign_columns"]
+
+
+def test_staff_names_come_one_by_one_for_a_few_and_in_one_query_for_many(ctx):
+    from core.models import Staff
+    from core.services import access
+
+    staff = [Staff.create(email=f"agent{n}@example.com", name=f"Agent {n}", role="agent")
+             for n in range(5)]
+    unknown = max(s.id for s in staff) + 100
+    assert access.staff_names({staff[0].id, staff[3].id, unknown}) == {
+        staff[0].id: "Agent 0", staff[3].id: "Agent 3"}
+    assert access.staff_names({s.id for s in staff} | {unknown}) == {
+        s.id: s.name for s in staff}
+    row = db.STATEMENTS["staff.name_by_id"].first(staff[2].id)
+    assert (row.id, row.name) == (staff[2].id, "Agent 2")

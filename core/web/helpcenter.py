@@ -47,7 +47,6 @@ from ..models import (
     FieldKind,
     IdentityKind,
     Message,
-    Staff,
     Status,
     Ticket,
     UserType,
@@ -390,8 +389,7 @@ class Entry:
 def _thread(ticket: Ticket) -> list[Entry]:
     messages = public_thread(ticket)
     staff_ids = {m.staff_id for m in messages if m.staff_id is not None}
-    names = ({s.id: s.name for s in Staff.select(Staff.id, Staff.name)
-              .where(Staff.id.in_(staff_ids))} if staff_ids else {})
+    names = access.staff_names(staff_ids) if staff_ids else {}
     entries = []
     for message in messages:
         mine = message.author_kind == AuthorKind.CONTACT
