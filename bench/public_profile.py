@@ -123,6 +123,16 @@ def measure(client: Client, requests: list[tuple[dict[str, Any], bytes]], expect
             "sql": round(statements, 2), "profile": out.getvalue()}
 
 
+def add_agent_reply(app: Any, ticket_id: int) -> None:
+    from core import db
+    from core.models import Staff, Ticket
+    from core.services import tickets
+
+    with app.app_context(), db.connection():
+        agent = Staff.create(email="agent@example.com", name="Bench Agent", role="agent")
+        tickets.reply(Ticket.get_by_id(ticket_id), agent, "Could you send a screenshot?")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="per page, timed and profiled")
@@ -130,6 +140,8 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="tottime", help="pstats order: tottime, cumulative")
     parser.add_argument("--quiet", action="store_true", help="figures only, no profiles")
+    parser.add_argument("--agent-reply", action="store_true",
+                        help="an agent answers the tracked ticket first (their name on the page)")
     parser.add_argument("--env", action="append", default=[], metavar="LOKET_NAME=VALUE",
                         help="a setting for the desk (repeatable), e.g. LOKET_PLUGINS=social")
     args = parser.parse_args()
@@ -138,6 +150,8 @@ def main() -> int:
     try:
         form_path, tracking_path = desk.setup()
         app = desk.app
+        if args.agent_reply:
+            add_agent_reply(app, int(tracking_path.split("/")[2]))
         database = app.extensions["loket"].database
         counter = [0]
         execute_sql = database.execute_sql
