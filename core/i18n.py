@@ -24,6 +24,8 @@ from typing import Any
 
 from flask import g, has_request_context, request, session
 from flask_babel import force_locale, format_datetime, lazy_gettext
+from jinja2 import pass_eval_context
+from markupsafe import Markup
 
 from .state import loket
 
@@ -178,7 +180,16 @@ def local_datetime(value: dt.datetime | None, format: str = "medium") -> str:
         return ""
     from flask_babel import get_locale, get_timezone
 
-    return f"{format_datetime(value, format)} {_zone_label(get_timezone(), get_locale())}".strip()
+    return _local_datetime(value, format, get_timezone(), get_locale())
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_datetime(value: dt.datetime, format: str, zone: Any, locale: Any) -> str:
+    """``local_datetime`` of one time, zone and locale: the same text every time (Babel's
+    formatting is most of a short page's date work), so a page shown again (a tracking
+    page, its messages' times) formats nothing new. Called with the request's own zone
+    and locale, which Flask-Babel's ``format_datetime`` reads again."""
+    return f"{format_datetime(value, format)} {_zone_label(zone, locale)}".strip()
 
 
 @functools.lru_cache(maxsize=64)
@@ -221,6 +232,19 @@ def install_template_gettext(env: Any) -> None:
         pgettext=lambda c, s: _catalogue().upgettext(c, s),
         npgettext=lambda c, s, p, n: _catalogue().unpgettext(c, s, p, n),
         newstyle=True)
+    # ``_()``, the call on every page, straight to the catalogue: Jinja's own ``_`` passes
+    # through two more template calls (an alias, then its new-style wrapper) to get here.
+    env.globals["_"] = _template_gettext
+
+
+@pass_eval_context
+def _template_gettext(eval_ctx: Any, string: str, **variables: Any) -> str:
+    """What Jinja's new-style ``_()`` does: the translation, made safe markup on an
+    autoescaped page (the variables are then escaped as they go in), always formatted."""
+    text = _catalogue().ugettext(string)
+    if eval_ctx.autoescape:
+        text = Markup(text)
+    return text % variables
 
 
 # -- What admins typed, per language ---------------------------------------------------------

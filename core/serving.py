@@ -56,6 +56,7 @@ class BufferedSocket:
         self._sock = sock
         self.ahead = bytearray()
         self._thread_started: float | None = None  # when a thread began reading the rest
+        self.held = b""  # a response head waiting for its body (sendall)
         self._thread_read = 0
 
     def recv(self, size: int, *flags: Any) -> bytes:
@@ -71,6 +72,28 @@ class BufferedSocket:
                 raise TimeoutError("the client sends its request body too slowly")
         return chunk
 
+    def sendall(self, data: bytes, *flags: Any) -> None:
+        """Send, holding a response's head back until its body follows.
+
+        gunicorn writes the status line and headers with one call and the body with
+        another: two packets, and two wake-ups of the client, for every page. The head
+        waits here for the next write (the body, in the same ``write`` of the response)
+        and goes with it; anything else done with the socket, and the end of the request
+        (``BufferingThreadWorker.handle_request``), sends it first.
+        """
+        if self.held:
+            data, self.held = self.held + data, b""
+        elif data[:5] == b"HTTP/" and data[-4:] == b"\r\n\r\n":
+            self.held = bytes(data)
+            return
+        self._sock.sendall(data, *flags)
+
+    def flush(self) -> None:
+        """Send a response head still held back (a response with no body)."""
+        if self.held:
+            held, self.held = self.held, b""
+            self._sock.sendall(held)
+
     def setblocking(self, flag: bool) -> None:
         # A thread reading a body the loop did not buffer must not wait forever.
         self._sock.settimeout(IDLE_READ_SECONDS if flag else 0.0)
@@ -78,6 +101,8 @@ class BufferedSocket:
             self._thread_started = time.monotonic()
 
     def __getattr__(self, name: str) -> Any:
+        if self.held:  # the socket used directly (sendfile, shutdown, close): the head first
+            self.flush()
         return getattr(self._sock, name)
 
 
@@ -150,6 +175,13 @@ class BufferingThreadWorker(ThreadWorker):
         self.keepalived_conns.remove(conn)
         self._read_request(conn)
         self._on_readable(conn, client)
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            if isinstance(conn.sock, BufferedSocket):
+                conn.sock.flush()  # a head with no body after it (HEAD, 304) goes now
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         super().finish_request(conn, fs)

@@ -346,7 +346,8 @@ def test_every_named_statement_has_its_test():
                "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket",
                "ticket.latest_unfinished_on_channel", "ticket_participant.of_ticket_and_contact",
                "console.session_by_token", "console.staff_by_id", "console.staff",
-               "console.departments", "console.category_labels", "api.staff_by_token"}
+               "console.departments", "console.category_labels", "api.staff_by_token",
+               "staff.name_by_id"}
     # A plugin's statements are named after it and tested with the plugin.
     plugins = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins").iterdir()}
     core = {name for name in db.STATEMENTS if name.split(".")[0] not in plugins}
@@ -391,3 +392,52 @@ def test_writers_in_many_threads_all_commit(app, ctx):
         t.join(60)
     assert not errors, errors
     assert Contact.select().count() == 80
+
+
+# -- Rows a select makes: as peewee makes them -------------------------------------------------
+
+
+def test_a_selected_row_holds_what_peewee_would_read_and_saves_what_it_is_told(ctx):
+    # Made through the model's public constructor (core.db touches no private attribute of
+    # peewee), so every field counts as set; nothing in Loket saves "only what is dirty".
+    statement = db.STATEMENTS["ticket.by_id"]
+    contact = Contact.create(name="Siti")
+    made = Ticket.create(subject="Refund", contact=contact, form_data={"tx": "A1"},
+                         tags=["billing"], created_at=dt.datetime(2024, 5, 1, 9, 30))
+    found, expected = statement.first(made.id), Ticket.get_by_id(made.id)
+    assert type(found) is Ticket and found.__data__ == expected.__data__
+    assert found.form_data == {"tx": "A1"} and found.tags == ["billing"]
+    assert found.created_at == dt.datetime(2024, 5, 1, 9, 30)
+    assert found.contact_id == contact.id and found.contact.name == "Siti"  # loads on demand
+    found.subject = "Refund, please"
+    Ticket.update(status="open").where(Ticket.id == made.id).execute()  # someone else's change
+    found.save(only=[Ticket.subject])
+    again = Ticket.get_by_id(made.id)
+    assert again.subject == "Refund, please" and again.status == "open"
+    assert [m.id for m in db.STATEMENTS["message.public_of_ticket"].all(made.id)] == []
+
+
+def test_a_select_of_columns_its_model_lacks_is_refused(ctx):
+    statement = db.Select("test.foreign_columns", Category,
+                          lambda slug: UserType.select().where(UserType.slug == slug))
+    try:
+        UserType.create(slug="member", name="M")
+        with pytest.raises(ValueError, match="no column of Category"):
+            statement.first("member")
+    finally:
+        del db.STATEMENTS["test.foreign_columns"]
+
+
+def test_staff_names_come_one_by_one_for_a_few_and_in_one_query_for_many(ctx):
+    from core.models import Staff
+    from core.services import access
+
+    staff = [Staff.create(email=f"agent{n}@example.com", name=f"Agent {n}", role="agent")
+             for n in range(5)]
+    unknown = max(s.id for s in staff) + 100
+    assert access.staff_names({staff[0].id, staff[3].id, unknown}) == {
+        staff[0].id: "Agent 0", staff[3].id: "Agent 3"}
+    assert access.staff_names({s.id for s in staff} | {unknown}) == {
+        s.id: s.name for s in staff}
+    row = db.STATEMENTS["staff.name_by_id"].first(staff[2].id)
+    assert (row.id, row.name) == (staff[2].id, "Agent 2")

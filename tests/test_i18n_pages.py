@@ -79,6 +79,26 @@ def test_the_switcher_is_plain_links_to_the_same_page(desk_app: Any) -> None:
     assert "<script" not in page
 
 
+def test_the_switcher_kept_for_one_page_is_not_another_pages(desk_app: Any) -> None:
+    """helpcenter keeps the switcher's links by query string, form and language: each
+    address, language and form gets its own, however often it is asked for."""
+    client = desk_app.test_client()
+
+    def links(url: str) -> list[tuple[str, ...]]:
+        page = client.get(url).get_data(as_text=True)
+        return re.findall(r'<a href="([^"]+)" lang="(\w+)" hreflang="\w+"( aria-current)?', page)
+
+    for _round in range(2):
+        assert links("/help/member/?x=1&lang=id") == [
+            ("?x=1&amp;lang=en", "en", ""), ("?x=1&amp;lang=id", "id", " aria-current"),
+            ("?x=1&amp;lang=fil", "fil", "")]
+        assert links("/help/member/?x=2&lang=fil")[0] == ("?x=2&amp;lang=en", "en", "")
+        assert links("/help/member/?x=2&lang=fil")[2] == ("?x=2&amp;lang=fil", "fil",
+                                                          " aria-current")
+        form = client.get(f"{LOGIN_FORM}?x=1&lang=id").get_data(as_text=True)
+        assert 'form="ticket-form" formaction="?x=1&amp;lang=en"' in form
+
+
 def test_the_switcher_on_a_reply_with_an_error_posts_back_to_the_reply(
         desk_app: Any) -> None:
     # The tracking page's switcher is bound to the reply form (test_i18n_forms.py): from a
@@ -368,3 +388,33 @@ def test_templates_follow_the_locale_within_one_request(desk_app: Any) -> None:
     assert first == again
     assert english == "Unknown field.|Please attach a file."
     assert len({first, forced, english}) == 3, (first, forced, english)
+
+
+def test_each_desk_in_a_process_shows_its_own_limits(make_app: Any) -> None:
+    """helpcenter.upload_limits keeps its words per language and settings: two desks with
+    other limits in one process never show each other's text."""
+    from .factories import build_desk
+
+    small, large = make_app(upload_max_bytes=int(2.5 * 1024 * 1024)), make_app()
+    _in(small, build_desk)
+    for _round in range(2):
+        assert "2.5 MB each" in text_of(small.test_client().get(LOGIN_FORM))
+        assert "10 MB each" in text_of(large.test_client().get(LOGIN_FORM))
+        assert "masing-masing 2,5 MB" in text_of(small.test_client().get(f"{LOGIN_FORM}?lang=id"))
+
+
+def test_a_time_formatted_before_is_written_for_each_zone_and_language(make_app: Any) -> None:
+    """core.i18n keeps formatted times by zone and locale: one desk's text never shows in
+    another zone or language."""
+    from core.i18n import local_datetime
+
+    when = dt.datetime(2026, 3, 5, 18, 30)
+    jakarta, makassar = make_app(timezone="Asia/Jakarta"), make_app(timezone="Asia/Makassar")
+    for _round in range(2):
+        with jakarta.test_request_context("/?lang=id"):
+            assert local_datetime(when) == "6 Mar 2026 01.30.00 WIB"
+        with jakarta.test_request_context("/?lang=en"):
+            assert local_datetime(when).replace("\u202f", " ") == (
+                "Mar 6, 2026, 1:30:00 AM Indonesia (Jakarta) Time")
+        with makassar.test_request_context("/?lang=id"):
+            assert local_datetime(when) == "6 Mar 2026 02.30.00 WITA"

@@ -657,3 +657,64 @@ def test_the_worker_hands_over_a_request_once_it_is_complete(data: bytes,
     from core.serving import request_ready
 
     assert request_ready(data) is ready
+
+
+# -- A response's head goes out with its body ----------------------------------------------------
+
+
+class _Wire:
+    """A client socket that records each send."""
+
+    def __init__(self) -> None:
+        self.sends: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.sends.append(bytes(data))
+
+    def sendfile(self, *args: Any, **kwargs: Any) -> None:
+        self.sends.append(b"<file>")
+
+
+def test_the_head_waits_for_the_body_and_goes_with_it() -> None:
+    from core.serving import BufferedSocket
+
+    wire = _Wire()
+    sock = BufferedSocket(wire)  # type: ignore[arg-type]
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"
+    sock.sendall(head)
+    assert wire.sends == []
+    sock.sendall(b"page")
+    assert wire.sends == [head + b"page"]
+    sock.sendall(b"more")  # the rest of a body goes as it comes
+    assert wire.sends[-1] == b"more"
+    sock.sendall(head)  # a head with no body (HEAD, 304): sent at the end of the request
+    sock.flush()
+    assert wire.sends[-1] == head
+    sock.sendall(head)  # the socket used directly (a file sent by sendfile): the head first
+    sock.sendfile(io.BytesIO(b"x"))
+    assert wire.sends[-2:] == [head, b"<file>"]
+    sock.flush()
+    assert len(wire.sends) == 5
+
+
+def test_kept_alive_answers_with_and_without_bodies_come_whole_and_in_order(
+        served: tuple[str, Path]) -> None:
+    """HEAD (a head and no body), GET of a page and of a file (sendfile), one connection."""
+    base, _log = served
+    conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
+    try:
+        for method, path in (("HEAD", "/api/v1/user-types"), ("GET", "/api/v1/user-types"),
+                             ("HEAD", "/static/loket/loket.css"),
+                             ("GET", "/static/loket/loket.css"), ("GET", "/no-such-page")):
+            conn.request(method, path)
+            response = conn.getresponse()
+            body = response.read()
+            assert response.status == (404 if path == "/no-such-page" else 200), (method, path)
+            if method == "HEAD":
+                assert body == b""
+            else:
+                assert len(body) == int(response.headers["Content-Length"]) > 0
+        conn.request("GET", "/static/loket/loket.css")
+        assert b".skip-link" in conn.getresponse().read()
+    finally:
+        conn.close()

@@ -674,3 +674,34 @@ def test_answer_length_limits_come_from_the_one_check(web: Any) -> None:
                 assert check_answers([question], {"q": "a" * limit})[1] == {}
             _, errors = check_answers([question], {"q": "a" * (limit + 1)})
         assert errors == {"q": f"At most {limit} characters."}
+
+
+# -- What every page is built from ---------------------------------------------------------------
+
+
+def test_fixed_links_follow_the_script_root_they_are_served_under(web: Any) -> None:
+    """helpcenter.fixed_url keeps a link per script root: a desk mounted under a prefix
+    never hands out the links of one served at the root, nor the other way round."""
+    from core.web.helpcenter import fixed_url
+
+    for _round in range(2):
+        with web.test_request_context("/", base_url="http://desk.test/desk"):
+            assert fixed_url("helpcenter.home") == "/desk/"
+            assert fixed_url("helpcenter.static", filename="loket.css") == (
+                "/desk/static/loket/loket.css")
+        with web.test_request_context("/"):
+            assert fixed_url("helpcenter.home") == "/"
+            assert fixed_url("helpcenter.static", filename="loket.css") == "/static/loket/loket.css"
+
+
+def test_translated_words_on_a_page_are_escaped_and_formatted(web: Any) -> None:
+    """Templates' ``_()`` (core.i18n) as Jinja's new-style one: what goes into the words
+    is escaped on an HTML page, and the words are always a format string."""
+    from flask import render_template_string
+
+    template = '{{ _("Ticket %(number)s", number=value) }}|{{ _("100%% sure") }}'
+    with web.test_request_context("/?lang=id"):
+        assert render_template_string(template, value="<b>7</b>") == (
+            "Tiket &lt;b&gt;7&lt;/b&gt;|100% sure")
+        env = web.jinja_env.overlay(autoescape=False)
+        assert env.from_string(template).render(value="<b>7</b>") == "Tiket <b>7</b>|100% sure"

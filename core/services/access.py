@@ -153,6 +153,28 @@ def department_by_slug(slug: str | None) -> Department | None:
     return _department_by_slug.first(slug) if slug else None
 
 
+_staff_name_by_id = db.Select(
+    "staff.name_by_id", Staff,
+    lambda staff_id: Staff.select(Staff.id, Staff.name).where(Staff.id == staff_id).limit(1))
+
+# Up to this many agents in a thread are looked up one by one with compiled SQL (a few
+# microseconds each); more in one query peewee builds (about 0.1 ms of Python).
+_NAMES_ONE_BY_ONE = 3
+
+
+def staff_names(staff_ids: set[int]) -> dict[int, str]:
+    """The names of these staff by id (the agents who wrote in a thread); unknown ids are left out."""
+    if len(staff_ids) > _NAMES_ONE_BY_ONE:
+        return {row.id: row.name for row in Staff.select(Staff.id, Staff.name)
+                .where(Staff.id.in_(list(staff_ids)))}
+    names = {}
+    for staff_id in staff_ids:
+        row = _staff_name_by_id.first(staff_id)
+        if row is not None:
+            names[staff_id] = row.name
+    return names
+
+
 def _department_ids(staff: Staff) -> Any:
     return StaffDepartment.select(StaffDepartment.department).where(
         StaffDepartment.staff == staff)

@@ -15,6 +15,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -46,7 +47,6 @@ from ..models import (
     FieldKind,
     IdentityKind,
     Message,
-    Staff,
     Status,
     Ticket,
     UserType,
@@ -93,7 +93,26 @@ def current_language() -> str:
 def _page_globals() -> dict[str, Any]:
     # Functions, not values: admin pages render templates too and need none of this.
     return {"current_language": current_language, "language_links": _language_links,
-            "email_notifies": email_reaches_customers, "localized": localized}
+            "email_notifies": email_reaches_customers, "localized": localized,
+            "fixed_url": fixed_url}
+
+
+def fixed_url(endpoint: str, **values: str) -> str:
+    """``url_for`` of a link every page has (the stylesheet, the home page), built once per
+    app and script root: werkzeug builds each URL afresh, a few per page.
+
+    Only for fixed values: a link with a ticket's number or key is built with ``url_for``.
+    """
+    if not has_request_context():
+        return url_for(endpoint, **values)
+    cache = current_app.extensions.setdefault("loket_fixed_urls", {})
+    key = (request.script_root, endpoint, *sorted(values.items()))
+    found = cache.get(key)
+    if found is None:
+        if len(cache) > 256:  # not fixed after all: keep the memory bounded
+            cache.clear()
+        found = cache[key] = url_for(endpoint, **values)
+    return found
 
 
 def _language_links() -> list[dict[str, Any]]:
@@ -107,13 +126,30 @@ def _language_links() -> list[dict[str, Any]]:
     form's (the tracking page's reply form posts to .../reply).
     """
     current = current_language()
-    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
     form = g.get("language_form", "")
+    # A reply form's switcher posts back to the reply (language_form_url); a page
+    # named by g.page_url is a tracking link's: neither is kept.
     base = g.get("language_form_url", "") if form else g.get("page_url", "")
-    return [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
-             "href": base + "?" + urlencode(args + [("lang", code)]), "current": code == current,
-             "form": form}
-            for code in loket().config["languages"]]
+    languages = loket().config["languages"]
+    key = (request.query_string, form, current, tuple(languages))
+    found = None if base else _LANGUAGE_LINKS.get(key)
+    if found is None:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+        found = [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
+                  "href": base + "?" + urlencode(args + [("lang", code)]),
+                  "current": code == current, "form": form}
+                 for code in languages]
+        if not base:  # a page named by g.page_url (a tracking link's) is not kept
+            if len(_LANGUAGE_LINKS) > 256:  # query strings are the visitors' to choose
+                _LANGUAGE_LINKS.clear()
+            _LANGUAGE_LINKS[key] = found
+    return found
+
+
+# The switcher's relative links by what they are made of (the query string, the form, the
+# language shown, the languages offered): most pages have no query string, so few entries.
+# Shared between requests: read them, never change them.
+_LANGUAGE_LINKS: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
 
 def switching_language() -> bool:
@@ -293,12 +329,26 @@ def _store(upload: FileStorage, bound: Field) -> StoredFile | None:
         return None
 
 
+# upload_limits() by (language, the three settings): the same words for every visitor.
+_UPLOAD_LIMITS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
 def upload_limits() -> dict[str, Any]:
+    """What the file inputs say about the limits, in the visitor's language (do not change
+    the dict: it is shared)."""
     config = loket().config
-    return {"max_files": config["upload_max_files"],
+    key = (current_language(), config["upload_max_files"], config["upload_max_bytes"],
+           tuple(config["upload_allowed_types"]))
+    found = _UPLOAD_LIMITS.get(key)
+    if found is None:
+        if len(_UPLOAD_LIMITS) > 64:  # settings changed many times: start afresh
+            _UPLOAD_LIMITS.clear()
+        found = _UPLOAD_LIMITS[key] = {
+            "max_files": config["upload_max_files"],
             "max_mb": megabytes(config["upload_max_bytes"]),
             "accept": ",".join(config["upload_allowed_types"]),
             "accepted_types": type_names(config["upload_allowed_types"])}
+    return found
 
 
 # -- The private tracking page -----------------------------------------------------------
@@ -314,15 +364,21 @@ def _ticket_or_404(number: int, key: str) -> Ticket:
 
 
 def status_label(status: str) -> str:
-    labels = {
-        Status.NEW: _("Received"),
-        Status.OPEN: _("In progress"),
-        Status.PENDING: _("Waiting for your reply"),
-        Status.ON_HOLD: _("On hold"),
-        Status.RESOLVED: _("Resolved"),
-        Status.CLOSED: _("Closed"),
-    }
-    return labels.get(status, status)
+    # One translation looked up, not the six of a table built per call.
+    match status:
+        case Status.NEW:
+            return _("Received")
+        case Status.OPEN:
+            return _("In progress")
+        case Status.PENDING:
+            return _("Waiting for your reply")
+        case Status.ON_HOLD:
+            return _("On hold")
+        case Status.RESOLVED:
+            return _("Resolved")
+        case Status.CLOSED:
+            return _("Closed")
+    return status
 
 
 @dataclass
@@ -339,8 +395,7 @@ class Entry:
 def _thread(ticket: Ticket) -> list[Entry]:
     messages = public_thread(ticket)
     staff_ids = {m.staff_id for m in messages if m.staff_id is not None}
-    names = ({s.id: s.name for s in Staff.select(Staff.id, Staff.name)
-              .where(Staff.id.in_(staff_ids))} if staff_ids else {})
+    names = access.staff_names(staff_ids) if staff_ids else {}
     entries = []
     for message in messages:
         mine = message.author_kind == AuthorKind.CONTACT

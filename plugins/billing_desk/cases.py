@@ -26,7 +26,11 @@ def record(ticket: Any, message: Any) -> BillingCase | None:
     from . import is_billing_category
     from .routing import assess, charged_on
 
-    category = access.category_by_id(ticket.category_id)
+    # The category the ticket was opened with, as routing saw it (its parents loaded), when
+    # the ticket still carries it; read by id otherwise.
+    category = ticket.__rel__.get("category")
+    if category is None or category.id != ticket.category_id:
+        category = access.category_by_id(ticket.category_id)
     text = f"{ticket.subject}\n{message.body_text if message is not None else ''}"
     form_data = ticket.form_data or {}
     found = assess(category, form_data, text, is_billing_category)  # routing's own answer
