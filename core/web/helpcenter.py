@@ -105,7 +105,7 @@ def fixed_url(endpoint: str, **values: str) -> str:
     """
     if not has_request_context():
         return url_for(endpoint, **values)
-    cache = current_app.extensions.setdefault("loket_fixed_urls", {})
+    cache = loket().extras.setdefault("fixed_urls", {})
     key = (request.script_root, endpoint, *sorted(values.items()))
     found = cache.get(key)
     if found is None:
