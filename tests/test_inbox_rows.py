@@ -61,6 +61,20 @@ def test_the_inbox_page_escapes_what_customers_wrote_and_keeps_its_controls(
     assert 'name="rowtoggle"' in html and ">Mine</a>" in html
 
 
+def test_the_search_and_filter_forms_keep_the_lists_order(desk: Any, client: Any) -> None:
+    _hostile(desk)
+    sign_in(client, "admin@desk.test")
+    html = client.get("/admin/tickets/?sort=1&desc=1&search=refund").get_data(as_text=True)
+    search_form = re.search(r'<form[^>]*role="search"[\s\S]*?</form>', html).group(0)
+    assert '<input type="hidden" name="sort" value="1">' in search_form
+    assert '<input type="hidden" name="desc" value="1">' in search_form
+    filter_form = re.search(r'<form id="filter_form"[\s\S]*?</form>', html).group(0)
+    assert '<input type="hidden" name="sort" value="1">' in filter_form
+    assert '<input type="hidden" name="search" value="refund">' in filter_form
+    plain = client.get("/admin/tickets/").get_data(as_text=True)
+    assert 'name="sort"' not in plain and 'name="desc"' not in plain
+
+
 def test_names_from_the_page_look_ups_are_escaped_in_rows_filters_and_actions(
         desk: Any, client: Any) -> None:
     """The inbox names a row's category, department and assignee from look-ups read once a
