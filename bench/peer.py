@@ -59,6 +59,9 @@ def parse_args() -> argparse.Namespace:
                         help="the peer's virtualenv (created when missing, reused otherwise)")
     parser.add_argument("--port", type=int, default=8097, help="the peer's port")
     parser.add_argument("--loket-port", type=int, default=8098, help="bench/run.py's port")
+    parser.add_argument("--peer-journal", default="wal", choices=sorted(SQLITE_OPTIONS),
+                        help="the peer's SQLite settings: Loket's (wal) or Django's defaults "
+                             "(shipped)")
     parser.add_argument("--peer-only", action="store_true", help="skip Loket's rounds")
     parser.add_argument("--keep", action="store_true", help="keep the peer's project folder")
     return parser.parse_args()
@@ -115,12 +118,10 @@ TEMPLATES = [{
     ]},
 }]
 WSGI_APPLICATION = "peersite.wsgi.application"
-# The same SQLite settings as Loket's (core/db.py): WAL, synchronous=NORMAL, 10 s busy timeout.
 DATABASES = {"default": {
     "ENGINE": "django.db.backends.sqlite3",
     "NAME": {db_path!r},
-    "OPTIONS": {"timeout": 10,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+    "OPTIONS": {sqlite_options},
 }}
 USE_TZ = True
 SITE_ID = 1
@@ -159,10 +160,19 @@ print(q.id)
 """
 
 
+# "wal": the same SQLite settings as Loket's (core/db.py): WAL, synchronous=NORMAL, 10 s busy
+# timeout. "shipped": Django's own defaults, as django-helpdesk runs when nobody tunes it
+# (rollback journal, synchronous=FULL, 10 s busy timeout so that writers wait, not fail).
+SQLITE_OPTIONS = {
+    "wal": '{"timeout": 10, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}',
+    "shipped": '{"timeout": 10}',
+}
+
+
 class PeerProject:
     """A generated Django project with django-helpdesk, migrated once; a fresh database per round."""
 
-    def __init__(self, python: Path):
+    def __init__(self, python: Path, journal: str = "wal"):
         self.python = python
         self.folder = Path(tempfile.mkdtemp(prefix="loket-peer-"))
         self.template_db = self.folder / "template.sqlite3"
@@ -170,7 +180,8 @@ class PeerProject:
         site = self.folder / "peersite"
         site.mkdir()
         (site / "__init__.py").write_text("")
-        (site / "settings.py").write_text(SETTINGS.replace("{db_path!r}", repr(str(self.db))))
+        (site / "settings.py").write_text(SETTINGS.replace("{db_path!r}", repr(str(self.db)))
+                                          .replace("{sqlite_options}", SQLITE_OPTIONS[journal]))
         (site / "urls.py").write_text(URLS)
         (site / "wsgi.py").write_text(WSGI)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOKET_"))}
@@ -326,7 +337,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt install wrk)")
     python = ensure_venv(Path(args.venv), args.peer_version)
-    project = PeerProject(python)
+    project = PeerProject(python, args.peer_journal)
     peer: list[dict[str, Any]] = []
     loket: list[dict[str, Any]] = []
     try:
@@ -347,10 +358,12 @@ def main() -> int:
         "wrk": {"threads": args.threads, "connections": args.connections,
                 "duration_s": args.duration},
         "peer": {"django_helpdesk": args.peer_version, "workers": args.workers,
-                 "worker_class": args.peer_worker_class, "rounds": peer,
+                 "worker_class": args.peer_worker_class, "journal": args.peer_journal,
+                 "rounds": peer,
                  "median": summary(peer)},
     }
-    print(f"\nSide by side, SQLite (WAL) on both, gunicorn {args.workers} workers each, wrk "
+    journal = "WAL on both" if args.peer_journal == "wal" else "Loket WAL, the peer as shipped"
+    print(f"\nSide by side, SQLite ({journal}), gunicorn {args.workers} workers each, wrk "
           f"{args.threads} threads / {args.connections} connections / {args.duration}s, "
           f"{args.rounds} alternated rounds, {os.cpu_count()} CPUs; medians")
     print(f"{'':34}{'tickets/s':>10}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
