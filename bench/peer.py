@@ -62,6 +62,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--peer-journal", default="wal", choices=sorted(SQLITE_OPTIONS),
                         help="the peer's SQLite settings: Loket's (wal) or Django's defaults "
                              "(shipped)")
+    parser.add_argument("--seeded-sqlite", metavar="PATH", default="",
+                        help="Loket starts each round from a copy of this seeded desk "
+                             "(bench/seed.py), e.g. a million tickets; the peer starts empty")
     parser.add_argument("--peer-only", action="store_true", help="skip Loket's rounds")
     parser.add_argument("--keep", action="store_true", help="keep the peer's project folder")
     return parser.parse_args()
@@ -292,6 +295,8 @@ def loket_round(args: argparse.Namespace) -> dict[str, Any]:
            "--duration", str(args.duration), "--threads", str(args.threads),
            "--connections", str(args.connections), "--workers", str(args.workers),
            "--web-connections", str(args.web_connections), "--port", str(args.loket_port)]
+    if args.seeded_sqlite:
+        cmd += ["--seeded-sqlite", args.seeded_sqlite]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.pop("BENCH_DATABASE_URL", None)  # SQLite on both sides
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,

@@ -61,6 +61,9 @@ def argument_parser(description: str, port: int) -> argparse.ArgumentParser:
                         help="PostgreSQL URL (a throwaway schema is made in it); "
                              "default: SQLite in a fresh instance folder")
     parser.add_argument("--keep", action="store_true", help="keep the instance folder")
+    parser.add_argument("--seeded-sqlite", metavar="PATH", default="",
+                        help="start from a copy of this seeded SQLite desk (bench/seed.py), "
+                             "e.g. one with a million tickets, instead of an empty one")
     parser.add_argument("--env", action="append", default=[], metavar="LOKET_NAME=VALUE",
                         help="a setting for the desk under test (repeatable), e.g. "
                              "LOKET_PLUGINS=email_intake")
@@ -73,7 +76,7 @@ def argument_parser(description: str, port: int) -> argparse.ArgumentParser:
 class Desk:
     """A fresh instance folder and database, migrated, with one category and one ticket."""
 
-    def __init__(self, database_url: str, settings: list[str] = ()):
+    def __init__(self, database_url: str, settings: list[str] = (), seeded_sqlite: str = ""):
         self.instance = Path(tempfile.mkdtemp(prefix="loket-bench-"))
         self.schema = ""
         self.admin_url = database_url
@@ -85,6 +88,8 @@ class Desk:
             self.database_url = f"{database_url}{sep}options={options}"
         else:
             self.database_url = f"sqlite:///{self.instance / 'loket.db'}"
+            if seeded_sqlite:  # a copy: the benchmark adds tickets to it
+                shutil.copyfile(seeded_sqlite, self.instance / "loket.db")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOKET_")}
         self.env.update({
             "LOKET_INSTANCE_PATH": str(self.instance),
@@ -128,14 +133,14 @@ class Desk:
 
         self.app = create_app()
         with self.app.app_context(), db.connection():
-            member = UserType.create(slug="member", name="Member")
-            support = Department.create(slug="support", name="Support")
-            Category.create(user_type=member, slug="account", name="Account",
-                            default_department=support)  # no extra questions
+            member, _ = UserType.get_or_create(slug="member", defaults={"name": "Member"})
+            support, _ = Department.get_or_create(slug="support", defaults={"name": "Support"})
+            Category.get_or_create(user_type=member, slug="account", defaults={
+                "name": "Account", "default_department": support})  # no extra questions
             ticket = open_ticket(
                 identity=Identity(IdentityKind.EMAIL, "tracked@example.com", name="Tracked"),
                 subject="A ticket to look at", text="Where is my ticket?",
-                category=Category.get(Category.slug == "account"))
+                category=Category.get(Category.user_type == member, Category.slug == "account"))
             return "/help/member/account/new", f"/t/{ticket.id}/{ticket.access_key}"
 
     def tickets(self) -> int:
@@ -309,7 +314,9 @@ def main() -> int:
     args = parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt install wrk)")
-    desk = Desk(args.database_url, args.env)
+    if args.seeded_sqlite and args.database_url:
+        raise SystemExit("--seeded-sqlite is a SQLite desk: leave --database-url out")
+    desk = Desk(args.database_url, args.env, args.seeded_sqlite)
     server = None
     try:
         form_path, tracking_path = desk.setup()
