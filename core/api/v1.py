@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request, url_for
@@ -529,15 +530,18 @@ def _parse_datetime(value: str) -> dt.datetime | None:
     return parsed
 
 
-# What ``TicketSummary`` reads of a ticket and its related rows: not every column of five
-# tables (answers, descriptions, staff password hashes), which peewee converted for each row.
+# What ``TicketSummary`` reads of a ticket and its related rows (``schemas.summary_json``):
+# not every column of five tables (answers, descriptions, staff password hashes), and as
+# plain values, not four peewee rows per ticket.
 SUMMARY_COLUMNS = (
     Ticket.id, Ticket.subject, Ticket.status, Ticket.category, Ticket.language,
     Ticket.created_at, Ticket.updated_at, Ticket.priority, Ticket.channel, Ticket.department,
     Ticket.assignee, Ticket.contact, Ticket.requester_name, Ticket.tags,
     Ticket.escalation_level, Ticket.first_response_at, Ticket.resolved_at, Ticket.closed_at,
-    Ticket.due_at, Category.id, Category.slug, Category.name, Department.id, Department.slug,
-    Department.name, Staff.id, Staff.name, Staff.email, Contact.id, Contact.name, Contact.email)
+    Ticket.due_at, Category.slug.alias("category_slug"), Category.name.alias("category_name"),
+    Department.slug.alias("department_slug"), Department.name.alias("department_name"),
+    Staff.name.alias("assignee_name"), Staff.email.alias("assignee_email"),
+    Contact.name.alias("contact_name"), Contact.email.alias("contact_email"))
 
 
 @api.operation(
@@ -579,10 +583,12 @@ def list_tickets() -> Any:
             errors["cursor"] = "Not a cursor this API gave out."
     if errors:
         raise Invalid(errors)
-    rows = access.filter_inbox(access.inbox(staff), staff, wanted).select(*SUMMARY_COLUMNS)
+    rows = (access.filter_inbox(access.inbox(staff), staff, wanted)
+            .select(*SUMMARY_COLUMNS).objects(SimpleNamespace))
     page = access.inbox_page(rows, cursor=position, size=query.limit)
-    return respond(s.TicketPage(tickets=[s.TicketSummary.of(row) for row in page.tickets],
-                                next_cursor=page.next_cursor))
+    # TicketPage's JSON, written without its models (s.summary_json says why).
+    return jsonify({"tickets": [s.summary_json(row) for row in page.tickets],
+                    "next_cursor": page.next_cursor})
 
 
 @api.operation("GET", "/openapi.json", operation_id="getOpenApi", tags=["meta"],
