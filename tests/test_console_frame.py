@@ -114,3 +114,23 @@ def test_each_page_gets_its_own_nonce_in_the_kept_links(desk: Any, app: Any) -> 
         assert set(re.findall(r'nonce="([^"]+)"', html)) == {nonce}
         seen.add(nonce)
     assert len(seen) == 3
+
+
+def test_the_lists_kept_links_follow_each_requests_own_arguments(desk: Any, app: Any) -> None:
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    for _ in range(2):
+        for word in ("first", "sec<ond>"):
+            html = client.get("/admin/tickets/", query_string={"search": word}).get_data(
+                as_text=True)
+            head = html.split("<thead>", 1)[1].split("</thead>", 1)[0]
+            sort_links = re.findall(r'href="([^"]+)"', head)
+            assert sort_links and all("search=" in link for link in sort_links)
+            kept = "sec%3Cond%3E" if "<" in word else word
+            assert all(f"search={kept}" in link for link in sort_links)
+            sizes = re.findall(r'class="dropdown-item[^"]*" href="([^"]+page_size=[^"]+)"', html)
+            assert sizes and all(f"search={kept}" in link for link in sizes)
+            assert "<ond>" not in html.split("</thead>")[0].split("<thead>")[-1]
+    plain = client.get("/admin/tickets/").get_data(as_text=True)
+    head = plain.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    assert "search=" not in head
