@@ -422,28 +422,36 @@ def _when(value: dt.datetime | None) -> str | None:
     return None if value is None else iso(value)
 
 
-def summary_json(row: Any) -> dict[str, Any]:
+# Names of a page's related rows by id (``core.api.v1.related_names``): categories as
+# (slug, name), departments as (slug, name), staff as (name, email).
+RelatedNames = tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]],
+                     dict[int, tuple[str, str]]]
+
+
+def summary_json(row: Any, names: RelatedNames) -> dict[str, Any]:
     """``TicketSummary.of(ticket).model_dump(mode="json")``, from a list row of plain values.
 
     The agents' list answers up to 100 of these a page; building four peewee rows and five
     pydantic models per ticket, to serialise them again, was most of its CPU. ``row`` holds
-    the ticket's own columns under their names (related rows as ids) and the related rows'
-    columns as ``category_slug``, ``category_name``, ``department_slug``,
-    ``department_name``, ``assignee_name``, ``assignee_email``, ``contact_name`` and
-    ``contact_email`` (``core.api.v1.SUMMARY_COLUMNS``). tests/test_api.py holds it to the
-    model's own answer for every kind of ticket.
+    the ticket's own columns under their names (related rows as ids) and its contact's as
+    ``contact_name`` and ``contact_email`` (``core.api.v1.SUMMARY_COLUMNS``); ``names`` the
+    related rows' names. tests/test_api.py holds it to the model's own answer for every
+    kind of ticket.
     """
+    categories, departments, staff = names
     contact_name = row.contact_name or row.contact_email or f"contact {row.contact}"
+    category = categories.get(row.category) if row.category else None
+    department = departments.get(row.department) if row.department else None
+    assignee = staff.get(row.assignee) if row.assignee else None
     return {
         "number": row.id, "subject": row.subject, "status": row.status,
-        "category": ({"slug": row.category_slug, "name": row.category_name}
-                     if row.category else None),
+        "category": {"slug": category[0], "name": category[1]} if category else None,
         "language": row.language, "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at), "priority": row.priority, "channel": row.channel,
-        "department": ({"id": row.department, "slug": row.department_slug,
-                        "name": row.department_name} if row.department else None),
-        "assignee": ({"id": row.assignee, "name": row.assignee_name,
-                      "email": row.assignee_email} if row.assignee else None),
+        "department": ({"id": row.department, "slug": department[0], "name": department[1]}
+                       if department else None),
+        "assignee": ({"id": row.assignee, "name": assignee[0], "email": assignee[1]}
+                     if assignee else None),
         "contact": {"id": row.contact, "name": row.requester_name or contact_name,
                     "email": row.contact_email},
         "tags": list(row.tags or []), "escalation_level": row.escalation_level,
