@@ -86,8 +86,10 @@ def _shown(item: Any) -> Any:
     one answer is only ever served for the same answer.
     """
     if item.is_category():
-        # The entries of one menu live as long as it: their ids name them.
-        return tuple((id(child), _shown(child)) for child in item.get_children())
+        # The entries of one menu live as long as it: their ids name them. get_children()
+        # has asked each child both questions; only a sub-category has more to ask.
+        return tuple((id(child), _shown(child) if child.is_category() else True)
+                     for child in item.get_children())
     return bool(item.is_accessible() and item.is_visible())
 
 
