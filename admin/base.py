@@ -8,6 +8,7 @@ Anonymous visitors are sent to the sign-in page, other roles get 403.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -72,6 +73,10 @@ class AdminForm(BaseForm, FlaskForm):
 
 _STATIC_URLS: dict[tuple[Any, ...], str] = {}
 
+# Templates this process has rendered once (so compiled): their first render holds a lock.
+_RENDERED: set[str] = set()
+_FIRST_RENDER = threading.RLock()
+
 # Where the request's CSP nonce stood in a kept fragment; no page text holds a NUL.
 _NONCE_MARK = "\x00loket-nonce\x00"
 # Fragments kept per view; far more than its templates x languages x menus ever make.
@@ -126,7 +131,16 @@ class SecuredMixin:
 
     def render(self, template: str, **kwargs: Any) -> Any:
         g._loket_template = template  # part of every kept fragment's key
-        return super().render(template, **kwargs)  # type: ignore[misc]
+        if template in _RENDERED:
+            return super().render(template, **kwargs)  # type: ignore[misc]
+        # A new worker's first console pages compile the templates (some 70 ms of CPU), and
+        # Jinja compiles them again in every thread that asks before the first is done: the
+        # four threads of a worker made that a quarter of a second, the slowest pages of a
+        # run. One thread compiles; the others wait for it and find them compiled.
+        with _FIRST_RENDER:
+            page = super().render(template, **kwargs)  # type: ignore[misc]
+        _RENDERED.add(template)
+        return page
 
     def kept_fragment(self, name: str, *key: Any, caller: Callable[[], str]) -> Markup:
         """A part of the page rendered once and kept: the menu, the static links.

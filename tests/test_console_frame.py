@@ -134,3 +134,35 @@ def test_the_lists_kept_links_follow_each_requests_own_arguments(desk: Any, app:
     plain = client.get("/admin/tickets/").get_data(as_text=True)
     head = plain.split("<thead>", 1)[1].split("</thead>", 1)[0]
     assert "search=" not in head
+
+
+def test_first_pages_asked_at_once_each_get_their_own_page(desk: Any, app: Any) -> None:
+    """A template's first render holds a lock (one thread compiles, the others wait): pages
+    asked at the same moment by different staff are each their own, and after it the
+    template renders without the lock."""
+    import threading
+
+    from admin import base
+
+    clients = {}
+    for email in ("admin@desk.test", "agent@desk.test", "billing@desk.test"):
+        clients[email] = app.test_client()
+        sign_in(clients[email], email)
+    base._RENDERED.discard("loket_admin/profile.html")
+    barrier, pages = threading.Barrier(len(clients)), {}
+
+    def ask(email: str) -> None:
+        barrier.wait()
+        pages[email] = clients[email].get("/admin/profile/").get_data(as_text=True)
+
+    threads = [threading.Thread(target=ask, args=(email,)) for email in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert "Ada Admin (admin)" in pages["admin@desk.test"]
+    assert "Agus Agent (agent)" in pages["agent@desk.test"]
+    assert "Bea Billing (agent)" in pages["billing@desk.test"]
+    assert "/admin/staff/" in menu_links(pages["admin@desk.test"])
+    assert "/admin/staff/" not in menu_links(pages["billing@desk.test"])
+    assert "loket_admin/profile.html" in base._RENDERED
