@@ -10,10 +10,12 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
+import flask_admin
 import peewee
-from flask import abort, after_this_request, flash, g, redirect, request, url_for
+from flask import abort, after_this_request, current_app, flash, g, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView
 from flask_admin.actions import action
 from flask_admin.babel import lazy_gettext
@@ -81,6 +83,23 @@ _FIRST_RENDER = threading.RLock()
 _NONCE_MARK = "\x00loket-nonce\x00"
 # Fragments kept per view; far more than its templates x languages x menus ever make.
 FRAGMENTS_MAX = 256
+# Only pages whose template is the console's own or Flask-Admin's keep fragments: a plugin's
+# template may fill one of those blocks per request (a script with this ticket's number),
+# and is then rendered afresh every time.
+_OWN_TEMPLATES = (str(Path(__file__).parent / "templates"),
+                  str(Path(flask_admin.__file__).parent / "templates"))
+_KEEPS: dict[tuple[int, str], bool] = {}
+
+
+def _keeps_fragments(template: str | None) -> bool:
+    if template is None:
+        return False
+    key = (id(current_app.jinja_env), template)
+    found = _KEEPS.get(key)
+    if found is None:
+        filename = current_app.jinja_env.get_template(template).filename or ""
+        found = _KEEPS[key] = filename.startswith(_OWN_TEMPLATES)
+    return found
 
 
 def _shown(item: Any) -> Any:
@@ -151,9 +170,13 @@ class SecuredMixin:
         rendered on the first request for its key and served from this view's store after.
         The key is ``name`` and ``key`` plus the template, the script root and the
         language; it must hold everything else the body reads. The request's CSP nonce is
-        put into the kept text afresh each time.
+        put into the kept text afresh each time. Pages rendered from a template outside the
+        console's and Flask-Admin's own (a plugin's) keep nothing.
         """
-        full = (name, g.get("_loket_template"), request.script_root, str(get_locale()), *key)
+        template = g.get("_loket_template")
+        if not _keeps_fragments(template):
+            return Markup(caller())
+        full = (name, template, request.script_root, str(get_locale()), *key)
         store = self.__dict__.get("_loket_fragments")
         if store is None:
             store = self._loket_fragments = {}  # per view instance, so per app

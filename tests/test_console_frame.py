@@ -166,3 +166,46 @@ def test_first_pages_asked_at_once_each_get_their_own_page(desk: Any, app: Any) 
     assert "/admin/staff/" in menu_links(pages["admin@desk.test"])
     assert "/admin/staff/" not in menu_links(pages["billing@desk.test"])
     assert "loket_admin/profile.html" in base._RENDERED
+
+
+class NotePage(SecuredBaseView):
+    """A plugin's page whose template puts this request's value in a kept block."""
+
+    @expose("/")
+    def index(self) -> str:
+        from flask import request
+
+        return self.render("notes_plugin/page.html", note=request.args.get("note", ""))
+
+
+class NotesPlugin:
+    @hookimpl
+    def register_admin_views(self) -> list[Any]:
+        return [NotePage(name="Notes", endpoint="plugin_notes", url="plugin-notes")]
+
+
+def test_a_plugin_template_that_fills_a_kept_block_per_request_is_rendered_afresh(
+        make_app: Any) -> None:
+    from jinja2 import ChoiceLoader, DictLoader
+
+    from core import db as core_db
+
+    from .factories import build_desk
+
+    app = make_app(extra_plugins=(NotesPlugin(),))
+    app.jinja_env.loader = ChoiceLoader([DictLoader({"notes_plugin/page.html": (
+        "{% extends 'admin/master.html' %}"
+        "{% block tail_js %}{{ super() }}<script>var note = {{ note|tojson }};</script>"
+        "{% endblock %}"
+        "{% block menu_links %}<li class='note'>{{ note }}</li>{% endblock %}")}),
+        app.jinja_env.loader])
+    with app.app_context(), core_db.connection():
+        build_desk()
+    client = app.test_client()
+    sign_in(client, "admin@desk.test")
+    for note in ("first", "second", "third"):
+        response = client.get(f"/admin/plugin-notes/?note={note}")
+        assert response.status_code == 200, response.status_code
+        html = response.get_data(as_text=True)
+        assert f'var note = "{note}";' in html and f"<li class='note'>{note}</li>" in html
+        assert html.count("var note") == 1
