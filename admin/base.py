@@ -8,17 +8,23 @@ Anonymous visitors are sent to the sign-in page, other roles get 403.
 from __future__ import annotations
 
 import secrets
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
+import flask_admin
 import peewee
-from flask import abort, after_this_request, flash, g, redirect, request, url_for
+from flask import abort, after_this_request, current_app, flash, g, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView
 from flask_admin.actions import action
 from flask_admin.babel import lazy_gettext
 from flask_admin.contrib.peewee import ModelView
 from flask_admin.form import BaseForm
+from flask_babel import get_locale
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from wtforms.validators import ValidationError
 
 from core import db
@@ -69,6 +75,47 @@ class AdminForm(BaseForm, FlaskForm):
 
 _STATIC_URLS: dict[tuple[Any, ...], str] = {}
 
+# Templates this process has rendered once (so compiled): their first render holds a lock.
+_RENDERED: set[str] = set()
+_FIRST_RENDER = threading.RLock()
+
+# Where the request's CSP nonce stood in a kept fragment; no page text holds a NUL.
+_NONCE_MARK = "\x00loket-nonce\x00"
+# Fragments kept per view; far more than its templates x languages x menus ever make.
+FRAGMENTS_MAX = 256
+# Only pages whose template is the console's own or Flask-Admin's keep fragments: a plugin's
+# template may fill one of those blocks per request (a script with this ticket's number),
+# and is then rendered afresh every time.
+_OWN_TEMPLATES = (str(Path(__file__).parent / "templates"),
+                  str(Path(flask_admin.__file__).parent / "templates"))
+_KEEPS: dict[tuple[int, str], bool] = {}
+
+
+def _keeps_fragments(template: str | None) -> bool:
+    if template is None:
+        return False
+    key = (id(current_app.jinja_env), template)
+    found = _KEEPS.get(key)
+    if found is None:
+        filename = current_app.jinja_env.get_template(template).filename or ""
+        found = _KEEPS[key] = filename.startswith(_OWN_TEMPLATES)
+    return found
+
+
+def _shown(item: Any) -> Any:
+    """Which of a menu entry's items this request may see, as a hashable value.
+
+    Exactly what Flask-Admin's menu macro asks of each entry (``is_accessible`` and
+    ``is_visible``; a category shows the children that pass both), so a menu kept for
+    one answer is only ever served for the same answer.
+    """
+    if item.is_category():
+        # The entries of one menu live as long as it: their ids name them. get_children()
+        # has asked each child both questions; only a sub-category has more to ask.
+        return tuple((id(child), _shown(child) if child.is_category() else True)
+                     for child in item.get_children())
+    return bool(item.is_accessible() and item.is_visible())
+
 
 class SecuredMixin:
     """Sign-in and role check for any Flask-Admin view; put it first in the bases."""
@@ -100,6 +147,53 @@ class SecuredMixin:
         if found is None:
             found = _STATIC_URLS[key] = super().get_url(endpoint, **kwargs)  # type: ignore[misc]
         return found
+
+    def render(self, template: str, **kwargs: Any) -> Any:
+        g._loket_template = template  # part of every kept fragment's key
+        if template in _RENDERED:
+            return super().render(template, **kwargs)  # type: ignore[misc]
+        # A new worker's first console pages compile the templates (some 70 ms of CPU), and
+        # Jinja compiles them again in every thread that asks before the first is done: the
+        # four threads of a worker made that a quarter of a second, the slowest pages of a
+        # run. One thread compiles; the others wait for it and find them compiled.
+        with _FIRST_RENDER:
+            page = super().render(template, **kwargs)  # type: ignore[misc]
+        _RENDERED.add(template)
+        return page
+
+    def kept_fragment(self, name: str, *key: Any, caller: Callable[[], str]) -> Markup:
+        """A part of the page rendered once and kept: the menu, the static links.
+
+        The frame around every console page cost about as much CPU as the page's own
+        content, though most of it is the same for every request. Use it in a template as
+        ``{% call admin_view.kept_fragment(name, *key) %}...{% endcall %}``: the body is
+        rendered on the first request for its key and served from this view's store after.
+        The key is ``name`` and ``key`` plus the template, the script root and the
+        language; it must hold everything else the body reads. The request's CSP nonce is
+        put into the kept text afresh each time. Pages rendered from a template outside the
+        console's and Flask-Admin's own (a plugin's) keep nothing.
+        """
+        template = g.get("_loket_template")
+        if not _keeps_fragments(template):
+            return Markup(caller())
+        full = (name, template, request.script_root, str(get_locale()), *key)
+        store = self.__dict__.get("_loket_fragments")
+        if store is None:
+            store = self._loket_fragments = {}  # per view instance, so per app
+        found = store.get(full)
+        nonce = csp_nonce()
+        if found is None:
+            found = str(caller()).replace(nonce, _NONCE_MARK)
+            if len(store) >= FRAGMENTS_MAX:
+                store.clear()
+            store[full] = found
+        return Markup(found.replace(_NONCE_MARK, nonce) if _NONCE_MARK in found else found)
+
+    def menu_key(self) -> tuple[Any, ...]:
+        """What the console's menu bar shows this request: which entries this viewer may see."""
+        admin = self.admin  # type: ignore[attr-defined]
+        return (tuple(_shown(item) for item in admin.menu()),
+                tuple(_shown(item) for item in admin.menu_links()))
 
     def refuse_bad_return_address(self) -> None:
         """400 for a ``url=`` (where to go back after a form) that holds control characters.

@@ -263,6 +263,23 @@ def _label_formatter(view: Any, context: Any, model: Ticket, name: str) -> Marku
 # -- The inbox -------------------------------------------------------------------------------
 
 
+def _label_cell(kind: str, code: str, label: str) -> str:
+    """A status or priority cell's content, as ``_label_formatter`` writes it."""
+    return f'<span class="loket-{kind}-{escape(code)}">{escape(label)}</span>'
+
+
+def _channel_cell(name: str, label: str) -> str:
+    """A channel cell's content, as ``_channel_formatter`` writes it."""
+    return (f'<span class="badge badge-light loket-channel" title="{escape(name)}">'
+            f"{escape(label)}</span>")
+
+
+# The cells of the known statuses and priorities, escaped once per process.
+_STATUS_CELLS = {code: _label_cell("status", code, label) for code, label in STATUS_LABELS.items()}
+_PRIORITY_CELLS = {code: _label_cell("priority", code, label)
+                   for code, label in PRIORITY_LABELS.items()}
+
+
 # What a row of the inbox reads (``TicketListView.row_html``): the ticket's own columns and
 # its contact's name; categories, departments and staff are named from the page's look-ups.
 LIST_COLUMNS = (Ticket.id, Ticket.subject, Ticket.status, Ticket.priority, Ticket.channel,
@@ -394,7 +411,8 @@ class TicketListView(SecuredModelView):
     def get_list(self, page: Any, sort_column: Any, sort_desc: Any, search: Any, filters: Any,
                  execute: bool = True, page_size: Any = None) -> Any:
         """One page by keyset (``?after=<cursor>``), never by OFFSET, and no count."""
-        query = self.get_query()
+        # Only the contact joined: the rows name the rest from the page's look-ups.
+        query = inbox(current_staff(), related=False)
         for index, _name, value in filters or ():
             chosen = self._filters[index]
             query = chosen.apply(query, chosen.clean(value))
@@ -431,21 +449,47 @@ class TicketListView(SecuredModelView):
                                      view_args.sort_desc, view_args.search, view_args.filters,
                                      page_size=page_size)
         actions, confirmations = self.get_actions_list()
-        list_url = self._get_list_url
-        text = self.texts()
+        header, page_size_urls, clear_search_url, return_url = self.list_links(
+            view_args, bool(actions))
         return self.render(
             self.list_template, rows=self.rows_html(rows, bool(actions)), row_count=len(rows),
-            header=self.header_html(view_args, bool(actions)), text=text,
+            header=header, text=self.texts(),
             page_size=page_size, default_page_size=self.page_size,
-            page_size_urls=[(size, text["sizes"][size], list_url(view_args.clone(page_size=size)))
-                            for size in self.page_size_options],
+            page_size_urls=page_size_urls,
             sort_column=view_args.sort, sort_desc=view_args.sort_desc,
             search=view_args.search, search_placeholder=self.search_placeholder(),
-            clear_search_url=list_url(view_args.clone(page=0, search=None, filters=None)),
+            clear_search_url=clear_search_url,
             filter_groups=self._get_filter_groups(), active_filters=view_args.filters,
             filter_args=self._get_filters(view_args.filters),
             actions=actions, actions_confirmation=confirmations,
-            return_url=list_url(view_args), extra_args=view_args.extra_args)
+            return_url=return_url, extra_args=view_args.extra_args)
+
+    LINKS_KEPT = 512  # sets of list arguments; the store is emptied when it is full
+
+    def list_links(self, view_args: Any, selectable: bool) -> tuple[Any, ...]:
+        """The header row and the links that carry the list's arguments over (page sizes,
+        clearing the search, this list): a dozen ``url_for`` a page, the same for the same
+        arguments. Made once per set of arguments, language and script root, and kept;
+        nothing in them depends on who asks."""
+        key = (request.script_root, str(get_locale()), selectable, view_args.page,
+               view_args.page_size, view_args.sort, view_args.sort_desc, view_args.search,
+               tuple(tuple(f) for f in view_args.filters or ()),
+               tuple(sorted(view_args.extra_args.items())))
+        store = self.__dict__.get("_list_links")
+        if store is None:
+            store = self._list_links = {}  # per view instance, so per app
+        found = store.get(key)
+        if found is None:
+            list_url, text = self._get_list_url, self.texts()
+            found = (self.header_html(view_args, selectable),
+                     [(size, text["sizes"][size], list_url(view_args.clone(page_size=size)))
+                      for size in self.page_size_options],
+                     list_url(view_args.clone(page=0, search=None, filters=None)),
+                     list_url(view_args))
+            if len(store) >= self.LINKS_KEPT:
+                store.clear()
+            store[key] = found
+        return found
 
     def texts(self) -> dict[str, Any]:
         """The list's words in Flask-Admin's catalogue, translated once per process and
@@ -506,26 +550,32 @@ class TicketListView(SecuredModelView):
         return Markup("\n".join(html))
 
     def _row_context(self) -> tuple[Any, ...]:
-        """What every row reads, looked up once a page: the ticket link, channel labels,
-        category, department and staff names, and the time "3 h ago" counts from."""
+        """What every row reads, looked up (and escaped) once a page: the ticket link, the
+        status, priority and channel cells, category, department and staff names, and the
+        time "3 h ago" counts from."""
         # Channel labels are translatable: each read asks the catalogue, so once a page here.
-        channel_labels = dict(loket().channels.choices())
-        return (self._ticket_url_prefix(), channel_labels, category_labels(),
-                {d_id: name for d_id, name, _active in departments()},
-                {s_id: name for s_id, name, _active in staff_names()}, utcnow())
+        channels = {name: _channel_cell(name, label)
+                    for name, label in loket().channels.choices()}
+        return (self._ticket_url_prefix(), channels,
+                {c_id: str(escape(label)) for c_id, label in category_labels().items()},
+                {d_id: str(escape(name)) for d_id, name, _active in departments()},
+                {s_id: str(escape(name)) for s_id, name, _active in staff_names()}, utcnow())
 
     def row_html(self, row: Ticket, selectable: bool, context: Any = None) -> Markup:
         """One row of the inbox, built here rather than cell by cell through Flask-Admin's
         list macros (which cost some 0.5 ms a cell). The same cells the formatters above
-        give, every value escaped; the ``col-<name>`` classes and the row's checkbox as the
-        list template writes them."""
-        prefix, channel_labels, categories, departments, staff, now = (
+        give, every value escaped (names and labels once a page, in ``_row_context``); the
+        ``col-<name>`` classes and the row's checkbox as the list template writes them."""
+        prefix, channels, categories, departments, staff, now = (
             context or self._row_context())
         link = f"{prefix}{row.id}/"
         subject = f'<a class="loket-ticket-link" href="{link}">{escape(row.subject)}</a>'
         if getattr(row, "waiting", False):
             subject += ' <span class="badge loket-waiting">waiting on us</span>'
-        status, priority, channel = escape(row.status), escape(row.priority), escape(row.channel)
+        status = _STATUS_CELLS.get(row.status) or _label_cell("status", row.status, row.status)
+        priority = (_PRIORITY_CELLS.get(row.priority)
+                    or _label_cell("priority", row.priority, row.priority))
+        channel = channels.get(row.channel) or _channel_cell(row.channel, row.channel)
         # The same labelled box as the console's list template (admin/model/list.html).
         box = (f'<td><label class="loket-row-select"><span class="sr-only">Select record '
                f'{row.id}</span><input type="checkbox" name="rowid" class="action-checkbox" '
@@ -533,15 +583,12 @@ class TicketListView(SecuredModelView):
         return Markup(
             f'{box}<td class="col-id"><a class="loket-ticket-link" href="{link}">#{row.id}</a>'
             f'</td><td class="col-subject">{subject}</td>'
-            f'<td class="col-status"><span class="loket-status-{status}">'
-            f"{escape(STATUS_LABELS.get(row.status, row.status))}</span></td>"
-            f'<td class="col-priority"><span class="loket-priority-{priority}">'
-            f"{escape(PRIORITY_LABELS.get(row.priority, row.priority))}</span></td>"
-            f'<td class="col-channel"><span class="badge badge-light loket-channel" '
-            f'title="{channel}">{escape(channel_labels.get(row.channel, row.channel))}</span></td>'
-            f'<td class="col-category">{escape(categories.get(row.category_id, ""))}</td>'
-            f'<td class="col-department">{escape(departments.get(row.department_id, ""))}</td>'
-            f'<td class="col-assignee">{escape(staff.get(row.assignee_id, ""))}</td>'
+            f'<td class="col-status">{status}</td>'
+            f'<td class="col-priority">{priority}</td>'
+            f'<td class="col-channel">{channel}</td>'
+            f'<td class="col-category">{categories.get(row.category_id, "")}</td>'
+            f'<td class="col-department">{departments.get(row.department_id, "")}</td>'
+            f'<td class="col-assignee">{staff.get(row.assignee_id, "")}</td>'
             f'<td class="col-contact">{escape(row.requester)}</td>'
             f'<td class="col-updated_at">{human_time(row.updated_at, now)}</td>'
             f'<td class="col-due_at">{human_time(row.due_at, now)}</td>')

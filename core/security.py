@@ -2,13 +2,59 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, TypeVar
 
+from flask import current_app, g, session
 from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFProtect, generate_csrf
+
+# Signed CSRF tokens kept, by (secret key, field name, the session's raw token): (token, when).
+_SIGNED: dict[tuple[Any, ...], tuple[str, float]] = {}
+SIGNED_MAX = 10_000  # sessions; the store is emptied when it is full
+
+
+def csrf_token() -> str:
+    """The page's signed CSRF token, as Flask-WTF's ``generate_csrf`` makes it, signed once per
+    session rather than once per page.
+
+    The token is the session's random raw token (kept in the session) signed with the
+    secret key; every POST is checked by the guard as before, against the session's raw
+    token, so a kept token is bound to its session exactly as a fresh one is. With a
+    ``WTF_CSRF_TIME_LIMIT`` a kept token is used for a tenth of it at most, so it never
+    reaches a form close to its end.
+    """
+    config = current_app.config
+    field = config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"
+    if field in g or field not in session:
+        return generate_csrf()  # this request's token, or the session's first one
+    secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    key = (secret, field, session[field])
+    limit = config.get("WTF_CSRF_TIME_LIMIT")
+    now = time.monotonic()
+    kept = _SIGNED.get(key)
+    if kept is not None and (limit is None or now - kept[1] < limit / 10):
+        setattr(g, field, kept[0])  # where generate_csrf and the forms find this request's
+        return kept[0]
+    token = generate_csrf()
+    if len(_SIGNED) >= SIGNED_MAX:
+        _SIGNED.clear()
+    _SIGNED[key] = (token, now)
+    return token
+
+
+class CsrfGuard(CSRFProtect):
+    """Flask-WTF's guard, whose ``csrf_token()`` in templates is ``csrf_token`` above."""
+
+    def init_app(self, app: Any) -> None:
+        super().init_app(app)
+        # Flask-WTF offers its own both ways: as a global and from a context processor.
+        app.jinja_env.globals["csrf_token"] = csrf_token
+        app.context_processor(lambda: {"csrf_token": csrf_token})
+
 
 # One guard for every app: Flask-WTF keeps the exemptions on it, and init_app binds it per app.
-csrf = CSRFProtect()
+csrf = CsrfGuard()
 
 # Pages that show a tracking key or staff data mark themselves private (g.private_page).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -40,6 +86,17 @@ class SessionCookies(SecureCookieSessionInterface):
 
     def __init__(self) -> None:
         self._kept: tuple[tuple[Any, ...], Any] | None = None
+
+    def should_set_cookie(self, app: Any, session: Any) -> bool:
+        """Only a session that changed is signed and sent again.
+
+        Flask re-sends a permanent session's cookie on every request, to move its expiry
+        on. A staff sign-in is the only permanent session, and its end is fixed on the
+        server when it starts (``StaffSession.expires_at``, as long as the cookie's first
+        life), so the re-sent cookie could not keep it alive any longer: it only cost a
+        signature and a Set-Cookie header on every console page.
+        """
+        return bool(session.modified)
 
     def get_signing_serializer(self, app: Any) -> Any:
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))

@@ -12,6 +12,7 @@ from core.models import (
     Attachment,
     Category,
     CategoryField,
+    Contact,
     Delivery,
     FieldKind,
     Message,
@@ -621,3 +622,68 @@ def test_admin_role_is_what_counts_not_departments(api: Any) -> None:
     token = give_token(boss)
     number = api.open()["number"]
     assert api.client.get(f"/api/v1/tickets/{number}", headers=bearer(token)).status_code == 200
+
+
+def test_the_list_answers_exactly_what_the_ticket_summary_model_gives(api: Any) -> None:
+    """The list writes its JSON without the models (``schemas.summary_json``): pinned to them
+    for tickets with and without category, department, assignee, tags, times and names."""
+    from core.api import schemas
+
+    plain = api.open(subject="Login code 100% missing")
+    rich = api.open(category="payments-and-subscriptions", fields={}, subject="Charged twice",
+                    email="budi@example.com")
+    bare = api.open(subject="No category", category="refunds", fields={})
+    ticket = Ticket.get_by_id(rich["number"])
+    ticket.assignee = api.desk.agent
+    ticket.tags = ["vip", "kyc"]
+    ticket.due_at = dt.datetime(2030, 5, 1, 12, 30, 15, 250000)
+    ticket.first_response_at = dt.datetime(2024, 5, 1, 9, 0)
+    ticket.escalation_level = 2
+    ticket.requester_name = "Budi on the phone"
+    ticket.save()
+    other = Ticket.get_by_id(bare["number"])
+    other.category = None
+    other.department = None
+    other.status = Status.CLOSED
+    other.resolved_at = dt.datetime(2024, 6, 1)
+    other.closed_at = dt.datetime(2024, 6, 2, 0, 0, 1)
+    other.requester_name = ""  # then the contact's name, else its address
+    other.save()
+    Contact.update(name="").where(Contact.id == other.contact_id).execute()
+    expected = [schemas.TicketSummary.of(Ticket.get_by_id(n)).model_dump(mode="json")
+                for n in (bare["number"], rich["number"], plain["number"])]
+    response = api.client.get("/api/v1/tickets?limit=2", headers=bearer(api.admin_token))
+    page = response.get_json()
+    after = api.client.get(f"/api/v1/tickets?limit=2&cursor={page['next_cursor']}",
+                           headers=bearer(api.admin_token)).get_json()
+    assert page["tickets"] + after["tickets"] == expected
+    assert after["next_cursor"] is None
+    assert expected[0]["category"] is None and expected[0]["department"] is None
+    assert expected[1]["assignee"] is not None and expected[1]["tags"] == ["vip", "kyc"]
+
+
+def test_the_list_names_related_rows_in_one_statement_not_by_joins(api: Any) -> None:
+    import logging
+
+    api.open(category="payments-and-subscriptions", fields={}, subject="Charged twice")
+    statements: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            statements.append(str(record.msg[0]) if isinstance(record.msg, tuple)
+                              else record.getMessage())
+
+    log = logging.getLogger("peewee")
+    handler, level = Keep(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        listed = api.client.get("/api/v1/tickets", headers=bearer(api.admin_token)).get_json()
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    (tickets,) = [sql for sql in statements if 'FROM "ticket"' in sql and "LIMIT" in sql]
+    assert 'JOIN "contact"' in tickets
+    assert not any(f'JOIN "{table}"' in tickets for table in ("category", "department", "staff"))
+    assert len([sql for sql in statements if "UNION ALL" in sql]) == 1
+    assert listed["tickets"][0]["category"]["name"] == "Payments and subscriptions"

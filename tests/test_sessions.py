@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from admin.auth import end_sessions
@@ -154,3 +155,68 @@ def test_the_cookie_signer_is_kept_and_follows_a_new_secret_key(app: Any) -> Non
     finally:
         app.secret_key = old_key
         app.config["SECRET_KEY_FALLBACKS"] = []
+
+
+def test_a_console_page_does_not_send_the_unchanged_session_cookie_again(desk: Any,
+                                                                        app: Any) -> None:
+    client = app.test_client()
+    response = sign_in(client, "agent@desk.test")
+    assert "session=" in response.headers.get("Set-Cookie", "")  # a sign-in changes it
+    client.get("/admin/tickets/")  # the first page stores the session's CSRF token
+    for path in ("/admin/tickets/", "/admin/profile/", "/admin/"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert "Set-Cookie" not in response.headers, path
+    # A change (a chosen language) is sent.
+    assert "session=" in client.get("/admin/?lang=id").headers.get("Set-Cookie", "")
+
+
+def test_an_unsent_cookie_is_still_refused_at_once_when_its_session_ends(desk: Any,
+                                                                         app: Any) -> None:
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    thief = copy_of(app, client)
+    assert thief.get("/admin/tickets/").status_code == 200
+    assert thief.get("/admin/tickets/").status_code == 200
+    end_sessions(desk.agent.id)
+    assert thief.get("/admin/tickets/").status_code == 302
+    assert client.get("/admin/tickets/").status_code == 302
+
+
+def test_the_kept_csrf_token_is_bound_to_its_session(desk: Any, app: Any) -> None:
+    first, second = app.test_client(), app.test_client()
+    sign_in(first, "agent@desk.test")
+    sign_in(second, "agent@desk.test")
+    from core import security
+
+    token = csrf_token(first, "/admin/tickets/")
+    assert csrf_token(first, "/admin/tickets/") == token
+    assert token in {kept for kept, _made in security._SIGNED.values()}  # signed once
+    assert csrf_token(second, "/admin/tickets/") != token
+    # The other session's token is refused; the session's own passes the guard.
+    data = {"name": "Agus", "language": "en"}
+    assert second.post("/admin/profile/", data={**data, "csrf_token": token}).status_code == 400
+    assert first.post("/admin/profile/", data={**data, "csrf_token": token}).status_code == 302
+    # Signed out and in again: a new session, whose pages carry a new token; the old refused.
+    first.post("/admin/logout", data={"csrf_token": token})
+    sign_in(first, "agent@desk.test")
+    assert csrf_token(first, "/admin/tickets/") != token
+    assert first.post("/admin/profile/", data={**data, "csrf_token": token}).status_code == 400
+
+
+def test_a_kept_csrf_token_is_renewed_within_a_tenth_of_a_time_limit(desk: Any,
+                                                                     app: Any) -> None:
+    from core import security
+
+    app.config["WTF_CSRF_TIME_LIMIT"] = 3600
+    client = app.test_client()
+    sign_in(client, "agent@desk.test")
+    token = csrf_token(client, "/admin/tickets/")
+    assert csrf_token(client, "/admin/tickets/") == token
+    (key,) = [key for key, (kept, _made) in security._SIGNED.items() if kept == token]
+    security._SIGNED[key] = ("an old token", time.monotonic() - 361)  # older than a tenth
+    renewed = csrf_token(client, "/admin/tickets/")
+    assert renewed != "an old token"
+    assert time.monotonic() - security._SIGNED[key][1] < 60
+    assert client.post("/admin/profile/", data={"name": "Agus", "language": "en",
+                                                "csrf_token": renewed}).status_code == 302

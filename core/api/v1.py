@@ -21,9 +21,11 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request, url_for
+from peewee import SQL
 
 from .. import db
 from ..attachments import (
@@ -529,15 +531,37 @@ def _parse_datetime(value: str) -> dt.datetime | None:
     return parsed
 
 
-# What ``TicketSummary`` reads of a ticket and its related rows: not every column of five
-# tables (answers, descriptions, staff password hashes), which peewee converted for each row.
+# What ``TicketSummary`` reads of a ticket and its contact (``schemas.summary_json``): not
+# every column (answers, descriptions), and as plain values, not peewee rows.
 SUMMARY_COLUMNS = (
     Ticket.id, Ticket.subject, Ticket.status, Ticket.category, Ticket.language,
     Ticket.created_at, Ticket.updated_at, Ticket.priority, Ticket.channel, Ticket.department,
     Ticket.assignee, Ticket.contact, Ticket.requester_name, Ticket.tags,
     Ticket.escalation_level, Ticket.first_response_at, Ticket.resolved_at, Ticket.closed_at,
-    Ticket.due_at, Category.id, Category.slug, Category.name, Department.id, Department.slug,
-    Department.name, Staff.id, Staff.name, Staff.email, Contact.id, Contact.name, Contact.email)
+    Ticket.due_at, Contact.name.alias("contact_name"), Contact.email.alias("contact_email"))
+
+
+def related_names(rows: list[Any]) -> s.RelatedNames:
+    """The categories, departments and assignees of a page of tickets, in one statement.
+
+    Joined to the tickets instead, the three made PostgreSQL plan a query of five tables on
+    every page: 1.3 ms of planning and 0.4 of running, against 0.2 and 0.1 for the tickets
+    with their contacts plus a few hundredths for this.
+    """
+    wanted = ((1, Category, Category.slug, Category.name, {r.category for r in rows}),
+              (2, Department, Department.slug, Department.name, {r.department for r in rows}),
+              (3, Staff, Staff.name, Staff.email, {r.assignee for r in rows}))
+    parts = [model.select(SQL(str(kind)), model.id, first, second)
+             .where(model.id.in_(sorted(ids - {None})))
+             for kind, model, first, second, ids in wanted if ids - {None}]
+    found: s.RelatedNames = ({}, {}, {})
+    if parts:
+        union = parts[0]
+        for part in parts[1:]:
+            union = union + part  # UNION ALL
+        for kind, row_id, first, second in union.tuples():
+            found[int(kind) - 1][row_id] = (first, second)
+    return found
 
 
 @api.operation(
@@ -579,10 +603,13 @@ def list_tickets() -> Any:
             errors["cursor"] = "Not a cursor this API gave out."
     if errors:
         raise Invalid(errors)
-    rows = access.filter_inbox(access.inbox(staff), staff, wanted).select(*SUMMARY_COLUMNS)
+    rows = (access.filter_inbox(access.inbox(staff, related=False), staff, wanted)
+            .select(*SUMMARY_COLUMNS).objects(SimpleNamespace))
     page = access.inbox_page(rows, cursor=position, size=query.limit)
-    return respond(s.TicketPage(tickets=[s.TicketSummary.of(row) for row in page.tickets],
-                                next_cursor=page.next_cursor))
+    names = related_names(page.tickets)
+    # TicketPage's JSON, written without its models (s.summary_json says why).
+    return jsonify({"tickets": [s.summary_json(row, names) for row in page.tickets],
+                    "next_cursor": page.next_cursor})
 
 
 @api.operation("GET", "/openapi.json", operation_id="getOpenApi", tags=["meta"],

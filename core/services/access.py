@@ -242,17 +242,24 @@ def search_clause(term: str) -> Expression:
     return search.search_clause(term)
 
 
-def inbox(staff: Staff | None) -> ModelSelect:
-    """The tickets ``staff`` may see, with category, department, assignee and contact joined."""
-    query = (Ticket.select(Ticket, Category, Department, Staff, Contact)
-             .join(Category, JOIN.LEFT_OUTER, on=(Ticket.category == Category.id))
-             .switch(Ticket)
-             .join(Department, JOIN.LEFT_OUTER, on=(Ticket.department == Department.id))
-             .switch(Ticket)
-             .join(Staff, JOIN.LEFT_OUTER, on=(Ticket.assignee == Staff.id))
-             .switch(Ticket)
-             .join(Contact, on=(Ticket.contact == Contact.id))
-             .switch(Ticket))
+def inbox(staff: Staff | None, *, related: bool = True) -> ModelSelect:
+    """The tickets ``staff`` may see, with category, department, assignee and contact joined.
+
+    ``related=False`` joins the contact only, for a list that names categories, departments
+    and staff from look-ups of its own (the console's inbox): PostgreSQL's planner spent
+    some 0.3 ms a page on the three unused joins, about as long as the query ran.
+    """
+    if related:
+        query = (Ticket.select(Ticket, Category, Department, Staff, Contact)
+                 .join(Category, JOIN.LEFT_OUTER, on=(Ticket.category == Category.id))
+                 .switch(Ticket)
+                 .join(Department, JOIN.LEFT_OUTER, on=(Ticket.department == Department.id))
+                 .switch(Ticket)
+                 .join(Staff, JOIN.LEFT_OUTER, on=(Ticket.assignee == Staff.id))
+                 .switch(Ticket))
+    else:
+        query = Ticket.select(Ticket, Contact)
+    query = query.join(Contact, on=(Ticket.contact == Contact.id)).switch(Ticket)
     scope = ticket_scope(staff) if staff is not None else Ticket.id < 0
     return query if scope is None else query.where(scope)
 
