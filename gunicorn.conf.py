@@ -47,3 +47,10 @@ max_requests_jitter = 10_000
 # gunicorn >= 25 opens a control socket at one fixed path in $HOME by default, which two
 # instances on one host (web and a benchmark, say) would fight over; nothing here uses it.
 control_socket_disable = True
+
+
+def post_worker_init(worker):  # gunicorn calls it once the app is loaded
+    """Templates compiled before the first request, not during it (core.serving.warm)."""
+    from core.serving import warm
+
+    warm(worker.wsgi)

@@ -20,6 +20,8 @@ handshake); put Loket behind a reverse proxy for TLS, as the README says.
 from __future__ import annotations
 
 import errno
+import gc
+import logging
 import os
 import re
 import selectors
@@ -232,3 +234,29 @@ class BufferingThreadWorker(ThreadWorker):
         now = time.monotonic()
         for conn in [c for c, deadline in self.reading.items() if deadline <= now]:
             self._drop(conn)
+
+
+def warm(app: Any) -> int:
+    """Compile every template of the app before the worker serves, and freeze what is loaded.
+
+    A new worker (at start, and each time ``max_requests`` recycles one) otherwise compiles
+    each template on the first page that needs it: about 70 ms of CPU for the first console
+    page, paid by whichever customer or agent comes first. Objects alive now live as long as
+    the worker: ``gc.freeze()`` keeps the collector from walking them again and again.
+    Returns how many templates were compiled; one that fails is logged, not fatal (its page
+    will report it as it always did).
+    """
+    env = getattr(app, "jinja_env", None)
+    compiled = 0
+    if env is not None:
+        for name in env.list_templates():
+            if not name.endswith((".html", ".txt", ".xml")):
+                continue
+            try:
+                env.get_template(name)
+                compiled += 1
+            except Exception:  # a broken template must not stop the worker
+                logging.getLogger(__name__).exception("template %s does not compile", name)
+    gc.collect()
+    gc.freeze()
+    return compiled
