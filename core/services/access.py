@@ -24,10 +24,11 @@ import base64
 import binascii
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from peewee import JOIN, SQL, Expression, ModelSelect, NodeList, Tuple, Value
+from peewee import JOIN, SQL, Expression, ModelSelect, NodeList, Table, Tuple, Value
 
 from .. import db
 from ..i18n import _l
@@ -283,13 +284,59 @@ def overdue(now: dt.datetime) -> Expression:
     return (Ticket.due_at < now) & active()
 
 
-def tagged(tag: str) -> Expression:
-    """Tickets carrying this tag (stored lower-cased, as a JSON list in text)."""
-    needle = json.dumps(tag.strip().lower(), ensure_ascii=False)
+def _tag_like(tag: str) -> Expression:
+    needle = json.dumps(tag, ensure_ascii=False)
     escaped = needle.replace("!", "!!").replace("%", "!%").replace("_", "!_")
     # The pattern is text, not a list: kept from the column's JSON conversion.
     return NodeList((Ticket.tags, SQL("LIKE"), Value(f"%{escaped}%", converter=False),
                      SQL("ESCAPE '!'")))
+
+
+# The tags of every ticket, one row each, kept by triggers (core/migrations/0010_…).
+_ticket_tag = Table("ticket_tag", ("tag", "ticket_id"))
+
+# When a tag is common. A page that gathers a tag's tickets from ``ticket_tag`` pays for each
+# of them (its index entry, the ticket, the sort: about 5 microseconds on SQLite); a page
+# that walks the inbox's own index in its order pays for each ticket it passes (about a
+# microsecond: the tags tested in the index) and passes 50 / (share of tickets tagged) of
+# them, far more for an agent, who sees only some. The two cost the same at about
+# sqrt(20 x tickets) tagged tickets: 450 at 10,000 tickets, 4,500 at a million. A tag below
+# that is gathered, whatever the order or the scope; one above is walked.
+TAG_WALK_FACTOR = 20
+TAG_MIN_COMMON = 200
+
+
+def tag_common_from(tickets: int) -> int:
+    """From how many tickets a tag is walked rather than gathered, for a desk this size."""
+    return max(TAG_MIN_COMMON, math.isqrt(TAG_WALK_FACTOR * max(tickets, 0)))
+
+
+def tag_is_common(tag: str) -> bool:
+    """Whether this many tickets carry the tag that walking finds a page sooner than
+    gathering them: counted in ``ticket_tag``'s index up to there, no further."""
+    database = Ticket._meta.database
+    (tickets,) = database.execute_sql("SELECT MAX(id) FROM ticket").fetchone()
+    enough = tag_common_from(int(tickets or 0))
+    sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM ticket_tag WHERE tag = ? LIMIT {enough}) AS probe"
+    if database.param != "?":
+        sql = sql.replace("?", database.param)
+    (count,) = database.execute_sql(sql, [tag]).fetchone()
+    return count >= enough
+
+
+def tagged(tag: str) -> Expression:
+    """Tickets carrying this tag (stored lower-cased, as a JSON list in text).
+
+    A rare tag's tickets come from ``ticket_tag`` by its index (then sorted: few); a common
+    tag is tested on each ticket the page's own index walks past. Both keep the JSON text
+    match, so either way the same tickets are found.
+    """
+    clean = tag.strip().lower()
+    like = _tag_like(clean)
+    if tag_is_common(clean):
+        return like
+    carrying = _ticket_tag.select(_ticket_tag.ticket_id).where(_ticket_tag.tag == clean)
+    return Ticket.id.in_(carrying) & like
 
 
 @dataclass
