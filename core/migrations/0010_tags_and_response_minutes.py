@@ -228,6 +228,8 @@ def up(migrator, db):
         for name in [n for n, *_ in WIDENED] + ["ticket_response_count_covering",
                                                 "ticket_tag", "ticket_response_minutes"]:
             db.execute_sql(f"ANALYZE {name}")
+    if not _sqlite(db):
+        db.execute_sql("ANALYZE ticket_tag, ticket_response_minutes")
 
 
 def down(migrator, db):

@@ -25,6 +25,7 @@ import binascii
 import datetime as dt
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,19 +325,39 @@ def tag_is_common(tag: str) -> bool:
     return count >= enough
 
 
+def _tag_exactly(tag: str) -> Expression:
+    """The text match the walk's index can answer, then an exact test of the tags that pass
+    it: the text match alone also finds a tag inside another that holds a quote (``"b"`` in
+    ``["a\\"b"]``). Exact as the triggers that fill ``ticket_tag`` read the JSON
+    (core/migrations/0010_…)."""
+    like = _tag_like(tag)
+    if db.is_sqlite():
+        return like & NodeList((
+            SQL("EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid("), Ticket.tags,
+            SQL(") AND json_type("), Ticket.tags, SQL(") = 'array' THEN"), Ticket.tags,
+            SQL("ELSE '[]' END) AS tag WHERE tag.type = 'text' AND tag.value = ?)", [tag])))
+    # PostgreSQL: the JSON string after "[" or "," (a quote inside a string is escaped, so
+    # only a whole element follows either), by a regular expression: no JSON is parsed, so
+    # no value can make the query fail. One CASE, so the planner weighs the whole as one
+    # opaque test (a regular expression beside the LIKE, it took for one that matches
+    # almost nothing, and sorted every active ticket rather than walk them).
+    needle = re.escape(json.dumps(tag, ensure_ascii=False))
+    return NodeList((SQL("CASE WHEN"), like, SQL("THEN"), Ticket.tags, SQL("~"),
+                     Value(r"[\[,]\s*" + needle, converter=False), SQL("ELSE false END")))
+
+
 def tagged(tag: str) -> Expression:
     """Tickets carrying this tag (stored lower-cased, as a JSON list in text).
 
     A rare tag's tickets come from ``ticket_tag`` by its index (then sorted: few); a common
-    tag is tested on each ticket the page's own index walks past. Both keep the JSON text
-    match, so either way the same tickets are found.
+    tag is tested on each ticket the page's own index walks past, by a text match the index
+    can answer, then exactly on the few that pass it. Either way the same tickets are found.
     """
     clean = tag.strip().lower()
-    like = _tag_like(clean)
     if tag_is_common(clean):
-        return like
+        return _tag_exactly(clean)
     carrying = _ticket_tag.select(_ticket_tag.ticket_id).where(_ticket_tag.tag == clean)
-    return Ticket.id.in_(carrying) & like
+    return Ticket.id.in_(carrying)
 
 
 @dataclass
