@@ -397,6 +397,29 @@ def test_resolved_or_closed_by_due_time_reads_the_done_tickets_index(
         assert plan_faults(app, *page) == []
 
 
+@pytest.mark.skipif(not PG_URL, reason="SQLite walks the agent's own index, as before")
+def test_an_agent_filtering_a_department_not_theirs_reads_the_assignee_department_index(
+        seeded: tuple[Any, dict[str, Any]]) -> None:
+    """Only their own tickets there are theirs to see: read by the (assignee, department)
+    index of 0007, not by walking that department's tickets or all of theirs."""
+    from core.models import Department, Staff
+
+    app, desk = seeded
+    with app.app_context(), core_db.connection():
+        agent = Staff.get(Staff.email == desk["agent"])
+        other = next(d for d in Department.select() if d.id not in agent.department_ids())
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {desk['agent_token']}"}
+    for args in ({"department": other.slug}, {"department": other.slug, "active": "true"}):
+        with Statements() as caught:
+            assert client.get("/api/v1/tickets", query_string=args,
+                              headers=headers).status_code == 200
+        (page,) = caught.ticket_pages()
+        used = {node.get("Index Name") for node in _nodes(plan(app, *page)[0]["Plan"])}
+        assert "ticket_assignee_department" in used, (args, used)
+        assert plan_faults(app, *page) == []
+
+
 def _search_words(app: Any, kind: str) -> str:
     """Words an agent searches by: an address, a reference quoted by a customer, a number."""
     from core.models import Contact, Message

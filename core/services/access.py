@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from peewee import JOIN, SQL, Expression, ModelSelect, NodeList, Table, Tuple, Value
+from peewee import JOIN, SQL, Expression, ModelSelect, NodeList, Table, Tuple, Value, fn
 
 from .. import db
 from ..i18n import _l
@@ -401,12 +401,7 @@ def filter_inbox(query: ModelSelect, staff: Staff, wanted: InboxFilter) -> Model
     if wanted.channel is not None:
         query = query.where(Ticket.channel == wanted.channel)
     if wanted.department_id is not None:
-        query = query.where(Ticket.department == wanted.department_id)
-        if not staff.is_admin and wanted.department_id not in staff.department_ids():
-            # Outside their departments an agent sees only what is assigned to them. Saying
-            # so lets the assignee's index answer, not a walk through all that department's
-            # tickets that ends empty (0.7 s at a million on PostgreSQL).
-            query = query.where(Ticket.assignee == staff.id)
+        query = query.where(department_clause(staff, wanted.department_id))
     if wanted.category_slug is not None:
         query = query.where(Ticket.category.in_(
             Category.select(Category.id).where(Category.slug == wanted.category_slug)))
@@ -425,6 +420,21 @@ def filter_inbox(query: ModelSelect, staff: Staff, wanted: InboxFilter) -> Model
     if wanted.updated_since is not None:
         query = query.where(Ticket.updated_at >= wanted.updated_since)
     return query
+
+
+def department_clause(staff: Staff, department_id: int) -> Expression:
+    """Tickets of this department, as ``staff`` may filter by it."""
+    clause = Ticket.department == department_id
+    if staff.is_admin or department_id in staff.department_ids():
+        return clause
+    # Outside their departments an agent sees only what is assigned to them. Said with the
+    # expressions of the (assignee, department) index of migration 0007 as well, the agent's
+    # few tickets there are read from it and sorted, whatever the page's order: walking the
+    # department's tickets, or the agent's, in the page's order and ending empty took
+    # 0.2-2 s at a million on PostgreSQL (0.1 ms this way).
+    return (clause & (Ticket.assignee == staff.id)
+            & (fn.COALESCE(Ticket.assignee, 0) == staff.id)
+            & (fn.COALESCE(Ticket.department, 0) == department_id))
 
 
 def assignee_clause(staff: Staff, assignee: str | int) -> Expression:
