@@ -495,6 +495,15 @@ def test_the_dashboard_reads_its_roll_ups_and_no_whole_ticket_table(
         plans = [line for sql, params in reads if " ticket " in sql or "FROM ticket" in sql
                  for line in map(str, plan(app, sql, params))]
         assert plans and any("ticket_assignee_department" in line for line in plans), plans
+        # Their departments' first responses by department, then day (0010).
+        (response,) = [(sql, params) for sql, params in reads
+                       if "ticket_response_count" in sql]
+        assert "ticket_response_count_department" in str(plan(app, *response))
+    else:
+        # Every department's first responses from the roll-up without them (0010).
+        (response,) = [(sql, params) for sql, params in caught.caught
+                       if "ticket_response_minutes" in sql]
+        assert "ticket_response_count" not in response[0]
 
 
 def _pages_of(app: Any, staff_email: str, word: str, pages: int = 3) -> list[int]:

@@ -17,10 +17,10 @@
 * SQLite: ``ticket_active_due`` and ``ticket_active_number`` become ``…_scope`` indexes that
   also hold ``department_id, assignee_id, tags`` (as 0009 did for the newest-first order),
   so an agent's inbox sorted by due time or by number, with a common tag, tests them in the
-  index rather than reading each ticket passed over from the table; and a covering index on
-  ``ticket_response_count`` gives an agent's 30 days without a table read per row.
-  PostgreSQL tests such conditions on the table's rows whatever its index holds, so it gets
-  neither.
+  index rather than reading each ticket passed over from the table. PostgreSQL tests such
+  conditions on the table's rows whatever its index holds, so it keeps its indexes.
+* ``ticket_response_count_department``: an agent's first responses by their departments
+  (see ``RESPONSE_BY_DEPARTMENT``).
 
 Tags are JSON lists in text; a value that is not a JSON list of strings adds no rows (a
 trigger must never make a ticket's write fail).
@@ -224,6 +224,18 @@ DONE_DUE = ("CREATE INDEX IF NOT EXISTS ticket_done_due ON ticket (due_at, id) "
             "WHERE status IN ('resolved', 'closed')")
 
 
+# An agent's 30 days of first responses: their departments' rows of ``ticket_response_count``
+# by department, then day, with the columns summed (PostgreSQL: ``INCLUDE``), instead of
+# every department's rows of those days filtered (36,000 rows read for 9,000 at a million:
+# PostgreSQL 20 -> 8.5 ms, SQLite 2.9 -> 2.2 ms).
+RESPONSE_BY_DEPARTMENT = {
+    True: "CREATE INDEX IF NOT EXISTS ticket_response_count_department ON "
+          "ticket_response_count (department_id, day, minutes, n)",
+    False: "CREATE INDEX IF NOT EXISTS ticket_response_count_department ON "
+           "ticket_response_count (department_id, day) INCLUDE (minutes, n)",
+}
+
+
 def up(migrator, db):
     for statement in _tables(db):
         db.execute_sql(statement)
@@ -233,17 +245,16 @@ def up(migrator, db):
             db.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON ticket ({columns}) "
                            f"WHERE {ACTIVE}")
             db.execute_sql(f'DROP INDEX IF EXISTS "{old}"')
-        db.execute_sql("CREATE INDEX IF NOT EXISTS ticket_response_count_covering ON "
-                       "ticket_response_count (day, department_id, minutes, n)")
     else:
         db.execute_sql(PG_TAGS_FUNCTION)
+    db.execute_sql(RESPONSE_BY_DEPARTMENT[_sqlite(db)])
     rebuild(db)
     create_triggers(db)
     if _sqlite(db) and db.execute_sql(
             "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
         # A desk that was analysed keeps its statistics for the indexes these replace: the
         # new ones are measured too, or SQLite would weigh them by its defaults.
-        for name in [n for n, *_ in WIDENED] + ["ticket_response_count_covering", "ticket_done_due",
+        for name in [n for n, *_ in WIDENED] + ["ticket_response_count_department", "ticket_done_due",
                                                 "ticket_tag", "ticket_response_minutes"]:
             db.execute_sql(f"ANALYZE {name}")
     if not _sqlite(db):
@@ -252,9 +263,9 @@ def up(migrator, db):
 
 def down(migrator, db):
     drop_triggers(db)
+    db.execute_sql("DROP INDEX IF EXISTS ticket_response_count_department")
     db.execute_sql("DROP INDEX IF EXISTS ticket_done_due")
     if _sqlite(db):
-        db.execute_sql("DROP INDEX IF EXISTS ticket_response_count_covering")
         for name, _columns, old, old_columns in WIDENED:
             db.execute_sql(f"CREATE INDEX IF NOT EXISTS {old} ON ticket ({old_columns}) "
                            f"WHERE {ACTIVE}")
