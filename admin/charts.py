@@ -82,18 +82,23 @@ def stacked_bars(title: str, labels: Sequence[str], series: dict[str, Sequence[i
             f'<text x="{left - 4:.1f}" y="{top + plot_h}" font-size="10" '
             'text-anchor="end">0</text>']
     every = 1 if n <= 10 else max(n // 6, 1)
+    # Each name escaped once, not once per bar (30 days x 7 channels: 400 bars a chart).
+    named = [(colour, escape(name), values)
+             for colour, (name, values) in zip(PALETTE * 4, series.items(), strict=False)]
+    width_text = f"{max(slot - 2, 1):.1f}"
     for i, label in enumerate(labels):
         x = left + i * slot + 1
         y = top + plot_h
-        for colour, (name, values) in zip(PALETTE * 4, series.items(), strict=False):
+        shown = escape(label)
+        for colour, name, values in named:
             value = values[i]
             if not value:
                 continue
             h = plot_h * value / peak
             y -= h
             body.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(slot - 2, 1):.1f}" height="{h:.1f}" '
-                f'fill="{colour}"><title>{escape(label)} {escape(name)}: {value}</title></rect>')
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{width_text}" height="{h:.1f}" '
+                f'fill="{colour}"><title>{shown} {name}: {value}</title></rect>')
         if i % every == 0:
             centre = x + slot / 2
             # Room on both sides of the centre: the neighbours' labels and the chart's edges.

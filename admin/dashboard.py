@@ -159,15 +159,21 @@ def first_response_stats(since: dt.datetime, scope: Scope | None = None) -> dict
     """How many tickets opened since ``since`` (a midnight) were answered, the median and the
     90th percentile (nearest rank) of whole minutes to that answer.
 
-    One query: the roll-up's count per minute value (a few thousand rows at most, whatever
-    the desk's size), then the ranks found by a running sum in the database.
+    One query: the roll-up's count per day and minute value (an admin's has no departments:
+    12,000 rows for 30 days at a million tickets, against 36,000 per department), then the
+    ranks found by a running sum in the database.
     """
     scope = scope or viewer_scope()
-    sql, params = _counted(
-        scope, "SELECT minutes, n FROM ticket_response_count WHERE day >= ?",
-        [since.date().isoformat()],
-        [(f"SELECT {_minutes_sql()}, 1 FROM ticket WHERE {{mine}} "
-          "AND created_at >= ? AND first_response_at IS NOT NULL", [since])])
+    if scope.departments is None and not scope.nothing:
+        # Every department: the roll-up without them (migration 0010), a third of the rows.
+        sql, params = ("SELECT minutes, n FROM ticket_response_minutes WHERE day >= ?",
+                       [since.date().isoformat()])
+    else:
+        sql, params = _counted(
+            scope, "SELECT minutes, n FROM ticket_response_count WHERE day >= ?",
+            [since.date().isoformat()],
+            [(f"SELECT {_minutes_sql()}, 1 FROM ticket WHERE {{mine}} "
+              "AND created_at >= ? AND first_response_at IS NOT NULL", [since])])
     row = _run(
         "WITH spread AS (SELECT minutes, SUM(n) AS n FROM (" + sql + ") AS counted "
         "GROUP BY minutes HAVING SUM(n) > 0), "

@@ -174,13 +174,18 @@ class Writer:
     def rollups_after(self) -> Iterator[None]:
         """The dashboard's roll-ups counted once at the end, not by a trigger per row."""
         rollups = _migration("0007_dashboard_rollups")
+        # 0010's tags and first-response minutes too (it counts the minutes from 0007's).
+        tags = _migration("0010_tags_and_response_minutes")
         rollups.drop_triggers(self.database)
+        tags.drop_triggers(self.database)
         try:
             yield
         finally:
             started = time.monotonic()
             rollups.rebuild(self.database)
             rollups.create_triggers(self.database)
+            tags.rebuild(self.database)
+            tags.create_triggers(self.database)
             print(f"roll-ups counted in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
     def index_for_search(self, table: str, first_id: int, last_id: int) -> None:

@@ -13,11 +13,10 @@ how it would run it. An inbox page must read one index range in the page's order
   a handful of rows (a sort that the statistics expect to see hundreds of tickets at 20,000
   sees thousands at a million).
 
-One shape is let off on PostgreSQL, and only there: the tag filter. Tags are a JSON list in
-text with no index; at 20,000 tickets PostgreSQL expects ~120 tagged active tickets and
-sorts them after a hash join, while from 100,000 tickets on (the bench databases) it walks
-the active tickets' index newest first like every other view. Its plan is still read here,
-and must not scan or sort the ticket table.
+One shape may sort: a rare tag, whose tickets are gathered from ``ticket_tag``'s index
+(migration 0010) and then ordered; there are fewer than ``access.tag_common_from`` of them,
+by the very choice that gathers them. A common tag walks the page's own index like every
+other view and must not sort.
 
 Search sorts the tickets its words matched (there is no order to read matches in), so its
 plans must instead use the full-text indexes and scan no table, for the words agents search
@@ -148,18 +147,33 @@ def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _nodes(child)
 
 
+def _gathers_a_tag(found: Any) -> bool:
+    """Whether the plan reads a rare tag's tickets from ``ticket_tag`` (migration 0010)."""
+    if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
+        return any(re.search(r"SEARCH \S+ USING .*INDEX sqlite_autoindex_ticket_tag|"
+                             r"SEARCH \S+ USING PRIMARY KEY \(tag=", line) for line in found)
+    return any(node.get("Index Name") == "ticket_tag_pkey" for node in _nodes(found[0]["Plan"]))
+
+
 def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
-                small_sort: bool = False, full_text: bool = True) -> list[str]:
-    """What in the plan reads or sorts the whole ticket table; [] when nothing does."""
+                small_sort: bool = False, full_text: bool = True,
+                gathered_tag: bool = False) -> list[str]:
+    """What in the plan reads or sorts the whole ticket table; [] when nothing does.
+
+    ``gathered_tag``: a rare tag's tickets, found by ``ticket_tag``'s index, may be sorted
+    (there are fewer than ``access.tag_common_from`` of them, by the choice that gathers)."""
+    from core.services import access
+
     found = plan(app, sql, params)
     faults = []
+    gathered = gathered_tag and _gathers_a_tag(found)
     if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
         by_number = re.search(r'ORDER BY "t1"\."id" (DESC|ASC) LIMIT', sql) is not None
         for line in found:
             scan = re.match(r"SCAN (t1|ticket|message|contact|[a-z])\b(.*)", line)
             if scan and "USING" not in scan.group(2) and not (by_number and scan.group(1) == "t1"):
                 faults.append(line)
-            if "USE TEMP B-TREE FOR ORDER BY" in line and not search:
+            if "USE TEMP B-TREE FOR ORDER BY" in line and not search and not gathered:
                 faults.append(line)
         if search and full_text:
             for table in ("ticket_fts", "message_fts", "contact_fts"):
@@ -172,6 +186,8 @@ def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
         if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in relations:
             faults.append(f"Seq Scan on {node['Relation Name']}")
         limit = TICKETS // 100 if small_sort else SORT_LIMIT
+        if gathered:
+            limit = access.tag_common_from(TICKETS)
         if node["Node Type"] == "Sort" and node["Plan Rows"] > limit and not search:
             faults.append(f"Sort of {node['Plan Rows']} rows")
     if search and full_text:
@@ -228,10 +244,12 @@ def test_every_console_inbox_view_reads_one_index_range_page_after_page(
             html = client.get("/admin/tickets/", query_string=args).get_data(as_text=True)
         pages = caught.ticket_pages()
         assert len(pages) == 1, label  # one query for the rows: none per row
-        assert not any("COUNT(" in sql.upper() for sql, _ in caught.caught), label
+        # (The tag filter's bounded look at how common a tag is counts no inbox.)
+        assert not any("COUNT(" in sql.upper() and "ticket_tag" not in sql
+                       for sql, _ in caught.caught), label
         tag = label.startswith("Tag=")
         for sql, params in pages:
-            faults[label] = plan_faults(app, sql, params, small_sort=tag)
+            faults[label] = plan_faults(app, sql, params, gathered_tag=tag)
         # The next page, by the cursor the page links to.
         after = re.search(r'href="([^"]*after=[^"]*)"', html)
         if after is None:
@@ -240,7 +258,7 @@ def test_every_console_inbox_view_reads_one_index_range_page_after_page(
             response = client.get(after.group(1).replace("&amp;", "&"))
         assert response.status_code == 200
         for sql, params in caught.ticket_pages():
-            faults[f"{label}, page 2"] = plan_faults(app, sql, params, small_sort=tag)
+            faults[f"{label}, page 2"] = plan_faults(app, sql, params, gathered_tag=tag)
     assert {label: found for label, found in faults.items() if found} == {}
     # Enough views had a second page to matter.
     assert sum(1 for label in faults if label.endswith("page 2")) >= 10
@@ -270,7 +288,7 @@ def test_every_api_list_view_reads_one_index_range_page_after_page(
             answer = client.get("/api/v1/tickets", query_string=args, headers=headers)
         assert answer.status_code == 200, (label, answer.get_json())
         for sql, params in caught.ticket_pages():
-            faults[label] = plan_faults(app, sql, params, small_sort=label == "tag")
+            faults[label] = plan_faults(app, sql, params, gathered_tag=label == "tag")
         cursor = answer.get_json()["next_cursor"]
         if cursor is None:
             continue
@@ -280,7 +298,8 @@ def test_every_api_list_view_reads_one_index_range_page_after_page(
                                 headers=headers)
         assert answer.status_code == 200
         for sql, params in caught.ticket_pages():
-            faults[f"{label}, page 2"] = plan_faults(app, sql, params, small_sort=label == "tag")
+            faults[f"{label}, page 2"] = plan_faults(app, sql, params,
+                                                     gathered_tag=label == "tag")
     assert {label: found for label, found in faults.items() if found} == {}
     assert seconds >= 10
 
@@ -288,10 +307,14 @@ def test_every_api_list_view_reads_one_index_range_page_after_page(
 @pytest.mark.skipif(bool(PG_URL), reason="SQLite's indexes (migration 0009)")
 @pytest.mark.parametrize("who", ["admin", "agent"])
 def test_sqlite_tests_scope_and_tag_in_the_newest_first_index_not_the_table(
-        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
-    """Newest first with a tag (console: active tickets; API: every status), SQLite walks the
-    index that holds department, assignee and tags (0009), so the tickets it passes over
-    are tested there; the table is read only for the page's rows."""
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str) -> None:
+    """Newest first with a common tag (console: active tickets; API: every status), SQLite
+    walks the index that holds department, assignee and tags (0009), so the tickets it
+    passes over are tested there; the table is read only for the page's rows."""
+    from core.services import access
+
+    monkeypatch.setattr(access, "TAG_MIN_COMMON", 0)
+    monkeypatch.setattr(access, "TAG_WALK_FACTOR", 0)
     app, desk = seeded
     client = app.test_client()
     assert sign_in(client, desk[who], desk["password"]).status_code == 302
@@ -307,6 +330,93 @@ def test_sqlite_tests_scope_and_tag_in_the_newest_first_index_not_the_table(
         (page,) = caught.ticket_pages()
         found = plan(app, *page)
         assert any(f"USING INDEX {index}" in line for line in found), found
+        assert plan_faults(app, *page) == []
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+@pytest.mark.parametrize("common", [False, True], ids=["rare", "common"])
+def test_a_tag_reads_an_index_in_every_order_and_scope(
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str,
+        common: bool) -> None:
+    """A rare tag's tickets come from ``ticket_tag``'s index, then are sorted (few, by the
+    choice); a common tag walks the index of the page's own order and never sorts, and on
+    SQLite that index holds the scope's columns and the tags (0009, 0010), so no ticket
+    passed over is read from the table. Every order the console offers, both ways."""
+    from core.services import access
+
+    app, desk = seeded
+    if common:
+        monkeypatch.setattr(access, "TAG_MIN_COMMON", 0)
+        monkeypatch.setattr(access, "TAG_WALK_FACTOR", 0)
+    else:
+        monkeypatch.setattr(access, "TAG_MIN_COMMON", 10 ** 9)
+    client = app.test_client()
+    assert sign_in(client, desk[who], desk["password"]).status_code == 302
+    walked = {"updated_at": "ticket_active_updated", "due_at": "ticket_active_due",
+              "id": "ticket_active_number"}
+    faults: dict[str, list[str]] = {}
+    for column in _console(app).column_sortable_list:
+        for desc in ("0", "1"):
+            with Statements() as caught:
+                assert client.get("/admin/tickets/", query_string={
+                    _flt(app, "Tag"): "vip", "sort": _sort(app, column), "desc": desc},
+                ).status_code == 200
+            (page,) = caught.ticket_pages()
+            found = plan(app, *page)
+            label = f"{column} desc={desc}"
+            faults[label] = plan_faults(app, *page, gathered_tag=not common)
+            if not common:
+                if not _gathers_a_tag(found):
+                    faults[label].append("ticket_tag not read")
+            elif isinstance(found[0], str):  # SQLite: the scope and tags in the index
+                index = f"{walked[column]}_scope"
+                if not any(f"INDEX {index}" in line for line in found):
+                    faults[label].append(f"{index} not used: {found}")
+            elif _gathers_a_tag(found):
+                faults[label].append("a common tag gathered")
+    assert {label: found for label, found in faults.items() if found} == {}
+
+
+@pytest.mark.skipif(not PG_URL, reason="SQLite is given the statuses as bound parameters")
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_resolved_or_closed_by_due_time_reads_the_done_tickets_index(
+        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
+    """Through the plain due-time index, this tab walked every active ticket with a due time
+    to find the done ones (2 s at a million); the partial index of 0010 holds only these."""
+    app, desk = seeded
+    client = app.test_client()
+    assert sign_in(client, desk[who], desk["password"]).status_code == 302
+    for desc in ("0", "1"):
+        with Statements() as caught:
+            assert client.get("/admin/tickets/", query_string={
+                _flt(app, "Open"): "no", "sort": _sort(app, "due_at"), "desc": desc},
+            ).status_code == 200
+        (page,) = caught.ticket_pages()
+        used = {node.get("Index Name") for node in _nodes(plan(app, *page)[0]["Plan"])}
+        assert "ticket_done_due" in used, used
+        assert plan_faults(app, *page) == []
+
+
+@pytest.mark.skipif(not PG_URL, reason="SQLite walks the agent's own index, as before")
+def test_an_agent_filtering_a_department_not_theirs_reads_the_assignee_department_index(
+        seeded: tuple[Any, dict[str, Any]]) -> None:
+    """Only their own tickets there are theirs to see: read by the (assignee, department)
+    index of 0007, not by walking that department's tickets or all of theirs."""
+    from core.models import Department, Staff
+
+    app, desk = seeded
+    with app.app_context(), core_db.connection():
+        agent = Staff.get(Staff.email == desk["agent"])
+        other = next(d for d in Department.select() if d.id not in agent.department_ids())
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {desk['agent_token']}"}
+    for args in ({"department": other.slug}, {"department": other.slug, "active": "true"}):
+        with Statements() as caught:
+            assert client.get("/api/v1/tickets", query_string=args,
+                              headers=headers).status_code == 200
+        (page,) = caught.ticket_pages()
+        used = {node.get("Index Name") for node in _nodes(plan(app, *page)[0]["Plan"])}
+        assert "ticket_assignee_department" in used, (args, used)
         assert plan_faults(app, *page) == []
 
 
@@ -385,6 +495,15 @@ def test_the_dashboard_reads_its_roll_ups_and_no_whole_ticket_table(
         plans = [line for sql, params in reads if " ticket " in sql or "FROM ticket" in sql
                  for line in map(str, plan(app, sql, params))]
         assert plans and any("ticket_assignee_department" in line for line in plans), plans
+        # Their departments' first responses by department, then day (0010).
+        (response,) = [(sql, params) for sql, params in reads
+                       if "ticket_response_count" in sql]
+        assert "ticket_response_count_department" in str(plan(app, *response))
+    else:
+        # Every department's first responses from the roll-up without them (0010).
+        (response,) = [(sql, params) for sql, params in caught.caught
+                       if "ticket_response_minutes" in sql]
+        assert "ticket_response_count" not in response[0]
 
 
 def _pages_of(app: Any, staff_email: str, word: str, pages: int = 3) -> list[int]:
