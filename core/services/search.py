@@ -226,13 +226,13 @@ def _judged_by_index(word: str, enough: int) -> bool | None:
     return _count_up_to(word, enough) >= enough
 
 
-def sample_hits(words: list[str]) -> tuple[list[int], int]:
-    """Among the ``SAMPLE`` most recently updated tickets, how many each word matches, and
-    how many all of them match: a share of the desk read in the list's own order."""
+def sample_hits(words: list[str]) -> tuple[list[int], int, int]:
+    """Among the ``SAMPLE`` most recently updated tickets, how many each word matches, how
+    many all of them match, and how many were read: a share of the desk, in list order."""
     newest = [ident for (ident,) in Ticket._meta.database.execute_sql(
         f"SELECT id FROM ticket ORDER BY updated_at DESC, id DESC LIMIT {SAMPLE}")]
     if not newest:
-        return [0] * len(words), 0
+        return [0] * len(words), 0, 0
     checks = [_each_ticket_matches(word) for word in words]
     columns = [Case(None, [(check, 1)], 0).alias(f"w{n}") for n, check in enumerate(checks)]
     # The numbers written out: PostgreSQL then knows it checks a hundred tickets, one by
@@ -243,7 +243,7 @@ def sample_hits(words: list[str]) -> tuple[list[int], int]:
         for n, hit in enumerate(row):
             hits[n] += int(hit)
         together += int(all(row))
-    return hits, together
+    return hits, together, len(newest)
 
 
 def is_common(word: str) -> bool:
@@ -277,11 +277,11 @@ def _common_words(words: list[str]) -> set[str]:
         # One common word, or common words beside a rare one (checked on its tickets).
         return common
     sampled = [*unsure, *common]
-    hits, together = sample_hits(sampled)
+    hits, together, read = sample_hits(sampled)
     by_word = dict(zip(sampled, hits, strict=True))
 
     def often(found: int) -> bool:
-        return enough == 0 or (found >= SAMPLE_COMMON and found * tickets >= enough * SAMPLE)
+        return enough == 0 or (found >= SAMPLE_COMMON and found * tickets >= enough * read)
 
     for word in unsure:
         if often(by_word[word]) or _count_up_to(word, enough) >= enough:
