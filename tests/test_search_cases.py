@@ -92,6 +92,15 @@ def test_a_contact_renamed_by_sql_is_found_by_the_new_name(desk: Any, tickets: d
 # -- How words are judged ------------------------------------------------------------------
 
 
+@pytest.fixture
+def small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five index rows make a word common; PostgreSQL counts (its guesses on a tiny,
+    unanalysed table are noise: what it trusts and what it counts is tested below)."""
+    monkeypatch.setattr(search, "MIN_COMMON", 5)
+    monkeypatch.setattr(search, "WALK_FACTOR", 0)
+    monkeypatch.setattr(search, "_pg_estimate", lambda word: 5.0)
+
+
 def _desk_of_two_words(n: int) -> None:
     for k in range(n):
         _open(f"a{k}@example.test", f"alpha issue {k}", "nothing")
@@ -134,12 +143,10 @@ def _page(desk: Any, words: str) -> tuple[list[int], list[str]]:
 
 
 def test_common_words_that_never_meet_are_gathered_not_walked(
-        desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        desk: Any, small_threshold: None) -> None:
     """Each word alone is common (walked); together they match nothing, and walking for
     them would read every ticket of the inbox: they are gathered from the indexes."""
     _desk_of_two_words(6)
-    monkeypatch.setattr(search, "MIN_COMMON", 5)
-    monkeypatch.setattr(search, "WALK_FACTOR", 0)
     assert search.is_common("alpha") and search.is_common("beta")
     assert search._common_words(["alpha", "beta"]) == set()
     ids, pages = _page(desk, "alpha beta")
@@ -150,10 +157,8 @@ def test_common_words_that_never_meet_are_gathered_not_walked(
 
 
 def test_common_words_that_meet_often_are_walked_together(
-        desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        desk: Any, small_threshold: None) -> None:
     _desk_of_two_words(6)
-    monkeypatch.setattr(search, "MIN_COMMON", 5)
-    monkeypatch.setattr(search, "WALK_FACTOR", 0)
     assert search._common_words(["gamma", "delta"]) == {"gamma", "delta"}
     ids, (sql,) = _page(desk, "gamma delta")
     assert len(ids) == 20
@@ -161,10 +166,8 @@ def test_common_words_that_meet_often_are_walked_together(
 
 
 def test_beside_a_rare_word_a_common_one_is_checked_on_its_tickets(
-        desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        desk: Any, small_threshold: None) -> None:
     _desk_of_two_words(6)
-    monkeypatch.setattr(search, "MIN_COMMON", 5)
-    monkeypatch.setattr(search, "WALK_FACTOR", 0)
     assert search._common_words(["gamma", "7"]) == {"gamma"}
     ids, _pages = _page(desk, "gamma 7")
     assert len(ids) == 1
@@ -193,12 +196,10 @@ def test_judging_words_together_finds_what_gathering_finds(
 
 
 def test_a_word_alone_that_is_common_is_not_counted_by_its_prefix(
-        desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        desk: Any, small_threshold: None) -> None:
     """SQLite: a prefix (``"alpha"*``) makes FTS5 merge every list it starts before the
     first row; when the word alone is already common, the prefix is never asked."""
     _desk_of_two_words(6)
-    monkeypatch.setattr(search, "MIN_COMMON", 5)
-    monkeypatch.setattr(search, "WALK_FACTOR", 0)
     with Statements() as caught:
         assert search.is_common("alpha")
     if core_db.is_sqlite():
