@@ -229,21 +229,23 @@ def _judged_by_index(word: str, enough: int) -> bool | None:
 def sample_hits(words: list[str]) -> tuple[list[int], int, int]:
     """Among the ``SAMPLE`` most recently updated tickets, how many each word matches, how
     many all of them match, and how many were read: a share of the desk, in list order."""
-    newest = [ident for (ident,) in Ticket._meta.database.execute_sql(
+    checks = [_each_ticket_matches(word, rough=True) for word in words]
+    columns = [Case(None, [(check, 1)], 0).alias(f"w{n}") for n, check in enumerate(checks)]
+    newest = [int(ident) for (ident,) in Ticket._meta.database.execute_sql(
         f"SELECT id FROM ticket ORDER BY updated_at DESC, id DESC LIMIT {SAMPLE}")]
     if not newest:
         return [0] * len(words), 0, 0
-    checks = [_each_ticket_matches(word, rough=True) for word in words]
-    columns = [Case(None, [(check, 1)], 0).alias(f"w{n}") for n, check in enumerate(checks)]
-    # The numbers written out: PostgreSQL then knows it checks a hundred tickets, one by
-    # one, and does not gather every message that matches to test them against.
-    rows = Ticket.select(*columns).where(Ticket.id.in_(newest)).tuples()
+    # The numbers written out (integers read back from the database): PostgreSQL then knows
+    # it checks a hundred tickets one by one, and does not gather every message that
+    # matches to test them against; and no bound parameter per number to build.
+    chosen = NodeList((Ticket.id, SQL("IN (" + ", ".join(map(str, newest)) + ")")))
+    rows = list(Ticket.select(*columns).where(chosen).tuples())
     hits, together = [0] * len(words), 0
     for row in rows:
         for n, hit in enumerate(row):
             hits[n] += int(hit)
         together += int(all(row))
-    return hits, together, len(newest)
+    return hits, together, len(rows)
 
 
 def is_common(word: str) -> bool:
