@@ -140,6 +140,13 @@ def main() -> int:
              '"tickets"'),
             ("API search q (a common word)", f"/api/v1/tickets?q={common}", agent_api,
              '"tickets"'),
+            # A reference's start (in 1% of the desk), a number, and two common words that
+            # never meet (a contact has one last name): each once walked or sorted too much.
+            ("API search q (a phrase prefix)", "/api/v1/tickets?q=inv-12", agent_api,
+             '"tickets"'),
+            ("API search q (a number)", "/api/v1/tickets?q=999999", agent_api, '"tickets"'),
+            ("API search q (two words that never meet)", "/api/v1/tickets?q=santoso+halim",
+             agent_api, '"tickets"'),
             ("console inbox, admin, default", "/admin/tickets/", admin, "loket-ticket-link"),
             ("console inbox, agent, default", "/admin/tickets/", agent, "loket-ticket-link"),
             ("console inbox, agent, by due time", "/admin/tickets/?sort=10", agent,

@@ -447,10 +447,12 @@ def _search_words(app: Any, kind: str) -> str:
         reference = re.search(r"INV-\d+", message.body_text).group(0)
         ticket = Ticket.select().order_by(Ticket.id).first()
     return {"address": contact.email, "reference": reference.lower(),
-            "number": f"#{ticket.id}", "two words": f"{contact.email} {reference}"}[kind]
+            "number": f"#{ticket.id}", "two words": f"{contact.email} {reference}",
+            "phrase prefix": reference[:6]}[kind]
 
 
-@pytest.mark.parametrize("kind", ["address", "reference", "number", "two words"])
+@pytest.mark.parametrize("kind", ["address", "reference", "number", "two words",
+                                  "phrase prefix"])
 def test_search_in_console_and_api_reads_the_full_text_indexes(
         seeded: tuple[Any, dict[str, Any]], kind: str) -> None:
     app, desk = seeded
