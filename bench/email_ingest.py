@@ -8,12 +8,16 @@ parse, loop check, threading, attachments to storage, the raw original kept,
 ``receive_message`` committing ticket, message and the acknowledgement in the
 outbox (SMTP is configured, no worker runs, so the acknowledgement stays queued
 as it would until a worker picks it up). Then a smaller batch runs through the
-real command an MTA pipes to, ``loket email ingest``, one process per mail.
+real command an MTA pipes to, ``loket email ingest``, one process per mail, and
+another through one ``loket email ingest --remove DIR`` over a maildir (one
+process for them all, written in batches: what a delivery to a maildir and a
+cron job, or an mbox import, use).
 
 Reports messages per second, per-mail latency percentiles and peak memory.
 
 Usage (from the repository root):
-    .venv/bin/python bench/email_ingest.py [--messages 2000] [--pipe-messages 40]
+    .venv/bin/python bench/email_ingest.py [--messages 2000] [--pipe-messages 40] \
+        [--folder-messages 1000] [--batch 20]
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python \
         bench/email_ingest.py
 """
@@ -31,6 +35,7 @@ import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -48,6 +53,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--pipe-messages", type=int, default=40)
+    parser.add_argument("--folder-messages", type=int, default=1000,
+                        help="mails in the maildir that one `loket email ingest DIR` reads "
+                             "(0: skip)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--batch", type=int, default=1,
                         help="mails per ingest_batch call, as the IMAP fetcher reads them "
@@ -120,6 +128,32 @@ def percentiles(samples: list[float]) -> dict[str, float]:
             "p99_ms": round(at(0.99), 2), "mean_ms": round(statistics.mean(ordered) * 1000, 2)}
 
 
+def folder_run(loket: str, desk: Any, mails: list[bytes]) -> dict[str, Any]:
+    """``mails`` in a maildir, then one ``loket email ingest --remove`` over it."""
+    box = Path(desk.instance) / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True, exist_ok=True)
+    for n, raw in enumerate(mails):
+        (box / "new" / f"{n:06}.bench").write_bytes(raw)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([loket, "email", "ingest", "--remove", str(box)], env=desk.env,
+                          capture_output=True)
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    outcomes: dict[str, int] = {}
+    for line in done.stdout.decode().splitlines():
+        outcome = line.rsplit(": ", 1)[-1].split()[0]
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return {"messages": len(mails), "seconds": round(elapsed, 2),
+            "messages_per_second": round(len(mails) / elapsed, 1),
+            # One process's start-up (about a second of CPU) is in these figures.
+            "cpu_seconds": round(cpu, 2), "messages_per_cpu_second": round(len(mails) / cpu, 1),
+            "exit_code": done.returncode, "outcomes": outcomes,
+            "files_left": sum(1 for _ in (box / "new").iterdir())}
+
+
 def main() -> int:
     args = parse_args()
     from run import Desk  # bench/run.py: a fresh instance and database (a throwaway schema)
@@ -188,6 +222,9 @@ def main() -> int:
         report = {"database": desk.kind, "cpus": os.cpu_count(),
                   "load_average_at_end": os.getloadavg(),
                   "in_process_ingest_raw": inproc, "loket_email_ingest_processes": pipe}
+        if args.folder_messages:
+            report["loket_email_ingest_maildir"] = folder_run(
+                loket, desk, generate(args.folder_messages, args.seed + 2, "folder")[0])
         print(json.dumps(report, indent=2))
         return 0
     finally:
