@@ -173,6 +173,13 @@ def test_chunks_keep_order_and_hold_a_large_mail_alone(monkeypatch: pytest.Monke
         ["0", "1"], ["2"], ["3", "4"]]
 
 
+def test_a_maildir_with_new_alone_is_read_as_a_maildir(tmp_path: Path) -> None:
+    (tmp_path / "box" / "new").mkdir(parents=True)
+    (tmp_path / "box" / "new" / "1").write_bytes(b"Subject: hi\n\nhello\n")
+    (tmp_path / "box" / "stray").write_bytes(b"not in the maildir's folders")
+    assert spool.mail_files(tmp_path / "box") == [tmp_path / "box" / "new" / "1"]
+
+
 def test_a_path_that_cannot_be_read_is_named_and_asks_for_another_run(
         mail_app: Any, desk: Any, tmp_path: Path) -> None:  # noqa: F811
     good = tmp_path / "good.eml"

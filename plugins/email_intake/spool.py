@@ -36,7 +36,9 @@ def _is_mbox(path: Path) -> bool:
 
 
 def _is_maildir(path: Path) -> bool:
-    return (path / "new").is_dir() and (path / "cur").is_dir()
+    # Either is enough: a maildir nothing has read yet may lack ``cur`` (and its mails
+    # would otherwise be skipped as a subfolder's).
+    return (path / "new").is_dir() or (path / "cur").is_dir()
 
 
 def _files_of(folder: Path) -> list[Path]:
@@ -51,7 +53,8 @@ def mail_files(path: Path) -> list[Path]:
     ``new`` then ``cur`` (never ``tmp``, where a delivery is still being written)."""
     if path.is_dir():
         if _is_maildir(path):
-            return _files_of(path / "new") + _files_of(path / "cur")
+            return [file for sub in ("new", "cur") if (path / sub).is_dir()
+                    for file in _files_of(path / sub)]
         return _files_of(path)
     return [path]
 
