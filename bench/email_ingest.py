@@ -8,12 +8,16 @@ parse, loop check, threading, attachments to storage, the raw original kept,
 ``receive_message`` committing ticket, message and the acknowledgement in the
 outbox (SMTP is configured, no worker runs, so the acknowledgement stays queued
 as it would until a worker picks it up). Then a smaller batch runs through the
-real command an MTA pipes to, ``loket email ingest``, one process per mail.
+real command an MTA pipes to, ``loket email ingest``, one process per mail, and
+another through one ``loket email ingest --remove DIR`` over a maildir (one
+process for them all, written in batches: what a delivery to a maildir and a
+cron job, or an mbox import, use).
 
 Reports messages per second, per-mail latency percentiles and peak memory.
 
 Usage (from the repository root):
-    .venv/bin/python bench/email_ingest.py [--messages 2000] [--pipe-messages 40]
+    .venv/bin/python bench/email_ingest.py [--messages 2000] [--pipe-messages 40] \
+        [--folder-messages 1000] [--batch 20]
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python \
         bench/email_ingest.py
 """
@@ -31,6 +35,7 @@ import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -48,10 +53,16 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--pipe-messages", type=int, default=40)
+    parser.add_argument("--folder-messages", type=int, default=1000,
+                        help="mails in the maildir that one `loket email ingest DIR` reads "
+                             "(0: skip)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--batch", type=int, default=1,
                         help="mails per ingest_batch call, as the IMAP fetcher reads them "
                              "(1: ingest_raw for each mail, as the pipe and HTTP do)")
+    parser.add_argument("--folders-made", action="store_true",
+                        help="make the storage folders the mails' files go to before timing, "
+                             "as in a desk in service (see make_folders)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
     return parser.parse_args()
 
@@ -120,6 +131,59 @@ def percentiles(samples: list[float]) -> dict[str, float]:
             "p99_ms": round(at(0.99), 2), "mean_ms": round(statistics.mean(ordered) * 1000, 2)}
 
 
+def make_folders(mails: list[bytes]) -> int:
+    """Make the storage folders (``ab/cd/`` of each digest) these mails' raw originals and
+    files will be written to; returns how many were made.
+
+    Storage spreads files over 65,536 folders, made when the first file needs one: a
+    fresh desk makes about one per file for its first tens of thousands of files (each
+    ``mkdir`` a new directory inode; 1,532 of them for the bench's 1,000 mails), a desk
+    in service has them all. With ``--folders-made`` the bench measures the latter.
+    """
+    import hashlib
+
+    from core.raw import digest
+    from core.state import loket
+    from plugins.email_intake.parse import parse
+
+    root = Path(loket().config["attachments_path"])
+    folders = set()
+    for raw in mails:
+        folders.add(root / "raw" / digest(raw)[:2] / digest(raw)[2:4])
+        for item in parse(raw).files:
+            sha = hashlib.sha256(item.data).hexdigest()
+            folders.add(root / sha[:2] / sha[2:4])
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    return len(folders)
+
+
+def folder_run(loket: str, desk: Any, mails: list[bytes]) -> dict[str, Any]:
+    """``mails`` in a maildir, then one ``loket email ingest --remove`` over it."""
+    box = Path(desk.instance) / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True, exist_ok=True)
+    for n, raw in enumerate(mails):
+        (box / "new" / f"{n:06}.bench").write_bytes(raw)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([loket, "email", "ingest", "--remove", str(box)], env=desk.env,
+                          capture_output=True)
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    outcomes: dict[str, int] = {}
+    for line in done.stdout.decode().splitlines():
+        outcome = line.rsplit(": ", 1)[-1].split()[0]
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return {"messages": len(mails), "seconds": round(elapsed, 2),
+            "messages_per_second": round(len(mails) / elapsed, 1),
+            # One process's start-up (about a second of CPU) is in these figures.
+            "cpu_seconds": round(cpu, 2), "messages_per_cpu_second": round(len(mails) / cpu, 1),
+            "exit_code": done.returncode, "outcomes": outcomes,
+            "files_left": sum(1 for _ in (box / "new").iterdir())}
+
+
 def main() -> int:
     args = parse_args()
     from run import Desk  # bench/run.py: a fresh instance and database (a throwaway schema)
@@ -137,6 +201,12 @@ def main() -> int:
         desk.app = app = create_app()
         upgrade(app.extensions["loket"])
         mails, shapes = generate(args.messages, args.seed, "inproc")
+        pipe_mails, _ = generate(args.pipe_messages, args.seed + 1, "pipe")
+        folder_mails = generate(args.folder_messages, args.seed + 2, "folder")[0]
+        folders_made = 0
+        if args.folders_made:
+            with app.app_context():
+                folders_made = make_folders(mails + pipe_mails + folder_mails)
         outcomes: dict[str, int] = {}
         latencies: list[float] = []
         with app.app_context(), db.connection():
@@ -166,7 +236,6 @@ def main() -> int:
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                                        1)}
 
-        pipe_mails, _ = generate(args.pipe_messages, args.seed + 1, "pipe")
         loket = str(Path(sys.executable).parent / "loket")
         pipe_latencies: list[float] = []
         codes: dict[int, int] = {}
@@ -186,8 +255,11 @@ def main() -> int:
                     (children.ru_utime + children.ru_stime) / max(len(pipe_mails), 1), 3),
                 "children_peak_rss_mb": round(children.ru_maxrss / 1024, 1)}
         report = {"database": desk.kind, "cpus": os.cpu_count(),
+                  "storage_folders_made_before": folders_made,
                   "load_average_at_end": os.getloadavg(),
                   "in_process_ingest_raw": inproc, "loket_email_ingest_processes": pipe}
+        if args.folder_messages:
+            report["loket_email_ingest_maildir"] = folder_run(loket, desk, folder_mails)
         print(json.dumps(report, indent=2))
         return 0
     finally:

@@ -227,6 +227,18 @@ def test_a_batch_ends_as_each_mail_alone_would(desk: Any, smtp: tuple[Mailbox, i
         "rina@example.test", "sari@example.test", "tono@example.test"]
 
 
+def test_a_reply_by_in_reply_to_alone_joins_the_ticket_a_mail_of_its_batch_opens(
+        desk: Any) -> None:
+    # No References and nobody copied: only its In-Reply-To ties it to the batch.
+    results = ingest_module.ingest_batch([
+        mail(sender="ayu@example.test", subject="Folder one", message_id="<r1@example.test>"),
+        mail(sender="budi@example.test", subject="Other", message_id="<r2@example.test>"),
+        mail(sender="ayu@example.test", subject="Re: Folder one", text="More detail.",
+             headers={"In-Reply-To": "<r1@example.test>"})], via="imap")
+    assert [r.outcome for r in results] == ["new_ticket", "new_ticket", "reply"]
+    assert results[2].ticket_number == results[0].ticket_number
+
+
 def test_a_batch_writes_at_most_write_batch_mails_a_transaction(
         desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes: list[int] = []

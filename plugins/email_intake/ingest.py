@@ -268,7 +268,8 @@ def _depends(mail: ParsedMail, pending_ids: set[str], pending_participants: bool
     or may thread at all while they add people to tickets (``pending_participants``).
     A reply address cannot name a ticket they open: its token goes out after the commit.
     """
-    return bool(pending_ids.intersection(mail.in_reply_to, mail.references)
+    # One iterable: ``intersection(a, b)`` would keep only ids in both a and b.
+    return bool(pending_ids.intersection([*mail.in_reply_to, *mail.references])
                 or _NUMBER.search(mail.subject or "")
                 or (pending_participants and _may_thread(mail)))
 
