@@ -22,7 +22,13 @@ workers = int(os.environ.get("LOKET_WEB_WORKERS") or min(2 * (os.cpu_count() or 
 # measured too: its loop stalls whenever a worker waits on SQLite's writer lock. Figures in
 # bench/README.md.
 worker_class = "core.serving.BufferingThreadWorker"
-threads = int(os.environ.get("LOKET_WEB_THREADS") or 4)
+# Two threads a worker: with the request already read, a thread only runs the app, and more
+# threads in one process only take turns holding the interpreter. Measured on 2 cores, 2
+# workers, 8-16 connections, side by side (bench/README.md): 2 threads against 4 gave the
+# same or more requests/s and a lower p99 everywhere (console inbox at 1M tickets 25-33 ms
+# against 35-40, API list 16 against 22, submissions 66-100 against 100-183 ms); 1 thread was
+# no better than 2 and leaves a worker nothing while it sends a large download.
+threads = int(os.environ.get("LOKET_WEB_THREADS") or 2)
 # Most connections one worker holds at once (keep-alive ones included). A gthread
 # worker accepts every pending connection it can, so a few long-lived connections
 # (a reverse proxy's upstream pool, a load tester) can all land on one worker while

@@ -52,7 +52,8 @@ def argument_parser(description: str, port: int) -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--worker-class", default="buffered", choices=list(WORKER_CLASSES))
-    parser.add_argument("--web-threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--web-threads", type=int, default=2,
+                        help="threads per gthread worker (gunicorn.conf.py's default: 2)")
     parser.add_argument("--web-connections", type=int, default=0,
                         help="most connections per gthread worker (LOKET_WEB_CONNECTIONS; "
                              "0: gunicorn's default)")
