@@ -1,7 +1,8 @@
-"""A plugin that records every event hook call, for tests."""
+"""Test spies: a plugin that records every event hook call, and the SQL peewee runs."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from core import hookimpl
@@ -58,3 +59,44 @@ class Spy:
                                  error: str) -> None:
         self.calls.append(("message_delivery_changed", {"message": message, "old": old,
                                                         "new": new, "error": error}))
+
+
+class Statements(logging.Handler):
+    """The statements peewee runs while attached: ``with Statements() as caught: ...``.
+
+    ``caught.caught`` holds (SQL, parameters) in order; ``keep`` (prefixes of the SQL, such
+    as ``("SELECT", "WITH")``) narrows what is kept.
+    """
+
+    keep: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.caught: list[tuple[str, list[Any]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, tuple):
+            sql = str(record.msg[0])
+            if not self.keep or sql.lstrip().startswith(self.keep):
+                self.caught.append((sql, list(record.msg[1] or ())))
+
+    @property
+    def sql(self) -> list[str]:
+        return [sql for sql, _ in self.caught]
+
+    @property
+    def params(self) -> list[list[Any]]:
+        return [params for _, params in self.caught]
+
+    def __enter__(self) -> Statements:
+        logger = logging.getLogger("peewee")
+        self.level_before = logger.level
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        logger = logging.getLogger("peewee")
+        logger.removeHandler(self)
+        logger.setLevel(self.level_before)
+

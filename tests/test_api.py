@@ -663,25 +663,12 @@ def test_the_list_answers_exactly_what_the_ticket_summary_model_gives(api: Any) 
 
 
 def test_the_list_names_related_rows_in_one_statement_not_by_joins(api: Any) -> None:
-    import logging
+    from .spies import Statements
 
     api.open(category="payments-and-subscriptions", fields={}, subject="Charged twice")
-    statements: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            statements.append(str(record.msg[0]) if isinstance(record.msg, tuple)
-                              else record.getMessage())
-
-    log = logging.getLogger("peewee")
-    handler, level = Keep(), log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
+    with Statements() as caught:
         listed = api.client.get("/api/v1/tickets", headers=bearer(api.admin_token)).get_json()
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
+    statements = caught.sql
     (tickets,) = [sql for sql in statements if 'FROM "ticket"' in sql and "LIMIT" in sql]
     assert 'JOIN "contact"' in tickets
     assert not any(f'JOIN "{table}"' in tickets for table in ("category", "department", "staff"))

@@ -27,7 +27,6 @@ matter: PostgreSQL rightly reads the table then (see NOTES-scale.md for its cost
 from __future__ import annotations
 
 import json
-import logging
 import random
 import re
 import uuid
@@ -44,6 +43,7 @@ from core import db as core_db
 from core.migrate import upgrade
 from core.models import Status, Ticket, utcnow
 
+from . import spies
 from .conftest import PG_URL, _pg_admin_connect
 from .test_admin_helpers import sign_in
 
@@ -100,28 +100,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict
             conn.close()
 
 
-class Statements(logging.Handler):
+class Statements(spies.Statements):
     """The SELECTs (with or without a WITH) peewee runs while it is attached."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.caught: list[tuple[str, list[Any]]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, tuple) and str(record.msg[0]).lstrip().startswith(("SELECT", "WITH")):
-            self.caught.append((record.msg[0], list(record.msg[1] or ())))
-
-    def __enter__(self) -> Statements:
-        logger = logging.getLogger("peewee")
-        self.level_before = logger.level
-        logger.setLevel(logging.DEBUG)
-        logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        logger = logging.getLogger("peewee")
-        logger.removeHandler(self)
-        logger.setLevel(self.level_before)
+    keep = ("SELECT", "WITH")
 
     def ticket_pages(self, by_number: bool = False) -> list[tuple[str, list[Any]]]:
         """The statements that read a page of tickets (not one ticket by its number)."""

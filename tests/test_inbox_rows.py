@@ -12,6 +12,7 @@ from core.models import IdentityKind, Status, Ticket
 from core.services.access import inbox, waiting_on_us
 from core.services.tickets import Identity, open_ticket
 
+from .spies import Statements
 from .test_admin_helpers import new_ticket, sign_in
 
 
@@ -129,27 +130,12 @@ def test_the_inbox_query_joins_only_the_contact_and_rows_still_name_the_rest(
         desk: Any, client: Any) -> None:
     """Categories, departments and staff are named from the page's look-ups, so the list's
     query joins none of them (on PostgreSQL each unused join cost planning time)."""
-    import logging
-
     ticket = new_ticket(desk.payments, subject="Charged twice")
     Ticket.update(assignee=desk.agent.id).where(Ticket.id == ticket.id).execute()
-    statements: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            statements.append(str(record.msg[0]) if isinstance(record.msg, tuple)
-                              else record.getMessage())
-
     sign_in(client, "agent@desk.test")
-    log = logging.getLogger("peewee")
-    handler, level = Keep(), log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
+    with Statements() as caught:
         html = client.get("/admin/tickets/").get_data(as_text=True)
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
+    statements = caught.sql
     (listed,) = [sql for sql in statements if 'FROM "ticket"' in sql and "LIMIT" in sql]
     assert 'JOIN "contact"' in listed
     for table in ("category", "department", "staff"):
