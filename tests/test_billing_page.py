@@ -13,7 +13,7 @@ from core import db as core_db
 from core.models import Message, Priority, Ticket, TicketEvent
 from core.services.tickets import Identity, open_ticket
 
-from .factories import build_desk
+from .factories import build_desk, fresh_rate_window
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
@@ -358,6 +358,7 @@ def test_the_billing_form_shares_the_help_center_forms_rate_limits(make_app):
                    rate_limit_open_ticket="1000/minute", rate_limit_open_ticket_contact="2/minute")
     app.config["WTF_CSRF_ENABLED"] = False
     client = app.test_client()
+    fresh_rate_window()
     answers = good_answers("", email="same@example.test", billing_center="")
     assert [client.post("/billing/new", data=answers).status_code for _ in range(3)] == [
         302, 302, 429]

@@ -9,7 +9,7 @@ import pytest
 
 from core import db
 from core.models import Ticket
-from tests.factories import build_desk
+from tests.factories import build_desk, fresh_rate_window
 from tests.test_email_ingest import mail
 
 URL = "/email/inbound"
@@ -26,6 +26,7 @@ def desk_app(make_app: Any, token: str, **more: Any) -> Any:
         "email_intake.inbound_token": token, **more})
     with app.app_context(), db.connection():
         build_desk()
+    fresh_rate_window()
     return app
 
 

@@ -27,7 +27,7 @@ from core import db as core_db
 from core.config import ConfigError
 from core.models import Ticket
 
-from .factories import build_desk
+from .factories import build_desk, fresh_rate_window
 
 FORM = "/help/member/registration-and-login/new"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -45,6 +45,7 @@ def limited_app(make_app: Any, **config: Any) -> Any:
     app.config["WTF_CSRF_ENABLED"] = False
     with app.app_context(), core_db.connection():
         build_desk()
+    fresh_rate_window()
     return app
 
 
