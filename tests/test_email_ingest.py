@@ -257,17 +257,22 @@ def test_a_batch_writes_at_most_write_batch_mails_a_transaction(
     assert sizes == [2, 2, 1]
 
 
-def test_a_mail_that_fails_in_a_batch_is_undone_alone_and_kept_aside(
-        desk: Any, monkeypatch: pytest.MonkeyPatch, smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
-    box, _ = smtp
+def break_the_write(monkeypatch: pytest.MonkeyPatch, subject: str = "Breaks the write") -> None:
+    """The ticket's write fails ("a fault in the write") for a mail with this subject only."""
     real = tickets._create_ticket
 
     def failing(opening: Any, **kwargs: Any) -> Any:
-        if opening.subject == "Breaks the write":
+        if opening.subject == subject:
             raise ValueError("a fault in the write")
         return real(opening, **kwargs)
 
     monkeypatch.setattr(tickets, "_create_ticket", failing)
+
+
+def test_a_mail_that_fails_in_a_batch_is_undone_alone_and_kept_aside(
+        desk: Any, monkeypatch: pytest.MonkeyPatch, smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
+    box, _ = smtp
+    break_the_write(monkeypatch)
     results = ingest_module.ingest_batch([
         mail(sender="ayu@example.test", subject="Before"),
         mail(sender="eko@example.test", subject="Breaks the write"),

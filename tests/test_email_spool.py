@@ -19,7 +19,7 @@ from plugins.email_intake import spool
 from plugins.email_intake.cli import email_group
 from plugins.email_intake.failed import FailedMail
 from tests.processes import desk_env
-from tests.test_email_ingest import desk, mail, mail_app  # noqa: F401, F811 (fixtures)
+from tests.test_email_ingest import break_the_write, desk, mail, mail_app  # noqa: F401, F811 (fixtures)
 from tests.test_email_out import smtp  # noqa: F401 (the fixture)
 
 
@@ -119,14 +119,7 @@ def test_remove_deletes_a_file_only_once_all_its_mails_are_stored(
 def test_a_mail_that_fails_in_a_batch_of_files_is_kept_aside_and_the_rest_stored(
         mail_app: Any, desk: Any, tmp_path: Path,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
-    real = tickets._create_ticket
-
-    def failing(opening: Any, **kwargs: Any) -> Any:
-        if opening.subject == "Breaks the write":
-            raise ValueError("a fault in the write")
-        return real(opening, **kwargs)
-
-    monkeypatch.setattr(tickets, "_create_ticket", failing)
+    break_the_write(monkeypatch)
     archive = mbox(tmp_path / "in.mbox", [
         mail(sender="ayu@example.test", subject="Before"),
         mail(sender="eko@example.test", subject="Breaks the write"),
