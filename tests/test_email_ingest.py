@@ -239,8 +239,8 @@ def test_a_reply_by_in_reply_to_alone_joins_the_ticket_a_mail_of_its_batch_opens
     assert results[2].ticket_number == results[0].ticket_number
 
 
-def test_a_batch_writes_at_most_write_batch_mails_a_transaction(
-        desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def count_write_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many mails each ``receive_messages`` call (one transaction) writes, in order."""
     sizes: list[int] = []
     real = tickets.receive_messages
 
@@ -249,6 +249,12 @@ def test_a_batch_writes_at_most_write_batch_mails_a_transaction(
         return real(batch)
 
     monkeypatch.setattr(tickets, "receive_messages", counting)
+    return sizes
+
+
+def test_a_batch_writes_at_most_write_batch_mails_a_transaction(
+        desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = count_write_batches(monkeypatch)
     monkeypatch.setattr(ingest_module, "WRITE_BATCH", 2)
     results = ingest_module.ingest_batch(
         [mail(sender=f"c{n}@example.test", subject=f"Question {n}") for n in range(5)],

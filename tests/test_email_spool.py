@@ -19,7 +19,7 @@ from plugins.email_intake import spool
 from plugins.email_intake.cli import email_group
 from plugins.email_intake.failed import FailedMail
 from tests.processes import desk_env
-from tests.test_email_ingest import break_the_write, desk, mail, mail_app  # noqa: F401, F811 (fixtures)
+from tests.test_email_ingest import break_the_write, count_write_batches, desk, mail, mail_app  # noqa: F401, F811 (fixtures)
 from tests.test_email_out import smtp  # noqa: F401 (the fixture)
 
 
@@ -139,14 +139,7 @@ def test_mails_are_read_in_chunks_and_written_in_batches(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spool, "CHUNK_MAILS", 3)
     monkeypatch.setattr(ingest_module, "WRITE_BATCH", 2)
-    sizes: list[int] = []
-    real = tickets.receive_messages
-
-    def counting(batch: list[dict[str, Any]]) -> list[Any]:
-        sizes.append(len(batch))
-        return real(batch)
-
-    monkeypatch.setattr(tickets, "receive_messages", counting)
+    sizes = count_write_batches(monkeypatch)
     folder = tmp_path / "drop"
     folder.mkdir()
     for n in range(7):
