@@ -92,7 +92,8 @@ SQLITE_TRIGGERS = {
     # The newest message (every message, but one imported late with an older id) appends.
     "ticket_search_message_insert": (
         "AFTER INSERT ON message BEGIN "
-        "UPDATE ticket_search SET body = body || ' ' || new.body_text "
+        "UPDATE ticket_search SET body = body || iif(EXISTS (SELECT 1 FROM message "
+        "WHERE ticket_id = new.ticket_id AND id < new.id), ' ', '') || new.body_text "
         f"WHERE rowid = new.ticket_id AND NOT EXISTS {_later_message('new')}; "
         f"{_sqlite_rebuild('new.ticket_id')[:-1]} AND EXISTS {_later_message('new')}; END"),
     "ticket_search_message_update": (

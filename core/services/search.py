@@ -104,18 +104,18 @@ def _index_query(words: list[str], prefix: bool = True) -> tuple[str, list[objec
     return ("SELECT ticket_id FROM ticket_search WHERE doc @@ %s::tsquery", [" & ".join(terms)])
 
 
-def matching_tickets(words: list[str]) -> SQL | None:
-    """A subquery of the ids of tickets matching every word; None when nothing can match."""
-    found = _index_query(words)
-    return None if found is None else SQL(f"({found[0]})", found[1])
-
-
-# When a search is common. A page that gathers a search's matches pays for each match
-# (about 15 microseconds on SQLite: the index entry, the ticket, the sort); a page that
-# walks tickets in order pays for each ticket it reads (about 40 microseconds: its texts
-# tested) and reads 50 / (share of tickets matching) of them. The two cost the same at
-# about sqrt(150 x tickets) matches: 1,200 at 10,000 tickets, 12,000 at a million.
-WALK_FACTOR = 150
+# How a page finds a search's tickets, by how many it matches (M, at N tickets):
+# * gathered: the ids from the index, then the page's order over them; about 15 microseconds
+#   a match on SQLite (the ticket read, the sort), so best while M is small;
+# * sifted: the page walks its own index in order and keeps the tickets among the ids
+#   gathered (a hash look-up each, a few microseconds), reading 50 x N / M tickets;
+# * walked: the page walks its own index and tests each ticket's texts (about 40
+#   microseconds a ticket), reading 50 x N / M of them, gathering nothing.
+# Sifting costs less than sorting from about sqrt(12 x N) matches (3,500 at a million
+# tickets) and less than testing texts up to about sqrt(1000 x N) (32,000): beyond, the
+# ids alone cost more than the tickets a page walks.
+SORT_FACTOR = 12
+WALK_FACTOR = 1000
 MIN_COMMON = 1000
 
 # PostgreSQL's planner estimates a search from the statistics of ``ticket_search.doc``:
@@ -129,6 +129,11 @@ PG_TRUSTED = 4
 def common_from(tickets: int) -> int:
     """From how many matches a search is walked rather than gathered, for a desk this size."""
     return max(MIN_COMMON, math.isqrt(WALK_FACTOR * max(tickets, 0)))
+
+
+def sifted_from(tickets: int) -> int:
+    """From how many matches the gathered ids are sifted in the page's order, not sorted."""
+    return min(common_from(tickets), max(MIN_COMMON, math.isqrt(SORT_FACTOR * max(tickets, 0))))
 
 
 def _desk_size() -> int:
@@ -164,30 +169,45 @@ def _pg_estimate(words: list[str]) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
-def is_common(text: str) -> bool:
-    """Whether the words of ``text`` together match enough tickets (``common_from``) that
-    a page walks the list's order and checks each ticket, rather than gathering them.
+def _gathered(words: list[str], limit: int) -> list[int]:
+    found = _index_query(words)
+    if found is None:
+        return []
+    sql, params = found
+    return [int(ident) for (ident,) in Ticket._meta.database.execute_sql(
+        f"{sql} LIMIT {limit}", params)]
 
-    The whole search is counted in one index, all its words together: two common words
-    that never meet ("santoso halim") count nothing and are gathered (nothing), where
-    judging each word alone would walk the whole desk for them. SQLite counts whole words
-    first (streaming), then prefixes only when that did not settle it; PostgreSQL trusts
-    its planner where the statistics speak and counts otherwise.
+
+def _judge(words: list[str]) -> tuple[bool, list[int]]:
+    """Whether the words together match enough tickets (``common_from``) that a page walks
+    the list's order and tests each ticket; if not, the ids of their tickets.
+
+    The whole search is judged in one index, all its words together: two common words that
+    never meet ("santoso halim") find nothing and are gathered (nothing), where judging
+    each word alone would walk the whole desk for them. SQLite counts whole words first
+    (streaming), then fetches with prefixes only when that did not settle it; PostgreSQL
+    trusts a high estimate of its planner and fetches otherwise.
     """
-    words = [word for word in text.split()[:MAX_WORDS] if pieces(word)]
-    if not words:
-        return False
-    enough = common_from(_desk_size())
+    tickets = _desk_size()
+    enough = common_from(tickets)
     if db.is_sqlite():
-        return (_count_up_to(words, enough, prefix=False) >= enough
-                or _count_up_to(words, enough) >= enough)
-    estimate = _pg_estimate(words)
-    if estimate >= PG_TRUSTED * enough:
-        return True
-    if estimate < enough:
-        return False
-    # The planner's floor: count for real (a bitmap of under a few times ``enough``).
-    return _count_up_to(words, enough) >= enough
+        if _count_up_to(words, enough, prefix=False) >= enough:
+            return True, []
+    else:
+        # Only a high estimate is trusted: given a low one (which may be the floor of a
+        # prefix it knows nothing of) the planner walked every ticket testing its
+        # document for "santoso halim" (3.5 s at a million), where the index finds none.
+        if _pg_estimate(words) >= PG_TRUSTED * enough:
+            return True, []
+    ids = _gathered(words, enough)
+    return len(ids) >= enough, ids
+
+
+def is_common(text: str) -> bool:
+    """Whether the words of ``text`` together match enough tickets that a page walks the
+    list's order and tests each ticket, rather than gathering them (see ``_judge``)."""
+    words = [word for word in text.split()[:MAX_WORDS] if pieces(word)]
+    return bool(words) and _judge(words)[0]
 
 
 def fold(text: str) -> str:
@@ -220,7 +240,7 @@ def _sqlite_function() -> None:
 
 
 def _each_ticket_matches(words: list[str]) -> Expression:
-    """The same test as ``matching_tickets``, asked of one ticket row at a time, for a page
+    """The same test as ``_index_query``, asked of one ticket row at a time, for a page
     that walks tickets in its own order.
 
     Not through the full-text index: one look-up in an index of a million rows reads the
@@ -271,6 +291,11 @@ def _all(clauses: Iterable[Expression]) -> Expression:
     return clause
 
 
+# A clause both planners see is false before reading anything (``Ticket.id < 0`` made
+# SQLite walk the page's whole index, testing each ticket's number).
+_NOTHING = SQL("1 = 0")
+
+
 def search_clause(text: str) -> Expression:
     """A WHERE clause on tickets: every word of ``text`` matches the ticket (see the
     module's rules). Words after the first ``MAX_WORDS`` are not looked at.
@@ -290,14 +315,23 @@ def search_clause(text: str) -> Expression:
         if word.startswith("#") and number.isascii() and number.isdigit():
             numbers.append(Ticket.id == (int(number) if len(number) < 10 else 0))
         elif not pieces(word):
-            return Ticket.id < 0
+            return _NOTHING
         else:
             searched.append(word)
     if not searched:
-        return _all(numbers) if numbers else Ticket.id < 0
+        return _all(numbers) if numbers else _NOTHING
     # Beside a ticket number there is one ticket to check: nothing to gather.
-    if numbers or is_common(" ".join(searched)):
+    if numbers:
         return _all([*numbers, _each_ticket_matches(searched)])
-    found = matching_tickets(searched)
-    assert found is not None  # every word has letters or digits
-    return NodeList((Ticket.id, SQL("IN"), found))
+    common, ids = _judge(searched)
+    if common:
+        return _each_ticket_matches(searched)
+    if not ids:
+        return _NOTHING
+    # Integers read back from the database, written out: both databases hash the list once.
+    listed = SQL("(" + ", ".join(map(str, ids)) + ")")
+    if len(ids) < sifted_from(_desk_size()):
+        return NodeList((Ticket.id, SQL("IN"), listed))
+    # "+ 0": not a key to look the tickets up by, so the page walks its own index in order
+    # and keeps the tickets in the list.
+    return NodeList((Ticket.id + 0, SQL("IN"), listed))
