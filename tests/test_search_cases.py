@@ -176,6 +176,9 @@ def test_judging_words_together_finds_what_gathering_finds(
     assert ids() == gathered
     monkeypatch.setattr(search, "MIN_COMMON", 0)
     assert ids() == gathered
+    monkeypatch.setattr(search, "WALK_FACTOR", 10 ** 9)  # sifted: never common, never sorted
+    monkeypatch.setattr(search, "SORT_FACTOR", 0)
+    assert ids() == gathered
 
 
 def test_a_word_alone_that_is_common_is_not_counted_by_its_prefix(
