@@ -16,11 +16,12 @@ runs follow each other within one field (on SQLite a phrase may run from the end
 message into the start of the next: they share the ``body`` column).
 
 A page needs only the first 50 matches in the list's order, so how a search is run depends
-on how many tickets it matches (``search_clause``), counted in the index with all its words
-together (``is_common``): a rare search's tickets are gathered by one look-up and put in
-order; a common one is checked ticket by ticket as the page walks its own index, which
-stops after a page. Two common words that never meet ("santoso halim") count nothing
-together, and are gathered: nothing.
+on how many tickets it matches (``search_clause``), asked of the index with all its words
+together in one look-up (``_judge``): a rare search's tickets are gathered and put in order;
+a less rare one's ids are kept while the page walks its own index in order (sifted); a
+common one is checked ticket by ticket as the page walks, gathering nothing. Each walk stops
+after a page. Two common words that never meet ("santoso halim") find nothing together:
+nothing to read.
 """
 
 from __future__ import annotations
@@ -88,7 +89,12 @@ def _index_query(words: list[str], prefix: bool = True) -> tuple[str, list[objec
             return None
         number = _number(word)
         if db.is_sqlite():
-            term = f"{_FTS5_TEXT} : {_fts5_query(parts, prefix)}"
+            term = _fts5_query(parts, prefix)
+            if len(parts) == 1:
+                # The number column holds one word: only a one-run word could match in it
+                # (a column filter on a phrase made FTS5 read each row's columns, 3 times
+                # slower for "inv-12").
+                term = f"{_FTS5_TEXT} : {term}"
             if number is not None:
                 term = f"({term} OR number : \"{number}\")"
         else:
@@ -104,18 +110,22 @@ def _index_query(words: list[str], prefix: bool = True) -> tuple[str, list[objec
     return ("SELECT ticket_id FROM ticket_search WHERE doc @@ %s::tsquery", [" & ".join(terms)])
 
 
-# How a page finds a search's tickets, by how many it matches (M, at N tickets):
-# * gathered: the ids from the index, then the page's order over them; about 15 microseconds
-#   a match on SQLite (the ticket read, the sort), so best while M is small;
-# * sifted: the page walks its own index in order and keeps the tickets among the ids
-#   gathered (a hash look-up each, a few microseconds), reading 50 x N / M tickets;
-# * walked: the page walks its own index and tests each ticket's texts (about 40
-#   microseconds a ticket), reading 50 x N / M of them, gathering nothing.
+# How a page finds a search's tickets, by how many it matches (M, at N tickets), with what
+# each cost on SQLite at a million tickets:
+# * gathered: the ids from the index, then the page's order over them: about 15
+#   microseconds a match (the ticket read, the sort), so best while M is small;
+# * sifted: the ids from the index (0.4-1.3 microseconds each), then the page walks its own
+#   index in order and keeps the tickets among them (a hash look-up each), reading about
+#   50 x N / M tickets: "inv-12", 11,000 matches, 15 ms for the ids and 10 for the page;
+# * walked: the page walks its own index and tests each ticket's texts (about 35
+#   microseconds a ticket), reading 50 x N / M of them and gathering nothing.
 # Sifting costs less than sorting from about sqrt(12 x N) matches (3,500 at a million
-# tickets) and less than testing texts up to about sqrt(1000 x N) (32,000): beyond, the
-# ids alone cost more than the tickets a page walks.
+# tickets), and about what walking costs from some 30,000 (35 ms either way for "santoso",
+# 50,000). Walking starts at sqrt(150 x N) (12,000): to find that a search is that common,
+# SQLite counts its matches up to there (0.7 ms for "passport"; 2-4 ms to 32,000, which
+# every common search would pay).
 SORT_FACTOR = 12
-WALK_FACTOR = 1000
+WALK_FACTOR = 150
 MIN_COMMON = 1000
 
 # PostgreSQL's planner estimates a search from the statistics of ``ticket_search.doc``:
@@ -145,9 +155,9 @@ def _count_up_to(words: list[str], enough: int, prefix: bool = True) -> int:
     """The tickets matching every word, counted up to ``enough``.
 
     On SQLite a prefix (``"passport"*``) makes FTS5 merge the lists of every word it
-    starts before the first row (8 ms for "passport" at a million tickets; the 2- and
+    starts before the first row (19 ms for "passport" at a million tickets; the 2- and
     3-character prefix indexes spare it that for "pa" or "inv-12"), while whole words
-    stream (0.3 ms to count 12,000): ``prefix=False`` counts whole words, which find no
+    stream (0.7 ms to count 12,000): ``prefix=False`` counts whole words, which find no
     more than their prefixes do.
     """
     found = _index_query(words, prefix)
