@@ -111,7 +111,7 @@ class Statements(spies.Statements):
         """The statements that read a page of tickets (not one ticket by its number)."""
         return [(sql, params) for sql, params in self.caught
                 if 'FROM "ticket" AS "t1"' in sql and "LIMIT" in sql
-                and ('"t1"."id" = ' in sql) == by_number]
+                and (re.search(r'"t1"\."id" = (%s|\?)', sql) is not None) == by_number]
 
 
 def plan(app: Any, sql: str, params: list[Any]) -> Any:

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import sys
 import time
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
 
 FILL_BATCH = 50_000
 
@@ -119,12 +121,18 @@ def _sqlite_fill(db, first, last):
         "WHERE t.id BETWEEN ? AND ?", (first, last))
 
 
-# (FTS table, content table, columns): 0005's tables, dropped here.
-OLD_FTS = (
-    ("ticket_fts", "ticket", ("subject",)),
-    ("message_fts", "message", ("body_text",)),
-    ("contact_fts", "contact", ("name", "email")),
-)
+def _migration(name):
+    spec = spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# 0005's FTS5 tables (FTS table, content table, columns) and PostgreSQL expression indexes
+# (name, table, expression), dropped here and made again by ``down``.
+_INBOX_INDEXES = _migration("0005_inbox_indexes")
+OLD_FTS = _INBOX_INDEXES.SEARCHED
+OLD_PG_INDEXES = _INBOX_INDEXES.PG_SEARCH
 
 # -- PostgreSQL -----------------------------------------------------------------------------
 
@@ -191,18 +199,6 @@ PG_EVENTS = {
     "message": "INSERT OR UPDATE OF body_text, ticket_id OR DELETE",
     "contact": "UPDATE OF name, email",
 }
-
-# 0005's expression indexes, dropped here: (name, table, expression).
-OLD_PG_INDEXES = (
-    ("ticket_subject_search", "ticket",
-     "to_tsvector('simple', regexp_replace(subject, '[^[:alnum:]]+', ' ', 'g'))"),
-    ("message_text_search", "message",
-     "to_tsvector('simple', regexp_replace(body_text, '[^[:alnum:]]+', ' ', 'g'))"),
-    ("contact_search", "contact",
-     "to_tsvector('simple', regexp_replace(coalesce(name, '') || ' ' || "
-     "coalesce(email, ''), '[^[:alnum:]]+', ' ', 'g'))"),
-)
-
 
 def _pg_fill(db, first, last):
     db.execute_sql(f"INSERT INTO ticket_search (ticket_id, doc) SELECT t.id, {PG_DOC} "

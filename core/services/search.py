@@ -188,9 +188,10 @@ def _gathered(words: list[str], limit: int) -> list[int]:
         f"{sql} LIMIT {limit}", params)]
 
 
-def _judge(words: list[str]) -> tuple[bool, list[int]]:
-    """Whether the words together match enough tickets (``common_from``) that a page walks
-    the list's order and tests each ticket; if not, the ids of their tickets.
+def _judge(words: list[str]) -> tuple[str, list[int]]:
+    """How a page finds the tickets matching every word: ``"walk"`` (they are at least
+    ``common_from``: each ticket tested as the page walks), or ``"sift"`` or ``"gather"``
+    with the ids of those tickets (see the comment above ``SORT_FACTOR``).
 
     The whole search is judged in one index, all its words together: two common words that
     never meet ("santoso halim") find nothing and are gathered (nothing), where judging
@@ -202,22 +203,24 @@ def _judge(words: list[str]) -> tuple[bool, list[int]]:
     enough = common_from(tickets)
     if db.is_sqlite():
         if _count_up_to(words, enough, prefix=False) >= enough:
-            return True, []
+            return "walk", []
     else:
         # Only a high estimate is trusted: given a low one (which may be the floor of a
         # prefix it knows nothing of) the planner walked every ticket testing its
         # document for "santoso halim" (3.5 s at a million), where the index finds none.
         if _pg_estimate(words) >= PG_TRUSTED * enough:
-            return True, []
+            return "walk", []
     ids = _gathered(words, enough)
-    return len(ids) >= enough, ids
+    if len(ids) >= enough:
+        return "walk", []
+    return ("sift" if len(ids) >= sifted_from(tickets) else "gather"), ids
 
 
 def is_common(text: str) -> bool:
     """Whether the words of ``text`` together match enough tickets that a page walks the
     list's order and tests each ticket, rather than gathering them (see ``_judge``)."""
     words = [word for word in text.split()[:MAX_WORDS] if pieces(word)]
-    return bool(words) and _judge(words)[0]
+    return bool(words) and _judge(words)[0] == "walk"
 
 
 def fold(text: str) -> str:
@@ -310,12 +313,14 @@ def search_clause(text: str) -> Expression:
     """A WHERE clause on tickets: every word of ``text`` matches the ticket (see the
     module's rules). Words after the first ``MAX_WORDS`` are not looked at.
 
-    A search matching fewer than ``common_from(tickets)`` tickets is gathered from the
-    index (the ids of its tickets, then the page's order over those). A common one
-    ("passport", in a tenth of the desk) would gather and sort hundreds of thousands:
-    instead each ticket is checked as the page walks its index newest first, and a page of
-    50 stops after about 50 / (share of tickets matching) checks. Beside a ticket number
-    ("#1234") the words are checked on that one ticket. Both ways find the same tickets.
+    The index is asked once for all the words (``_judge``). A few matches are gathered
+    (their tickets read by number, then put in the page's order); up to
+    ``common_from(tickets)`` of them are sifted (the page walks its own index newest first
+    and keeps the tickets among them); a common search ("passport", in a tenth of the
+    desk) would fetch hundreds of thousands of ids: instead each ticket is checked as the
+    page walks, and a page of 50 stops after about 50 / (share of tickets matching) checks.
+    Beside a ticket number ("#1234") the words are checked on that one ticket. Every way
+    finds the same tickets.
     """
     words = text.split()[:MAX_WORDS]
     numbers: list[Expression] = []
@@ -333,8 +338,8 @@ def search_clause(text: str) -> Expression:
     # Beside a ticket number there is one ticket to check: nothing to gather.
     if numbers:
         return _all([*numbers, _each_ticket_matches(searched)])
-    common, ids = _judge(searched)
-    if common:
+    how, ids = _judge(searched)
+    if how == "walk":
         return _each_ticket_matches(searched)
     if not ids:
         return _NOTHING
@@ -344,8 +349,8 @@ def search_clause(text: str) -> Expression:
         listed = NodeList((SQL("IN"), SQL("(SELECT value FROM json_each(?))", [json.dumps(ids)])))
     else:
         listed = SQL("= ANY(%s::int[])", ["{" + ",".join(map(str, ids)) + "}"])
-    if len(ids) < sifted_from(_desk_size()):
+    if how == "gather":
         return NodeList((Ticket.id, listed))
-    # "+ 0": not a key to look the tickets up by, so the page walks its own index in order
-    # and keeps the tickets in the list.
+    # Sifted: "+ 0" is not a key to look the tickets up by, so the page walks its own index
+    # in order and keeps the tickets in the list.
     return NodeList((Ticket.id + 0, listed))
