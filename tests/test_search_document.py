@@ -119,3 +119,16 @@ def test_writes_that_change_nothing_searched_leave_the_document_alone(desk: Any)
         after = _database().execute_sql("SELECT count(*) FROM ticket_search_data").fetchone()
         assert after == before
     assert _out_of_step() == []
+
+
+def test_a_message_imported_late_with_an_older_number_keeps_the_messages_in_order(
+        desk: Any) -> None:
+    first = _open("a@example.com", "First", "gone soon")
+    second = _open("b@example.com", "Second", "later words")
+    freed = Message.get(Message.ticket == first.id).id
+    Message.delete().where(Message.id == freed).execute()
+    row = Message.select().where(Message.ticket == second.id).dicts().get()
+    row.update(id=freed, body_text="earlier words", external_id=None, delivery_key=None)
+    Message.insert(row).execute()
+    assert found(desk, "earlier-words") == {second.id}
+    assert _out_of_step() == []  # rebuilt, "earlier words" first

@@ -5,7 +5,10 @@ index look-up (``core.services.search``).
 Before, each word gathered the ids of its tickets from three indexes (subjects, messages,
 contacts) and the sets were intersected: two common names that never meet ("santoso halim")
 gathered 50,000 tickets each at a million (0.9 s on SQLite, 4 s on PostgreSQL). Now the
-index answers the whole search at once, and can count it.
+index answers the whole search at once, and can count it (9 ms and 30 ms for that search).
+At a million tickets the fill takes about 65 s on SQLite and 100 s on PostgreSQL, and the
+documents take 1.3 GB (SQLite: FTS5's copy of the texts and the prefix indexes, less 0005's
+tables) and 1 GB (PostgreSQL) more.
 
 * SQLite: the FTS5 table ``ticket_search`` (rowid = ticket id) with the columns ``number``,
   ``subject``, ``name``, ``email``, ``body`` (the messages' text in id order), tokenized as
@@ -236,7 +239,7 @@ def fill(db, first, last):
 
 
 def fill_all(db, progress=sys.stderr):
-    """Every ticket's document, in batches with progress (about a minute per million here)."""
+    """Every ticket's document, in batches with progress on stderr."""
     (low, high) = db.execute_sql("SELECT MIN(id), MAX(id) FROM ticket").fetchone()
     if low is None:
         return
