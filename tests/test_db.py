@@ -6,7 +6,9 @@ import datetime as dt
 import itertools
 import re
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import peewee as pw
 import pytest
@@ -36,6 +38,8 @@ from core.models import (
     TicketParticipant,
     UserType,
 )
+
+from .conftest import PG_URL
 
 # -- Values that tell columns apart --------------------------------------------------------
 
@@ -441,3 +445,51 @@ def test_staff_names_come_one_by_one_for_a_few_and_in_one_query_for_many(ctx):
         s.id: s.name for s in staff}
     row = db.STATEMENTS["staff.name_by_id"].first(staff[2].id)
     assert (row.id, row.name) == (staff[2].id, "Agent 2")
+
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL's pool of connections")
+def test_the_pool_hands_out_a_live_connection_without_a_round_trip_and_replaces_a_dead_one():
+    """A checked-in connection is handed out again with no ``SELECT 1`` first; one the server
+    ended meanwhile (``pg_terminate_backend``, as a restart ends them all) is noticed by its
+    socket and replaced, and the statement after it runs."""
+    import psycopg2.extensions
+    from playhouse.db_url import parse
+
+    from .conftest import _pg_admin_connect
+
+    sent: list[str] = []
+
+    class Counting(psycopg2.extensions.cursor):
+        def execute(self, sql: Any, args: Any = None) -> Any:
+            sent.append(str(sql))
+            return super().execute(sql, args)
+
+    assert type(db.open_database(PG_URL)) is db.PooledPostgres
+    database = db.PooledPostgres(**parse(PG_URL), cursor_factory=Counting, max_connections=4)
+    try:
+        database.connect()
+        (first,) = database.execute_sql("SELECT pg_backend_pid()").fetchone()
+        database.close()  # back to the pool
+        sent.clear()
+        database.connect()
+        assert sent == []  # handed out again without asking the server
+        assert database.execute_sql("SELECT pg_backend_pid()").fetchone() == (first,)
+        database.close()
+        admin = _pg_admin_connect()
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (first,))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # until the server process has ended
+                cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,))
+                if cursor.fetchone() is None:
+                    break
+                time.sleep(0.05)
+        admin.close()
+        database.connect()
+        (second,) = database.execute_sql("SELECT pg_backend_pid()").fetchone()
+        assert second != first
+        database.close()
+    finally:
+        db.close_all(database)
