@@ -313,21 +313,23 @@ def test_api_staff_by_token_finds_only_an_active_agent(ctx):
 
 
 def test_console_look_ups_read_plain_rows_in_name_order(ctx):
+    """Categories, departments and staff in one statement: each kind by name, its own rows."""
     ben = _staff("ben@x.test", name="Ben", active=False)
     ana = _staff("ana@x.test", name="Ana")
-    # SQLite gives a flag as 0 or 1, PostgreSQL as a bool: the callers read it with bool().
-    assert [(r[0], r[1], bool(r[2])) for r in db.STATEMENTS["console.staff"].all()] == [
-        (ana.id, "Ana", True), (ben.id, "Ben", False)]
     sales = Department.create(slug="sales", name="Sales", active=False)
     billing = Department.create(slug="billing", name="Billing")
-    assert [(r[0], r[1], bool(r[2])) for r in db.STATEMENTS["console.departments"].all()] == [
-        (billing.id, "Billing", True), (sales.id, "Sales", False)]
     member = UserType.create(slug="member", name="Member")
     parent = _category(member, "parent")
     child = _category(member, "child", parent=parent)
-    rows = {r[0]: tuple(r[1:]) for r in db.STATEMENTS["console.category_labels"].all()}
-    assert rows == {parent.id: (parent.name, None, "Member"),
-                    child.id: (child.name, parent.id, "Member")}
+    rows = db.STATEMENTS["console.names"].all()
+    # SQLite gives a flag as 0 or 1, PostgreSQL too here (CASE): the callers read it with bool().
+    assert [(r[1], r[2], bool(r[3])) for r in rows if r[0] == 3] == [
+        (ana.id, "Ana", True), (ben.id, "Ben", False)]
+    assert [(r[1], r[2], bool(r[3])) for r in rows if r[0] == 2] == [
+        (billing.id, "Billing", True), (sales.id, "Sales", False)]
+    assert {r[1]: tuple(r[2:]) for r in rows if r[0] == 1} == {
+        parent.id: (parent.name, None, "Member"), child.id: (child.name, parent.id, "Member")}
+    assert all(r[4] is None for r in rows if r[0] != 1)
 
 
 def test_participation_matches_ticket_and_contact_each_on_its_own_column(ctx):
@@ -349,8 +351,8 @@ def test_every_named_statement_has_its_test():
                "category_field.of_category",
                "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket",
                "ticket.latest_unfinished_on_channel", "ticket_participant.of_ticket_and_contact",
-               "console.session_by_token", "console.staff_by_id", "console.staff",
-               "console.departments", "console.category_labels", "api.staff_by_token",
+               "console.session_by_token", "console.staff_by_id", "console.names",
+               "api.staff_by_token",
                "staff.name_by_id"}
     # A plugin's statements are named after it and tested with the plugin.
     plugins = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins").iterdir()}
