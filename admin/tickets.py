@@ -56,6 +56,7 @@ from core.services.access import (
     search_clause,
     tagged,
     waiting_on_us,
+    walks_far,
 )
 from core.services.tickets import TEXT_MAX, Actor, ServiceError, copy_candidates
 from core.state import loket
@@ -427,9 +428,16 @@ class TicketListView(SecuredModelView):
         after = request.args.get("after", "")
         found = inbox_page(query, sort=sort, descending=descending,
                            cursor=decode_cursor(after, sort) if after else None,
-                           size=page_size or self.page_size)
+                           size=page_size or self.page_size,
+                           ids_first=walks_far(self._wanted(filters, search)))
         g.loket_inbox_next, g.loket_inbox_sort = found.next_cursor, sort
         return None, found.tickets
+
+    def _wanted(self, filters: Any, search: Any) -> InboxFilter:
+        """The chosen filters as far as ``access.walks_far`` asks about them."""
+        chosen = {type(self._filters[index]): value for index, _name, value in filters or ()}
+        return InboxFilter(active=not self.picks_status(filters), text=search or None,
+                           tag=chosen.get(TagFilter), overdue=chosen.get(OverdueFilter) == "yes")
 
     @expose("/")
     def index_view(self) -> Any:
