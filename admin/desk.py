@@ -90,29 +90,23 @@ def _select(label: str, choices: list[tuple[str, str]], default: str | None = No
 def category_labels() -> dict[int, str]:
     """Every category by its place, "Member › Payments › Refunds": two categories may share
     a name under different user types or parents. Read once per request (``console_names``)."""
-    cached = g.get("_loket_category_labels")
-    if cached is None:
-        console_names()
-        cached = g._loket_category_labels
-    return cached
+    return _read_once("_loket_category_labels")
 
 
 def departments() -> list[tuple[int, str, bool]]:
     """Every department as (id, name, active), by name; read once per request."""
-    found = g.get("_loket_departments")
-    if found is None:
-        console_names()
-        found = g._loket_departments
-    return found
+    return _read_once("_loket_departments")
 
 
 def staff_names() -> list[tuple[int, str, bool]]:
     """Every staff member as (id, name, active), by name; read once per request."""
-    found = g.get("_loket_staff")
-    if found is None:
+    return _read_once("_loket_staff")
+
+
+def _read_once(kept: str) -> Any:
+    if g.get(kept) is None:
         console_names()
-        found = g._loket_staff
-    return found
+    return g.get(kept)
 
 
 # What the console names on every page (the inbox's rows, filters and "move to" actions, the
