@@ -11,6 +11,7 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.model import typefmt
 from markupsafe import Markup
+from peewee import SQL, Case
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
@@ -88,26 +89,64 @@ def _select(label: str, choices: list[tuple[str, str]], default: str | None = No
 
 def category_labels() -> dict[int, str]:
     """Every category by its place, "Member › Payments › Refunds": two categories may share
-    a name under different user types or parents. Read once per request, as plain rows."""
-    cached = g.get("_loket_category_labels")
-    if cached is not None:
-        return cached
-    rows = {row[0]: row for row in _category_rows.all()}
+    a name under different user types or parents. Read once per request (``console_names``)."""
+    return _read_once("_loket_category_labels")
+
+
+def departments() -> list[tuple[int, str, bool]]:
+    """Every department as (id, name, active), by name; read once per request."""
+    return _read_once("_loket_departments")
+
+
+def staff_names() -> list[tuple[int, str, bool]]:
+    """Every staff member as (id, name, active), by name; read once per request."""
+    return _read_once("_loket_staff")
+
+
+def _read_once(kept: str) -> Any:
+    if g.get(kept) is None:
+        console_names()
+    return g.get(kept)
+
+
+# What the console names on every page (the inbox's rows, filters and "move to" actions, the
+# dashboard), as plain rows: (1, category, name, parent, user type's name), (2, department,
+# name, active, NULL), (3, staff, name, active, NULL), each kind by name. One statement, not
+# three: on PostgreSQL each was a round trip and a statement for the server to plan and run.
+def _flag(column: Any) -> Any:
+    return Case(None, [(column, SQL("1"))], SQL("0"))
+
+
+_console_rows = db.Rows("console.names", lambda: (
+    Category.select(SQL("1"), Category.id, Category.name, Category.parent, UserType.name)
+    .join(UserType, on=(Category.user_type == UserType.id))
+    + Department.select(SQL("2"), Department.id, Department.name, _flag(Department.active),
+                        SQL("NULL"))
+    + Staff.select(SQL("3"), Staff.id, Staff.name, _flag(Staff.active), SQL("NULL"))
+).order_by(SQL("1"), SQL("3")))
+
+
+def console_names() -> None:
+    """Read the categories' labels, the departments and the staff for this request."""
+    categories: dict[int, tuple[Any, ...]] = {}
+    found_departments, found_staff = [], []
+    for kind, row_id, name, number, user_type_name in _console_rows.all():
+        if kind == 1:
+            categories[row_id] = (row_id, name, number, user_type_name)
+        elif kind == 2:
+            found_departments.append((row_id, name, bool(number)))
+        else:
+            found_staff.append((row_id, name, bool(number)))
     labels = {}
-    for category_id, _name, _parent_id, user_type_name in rows.values():
-        names, node, seen = [], rows[category_id], set()
+    for category_id, _name, _parent_id, user_type_name in categories.values():
+        names, node, seen = [], categories[category_id], set()
         while node is not None and node[0] not in seen:  # a loop in bad data ends here
             seen.add(node[0])
             names.append(node[1])
-            node = rows.get(node[2]) if node[2] else None
+            node = categories.get(node[2]) if node[2] else None
         labels[category_id] = " › ".join([user_type_name, *reversed(names)])
     g._loket_category_labels = labels
-    return labels
-
-
-_category_rows = db.Rows("console.category_labels", lambda: (
-    Category.select(Category.id, Category.name, Category.parent, UserType.name)
-    .join(UserType, on=(Category.user_type == UserType.id))))
+    g._loket_departments, g._loket_staff = found_departments, found_staff
 
 
 def category_label(category: Category | None) -> str:

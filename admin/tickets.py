@@ -18,7 +18,6 @@ from wtforms import MultipleFileField, SelectField, SelectMultipleField, StringF
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from core import db
 from core.attachments import download, find_attachment
 from core.models import (
     Attachment,
@@ -57,13 +56,21 @@ from core.services.access import (
     search_clause,
     tagged,
     waiting_on_us,
+    walks_far,
 )
 from core.services.tickets import TEXT_MAX, Actor, ServiceError, copy_candidates
 from core.state import loket
 from core.web.helpcenter import store_uploads, upload_limits
 
 from .base import STAFF, SecuredBaseView, SecuredModelView, current_staff
-from .desk import TIME_FORMATTERS, category_label, category_labels, human_time
+from .desk import (
+    TIME_FORMATTERS,
+    category_label,
+    category_labels,
+    departments,
+    human_time,
+    staff_names,
+)
 
 # What agents read instead of the stored codes ("On hold", not "on_hold").
 STATUS_LABELS = {s: s.replace("_", " ").capitalize() for s in Status.ALL}
@@ -187,32 +194,6 @@ class WaitingFilter(BasePeeweeFilter):
 def _categories() -> list[tuple[str, str]]:
     return sorted(((str(k), label) for k, label in category_labels().items()),
                   key=lambda choice: choice[1].lower())
-
-
-# What the inbox reads on every page for its filters' choices and its "move to" actions, as
-# plain rows (building peewee rows for them cost more than the page's tickets).
-_staff_rows = db.Rows("console.staff", lambda: (
-    Staff.select(Staff.id, Staff.name, Staff.active).order_by(Staff.name)))
-_department_rows = db.Rows("console.departments", lambda: (
-    Department.select(Department.id, Department.name, Department.active)
-    .order_by(Department.name)))
-
-
-def departments() -> list[tuple[int, str, bool]]:
-    """Every department as (id, name, active), by name; read once per request."""
-    found = g.get("_loket_departments")
-    if found is None:
-        found = g._loket_departments = [(d_id, name, bool(on))
-                                        for d_id, name, on in _department_rows.all()]
-    return found
-
-
-def staff_names() -> list[tuple[int, str, bool]]:
-    """Every staff member as (id, name, active), by name; read once per request."""
-    found = g.get("_loket_staff")
-    if found is None:
-        found = g._loket_staff = [(s_id, name, bool(on)) for s_id, name, on in _staff_rows.all()]
-    return found
 
 
 def _departments() -> list[tuple[str, str]]:
@@ -447,9 +428,16 @@ class TicketListView(SecuredModelView):
         after = request.args.get("after", "")
         found = inbox_page(query, sort=sort, descending=descending,
                            cursor=decode_cursor(after, sort) if after else None,
-                           size=page_size or self.page_size)
+                           size=page_size or self.page_size,
+                           ids_first=walks_far(self._wanted(filters, search)))
         g.loket_inbox_next, g.loket_inbox_sort = found.next_cursor, sort
         return None, found.tickets
+
+    def _wanted(self, filters: Any, search: Any) -> InboxFilter:
+        """The chosen filters as far as ``access.walks_far`` asks about them."""
+        chosen = {type(self._filters[index]): value for index, _name, value in filters or ()}
+        return InboxFilter(active=not self.picks_status(filters), text=search or None,
+                           tag=chosen.get(TagFilter), overdue=chosen.get(OverdueFilter) == "yes")
 
     @expose("/")
     def index_view(self) -> Any:

@@ -101,6 +101,28 @@ def wrk(args: Any, url: str, headers: dict[str, str]) -> dict[str, Any]:
             "non_2xx_3xx": int(found.group(1)) if found else 0, "raw": out}
 
 
+def database_cpu_seconds(database_url: str) -> float:
+    """CPU time (user + system) the PostgreSQL server's processes serving this database have
+    used so far, when the server runs on this host (0 for SQLite, or a server elsewhere): on
+    a shared host a page's cost is the worker's CPU and the database's together."""
+    if database_url.startswith("sqlite"):
+        return 0.0
+    name = urllib.parse.urlsplit(database_url).path.lstrip("/")
+    ticks, used = os.sysconf("SC_CLK_TCK"), 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            title = (proc / "cmdline").read_bytes().decode(errors="replace")
+            if not title.startswith("postgres: ") or f" {name} " not in title:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            used += (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, IndexError, ValueError):
+            continue
+    return used
+
+
 def main() -> int:
     parser = argument_parser(__doc__.splitlines()[0], 8089)
     parser.add_argument("--seed-file", help="the seed's JSON (default: where seed.py wrote it)")
@@ -180,14 +202,19 @@ def main() -> int:
                 wrk(argparse.Namespace(threads=args.threads, connections=args.connections,
                                        duration=args.warmup), server.base + path, headers)
             before = sum(server.cpu_seconds().values())
+            database_before = database_cpu_seconds(args.database_url)
             results[name] = wrk(args, server.base + path, headers)
             used = sum(server.cpu_seconds().values()) - before
+            database_used = database_cpu_seconds(args.database_url) - database_before
             done = results[name]["requests"]
             results[name]["worker_cpu_ms_per_request"] = round(used * 1000 / max(done, 1), 1)
+            results[name]["database_cpu_ms_per_request"] = round(
+                database_used * 1000 / max(done, 1), 1)
             lat = results[name]["latency_ms"]
             print(f"{name:40} {results[name]['requests_per_s']:8.1f} req/s  "
                   f"p50 {lat.get('50')} ms  p99 {lat.get('99')} ms  "
                   f"CPU {results[name]['worker_cpu_ms_per_request']} ms/req  "
+                  f"DB CPU {results[name]['database_cpu_ms_per_request']} ms/req  "
                   f"non-2xx {results[name]['non_2xx_3xx']}  load {os.getloadavg()[0]:.1f}",
                   flush=True)
         server._sampling = False

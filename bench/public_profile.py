@@ -142,11 +142,15 @@ def main() -> int:
     parser.add_argument("--quiet", action="store_true", help="figures only, no profiles")
     parser.add_argument("--agent-reply", action="store_true",
                         help="an agent answers the tracked ticket first (their name on the page)")
+    parser.add_argument("--seeded-sqlite", metavar="PATH", default="",
+                        help="start from a copy of this seeded SQLite desk (bench/seed.py)")
+    parser.add_argument("--sql-times", action="store_true",
+                        help="also list the statements by the time they took (wall)")
     parser.add_argument("--env", action="append", default=[], metavar="LOKET_NAME=VALUE",
                         help="a setting for the desk (repeatable), e.g. LOKET_PLUGINS=social")
     args = parser.parse_args()
     pages = args.only or ["tracking", "submit", "form"]
-    desk = Desk(os.environ.get("BENCH_DATABASE_URL", ""), args.env)
+    desk = Desk(os.environ.get("BENCH_DATABASE_URL", ""), args.env, args.seeded_sqlite)
     try:
         form_path, tracking_path = desk.setup()
         app = desk.app
@@ -156,9 +160,19 @@ def main() -> int:
         counter = [0]
         execute_sql = database.execute_sql
 
+        spent: dict[str, list[float]] = {}
+
         def counted(*a: Any, **k: Any) -> Any:
             counter[0] += 1
-            return execute_sql(*a, **k)
+            if not args.sql_times:
+                return execute_sql(*a, **k)
+            started = time.perf_counter()
+            try:
+                return execute_sql(*a, **k)
+            finally:
+                entry = spent.setdefault(str(a[0])[:160], [0, 0.0])
+                entry[0] += 1
+                entry[1] += time.perf_counter() - started
 
         database.execute_sql = counted
         client = Client(app)
@@ -190,6 +204,10 @@ def main() -> int:
             profile = results[page].pop("profile")
             if not args.quiet:
                 print(f"== {page}\n{profile}")
+        if args.sql_times:
+            print("== statements by wall time (count, ms in all, ms each)")
+            for sql, (count, seconds) in sorted(spent.items(), key=lambda i: -i[1][1])[:25]:
+                print(f"{count:7d} {seconds * 1000:10.1f} {seconds / count * 1000:7.3f}  {sql}")
         print(json.dumps(results, indent=2))
         return 0
     finally:

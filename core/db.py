@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import peewee
-from playhouse.db_url import connect
+from playhouse.db_url import connect, parse
+from playhouse.pool import PooledPostgresqlDatabase
 
 # Every model binds to this proxy; create_app points it at the app's database.
 database = peewee.DatabaseProxy()
@@ -47,9 +49,49 @@ def open_database(url: str) -> peewee.Database:
     scheme, rest = url.split("://", 1)
     if scheme in ("postgres", "postgresql"):
         # A pool: opening a PostgreSQL connection costs more than most requests.
-        return connect(f"postgresql+pool://{rest}", max_connections=32, stale_timeout=300,
-                       timeout=10)
+        return PooledPostgres(**parse(f"postgresql://{rest}"), max_connections=32,
+                              stale_timeout=300, timeout=10)
     return connect(url)
+
+
+class _ChecksTheSocket:
+    """How the pool learns, as it hands out an idle connection, that the server has closed
+    it: from the socket, without a round trip. peewee's own check runs ``SELECT 1`` on every
+    check-out (once a request: a round trip and a statement for the server to run). A server
+    that restarts, ends a session (``pg_terminate_backend``, ``idle_session_timeout``) or
+    shuts down writes a last message and closes the socket, which then reads as ready; only
+    then (or when anything else waits on it) is the connection asked, as peewee asks it, and
+    a dead one is replaced. A connection with nothing to read is handed out as it is.
+    """
+
+    def is_connection_closed(self, conn: Any) -> bool:
+        if conn.closed:
+            return True
+        if self.txn_status(conn) == self.txn_idle and not _readable(conn.fileno()):
+            return False
+        return super().is_connection_closed(conn)
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
+class _Psycopg2Check(_ChecksTheSocket, peewee.Psycopg2Adapter):
+    pass
+
+
+class _Psycopg3Check(_ChecksTheSocket, peewee.Psycopg3Adapter):
+    pass
+
+
+class PooledPostgres(PooledPostgresqlDatabase):
+    """peewee's pool of PostgreSQL connections, checking a connection it hands out by its
+    socket (``_ChecksTheSocket``)."""
+
+    psycopg2_adapter = _Psycopg2Check
+    psycopg3_adapter = _Psycopg3Check
 
 
 def close_all(db: peewee.Database) -> None:

@@ -6,7 +6,9 @@ import datetime as dt
 import itertools
 import re
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import peewee as pw
 import pytest
@@ -36,6 +38,8 @@ from core.models import (
     TicketParticipant,
     UserType,
 )
+
+from .conftest import PG_URL
 
 # -- Values that tell columns apart --------------------------------------------------------
 
@@ -309,21 +313,23 @@ def test_api_staff_by_token_finds_only_an_active_agent(ctx):
 
 
 def test_console_look_ups_read_plain_rows_in_name_order(ctx):
+    """Categories, departments and staff in one statement: each kind by name, its own rows."""
     ben = _staff("ben@x.test", name="Ben", active=False)
     ana = _staff("ana@x.test", name="Ana")
-    # SQLite gives a flag as 0 or 1, PostgreSQL as a bool: the callers read it with bool().
-    assert [(r[0], r[1], bool(r[2])) for r in db.STATEMENTS["console.staff"].all()] == [
-        (ana.id, "Ana", True), (ben.id, "Ben", False)]
     sales = Department.create(slug="sales", name="Sales", active=False)
     billing = Department.create(slug="billing", name="Billing")
-    assert [(r[0], r[1], bool(r[2])) for r in db.STATEMENTS["console.departments"].all()] == [
-        (billing.id, "Billing", True), (sales.id, "Sales", False)]
     member = UserType.create(slug="member", name="Member")
     parent = _category(member, "parent")
     child = _category(member, "child", parent=parent)
-    rows = {r[0]: tuple(r[1:]) for r in db.STATEMENTS["console.category_labels"].all()}
-    assert rows == {parent.id: (parent.name, None, "Member"),
-                    child.id: (child.name, parent.id, "Member")}
+    rows = db.STATEMENTS["console.names"].all()
+    # SQLite gives a flag as 0 or 1, PostgreSQL too here (CASE): the callers read it with bool().
+    assert [(r[1], r[2], bool(r[3])) for r in rows if r[0] == 3] == [
+        (ana.id, "Ana", True), (ben.id, "Ben", False)]
+    assert [(r[1], r[2], bool(r[3])) for r in rows if r[0] == 2] == [
+        (billing.id, "Billing", True), (sales.id, "Sales", False)]
+    assert {r[1]: tuple(r[2:]) for r in rows if r[0] == 1} == {
+        parent.id: (parent.name, None, "Member"), child.id: (child.name, parent.id, "Member")}
+    assert all(r[4] is None for r in rows if r[0] != 1)
 
 
 def test_participation_matches_ticket_and_contact_each_on_its_own_column(ctx):
@@ -345,8 +351,8 @@ def test_every_named_statement_has_its_test():
                "category_field.of_category",
                "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket",
                "ticket.latest_unfinished_on_channel", "ticket_participant.of_ticket_and_contact",
-               "console.session_by_token", "console.staff_by_id", "console.staff",
-               "console.departments", "console.category_labels", "api.staff_by_token",
+               "console.session_by_token", "console.staff_by_id", "console.names",
+               "api.staff_by_token",
                "staff.name_by_id"}
     # A plugin's statements are named after it and tested with the plugin.
     plugins = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins").iterdir()}
@@ -441,3 +447,51 @@ def test_staff_names_come_one_by_one_for_a_few_and_in_one_query_for_many(ctx):
         s.id: s.name for s in staff}
     row = db.STATEMENTS["staff.name_by_id"].first(staff[2].id)
     assert (row.id, row.name) == (staff[2].id, "Agent 2")
+
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL's pool of connections")
+def test_the_pool_hands_out_a_live_connection_without_a_round_trip_and_replaces_a_dead_one():
+    """A checked-in connection is handed out again with no ``SELECT 1`` first; one the server
+    ended meanwhile (``pg_terminate_backend``, as a restart ends them all) is noticed by its
+    socket and replaced, and the statement after it runs."""
+    import psycopg2.extensions
+    from playhouse.db_url import parse
+
+    from .conftest import _pg_admin_connect
+
+    sent: list[str] = []
+
+    class Counting(psycopg2.extensions.cursor):
+        def execute(self, sql: Any, args: Any = None) -> Any:
+            sent.append(str(sql))
+            return super().execute(sql, args)
+
+    assert type(db.open_database(PG_URL)) is db.PooledPostgres
+    database = db.PooledPostgres(**parse(PG_URL), cursor_factory=Counting, max_connections=4)
+    try:
+        database.connect()
+        (first,) = database.execute_sql("SELECT pg_backend_pid()").fetchone()
+        database.close()  # back to the pool
+        sent.clear()
+        database.connect()
+        assert sent == []  # handed out again without asking the server
+        assert database.execute_sql("SELECT pg_backend_pid()").fetchone() == (first,)
+        database.close()
+        admin = _pg_admin_connect()
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (first,))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # until the server process has ended
+                cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,))
+                if cursor.fetchone() is None:
+                    break
+                time.sleep(0.05)
+        admin.close()
+        database.connect()
+        (second,) = database.execute_sql("SELECT pg_backend_pid()").fetchone()
+        assert second != first
+        database.close()
+    finally:
+        db.close_all(database)

@@ -105,3 +105,29 @@ def test_the_console_and_the_api_find_the_same_tickets(desk: Any, client: Any, a
     html = client.get("/admin/tickets/", query_string={"search": "552310"}).get_data(
         as_text=True)
     assert f"#{ticket.id}<" in html and "Other" not in html
+
+
+def test_full_text_tables_merge_less_and_stay_whole(desk: Any) -> None:
+    """SQLite's FTS5 tables merge segments at 16, not 4 (migration 0013: a message's index
+    write cost a third), and many small writes leave every index whole and searchable."""
+    import pytest
+
+    from core import db
+
+    if not db.is_sqlite():
+        pytest.skip("FTS5 is SQLite's; PostgreSQL's GIN indexes keep their settings")
+    database = Ticket._meta.database
+    names = [name for (name,) in database.execute_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' "
+        "AND sql LIKE 'CREATE VIRTUAL TABLE%USING fts5%'")]
+    assert {"ticket_fts", "message_fts", "contact_fts"} <= set(names)
+    for name in names:
+        (merge,) = database.execute_sql(
+            f"SELECT v FROM \"{name}_config\" WHERE k = 'automerge'").fetchone()
+        assert int(merge) == 16, name
+    opened = [_open(f"merge{n}@example.com", f"Refund {n}", f"Halimun number {n}")
+              for n in range(40)]
+    for name in ("ticket_fts", "message_fts", "contact_fts"):
+        database.execute_sql(f"INSERT INTO {name} ({name}) VALUES ('integrity-check')")
+    assert found(desk, "halimun") == {t.id for t in opened}
+    assert found(desk, "refund 17") >= {opened[17].id}

@@ -79,6 +79,34 @@ def test_a_rare_tag_reads_ticket_tag_and_a_common_one_does_not(
     assert "FROM \"ticket_tag\"" not in common and "LIKE" in common
 
 
+def test_how_common_a_tag_is_is_counted_once_a_minute_per_process(
+        desk: Any, tagged_desk: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two statements a page, for an answer that picks only how a page is found: kept for
+    ``TAG_COMMON_SECONDS`` per tag (and per threshold), then counted again."""
+    from . import spies
+
+    monkeypatch.setattr(access, "TAG_MIN_COMMON", 2)
+    monkeypatch.setattr(access, "TAG_WALK_FACTOR", 0)
+    clock = [1000.0]
+    monkeypatch.setattr(access.time, "monotonic", lambda: clock[0])
+
+    def counted(tag: str) -> tuple[bool, int]:
+        with spies.Statements() as caught:
+            common = access.tag_is_common(tag)
+        return common, sum("ticket_tag" in sql for sql, _ in caught.caught)
+
+    assert counted("vip") == (True, 1)  # "plain" and "two" carry it
+    assert counted("vip") == (True, 0)
+    assert counted("refund") == (True, 1)
+    Ticket.update(tags=[]).where(Ticket.id == tagged_desk["two"]).execute()
+    clock[0] += access.TAG_COMMON_SECONDS - 1
+    assert counted("vip") == (True, 0)  # kept: the same tickets are listed either way
+    clock[0] += 2
+    assert counted("vip") == (False, 1)
+    monkeypatch.setattr(access, "TAG_MIN_COMMON", 1)
+    assert counted("vip") == (True, 1)
+
+
 @pytest.mark.parametrize("common", [False, True], ids=["gathered", "walked"])
 def test_an_agent_finds_a_tag_only_in_their_scope(
         desk: Any, monkeypatch: pytest.MonkeyPatch, common: bool) -> None:

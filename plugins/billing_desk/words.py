@@ -169,7 +169,10 @@ def _closure(word: str, step: object, depth: int = 4) -> set[str]:
 ANALYSERS = {"en": english_roots, "id": indonesian_roots, "fil": filipino_roots}
 
 
-def roots(forms: Iterable[str], language: str) -> frozenset[str]:
+@functools.lru_cache(maxsize=50_000)
+def roots(forms: frozenset[str], language: str) -> frozenset[str]:
+    """The candidate roots of a word's surface forms (``tokens``) in one language; kept per
+    word, as its analysers keep each form's (a ticket's words are mostly ones seen before)."""
     analyse = ANALYSERS[language]
     result: set[str] = set()
     for form in forms:
