@@ -48,8 +48,8 @@ def _migration(name: str) -> Any:
     return module
 
 
-# What the migration puts under full-text search: (FTS table, content table, columns).
-SEARCHED = _migration("0005_inbox_indexes").SEARCHED
+# The tickets' search documents and their triggers (migration 0011).
+SEARCH = _migration("0011_ticket_search")
 
 WORDS = ("account payment refund card subscription password login verify email photo upload "
          "studio model payout withdrawal invoice billing charge declined bank transfer "
@@ -119,25 +119,17 @@ class Writer:
 
     @contextlib.contextmanager
     def search_in_bulk(self) -> Iterator[None]:
-        """SQLite: index new rows for search in bulk after each batch, not by row triggers.
+        """Write the tickets' search documents in bulk after each batch, not by row triggers.
 
-        The migration's triggers index one row at a time (about 4,000 messages/s here);
-        one ``INSERT ... SELECT`` per batch indexes the same rows some 40 times faster.
-        They are put back, as the migration wrote them, whatever happens.
+        The migration's triggers write a ticket's document with the ticket, then again with
+        each message; one ``INSERT ... SELECT`` per batch (``index_for_search``) writes each
+        document once. They are put back, as the migration wrote them, whatever happens.
         """
-        if self.postgres:
-            yield
-            return
-        triggers = self.database.execute_sql(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-            "AND name LIKE '%\\_fts\\_insert' ESCAPE '\\'").fetchall()
-        for name, _sql in triggers:
-            self.database.execute_sql(f'DROP TRIGGER "{name}"')
+        SEARCH.drop_triggers(self.database)
         try:
             yield
         finally:
-            for _name, sql in triggers:
-                self.database.execute_sql(sql)
+            SEARCH.create_triggers(self.database)
 
     @contextlib.contextmanager
     def indexes_after(self, tables: tuple[str, ...]) -> Iterator[None]:
@@ -189,14 +181,9 @@ class Writer:
             print(f"roll-ups counted in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
     def index_for_search(self, table: str, first_id: int, last_id: int) -> None:
-        if self.postgres or first_id > last_id:
-            return
-        for fts, content, columns in SEARCHED:
-            if content == table:
-                names = ", ".join(columns)
-                self.database.execute_sql(
-                    f"INSERT INTO {fts} (rowid, {names}) SELECT id, {names} FROM {table} "
-                    "WHERE id BETWEEN ? AND ?", (first_id, last_id))
+        """The search documents of a batch's tickets (call it once their messages are in)."""
+        if table == "ticket" and first_id <= last_id:
+            SEARCH.fill(self.database, first_id, last_id)
 
     def next_id(self, table: str) -> int:
         cursor = self.database.execute_sql(f'SELECT COALESCE(MAX(id), 0) + 1 FROM "{table}"')
@@ -365,10 +352,7 @@ def seed(database: Any, desk: dict[str, Any], count: int, rng: random.Random,
             writer.write("contact_identity", identity_cols, identities)
             writer.write("ticket", ticket_cols, tickets)
             writer.write("message", message_cols, messages)
-            for table, rows in (("contact", new_contacts), ("ticket", tickets),
-                                ("message", messages)):
-                if rows:
-                    writer.index_for_search(table, rows[0][0], rows[-1][0])
+            writer.index_for_search("ticket", tickets[0][0], tickets[-1][0])
         done += size
         rate = done / max(time.monotonic() - started, 1e-6)
         print(f"\r{done:>9,} / {count:,} tickets  {rate:,.0f}/s", end="", file=sys.stderr,
@@ -411,7 +395,8 @@ def main() -> None:
             # A throwaway bench file: a crash mid-seed means seeding again, so no fsyncs.
             for pragma in ("synchronous = OFF", "cache_size = -200000"):
                 state.database.execute_sql(f"PRAGMA {pragma}")
-        deferred = (writer.indexes_after(("ticket", "message", "contact", "contact_identity"))
+        deferred = (writer.indexes_after(("ticket", "message", "contact", "contact_identity",
+                                          "ticket_search"))
                     if args.tickets >= 50_000 else contextlib.nullcontext())
         with writer.search_in_bulk(), writer.rollups_after(), deferred:
             result = seed(state.database, desk, args.tickets, rng, dt.datetime.now(dt.UTC)

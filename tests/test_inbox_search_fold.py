@@ -47,6 +47,9 @@ def test_walking_and_gathering_find_the_same_tickets(
     monkeypatch.setattr(search, "MIN_COMMON", 0)
     monkeypatch.setattr(search, "WALK_FACTOR", 0)
     assert found() == gathered
+    monkeypatch.setattr(search, "WALK_FACTOR", 10 ** 9)  # sifted in the list's order
+    monkeypatch.setattr(search, "SORT_FACTOR", 0)
+    assert found() == gathered
     # PostgreSQL's index keeps accents (the README says so): "cafe" finds "Café" on SQLite.
     if word in ("cora", "example", "Crème") or (word != "#" and core_db.is_sqlite()):
         assert gathered
