@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 
@@ -17,6 +19,8 @@ from core.models import (
     StaffDepartment,
     UserType,
 )
+
+T = TypeVar("T")
 
 PASSWORD = "correct horse battery staple"
 _hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
@@ -87,3 +91,23 @@ def fresh_rate_window(margin: float = 8.0) -> None:
     if left < margin:
         time.sleep(left + 0.05)
 
+
+
+def found_every_way(monkeypatch: Any, found: Callable[[], T],
+                    walk_from: tuple[int, ...] = (0,)) -> T:
+    """What ``found()`` lists when a search gathers its tickets from the index, after
+    asserting that the two other ways list the same: walked (each ticket tested in the
+    page's order, from ``MIN_COMMON`` matches on, for each value of ``walk_from``) and
+    sifted (the found ids kept as the page walks its own order, never sorted)."""
+    from core.services import search
+
+    monkeypatch.setattr(search, "MIN_COMMON", 10 ** 9)  # never common: gathered
+    gathered = found()
+    monkeypatch.setattr(search, "WALK_FACTOR", 0)
+    for fewest in walk_from:
+        monkeypatch.setattr(search, "MIN_COMMON", fewest)  # common from this many: walked
+        assert found() == gathered, ("walked", fewest)
+    monkeypatch.setattr(search, "WALK_FACTOR", 10 ** 9)  # never common, never sorted: sifted
+    monkeypatch.setattr(search, "SORT_FACTOR", 0)
+    assert found() == gathered, "sifted"
+    return gathered

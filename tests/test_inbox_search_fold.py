@@ -10,6 +10,7 @@ from core import db as core_db
 from core.models import Ticket
 from core.services import access, search
 
+from .factories import found_every_way
 from .test_admin_helpers import new_ticket
 
 
@@ -42,14 +43,7 @@ def test_walking_and_gathering_find_the_same_tickets(
                                     access.InboxFilter(text=word))
         return [t.id for t in query.order_by(Ticket.id)]
 
-    monkeypatch.setattr(search, "MIN_COMMON", 10 ** 9)
-    gathered = found()
-    monkeypatch.setattr(search, "MIN_COMMON", 0)
-    monkeypatch.setattr(search, "WALK_FACTOR", 0)
-    assert found() == gathered
-    monkeypatch.setattr(search, "WALK_FACTOR", 10 ** 9)  # sifted in the list's order
-    monkeypatch.setattr(search, "SORT_FACTOR", 0)
-    assert found() == gathered
+    gathered = found_every_way(monkeypatch, found)
     # PostgreSQL's index keeps accents (the README says so): "cafe" finds "Café" on SQLite.
     if word in ("cora", "example", "Crème") or (word != "#" and core_db.is_sqlite()):
         assert gathered

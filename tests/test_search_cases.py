@@ -11,6 +11,7 @@ from core.models import Contact, Message, Ticket, TicketEvent
 from core.services import access, search
 from core.services.tickets import Identity, receive_message, revise_message
 
+from .factories import found_every_way
 from .spies import Statements
 from .test_search import _open, found
 
@@ -169,16 +170,7 @@ def test_judging_words_together_finds_what_gathering_finds(
                                     access.InboxFilter(text=words))
         return [t.id for t in query.order_by(Ticket.id)]
 
-    monkeypatch.setattr(search, "MIN_COMMON", 10 ** 9)
-    gathered = ids()
-    monkeypatch.setattr(search, "MIN_COMMON", 5)
-    monkeypatch.setattr(search, "WALK_FACTOR", 0)
-    assert ids() == gathered
-    monkeypatch.setattr(search, "MIN_COMMON", 0)
-    assert ids() == gathered
-    monkeypatch.setattr(search, "WALK_FACTOR", 10 ** 9)  # sifted: never common, never sorted
-    monkeypatch.setattr(search, "SORT_FACTOR", 0)
-    assert ids() == gathered
+    found_every_way(monkeypatch, ids, walk_from=(5, 0))
 
 
 def test_a_word_alone_that_is_common_is_not_counted_by_its_prefix(
