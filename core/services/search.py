@@ -59,13 +59,14 @@ def _fts5_query(parts: list[str], prefix: bool = True) -> str:
     return '"' + " ".join(parts) + '"' + ("*" if prefix else "")
 
 
-def _tsquery(parts: list[str], prefix: bool = True) -> str:
+def _tsquery(parts: list[str], prefix: bool = True, phrase: bool = True) -> str:
     # Quoted lexemes of letters and digits, cast (not ``to_tsquery``, whose parser would
     # cut "#1234" to "1234"): the runs were lower-cased here as ``to_tsvector`` does.
+    # ``phrase=False``: the runs anywhere in the document, in any order (``&``).
     quoted = [f"'{part}'" for part in parts]
     if prefix:
         quoted[-1] += ":*"
-    return " <-> ".join(quoted)
+    return (" <-> " if phrase else " & ").join(quoted)
 
 
 def _number(word: str) -> int | None:
@@ -75,12 +76,14 @@ def _number(word: str) -> int | None:
     return int(number) if number.isascii() and number.isdigit() and len(number) < 10 else None
 
 
-def _index_query(words: list[str], prefix: bool = True) -> tuple[str, list[object]] | None:
+def _index_query(words: list[str], prefix: bool = True,
+                 phrase: bool = True) -> tuple[str, list[object]] | None:
     """The ids of the tickets whose document (migration 0011's ``ticket_search``) holds every
     word, as one look-up in its full-text index; None when a word cannot match anything.
 
     Each word is a phrase of its runs, the last one a prefix (``prefix=False``: the whole
     word, see ``_count_up_to``); a word of digits also finds that ticket's number.
+    ``phrase=False`` (PostgreSQL): the runs in any order, anywhere in the document.
     """
     terms: list[str] = []
     for word in dict.fromkeys(words):
@@ -98,7 +101,7 @@ def _index_query(words: list[str], prefix: bool = True) -> tuple[str, list[objec
             if number is not None:
                 term = f"({term} OR number : \"{number}\")"
         else:
-            term = _tsquery(parts, prefix)
+            term = _tsquery(parts, prefix, phrase)
             if number is not None:
                 term = f"{term} | '#{number}'"
         terms.append(f"({term})")
@@ -134,6 +137,22 @@ MIN_COMMON = 1000
 # all 400,000 active tickets, 2-10 s). From this many times the matches that make a search
 # common, the estimate can only come from the statistics.
 PG_TRUSTED = 4
+
+# PostgreSQL's full-text index cannot say how many tickets a search matches without reading
+# the table's row of every candidate it finds (GIN knows which documents hold each piece, not
+# where): "inv-12" (every ticket has "inv", 48,000 a word starting "12") read 29,000 of
+# ``ticket_search``'s pages to find 11,188 tickets, 84 ms of the server's CPU, where walking
+# the page's order and testing each ticket's document reads about 50 x N / M of them (4,500).
+# So before asking the index, a sample of about ``PG_SAMPLE`` documents (``TABLESAMPLE
+# SYSTEM``: whole pages at random, the same pages each time) is tested for the search (M
+# matches, by their share) and for its runs in any order (C candidates, the rows the index
+# would have to read): walking 50 x N / M documents a page against gathering C rows, a
+# search is walked when sqrt(C x M) reaches ``common_from`` (for one word, C = M: the same
+# rule as counting). Its matches must be on at least ``PG_SAMPLE_PAGES`` of the sampled
+# pages: a burst of tickets in a row (an outage's) is not a common word. The sample only
+# ever chooses a walk; every way finds the same tickets.
+PG_SAMPLE = 1500
+PG_SAMPLE_PAGES = 4
 
 
 def common_from(tickets: int) -> int:
@@ -179,41 +198,80 @@ def _pg_estimate(words: list[str]) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
-def _gathered(words: list[str], limit: int) -> list[int]:
+def _pg_sampled(words: list[str], tickets: int) -> tuple[int, int, int, int]:
+    """In a sample of about ``PG_SAMPLE`` of ``ticket_search``'s rows (whole pages at random,
+    the same ones each time): the documents matching every word, those holding the words'
+    runs in any order (what the index finds before its recheck), the pages of the first, and
+    the documents sampled."""
+    found, loose = _index_query(words), _index_query(words, phrase=False)
+    if found is None or loose is None:
+        return 0, 0, 0, 0
+    percent = min(100.0, 100.0 * PG_SAMPLE / max(tickets, 1))
+    hits, candidates, pages, seen = Ticket._meta.database.execute_sql(
+        "SELECT count(*) FILTER (WHERE doc @@ %s::tsquery), "
+        "count(*) FILTER (WHERE doc @@ %s::tsquery), "
+        "count(DISTINCT (ctid::text::point)[0]) FILTER (WHERE doc @@ %s::tsquery), count(*) "
+        f"FROM ticket_search TABLESAMPLE SYSTEM ({percent:.6f}) REPEATABLE (0)",
+        [found[1][0], loose[1][0], found[1][0]]).fetchone()
+    return int(hits), int(candidates), int(pages), int(seen)
+
+
+def _sampled_common(words: list[str], tickets: int) -> bool:
+    """Whether a sample of the documents shows a search common enough to walk on PostgreSQL
+    (see ``PG_SAMPLE``)."""
+    hits, candidates, pages, seen = _pg_sampled(words, tickets)
+    if pages < PG_SAMPLE_PAGES or not seen:
+        return False
+    enough = common_from(tickets)
+    # sqrt(C x M) >= enough, with C and M the sampled shares of the desk.
+    return hits * candidates * tickets * tickets >= enough * enough * seen * seen
+
+
+def _gathered(words: list[str], limit: int) -> tuple[int, str]:
+    """How many tickets match every word (up to ``limit``), and their ids as one value the
+    page's statement reads as a list: a JSON array on SQLite, an array on PostgreSQL, made
+    by the database (thousands of ids never become Python numbers)."""
     found = _index_query(words)
     if found is None:
-        return []
+        return 0, "[]" if db.is_sqlite() else "{}"
     sql, params = found
-    return [int(ident) for (ident,) in Ticket._meta.database.execute_sql(
-        f"{sql} LIMIT {limit}", params)]
+    listed = "json_group_array(rowid)" if db.is_sqlite() else \
+        "coalesce(array_agg(ticket_id), '{}')::text"
+    count, ids = Ticket._meta.database.execute_sql(
+        f"SELECT count(*), {listed} FROM ({sql} LIMIT {limit}) AS found", params).fetchone()
+    return int(count), ids
 
 
-def _judge(words: list[str]) -> tuple[str, list[int]]:
+def _judge(words: list[str]) -> tuple[str, int, str]:
     """How a page finds the tickets matching every word: ``"walk"`` (they are at least
     ``common_from``: each ticket tested as the page walks), or ``"sift"`` or ``"gather"``
-    with the ids of those tickets (see the comment above ``SORT_FACTOR``).
+    with how many there are and their ids (see ``_gathered`` and the comment above
+    ``SORT_FACTOR``).
 
     The whole search is judged in one index, all its words together: two common words that
     never meet ("santoso halim") find nothing and are gathered (nothing), where judging
     each word alone would walk the whole desk for them. SQLite counts whole words first
     (streaming), then fetches with prefixes only when that did not settle it; PostgreSQL
-    trusts a high estimate of its planner and fetches otherwise.
+    trusts a high estimate of its planner, then a sample of the documents (``PG_SAMPLE``),
+    and fetches otherwise.
     """
     tickets = _desk_size()
     enough = common_from(tickets)
     if db.is_sqlite():
         if _count_up_to(words, enough, prefix=False) >= enough:
-            return "walk", []
+            return "walk", 0, ""
     else:
         # Only a high estimate is trusted: given a low one (which may be the floor of a
         # prefix it knows nothing of) the planner walked every ticket testing its
         # document for "santoso halim" (3.5 s at a million), where the index finds none.
         if _pg_estimate(words) >= PG_TRUSTED * enough:
-            return "walk", []
-    ids = _gathered(words, enough)
-    if len(ids) >= enough:
-        return "walk", []
-    return ("sift" if len(ids) >= sifted_from(tickets) else "gather"), ids
+            return "walk", 0, ""
+        if _sampled_common(words, tickets):
+            return "walk", 0, ""
+    count, ids = _gathered(words, enough)
+    if count >= enough:
+        return "walk", 0, ""
+    return ("sift" if count >= sifted_from(tickets) else "gather"), count, ids
 
 
 def is_common(text: str) -> bool:
@@ -267,8 +325,12 @@ def _each_ticket_matches(words: list[str]) -> Expression:
     if not db.is_sqlite():
         found = _index_query(words)
         assert found is not None  # every word has letters or digits
-        return NodeList((SQL("(SELECT s.doc FROM ticket_search AS s WHERE s.ticket_id ="),
-                         Ticket.id, SQL(") @@ %s::tsquery", found[1])))
+        # ``ts_match_vq`` is ``@@`` without its estimate: the planner guessed a phrase or two
+        # words from its statistics at a few tickets in a million, priced the walk at
+        # millions and compiled the statement (JIT: 0.5-1.6 s a page for "inv-12"); a
+        # function's guess (a third) prices the page's walk as what it is.
+        return NodeList((SQL("ts_match_vq((SELECT s.doc FROM ticket_search AS s WHERE "
+                             "s.ticket_id ="), Ticket.id, SQL("), %s::tsquery)", found[1])))
     _sqlite_function()
     clauses = []
     for word in dict.fromkeys(words):
@@ -338,17 +400,17 @@ def search_clause(text: str) -> Expression:
     # Beside a ticket number there is one ticket to check: nothing to gather.
     if numbers:
         return _all([*numbers, _each_ticket_matches(searched)])
-    how, ids = _judge(searched)
+    how, count, ids = _judge(searched)
     if how == "walk":
         return _each_ticket_matches(searched)
-    if not ids:
+    if not count:
         return _NOTHING
     # The ids as one value (a JSON list, an array), not thousands of literals to parse;
     # both databases hash it once.
     if db.is_sqlite():
-        listed = NodeList((SQL("IN"), SQL("(SELECT value FROM json_each(?))", [json.dumps(ids)])))
+        listed = NodeList((SQL("IN"), SQL("(SELECT value FROM json_each(?))", [ids])))
     else:
-        listed = SQL("= ANY(%s::int[])", ["{" + ",".join(map(str, ids)) + "}"])
+        listed = SQL("= ANY(%s::int[])", [ids])
     if how == "gather":
         return NodeList((Ticket.id, listed))
     # Sifted: "+ 0" is not a key to look the tickets up by, so the page walks its own index
