@@ -138,26 +138,35 @@ MIN_COMMON = 1000
 # common, the estimate can only come from the statistics.
 PG_TRUSTED = 4
 
-# PostgreSQL's full-text index cannot say how many tickets a search matches without reading
-# the table's row of every candidate it finds (GIN knows which documents hold each piece, not
+# PostgreSQL's full-text index cannot say how many tickets a phrase matches without reading
+# the table's row of every candidate it finds (GIN knows which documents hold each run, not
 # where): "inv-12" (every ticket has "inv", 48,000 a word starting "12") read 29,000 of
 # ``ticket_search``'s pages to find 11,188 tickets, 84 ms of the server's CPU, where walking
 # the page's order and testing each ticket's document reads about 50 x N / M of them (4,500).
-# So before asking the index, a sample of about ``PG_SAMPLE`` documents (``TABLESAMPLE
-# SYSTEM``: whole pages at random, the same pages each time) is tested for the search (M
-# matches, by their share) and for its runs in any order (C candidates, the rows the index
-# would have to read): walking 50 x N / M documents a page against gathering C rows, a
-# search is walked when sqrt(C x M) reaches ``common_from`` (for one word, C = M: the same
-# rule as counting). Its matches must be on at least ``PG_SAMPLE_PAGES`` of the sampled
-# pages: a burst of tickets in a row (an outage's) is not a common word. The sample only
-# ever chooses a walk; every way finds the same tickets.
+# So before asking the index for a word of several runs, a sample of about ``PG_SAMPLE``
+# documents (``TABLESAMPLE SYSTEM``: whole pages at random, the same pages each time) is
+# tested for the search (M matches, by their share) and for its runs in any order (C
+# candidates, the rows the index would read). Walking costs about 50 x N / M document tests
+# a page, gathering C rows, each test or row 3-4 microseconds: a search is walked when
+# sqrt(C x M) reaches ``pg_walk_from`` (sqrt(WALK_FACTOR x N / PG_WALK_SHARE), 7,071 at a
+# million tickets). Its matches must lie on at least ``PG_SAMPLE_PAGES`` of the sampled
+# pages: a burst of tickets in a row (an outage's) is not a common word. A word of one run
+# is never sampled (there C = M, and counting judges it as before). The sample only ever
+# chooses a walk; every way finds the same tickets.
 PG_SAMPLE = 1500
 PG_SAMPLE_PAGES = 4
+PG_WALK_SHARE = 3
 
 
 def common_from(tickets: int) -> int:
     """From how many matches a search is walked rather than gathered, for a desk this size."""
     return max(MIN_COMMON, math.isqrt(WALK_FACTOR * max(tickets, 0)))
+
+
+def pg_walk_from(tickets: int) -> int:
+    """From how many matches (the geometric mean of matches and candidates, sampled) a
+    phrase is walked on PostgreSQL (see ``PG_SAMPLE``)."""
+    return max(MIN_COMMON, math.isqrt(WALK_FACTOR * max(tickets, 0) // PG_WALK_SHARE))
 
 
 def sifted_from(tickets: int) -> int:
@@ -208,21 +217,23 @@ def _pg_sampled(words: list[str], tickets: int) -> tuple[int, int, int, int]:
         return 0, 0, 0, 0
     percent = min(100.0, 100.0 * PG_SAMPLE / max(tickets, 1))
     hits, candidates, pages, seen = Ticket._meta.database.execute_sql(
-        "SELECT count(*) FILTER (WHERE doc @@ %s::tsquery), "
-        "count(*) FILTER (WHERE doc @@ %s::tsquery), "
-        "count(DISTINCT (ctid::text::point)[0]) FILTER (WHERE doc @@ %s::tsquery), count(*) "
-        f"FROM ticket_search TABLESAMPLE SYSTEM ({percent:.6f}) REPEATABLE (0)",
-        [found[1][0], loose[1][0], found[1][0]]).fetchone()
+        "SELECT count(*) FILTER (WHERE hit), count(*) FILTER (WHERE loose), "
+        "count(DISTINCT page) FILTER (WHERE hit), count(*) FROM (SELECT doc @@ %s::tsquery "
+        "AS hit, doc @@ %s::tsquery AS loose, (ctid::text::point)[0] AS page FROM ticket_search "
+        f"TABLESAMPLE SYSTEM ({percent:.6f}) REPEATABLE (0)) AS sampled",
+        [found[1][0], loose[1][0]]).fetchone()
     return int(hits), int(candidates), int(pages), int(seen)
 
 
 def _sampled_common(words: list[str], tickets: int) -> bool:
     """Whether a sample of the documents shows a search common enough to walk on PostgreSQL
     (see ``PG_SAMPLE``)."""
+    if all(len(pieces(word)) < 2 for word in words):
+        return False
     hits, candidates, pages, seen = _pg_sampled(words, tickets)
     if pages < PG_SAMPLE_PAGES or not seen:
         return False
-    enough = common_from(tickets)
+    enough = pg_walk_from(tickets)
     # sqrt(C x M) >= enough, with C and M the sampled shares of the desk.
     return hits * candidates * tickets * tickets >= enough * enough * seen * seen
 
