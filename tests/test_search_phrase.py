@@ -98,6 +98,12 @@ def test_postgresql_walks_a_phrase_whose_runs_are_everywhere_without_gathering(
     with Statements() as caught:
         assert search.is_common("inv-12")
     assert _gathers(caught) == []
+    assert len([sql for sql in caught.sql if "TABLESAMPLE" in sql]) == 2  # a fifth, then all
+    # A reference with no candidate in the first fifth goes to the index after it alone.
+    with Statements() as caught:
+        assert not search.is_common("inv-99")
+    assert len([sql for sql in caught.sql if "TABLESAMPLE" in sql]) == 1
+    assert len(_gathers(caught)) == 1
     # One word: candidates are matches, and the sample's rule is counting's (10 < 12).
     with Statements() as caught:
         assert not search.is_common("settled")

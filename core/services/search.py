@@ -153,7 +153,8 @@ PG_TRUSTED = 4
 # sqrt(C x M) reaches ``pg_walk_from`` (sqrt(WALK_FACTOR x N / PG_WALK_SHARE), 7,071 at a
 # million tickets). Its matches must lie on at least ``PG_SAMPLE_PAGES`` of the sampled
 # pages: a burst of tickets in a row (an outage's) is not a common word. A word of one run
-# is never sampled (there C = M, and counting judges it as before). The sample only ever
+# is never sampled (there C = M, and counting judges it as before); a fifth of the sample
+# is tested first, and a search without a candidate there goes to the index. The sample only ever
 # chooses a walk; every way finds the same tickets.
 PG_SAMPLE = 1500
 PG_SAMPLE_PAGES = 4
@@ -209,15 +210,16 @@ def _pg_estimate(words: list[str]) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
-def _pg_sampled(words: list[str], tickets: int) -> tuple[int, int, int, int]:
-    """In a sample of about ``PG_SAMPLE`` of ``ticket_search``'s rows (whole pages at random,
-    the same ones each time): the documents matching every word, those holding the words'
-    runs in any order (what the index finds before its recheck), the pages of the first, and
-    the documents sampled."""
+def _pg_sampled(words: list[str], tickets: int,
+                size: int | None = None) -> tuple[int, int, int, int]:
+    """In a sample of about ``size`` (``PG_SAMPLE``) of ``ticket_search``'s rows (whole pages
+    at random, the same ones each time; a smaller sample's pages are among a larger one's):
+    the documents matching every word, those holding the words' runs in any order (what the
+    index finds before its recheck), the pages of the first, and the documents sampled."""
     found, loose = _index_query(words), _index_query(words, phrase=False)
     if found is None or loose is None:
         return 0, 0, 0, 0
-    percent = min(100.0, 100.0 * PG_SAMPLE / max(tickets, 1))
+    percent = min(100.0, 100.0 * (size or PG_SAMPLE) / max(tickets, 1))
     # Each document is tested once for the runs, and for the phrase only when it holds them
     # ("OFFSET 0" keeps the planner from copying the tests into every use).
     hits, candidates, pages, seen = Ticket._meta.database.execute_sql(
@@ -234,6 +236,9 @@ def _sampled_common(words: list[str], tickets: int) -> bool:
     """Whether a sample of the documents shows a search common enough to walk on PostgreSQL
     (see ``PG_SAMPLE``)."""
     if all(len(pieces(word)) < 2 for word in words):
+        return False
+    # A fifth first: a reference ("inv-12345") has no candidate there, and is spared the rest.
+    if not _pg_sampled(words, tickets, PG_SAMPLE // 5)[1]:
         return False
     hits, candidates, pages, seen = _pg_sampled(words, tickets)
     if pages < PG_SAMPLE_PAGES or not seen:
