@@ -184,4 +184,16 @@ def test_gathered_ids_come_from_the_database_as_one_value(
         [int(n) for n in listed.strip("{}").split(",")]
     assert sorted(ids) == sorted(ticket.id for ticket in phrases.values())
     assert search._gathered(["inv"], 2)[0] == 2
+    # One look-up in the full-text index, counted and listed over its limited rows (the
+    # 20,000-ticket plans of tests/test_inbox_plans.py read the same statement's plan).
+    with Statements() as caught:
+        search._gathered(["inv"], 2)
+    ((sql, params),) = caught.caught
+    if core_db.is_sqlite():
+        lines = [row[-1] for row in Ticket._meta.database.execute_sql(
+            f"EXPLAIN QUERY PLAN {sql}", params)]
+        assert any("ticket_search VIRTUAL TABLE INDEX" in line for line in lines), lines
+    else:
+        top = _plan(sql, params)["Plan"]
+        assert top["Node Type"] == "Aggregate" and top["Plans"][0]["Node Type"] == "Limit"
     assert search._gathered(["zzzq"], 100) == (0, "[]" if core_db.is_sqlite() else "{}")
