@@ -123,6 +123,8 @@ def generate(count: int, seed: int, tag: str) -> tuple[list[bytes], dict[str, in
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
+    if not ordered:  # that part of the run was skipped (e.g. --pipe-messages 0)
+        return {}
 
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -249,7 +251,7 @@ def main() -> int:
         pipe_elapsed = time.perf_counter() - started
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         pipe = {"messages": len(pipe_mails), "seconds": round(pipe_elapsed, 2),
-                "messages_per_second": round(len(pipe_mails) / pipe_elapsed, 2),
+                "messages_per_second": round(len(pipe_mails) / max(pipe_elapsed, 1e-9), 2),
                 **percentiles(pipe_latencies), "exit_codes": codes,
                 "cpu_seconds_per_process": round(
                     (children.ru_utime + children.ru_stime) / max(len(pipe_mails), 1), 3),

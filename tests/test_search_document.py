@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from core import db as core_db
-from core.models import Contact, Message, Ticket, TicketEvent
+from core.models import AuthorKind, Contact, Message, Ticket, TicketEvent
 from core.services.tickets import (
     Actor,
     Identity,
@@ -18,18 +19,23 @@ from core.services.tickets import (
 
 from .test_search import _open, found
 
+# The migration that left the desk's notifications out of the documents.
+WITHOUT_NOTIFICATIONS = import_module("core.migrations.0017_search_without_notifications")
+
 
 def _database() -> Any:
     return Ticket._meta.database
 
 
-def _out_of_step() -> list[Any]:
-    """The tickets whose stored document differs from one made again from their rows, and
+def _out_of_step(notifications: bool = False) -> list[Any]:
+    """The tickets whose stored document differs from one made again from their rows (every
+    message but the desk's own notifications, or with them as migration 0011 kept them), and
     documents of tickets that are gone."""
     if core_db.is_sqlite():
+        kept = "" if notifications else " AND notification = ''"
         rebuilt = ("SELECT t.id, t.id, t.subject, c.name, c.email, "
                    "(SELECT coalesce(group_concat(body_text, ' '), '') FROM (SELECT body_text "
-                   "FROM message WHERE ticket_id = t.id ORDER BY id)) "
+                   f"FROM message WHERE ticket_id = t.id{kept} ORDER BY id)) "
                    "FROM ticket AS t LEFT JOIN contact AS c ON c.id = t.contact_id")
         stored = "SELECT rowid, number, subject, name, email, body FROM ticket_search"
         return list(_database().execute_sql(
@@ -132,3 +138,56 @@ def test_a_message_imported_late_with_an_older_number_keeps_the_messages_in_orde
     Message.insert(row).execute()
     assert found(desk, "earlier-words") == {second.id}
     assert _out_of_step() == []  # rebuilt, "earlier words" first
+
+
+def _notify(ticket: Ticket, text: str) -> Message:
+    return Message.create(ticket=ticket.id, author_kind=AuthorKind.SYSTEM, body_text=text,
+                          notification="ticket_received", channel="email")
+
+
+def test_the_desks_own_notifications_are_not_searched(desk: Any) -> None:
+    """An acknowledgement or a reply's notification is the desk's template (or repeats a
+    reply already in the document): it is not in the document, whatever happens to it."""
+    ticket = _open("rina@example.com", "Payout stuck", "My withdrawal", name="Rina")
+    if core_db.is_sqlite():
+        before = _database().execute_sql("SELECT count(*) FROM ticket_search_data").fetchone()
+    note = _notify(ticket, "We received your request QX5521, thank you")
+    if core_db.is_sqlite():  # nothing written for it
+        assert _database().execute_sql(
+            "SELECT count(*) FROM ticket_search_data").fetchone() == before
+    assert found(desk, "qx5521") == set() and found(desk, "withdrawal") == {ticket.id}
+    assert _out_of_step() == []
+    Message.update(body_text="We received your request QX7777").where(
+        Message.id == note.id).execute()
+    add_customer_reply(ticket, "the parcel ZX991 arrived broken")
+    assert found(desk, "qx7777") == set() and found(desk, "zx991") == {ticket.id}
+    assert _out_of_step() == []
+    # A message that stops being a notification is searched; one that becomes one is not.
+    Message.update(notification="").where(Message.id == note.id).execute()
+    assert found(desk, "qx7777") == {ticket.id}
+    assert _out_of_step() == []
+    Message.update(notification="reply").where(Message.id == note.id).execute()
+    assert found(desk, "qx7777") == set()
+    Message.delete().where(Message.id == note.id).execute()
+    assert found(desk, "zx991 withdrawal") == {ticket.id}
+    assert _out_of_step() == []
+
+
+def test_the_migration_rebuilds_documents_that_held_notifications(desk: Any) -> None:
+    """0017 on a desk whose documents hold notifications (0011's) leaves them out; its
+    ``down`` puts them back; the documents are in step with the rows either way."""
+    ticket = _open("budi@example.com", "Refund", "charged twice", name="Budi")
+    other = _open("sari@example.com", "Camera", "stream freezes", name="Sari")
+    _notify(ticket, "We received your request QX5521")
+    database = _database()
+    WITHOUT_NOTIFICATIONS.down(None, database)
+    try:
+        assert found(desk, "qx5521") == {ticket.id}
+        assert _out_of_step(notifications=True) == []
+        _notify(other, "We received your request QX5521 too")
+        assert found(desk, "qx5521") == {ticket.id, other.id}
+    finally:
+        WITHOUT_NOTIFICATIONS.up(None, database)
+    assert found(desk, "qx5521") == set()
+    assert found(desk, "charged twice") == {ticket.id} and found(desk, "freezes") == {other.id}
+    assert _out_of_step() == []

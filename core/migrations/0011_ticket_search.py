@@ -56,74 +56,6 @@ SQLITE_TABLE = ("CREATE VIRTUAL TABLE IF NOT EXISTS ticket_search USING fts5(num
                 "name, email, body, tokenize='unicode61 remove_diacritics 2', prefix='2 3')")
 
 
-def _sqlite_body(ticket):
-    # group_concat keeps the order of the rows it reads (SQLite 3.40 has no ORDER BY in it).
-    return ("(SELECT coalesce(group_concat(body_text, ' '), '') FROM (SELECT body_text "
-            f"FROM message WHERE ticket_id = {ticket} ORDER BY id))")
-
-
-def _sqlite_insert(ticket):
-    """The document of ticket ``ticket`` (an expression), read from its rows."""
-    return ("INSERT INTO ticket_search (rowid, number, subject, name, email, body) "
-            f"SELECT t.id, t.id, t.subject, c.name, c.email, {_sqlite_body('t.id')} "
-            f"FROM ticket AS t LEFT JOIN contact AS c ON c.id = t.contact_id WHERE t.id = {ticket};")
-
-
-def _sqlite_rebuild(ticket):
-    """The document of an indexed ticket made again from its rows (none is made for a
-    ticket that has none: a message deleted with its ticket)."""
-    return ("UPDATE ticket_search SET "
-            f"subject = (SELECT subject FROM ticket WHERE id = {ticket}), "
-            "name = (SELECT c.name FROM ticket AS t JOIN contact AS c ON c.id = t.contact_id "
-            f"WHERE t.id = {ticket}), "
-            "email = (SELECT c.email FROM ticket AS t JOIN contact AS c ON c.id = t.contact_id "
-            f"WHERE t.id = {ticket}), "
-            f"body = {_sqlite_body(ticket)} WHERE rowid = {ticket};")
-
-
-def _later_message(message):
-    return f"(SELECT 1 FROM message WHERE ticket_id = {message}.ticket_id AND id > {message}.id)"
-
-
-SQLITE_TRIGGERS = {
-    "ticket_search_ticket_insert": "AFTER INSERT ON ticket BEGIN "
-                                   f"{_sqlite_insert('new.id')} END",
-    "ticket_search_ticket_update": (
-        "AFTER UPDATE OF id, subject, contact_id ON ticket WHEN old.id IS NOT new.id "
-        "OR old.subject IS NOT new.subject OR old.contact_id IS NOT new.contact_id BEGIN "
-        f"DELETE FROM ticket_search WHERE rowid = old.id; {_sqlite_insert('new.id')} END"),
-    "ticket_search_ticket_delete": "AFTER DELETE ON ticket BEGIN "
-                                   "DELETE FROM ticket_search WHERE rowid = old.id; END",
-    # The newest message (every message, but one imported late with an older id) appends.
-    "ticket_search_message_insert": (
-        "AFTER INSERT ON message BEGIN "
-        "UPDATE ticket_search SET body = body || iif(EXISTS (SELECT 1 FROM message "
-        "WHERE ticket_id = new.ticket_id AND id < new.id), ' ', '') || new.body_text "
-        f"WHERE rowid = new.ticket_id AND NOT EXISTS {_later_message('new')}; "
-        f"{_sqlite_rebuild('new.ticket_id')[:-1]} AND EXISTS {_later_message('new')}; END"),
-    "ticket_search_message_update": (
-        "AFTER UPDATE OF body_text, ticket_id ON message WHEN old.body_text IS NOT "
-        "new.body_text OR old.ticket_id IS NOT new.ticket_id BEGIN "
-        f"{_sqlite_rebuild('old.ticket_id')} {_sqlite_rebuild('new.ticket_id')[:-1]} "
-        "AND new.ticket_id IS NOT old.ticket_id; END"),
-    "ticket_search_message_delete": "AFTER DELETE ON message BEGIN "
-                                    f"{_sqlite_rebuild('old.ticket_id')} END",
-    "ticket_search_contact_update": (
-        "AFTER UPDATE OF name, email ON contact WHEN old.name IS NOT new.name "
-        "OR old.email IS NOT new.email BEGIN "
-        "UPDATE ticket_search SET name = new.name, email = new.email "
-        "WHERE rowid IN (SELECT id FROM ticket WHERE contact_id = new.id); END"),
-}
-
-
-def _sqlite_fill(db, first, last):
-    db.execute_sql(
-        "INSERT INTO ticket_search (rowid, number, subject, name, email, body) "
-        f"SELECT t.id, t.id, t.subject, c.name, c.email, {_sqlite_body('t.id')} "
-        "FROM ticket AS t LEFT JOIN contact AS c ON c.id = t.contact_id "
-        "WHERE t.id BETWEEN ? AND ?", (first, last))
-
-
 def _migration(name):
     spec = spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
     module = module_from_spec(spec)
@@ -151,19 +83,146 @@ PG_FUNCTIONS = (
 
 PG_DOC = ("array_to_tsvector(ARRAY['#' || t.id]) || loket_words(t.subject) || "
           "loket_words(k.name) || loket_words(k.email) || coalesce(m.doc, '')")
-PG_DOC_FROM = ("FROM ticket AS t LEFT JOIN contact AS k ON k.id = t.contact_id LEFT JOIN LATERAL "
-               "(SELECT loket_words_agg(loket_words(body_text) ORDER BY id) AS doc FROM message "
-               "WHERE ticket_id = t.id) AS m ON true")
-
-PG_DOC_FUNCTION = ("CREATE OR REPLACE FUNCTION loket_ticket_doc(number integer) RETURNS tsvector "
-                   f"LANGUAGE sql STABLE AS $$ SELECT {PG_DOC} {PG_DOC_FROM} WHERE t.id = number $$")
 
 _PG_REBUILD = "UPDATE ticket_search SET doc = loket_ticket_doc({0}) WHERE ticket_id = {0};"
 _PG_INSERT = ("INSERT INTO ticket_search (ticket_id, doc) VALUES ({0}, loket_ticket_doc({0})) "
               "ON CONFLICT (ticket_id) DO UPDATE SET doc = EXCLUDED.doc;")
 
-PG_TRIGGER_FUNCTIONS = {
-    "ticket": f"""
+
+# -- Both -----------------------------------------------------------------------------------
+
+class Document:
+    """How the documents are kept: SQLite's triggers, PostgreSQL's document function and
+    trigger functions, and the bulk fill, for one choice of the messages a document holds.
+
+    This migration's documents hold every message; 0017's leave out the desk's own
+    notifications (``notifications=False``: a message whose ``notification`` is not empty).
+    A message a document leaves out changes nothing when it is added, edited or deleted.
+    """
+
+    def __init__(self, notifications: bool = True):
+        self.notifications = notifications
+        # The condition on a message row (its table's columns, or a trigger's new/old row).
+        self._kept = "" if notifications else " AND notification = ''"
+        self.pg_doc_from = (
+            "FROM ticket AS t LEFT JOIN contact AS k ON k.id = t.contact_id LEFT JOIN LATERAL "
+            "(SELECT loket_words_agg(loket_words(body_text) ORDER BY id) AS doc FROM message "
+            f"WHERE ticket_id = t.id{self._kept}) AS m ON true")
+        self.pg_doc_function = (
+            "CREATE OR REPLACE FUNCTION loket_ticket_doc(number integer) RETURNS tsvector "
+            f"LANGUAGE sql STABLE AS $$ SELECT {PG_DOC} {self.pg_doc_from} WHERE t.id = number $$")
+        self.sqlite_triggers = self._sqlite_triggers()
+        self.pg_trigger_functions = self._pg_trigger_functions()
+        message_columns = "body_text, ticket_id" + ("" if notifications else ", notification")
+        self.pg_events = {
+            "ticket": "INSERT OR UPDATE OF id, subject, contact_id OR DELETE",
+            "message": f"INSERT OR UPDATE OF {message_columns} OR DELETE",
+            "contact": "UPDATE OF name, email",
+        }
+
+    def _when_kept(self, row):
+        """A trigger's WHEN: trigger row ``row`` (new, old) is a message the document holds
+        ("" when it holds every message)."""
+        return "" if self.notifications else f"WHEN {row}.notification = '' "
+
+    # -- SQLite -----------------------------------------------------------------------------
+
+    def _sqlite_body(self, ticket):
+        # group_concat keeps the order of the rows it reads (SQLite 3.40 has no ORDER BY in it).
+        return ("(SELECT coalesce(group_concat(body_text, ' '), '') FROM (SELECT body_text "
+                f"FROM message WHERE ticket_id = {ticket}{self._kept} ORDER BY id))")
+
+    def _sqlite_insert(self, ticket):
+        """The document of ticket ``ticket`` (an expression), read from its rows."""
+        return ("INSERT INTO ticket_search (rowid, number, subject, name, email, body) "
+                f"SELECT t.id, t.id, t.subject, c.name, c.email, {self._sqlite_body('t.id')} "
+                f"FROM ticket AS t LEFT JOIN contact AS c ON c.id = t.contact_id "
+                f"WHERE t.id = {ticket};")
+
+    def sqlite_rebuild(self, ticket):
+        """The document of an indexed ticket made again from its rows (none is made for a
+        ticket that has none: a message deleted with its ticket)."""
+        return ("UPDATE ticket_search SET "
+                f"subject = (SELECT subject FROM ticket WHERE id = {ticket}), "
+                "name = (SELECT c.name FROM ticket AS t JOIN contact AS c ON c.id = t.contact_id "
+                f"WHERE t.id = {ticket}), "
+                "email = (SELECT c.email FROM ticket AS t JOIN contact AS c ON c.id = t.contact_id "
+                f"WHERE t.id = {ticket}), "
+                f"body = {self._sqlite_body(ticket)} WHERE rowid = {ticket};")
+
+    def _later_message(self, message):
+        return (f"(SELECT 1 FROM message WHERE ticket_id = {message}.ticket_id "
+                f"AND id > {message}.id{self._kept})")
+
+    def _sqlite_triggers(self):
+        when_new, when_old = self._when_kept("new"), self._when_kept("old")
+        changed = "" if self.notifications else " OR old.notification IS NOT new.notification"
+        return {
+            "ticket_search_ticket_insert": "AFTER INSERT ON ticket BEGIN "
+                                           f"{self._sqlite_insert('new.id')} END",
+            "ticket_search_ticket_update": (
+                "AFTER UPDATE OF id, subject, contact_id ON ticket WHEN old.id IS NOT new.id "
+                "OR old.subject IS NOT new.subject OR old.contact_id IS NOT new.contact_id BEGIN "
+                f"DELETE FROM ticket_search WHERE rowid = old.id; {self._sqlite_insert('new.id')} END"),
+            "ticket_search_ticket_delete": "AFTER DELETE ON ticket BEGIN "
+                                           "DELETE FROM ticket_search WHERE rowid = old.id; END",
+            # The newest message (every message, but one imported late with an older id)
+            # appends.
+            "ticket_search_message_insert": (
+                f"AFTER INSERT ON message {when_new}BEGIN "
+                "UPDATE ticket_search SET body = body || iif(EXISTS (SELECT 1 FROM message "
+                f"WHERE ticket_id = new.ticket_id AND id < new.id{self._kept}), ' ', '') "
+                "|| new.body_text "
+                f"WHERE rowid = new.ticket_id AND NOT EXISTS {self._later_message('new')}; "
+                f"{self.sqlite_rebuild('new.ticket_id')[:-1]} AND EXISTS "
+                f"{self._later_message('new')}; END"),
+            "ticket_search_message_update": (
+                "AFTER UPDATE OF body_text, ticket_id"
+                f"{'' if self.notifications else ', notification'} ON message WHEN "
+                "old.body_text IS NOT new.body_text OR old.ticket_id IS NOT new.ticket_id"
+                f"{changed} BEGIN "
+                f"{self.sqlite_rebuild('old.ticket_id')} {self.sqlite_rebuild('new.ticket_id')[:-1]} "
+                "AND new.ticket_id IS NOT old.ticket_id; END"),
+            "ticket_search_message_delete": f"AFTER DELETE ON message {when_old}BEGIN "
+                                            f"{self.sqlite_rebuild('old.ticket_id')} END",
+            "ticket_search_contact_update": (
+                "AFTER UPDATE OF name, email ON contact WHEN old.name IS NOT new.name "
+                "OR old.email IS NOT new.email BEGIN "
+                "UPDATE ticket_search SET name = new.name, email = new.email "
+                "WHERE rowid IN (SELECT id FROM ticket WHERE contact_id = new.id); END"),
+        }
+
+    # -- PostgreSQL -------------------------------------------------------------------------
+
+    def _pg_trigger_functions(self):
+        later = ("EXISTS (SELECT 1 FROM message WHERE ticket_id = NEW.ticket_id "
+                 f"AND id > NEW.id{self._kept})")
+        if self.notifications:
+            insert = f"""
+    IF {later} THEN
+      {_PG_REBUILD.format('NEW.ticket_id')}
+    ELSE
+      UPDATE ticket_search SET doc = doc || loket_words(NEW.body_text)
+      WHERE ticket_id = NEW.ticket_id;
+    END IF;"""
+            delete = _PG_REBUILD.format('OLD.ticket_id')
+            changed = ""
+        else:
+            insert = f"""
+    IF NEW.notification <> '' THEN
+      NULL;
+    ELSIF {later} THEN
+      {_PG_REBUILD.format('NEW.ticket_id')}
+    ELSE
+      UPDATE ticket_search SET doc = doc || loket_words(NEW.body_text)
+      WHERE ticket_id = NEW.ticket_id;
+    END IF;"""
+            delete = f"""IF OLD.notification = '' THEN
+      {_PG_REBUILD.format('OLD.ticket_id')}
+    END IF;"""
+            changed = "\n      OR OLD.notification IS DISTINCT FROM NEW.notification"
+        return {
+            "ticket": f"""
   IF TG_OP = 'INSERT' THEN
     {_PG_INSERT.format('NEW.id')}
   ELSIF TG_OP = 'DELETE' THEN
@@ -173,69 +232,86 @@ PG_TRIGGER_FUNCTIONS = {
     DELETE FROM ticket_search WHERE ticket_id = OLD.id;
     {_PG_INSERT.format('NEW.id')}
   END IF;""",
-    "message": f"""
-  IF TG_OP = 'INSERT' THEN
-    IF EXISTS (SELECT 1 FROM message WHERE ticket_id = NEW.ticket_id AND id > NEW.id) THEN
-      {_PG_REBUILD.format('NEW.ticket_id')}
-    ELSE
-      UPDATE ticket_search SET doc = doc || loket_words(NEW.body_text)
-      WHERE ticket_id = NEW.ticket_id;
-    END IF;
+            "message": f"""
+  IF TG_OP = 'INSERT' THEN{insert}
   ELSIF TG_OP = 'DELETE' THEN
-    {_PG_REBUILD.format('OLD.ticket_id')}
+    {delete}
   ELSIF OLD.body_text IS DISTINCT FROM NEW.body_text
-      OR OLD.ticket_id IS DISTINCT FROM NEW.ticket_id THEN
+      OR OLD.ticket_id IS DISTINCT FROM NEW.ticket_id{changed} THEN
     {_PG_REBUILD.format('OLD.ticket_id')}
     IF OLD.ticket_id IS DISTINCT FROM NEW.ticket_id THEN
       {_PG_REBUILD.format('NEW.ticket_id')}
     END IF;
   END IF;""",
-    "contact": """
+            "contact": """
   IF OLD.name IS DISTINCT FROM NEW.name OR OLD.email IS DISTINCT FROM NEW.email THEN
     UPDATE ticket_search SET doc = loket_ticket_doc(ticket_id)
     WHERE ticket_id IN (SELECT id FROM ticket WHERE contact_id = NEW.id);
   END IF;""",
-}
+        }
 
-PG_EVENTS = {
-    "ticket": "INSERT OR UPDATE OF id, subject, contact_id OR DELETE",
-    "message": "INSERT OR UPDATE OF body_text, ticket_id OR DELETE",
-    "contact": "UPDATE OF name, email",
-}
+    # -- Both -------------------------------------------------------------------------------
 
-def _pg_fill(db, first, last):
-    db.execute_sql(f"INSERT INTO ticket_search (ticket_id, doc) SELECT t.id, {PG_DOC} "
-                   f"{PG_DOC_FROM} WHERE t.id BETWEEN %s AND %s", (first, last))
+    def create_triggers(self, db):
+        if _sqlite(db):
+            for name, body in self.sqlite_triggers.items():
+                db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+            return
+        db.execute_sql(self.pg_doc_function)
+        for table, body in self.pg_trigger_functions.items():
+            db.execute_sql(f"CREATE OR REPLACE FUNCTION ticket_search_{table}() RETURNS trigger "
+                           f"LANGUAGE plpgsql AS $$ BEGIN {body}\n  RETURN NULL;\nEND $$")
+            db.execute_sql(f"DROP TRIGGER IF EXISTS ticket_search_{table} ON {table}")
+            db.execute_sql(f"CREATE TRIGGER ticket_search_{table} AFTER "
+                           f"{self.pg_events[table]} ON {table} "
+                           f"FOR EACH ROW EXECUTE FUNCTION ticket_search_{table}()")
+
+    def drop_triggers(self, db):
+        if _sqlite(db):
+            for name in self.sqlite_triggers:
+                db.execute_sql(f"DROP TRIGGER IF EXISTS {name}")
+            return
+        for table in self.pg_trigger_functions:
+            db.execute_sql(f"DROP TRIGGER IF EXISTS ticket_search_{table} ON {table}")
+            db.execute_sql(f"DROP FUNCTION IF EXISTS ticket_search_{table}()")
+
+    def fill(self, db, first, last):
+        """Write the documents of tickets ``first`` to ``last`` (none of them indexed yet)."""
+        if _sqlite(db):
+            db.execute_sql(
+                "INSERT INTO ticket_search (rowid, number, subject, name, email, body) "
+                f"SELECT t.id, t.id, t.subject, c.name, c.email, {self._sqlite_body('t.id')} "
+                "FROM ticket AS t LEFT JOIN contact AS c ON c.id = t.contact_id "
+                "WHERE t.id BETWEEN ? AND ?", (first, last))
+        else:
+            db.execute_sql(f"INSERT INTO ticket_search (ticket_id, doc) SELECT t.id, {PG_DOC} "
+                           f"{self.pg_doc_from} WHERE t.id BETWEEN %s AND %s", (first, last))
+
+    def rebuild(self, db, first, last):
+        """Make again the documents of tickets ``first`` to ``last`` that hold a message the
+        other choice of messages would not (a notification), from their rows."""
+        if _sqlite(db):
+            db.execute_sql(
+                f"UPDATE ticket_search SET body = {self._sqlite_body('ticket_search.rowid')} "
+                "WHERE rowid IN (SELECT ticket_id FROM message WHERE ticket_id BETWEEN ? AND ? "
+                "AND notification <> '')", (first, last))
+        else:
+            db.execute_sql(
+                "UPDATE ticket_search SET doc = loket_ticket_doc(ticket_id) WHERE ticket_id IN "
+                "(SELECT ticket_id FROM message WHERE ticket_id BETWEEN %s AND %s "
+                "AND notification <> '')", (first, last))
 
 
-# -- Both -----------------------------------------------------------------------------------
-
-def create_triggers(db):
-    if _sqlite(db):
-        for name, body in SQLITE_TRIGGERS.items():
-            db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
-        return
-    for table, body in PG_TRIGGER_FUNCTIONS.items():
-        db.execute_sql(f"CREATE OR REPLACE FUNCTION ticket_search_{table}() RETURNS trigger "
-                       f"LANGUAGE plpgsql AS $$ BEGIN {body}\n  RETURN NULL;\nEND $$")
-        db.execute_sql(f"DROP TRIGGER IF EXISTS ticket_search_{table} ON {table}")
-        db.execute_sql(f"CREATE TRIGGER ticket_search_{table} AFTER {PG_EVENTS[table]} ON {table} "
-                       f"FOR EACH ROW EXECUTE FUNCTION ticket_search_{table}()")
-
-
-def drop_triggers(db):
-    if _sqlite(db):
-        for name in SQLITE_TRIGGERS:
-            db.execute_sql(f"DROP TRIGGER IF EXISTS {name}")
-        return
-    for table in PG_TRIGGER_FUNCTIONS:
-        db.execute_sql(f"DROP TRIGGER IF EXISTS ticket_search_{table} ON {table}")
-        db.execute_sql(f"DROP FUNCTION IF EXISTS ticket_search_{table}()")
-
-
-def fill(db, first, last):
-    """Write the documents of tickets ``first`` to ``last`` (none of them indexed yet)."""
-    (_sqlite_fill if _sqlite(db) else _pg_fill)(db, first, last)
+# This migration's documents (every message); the names its code has always had.
+DOCUMENT = Document()
+SQLITE_TRIGGERS = DOCUMENT.sqlite_triggers
+PG_DOC_FROM = DOCUMENT.pg_doc_from
+PG_DOC_FUNCTION = DOCUMENT.pg_doc_function
+PG_TRIGGER_FUNCTIONS = DOCUMENT.pg_trigger_functions
+PG_EVENTS = DOCUMENT.pg_events
+create_triggers = DOCUMENT.create_triggers
+drop_triggers = DOCUMENT.drop_triggers
+fill = DOCUMENT.fill
 
 
 def fill_all(db, progress=sys.stderr):

@@ -8,8 +8,8 @@ finds the ticket with that number; "#" and digits ("#1234") finds only that tick
 with no letters or digits matches nothing. Every word of a search must match.
 
 The index is migration 0011's (``core/migrations/0011_ticket_search.py``): one full-text
-document per ticket (its number, subject, contact's name and address, messages' text), kept
-in step by triggers with every insert, update and delete of tickets, messages and contacts.
+document per ticket (its number, subject, contact's name and address, messages' text; not
+the desk's own notifications, since 0017), kept in step by triggers with every insert, update and delete of tickets, messages and contacts.
 So a message added, a subject changed, a contact renamed or merged (the ticket's
 ``contact_id`` moves) are found by the next search, whichever path changed them. A word's
 runs follow each other within one field (on SQLite a phrase may run from the end of one
@@ -338,8 +338,9 @@ def _each_ticket_matches(words: list[str]) -> Expression:
     Not through the full-text index: one look-up in an index of a million rows reads the
     word's whole list of rows (about 5 ms for a common word on SQLite), while reading the
     ticket's own few texts and testing them costs microseconds. SQLite tests the ticket's
-    subject, messages and contact with ``loket_matches`` (each text apart: a phrase does not
-    run from one message into the next there); PostgreSQL reads the ticket's stored
+    subject, messages (not the desk's notifications, as the documents since 0017) and contact
+    with ``loket_matches`` (each text apart: a phrase does not run from one message into the
+    next there); PostgreSQL reads the ticket's stored
     document (``ticket_search.doc``) by its key and tests the whole search on it, in a
     subquery the planner cannot turn into a join over every matching document.
     """
@@ -360,7 +361,8 @@ def _each_ticket_matches(words: list[str]) -> Expression:
         checks = [
             NodeList((SQL("loket_matches("), Ticket.subject, SQL(", ?)", [pattern]))),
             NodeList((SQL("EXISTS (SELECT 1 FROM message AS fm WHERE fm.ticket_id ="),
-                      Ticket.id, SQL("AND loket_matches(fm.body_text, ?))", [pattern]))),
+                      Ticket.id, SQL("AND fm.notification = '' "
+                                     "AND loket_matches(fm.body_text, ?))", [pattern]))),
             NodeList((SQL("EXISTS (SELECT 1 FROM contact AS fk WHERE fk.id ="), Ticket.contact,
                       SQL("AND (loket_matches(fk.name, ?) OR loket_matches(fk.email, ?)))",
                           [pattern, pattern]))),
