@@ -349,12 +349,15 @@ def main() -> int:
         project.setup()
         for n in range(1, args.rounds + 1):
             peer.append(peer_round(project, args))
-            print(f"round {n}: django-helpdesk {peer[-1]['tickets_per_s']} tickets/s", flush=True)
+            print(f"round {n}: django-helpdesk {peer[-1]['tickets_per_s']} tickets/s (load "
+                  f"average {os.getloadavg()[0]:.2f})", flush=True)
             if not args.peer_only:
                 loket.append(loket_round(args))
                 # One worker holding every keep-alive connection halves Loket's figure: say so.
                 print(f"round {n}: Loket {loket[-1]['tickets_per_s']} tickets/s (CPU s per "
-                      f"worker: {loket[-1].get('worker_cpu_s')})", flush=True)
+                      f"worker: {loket[-1].get('worker_cpu_s')}; CPU ms a ticket: "
+                      f"{loket[-1].get('cpu_ms_per_ticket')}; load average "
+                      f"{os.getloadavg()[0]:.2f})", flush=True)
     finally:
         project.close(args.keep)
 

@@ -219,6 +219,29 @@ class Server:
                 pass
         return used
 
+    def thread_cpu(self) -> dict[tuple[int, int], tuple[bool, float, float]]:
+        """Each worker thread's CPU so far: (pid, tid) -> (the worker's event loop, user, system).
+
+        The loop is the worker's main thread (accepting, reading requests ahead, keeping
+        connections alive); the others run the application (gunicorn's request parsing and
+        response included).
+        """
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = {}
+        for pid in self.workers():
+            try:
+                tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            except OSError:
+                continue
+            for task in tasks:
+                try:
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                used[(pid, int(task.name))] = (int(task.name) == pid, int(fields[11]) / ticks,
+                                               int(fields[12]) / ticks)
+        return used
+
     def sample_rss(self) -> threading.Thread:
         self._sampling = True
         thread = threading.Thread(target=self._sample, daemon=True)
@@ -238,6 +261,25 @@ class Server:
 
 def cpu_split(before: dict[int, float], after: dict[int, float]) -> list[float]:
     return sorted((round(after[pid] - before.get(pid, 0.0), 1) for pid in after), reverse=True)
+
+
+def cpu_per_request(before: dict[tuple[int, int], tuple[bool, float, float]],
+                    after: dict[tuple[int, int], tuple[bool, float, float]],
+                    requests: int) -> dict[str, float]:
+    """Worker CPU ms a request, by the loop and the application threads, and user / system."""
+    loop = threads = user = system = 0.0
+    for key, (is_loop, u, s) in after.items():
+        _, u0, s0 = before.get(key, (is_loop, 0.0, 0.0))
+        du, ds = u - u0, s - s0
+        user, system = user + du, system + ds
+        if is_loop:
+            loop += du + ds
+        else:
+            threads += du + ds
+    per = 1000 / max(requests, 1)
+    return {"total": round((user + system) * per, 3), "loop": round(loop * per, 3),
+            "threads": round(threads * per, 3), "user": round(user * per, 3),
+            "system": round(system * per, 3)}
 
 
 def form_session(base: str, path: str) -> tuple[str, str]:
@@ -332,6 +374,7 @@ def main() -> int:
 
         before = desk.tickets()
         cpu_before = server.cpu_seconds()
+        threads_before = server.thread_cpu()
         started = time.monotonic()
         submit = run_wrk(args, server.base + form_path, BENCH / "submit.lua", {
             "BENCH_PATH": form_path, "BENCH_COOKIE": cookie, "BENCH_CSRF": token})
@@ -341,6 +384,9 @@ def main() -> int:
         submit["tickets_per_s"] = round(created / args.duration, 1)
         submit["elapsed_s"] = round(elapsed, 1)
         submit["worker_cpu_s"] = cpu_split(cpu_before, server.cpu_seconds())
+        submit["cpu_ms_per_ticket"] = cpu_per_request(threads_before, server.thread_cpu(),
+                                                      created)
+        submit["load_average"] = round(os.getloadavg()[0], 2)
 
         cpu_before = server.cpu_seconds()
         track = run_wrk(args, server.base + tracking_path)
@@ -386,6 +432,10 @@ def main() -> int:
         uneven = len(split) > 1 and split[0] > 3 * max(split[-1], 0.1)
         print(f"CPU seconds per worker during {label}: {', '.join(f'{c:.1f}' for c in split)}"
               + (" (uneven: wrk's keep-alive connections went to one worker)" if uneven else ""))
+    cpu = submit["cpu_ms_per_ticket"]
+    print(f"Worker CPU a ticket: {cpu['total']} ms (event loops {cpu['loop']}, application "
+          f"threads {cpu['threads']}; user {cpu['user']}, system {cpu['system']}); load "
+          f"average {submit['load_average']}")
     print(f"Peak RSS per gunicorn worker: {', '.join(map(str, results['peak_rss_mb_per_worker']))} MB")
     print(f"Results: {saved}")
     # wrk stops counting at the deadline; requests then in flight may still create tickets.

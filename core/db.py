@@ -271,8 +271,16 @@ class Insert(Statement):
             name = f.object_id_name if isinstance(f, peewee.ForeignKeyField) else f.name
             values.append(f.db_value(getattr(instance, name)))
         sql, params = self.bind(tuple(values))
-        cursor = database.obj.execute_sql(sql, params)
-        new_id = cursor.fetchone()[0] if database.obj.returning_clause else cursor.lastrowid
+        db = database.obj
+        if is_sqlite(db) and not db.in_transaction():
+            # On its own (a plugin's row written after the ticket's commit), as a writer in
+            # the queue: autocommitted, it would take SQLite's write lock past the flock,
+            # and it and the queued writers would poll each other in SQLite's busy handler.
+            with _sqlite_write(db):
+                cursor = db.execute_sql(sql, params)
+        else:
+            cursor = db.execute_sql(sql, params)
+        new_id = cursor.fetchone()[0] if db.returning_clause else cursor.lastrowid
         setattr(instance, self.pk.name, new_id)
         return instance
 

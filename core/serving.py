@@ -49,6 +49,7 @@ ACCEPT_DEFER_SECONDS = 0.005
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n", re.I)
 # A client that asks to continue sends its body only after gunicorn's "100 Continue".
 _EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue", re.I)
+_UNSET = object()
 
 
 class BufferedSocket:
@@ -60,6 +61,7 @@ class BufferedSocket:
         self._thread_started: float | None = None  # when a thread began reading the rest
         self.held = b""  # a response head waiting for its body (sendall)
         self._thread_read = 0
+        self._timeout: object = _UNSET  # as last set: setting it is a system call each time
 
     def recv(self, size: int, *flags: Any) -> bytes:
         if self.ahead:
@@ -98,9 +100,21 @@ class BufferedSocket:
 
     def setblocking(self, flag: bool) -> None:
         # A thread reading a body the loop did not buffer must not wait forever.
-        self._sock.settimeout(IDLE_READ_SECONDS if flag else 0.0)
+        self.settimeout(IDLE_READ_SECONDS if flag else 0.0)
         if flag and self._thread_started is None:
             self._thread_started = time.monotonic()
+
+    def settimeout(self, value: float | None) -> None:
+        # The loop and the thread set the same value again and again (each request).
+        if value != self._timeout:
+            self._sock.settimeout(value)
+            self._timeout = value
+
+    def next_request(self) -> None:
+        """A new request begins (a kept-alive connection's next one): its body's pace is
+        measured from when its own thread starts reading, not from the first request's."""
+        self._thread_started = None
+        self._thread_read = 0
 
     def __getattr__(self, name: str) -> Any:
         if self.held:  # the socket used directly (sendfile, shutdown, close): the head first
@@ -129,34 +143,54 @@ class BufferingThreadWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.reading: dict[Any, float] = {}  # connection -> deadline
+        # While this is ahead, a full worker leaves a waiting connection to the others.
         self.accept_deferred_until = 0.0
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        """Wait as gthread does, first deferring new connections when this worker is full."""
-        if hasattr(self, "set_accept_enabled"):  # gunicorn's gthread since 24
-            timeout = self._defer_accepting(timeout)
+        """Wait as gthread does; while accepting is deferred, no longer than the deferral."""
+        until = self.accept_deferred_until
+        if not until:
+            return super().wait_for_and_dispatch_events(timeout)
+        left = until - time.monotonic()
+        if left > 0 or not getattr(self, "_accepting", True):
+            return super().wait_for_and_dispatch_events(min(timeout, max(left, 0.0)))
+        # The deferral is over and the run loop has turned accepting on again: a
+        # connection still waiting is taken in this round (``accept``). If none is (another
+        # worker took it), the next one to come is deferred afresh.
         super().wait_for_and_dispatch_events(timeout)
-
-    def _defer_accepting(self, timeout: float) -> float:
-        """Stop listening for ACCEPT_DEFER_SECONDS once this worker holds a connection per thread.
-
-        The run loop turns accepting back on each round (when under worker_connections);
-        this turns it off again for a worker that is full and has not waited yet, so the
-        next connection goes to a worker with room, or to this one a moment later.
-        """
-        now = time.monotonic()
-        if self.nr_conns < self.cfg.threads:
+        if self.accept_deferred_until == until:
             self.accept_deferred_until = 0.0
-            return timeout
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        # The run loop turns accepting on at every round; not while a deferral lasts.
+        if enabled and time.monotonic() < self.accept_deferred_until:
+            return
+        super().set_accept_enabled(enabled)
+
+    def _defers(self) -> bool:
+        """Whether to leave a waiting connection, for ACCEPT_DEFER_SECONDS, to another worker.
+
+        A worker holding a connection per thread waits that long before it accepts one
+        more, so the connection goes to a worker with room, or to this one a moment later.
+        Only a connection that waits starts a deferral: a full worker whose connections
+        are all kept alive (a proxy's pool, a load tester) keeps listening, and its loop
+        does nothing more each round.
+        """
+        if self.nr_conns < self.cfg.threads or not hasattr(self, "_accepting"):
+            self.accept_deferred_until = 0.0  # room, or a gunicorn without the switch
+            return False
+        now = time.monotonic()
         if not self.accept_deferred_until:
             self.accept_deferred_until = now + ACCEPT_DEFER_SECONDS
         if now < self.accept_deferred_until:
-            self.set_accept_enabled(False)
-            return min(timeout, self.accept_deferred_until - now)
-        self.accept_deferred_until = 0.0  # waited: accept during this round, then defer again
-        return timeout
+            super().set_accept_enabled(False)  # on again after the deferral (the run loop)
+            return True
+        self.accept_deferred_until = 0.0  # waited: take it
+        return False
 
     def accept(self, listener: Any) -> None:
+        if self._defers():
+            return
         if self.cfg.is_ssl:
             return super().accept(listener)
         try:
@@ -170,13 +204,25 @@ class BufferingThreadWorker(ThreadWorker):
         self._read_request(conn)
 
     def on_client_socket_readable(self, conn: Any, client: Any) -> None:
-        """A kept-alive connection sends its next request: read it before a thread takes it."""
+        """A kept-alive connection sends its next request: read it before a thread takes it.
+
+        Usually it came whole in one packet: then it goes straight to a thread, without
+        the connection being watched for more.
+        """
         if self.cfg.is_ssl:
             return super().on_client_socket_readable(conn, client)
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self._read_request(conn)
-        self._on_readable(conn, client)
+        conn.sock.next_request()
+        conn.sock.setblocking(False)
+        outcome = self._read_ahead(conn)
+        if outcome is True:
+            conn.data_ready = True
+            self.enqueue_req(conn)
+        elif outcome is None:
+            self._drop(conn)
+        else:
+            self._watch(conn)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         try:
@@ -194,10 +240,17 @@ class BufferingThreadWorker(ThreadWorker):
 
     def _read_request(self, conn: Any) -> None:
         conn.sock.setblocking(False)
+        self._watch(conn)
+
+    def _watch(self, conn: Any) -> None:
+        """Read the request as it comes, until it is whole or its time is up."""
         self.reading[conn] = time.monotonic() + REQUEST_READ_SECONDS
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
-    def _on_readable(self, conn: Any, _sock: Any) -> None:
+    def _read_ahead(self, conn: Any) -> bool | None:
+        """Read what the client has sent: True once the request is whole, False while more
+        is to come, None when the connection is to be dropped (gone before it asked
+        anything, or a head too long to be honest)."""
         buffered: BufferedSocket = conn.sock
         closed = False
         try:
@@ -209,9 +262,12 @@ class BufferingThreadWorker(ThreadWorker):
         except OSError:
             closed = True
         if closed and not buffered.ahead:
-            return self._drop(conn)  # gone before it asked anything
+            return None
         # A client that closed its side gets what it sent handled (the parser sees the end).
-        ready = True if closed else request_ready(buffered.ahead)
+        return True if closed else request_ready(buffered.ahead)
+
+    def _on_readable(self, conn: Any, _sock: Any) -> None:
+        ready = self._read_ahead(conn)
         if ready is None:
             return self._drop(conn)
         if ready:

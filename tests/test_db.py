@@ -400,6 +400,30 @@ def test_writers_in_many_threads_all_commit(app, ctx):
     assert Contact.select().count() == 80
 
 
+def test_an_insert_on_its_own_queues_as_a_writer_and_one_in_a_transaction_joins_it(
+        ctx, monkeypatch):
+    """A named insert outside any transaction (a plugin's row after the ticket's commit)
+    takes the writers' queue on SQLite, rather than SQLite's write lock past it; inside a
+    transaction it is part of that transaction's write."""
+    queued: list[str] = []
+    real = db._writer_lock
+
+    def spy(path: str) -> Any:
+        queued.append(path)
+        return real(path)
+
+    monkeypatch.setattr(db, "_writer_lock", spy)
+    insert_contact = db.STATEMENTS["contact.insert"]
+    alone = insert_contact(Contact(name="Alone"))
+    assert Contact.get_by_id(alone.id).name == "Alone"
+    assert queued == ([db.database.obj.database] if db.is_sqlite() else [])
+    queued.clear()
+    with db.write_transaction():
+        insert_contact(Contact(name="Within"))
+    assert len(queued) == (1 if db.is_sqlite() else 0)  # the transaction's own, once
+    assert Contact.select().where(Contact.name == "Within").count() == 1
+
+
 # -- Rows a select makes: as peewee makes them -------------------------------------------------
 
 

@@ -719,3 +719,52 @@ def test_kept_alive_answers_with_and_without_bodies_come_whole_and_in_order(
         assert b".skip-link" in conn.getresponse().read()
     finally:
         conn.close()
+
+
+class _Timeouts:
+    """A client socket that records each timeout set on it."""
+
+    def __init__(self) -> None:
+        self.set: list[float | None] = []
+
+    def settimeout(self, value: float | None) -> None:
+        self.set.append(value)
+
+    def recv(self, size: int) -> bytes:
+        return b"x" * size
+
+
+def test_a_timeout_set_again_to_the_same_value_costs_no_call_on_the_socket() -> None:
+    from core.serving import IDLE_READ_SECONDS, BufferedSocket
+
+    wire = _Timeouts()
+    sock = BufferedSocket(wire)  # type: ignore[arg-type]
+    sock.setblocking(False)  # the loop reads ahead
+    sock.setblocking(False)
+    sock.setblocking(True)  # a thread serves
+    sock.setblocking(True)
+    sock.settimeout(4.5)  # gunicorn bounds the drain of a body, then puts it back
+    sock.settimeout(IDLE_READ_SECONDS)
+    sock.setblocking(True)
+    sock.setblocking(False)  # kept alive
+    assert wire.set == [0.0, IDLE_READ_SECONDS, 4.5, IDLE_READ_SECONDS, 0.0]
+
+
+def test_a_kept_alive_connections_next_body_is_timed_from_its_own_start(monkeypatch) -> None:
+    """The slowest pace a body may keep is measured per request: a connection whose first
+    request began long ago is not cut off in the middle of its next upload."""
+    from core import serving
+
+    clock = [1000.0]
+    monkeypatch.setattr(serving.time, "monotonic", lambda: clock[0])
+    sock = serving.BufferedSocket(_Timeouts())  # type: ignore[arg-type]
+    sock.setblocking(True)  # the first request's thread
+    sock.recv(10)
+    clock[0] += serving.REQUEST_READ_SECONDS * 6  # a minute of pages on one connection
+    sock.next_request()
+    sock.setblocking(True)  # the upload's thread starts reading
+    clock[0] += 1
+    assert len(sock.recv(4096)) == 4096  # within its first seconds: no pace asked yet
+    clock[0] += serving.REQUEST_READ_SECONDS
+    with pytest.raises(TimeoutError):  # 8 KB in 11 s: slower than BODY_MIN_RATE
+        sock.recv(4096)
