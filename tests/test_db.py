@@ -519,3 +519,25 @@ def test_the_pool_hands_out_a_live_connection_without_a_round_trip_and_replaces_
         database.close()
     finally:
         db.close_all(database)
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL's JIT compiler")
+def test_postgresql_connections_plan_and_run_without_the_jit_unless_the_url_asks() -> None:
+    """The desk's connections run with ``jit = off`` (a far-off estimate made the JIT
+    compile a page's walk for a second); options in the URL are kept, and a URL that sets
+    ``jit`` itself is obeyed."""
+    scheme, rest = PG_URL.split("://", 1)
+    assert scheme in ("postgres", "postgresql")
+    separator = "&" if "?" in rest else "?"
+    cases = [(rest, "off", None),
+             (f"{rest}{separator}options=-c%20statement_timeout%3D12345", "off", "12345ms"),
+             (f"{rest}{separator}options=-c%20jit%3Don", "on", None)]
+    for url, jit, timeout in cases:
+        database = db.open_database(f"postgresql://{url}")
+        try:
+            database.connect()
+            assert database.execute_sql("SHOW jit").fetchone()[0] == jit, url
+            if timeout:
+                assert database.execute_sql("SHOW statement_timeout").fetchone()[0] == timeout
+        finally:
+            db.close_all(database)
