@@ -167,7 +167,8 @@ def test_the_console_and_the_api_list_the_same_rows_by_plain_rows(desk: Any,
     sign_in(client, "agent@desk.test")
     html = client.get("/admin/tickets/?page_size=20").get_data(as_text=True)
     seen = re.findall(r'value="(\d+)" /></label>', html)
-    while (found := re.search(r'href="([^"]*after=[^"]*)"', html)) is not None:
+    while (found := re.search(r'class="[^"]*loket-next-page" href="([^"]*)"', html)):
+        assert len(seen) <= 100, seen  # each page moves on
         html = client.get(found.group(1).replace("&amp;", "&")).get_data(as_text=True)
         seen += re.findall(r'value="(\d+)" /></label>', html)
     expected = [t.id for t in inbox(desk.agent).where(access.active())
