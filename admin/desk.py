@@ -62,8 +62,15 @@ def human_time(value: dt.datetime | None, now: dt.datetime | None = None) -> Mar
         relative = f"{words} ago" if seconds > 0 else f"in {words}"
     # Digits, month names and the words above only: nothing here needs escaping (the
     # inbox shows two of these a row, and Markup.format escaped each part at some cost).
-    return Markup(f'<time datetime="{value.replace(microsecond=0).isoformat()}Z" '
-                  f'title="{value.day} {value:%b %Y %H:%M} UTC">{relative}</time>')
+    # The title as strftime's "%b %Y %H:%M" writes it in the C locale, without strftime
+    # (the inbox writes a hundred of these a page).
+    return Markup(f'<time datetime="{value.isoformat(timespec="seconds")}Z" '
+                  f'title="{value.day} {_MONTHS[value.month]} {value.year} '
+                  f'{value.hour:02d}:{value.minute:02d} UTC">{relative}</time>')
+
+
+_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
 
 
 # Every console list shows times through human_time, never as raw database values.

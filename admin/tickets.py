@@ -422,14 +422,14 @@ class TicketListView(SecuredModelView):
         # Only the columns a row shows (and the cursor reads), as plain rows: the five
         # tables' every column cost some 600 timestamp and JSON conversions a page in peewee,
         # and building a model with four related ones per row about 1 ms a page.
-        query = query.select(*LIST_COLUMNS, waiting_on_us().alias("waiting")).objects(InboxRow)
+        query = query.select(*LIST_COLUMNS, waiting_on_us().alias("waiting"))
         sort, descending = ((sort_column, bool(sort_desc)) if sort_column in SORTS
                             else ("updated_at", True))
         after = request.args.get("after", "")
         found = inbox_page(query, sort=sort, descending=descending,
                            cursor=decode_cursor(after, sort) if after else None,
                            size=page_size or self.page_size,
-                           ids_first=walks_far(self._wanted(filters, search)))
+                           ids_first=walks_far(self._wanted(filters, search)), make=InboxRow)
         g.loket_inbox_next, g.loket_inbox_sort = found.next_cursor, sort
         return None, found.tickets
 

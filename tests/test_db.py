@@ -281,26 +281,30 @@ def _staff(email: str, **values) -> Staff:
     return Staff.create(email=email, name=values.pop("name", email.split("@")[0]), **values)
 
 
-def test_console_session_by_token_reads_only_a_live_session(ctx):
-    statement = db.STATEMENTS["console.session_by_token"]
+def test_console_session_staff_reads_a_live_session_with_its_whole_staff_row(ctx):
+    """The session and its staff member in one statement: the fingerprint, then every column
+    of the staff row, as the console's sign-in look-up reads them (admin/auth.load_user)."""
+    from admin.auth import _STAFF_FIELDS
+
+    statement = db.STATEMENTS["console.session_staff"]
     now = dt.datetime(2026, 11, 29, 12, 0)
-    ana = _staff("ana@x.test")
-    live = StaffSession.create(token_hash="a" * 64, staff=ana, password_fingerprint="f1",
-                               expires_at=now + dt.timedelta(hours=1))
+    ana = _staff("ana@x.test", role="admin", language="id", failed_logins=2,
+                 locked_until=now - dt.timedelta(days=1))
+    ben = _staff("ben@x.test", active=False, api_token_hash="d" * 64)
+    StaffSession.create(token_hash="a" * 64, staff=ana, password_fingerprint="f1",
+                        expires_at=now + dt.timedelta(hours=1))
     StaffSession.create(token_hash="b" * 64, staff=ana, password_fingerprint="f2",
                         expires_at=now - dt.timedelta(seconds=1))
-    _same_row(statement.first("a" * 64, now), StaffSession.get_by_id(live.id))
-    assert statement.first("b" * 64, now) is None  # expired
-    assert statement.first("c" * 64, now) is None
-
-
-def test_console_staff_by_id_reads_the_whole_row(ctx):
-    statement = db.STATEMENTS["console.staff_by_id"]
-    ana = _staff("ana@x.test", role="admin", language="id", failed_logins=2)
-    ben = _staff("ben@x.test", active=False, api_token_hash="d" * 64)
-    _same_row(statement.first(ana.id), Staff.get_by_id(ana.id))
-    _same_row(statement.first(ben.id), Staff.get_by_id(ben.id))
-    assert statement.first(ben.id + 1000) is None
+    StaffSession.create(token_hash="e" * 64, staff=ben, password_fingerprint="f3",
+                        expires_at=now + dt.timedelta(hours=1))
+    for token, staff, fingerprint in (("a" * 64, ana, "f1"), ("e" * 64, ben, "f3")):
+        ((found, *values),) = statement.all(token, now)
+        assert found == fingerprint
+        made = Staff(**{name: convert(value)
+                        for (name, convert), value in zip(_STAFF_FIELDS, values, strict=True)})
+        _same_row(made, Staff.get_by_id(staff.id))
+    assert statement.all("b" * 64, now) == []  # expired
+    assert statement.all("c" * 64, now) == []
 
 
 def test_api_staff_by_token_finds_only_an_active_agent(ctx):
@@ -351,7 +355,7 @@ def test_every_named_statement_has_its_test():
                "category_field.of_category",
                "ticket.by_id", "message.public_of_ticket", "attachment.of_ticket",
                "ticket.latest_unfinished_on_channel", "ticket_participant.of_ticket_and_contact",
-               "console.session_by_token", "console.staff_by_id", "console.names",
+               "console.session_staff", "console.names",
                "api.staff_by_token",
                "staff.name_by_id"}
     # A plugin's statements are named after it and tested with the plugin.

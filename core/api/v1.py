@@ -604,9 +604,9 @@ def list_tickets() -> Any:
     if errors:
         raise Invalid(errors)
     rows = (access.filter_inbox(access.inbox(staff, related=False), staff, wanted)
-            .select(*SUMMARY_COLUMNS).objects(SimpleNamespace))
+            .select(*SUMMARY_COLUMNS))
     page = access.inbox_page(rows, cursor=position, size=query.limit,
-                             ids_first=access.walks_far(wanted))
+                             ids_first=access.walks_far(wanted), make=SimpleNamespace)
     names = related_names(page.tickets)
     # TicketPage's JSON, written without its models (s.summary_json says why).
     return jsonify({"tickets": [s.summary_json(row, names) for row in page.tickets],
