@@ -197,26 +197,21 @@ class Document:
     def _pg_trigger_functions(self):
         later = ("EXISTS (SELECT 1 FROM message WHERE ticket_id = NEW.ticket_id "
                  f"AND id > NEW.id{self._kept})")
-        if self.notifications:
-            insert = f"""
-    IF {later} THEN
+        # A message appends its words, or rebuilds when a later one is there already; a
+        # notification, when the documents leave them out, changes nothing.
+        first = (f"IF {later} THEN" if self.notifications else
+                 f"IF NEW.notification <> '' THEN\n      NULL;\n    ELSIF {later} THEN")
+        insert = f"""
+    {first}
       {_PG_REBUILD.format('NEW.ticket_id')}
     ELSE
       UPDATE ticket_search SET doc = doc || loket_words(NEW.body_text)
       WHERE ticket_id = NEW.ticket_id;
     END IF;"""
+        if self.notifications:
             delete = _PG_REBUILD.format('OLD.ticket_id')
             changed = ""
         else:
-            insert = f"""
-    IF NEW.notification <> '' THEN
-      NULL;
-    ELSIF {later} THEN
-      {_PG_REBUILD.format('NEW.ticket_id')}
-    ELSE
-      UPDATE ticket_search SET doc = doc || loket_words(NEW.body_text)
-      WHERE ticket_id = NEW.ticket_id;
-    END IF;"""
             delete = f"""IF OLD.notification = '' THEN
       {_PG_REBUILD.format('OLD.ticket_id')}
     END IF;"""
