@@ -19,7 +19,7 @@ from core.models import Category, Department, Staff, Ticket, UserType, utcnow
 from .spies import Statements
 from .test_admin_helpers import new_ticket, sign_in
 
-STAMP = import_module("core.migrations.0018_console_names_stamp")
+STAMP = import_module("core.migrations.0018_kept_names_and_overdue")
 
 
 def _stamp() -> int:
@@ -161,11 +161,25 @@ def test_without_a_stamp_the_names_are_read_for_the_request(desk: Any, app: Any)
     assert made[0] is not made[1]
 
 
+def _scope_index() -> list[str]:
+    return [row[2] for row in db.database.obj.execute_sql(
+        "PRAGMA index_info(ticket_active_updated_scope)").fetchall()]
+
+
 def test_the_migration_down_and_up(desk: Any) -> None:
     database = db.database.obj
+    sqlite = db.is_sqlite()
+    if sqlite:
+        assert _scope_index()[-1] == "due_at"
     STAMP.down(None, database)
+    if sqlite:  # 0009's index again
+        assert _scope_index() == ["updated_at", "id", "department_id", "assignee_id", "tags"]
+    assert not database.table_exists("console_names_stamp")
     Department.update(name="Help").where(Department.id == desk.support.id).execute()  # no trigger
     STAMP.up(None, database)
+    if sqlite:
+        assert _scope_index() == ["updated_at", "id", "department_id", "assignee_id", "tags",
+                                  "due_at"]
     first = _stamp()
     Department.update(name="Support").where(Department.id == desk.support.id).execute()
     assert _stamp() != first

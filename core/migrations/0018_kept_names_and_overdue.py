@@ -18,9 +18,24 @@ The stamp is a random number, not a count: the same value must never mean two se
 names. A count would repeat after a rolled-back rename (a page read in that transaction
 could have kept the rolled-back names under the next count) and between databases (two
 fresh desks, a desk restored from a backup). A worker compares the stamp for equality only.
+
+SQLite, overdue tickets newest first: ``ticket_active_updated_scope`` (0009) also holds
+``due_at``. The overdue view walks that index past every active ticket not yet due, and read
+each one's row from the table to see its due time: a number of rows that grows with the
+desk (the tickets opened within a due time's span: 116 at 10,000 tickets, 2,041 at a
+million), so the page cost 3–6 ms of SQLite at a million against 0.4 at 10,000. Tested in
+the index, the rows read are the page's own: 0.4–0.6 ms at a million. PostgreSQL's index
+holds it already (0012, ``INCLUDE``).
 """
 
+import sys
+import time
+
 from peewee import SqliteDatabase
+
+ACTIVE = "status IN ('new', 'open', 'pending', 'on_hold')"
+SCOPE_INDEX = "ticket_active_updated_scope"
+SCOPE_COLUMNS = "updated_at, id, department_id, assignee_id, tags"  # as 0009 made it
 
 TABLE = "console_names_stamp"
 # (table, the columns whose change renames something the console shows)
@@ -64,15 +79,32 @@ def _pg_up(db):
                        f"EXECUTE FUNCTION {PG_FUNCTION}()")
 
 
+def _scope_index(db, columns, progress=sys.stderr):
+    """Make the newest-first index of active tickets again with these columns (one
+    statement; at a million tickets some 15 s, said on stderr)."""
+    (tickets,) = db.execute_sql("SELECT COUNT(*) FROM ticket").fetchone()
+    started = time.monotonic()
+    if tickets >= 100_000:
+        print(f"{SCOPE_INDEX}: building ({columns}) over {tickets:,} tickets…",
+              file=progress, flush=True)
+    db.execute_sql(f'DROP INDEX IF EXISTS "{SCOPE_INDEX}"')
+    db.execute_sql(f'CREATE INDEX "{SCOPE_INDEX}" ON ticket ({columns}) WHERE {ACTIVE}')
+    if tickets >= 100_000:
+        print(f"{SCOPE_INDEX}: built in {time.monotonic() - started:.0f} s",
+              file=progress, flush=True)
+
+
 def up(migrator, db):
     if isinstance(db, SqliteDatabase):
         _sqlite_up(db)
+        _scope_index(db, f"{SCOPE_COLUMNS}, due_at")
     else:
         _pg_up(db)
 
 
 def down(migrator, db):
     if isinstance(db, SqliteDatabase):
+        _scope_index(db, SCOPE_COLUMNS)
         for table, _columns in WATCHED:
             for event in ("insert", "delete", "update"):
                 db.execute_sql(f'DROP TRIGGER IF EXISTS "{TABLE}_{table}_{event}"')
