@@ -70,6 +70,12 @@ def test_a_name_changed_through_another_connection_shows_on_the_next_page(
         page = _inbox(client)
         assert shown in page, sql
         assert gone not in page, sql
+        # The filters' choices (kept with the names) too.
+        choices = page.split('id="filter-groups-data"', 1)[1].split("</div>", 1)[0]
+        if "department\" SET name" in sql:
+            assert '"Customer care"' in choices and '"Support"' not in choices
+        if "staff\" SET name" in sql:
+            assert '"Agus Santoso"' in choices and '"Agus Agent"' not in choices
 
 
 def test_added_and_deleted_rows_change_the_names(desk: Any, client: Any, other: Any) -> None:
