@@ -20,7 +20,10 @@ from core import db
 from core.db import write_transaction
 from core.models import Staff, StaffSession, utcnow
 from core.passwords import hash_password, needs_rehash, verify_password
+from core.services.names import STAMP as NAMES_STAMP
 from core.state import loket
+
+from .desk import names_stamp
 
 bp = Blueprint("loket_auth", __name__, template_folder="templates", static_folder="static",
                static_url_path="/admin/_loket/static")
@@ -86,23 +89,26 @@ def load_user(session_id: str) -> StaffUser | None:
     found = _session_staff.all(_token_hash(session_id), utcnow())
     if not found:
         return None
-    fingerprint, *values = found[0]
+    fingerprint, stamp, *values = found[0]
     staff = Staff(**{name: convert(value)
                      for (name, convert), value in zip(_STAFF_FIELDS, values, strict=True)})
     if not staff.active:
         return None
     if fingerprint != password_fingerprint(staff):
         return None
+    names_stamp(stamp)
     return StaffUser(staff, session_id)
 
 
-# Every console page looks its session up, with its staff member: one statement (a round trip
-# on PostgreSQL, and a statement for the server to plan), its SQL built once (core.db.Rows).
+# Every console page looks its session up, with its staff member and the stamp of the names
+# the console shows (admin.desk keeps them under it): one statement (a round trip on
+# PostgreSQL, and a statement for the server to plan), its SQL built once (core.db.Rows).
 # The staff member's row is made from its columns as peewee would read them.
 _STAFF_FIELDS = [(field.name, field.python_value) for field in Staff.select().selected_columns]
 _session_staff = db.Rows(
     "console.session_staff",
     lambda token_hash, now: StaffSession.select(StaffSession.password_fingerprint,
+                                                NAMES_STAMP,
                                                 *Staff.select().selected_columns)
     .join(Staff, on=(StaffSession.staff == Staff.id))
     .where((StaffSession.token_hash == token_hash) & (StaffSession.expires_at > now)).limit(1))

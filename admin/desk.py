@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import flash, g, redirect, request, url_for
@@ -11,11 +12,9 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.model import typefmt
 from markupsafe import Markup
-from peewee import SQL, Case
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
-from core import db
 from core.models import (
     CannedReply,
     Category,
@@ -35,6 +34,7 @@ from core.models import (
 )
 from core.numbers import parse_id
 from core.passwords import MIN_PASSWORD_LENGTH, hash_password
+from core.services import names as names_kept
 from core.services.contacts import add_identity
 from core.services.tickets import Actor, merge_contacts
 
@@ -96,64 +96,53 @@ def _select(label: str, choices: list[tuple[str, str]], default: str | None = No
 
 def category_labels() -> dict[int, str]:
     """Every category by its place, "Member › Payments › Refunds": two categories may share
-    a name under different user types or parents. Read once per request (``console_names``)."""
-    return _read_once("_loket_category_labels")
+    a name under different user types or parents. Made once per change of a name."""
+    return request_names().made("labels", _labels)
 
 
 def departments() -> list[tuple[int, str, bool]]:
-    """Every department as (id, name, active), by name; read once per request."""
-    return _read_once("_loket_departments")
+    """Every department as (id, name, active), by name."""
+    return request_names().made("departments", lambda names: [
+        (d_id, name, active) for d_id, name, active, _slug in names.departments])
 
 
 def staff_names() -> list[tuple[int, str, bool]]:
-    """Every staff member as (id, name, active), by name; read once per request."""
-    return _read_once("_loket_staff")
+    """Every staff member as (id, name, active), by name."""
+    return request_names().made("staff", lambda names: [
+        (s_id, name, active) for s_id, name, active, _email in names.staff])
 
 
-def _read_once(kept: str) -> Any:
-    if g.get(kept) is None:
-        console_names()
-    return g.get(kept)
+def request_names() -> names_kept.Names:
+    """The names this request shows: the process's kept ones when the stamp the session's
+    look-up read (``names_stamp``) is theirs, else read once for the request."""
+    found = g.get("_loket_names")
+    if found is None:
+        found = g._loket_names = names_kept.read(g.get("_loket_names_stamp"))
+    return found
 
 
-# What the console names on every page (the inbox's rows, filters and "move to" actions, the
-# dashboard), as plain rows: (1, category, name, parent, user type's name), (2, department,
-# name, active, NULL), (3, staff, name, active, NULL), each kind by name. One statement, not
-# three: on PostgreSQL each was a round trip and a statement for the server to plan and run.
-def _flag(column: Any) -> Any:
-    return Case(None, [(column, SQL("1"))], SQL("0"))
+def names_stamp(stamp: int | None) -> None:
+    """Note the names' stamp the request's session look-up read (admin.auth)."""
+    g._loket_names_stamp = stamp
 
 
-_console_rows = db.Rows("console.names", lambda: (
-    Category.select(SQL("1"), Category.id, Category.name, Category.parent, UserType.name)
-    .join(UserType, on=(Category.user_type == UserType.id))
-    + Department.select(SQL("2"), Department.id, Department.name, _flag(Department.active),
-                        SQL("NULL"))
-    + Staff.select(SQL("3"), Staff.id, Staff.name, _flag(Staff.active), SQL("NULL"))
-).order_by(SQL("1"), SQL("3")))
+def kept_by_names(what: str, make: Callable[[], Any]) -> Any:
+    """``make()``, a value made only from the names and ``what``, kept with them: the
+    console's escaped names and filter choices, once per change of a name in each worker."""
+    return request_names().made(what, lambda _names: make())
 
 
-def console_names() -> None:
-    """Read the categories' labels, the departments and the staff for this request."""
-    categories: dict[int, tuple[Any, ...]] = {}
-    found_departments, found_staff = [], []
-    for kind, row_id, name, number, user_type_name in _console_rows.all():
-        if kind == 1:
-            categories[row_id] = (row_id, name, number, user_type_name)
-        elif kind == 2:
-            found_departments.append((row_id, name, bool(number)))
-        else:
-            found_staff.append((row_id, name, bool(number)))
+def _labels(names: names_kept.Names) -> dict[int, str]:
+    categories = names.categories
     labels = {}
-    for category_id, _name, _parent_id, user_type_name in categories.values():
-        names, node, seen = [], categories[category_id], set()
-        while node is not None and node[0] not in seen:  # a loop in bad data ends here
-            seen.add(node[0])
-            names.append(node[1])
-            node = categories.get(node[2]) if node[2] else None
-        labels[category_id] = " › ".join([user_type_name, *reversed(names)])
-    g._loket_category_labels = labels
-    g._loket_departments, g._loket_staff = found_departments, found_staff
+    for category_id, (_name, _parent, user_type_name, _slug) in categories.items():
+        parts, node_id, seen = [], category_id, set()
+        while node_id and node_id in categories and node_id not in seen:  # a loop ends here
+            seen.add(node_id)
+            name, node_id = categories[node_id][:2]
+            parts.append(name)
+        labels[category_id] = " › ".join([user_type_name, *reversed(parts)])
+    return labels
 
 
 def category_label(category: Category | None) -> str:

@@ -69,6 +69,7 @@ from .desk import (
     category_labels,
     departments,
     human_time,
+    kept_by_names,
     staff_names,
 )
 
@@ -198,6 +199,14 @@ def _categories() -> list[tuple[str, str]]:
 
 def _departments() -> list[tuple[str, str]]:
     return [(str(d_id), name) for d_id, name, _active in departments()]
+
+
+def _name_cells() -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+    """The inbox's category, department and staff cells by id, escaped: made once per change
+    of a name (``desk.kept_by_names``), not once a page."""
+    return ({c_id: str(escape(label)) for c_id, label in category_labels().items()},
+            {d_id: str(escape(name)) for d_id, name, _active in departments()},
+            {s_id: str(escape(name)) for s_id, name, _active in staff_names()})
 
 
 def _channels() -> list[tuple[str, str]]:
@@ -380,6 +389,12 @@ class TicketListView(SecuredModelView):
         static = self.__dict__.get("_static_filter_groups")
         if static is None:
             static = self._static_filter_groups = super()._get_filter_groups() or {}
+        # The read ones come from the names (and the channels' labels, by language): made
+        # once per change of a name, language and view.
+        return kept_by_names(f"filter groups {id(self)} {get_locale()}",
+                             lambda: self._filled_filter_groups(static))
+
+    def _filled_filter_groups(self, static: dict[str, Any]) -> Any:
         groups = {}
         for key, items in static.items():
             groups[key] = fresh = []
@@ -559,10 +574,8 @@ class TicketListView(SecuredModelView):
         # Channel labels are translatable: each read asks the catalogue, so once a page here.
         channels = {name: _channel_cell(name, label)
                     for name, label in loket().channels.choices()}
-        return (self._ticket_url_prefix(), channels,
-                {c_id: str(escape(label)) for c_id, label in category_labels().items()},
-                {d_id: str(escape(name)) for d_id, name, _active in departments()},
-                {s_id: str(escape(name)) for s_id, name, _active in staff_names()}, utcnow())
+        return (self._ticket_url_prefix(), channels, *kept_by_names("inbox cells", _name_cells),
+                utcnow())
 
     def row_html(self, row: Ticket, selectable: bool, context: Any = None) -> Markup:
         """One row of the inbox, built here rather than cell by cell through Flask-Admin's

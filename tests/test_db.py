@@ -282,8 +282,8 @@ def _staff(email: str, **values) -> Staff:
 
 
 def test_console_session_staff_reads_a_live_session_with_its_whole_staff_row(ctx):
-    """The session and its staff member in one statement: the fingerprint, then every column
-    of the staff row, as the console's sign-in look-up reads them (admin/auth.load_user)."""
+    """The session and its staff member in one statement: the fingerprint, the stamp of the
+    console's names, then every column of the staff row, as the console's sign-in look-up reads them (admin/auth.load_user)."""
     from admin.auth import _STAFF_FIELDS
 
     statement = db.STATEMENTS["console.session_staff"]
@@ -297,9 +297,11 @@ def test_console_session_staff_reads_a_live_session_with_its_whole_staff_row(ctx
                         expires_at=now - dt.timedelta(seconds=1))
     StaffSession.create(token_hash="e" * 64, staff=ben, password_fingerprint="f3",
                         expires_at=now + dt.timedelta(hours=1))
+    stamp = db.database.obj.execute_sql('SELECT stamp FROM "console_names_stamp"').fetchone()[0]
     for token, staff, fingerprint in (("a" * 64, ana, "f1"), ("e" * 64, ben, "f3")):
-        ((found, *values),) = statement.all(token, now)
+        ((found, names_stamp, *values),) = statement.all(token, now)
         assert found == fingerprint
+        assert names_stamp == stamp  # the console's names' stamp (migration 0018)
         made = Staff(**{name: convert(value)
                         for (name, convert), value in zip(_STAFF_FIELDS, values, strict=True)})
         _same_row(made, Staff.get_by_id(staff.id))
@@ -308,12 +310,20 @@ def test_console_session_staff_reads_a_live_session_with_its_whole_staff_row(ctx
 
 
 def test_api_staff_by_token_finds_only_an_active_agent(ctx):
+    """The names' stamp (migration 0018), then every column of the staff row, as the API's
+    token look-up reads them (core.api.v1._agent_from_token)."""
+    from core.api.v1 import _STAFF_FIELDS
+
     statement = db.STATEMENTS["api.staff_by_token"]
-    ana = _staff("ana@x.test", api_token_hash="e" * 64)
+    ana = _staff("ana@x.test", api_token_hash="e" * 64, language="id", failed_logins=1)
     _staff("ben@x.test", api_token_hash="f" * 64, active=False)
-    _same_row(statement.first("e" * 64), Staff.get_by_id(ana.id))
-    assert statement.first("f" * 64) is None  # deactivated
-    assert statement.first("0" * 64) is None
+    stamp = db.database.obj.execute_sql('SELECT stamp FROM "console_names_stamp"').fetchone()[0]
+    ((names_stamp, *values),) = statement.all("e" * 64)
+    assert names_stamp == stamp
+    _same_row(Staff(**{name: convert(value) for (name, convert), value
+                       in zip(_STAFF_FIELDS, values, strict=True)}), Staff.get_by_id(ana.id))
+    assert statement.all("f" * 64) == []  # deactivated
+    assert statement.all("0" * 64) == []
 
 
 def test_console_look_ups_read_plain_rows_in_name_order(ctx):
@@ -332,8 +342,12 @@ def test_console_look_ups_read_plain_rows_in_name_order(ctx):
     assert [(r[1], r[2], bool(r[3])) for r in rows if r[0] == 2] == [
         (billing.id, "Billing", True), (sales.id, "Sales", False)]
     assert {r[1]: tuple(r[2:]) for r in rows if r[0] == 1} == {
-        parent.id: (parent.name, None, "Member"), child.id: (child.name, parent.id, "Member")}
+        parent.id: (parent.name, None, "Member", parent.slug),
+        child.id: (child.name, parent.id, "Member", child.slug)}
     assert all(r[4] is None for r in rows if r[0] != 1)
+    # The last column: a category's or department's slug, a staff member's address (the API).
+    assert {r[1]: r[5] for r in rows if r[0] == 2} == {billing.id: "billing", sales.id: "sales"}
+    assert {r[1]: r[5] for r in rows if r[0] == 3} == {ana.id: "ana@x.test", ben.id: "ben@x.test"}
 
 
 def test_participation_matches_ticket_and_contact_each_on_its_own_column(ctx):

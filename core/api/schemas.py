@@ -422,7 +422,7 @@ def _when(value: dt.datetime | None) -> str | None:
     return None if value is None else iso(value)
 
 
-# Names of a page's related rows by id (``core.api.v1.related_names``): categories as
+# Names of related rows by id (``core.services.names.Names.api``): categories as
 # (slug, name), departments as (slug, name), staff as (name, email).
 RelatedNames = tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]],
                      dict[int, tuple[str, str]]]
