@@ -22,8 +22,11 @@ a less rare one's ids are kept while the page walks its own index in order (sift
 common one is checked ticket by ticket as the page walks, gathering nothing. Each walk stops
 after a page. On PostgreSQL a word of several runs whose runs are everywhere ("inv-12") is
 judged by a sample of the documents first: the index would read the row of every ticket
-holding the runs anywhere to find the few holding them in order. Two common words that never meet ("santoso halim") find nothing together:
-nothing to read.
+holding the runs anywhere to find the few holding them in order. Two common words that
+never meet ("santoso halim") find nothing together: nothing to read. On PostgreSQL a prefix
+is first looked up among the words of the documents (migration 0020's ``search_word``) and
+asked of the index as the few whole words it starts (``pg_expansions``): GIN skips through
+whole words' lists together, not prefixes'.
 """
 
 from __future__ import annotations
