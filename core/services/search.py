@@ -35,6 +35,7 @@ import functools
 import json
 import math
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 
@@ -462,6 +463,17 @@ def _all(clauses: Iterable[Expression]) -> Expression:
     return clause
 
 
+# The searches this thread last judged common (walked), by their text: ``walked`` tells the
+# page, which asks right after ``search_clause``, without judging again.
+_judged = threading.local()
+
+
+def walked(text: str) -> bool:
+    """Whether ``search_clause(text)``, the last time this thread called it, walked the page
+    (a common search: each ticket tested as the page passes it)."""
+    return getattr(_judged, "walked", None) == text
+
+
 # A clause both planners see is false before reading anything (``Ticket.id < 0`` made
 # SQLite walk the page's whole index, testing each ticket's number).
 _NOTHING = SQL("1 = 0")
@@ -480,6 +492,7 @@ def search_clause(text: str) -> Expression:
     Beside a ticket number ("#1234") the words are checked on that one ticket. Every way
     finds the same tickets.
     """
+    _judged.walked = None
     words = text.split()[:MAX_WORDS]
     numbers: list[Expression] = []
     searched: list[str] = []
@@ -501,6 +514,7 @@ def search_clause(text: str) -> Expression:
         return _NOTHING  # a prefix that starts no word of any document
     how, count, ids = _judge(searched, expanded)
     if how == "walk":
+        _judged.walked = text
         return _each_ticket_matches(searched, expanded)
     if not count:
         return _NOTHING
