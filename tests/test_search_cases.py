@@ -99,7 +99,7 @@ def small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     unanalysed table are noise: what it trusts and what it counts is tested below)."""
     monkeypatch.setattr(search, "MIN_COMMON", 5)
     monkeypatch.setattr(search, "WALK_FACTOR", 0)
-    monkeypatch.setattr(search, "_pg_estimate", lambda word: 5.0)
+    monkeypatch.setattr(search, "_pg_estimate", lambda word, expanded=None: 5.0)
 
 
 def _desk_of_two_words(n: int) -> None:
@@ -194,12 +194,17 @@ def test_postgresql_trusts_only_a_high_estimate_of_its_planner(
     _desk_of_two_words(6)
     monkeypatch.setattr(search, "MIN_COMMON", 5)
     monkeypatch.setattr(search, "WALK_FACTOR", 0)
-    monkeypatch.setattr(search, "_pg_estimate", lambda words: 5 * 2.0)  # a floor-like guess
+    # A floor-like guess:
+    monkeypatch.setattr(search, "_pg_estimate", lambda words, expanded=None: 5 * 2.0)
     assert not search.is_common("zzzq")  # asked: nothing
     assert search.is_common("gamma")  # asked: 20
-    monkeypatch.setattr(search, "_pg_estimate", lambda words: 5 * search.PG_TRUSTED)
+    monkeypatch.setattr(search, "_pg_estimate",
+                        lambda words, expanded=None: 5 * search.PG_TRUSTED)
     with Statements() as caught:
-        assert search.is_common("zzzq")  # a guess this high comes from the statistics
+        # A guess this high comes from the statistics (words that are there: one that is
+        # nowhere, "zzzq", starts no word of the desk and is nothing before any guess).
+        assert search.is_common("alpha beta")
+        assert not search.is_common("zzzq")
     assert not any("ticket_search WHERE" in sql for sql in caught.sql)
-    monkeypatch.setattr(search, "_pg_estimate", lambda words: 0.0)
+    monkeypatch.setattr(search, "_pg_estimate", lambda words, expanded=None: 0.0)
     assert search.is_common("gamma")  # a low guess is not trusted

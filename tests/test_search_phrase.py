@@ -60,7 +60,7 @@ def test_a_phrase_matches_its_runs_in_order_within_one_field(
     monkeypatch.setattr(search, "MIN_COMMON", 1)
     monkeypatch.setattr(search, "WALK_FACTOR", 0)
     monkeypatch.setattr(search, "PG_SAMPLE_PAGES", 1)
-    monkeypatch.setattr(search, "_pg_estimate", lambda words: 0.0)
+    monkeypatch.setattr(search, "_pg_estimate", lambda words, expanded=None: 0.0)
     assert found() == sorted(phrases[name].id for name in expected)
 
 
@@ -92,7 +92,7 @@ def test_postgresql_walks_a_phrase_whose_runs_are_everywhere_without_gathering(
     monkeypatch.setattr(search, "MIN_COMMON", 12)
     monkeypatch.setattr(search, "WALK_FACTOR", 0)
     monkeypatch.setattr(search, "PG_SAMPLE_PAGES", 1)
-    monkeypatch.setattr(search, "_pg_estimate", lambda words: 0.0)
+    monkeypatch.setattr(search, "_pg_estimate", lambda words, expanded=None: 0.0)
     hits, candidates, pages, seen = search._pg_sampled(["inv-12"], search._desk_size())
     assert (hits, candidates, seen) == (10, 40, Ticket.select().count())  # the whole table
     with Statements() as caught:
@@ -124,7 +124,7 @@ def test_postgresql_does_not_walk_matches_on_fewer_sampled_pages_than_it_asks(
     _everywhere(10, 30)
     monkeypatch.setattr(search, "MIN_COMMON", 12)
     monkeypatch.setattr(search, "WALK_FACTOR", 0)
-    monkeypatch.setattr(search, "_pg_estimate", lambda words: 0.0)
+    monkeypatch.setattr(search, "_pg_estimate", lambda words, expanded=None: 0.0)
     pages = search._pg_sampled(["inv-12"], search._desk_size())[2]
     assert pages >= 1
     monkeypatch.setattr(search, "PG_SAMPLE_PAGES", pages + 1)
@@ -153,7 +153,7 @@ def test_postgresql_prices_a_walked_phrase_as_a_walk_and_samples_without_a_scan(
     fraction of the walk. The sample reads sampled pages (a Sample Scan), not the table."""
     _everywhere(150, 150)
     Ticket._meta.database.execute_sql("ANALYZE")
-    monkeypatch.setattr(search, "_judge", lambda words: ("walk", 0, ""))
+    monkeypatch.setattr(search, "_judge", lambda words, expanded=None: ("walk", 0, ""))
     with Statements() as caught:
         access.inbox_page(access.filter_inbox(access.inbox(desk.admin), desk.admin,
                                               access.InboxFilter(text="inv-12 settled")))

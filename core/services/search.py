@@ -22,8 +22,11 @@ a less rare one's ids are kept while the page walks its own index in order (sift
 common one is checked ticket by ticket as the page walks, gathering nothing. Each walk stops
 after a page. On PostgreSQL a word of several runs whose runs are everywhere ("inv-12") is
 judged by a sample of the documents first: the index would read the row of every ticket
-holding the runs anywhere to find the few holding them in order. Two common words that never meet ("santoso halim") find nothing together:
-nothing to read.
+holding the runs anywhere to find the few holding them in order. Two common words that
+never meet ("santoso halim") find nothing together: nothing to read. On PostgreSQL a prefix
+is first looked up among the words of the documents (migration 0020's ``search_word``) and
+asked of the index as the few whole words it starts (``pg_expansions``): GIN skips through
+whole words' lists together, not prefixes'.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import functools
 import json
 import math
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 
@@ -51,6 +55,50 @@ MAX_PIECES = 8
 _FTS5_TEXT = "{subject name email body}"
 
 
+# A prefix's words (``pg_expansions``): the words of the desk's documents it starts, () for
+# none; a prefix not in the mapping stays a prefix.
+Expansions = dict[str, tuple[str, ...]]
+
+# A prefix that starts more of the desk's words than this stays a prefix (GIN's partial match).
+PG_EXPAND_MOST = 32
+
+
+def _next_text(prefix: str) -> str | None:
+    """The first text after every text that starts with ``prefix``, in byte order (the
+    ``"C"`` collation of ``search_word``); None when there is none to write."""
+    point = ord(prefix[-1]) + 1
+    if point > 0x10FFFF or 0xD800 <= point <= 0xDFFF:
+        return None
+    return prefix[:-1] + chr(point)
+
+
+def pg_expansions(words: list[str]) -> Expansions:
+    """PostgreSQL: for each word's last run (a prefix), the words of the desk's documents it
+    starts, from migration 0020's ``search_word``, in one statement.
+
+    A prefix of digits is not looked up (numbers are not kept there), nor one that starts
+    more than ``PG_EXPAND_MOST`` words: both stay prefixes. Whole words instead of a prefix
+    let GIN skip through the lists of several words together (two common names that never
+    meet: 75-87 ms of the server as prefixes, 9 ms as words, at a million tickets).
+    """
+    ranges: dict[str, str] = {}
+    for word in words:
+        parts = pieces(word)[:MAX_PIECES]
+        if not parts or parts[-1][0] in "0123456789":
+            continue
+        upper = _next_text(parts[-1])
+        if upper is not None:
+            ranges[parts[-1]] = upper
+    if not ranges:
+        return {}
+    rows = Ticket._meta.database.execute_sql(
+        "SELECT p.low, ARRAY(SELECT word FROM search_word WHERE word >= p.low COLLATE \"C\" "
+        "AND word < p.high COLLATE \"C\" ORDER BY word LIMIT %s) "
+        "FROM unnest(%s::text[], %s::text[]) AS p (low, high)",
+        [PG_EXPAND_MOST + 1, list(ranges), list(ranges.values())]).fetchall()
+    return {low: tuple(found) for low, found in rows if len(found) <= PG_EXPAND_MOST}
+
+
 def pieces(word: str) -> list[str]:
     """The runs of letters and digits of one search word, lower-cased."""
     return [piece.lower() for piece in WORD.findall(word)]
@@ -61,13 +109,23 @@ def _fts5_query(parts: list[str], prefix: bool = True) -> str:
     return '"' + " ".join(parts) + '"' + ("*" if prefix else "")
 
 
-def _tsquery(parts: list[str], prefix: bool = True, phrase: bool = True) -> str:
+def _lexeme(word: str) -> str:
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _tsquery(parts: list[str], prefix: bool = True, phrase: bool = True,
+             expanded: Expansions | None = None) -> str:
     # Quoted lexemes of letters and digits, cast (not ``to_tsquery``, whose parser would
     # cut "#1234" to "1234"): the runs were lower-cased here as ``to_tsvector`` does.
     # ``phrase=False``: the runs anywhere in the document, in any order (``&``).
+    # A prefix the desk's words were looked up for (``pg_expansions``) is those words.
     quoted = [f"'{part}'" for part in parts]
     if prefix:
-        quoted[-1] += ":*"
+        words = (expanded or {}).get(parts[-1])
+        if words is None:
+            quoted[-1] += ":*"
+        else:
+            quoted[-1] = "(" + " | ".join(map(_lexeme, words)) + ")"
     return (" <-> " if phrase else " & ").join(quoted)
 
 
@@ -78,14 +136,15 @@ def _number(word: str) -> int | None:
     return int(number) if number.isascii() and number.isdigit() and len(number) < 10 else None
 
 
-def _index_query(words: list[str], prefix: bool = True,
-                 phrase: bool = True) -> tuple[str, list[object]] | None:
+def _index_query(words: list[str], prefix: bool = True, phrase: bool = True,
+                 expanded: Expansions | None = None) -> tuple[str, list[object]] | None:
     """The ids of the tickets whose document (migration 0011's ``ticket_search``) holds every
     word, as one look-up in its full-text index; None when a word cannot match anything.
 
     Each word is a phrase of its runs, the last one a prefix (``prefix=False``: the whole
     word, see ``_count_up_to``); a word of digits also finds that ticket's number.
     ``phrase=False`` (PostgreSQL): the runs in any order, anywhere in the document.
+    ``expanded`` (PostgreSQL): the words each looked-up prefix starts (``pg_expansions``).
     """
     terms: list[str] = []
     for word in dict.fromkeys(words):
@@ -93,6 +152,8 @@ def _index_query(words: list[str], prefix: bool = True,
         if not parts:
             return None
         number = _number(word)
+        if expanded is not None and prefix and expanded.get(parts[-1]) == () and number is None:
+            return None  # the prefix starts no word of any document
         if db.is_sqlite():
             term = _fts5_query(parts, prefix)
             if len(parts) == 1:
@@ -103,7 +164,7 @@ def _index_query(words: list[str], prefix: bool = True,
             if number is not None:
                 term = f"({term} OR number : \"{number}\")"
         else:
-            term = _tsquery(parts, prefix, phrase)
+            term = _tsquery(parts, prefix, phrase, expanded)
             if number is not None:
                 term = f"{term} | '#{number}'"
         terms.append(f"({term})")
@@ -200,8 +261,8 @@ def _count_up_to(words: list[str], enough: int, prefix: bool = True) -> int:
     return int(count)
 
 
-def _pg_estimate(words: list[str]) -> float:
-    found = _index_query(words)
+def _pg_estimate(words: list[str], expanded: Expansions | None = None) -> float:
+    found = _index_query(words, expanded=expanded)
     if found is None:
         return 0
     sql, params = found
@@ -210,13 +271,14 @@ def _pg_estimate(words: list[str]) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
-def _pg_sampled(words: list[str], tickets: int,
-                size: int | None = None) -> tuple[int, int, int, int]:
+def _pg_sampled(words: list[str], tickets: int, size: int | None = None,
+                expanded: Expansions | None = None) -> tuple[int, int, int, int]:
     """In a sample of about ``size`` (``PG_SAMPLE``) of ``ticket_search``'s rows (whole pages
     at random, the same ones each time; a smaller sample's pages are among a larger one's):
     the documents matching every word, those holding the words' runs in any order (what the
     index finds before its recheck), the pages of the first, and the documents sampled."""
-    found, loose = _index_query(words), _index_query(words, phrase=False)
+    found = _index_query(words, expanded=expanded)
+    loose = _index_query(words, phrase=False, expanded=expanded)
     if found is None or loose is None:
         return 0, 0, 0, 0
     percent = min(100.0, 100.0 * (size or PG_SAMPLE) / max(tickets, 1))
@@ -232,15 +294,15 @@ def _pg_sampled(words: list[str], tickets: int,
     return int(hits), int(candidates), int(pages), int(seen)
 
 
-def _sampled_common(words: list[str], tickets: int) -> bool:
+def _sampled_common(words: list[str], tickets: int, expanded: Expansions | None = None) -> bool:
     """Whether a sample of the documents shows a search common enough to walk on PostgreSQL
     (see ``PG_SAMPLE``)."""
     if all(len(pieces(word)) < 2 for word in words):
         return False
     # A fifth first: a reference ("inv-12345") has no candidate there, and is spared the rest.
-    if not _pg_sampled(words, tickets, PG_SAMPLE // 5)[1]:
+    if not _pg_sampled(words, tickets, PG_SAMPLE // 5, expanded)[1]:
         return False
-    hits, candidates, pages, seen = _pg_sampled(words, tickets)
+    hits, candidates, pages, seen = _pg_sampled(words, tickets, expanded=expanded)
     if pages < PG_SAMPLE_PAGES or not seen:
         return False
     enough = pg_walk_from(tickets)
@@ -248,11 +310,12 @@ def _sampled_common(words: list[str], tickets: int) -> bool:
     return hits * candidates * tickets * tickets >= enough * enough * seen * seen
 
 
-def _gathered(words: list[str], limit: int) -> tuple[int, str]:
+def _gathered(words: list[str], limit: int,
+              expanded: Expansions | None = None) -> tuple[int, str]:
     """How many tickets match every word (up to ``limit``), and their ids as one value the
     page's statement reads as a list: a JSON array on SQLite, an array on PostgreSQL, made
     by the database (thousands of ids never become Python numbers)."""
-    found = _index_query(words)
+    found = _index_query(words, expanded=expanded)
     if found is None:
         return 0, "[]" if db.is_sqlite() else "{}"
     sql, params = found
@@ -263,7 +326,12 @@ def _gathered(words: list[str], limit: int) -> tuple[int, str]:
     return int(count), ids
 
 
-def _judge(words: list[str]) -> tuple[str, int, str]:
+def _expansions(words: list[str]) -> Expansions | None:
+    """The words the searched prefixes start (PostgreSQL; ``pg_expansions``), else None."""
+    return None if db.is_sqlite() else pg_expansions(words)
+
+
+def _judge(words: list[str], expanded: Expansions | None = None) -> tuple[str, int, str]:
     """How a page finds the tickets matching every word: ``"walk"`` (they are at least
     ``common_from``: each ticket tested as the page walks), or ``"sift"`` or ``"gather"``
     with how many there are and their ids (see ``_gathered`` and the comment above
@@ -285,11 +353,11 @@ def _judge(words: list[str]) -> tuple[str, int, str]:
         # Only a high estimate is trusted: given a low one (which may be the floor of a
         # prefix it knows nothing of) the planner walked every ticket testing its
         # document for "santoso halim" (3.5 s at a million), where the index finds none.
-        if _pg_estimate(words) >= PG_TRUSTED * enough:
+        if _pg_estimate(words, expanded) >= PG_TRUSTED * enough:
             return "walk", 0, ""
-        if _sampled_common(words, tickets):
+        if _sampled_common(words, tickets, expanded):
             return "walk", 0, ""
-    count, ids = _gathered(words, enough)
+    count, ids = _gathered(words, enough, expanded)
     if count >= enough:
         return "walk", 0, ""
     return ("sift" if count >= sifted_from(tickets) else "gather"), count, ids
@@ -299,7 +367,12 @@ def is_common(text: str) -> bool:
     """Whether the words of ``text`` together match enough tickets that a page walks the
     list's order and tests each ticket, rather than gathering them (see ``_judge``)."""
     words = [word for word in text.split()[:MAX_WORDS] if pieces(word)]
-    return bool(words) and _judge(words)[0] == "walk"
+    if not words:
+        return False
+    expanded = _expansions(words)
+    if expanded and _index_query(words, expanded=expanded) is None:
+        return False
+    return _judge(words, expanded)[0] == "walk"
 
 
 def fold(text: str) -> str:
@@ -331,7 +404,7 @@ def _sqlite_function() -> None:
     connection.create_function("loket_matches", 2, text_matches, deterministic=True)
 
 
-def _each_ticket_matches(words: list[str]) -> Expression:
+def _each_ticket_matches(words: list[str], expanded: Expansions | None = None) -> Expression:
     """The same test as ``_index_query``, asked of one ticket row at a time, for a page
     that walks tickets in its own order.
 
@@ -345,8 +418,8 @@ def _each_ticket_matches(words: list[str]) -> Expression:
     subquery the planner cannot turn into a join over every matching document.
     """
     if not db.is_sqlite():
-        found = _index_query(words)
-        assert found is not None  # every word has letters or digits
+        found = _index_query(words, expanded=expanded)
+        assert found is not None  # every word has letters or digits, starts a desk's word
         # ``ts_match_vq`` is ``@@`` without its estimate: the planner multiplied its guess
         # for each run (0.5% a word, 2% a prefix: it has no statistics for a subquery's
         # document), so a phrase or two words looked like a few tickets in a million, the
@@ -390,6 +463,17 @@ def _all(clauses: Iterable[Expression]) -> Expression:
     return clause
 
 
+# The searches this thread last judged common (walked), by their text: ``walked`` tells the
+# page, which asks right after ``search_clause``, without judging again.
+_judged = threading.local()
+
+
+def walked(text: str) -> bool:
+    """Whether ``search_clause(text)``, the last time this thread called it, walked the page
+    (a common search: each ticket tested as the page passes it)."""
+    return getattr(_judged, "walked", None) == text
+
+
 # A clause both planners see is false before reading anything (``Ticket.id < 0`` made
 # SQLite walk the page's whole index, testing each ticket's number).
 _NOTHING = SQL("1 = 0")
@@ -408,6 +492,7 @@ def search_clause(text: str) -> Expression:
     Beside a ticket number ("#1234") the words are checked on that one ticket. Every way
     finds the same tickets.
     """
+    _judged.walked = None
     words = text.split()[:MAX_WORDS]
     numbers: list[Expression] = []
     searched: list[str] = []
@@ -424,9 +509,13 @@ def search_clause(text: str) -> Expression:
     # Beside a ticket number there is one ticket to check: nothing to gather.
     if numbers:
         return _all([*numbers, _each_ticket_matches(searched)])
-    how, count, ids = _judge(searched)
+    expanded = _expansions(searched)
+    if expanded and _index_query(searched, expanded=expanded) is None:
+        return _NOTHING  # a prefix that starts no word of any document
+    how, count, ids = _judge(searched, expanded)
     if how == "walk":
-        return _each_ticket_matches(searched)
+        _judged.walked = text
+        return _each_ticket_matches(searched, expanded)
     if not count:
         return _NOTHING
     # The ids as one value (a JSON list, an array), not thousands of literals to parse;
