@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import inspect
 import os
 import re
 import select
@@ -257,6 +258,11 @@ class Statement:
     def build(self, *slots: peewee.Node) -> peewee.Query:
         raise NotImplementedError
 
+    @property
+    def arity(self) -> int:
+        """How many arguments the statement takes."""
+        raise NotImplementedError
+
     def compile(self, arity: int) -> tuple[str, list[tuple[bool, object]]]:
         kind = (type(database.obj), bool(database.obj.returning_clause))
         compiled = self._compiled.get(kind)
@@ -322,6 +328,10 @@ class Insert(Statement):
         self.fields = [f for f in model.select().selected_columns if not f.primary_key]
         self.pk = _primary_key(model)
 
+    @property
+    def arity(self) -> int:
+        return len(self.fields)
+
     def build(self, *slots: peewee.Node) -> peewee.Query:
         query = self.model.insert_many([slots], fields=self.fields)
         # SQLite before 3.35 has no RETURNING; its cursor's lastrowid says the same.
@@ -348,7 +358,19 @@ class Insert(Statement):
         return instance
 
 
-class Select(Statement):
+class _Built(Statement):
+    """A statement made by a function of its arguments (``build``), each argument once."""
+
+    def __init__(self, name: str, build: Callable[..., peewee.Query], *, prepare: bool = True):
+        super().__init__(name, prepare=prepare)
+        self._build = build
+
+    @property
+    def arity(self) -> int:
+        return len(inspect.signature(self._build).parameters)
+
+
+class Select(_Built):
     """A SELECT of ``model`` rows; ``build(*args)`` makes it with peewee, each argument once.
 
     Arguments go to the database as they are given (str, int): no field converts them.
@@ -356,9 +378,8 @@ class Select(Statement):
 
     def __init__(self, name: str, model: type[peewee.Model],
                  build: Callable[..., peewee.ModelSelect], *, prepare: bool = True):
-        super().__init__(name, prepare=prepare)
+        super().__init__(name, build, prepare=prepare)
         self.model = model
-        self._build = build
         # Each column's field name and converter, from the statement's own select list,
         # learnt when its SQL is built: peewee's raw() works this out again from the
         # cursor for every query it runs (a third of the help center's read of a ticket).
@@ -397,7 +418,7 @@ def _columns_by_model(name: str, query: peewee.Query, models: tuple[type[peewee.
     return columns
 
 
-class Joined(Statement):
+class Joined(_Built):
     """A SELECT of several models joined (outer joins too), each row a tuple with one
     instance per model in the order given: a page's rows from several tables in one round
     trip. An instance is made once per primary key and shared by the rows it repeats in
@@ -411,9 +432,8 @@ class Joined(Statement):
                  build: Callable[..., peewee.Query], *, prepare: bool = True):
         if len(set(models)) != len(models):
             raise ValueError(f"statement {name}: a model is joined twice")
-        super().__init__(name, prepare=prepare)
+        super().__init__(name, build, prepare=prepare)
         self.models = models
-        self._build = build
         # Per model: where its primary key is in the row, then its columns.
         self._columns: list[tuple[int, list[tuple[int, str, Callable[[Any], Any]]]]] = []
 
@@ -510,14 +530,10 @@ def _primary_key(model: type[peewee.Model]) -> peewee.Field:
     return next(f for f in model.select().selected_columns if f.primary_key)
 
 
-class Rows(Statement):
+class Rows(_Built):
     """A SELECT whose rows come back as plain tuples, as the database gives them: no model
     is built and no field converts a value (SQLite gives times as text). For look-ups a page
     reads on every request (names, ids, flags), where building peewee rows is the cost."""
-
-    def __init__(self, name: str, build: Callable[..., peewee.Query], *, prepare: bool = True):
-        super().__init__(name, prepare=prepare)
-        self._build = build
 
     def build(self, *slots: peewee.Node) -> peewee.Query:
         return self._build(*slots)
