@@ -690,6 +690,8 @@ def test_each_named_statements_generic_plan_reads_an_index_not_a_big_table(seede
 
     app, _desk = seeded
     big = {"ticket", "message", "contact", "contact_identity"}
+    # A plugin's statements are checked with the plugin (this desk has none of its tables).
+    plugins = {p.name for p in (REPO / "plugins").iterdir()}
     database = app.extensions["loket"].database
     faults = {}
     with app.app_context(), core_db.connection():
@@ -697,7 +699,7 @@ def test_each_named_statements_generic_plan_reads_an_index_not_a_big_table(seede
         database.execute_sql("SET plan_cache_mode = force_generic_plan")
         try:
             for name, statement in sorted(core_db.STATEMENTS.items()):
-                if not statement.prepare:
+                if not statement.prepare or name.split(".")[0] in plugins:
                     continue
                 prepare, _execute = statement.prepared(conn, statement.arity)
                 database.execute_sql(prepare.replace(f'PREPARE "{name}"',
