@@ -437,6 +437,11 @@ def test_every_named_statement_has_its_test():
 def test_a_statement_name_is_taken_once_and_each_argument_used_once(ctx):
     with pytest.raises(ValueError, match="exists already"):
         db.Select("category.by_id", Category, lambda i: Category.select())
+    # The name is the prepared statement's on PostgreSQL: a quoted identifier of 63 bytes.
+    for name in ('t."quoted"', "t." + "x" * 62):
+        with pytest.raises(ValueError, match="prepared statement's"):
+            db.Select(name, Category, lambda i: Category.select())
+        assert name not in db.STATEMENTS
     twice = db.Select("t.twice", Category,
                       lambda slug: Category.select().where((Category.slug == slug)
                                                            | (Category.name == slug)))
