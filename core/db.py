@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import inspect
 import os
+import re
 import select
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -235,18 +238,29 @@ def _as_given(value: object) -> object:
 
 
 class Statement:
-    """A named statement whose SQL is built once per kind of database."""
+    """A named statement whose SQL is built once per kind of database, and on PostgreSQL
+    prepared once per connection (``prepare=False`` plans it each time, see ``run``)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, *, prepare: bool = True):
         if name in STATEMENTS:
             raise ValueError(f"a statement named {name!r} exists already")
+        if '"' in name or len(name.encode()) > 63:  # a PostgreSQL identifier, quoted
+            raise ValueError(f"a statement's name must fit a prepared statement's: {name!r}")
         STATEMENTS[name] = self
         self.name = name
+        self.prepare = prepare
+        # (PREPARE ..., EXECUTE ...) for PostgreSQL, made at the first run
+        self._prepared: tuple[str, str] | None = None
         # (type(database), its RETURNING setting) -> (sql, where each parameter comes from:
         # a slot's index or a constant)
         self._compiled: dict[tuple[type, bool], tuple[str, list[tuple[bool, object]]]] = {}
 
     def build(self, *slots: peewee.Node) -> peewee.Query:
+        raise NotImplementedError
+
+    @property
+    def arity(self) -> int:
+        """How many arguments the statement takes."""
         raise NotImplementedError
 
     def compile(self, arity: int) -> tuple[str, list[tuple[bool, object]]]:
@@ -265,15 +279,58 @@ class Statement:
         sql, plan = self.compile(len(args))
         return sql, [args[value] if is_slot else value for is_slot, value in plan]
 
+    def run(self, args: tuple[object, ...]) -> Any:
+        """Run the statement with these arguments; its cursor.
+
+        On PostgreSQL (psycopg2) it runs as a prepared statement of the connection
+        (``_run_prepared``): parsed once per connection, and planned once for all its
+        arguments when PostgreSQL settles on a generic plan (after five runs, when that plan
+        costs no more than the ones made for each run's values).
+        """
+        db = database.obj
+        if self.prepare and _prepares(db):
+            return _run_prepared(db, self, args)
+        sql, params = self.bind(args)
+        return db.execute_sql(sql, params)
+
+    def prepared(self, conn: Any, arity: int) -> tuple[str, str]:
+        """``PREPARE "name" AS ...`` and ``EXECUTE "name"(%s, ...)`` for psycopg2: each
+        argument becomes ``$n`` (its slot's place) and each constant of the query is written
+        into the PREPARE as a literal, so that every plan, generic ones included, knows it
+        (a partial index whose predicate names a constant is used for it)."""
+        if self._prepared is None:
+            sql, plan = self.compile(arity)
+            places = iter(plan)
+
+            def placeholder(found: re.Match) -> str:
+                if found.group() == "%%":
+                    return "%"
+                is_slot, value = next(places)
+                if is_slot:
+                    return f"${value + 1}"
+                with conn.cursor() as cursor:
+                    return cursor.mogrify("%s", (value,)).decode()
+
+            body = re.sub(r"%%|%s", placeholder, sql)
+            markers = ", ".join(["%s"] * arity)
+            self._prepared = (f'PREPARE "{self.name}" AS {body}',
+                              f'EXECUTE "{self.name}"({markers})' if arity
+                              else f'EXECUTE "{self.name}"')
+        return self._prepared
+
 
 class Insert(Statement):
     """INSERT one row of ``model`` with a value for every column, returning its id."""
 
-    def __init__(self, name: str, model: type[peewee.Model]):
-        super().__init__(name)
+    def __init__(self, name: str, model: type[peewee.Model], *, prepare: bool = True):
+        super().__init__(name, prepare=prepare)
         self.model = model
         self.fields = [f for f in model.select().selected_columns if not f.primary_key]
-        self.pk = next(f for f in model.select().selected_columns if f.primary_key)
+        self.pk = _primary_key(model)
+
+    @property
+    def arity(self) -> int:
+        return len(self.fields)
 
     def build(self, *slots: peewee.Node) -> peewee.Query:
         query = self.model.insert_many([slots], fields=self.fields)
@@ -287,77 +344,200 @@ class Insert(Statement):
             # A foreign key's id, never the related row (reading it could run a query).
             name = f.object_id_name if isinstance(f, peewee.ForeignKeyField) else f.name
             values.append(f.db_value(getattr(instance, name)))
-        sql, params = self.bind(tuple(values))
         db = database.obj
         if is_sqlite(db) and not db.in_transaction():
             # On its own (a plugin's row written after the ticket's commit), as a writer in
             # the queue: autocommitted, it would take SQLite's write lock past the flock,
             # and it and the queued writers would poll each other in SQLite's busy handler.
             with _sqlite_write(db):
-                cursor = db.execute_sql(sql, params)
+                cursor = self.run(tuple(values))
         else:
-            cursor = db.execute_sql(sql, params)
+            cursor = self.run(tuple(values))
         new_id = cursor.fetchone()[0] if db.returning_clause else cursor.lastrowid
         setattr(instance, self.pk.name, new_id)
         return instance
 
 
-class Select(Statement):
+class _Built(Statement):
+    """A statement made by a function of its arguments (``build``), each argument once."""
+
+    def __init__(self, name: str, build: Callable[..., peewee.Query], *, prepare: bool = True):
+        super().__init__(name, prepare=prepare)
+        self._build = build
+
+    @property
+    def arity(self) -> int:
+        return len(inspect.signature(self._build).parameters)
+
+
+class Select(_Built):
     """A SELECT of ``model`` rows; ``build(*args)`` makes it with peewee, each argument once.
 
     Arguments go to the database as they are given (str, int): no field converts them.
     """
 
     def __init__(self, name: str, model: type[peewee.Model],
-                 build: Callable[..., peewee.ModelSelect]):
-        super().__init__(name)
+                 build: Callable[..., peewee.ModelSelect], *, prepare: bool = True):
+        super().__init__(name, build, prepare=prepare)
         self.model = model
-        self._build = build
         # Each column's field name and converter, from the statement's own select list,
         # learnt when its SQL is built: peewee's raw() works this out again from the
         # cursor for every query it runs (a third of the help center's read of a ticket).
-        self._columns: list[tuple[str, Callable[[Any], Any]]] = []
+        self._columns: list[tuple[int, str, Callable[[Any], Any]]] = []
 
     def build(self, *slots: peewee.Node) -> peewee.Query:
         query = self._build(*slots)
-        columns = []
-        for column in query.selected_columns:
-            if not isinstance(column, peewee.Field) or column.model is not self.model:
-                raise ValueError(f"statement {self.name}: {column!r} is no column of "
-                                 f"{self.model.__name__}")
-            columns.append((column.name, column.python_value))
-        if len({name for name, _convert in columns}) != len(columns):
-            raise ValueError(f"statement {self.name}: a column is selected twice")
-        self._columns = columns
+        (self._columns,) = _columns_by_model(self.name, query, (self.model,)).values()
         return query
 
     def _made(self, row: tuple[Any, ...]) -> peewee.Model:
-        return self.model(**{name: convert(value) for (name, convert), value
-                             in zip(self._columns, row, strict=True)})
+        return self.model(**{name: convert(row[at]) for at, name, convert in self._columns})
 
     def all(self, *args: object) -> list[peewee.Model]:
-        sql, params = self.bind(args)
-        return [self._made(row) for row in database.obj.execute_sql(sql, params).fetchall()]
+        return [self._made(row) for row in self.run(args).fetchall()]
 
     def first(self, *args: object) -> peewee.Model | None:
-        sql, params = self.bind(args)
-        row = database.obj.execute_sql(sql, params).fetchone()
+        row = self.run(args).fetchone()
         return None if row is None else self._made(row)
 
 
-class Rows(Statement):
+def _columns_by_model(name: str, query: peewee.Query, models: tuple[type[peewee.Model], ...],
+                      ) -> dict[type[peewee.Model], list[tuple[int, str, Callable[[Any], Any]]]]:
+    """Each model's columns in a statement's select list: (place in the row, field name,
+    converter), refusing a column of another model or one selected twice."""
+    columns: dict[type[peewee.Model], list[tuple[int, str, Callable[[Any], Any]]]] = {
+        model: [] for model in models}
+    for at, column in enumerate(query.selected_columns):
+        if not isinstance(column, peewee.Field) or column.model not in columns:
+            raise ValueError(f"statement {name}: {column!r} is no column of "
+                             f"{', '.join(model.__name__ for model in models)}")
+        columns[column.model].append((at, column.name, column.python_value))
+    for model, its in columns.items():
+        if len({field for _at, field, _convert in its}) != len(its):
+            raise ValueError(f"statement {name}: a column of {model.__name__} is selected twice")
+    return columns
+
+
+class Joined(_Built):
+    """A SELECT of several models joined (outer joins too), each row a tuple with one
+    instance per model in the order given: a page's rows from several tables in one round
+    trip. An instance is made once per primary key and shared by the rows it repeats in
+    (a ticket joined to its messages comes once); None where an outer join found no row.
+
+    Every model's primary key must be selected (it tells the rows apart); any other
+    columns may be left out, and an instance then holds the defaults for those.
+    """
+
+    def __init__(self, name: str, models: tuple[type[peewee.Model], ...],
+                 build: Callable[..., peewee.Query], *, prepare: bool = True):
+        if len(set(models)) != len(models):
+            raise ValueError(f"statement {name}: a model is joined twice")
+        super().__init__(name, build, prepare=prepare)
+        self.models = models
+        # Per model: where its primary key is in the row, then its columns.
+        self._columns: list[tuple[int, list[tuple[int, str, Callable[[Any], Any]]]]] = []
+
+    def build(self, *slots: peewee.Node) -> peewee.Query:
+        query = self._build(*slots)
+        found = []
+        for model, columns in _columns_by_model(self.name, query, self.models).items():
+            key = _primary_key(model).name
+            at = next((at for at, field, _convert in columns if field == key), None)
+            if at is None:
+                raise ValueError(f"statement {self.name}: {model.__name__}'s primary key "
+                                 f"is not selected")
+            found.append((at, columns))
+        self._columns = found
+        return query
+
+    def all(self, *args: object) -> list[tuple[peewee.Model | None, ...]]:
+        made: list[dict[Any, peewee.Model]] = [{} for _model in self.models]
+        rows = []
+        for row in self.run(args).fetchall():
+            joined = []
+            for model, seen, (key_at, columns) in zip(self.models, made, self._columns,
+                                                     strict=True):
+                key = row[key_at]
+                if key is None:
+                    joined.append(None)
+                    continue
+                instance = seen.get(key)
+                if instance is None:
+                    instance = seen[key] = model(**{name: convert(row[at])
+                                                    for at, name, convert in columns})
+                joined.append(instance)
+            rows.append(tuple(joined))
+        return rows
+
+
+# The statements prepared on each PostgreSQL connection, by name. A name is known per
+# connection: a connection the pool opens anew has none, and a pooled one keeps its own
+# for its life (prepared statements are not transactional: a rollback keeps them).
+_prepared_on: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_prepared_guard = threading.Lock()
+
+
+def _prepares(db: peewee.Database) -> bool:
+    """Whether named statements run prepared here: PostgreSQL through psycopg2 (psycopg 3
+    would have its own ``prepare=True``; it is not what the desk installs)."""
+    return (isinstance(db, peewee.PostgresqlDatabase)
+            and type(db.connection()).__module__.startswith("psycopg2"))
+
+
+def _run_prepared(db: peewee.Database, statement: Statement, args: tuple[object, ...]) -> Any:
+    """EXECUTE the statement, PREPAREd first if this connection has not prepared it yet.
+
+    The PREPARE is a round trip of its own once per connection and statement, sent on the
+    connection's cursor without peewee's log (statement counts stay those of the page).
+    Something that deallocates the session's statements behind the desk's back (``DISCARD
+    ALL``, ``DEALLOCATE ALL``, as a pooler's reset does) makes the EXECUTE fail with
+    ``invalid_sql_statement_name``: the connection's names are forgotten, and outside a
+    transaction the statement is prepared and run again; inside one the transaction has
+    failed already, so the error is raised (the next unit of work prepares anew).
+    """
+    conn = db.connection()
+    names = _prepared_on.get(conn)
+    if names is None:
+        with _prepared_guard:
+            names = _prepared_on.setdefault(conn, set())
+    prepare, execute = statement.prepared(conn, len(args))
+    for attempt in (1, 2):
+        if statement.name not in names:
+            with conn.cursor() as cursor:
+                cursor.execute(prepare)
+            names.add(statement.name)
+        try:
+            return db.execute_sql(execute, args)
+        except peewee.DatabaseError as exc:
+            if _pgcode(exc) != "26000" or attempt == 2:
+                raise
+            names.clear()
+            if conn.get_transaction_status() != 0:  # not idle: within a transaction
+                raise
+    raise AssertionError("unreachable")
+
+
+def _pgcode(exc: BaseException) -> str | None:
+    """The SQLSTATE of the psycopg2 error that peewee's error wraps (its first argument)."""
+    for found in (*exc.args[:1], exc.__cause__, exc.__context__, exc):
+        code = getattr(found, "pgcode", None)
+        if code:
+            return code
+    return None
+
+
+def _primary_key(model: type[peewee.Model]) -> peewee.Field:
+    return next(f for f in model.select().selected_columns if f.primary_key)
+
+
+class Rows(_Built):
     """A SELECT whose rows come back as plain tuples, as the database gives them: no model
     is built and no field converts a value (SQLite gives times as text). For look-ups a page
     reads on every request (names, ids, flags), where building peewee rows is the cost."""
-
-    def __init__(self, name: str, build: Callable[..., peewee.Query]):
-        super().__init__(name)
-        self._build = build
 
     def build(self, *slots: peewee.Node) -> peewee.Query:
         return self._build(*slots)
 
     def all(self, *args: object) -> list[tuple[Any, ...]]:
-        sql, params = self.bind(args)
-        return database.obj.execute_sql(sql, params).fetchall()
+        return self.run(args).fetchall()
 

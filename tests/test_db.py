@@ -23,6 +23,7 @@ import core.services.access  # noqa: F401
 import core.services.answers  # noqa: F401
 import core.services.contacts  # noqa: F401
 import core.services.tickets  # noqa: F401
+import core.web.helpcenter  # noqa: F401
 from core import db
 from core.models import (
     Attachment,
@@ -277,6 +278,75 @@ def test_attachments_of_a_ticket_are_its_own_in_order(ctx):
     _same_row(found[1], Attachment.get_by_id(second.id))
 
 
+def test_tracking_page_reads_ticket_category_public_thread_agents_and_files_in_one(ctx):
+    """``ticket.tracking_page``: the ticket and its category once, its public messages oldest
+    first (no note, no notification, no other ticket's), each with its agent's name and its
+    own attachments in order; a ticket without a public message is one row."""
+    statement = db.STATEMENTS["ticket.tracking_page"]
+    member = UserType.create(slug="member", name="M")
+    category = _category(member, "payments", description="d")
+    agent = _staff("agent@example.com", name="Agus")
+    ticket = Ticket.create(subject="s", contact=Contact.create(), category=category)
+    other = Ticket.create(subject="o", contact=Contact.create())
+    day = dt.datetime(2024, 5, 1)
+
+    def message(owner: Ticket, hours: int, **values: object) -> Message:
+        return Message.create(ticket=owner, author_kind=values.pop("author_kind", "contact"),
+                              body_text=f"t{hours}", created_at=day + dt.timedelta(hours=hours),
+                              **values)
+
+    def attachment(owner: Ticket, on: Message, name: str) -> Attachment:
+        return Attachment.create(ticket=owner, message=on, sha256="0" * 64, filename=name,
+                                 content_type="text/plain", size=len(name))
+
+    reply = message(ticket, 2, author_kind="staff", staff=agent)
+    first = message(ticket, 1)
+    note = message(ticket, 1, author_kind="staff", staff=agent, is_internal=True)
+    message(ticket, 1, notification="ticket_opened")
+    message(other, 0)
+    files = [attachment(ticket, first, "a.txt"), attachment(ticket, first, "b.txt")]
+    attachment(ticket, note, "secret.txt")
+    attachment(ticket, None, "field.txt")  # a form field's file, on no message
+    attachment(other, first, "stray.txt")  # another ticket's row naming this message
+    rows = statement.all(ticket.id)
+    assert [(m.id, s and s.name, a and a.id) for _t, _c, m, s, a in rows] == [
+        (first.id, None, files[0].id), (first.id, None, files[1].id),
+        (reply.id, "Agus", None)]
+    assert len({id(t) for t, *_ in rows}) == 1 and len({id(r[2]) for r in rows[:2]}) == 1
+    found, shown = rows[0][0], rows[0][1]
+    _same_row(found, Ticket.get_by_id(ticket.id))
+    _same_row(shown, Category.get_by_id(category.id))
+    _same_row(rows[2][2], Message.get_by_id(reply.id))
+    _same_row(rows[1][4], Attachment.get_by_id(files[1].id))
+    quiet = Ticket.create(subject="q", contact=Contact.create())
+    message(quiet, 0, is_internal=True)
+    ((alone, no_category, *nothing),) = statement.all(quiet.id)
+    assert alone.id == quiet.id and no_category is None and nothing == [None, None, None]
+    assert statement.all(quiet.id + 1000) == []
+
+
+def test_a_joined_statement_needs_each_primary_key_and_only_its_models_columns(ctx):
+    cases = [("test.joined_no_key", (Ticket, Category),
+              lambda i: Ticket.select(Ticket.id, Category.name).join(Category)
+              .where(Ticket.id == i), "Category's primary key is not selected"),
+             ("test.joined_foreign", (Ticket,),
+              lambda i: Ticket.select(Ticket.id, Category.id).join(Category)
+              .where(Ticket.id == i), "no column of Ticket"),
+             ("test.joined_twice", (Ticket,),
+              lambda i: Ticket.select(Ticket.id, Ticket.id).where(Ticket.id == i),
+              "selected twice")]
+    for name, models, build, error in cases:
+        statement = db.Joined(name, models, build)
+        try:
+            with pytest.raises(ValueError, match=error):
+                statement.all(1)
+        finally:
+            del db.STATEMENTS[name]
+    with pytest.raises(ValueError, match="joined twice"):
+        db.Joined("test.joined_model_twice", (Ticket, Ticket), lambda: Ticket.select())
+    assert "test.joined_model_twice" not in db.STATEMENTS
+
+
 def _staff(email: str, **values) -> Staff:
     return Staff.create(email=email, name=values.pop("name", email.split("@")[0]), **values)
 
@@ -371,7 +441,7 @@ def test_every_named_statement_has_its_test():
                "ticket.latest_unfinished_on_channel", "ticket_participant.of_ticket_and_contact",
                "console.session_staff", "console.names",
                "api.staff_by_token",
-               "staff.name_by_id"}
+               "staff.name_by_id", "ticket.tracking_page"}
     # A plugin's statements are named after it and tested with the plugin.
     plugins = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins").iterdir()}
     core = {name for name in db.STATEMENTS if name.split(".")[0] not in plugins}
@@ -381,6 +451,11 @@ def test_every_named_statement_has_its_test():
 def test_a_statement_name_is_taken_once_and_each_argument_used_once(ctx):
     with pytest.raises(ValueError, match="exists already"):
         db.Select("category.by_id", Category, lambda i: Category.select())
+    # The name is the prepared statement's on PostgreSQL: a quoted identifier of 63 bytes.
+    for name in ('t."quoted"', "t." + "x" * 62):
+        with pytest.raises(ValueError, match="prepared statement's"):
+            db.Select(name, Category, lambda i: Category.select())
+        assert name not in db.STATEMENTS
     twice = db.Select("t.twice", Category,
                       lambda slug: Category.select().where((Category.slug == slug)
                                                            | (Category.name == slug)))
@@ -559,3 +634,66 @@ def test_postgresql_connections_plan_and_run_without_the_jit_unless_the_url_asks
                 assert database.execute_sql("SHOW statement_timeout").fetchone()[0] == timeout
         finally:
             db.close_all(database)
+
+
+def _prepared_here(database: pw.Database) -> dict[str, str]:
+    rows = database.execute_sql("SELECT name, statement FROM pg_prepared_statements").fetchall()
+    return dict(rows)
+
+
+@pytest.mark.skipif(not PG_URL, reason="prepared statements are PostgreSQL's")
+def test_on_postgresql_a_named_statement_is_prepared_once_per_connection_and_then_executed(ctx):
+    """The first run on a connection PREPAREs (off peewee's log), every run EXECUTEs; the
+    arguments become ``$n`` and the query's constants are written into the PREPARE (a
+    generic plan knows them); a statement made with ``prepare=False`` runs its SQL."""
+    from .spies import Statements
+
+    database = db.database.obj
+    ticket = Ticket.create(subject="s", contact=Contact.create())
+    Message.create(ticket=ticket, author_kind="contact", body_text="t")
+    statement = db.STATEMENTS["message.public_of_ticket"]
+    with Statements() as caught:
+        for _ in range(3):
+            assert len(statement.all(ticket.id)) == 1
+    assert caught.sql == ['EXECUTE "message.public_of_ticket"(%s)'] * 3
+    assert caught.params == [[ticket.id]] * 3
+    text = _prepared_here(database)["message.public_of_ticket"]
+    assert '"ticket_id" = $1' in text and "$2" not in text
+    assert "\"notification\" = ''" in text
+    unprepared = db.Select("test.unprepared", Ticket,
+                           lambda i: Ticket.select(Ticket.id).where(Ticket.id == i),
+                           prepare=False)
+    try:
+        with Statements() as caught:
+            assert unprepared.first(ticket.id).id == ticket.id
+        assert caught.sql[0].startswith('SELECT "t1"."id" FROM "ticket"')
+        assert "test.unprepared" not in _prepared_here(database)
+    finally:
+        del db.STATEMENTS["test.unprepared"]
+
+
+@pytest.mark.skipif(not PG_URL, reason="prepared statements are PostgreSQL's")
+def test_a_prepared_name_is_known_per_connection_through_discard_and_a_new_connection(ctx):
+    """``DISCARD ALL`` (a pooler's reset) drops the session's statements: outside a
+    transaction the statement is prepared again and runs; inside one the failed transaction
+    raises, and the next unit prepares anew. A connection the pool opens afresh prepares
+    its own."""
+    database = db.database.obj
+    statement = db.STATEMENTS["ticket.by_id"]
+    ticket = Ticket.create(subject="s", contact=Contact.create())
+    assert statement.first(ticket.id).id == ticket.id
+    assert "ticket.by_id" in _prepared_here(database)
+    database.execute_sql("DISCARD ALL")
+    assert statement.first(ticket.id).id == ticket.id
+    database.execute_sql("DEALLOCATE ALL")
+    with pytest.raises(pw.OperationalError, match="does not exist"):
+        with database.atomic():
+            statement.first(ticket.id)
+    assert statement.first(ticket.id).id == ticket.id
+    (before,) = database.execute_sql("SELECT pg_backend_pid()").fetchone()
+    db.close_all(database)
+    database.connect(reuse_if_open=True)
+    (after,) = database.execute_sql("SELECT pg_backend_pid()").fetchone()
+    assert after != before and "ticket.by_id" not in _prepared_here(database)
+    assert statement.first(ticket.id).id == ticket.id
+    assert "ticket.by_id" in _prepared_here(database)

@@ -699,3 +699,55 @@ def test_a_common_word_is_walked_through_the_inbox_index_without_a_sort(
     assert len(pages) == 1
     for sql, params in pages:
         assert plan_faults(app, sql, params) == [], sql
+
+
+# A value of each type a named statement's argument takes, for asking the generic plan.
+_SAMPLE = {"integer": "1", "bigint": "1", "text": "'x'", "character varying": "'x'",
+           "boolean": "false", "timestamp without time zone": "'2024-01-01'"}
+
+
+@pytest.mark.skipif(not PG_URL, reason="prepared statements' generic plans are PostgreSQL's")
+def test_each_named_statements_generic_plan_reads_an_index_not_a_big_table(seeded) -> None:
+    """On PostgreSQL the named statements are prepared once per connection (``core.db``),
+    and after five runs PostgreSQL may settle on a generic plan, made without the arguments'
+    values. Forced here for every one of them: none reads the ticket, message, contact or
+    identity table from end to end (a generic plan knows the query's constants, which the
+    PREPARE writes in; it does not know the arguments)."""
+    import admin.auth  # noqa: F401
+    import admin.desk  # noqa: F401
+    import core.api.v1  # noqa: F401
+    import core.web.helpcenter  # noqa: F401
+
+    app, _desk = seeded
+    big = {"ticket", "message", "contact", "contact_identity"}
+    # A plugin's statements are checked with the plugin (this desk has none of its tables).
+    plugins = {p.name for p in (REPO / "plugins").iterdir()}
+    database = app.extensions["loket"].database
+    faults = {}
+    with app.app_context(), core_db.connection():
+        conn = database.connection()
+        database.execute_sql("SET plan_cache_mode = force_generic_plan")
+        try:
+            for name, statement in sorted(core_db.STATEMENTS.items()):
+                if not statement.prepare or name.split(".")[0] in plugins:
+                    continue
+                prepare, _execute = statement.prepared(conn, statement.arity)
+                database.execute_sql(prepare.replace(f'PREPARE "{name}"',
+                                                     'PREPARE "plan_check"', 1))
+                (types,) = database.execute_sql(
+                    "SELECT parameter_types::text[] FROM pg_prepared_statements"
+                    " WHERE name = 'plan_check'").fetchone()
+                values = ", ".join(_SAMPLE[t] for t in types)
+                (row,) = database.execute_sql(
+                    "EXPLAIN (FORMAT JSON) EXECUTE plan_check"
+                    + (f"({values})" if values else "")).fetchall()
+                database.execute_sql("DEALLOCATE plan_check")
+                found = row[0] if not isinstance(row[0], str) else json.loads(row[0])
+                scans = [node["Relation Name"] for node in _nodes(found[0]["Plan"])
+                         if node["Node Type"] == "Seq Scan" and node["Relation Name"] in big]
+                if scans:
+                    faults[name] = scans
+        finally:
+            database.execute_sql("RESET plan_cache_mode")
+    assert len(core_db.STATEMENTS) > 20
+    assert faults == {}

@@ -251,3 +251,46 @@ def test_untouched_reply_fields_are_kept_per_language_and_errors_are_never_share
     # Each form carries the visitor's CSRF token, the same one the session holds.
     token = again.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     assert again.count(f'name="csrf_token" value="{token}"') == 2
+
+
+def test_the_page_reads_ticket_thread_agents_and_files_in_one_statement(
+        built: Any, site: Any) -> None:
+    """One statement (one round trip) whatever the thread: the ticket, its category, its
+    public messages with each agent's name and files. A note's text and file, the outbox's
+    notifications and another ticket's thread never show."""
+    from core.models import Staff
+
+    from .factories import make_staff
+    from .spies import Statements
+
+    ticket = open_web_ticket(built, files=((PNG, "first.png"),))
+    other = open_web_ticket(built, email="other@example.com", text="OTHER THREAD")
+    svc.reply(other, built.agent, "OTHER REPLY")
+    svc.add_note(ticket, built.agent, "INTERNAL note", attachments=[store(PNG + b"n", "note.png")])
+    svc.reply(ticket, built.agent, "From Agus", attachments=[store(PNG + b"a", "agus.png")])
+    second = make_staff("oki@desk.test", "Oki Other")
+    svc.reply(ticket, second, "From Oki")
+    svc.add_customer_reply(ticket, "Thanks both")
+    gone = make_staff("gone@desk.test", "Gone Agent")
+    svc.reply(ticket, gone, "From someone who left")
+    Staff.delete().where(Staff.id == gone.id).execute()  # the message keeps no agent
+    Message.create(ticket=ticket, author_kind="staff", notification="ticket_replied",
+                   body_text="NOTIFICATION of the reply")  # the outbox's copy
+    with Statements() as caught:
+        page = site.get(link(ticket))
+    assert page.status_code == 200
+    assert len(caught.sql) == 1, caught.sql
+    text = page.text
+    order = ["Charged twice", "first.png", "Agus Agent", "From Agus", "agus.png", "Oki Other",
+             "From Oki", "Thanks both", "Support team", "From someone who left"]
+    assert [text.index(part) for part in order] == sorted(text.index(part) for part in order)
+    for hidden in ("INTERNAL", "note.png", "OTHER", "Gone Agent", "NOTIFICATION"):
+        assert hidden not in text
+    assert text.count("/files/") == 2
+    with Statements() as caught:
+        wrong = site.get(f"/t/{ticket.id}/{ticket.access_key[:-1]}" + (
+            "x" if ticket.access_key[-1] != "x" else "y"))
+    assert wrong.status_code == 404 and len(caught.sql) == 1
+    assert "From Agus" not in wrong.text and ticket.access_key not in wrong.text
+    assert site.get(f"/t/{ticket.id}/{ticket.access_key}\u00e9").status_code == 404
+    assert site.get(f"/t/{2**63}/{ticket.access_key}").status_code == 404

@@ -24,10 +24,12 @@ from flask import (
 )
 from flask_babel import get_locale
 from markupsafe import Markup
+from peewee import JOIN
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 from wtforms import Field
 
+from .. import db
 from ..attachments import (
     AttachmentRejected,
     Storage,
@@ -47,11 +49,13 @@ from ..models import (
     FieldKind,
     IdentityKind,
     Message,
+    Staff,
     Status,
     Ticket,
     UserType,
 )
 from ..notifications import email_reaches_customers
+from ..numbers import MAX_ID
 from ..sanitize import text_to_html
 from ..services import access
 from ..services.access import Node
@@ -63,7 +67,6 @@ from ..services.tickets import (
     customer_resolve,
     find_for_customer,
     open_ticket,
-    public_thread,
     tracking_url,
 )
 from ..state import loket
@@ -392,23 +395,72 @@ class Entry:
     attachments: list[Attachment]
 
 
-def _thread(ticket: Ticket) -> list[Entry]:
-    messages = public_thread(ticket)
-    staff_ids = {m.staff_id for m in messages if m.staff_id is not None}
-    names = access.staff_names(staff_ids) if staff_ids else {}
-    entries = []
-    for message in messages:
-        mine = message.author_kind == AuthorKind.CONTACT
-        if mine:
-            author = _("You")
-        elif message.staff_id in names:
-            author = names[message.staff_id]
-        else:
-            author = _("Support team")
-        # body_html was sanitised before it was stored.
-        body = Markup(message.body_html) if message.body_html else text_to_html(message.body_text)
-        entries.append(Entry(message, author, mine, body, list(message.attachments)))
-    return entries
+# The tracking page in one statement and one round trip: the ticket, its category, its
+# public messages oldest first (no internal notes, no notifications: the notifications
+# repeat what the page shows), each message's agent's name and its attachments. Four to six
+# statements before (the ticket, the category, the messages, the attachments, each agent's
+# name), each a round trip and a plan on PostgreSQL; the ticket's columns now repeat on each
+# of its rows, and ``db.Joined`` makes the ticket (and each message) once.
+_tracking_rows = db.Joined(
+    "ticket.tracking_page", (Ticket, Category, Message, Staff, Attachment),
+    lambda ticket_id: (
+        Ticket.select(Ticket, Category, Message, Staff.id, Staff.name, Attachment)
+        .join(Category, JOIN.LEFT_OUTER, on=(Category.id == Ticket.category))
+        .switch(Ticket)
+        .join(Message, JOIN.LEFT_OUTER,
+              on=((Message.ticket == Ticket.id) & ~Message.is_internal
+                  & (Message.notification == "")))
+        .join(Staff, JOIN.LEFT_OUTER, on=(Staff.id == Message.staff))
+        .switch(Message)
+        .join(Attachment, JOIN.LEFT_OUTER,
+              on=((Attachment.message == Message.id) & (Attachment.ticket == Ticket.id)))
+        .where(Ticket.id == ticket_id)
+        .order_by(Message.created_at, Message.id, Attachment.id)))
+
+
+@dataclass
+class Tracked:
+    """What the tracking page shows: the ticket, its category and its public thread."""
+
+    ticket: Ticket
+    category: Category | None
+    thread: list[Entry]
+
+
+def _tracked_or_404(number: int, key: str) -> Tracked:
+    """The tracking page's ticket and thread, read in one statement; a wrong key gets exactly
+    the answer of a missing ticket (``_ticket_or_404``).
+
+    The rows are read before the key is compared (in constant time, as
+    ``find_for_customer`` does): nothing of them leaves this function when it is wrong.
+    """
+    g.private_page = True  # the key is in the URL: no caching, no Referer
+    rows = _tracking_rows.all(number) if 0 < number <= MAX_ID else []
+    if not rows or not hmac.compare_digest(rows[0][0].access_key.encode(), key.encode()):
+        abort(404)
+    ticket, category = rows[0][0], rows[0][1]
+    thread: list[Entry] = []
+    for _ticket, _category, message, staff, attachment in rows:
+        if message is None:  # no public message at all: the one row of the outer join
+            continue
+        if not thread or thread[-1].message is not message:  # rows come message by message
+            thread.append(_entry(message, staff))
+        if attachment is not None:
+            thread[-1].attachments.append(attachment)
+    return Tracked(ticket, category, thread)
+
+
+def _entry(message: Message, staff: Staff | None) -> Entry:
+    mine = message.author_kind == AuthorKind.CONTACT
+    if mine:
+        author = _("You")
+    elif staff is not None:
+        author = staff.name
+    else:
+        author = _("Support team")
+    # body_html was sanitised before it was stored.
+    body = Markup(message.body_html) if message.body_html else text_to_html(message.body_text)
+    return Entry(message, author, mine, body, [])
 
 
 # The untouched reply fields, rendered, by (language, upload limits): the same HTML for every
@@ -434,8 +486,8 @@ def reply_fields(form: ReplyForm | None, limits: dict[str, Any]) -> Markup:
     return found
 
 
-def _tracking_page(ticket: Ticket, reply_form: ReplyForm | None = None) -> str:
-    category = access.category_by_id(ticket.category_id)
+def _tracking_page(tracked: Tracked, reply_form: ReplyForm | None = None) -> str:
+    ticket, category = tracked.ticket, tracked.category
     just_submitted = session.get(SUBMITTED) == ticket.id
     if just_submitted:
         session.pop(SUBMITTED)
@@ -444,7 +496,7 @@ def _tracking_page(ticket: Ticket, reply_form: ReplyForm | None = None) -> str:
         g.language_form = "reply-form"
         g.language_form_url = url_for(".reply", number=ticket.id, key=ticket.access_key)
     return render_template(
-        "loket/tracking.html", ticket=ticket, category=category, thread=_thread(ticket),
+        "loket/tracking.html", ticket=ticket, category=category, thread=tracked.thread,
         status=status_label(ticket.status), link=tracking_url(ticket),
         just_submitted=just_submitted, can_reply=can_reply,
         can_resolve=not ticket.is_done,
@@ -454,7 +506,7 @@ def _tracking_page(ticket: Ticket, reply_form: ReplyForm | None = None) -> str:
 
 @bp.get("/t/<int:number>/<key>")
 def tracking(number: int, key: str) -> str:
-    return _tracking_page(_ticket_or_404(number, key))
+    return _tracking_page(_tracked_or_404(number, key))
 
 
 def _back(ticket: Ticket, anchor: str = "") -> Response:
@@ -480,7 +532,7 @@ def reply(number: int, key: str) -> Any:
             else:
                 flash(_("Thank you. Your reply was added to the ticket."), "success")
             return _back(ticket, "#latest")
-    return _tracking_page(ticket, reply_form=form)
+    return _tracking_page(_tracked_or_404(number, key), reply_form=form)
 
 
 @bp.post("/t/<int:number>/<key>/resolve")
