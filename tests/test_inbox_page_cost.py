@@ -54,13 +54,8 @@ def test_a_console_inbox_page_is_two_statements(desk: Any, client: Any) -> None:
         with Statements() as caught:
             html = client.get(page).get_data(as_text=True)
         assert "model-list" in html, page
-<<<<<<< HEAD
         assert len(caught.sql) == 2, (page, caught.sql)
         session, rows = map(_as_sql, caught.sql)
-=======
-        assert len(caught.sql) == 3, (page, caught.sql)
-        session, rows, names = map(_as_sql, caught.sql)
->>>>>>> pgtrip
         assert '"staff_session"' in session and 'JOIN "staff"' in session
         assert '"console_names_stamp"' in session
         assert 'FROM "ticket"' in rows and "LIMIT" in rows
