@@ -51,9 +51,12 @@ def open_database(url: str) -> peewee.Database:
         return connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     scheme, rest = url.split("://", 1)
     if scheme in ("postgres", "postgresql"):
+        params = postgres_params(rest)
+        prepares = params.pop("prepare", True) not in (False, 0, "false", "0", "no", "off")
         # A pool: opening a PostgreSQL connection costs more than most requests.
-        return PooledPostgres(**postgres_params(rest), max_connections=32,
-                              stale_timeout=300, timeout=10)
+        pool = PooledPostgres(**params, max_connections=32, stale_timeout=300, timeout=10)
+        pool.prepares_statements = prepares
+        return pool
     return connect(url)
 
 
@@ -108,7 +111,15 @@ class _Psycopg3Check(_ChecksTheSocket, peewee.Psycopg3Adapter):
 
 class PooledPostgres(PooledPostgresqlDatabase):
     """peewee's pool of PostgreSQL connections, checking a connection it hands out by its
-    socket (``_ChecksTheSocket``)."""
+    socket (``_ChecksTheSocket``).
+
+    ``prepares_statements``: whether named statements run prepared (``_run_prepared``);
+    ``?prepare=false`` in the database URL turns it off, for a pooler between the desk and
+    the server that hands each transaction a different server connection (PgBouncer's
+    transaction pooling), where a statement prepared on one is unknown on the next.
+    """
+
+    prepares_statements = True
 
     psycopg2_adapter = _Psycopg2Check
     psycopg3_adapter = _Psycopg3Check
@@ -481,6 +492,7 @@ def _prepares(db: peewee.Database) -> bool:
     """Whether named statements run prepared here: PostgreSQL through psycopg2 (psycopg 3
     would have its own ``prepare=True``; it is not what the desk installs)."""
     return (isinstance(db, peewee.PostgresqlDatabase)
+            and getattr(db, "prepares_statements", True)
             and type(db.connection()).__module__.startswith("psycopg2"))
 
 

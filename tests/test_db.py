@@ -697,3 +697,27 @@ def test_a_prepared_name_is_known_per_connection_through_discard_and_a_new_conne
     assert after != before and "ticket.by_id" not in _prepared_here(database)
     assert statement.first(ticket.id).id == ticket.id
     assert "ticket.by_id" in _prepared_here(database)
+
+
+@pytest.mark.skipif(not PG_URL, reason="prepared statements are PostgreSQL's")
+def test_prepare_false_in_the_url_runs_named_statements_unprepared(ctx, db_url):
+    """``?prepare=false`` (a pooler that hands each transaction another server connection)
+    runs every named statement as its SQL, preparing nothing; the URL's other options still
+    reach the connection."""
+    from .spies import Statements
+
+    ticket = Ticket.create(subject="s", contact=Contact.create())
+    database = db.open_database(f"{db_url}&prepare=false")
+    statement = db.STATEMENTS["ticket.by_id"]
+    desk = db.database.obj
+    try:
+        database.connect()
+        db.bind(database)
+        with Statements() as caught:
+            assert statement.first(ticket.id).id == ticket.id
+        assert caught.sql and not caught.sql[0].startswith("EXECUTE")
+        assert _prepared_here(database) == {}
+    finally:
+        db.bind(desk)
+        db.close_all(database)
+    assert desk.prepares_statements and not database.prepares_statements
