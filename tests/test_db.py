@@ -428,6 +428,107 @@ def test_an_insert_on_its_own_queues_as_a_writer_and_one_in_a_transaction_joins_
     assert Contact.select().where(Contact.name == "Within").count() == 1
 
 
+class _WalFrames:
+    """The WAL's length in frames, from its index's header (sqlite.org/walformat.html:
+    ``mxFrame`` at byte 16). The file stays open until the test's end: closing a descriptor
+    drops the process's POSIX locks on it, SQLite's own among them."""
+
+    def __init__(self, path: str):
+        import os
+
+        self.fd = os.open(path + "-shm", os.O_RDONLY)
+
+    def __call__(self) -> int:
+        import os
+        import struct
+
+        return struct.unpack_from("=I", os.pread(self.fd, 20, 0), 16)[0]
+
+
+def test_sqlite_keeps_its_durability_and_leaves_checkpoints_to_the_checkpointer(ctx):
+    if not db.is_sqlite():
+        pytest.skip("SQLite's WAL")
+    conn = db.database.obj
+    assert conn.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute_sql("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL, as before
+    # SQLite's own checkpoint only as a far bound, above the checkpointer's restart mark.
+    auto = conn.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0]
+    assert auto > 2 * db._Checkpointer.RESTART_AT
+
+
+def test_the_wal_is_checkpointed_outside_the_writers_queue_and_stays_bounded(
+        app, ctx, monkeypatch):
+    """Commits go on while a checkpoint runs (it is not part of any commit), and under
+    writers that never pause, with readers holding snapshots, the WAL restarts and stays
+    within a bound."""
+    if not db.is_sqlite():
+        pytest.skip("SQLite's WAL")
+    monkeypatch.setattr(db._Checkpointer, "EVERY", 4)
+    monkeypatch.setattr(db._Checkpointer, "RESTART_AT", 200)
+    path = db.database.obj.database
+    insert_contact = db.STATEMENTS["contact.insert"]
+    checkpointer = db._checkpointer(path)
+    real = db._Checkpointer.checkpoint
+    running, release = threading.Event(), threading.Event()
+
+    def held(self: Any, conn: Any) -> None:
+        running.set()
+        release.wait(30)
+        real(self, conn)
+
+    monkeypatch.setattr(db._Checkpointer, "checkpoint", held)
+    n = 0
+    while not running.is_set() and n < 2000:
+        with db.write_transaction():
+            insert_contact(Contact(name="x" * 3000 + str(n)))
+        n += 1
+    assert running.wait(10), "no checkpoint started"
+    for i in range(30):  # the checkpoint is held: writers do not wait for it
+        with db.write_transaction():
+            insert_contact(Contact(name=f"while the checkpoint runs {i}"))
+    release.set()
+    monkeypatch.setattr(db._Checkpointer, "checkpoint", real)
+
+    stop, errors, seen = threading.Event(), [], []
+    wal_frames = _WalFrames(path)
+
+    def write(k: int) -> None:
+        try:
+            with app.app_context(), db.connection():
+                for i in range(150):
+                    with db.write_transaction():
+                        insert_contact(Contact(name="y" * 3000 + f"{k}-{i}"))
+                        seen.append(wal_frames())  # in the queue: in commit order
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def read() -> None:
+        with app.app_context(), db.connection():
+            while not stop.is_set():
+                with db.database.obj.atomic():  # a snapshot, as a page's reads hold one
+                    Contact.select().count()
+                    Contact.select().order_by(Contact.id.desc()).first()
+                time.sleep(0.003)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(k,)) for k in range(3)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join(120)
+    stop.set()
+    for t in readers:
+        t.join(10)
+    assert not errors, errors
+    assert checkpointer.runs >= 2
+    assert Contact.select().count() == n + 30 + 450  # nothing lost
+    # The WAL went back to its start again and again while the writers never paused (it
+    # passes its mark only by what commits while a PASSIVE checkpoint runs and a RESTART
+    # waits for the queue and for readers).
+    restarts = sum(1 for a, b in itertools.pairwise(seen) if b < a)
+    assert restarts >= 2, seen
+
+
 # -- Rows a select makes: as peewee makes them -------------------------------------------------
 
 
