@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
 import select
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +14,6 @@ from typing import Any
 import peewee
 from playhouse.db_url import connect, parse
 from playhouse.pool import PooledPostgresqlDatabase
-
-log = logging.getLogger(__name__)
 
 # Every model binds to this proxy; create_app points it at the app's database.
 database = peewee.DatabaseProxy()
@@ -34,14 +30,6 @@ SQLITE_PRAGMAS = {
     # SQLite writes them to a file under /var/tmp each time: a third of the write
     # calls of an inbound mail. Sorts that need a temporary table use memory too.
     "temp_store": "memory",
-    # The WAL is copied back into the database file by each process's checkpointer, outside
-    # the writers' queue (``_Checkpointer``). SQLite's own automatic checkpoint runs inside
-    # the commit that passes its mark, with the queue held: every writer of every process
-    # waited for its reads, writes and two fsyncs. It stays, as a bound far above the
-    # checkpointer's marks, for writers that never pass through a write transaction.
-    "wal_autocheckpoint": 20000,
-    # After a spike, a restarted WAL file is cut back to this size (bytes).
-    "journal_size_limit": 64 * 1024 * 1024,
 }
 
 
@@ -171,9 +159,6 @@ def _sqlite_write(db: peewee.SqliteDatabase) -> Iterator[None]:
     with _writer_lock(db.database):
         with db.atomic("IMMEDIATE"):
             yield
-    checkpointer = _checkpointer(db.database)
-    if checkpointer is not None:
-        checkpointer.committed()
 
 
 class _WriterLock:
@@ -210,95 +195,6 @@ def _writer_lock(path: str) -> contextlib.AbstractContextManager:
         if lock is None:
             lock = _writer_locks[path] = _WriterLock(os.path.abspath(path))
     return lock()
-
-
-class _Checkpointer:
-    """Copies a database's WAL back into its file from a thread of this process, outside
-    the writers' queue, so that no writer waits for it.
-
-    Every ``EVERY`` commits of this process (the queue already let go) a thread starts,
-    unless one is running, and runs a PASSIVE checkpoint on a connection of its own:
-    writers go on appending meanwhile, and readers are never waited for. A submission
-    writes about 30 pages, so with two workers that is about SQLite's own mark of 1,000.
-
-    SQLite starts writing the WAL from its beginning again only when a writer finds every
-    frame copied and no reader in it, which a busy desk, always writing while a checkpoint
-    copies, may not give. So the WAL's length is bounded here: once it holds
-    ``RESTART_AT`` frames, the thread queues as a writer (the flock) for a RESTART
-    checkpoint, which copies the few frames written since its last PASSIVE one and waits
-    at most ``RESTART_WAIT_MS`` for readers of older snapshots; the next commit then
-    writes from the WAL's start (and ``journal_size_limit`` cuts the file back). A reader
-    that holds its snapshot longer defers that to the next round. Durability is SQLite's
-    as before: a commit is in the WAL, ``synchronous=NORMAL``.
-
-    The -shm file is never opened here: closing any descriptor of a file drops every POSIX
-    lock the process holds on it, SQLite's included, and another process's SQLite would
-    then take the shared memory for abandoned and truncate it under the others (SIGBUS).
-    """
-
-    EVERY = 16
-    RESTART_AT = 8000
-    RESTART_WAIT_MS = 10
-
-    def __init__(self, path: str):
-        self.path = path
-        self.pid = os.getpid()
-        self.guard = threading.Lock()
-        self.commits = 0
-        self.running = False
-        self.runs = 0  # checkpoints run (tests read it)
-
-    def committed(self) -> None:
-        with self.guard:
-            self.commits += 1
-            if self.running or self.commits < self.EVERY:
-                return
-            self.commits, self.running = 0, True
-        threading.Thread(target=self._run, name="loket-checkpoint", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None,
-                                   timeout=self.RESTART_WAIT_MS / 1000)
-            try:
-                self.checkpoint(conn)
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            log.exception("checkpoint of %s failed", self.path)
-        finally:
-            with self.guard:
-                self.running = False
-
-    def checkpoint(self, conn: sqlite3.Connection) -> None:
-        passive = "PRAGMA wal_checkpoint(PASSIVE)"
-        _busy, frames, _copied = conn.execute(passive).fetchone()
-        self.runs += 1
-        if frames >= self.RESTART_AT:
-            # Once more outside the queue (what was written meanwhile), then RESTART in it,
-            # where nothing is written meanwhile: it copies the last few frames and waits
-            # (at most RESTART_WAIT_MS) for the readers of older snapshots, so that the
-            # next commit writes from the WAL's start.
-            conn.execute(passive).fetchone()
-            with _writer_lock(self.path):
-                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-
-
-_checkpointers: dict[str, _Checkpointer] = {}
-
-
-def _checkpointer(path: str) -> _Checkpointer | None:
-    """This process's checkpointer of a database file (a new one after a fork)."""
-    if not path or path == ":memory:" or path.startswith("file:"):
-        return None
-    found = _checkpointers.get(path)
-    if found is not None and found.pid == os.getpid():
-        return found
-    with _writer_locks_guard:
-        found = _checkpointers.get(path)
-        if found is None or found.pid != os.getpid():
-            found = _checkpointers[path] = _Checkpointer(os.path.abspath(path))
-    return found
 
 
 @contextlib.contextmanager
