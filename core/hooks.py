@@ -7,6 +7,8 @@ events without importing the plugin manager, which sits above them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pluggy
@@ -16,11 +18,14 @@ log = logging.getLogger(__name__)
 hookimpl = pluggy.HookimplMarker("loket")
 
 
-def fire(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Exception]:
+def fire(pm: pluggy.PluginManager, hook_name: str, *,
+         around: Callable[[], AbstractContextManager[Any]] | None = None,
+         **kwargs: Any) -> list[Exception]:
     """Call an event hook with each implementation isolated from the others.
 
-    Returns the exceptions raised (already logged), so callers and tests can
-    see them; they never propagate.
+    ``around`` makes the context each implementation runs in (a savepoint, so that what
+    a failing one wrote is undone with it). Returns the exceptions raised (already
+    logged), so callers and tests can see them; they never propagate.
     """
     caller = getattr(pm.hook, hook_name)
     errors: list[Exception] = []
@@ -28,7 +33,8 @@ def fire(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Except
     for impl in reversed(caller.get_hookimpls()):
         args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
         try:
-            impl.function(**args)
+            with around() if around is not None else nullcontext():
+                impl.function(**args)
         except Exception as exc:
             log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
             errors.append(exc)

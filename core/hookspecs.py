@@ -16,6 +16,8 @@ Rules that hold for all of them:
 * Event hooks (past tense: ``ticket_created``...) run after the transaction has
   committed, each implementation isolated: one that raises is logged and the
   others still run; the ticket stays as committed. They return nothing.
+* ``record_new_ticket`` runs inside the ticket's transaction, each implementation
+  in a savepoint: one that raises is logged and undone, and the ticket commits.
 """
 
 from __future__ import annotations
@@ -284,6 +286,22 @@ def route_ticket(ticket: Ticket, message: Message | None, category: Category | N
     implementation decide. Core's default (trylast) uses the category's
     default department and priority. Raising aborts the ticket's creation
     before anything is written.
+    """
+
+
+@hookspec
+def record_new_ticket(ticket: Ticket, message: Message | None) -> None:
+    """Write a plugin's own rows about a ticket being opened, in the ticket's transaction.
+
+    Called inside the write transaction that opens the ticket (any channel), after its
+    rows (ticket, first message, audit, escalation, acknowledgement) and before the commit,
+    so what a plugin keeps beside a new ticket commits with it: one write lock and one
+    commit for both, and never a ticket without its row. Each implementation runs in a
+    savepoint of its own: one that raises is logged, what it wrote is undone, the others
+    still run and the ticket commits. It may write through the services (an internal
+    note); the events that causes fire after the commit. Keep it short and local (no
+    network, no decisions: ``route_ticket`` decides before the write): on SQLite every
+    writer of every process waits meanwhile. Returns nothing.
     """
 
 

@@ -219,6 +219,44 @@ def test_a_ticket_is_read_once_for_routing_and_for_its_case(billing_desk: Any, m
     assert len(calls) == 2
 
 
+def test_a_billing_case_commits_in_its_tickets_own_transaction(billing_desk: Any,
+                                                                 monkeypatch: Any) -> None:
+    from plugins.billing_desk import cases
+    from plugins.billing_desk.models import BillingCase
+
+    writes: list[int] = []
+    real_write = core_db.write_transaction
+    monkeypatch.setattr(core_db, "write_transaction",
+                        lambda: (writes.append(1), real_write())[1])
+    inside: list[bool] = []
+    real_insert = cases._insert_case
+    monkeypatch.setattr(cases, "_insert_case", lambda case: (
+        inside.append(core_db.database.obj.in_transaction()), real_insert(case))[1])
+    ticket = open_ticket(identity=Identity("email", "one@example.test"), subject="Refund",
+                         text="Please refund my last payment", category=billing_desk.login,
+                         language="en")
+    assert inside == [True] and len(writes) == 1  # one write transaction for both rows
+    assert BillingCase.get(BillingCase.ticket == ticket.id).request_kind == "refund"
+
+
+def test_a_failing_billing_case_never_loses_its_ticket(billing_desk: Any, monkeypatch: Any,
+                                                      caplog: Any) -> None:
+    from plugins.billing_desk import cases
+    from plugins.billing_desk.models import BillingCase
+
+    def broken(case: Any) -> Any:
+        raise core_db.peewee.OperationalError("no such table: billing_case")
+
+    monkeypatch.setattr(cases, "_insert_case", broken)
+    ticket = open_ticket(identity=Identity("email", "kept@example.test"), subject="Chargeback",
+                         text="My bank did a chargeback, what now", category=billing_desk.login,
+                         language="en")
+    fresh = Ticket.get_by_id(ticket.id)  # committed, routed as before
+    assert "billing" in fresh.tags and "chargeback" in fresh.tags
+    assert not BillingCase.select().where(BillingCase.ticket == ticket.id).exists()
+    assert "billing_desk failed in record_new_ticket" in caplog.text
+
+
 def test_the_case_insert_writes_every_column(billing_desk: Any) -> None:
     import datetime as dt
     from decimal import Decimal

@@ -503,6 +503,49 @@ def test_ticket_created_hooks_are_isolated_and_run_after_commit(make_app, spy):
         assert "ticket_created" in spy.names()  # the others still ran
 
 
+def test_record_new_ticket_writes_in_the_tickets_transaction_and_a_failure_is_undone_alone(
+        make_app, spy):
+    from tests.factories import build_desk
+
+    seen = []
+
+    class Keeper:
+        @hookimpl
+        def record_new_ticket(self, ticket, message):
+            # Inside the ticket's own write: its rows are there, nothing is committed yet.
+            seen.append((core_db.database.obj.in_transaction(), ticket.id is not None,
+                         message.body_text, spy.names().count("ticket_created")))
+            tickets.add_note(ticket, None, "kept beside the ticket")
+
+    class Broken:
+        @hookimpl
+        def record_new_ticket(self, ticket):
+            tickets.add_note(ticket, None, "written, then undone")
+            raise RuntimeError("the plugin's table is gone")
+
+    app = make_app(extra_plugins=(Keeper(), Broken(), spy))
+    with app.app_context(), core_db.connection():
+        desk = build_desk()
+        ticket = _open(desk)
+        assert seen == [(True, True, "It says my password is wrong.", 0)]
+        stored = Ticket.get_or_none(Ticket.id == ticket.id)
+        assert stored is not None  # the ticket is not lost with the broken plugin's work
+        notes = [m.body_text for m in Message.select().where(
+            Message.ticket == ticket.id, Message.is_internal).order_by(Message.id)]
+        assert notes == ["kept beside the ticket"]
+        # The undone note's event never fires; the kept one's and the ticket's do, after.
+        added = [c["message"].body_text for c in spy.of("message_added")]
+        assert added == ["kept beside the ticket"]
+        assert spy.names().count("ticket_created") == 1
+
+
+def test_record_new_ticket_outside_a_unit_of_work_is_refused(app):
+    from core.services.unit import record
+
+    with app.app_context(), pytest.raises(RuntimeError):
+        record("record_new_ticket", ticket=None, message=None)
+
+
 # -- contacts -----------------------------------------------------------------------------
 
 

@@ -51,7 +51,7 @@ from .contacts import (
     normalise_identity,
     remember_language,
 )
-from .unit import after_commit, emit, run_unit, unit_of_work
+from .unit import after_commit, emit, record, run_unit, unit_of_work
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -364,6 +364,7 @@ def _create_ticket(opening: _Opening, *, contact: Contact, actor: Actor,
         _escalate(ticket, actor, routing.reason or "routing")
     if notify:
         _notify(ticket, notifications.TICKET_OPENED, contact=contact, known=known)
+    record("record_new_ticket", ticket=ticket, message=message)
     emit("ticket_created", ticket=ticket, message=message)
     return ticket, message
 

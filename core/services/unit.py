@@ -35,6 +35,15 @@ def emit(hook_name: str, **kwargs: Any) -> None:
     unit.events.append((hook_name, kwargs))
 
 
+def record(hook_name: str, **kwargs: Any) -> list[Exception]:
+    """Call a hook now, inside the current unit's transaction, each implementation in a
+    nested unit (a savepoint): one that raises is logged, what it wrote and the events it
+    queued are undone, and the unit goes on. Returns the exceptions (already logged)."""
+    if _current.get() is None:
+        raise RuntimeError("record() outside a unit of work")
+    return fire(loket().pm, hook_name, around=unit_of_work, **kwargs)
+
+
 def after_commit(fn: Callable[[], None]) -> None:
     """Run ``fn`` after the outermost transaction commits (after the event hooks)."""
     unit = _current.get()

@@ -116,8 +116,9 @@ def route_ticket(category: Any, form_data: dict[str, Any], text: str) -> Routing
 
 
 @hookimpl
-def ticket_created(ticket: Any, message: Any) -> None:
-    """Record the billing details of a billing ticket, and say why it was escalated."""
+def record_new_ticket(ticket: Any, message: Any) -> None:
+    """Record the billing details of a billing ticket, and say why it was escalated, in
+    the ticket's own transaction."""
     from .cases import record
 
     record(ticket, message)

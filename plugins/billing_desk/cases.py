@@ -16,12 +16,12 @@ _insert_case = db.Insert("billing_desk.case_insert", BillingCase)
 
 
 def record(ticket: Any, message: Any) -> BillingCase | None:
-    """Write the case of a newly opened ticket, if it is a billing one (after its commit).
+    """Write the case of a ticket being opened, if it is a billing one (in its transaction).
 
-    The truth of what the customer sent is in the ticket's form answers,
-    committed with it; this row makes it queryable (the report, the panel), so
-    writing it again after a failure gives the same row. An escalated ticket
-    gets an internal note saying why.
+    The truth of what the customer sent is in the ticket's form answers; this
+    row makes it queryable (the report, the panel), and commits with the ticket
+    (one write lock, one commit), so writing it again gives the same row. An
+    escalated ticket gets an internal note saying why.
     """
     from . import is_billing_category
     from .routing import assess, charged_on
@@ -38,9 +38,8 @@ def record(ticket: Any, message: Any) -> BillingCase | None:
         return None
     escalated = bool(found.escalate_reason) and ticket.escalation_level > 0
     try:
-        # One statement, no read-then-write transaction (this runs after the ticket's
-        # commit, outside any): a second run loses on the unique ticket and finds the
-        # first run's row.
+        # A second run (none today: a ticket is opened once) loses on the unique ticket
+        # and finds the first run's row.
         case = _insert_case(BillingCase(
             ticket=ticket.id, center=found.center, request_kind=found.request_kind,
             transaction_id=str(form_data.get("transaction_id") or "")[:120],

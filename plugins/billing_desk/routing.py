@@ -2,7 +2,7 @@
 
 One function, ``assess``, decides from the ticket's category, form answers and
 text and the admins' tables; ``route_ticket`` turns its answer into a routing,
-and ``ticket_created`` records it, so both always agree.
+and ``record_new_ticket`` records it, so both always agree.
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def _request_kind(form_data: dict[str, Any], found: list[words.Found]) -> str:
     return next((kind for kind in _KIND_ORDER if kind in kinds), "")
 
 
-# The latest answers of ``assess``: routing asks before the write and ``ticket_created``
-# after the commit, about the same ticket. An answer is reused only while the tables it was
+# The latest answers of ``assess``: routing asks before the write and ``record_new_ticket``
+# inside it, about the same ticket. An answer is reused only while the tables it was
 # read from are the very ones the cache holds (a change through the models, or the cache's
 # own expiry, gives new objects), so it is never staler than those reads.
 _ASSESSED_KEEP = 64
