@@ -8,6 +8,7 @@ plugins and the admin console call these; none of them writes ticket rows.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -1309,10 +1310,15 @@ _attachments_of_ticket = db.Select(
                        .order_by(Attachment.id)))
 
 
+def key_matches(ticket: Ticket | None, key: str | None) -> bool:
+    """Whether a tracking link's key is the ticket's (False for no ticket), compared in
+    constant time: how long it takes tells nothing of the key."""
+    return ticket is not None and hmac.compare_digest(ticket.access_key.encode(),
+                                                      (key or "").encode())
+
+
 def find_for_customer(number: int | str, key: str) -> Ticket | None:
     """The ticket for a tracking link, or None when number or key is wrong (same answer)."""
-    import hmac
-
     try:
         ticket_id = int(number)
     except (TypeError, ValueError):
@@ -1320,10 +1326,7 @@ def find_for_customer(number: int | str, key: str) -> Ticket | None:
     if not 0 < ticket_id <= MAX_ID:
         return None
     ticket = _ticket_by_id.first(ticket_id)
-    if ticket is None or not hmac.compare_digest(ticket.access_key.encode(),
-                                                 (key or "").encode()):
-        return None
-    return ticket
+    return ticket if key_matches(ticket, key) else None
 
 
 def public_thread(ticket: Ticket) -> list[Message]:

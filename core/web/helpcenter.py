@@ -66,6 +66,7 @@ from ..services.tickets import (
     add_customer_reply,
     customer_resolve,
     find_for_customer,
+    key_matches,
     open_ticket,
     tracking_url,
 )
@@ -431,12 +432,12 @@ def _tracked_or_404(number: int, key: str) -> Tracked:
     """The tracking page's ticket and thread, read in one statement; a wrong key gets exactly
     the answer of a missing ticket (``_ticket_or_404``).
 
-    The rows are read before the key is compared (in constant time, as
+    The rows are read before the key is compared (in constant time, ``key_matches``, as
     ``find_for_customer`` does): nothing of them leaves this function when it is wrong.
     """
     g.private_page = True  # the key is in the URL: no caching, no Referer
     rows = _tracking_rows.all(number) if 0 < number <= MAX_ID else []
-    if not rows or not hmac.compare_digest(rows[0][0].access_key.encode(), key.encode()):
+    if not rows or not key_matches(rows[0][0], key):
         abort(404)
     ticket, category = rows[0][0], rows[0][1]
     thread: list[Entry] = []
