@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
-from core import hookimpl
+from core import db, hookimpl
 
 
 class Spy:
@@ -85,6 +86,12 @@ class Statements(logging.Handler):
         return [sql for sql, _ in self.caught]
 
     @property
+    def text(self) -> list[str]:
+        """The SQL of each statement, a prepared one's (sent as ``EXECUTE "name"(...)`` on
+        PostgreSQL, ``core.db``) read through its name."""
+        return [as_sql(sql) for sql, _ in self.caught]
+
+    @property
     def params(self) -> list[list[Any]]:
         return [params for _, params in self.caught]
 
@@ -100,3 +107,13 @@ class Statements(logging.Handler):
         logger.removeHandler(self)
         logger.setLevel(self.level_before)
 
+
+
+def as_sql(sent: str) -> str:
+    """The SQL of a statement as sent: a named statement on PostgreSQL is sent as
+    ``EXECUTE "name"(...)`` (prepared once per connection, ``core.db``)."""
+    found = re.match(r'EXECUTE "([^"]+)"', sent)
+    if found is None:
+        return sent
+    statement = db.STATEMENTS[found.group(1)]
+    return statement.compile(statement.arity)[0]

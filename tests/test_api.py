@@ -668,7 +668,7 @@ def test_the_list_names_related_rows_in_one_statement_not_by_joins(api: Any) -> 
     api.open(category="payments-and-subscriptions", fields={}, subject="Charged twice")
     with Statements() as caught:
         listed = api.client.get("/api/v1/tickets", headers=bearer(api.admin_token)).get_json()
-    statements = caught.sql
+    statements = caught.text
     (tickets,) = [sql for sql in statements if 'FROM "ticket"' in sql and "LIMIT" in sql]
     assert 'JOIN "contact"' in tickets
     assert not any(f'JOIN "{table}"' in tickets for table in ("category", "department", "staff"))

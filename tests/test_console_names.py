@@ -49,7 +49,7 @@ def test_a_name_changed_through_another_connection_shows_on_the_next_page(
     assert ">Support</td>" in page and "Move to Billing" in page
     with Statements() as caught:
         _inbox(client)
-    assert not any('"department"' in sql for sql in caught.sql)  # kept: no names read
+    assert not any('"department"' in sql for sql in caught.text)  # kept: no names read
 
     changes = [
         (f"UPDATE \"department\" SET name = 'Customer care' WHERE id = {desk.support.id}",
@@ -214,7 +214,7 @@ def test_the_api_list_shows_a_change_made_through_another_connection_at_once(
     with Statements() as caught:
         assert listed() == first
     assert len(caught.sql) == 2, caught.sql
-    assert '"console_names_stamp"' in caught.sql[0] and 'FROM "ticket"' in caught.sql[1]
+    assert '"console_names_stamp"' in caught.text[0] and 'FROM "ticket"' in caught.text[1]
     other.execute_sql(f"UPDATE \"category\" SET slug = 'plans' WHERE id = {desk.payments.id}")
     assert listed()["category"]["slug"] == "plans"
     other.execute_sql(f"UPDATE \"department\" SET slug = 'care', name = 'Care' "
