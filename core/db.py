@@ -52,12 +52,22 @@ def open_database(url: str) -> peewee.Database:
     scheme, rest = url.split("://", 1)
     if scheme in ("postgres", "postgresql"):
         params = postgres_params(rest)
-        prepares = params.pop("prepare", True) not in (False, 0, "false", "0", "no", "off")
+        prepares = _flag(params.pop("prepare", True), "prepare")
         # A pool: opening a PostgreSQL connection costs more than most requests.
         pool = PooledPostgres(**params, max_connections=32, stale_timeout=300, timeout=10)
         pool.prepares_statements = prepares
         return pool
     return connect(url)
+
+
+def _flag(value: object, name: str) -> bool:
+    """A URL's yes-or-no parameter (``playhouse.db_url`` makes true/false/1/0 Python values);
+    anything else is refused by name rather than read as yes."""
+    if isinstance(value, str):
+        value = {"yes": True, "on": True, "no": False, "off": False}.get(value.lower(), value)
+    if value in (True, False):  # 1 and 0 too
+        return bool(value)
+    raise ValueError(f"the database URL's {name}= must be true or false, not {value!r}")
 
 
 def postgres_params(rest: str) -> dict[str, Any]:

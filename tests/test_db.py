@@ -721,3 +721,7 @@ def test_prepare_false_in_the_url_runs_named_statements_unprepared(ctx, db_url):
         db.bind(desk)
         db.close_all(database)
     assert desk.prepares_statements and not database.prepares_statements
+    for word, prepares in (("off", False), ("0", False), ("true", True), ("yes", True)):
+        assert db.open_database(f"{db_url}&prepare={word}").prepares_statements is prepares
+    with pytest.raises(ValueError, match="prepare= must be true or false"):
+        db.open_database(f"{db_url}&prepare=maybe")
