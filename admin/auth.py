@@ -119,7 +119,12 @@ def init_login(app: Flask) -> LoginManager:
     manager.login_view = "loket_auth.login"
     manager.session_protection = "basic"
     manager.user_loader(load_user)
-    manager.init_app(app)
+    # Templates get ``current_user`` as the lazy proxy it is: Flask-Login's own context
+    # processor loads the user (and hashes the visitor's address and browser for session
+    # protection) for every page rendered, the help center's included, where no template
+    # asks who is signed in.
+    manager.init_app(app, add_context_processor=False)
+    app.context_processor(lambda: {"current_user": current_user})
 
     @app.before_request
     def _fresh_user() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import time
 from typing import Any, TypeVar
 
-from flask import current_app, g, session
+from flask import current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFProtect, generate_csrf
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
 # Signed CSRF tokens kept, by (secret key, field name, the session's raw token): (token, when).
 _SIGNED: dict[tuple[Any, ...], tuple[str, float]] = {}
@@ -51,6 +54,44 @@ class CsrfGuard(CSRFProtect):
         # Flask-WTF offers its own both ways: as a global and from a context processor.
         app.jinja_env.globals["csrf_token"] = csrf_token
         app.context_processor(lambda: {"csrf_token": csrf_token})
+
+
+# -- The tracking page's forms ----------------------------------------------------------------
+#
+# The reply and "resolved" forms of a tracking page post to the page's own private link:
+# what lets them in is the ticket's key in that link, not a cookie, so a forged post from
+# another site needs the key, and whoever has the key needs no victim's browser. Their
+# token is therefore the ticket's, not the session's: an HMAC of the ticket's number and
+# key under the desk's secret key. It still proves the post came from a page this desk
+# rendered for this ticket and key (a page from before the key changed is refused), it
+# works where cookies are blocked or lost, and a first visit to a tracking page neither
+# makes a session nor signs one (a sixth of the page's work when each view signed a new
+# session's token and then the session cookie).
+
+_TICKET_FORM_SALT = b"loket.tracking-page-form"
+
+
+@functools.lru_cache(maxsize=8)
+def _ticket_form_key(secret: str | bytes) -> bytes:
+    secret = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(secret, _TICKET_FORM_SALT, hashlib.sha256).digest()
+
+
+def ticket_form_token(ticket_id: int, access_key: str) -> str:
+    """The token the tracking page's forms carry for this ticket and key."""
+    key = _ticket_form_key(current_app.secret_key)
+    return hmac.new(key, f"{ticket_id}:{access_key}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_ticket_form(ticket_id: int, access_key: str) -> None:
+    """Refuse (``CSRFError``, answered as every missing or forged token is) a tracking-page
+    post whose token is not this ticket's, compared in constant time."""
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"
+    given = request.form.get(field, "").encode("utf-8", "replace")
+    if not hmac.compare_digest(given, ticket_form_token(ticket_id, access_key).encode()):
+        raise CSRFError("The CSRF token is missing or not this ticket's.")
 
 
 # One guard for every app: Flask-WTF keeps the exemptions on it, and init_app binds it per app.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 from urllib.parse import quote
+
+import pytest
 
 from core.attachments import Storage
 from core.models import Attachment, Message, Status, Ticket, TicketEvent
@@ -248,7 +251,7 @@ def test_untouched_reply_fields_are_kept_per_language_and_errors_are_never_share
     assert "This field is required." in refused.text
     again = site.get(link(ticket) + "?lang=en").text
     assert "This field is required." not in again and 'aria-invalid' not in again
-    # Each form carries the visitor's CSRF token, the same one the session holds.
+    # Both forms carry the same token (the ticket's: test_tracking_forms_carry_the_tickets_token).
     token = again.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     assert again.count(f'name="csrf_token" value="{token}"') == 2
 
@@ -294,3 +297,60 @@ def test_the_page_reads_ticket_thread_agents_and_files_in_one_statement(
     assert "From Agus" not in wrong.text and ticket.access_key not in wrong.text
     assert site.get(f"/t/{ticket.id}/{ticket.access_key}\u00e9").status_code == 404
     assert site.get(f"/t/{2**63}/{ticket.access_key}").status_code == 404
+
+
+# -- The forms' token: the ticket's, not the session's ---------------------------------------
+
+
+def page_token(html: str) -> str:
+    tokens = re.findall(r'name="csrf_token" value="([^"]*)"', html)
+    assert len(tokens) == 2 and tokens[0] == tokens[1], tokens  # the reply and resolve forms
+    return tokens[0]
+
+
+def test_a_first_visit_makes_no_session(desk: Any, app: Any) -> None:
+    ticket = open_web_ticket(desk)
+    visitor = app.test_client(use_cookies=False)
+    page = visitor.get(link(ticket))
+    assert page.status_code == 200 and "Mark as resolved" in page.text
+    assert "Set-Cookie" not in page.headers  # nothing signed, nothing to keep
+    assert page_token(page.text)
+
+
+def test_tracking_forms_carry_the_tickets_token(desk: Any, app: Any) -> None:
+    ticket = open_web_ticket(desk)
+    other = open_web_ticket(desk, email="budi@example.com")
+    # No cookies at all: the token works without a session (a browser blocking cookies).
+    visitor = app.test_client(use_cookies=False)
+    token = page_token(visitor.get(link(ticket)).text)
+    assert token == page_token(app.test_client().get(link(ticket)).text)  # any visitor's
+    assert ticket.access_key not in token and token != page_token(visitor.get(link(other)).text)
+    sent = visitor.post(link(ticket) + "/reply", data={"text": "More detail", "csrf_token": token})
+    assert sent.status_code == 302
+    assert Message.select().where(Message.ticket == ticket.id).count() == 2
+    resolved = visitor.post(link(ticket) + "/resolve", data={"csrf_token": token})
+    assert resolved.status_code == 302
+    assert Ticket.get_by_id(ticket.id).status == Status.RESOLVED
+
+
+@pytest.mark.parametrize("form", ["reply", "resolve"])
+def test_a_post_without_this_tickets_token_is_refused(desk: Any, app: Any, form: str) -> None:
+    ticket = open_web_ticket(desk)
+    other = open_web_ticket(desk, email="budi@example.com")
+    visitor = app.test_client()
+    others = page_token(visitor.get(link(other)).text)
+    # The session's own CSRF token (from a help-center form) is not the ticket's either.
+    help_form = visitor.get("/help/member/registration-and-login/new").text
+    tag = re.search(r'<input[^>]*name="csrf_token"[^>]*>', help_form).group(0)
+    session_token = re.search(r'value="([^"]+)"', tag).group(1)
+    for token in (None, "", "x", others, session_token, others[:-1] + "é", ticket.access_key):
+        data = {"text": "Forged"} if token is None else {"text": "Forged", "csrf_token": token}
+        refused = visitor.post(link(ticket) + "/" + form, data=data)
+        assert refused.status_code == 400, token
+        assert "Your form expired" in refused.text
+    assert Message.select().where(Message.ticket == ticket.id).count() == 1
+    assert Ticket.get_by_id(ticket.id).status == Status.NEW
+    # A wrong key is the 404 of a missing ticket, before any token is looked at.
+    token = page_token(visitor.get(link(ticket)).text)
+    missing = visitor.post(f"/t/{ticket.id}/{'A' * 43}/{form}", data={"csrf_token": token})
+    assert missing.status_code == 404

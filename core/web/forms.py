@@ -287,7 +287,15 @@ def ticket_form_class(fields: Iterable[CategoryField | Question],
     return _build(specs, labels)
 
 
-class ReplyForm(CustomerForm):
+class TrackingPageForm(CustomerForm):
+    """A form of the tracking page: its token is the ticket's
+    (``security.ticket_form_token``), checked by the view, not the session's."""
+
+    class Meta:
+        csrf = False
+
+
+class ReplyForm(TrackingPageForm):
     """The customer writes again on the tracking page."""
 
     text = TextAreaField(_l("Your reply"), validators=[_required(), _longest(TEXT_MAX)],
@@ -295,5 +303,5 @@ class ReplyForm(CustomerForm):
     attachments = MultipleFileField(_l("Attachments"))
 
 
-class ResolveForm(CustomerForm):
-    """The customer says their problem is solved; the form is only its CSRF token."""
+class ResolveForm(TrackingPageForm):
+    """The customer says their problem is solved; the form is only its token."""

@@ -57,6 +57,7 @@ from ..models import (
 from ..notifications import email_reaches_customers
 from ..numbers import MAX_ID
 from ..sanitize import text_to_html
+from ..security import check_ticket_form, csrf, ticket_form_token
 from ..services import access
 from ..services.access import Node
 from ..services.answers import questions_of
@@ -500,6 +501,7 @@ def _tracking_page(tracked: Tracked, reply_form: ReplyForm | None = None) -> str
         "loket/tracking.html", ticket=ticket, category=category, thread=tracked.thread,
         status=status_label(ticket.status), link=tracking_url(ticket),
         just_submitted=just_submitted, can_reply=can_reply,
+        form_token=ticket_form_token(ticket.id, ticket.access_key),
         can_resolve=not ticket.is_done,
         reply_fields=reply_fields(reply_form, upload_limits()) if can_reply else "",
         notices=_notices("tracking", None, category))
@@ -514,9 +516,13 @@ def _back(ticket: Ticket, anchor: str = "") -> Response:
     return redirect(url_for(".tracking", number=ticket.id, key=ticket.access_key) + anchor)
 
 
+# The tracking page's two forms carry the ticket's token, not the session's (see
+# ``security.ticket_form_token``): each view checks it once the ticket is found.
 @bp.post("/t/<int:number>/<key>/reply")
+@csrf.exempt
 def reply(number: int, key: str) -> Any:
     ticket = _ticket_or_404(number, key)
+    check_ticket_form(ticket.id, ticket.access_key)
     if ticket.status == Status.CLOSED:
         flash(_("This ticket is closed. Please open a new ticket if you still need help."),
               "error")
@@ -537,8 +543,10 @@ def reply(number: int, key: str) -> Any:
 
 
 @bp.post("/t/<int:number>/<key>/resolve")
+@csrf.exempt
 def resolve(number: int, key: str) -> Any:
     ticket = _ticket_or_404(number, key)
+    check_ticket_form(ticket.id, ticket.access_key)
     if not ResolveForm().validate_on_submit():
         abort(400)
     if ticket.is_done:
