@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import inspect
 import os
 import re
@@ -262,12 +263,17 @@ class Statement:
     """A named statement whose SQL is built once per kind of database, and on PostgreSQL
     prepared once per connection (``prepare=False`` plans it each time, see ``run``)."""
 
-    def __init__(self, name: str, *, prepare: bool = True):
-        if name in STATEMENTS:
+    # Whether an argument may appear more than once in the SQL (``Shapes``: a page's
+    # conditions written again in its subquery).
+    repeats = False
+
+    def __init__(self, name: str, *, prepare: bool = True, named: bool = True):
+        if named and name in STATEMENTS:
             raise ValueError(f"a statement named {name!r} exists already")
         if '"' in name or len(name.encode()) > 63:  # a PostgreSQL identifier, quoted
             raise ValueError(f"a statement's name must fit a prepared statement's: {name!r}")
-        STATEMENTS[name] = self
+        if named:
+            STATEMENTS[name] = self
         self.name = name
         self.prepare = prepare
         # (PREPARE ..., EXECUTE ...) for PostgreSQL, made at the first run
@@ -291,7 +297,8 @@ class Statement:
             slots = [_Slot(n) for n in range(arity)]
             sql, params = self.build(*(peewee.Value(s, converter=_as_given) for s in slots)).sql()
             plan = [(True, p.index) if isinstance(p, _Slot) else (False, p) for p in params]
-            if sorted(i for is_slot, i in plan if is_slot) != list(range(arity)):
+            used = [i for is_slot, i in plan if is_slot]
+            if sorted(set(used) if self.repeats else used) != list(range(arity)):
                 raise ValueError(f"statement {self.name}: each argument must appear once")
             compiled = self._compiled[kind] = (sql, plan)
         return compiled
@@ -489,6 +496,64 @@ class Joined(_Built):
                 joined.append(instance)
             rows.append(tuple(joined))
         return rows
+
+
+class Shaped(Statement):
+    """A statement for one shape of a query that is built per request (``Shapes``)."""
+
+    repeats = True
+
+    def __init__(self, name: str, arity: int, build: Callable[..., peewee.Query], *,
+                 named: bool = True):
+        super().__init__(name, prepare=named, named=named)
+        self._arity = arity
+        self._build = build
+
+    @property
+    def arity(self) -> int:
+        return self._arity
+
+    def build(self, *slots: peewee.Node) -> peewee.Query:
+        return self._build(*slots)
+
+
+class Shapes:
+    """The statements of a query that requests build in many shapes (which filters, which
+    order, a cursor or not: an inbox page), one per shape, made the first time a process
+    sees it: peewee builds the SQL once per shape, and later requests only bind their
+    arguments; on PostgreSQL each is prepared once per connection, as a named statement.
+
+    ``statement(shape, arity, build)``: ``shape`` is a hashable description that decides
+    the SQL entirely (with the kind of database); ``build(*slots)`` makes the query with
+    each argument's slot, an argument may appear more than once. Its name is
+    ``<prefix>.<digest of the shape>``. Past ``kept`` shapes a process makes no more: a
+    new one is built and run unprepared each time (a client cannot fill the server's memory
+    with prepared statements by asking odd shapes).
+    """
+
+    def __init__(self, prefix: str, *, kept: int = 256):
+        self.prefix = prefix
+        self.kept = kept
+        self._made: dict[Any, Shaped] = {}
+        self._guard = threading.Lock()
+
+    def statement(self, shape: Any, arity: int, build: Callable[..., peewee.Query]) -> Shaped:
+        key = (type(database.obj), shape)
+        found = self._made.get(key)
+        if found is not None:
+            return found
+        digest = hashlib.blake2b(repr(key).encode(), digest_size=8).hexdigest()
+        name = f"{self.prefix}.{digest}"
+        with self._guard:
+            found = self._made.get(key)
+            if found is None:
+                if len(self._made) >= self.kept:
+                    return Shaped(name, arity, build, named=False)
+                found = STATEMENTS.get(name)
+                if not isinstance(found, Shaped):  # another Shapes of the same prefix: none
+                    found = Shaped(name, arity, build)
+                self._made[key] = found
+        return found
 
 
 # The statements prepared on each PostgreSQL connection, by name. A name is known per

@@ -444,7 +444,9 @@ def test_every_named_statement_has_its_test():
                "staff.name_by_id", "ticket.tracking_page"}
     # A plugin's statements are named after it and tested with the plugin.
     plugins = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins").iterdir()}
-    core = {name for name in db.STATEMENTS if name.split(".")[0] not in plugins}
+    # Statements made per shape of a query (db.Shapes) are tested with their query.
+    core = {name for name, statement in db.STATEMENTS.items()
+            if name.split(".")[0] not in plugins and not isinstance(statement, db.Shaped)}
     assert core == selects | set(INSERTS)
 
 
@@ -725,3 +727,77 @@ def test_prepare_false_in_the_url_runs_named_statements_unprepared(ctx, db_url):
         assert db.open_database(f"{db_url}&prepare={word}").prepares_statements is prepares
     with pytest.raises(ValueError, match="prepare= must be true or false"):
         db.open_database(f"{db_url}&prepare=maybe")
+
+
+def test_shapes_build_a_statement_once_per_shape_and_bind_each_request_s_arguments(ctx):
+    """``db.Shapes``: a shape's SQL is built the first time it is asked and never again; the
+    arguments go where their slots are, an argument used twice in both places; another shape
+    is another statement, named after its shape; past ``kept`` shapes one is built and run
+    unnamed each time (not kept, not prepared)."""
+    from .spies import Statements
+
+    shapes = db.Shapes("test.shape", kept=2)
+    a, b, c = (Ticket.create(subject=s, status="open", contact=Contact.create())
+               for s in ("a", "b", "c"))
+    built: list[Any] = []
+
+    def statement(status: str) -> db.Shaped:
+        def build(low: pw.Node, high: pw.Node) -> pw.Query:
+            built.append(status)
+            # ``high`` twice, ``status`` a constant of the shape.
+            return (Ticket.select(Ticket.id)
+                    .where((Ticket.id >= low) & (Ticket.id <= high) & (Ticket.id <= high)
+                           & (Ticket.status == status)).order_by(Ticket.id))
+        return shapes.statement(("by status", status), 2, build)
+
+    def ids(status: str, low: int, high: int) -> list[int]:
+        return [row[0] for row in statement(status).run((low, high)).fetchall()]
+
+    try:
+        assert ids("open", a.id, b.id) == [a.id, b.id]
+        assert ids("open", b.id, c.id) == [b.id, c.id]
+        assert ids("open", c.id, a.id) == []
+        assert built == ["open"]
+        assert ids("new", a.id, c.id) == []
+        assert built == ["open", "new"]
+        assert statement("open") is statement("open")
+        assert statement("open").name != statement("new").name
+        assert statement("open").name.startswith("test.shape.")
+        assert db.STATEMENTS[statement("open").name] is statement("open")
+        # A third shape is past ``kept``: built on every request, unnamed, unprepared.
+        with Statements() as caught:
+            Ticket.update(status="closed").where(Ticket.id == b.id).execute()
+            assert ids("closed", a.id, c.id) == [b.id]
+            assert ids("closed", a.id, a.id) == []
+        assert built == ["open", "new", "closed", "closed"]
+        assert not any(sql.startswith("EXECUTE") for sql in caught.sql[1:])
+        assert not [name for name in db.STATEMENTS if "closed" in name]
+    finally:
+        for name in [n for n in db.STATEMENTS if n.startswith("test.shape.")]:
+            del db.STATEMENTS[name]
+
+
+def test_a_shaped_statement_may_use_an_argument_twice_but_must_use_each(ctx):
+    shaped = db.Shaped("test.shaped", 2, lambda first, _second: Ticket.select(Ticket.id).where(
+        (Ticket.id == first) | (Ticket.id == first)), named=False)
+    with pytest.raises(ValueError, match="each argument"):
+        shaped.compile(2)
+
+
+@pytest.mark.skipif(not PG_URL, reason="prepared statements are PostgreSQL's")
+def test_on_postgresql_a_shape_is_prepared_once_per_connection_its_repeats_one_parameter(ctx):
+    from .spies import Statements
+
+    shapes = db.Shapes("test.shape")
+    ticket = Ticket.create(subject="s", status="pending", contact=Contact.create())
+    shaped = shapes.statement(("pending",), 1, lambda number: Ticket.select(Ticket.id).where(
+        (Ticket.id == number) & (Ticket.id >= number) & (Ticket.status == "pending")))
+    try:
+        with Statements() as caught:
+            for _ in range(3):
+                assert shaped.run((ticket.id,)).fetchall() == [(ticket.id,)]
+        assert caught.sql == [f'EXECUTE "{shaped.name}"(%s)'] * 3
+        text = _prepared_here(db.database.obj)[shaped.name]
+        assert text.count("$1") == 2 and "$2" not in text and "'pending'" in text
+    finally:
+        del db.STATEMENTS[shaped.name]

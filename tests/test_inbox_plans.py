@@ -106,15 +106,58 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict
 
 
 class Statements(spies.Statements):
-    """The SELECTs (with or without a WITH) peewee runs while it is attached."""
+    """The SELECTs (with or without a WITH, or prepared) peewee runs while it is attached."""
 
-    keep = ("SELECT", "WITH")
+    keep = ("SELECT", "WITH", "EXECUTE")
 
     def ticket_pages(self, by_number: bool = False) -> list[tuple[str, list[Any]]]:
-        """The statements that read a page of tickets (not one ticket by its number)."""
-        return [(sql, params) for sql, params in self.caught
+        """The statements that read a page of tickets (not one ticket by its number), a
+        prepared one's (``EXECUTE "name"(...)`` on PostgreSQL) as its SQL and parameters."""
+        return [(sql, params) for sql, params in map(_bound, self.caught)
                 if 'FROM "ticket" AS "t1"' in sql and "LIMIT" in sql
                 and (re.search(r'"t1"\."id" = (%s|\?)', sql) is not None) == by_number]
+
+    def prepared_pages(self) -> list[tuple[str, list[Any]]]:
+        """The pages run as prepared statements: (name, arguments)."""
+        return [(found.group(1), params) for sql, params in self.caught
+                if (found := re.match(r'EXECUTE "(inbox\.page\.[^"]+)"', sql)) is not None]
+
+
+def _bound(sent: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
+    """A statement as sent, a prepared one as its SQL with its parameters."""
+    sql, params = sent
+    found = re.match(r'EXECUTE "([^"]+)"', sql)
+    if found is None:
+        return sql, params
+    bound_sql, bound = core_db.STATEMENTS[found.group(1)].bind(tuple(params))
+    return bound_sql, bound
+
+
+def generic_plan(app: Any, name: str, params: list[Any]) -> Any:
+    """The plan PostgreSQL settles on for a prepared page after its first runs, when it
+    finds a plan made without the arguments' values no dearer: forced here."""
+    database = app.extensions["loket"].database
+    statement = core_db.STATEMENTS[name]
+    with app.app_context(), core_db.connection():
+        prepare, _execute = statement.prepared(database.connection(), statement.arity)
+        database.execute_sql(prepare.replace(f'PREPARE "{name}"', 'PREPARE "plan_check"', 1))
+        database.execute_sql("SET plan_cache_mode = force_generic_plan")
+        try:
+            markers = ", ".join(["%s"] * len(params))
+            (row,) = database.execute_sql(
+                "EXPLAIN (FORMAT JSON) EXECUTE plan_check" + (f"({markers})" if params else ""),
+                params).fetchall()
+        finally:
+            database.execute_sql("RESET plan_cache_mode")
+            database.execute_sql("DEALLOCATE plan_check")
+    return row[0] if not isinstance(row[0], str) else json.loads(row[0])
+
+
+def generic_faults(app: Any, caught: Statements, **kwargs: Any) -> list[str]:
+    """``plan_faults`` of the generic plans of the prepared pages ``caught`` saw."""
+    return [f"generic: {fault}" for name, params in caught.prepared_pages()
+            for fault in plan_faults(app, "", [], found=generic_plan(app, name, params),
+                                     **kwargs)]
 
 
 def plan(app: Any, sql: str, params: list[Any]) -> Any:
@@ -151,16 +194,19 @@ def _gathers_a_tag(found: Any) -> bool:
 
 def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
                 small_sort: bool = False, full_text: bool = False,
-                gathered_tag: bool = False) -> list[str]:
+                gathered_tag: bool = False, found: Any = None) -> list[str]:
     """What in the plan reads or sorts the whole ticket table; [] when nothing does.
 
     ``full_text``: the statement must also read the tickets' search index (migration 0011).
 
     ``gathered_tag``: a rare tag's tickets, found by ``ticket_tag``'s index, may be sorted
-    (there are fewer than ``access.tag_common_from`` of them, by the choice that gathers)."""
+    (there are fewer than ``access.tag_common_from`` of them, by the choice that gathers).
+
+    ``found``: a plan read already (``generic_plan``), for the statement ``sql`` is not."""
     from core.services import access
 
-    found = plan(app, sql, params)
+    if found is None:
+        found = plan(app, sql, params)
     faults = []
     gathered = gathered_tag and _gathers_a_tag(found)
     if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
@@ -244,6 +290,7 @@ def test_every_console_inbox_view_reads_one_index_range_page_after_page(
         tag = label.startswith("Tag=")
         for sql, params in pages:
             faults[label] = plan_faults(app, sql, params, gathered_tag=tag)
+        faults[label] += generic_faults(app, caught, gathered_tag=tag)
         # The next page, by the cursor the page links to.
         after = re.search(r'href="([^"]*after=[^"]*)"', html)
         if after is None:
@@ -253,6 +300,7 @@ def test_every_console_inbox_view_reads_one_index_range_page_after_page(
         assert response.status_code == 200
         for sql, params in caught.ticket_pages():
             faults[f"{label}, page 2"] = plan_faults(app, sql, params, gathered_tag=tag)
+        faults[f"{label}, page 2"] += generic_faults(app, caught, gathered_tag=tag)
     assert {label: found for label, found in faults.items() if found} == {}
     # Enough views had a second page to matter.
     assert sum(1 for label in faults if label.endswith("page 2")) >= 10
@@ -283,6 +331,7 @@ def test_every_api_list_view_reads_one_index_range_page_after_page(
         assert answer.status_code == 200, (label, answer.get_json())
         for sql, params in caught.ticket_pages():
             faults[label] = plan_faults(app, sql, params, gathered_tag=label == "tag")
+        faults[label] += generic_faults(app, caught, gathered_tag=label == "tag")
         cursor = answer.get_json()["next_cursor"]
         if cursor is None:
             continue
@@ -294,6 +343,7 @@ def test_every_api_list_view_reads_one_index_range_page_after_page(
         for sql, params in caught.ticket_pages():
             faults[f"{label}, page 2"] = plan_faults(app, sql, params,
                                                      gathered_tag=label == "tag")
+        faults[f"{label}, page 2"] += generic_faults(app, caught, gathered_tag=label == "tag")
     assert {label: found for label, found in faults.items() if found} == {}
     assert seconds >= 10
 
@@ -442,6 +492,8 @@ def test_postgresql_finds_a_far_walked_pages_numbers_in_the_index_alone_in_every
                     **chosen, "sort": _sort(app, column), "desc": desc}).status_code == 200
             (page,) = caught.ticket_pages()
             pages.append((f"console {column} desc={desc}", covering[column], page))
+            pages += [(f"console {column} desc={desc}, generic", covering[column], prepared)
+                      for prepared in caught.prepared_pages()]
     api = {"tag": {"tag": "vip"}, "overdue": {"overdue": "true"},
            "common search": {"q": "passport"}}[view]
     with Statements() as caught:
@@ -449,9 +501,13 @@ def test_postgresql_finds_a_far_walked_pages_numbers_in_the_index_alone_in_every
             "Authorization": f"Bearer {desk[f'{who}_token']}"}).status_code == 200
     (page,) = caught.ticket_pages()
     pages.append(("API", covering["updated_at"], page))
+    pages += [("API, generic", covering["updated_at"], prepared)
+              for prepared in caught.prepared_pages()]
     for label, index, (sql, params) in pages:
-        found = plan(app, sql, params)
-        faults[label] = plan_faults(app, sql, params) + _walked_on_the_table(found)
+        # A prepared page (a search is not) by its name: the plan made without its values.
+        found = (generic_plan(app, sql, params) if label.endswith("generic")
+                 else plan(app, sql, params))
+        faults[label] = plan_faults(app, sql, params, found=found) + _walked_on_the_table(found)
         if index not in _index_only(found):
             faults[label].append(f"no index-only scan of {index}")
     assert {label: found for label, found in faults.items() if found} == {}
@@ -751,3 +807,74 @@ def test_each_named_statements_generic_plan_reads_an_index_not_a_big_table(seede
             database.execute_sql("RESET plan_cache_mode")
     assert len(core_db.STATEMENTS) > 20
     assert faults == {}
+
+
+def _per_request(name: str, columns: tuple[Any, ...], terms: list[Any], **page: Any) -> Any:
+    """``access.inbox_rows`` as it was: the page's query built by peewee on every request,
+    its arguments written in (never prepared)."""
+    from peewee import JOIN
+
+    from core.models import Contact
+    from core.services import access
+
+    query = (Ticket.select(*columns)
+             .join(Contact, JOIN.LEFT_OUTER, on=(Ticket.contact == Contact.id)).switch(Ticket))
+    for term in terms:
+        query = query.where(access.condition(term))
+    return access.inbox_page(query, **page)
+
+
+def _without_tokens(body: str) -> str:
+    """A page without what differs on every request: its CSRF token and script nonce."""
+    body = re.sub(r'(csrf_token"[^>]*value=")[^"]+', r"\1", body)
+    return re.sub(r'nonce="[^"]+"', 'nonce=""', body)
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_pages_by_shape_list_what_pages_built_per_request_list(
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str) -> None:
+    """Every console view and API list, and the page after each, answer the same bytes
+    whether the page's SQL comes from its shape's statement (built once, its arguments bound;
+    prepared on PostgreSQL and run past the five runs after which a generic plan may be
+    chosen) or is built with its values on every request."""
+    import admin.tickets
+    from core.services import access
+
+    app, desk = seeded
+    client = app.test_client()
+    assert sign_in(client, desk[who], desk["password"]).status_code == 302
+    headers = {"Authorization": f"Bearer {desk[f'{who}_token']}"}
+    shaped = access.inbox_rows
+    asked = [("/admin/tickets/", args, {}) for _label, args in console_views(app, desk)]
+    asked += [("/api/v1/tickets", args, headers) for _label, args in api_views(desk)]
+    compared = 0
+    for path, args, sent in asked:
+        answers = {}
+        for way in ("per request", "by shape"):
+            monkeypatch.setattr(access, "inbox_rows", _per_request if way == "per request"
+                                else shaped)
+            monkeypatch.setattr(admin.tickets, "inbox_rows", access.inbox_rows)
+            bodies = []
+            for _run in range(1 if way == "per request" else 7):
+                answer = client.get(path, query_string=args, headers=sent)
+                assert answer.status_code == 200, (path, args)
+                bodies.append(_without_tokens(answer.get_data(as_text=True)))
+            after = re.search(r'href="([^"]*after=[^"]*)"', bodies[0])
+            cursor = after is None and path.startswith("/api") and json.loads(
+                bodies[0])["next_cursor"]
+            if after is not None:
+                bodies.append(_without_tokens(client.get(after.group(1).replace(
+                    "&amp;", "&")).get_data(as_text=True)))
+            elif cursor:
+                bodies.append(client.get(path, query_string={**args, "cursor": cursor},
+                                         headers=sent).get_data(as_text=True))
+            answers[way] = bodies
+        expected = answers["per request"][0]
+        for body in answers["by shape"][:7]:
+            assert body == expected, (path, args)
+        if len(answers["per request"]) > 1:
+            assert answers["by shape"][7] == answers["per request"][1], (path, args)
+            compared += 1
+        assert "loket-ticket-link" in expected or '"tickets": [' in expected or (
+            '"tickets":[' in expected) or "model-list" in expected
+    assert compared >= 20
