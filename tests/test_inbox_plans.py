@@ -157,7 +157,7 @@ def generic_faults(app: Any, caught: Statements, **kwargs: Any) -> list[str]:
     """``plan_faults`` of the generic plans of the prepared pages ``caught`` saw."""
     return [f"generic: {fault}" for name, params in caught.prepared_pages()
             for fault in plan_faults(app, "", [], found=generic_plan(app, name, params),
-                                     **kwargs)]
+                                     tickets_only=True, **kwargs)]
 
 
 def plan(app: Any, sql: str, params: list[Any]) -> Any:
@@ -194,7 +194,8 @@ def _gathers_a_tag(found: Any) -> bool:
 
 def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
                 small_sort: bool = False, full_text: bool = False,
-                gathered_tag: bool = False, found: Any = None) -> list[str]:
+                gathered_tag: bool = False, found: Any = None,
+                tickets_only: bool = False) -> list[str]:
     """What in the plan reads or sorts the whole ticket table; [] when nothing does.
 
     ``full_text``: the statement must also read the tickets' search index (migration 0011).
@@ -202,7 +203,10 @@ def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
     ``gathered_tag``: a rare tag's tickets, found by ``ticket_tag``'s index, may be sorted
     (there are fewer than ``access.tag_common_from`` of them, by the choice that gathers).
 
-    ``found``: a plan read already (``generic_plan``), for the statement ``sql`` is not."""
+    ``found``: a plan read already (``generic_plan``), for the statement ``sql`` is not.
+
+    ``tickets_only``: only a scan of the ticket table is a fault (a generic plan may hash
+    the seeded desk's small contact table for a page it expects to be short)."""
     from core.services import access
 
     if found is None:
@@ -225,7 +229,8 @@ def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
     for node in _nodes(top):
         # A search page joins the few hundred tickets it found to their contacts: at 20,000
         # tickets PostgreSQL rightly hashes the small contact table for that.
-        relations = ("ticket",) if small_sort or search else ("ticket", "message", "contact")
+        relations = (("ticket",) if small_sort or search or tickets_only
+                     else ("ticket", "message", "contact"))
         if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in relations:
             faults.append(f"Seq Scan on {node['Relation Name']}")
         limit = TICKETS // 100 if small_sort else SORT_LIMIT
@@ -785,7 +790,9 @@ def test_each_named_statements_generic_plan_reads_an_index_not_a_big_table(seede
         database.execute_sql("SET plan_cache_mode = force_generic_plan")
         try:
             for name, statement in sorted(core_db.STATEMENTS.items()):
-                if not statement.prepare or name.split(".")[0] in plugins:
+                # A page's statements are asked with their pages' arguments (generic_faults).
+                if (not statement.prepare or name.split(".")[0] in plugins
+                        or isinstance(statement, core_db.Shaped)):
                     continue
                 prepare, _execute = statement.prepared(conn, statement.arity)
                 database.execute_sql(prepare.replace(f'PREPARE "{name}"',
