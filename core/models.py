@@ -292,7 +292,8 @@ class Ticket(BaseModel):
                                     on_delete="RESTRICT")
     assignee = pw.ForeignKeyField(Staff, null=True, backref="assigned_tickets",
                                   on_delete="SET NULL")
-    contact = pw.ForeignKeyField(Contact, backref="tickets", on_delete="RESTRICT")
+    # Indexed by (contact, created_at) below; an index of its own was dropped (0014).
+    contact = pw.ForeignKeyField(Contact, backref="tickets", on_delete="RESTRICT", index=False)
     language = pw.CharField(max_length=8, default="en")
     form_data = JSONField(default=dict)  # answers to the category's extra fields
     tags = JSONField(default=list)
@@ -368,7 +369,8 @@ class TicketLink(BaseModel):
 class Message(BaseModel):
     """One entry of a ticket's thread."""
 
-    ticket = pw.ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
+    # Indexed by (ticket, created_at) below (0014).
+    ticket = pw.ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE", index=False)
     author_kind = pw.CharField(max_length=16)
     contact = pw.ForeignKeyField(Contact, null=True, on_delete="SET NULL")
     staff = pw.ForeignKeyField(Staff, null=True, on_delete="SET NULL")
@@ -424,7 +426,8 @@ class Attachment(BaseModel):
 class TicketEvent(BaseModel):
     """The audit trail: who changed what on a ticket, and when."""
 
-    ticket = pw.ForeignKeyField(Ticket, backref="events", on_delete="CASCADE")
+    # Indexed by (ticket, created_at) below (0014).
+    ticket = pw.ForeignKeyField(Ticket, backref="events", on_delete="CASCADE", index=False)
     kind = pw.CharField(max_length=32)
     actor_kind = pw.CharField(max_length=16)
     staff = pw.ForeignKeyField(Staff, null=True, on_delete="SET NULL")

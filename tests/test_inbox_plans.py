@@ -885,3 +885,144 @@ def test_pages_by_shape_list_what_pages_built_per_request_list(
         assert "loket-ticket-link" in expected or '"tickets": [' in expected or (
             '"tickets":[' in expected) or "model-list" in expected
     assert compared >= 20
+
+
+# Migration 0014 dropped three indexes that longer ones cover: (table, column, the longer one).
+COVERED = (("ticket", "contact_id", "ticket_contact_id_created_at"),
+           ("message", "ticket_id", "message_ticket_id_created_at"),
+           ("ticket_event", "ticket_id", "ticketevent_ticket_id_created_at"))
+
+
+def _indexes_of(app: Any, table: str) -> set[str]:
+    database = app.extensions["loket"].database
+    with app.app_context(), core_db.connection():
+        if core_db.is_sqlite(database):
+            rows = database.execute_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", [table])
+        else:
+            rows = database.execute_sql(
+                "SELECT indexname FROM pg_indexes WHERE tablename = %s "
+                "AND schemaname = current_schema()", [table])
+        return {name for (name,) in rows}
+
+
+def test_the_indexes_longer_ones_cover_are_gone(seeded: tuple[Any, dict[str, Any]]) -> None:
+    app, _desk = seeded
+    for table, column, longer in COVERED:
+        indexes = _indexes_of(app, table)
+        assert longer in indexes
+        assert f"{table.replace('_', '')}_{column}" not in indexes
+
+
+def test_0014_down_and_up(seeded: tuple[Any, dict[str, Any]]) -> None:
+    from importlib import import_module
+
+    migration = import_module("core.migrations.0014_covered_indexes_dropped")
+    app, _desk = seeded
+    database = app.extensions["loket"].database
+    names = {f"{table.replace('_', '')}_{column}": table for table, column, _l in COVERED}
+    with app.app_context(), core_db.connection():
+        migration.down(None, database)
+    try:
+        assert all(name in _indexes_of(app, table) for name, table in names.items())
+    finally:
+        with app.app_context(), core_db.connection():
+            migration.up(None, database)
+    assert not any(name in _indexes_of(app, table) for name, table in names.items())
+
+
+def _as_run(sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+    """A statement as the database runs it: a prepared one's SQL and parameters."""
+    found = re.match(r'EXECUTE "([^"]+)"', sql)
+    if found is None:
+        return sql, params
+    return core_db.STATEMENTS[found.group(1)].bind(tuple(params))
+
+
+def _reads_by_covered_column(sql: str) -> list[tuple[str, str, str]]:
+    """Which of ``COVERED`` the statement looks rows up by (its table and the column
+    compared with a value or another table's column)."""
+    return [(table, column, longer) for table, column, longer in COVERED
+            if re.search(rf'(FROM|JOIN) "?{table}"?\b', sql)
+            and re.search(rf'"?{column}"? (=|IN)', sql)]
+
+
+def covered_read_faults(app: Any, sql: str, params: list[Any]) -> list[str]:
+    """What is wrong with the plan of a statement that reads rows by a covered column: a
+    scan of the table, a sort of more than a ticket's rows (PostgreSQL's estimate), or no
+    use of the longer index."""
+    faults = []
+    found = plan(app, sql, params)
+    used = _indexes_used(found)
+    for table, _column, longer in _reads_by_covered_column(sql):
+        if longer not in used:
+            faults.append(f"{table}: {longer} not used")
+    if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
+        faults += [line for line in found
+                   if re.match(r"SCAN \S+$", line) or re.match(r"SCAN \S+ USING (?!.*INDEX)", line)]
+        return faults
+    for node in _nodes(found[0]["Plan"]):
+        if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in (
+                "ticket", "message", "ticket_event", "contact"):
+            faults.append(f"Seq Scan on {node['Relation Name']}")
+        if node["Node Type"] == "Sort" and node["Plan Rows"] > SORT_LIMIT:
+            faults.append(f"Sort of {node['Plan Rows']} rows")
+    return faults
+
+
+# How the search document's triggers (0011, 0017) read a ticket's messages, and how a
+# contact's rename finds their tickets' documents: SQL of their own, run inside the database.
+TRIGGER_READS = (
+    "SELECT body_text FROM message WHERE ticket_id = {p} AND notification = '' ORDER BY id",
+    "SELECT 1 FROM message WHERE ticket_id = {p} AND id > {p} AND notification = ''",
+    "SELECT 1 FROM message WHERE ticket_id = {p} AND id < {p} AND notification = ''",
+    "SELECT id FROM ticket WHERE contact_id = {p}",
+)
+
+
+def test_every_read_by_a_dropped_indexs_column_uses_the_longer_index(
+        seeded: tuple[Any, dict[str, Any]]) -> None:
+    """0014 dropped ``ticket_contact_id``, ``message_ticket_id`` and
+    ``ticketevent_ticket_id``: the tracking page, the console's ticket page, the API's ticket
+    and the search triggers' reads find a ticket's messages and events, and a contact's
+    tickets, by the longer index that starts with the same column (on SQLite a ticket's
+    messages in id order are then sorted: a ticket's rows, not a table's)."""
+    app, desk = seeded
+    client = app.test_client()
+    assert sign_in(client, desk["admin"], desk["password"]).status_code == 302
+    headers = {"Authorization": f"Bearer {desk['admin_token']}"}
+    database = app.extensions["loket"].database
+    with app.app_context(), core_db.connection():
+        # The seed writes no audit rows; a real desk has at least its tickets' openings.
+        if database.execute_sql("SELECT count(*) FROM ticket_event").fetchone()[0] < TICKETS:
+            database.execute_sql(
+                "INSERT INTO ticket_event (ticket_id, kind, actor_kind, old_value, new_value, "
+                "detail, created_at) SELECT id, 'created', 'customer', '', '', '', created_at "
+                "FROM ticket")
+            database.execute_sql("ANALYZE ticket_event")
+        tickets = [(t.id, t.access_key, t.contact_id) for t in
+                   Ticket.select().where(Ticket.id > TICKETS // 2).order_by(Ticket.id).limit(3)]
+    pages = []
+    for number, key, _contact in tickets:
+        pages += [f"/t/{number}/{key}", f"/admin/ticket/{number}/", f"/api/v1/tickets/{number}"]
+    checked: dict[str, list[str]] = {}
+    tables_read = set()
+    for page in pages:
+        with spies.Statements() as caught:
+            answer = client.get(page, headers=headers if page.startswith("/api") else {})
+        assert answer.status_code == 200, page
+        for sent, params in caught.caught:
+            sql, params = _as_run(sent, params)
+            if _reads_by_covered_column(sql) and sql.lstrip().startswith(("SELECT", "WITH")):
+                tables_read |= {table for table, _c, _l in _reads_by_covered_column(sql)}
+                checked[f"{page}: {sql[:120]}"] = covered_read_faults(app, sql, params)
+    # Each dropped index's column was read by at least one of the pages.
+    assert tables_read >= {"message", "ticket_event"}
+    number, _key, contact = tickets[0]
+    marker = "?" if core_db.is_sqlite(database) else "%s"
+    for sql in TRIGGER_READS:
+        sql = sql.format(p=marker)
+        params = [contact] if "contact_id" in sql else [number] * sql.count(marker)
+        checked[sql] = covered_read_faults(app, sql, params)
+    assert len(checked) >= 8
+    assert {key: faults for key, faults in checked.items() if faults} == {}

@@ -107,6 +107,88 @@ def test_the_console_and_the_api_find_the_same_tickets(desk: Any, client: Any, a
     assert f"#{ticket.id}<" in html and "Other" not in html
 
 
+def _varint(blob: bytes, at: int) -> tuple[int, int]:
+    """An SQLite varint at ``at``: (value, where the next one starts)."""
+    value = 0
+    for n in range(9):
+        byte = blob[at]
+        at += 1
+        if n == 8:
+            return (value << 8) | byte, at
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            return value, at
+    raise AssertionError("unreachable")
+
+
+def fts_segments_per_level(database: Any, table: str) -> list[int]:
+    """How many segments each level of an FTS5 table holds, from its structure record
+    (the ``%_data`` row 10: a cookie, then varints: levels, segments, write counter, and for
+    each level the segments being merged, its segment count and each segment's id, first and
+    last page)."""
+    (blob,) = database.execute_sql(f'SELECT block FROM "{table}_data" WHERE id = 10').fetchone()
+    at = 8 if blob[4:8] == b"\xff\x00\x00\x01" else 4  # a structure with its version
+    levels, at = _varint(blob, at)
+    _segments, at = _varint(blob, at)
+    _writes, at = _varint(blob, at)
+    counts = []
+    for _level in range(levels):
+        _merging, at = _varint(blob, at)
+        count, at = _varint(blob, at)
+        for _value in range(3 * count):
+            _, at = _varint(blob, at)
+        counts.append(count)
+    return counts
+
+
+def test_the_tickets_full_text_index_merges_a_level_in_steps(desk: Any) -> None:
+    """Migration 0015: a level of ``ticket_search`` that reaches 16 segments is merged a step
+    at a time by the writes that follow (``automerge``), not all at once by the write that
+    made the sixteenth (``crisismerge`` 64, not 16): at a million tickets such a merge wrote
+    tens of thousands of pages inside one submission's transaction."""
+    import pytest
+
+    from core import db
+
+    if not db.is_sqlite():
+        pytest.skip("FTS5 is SQLite's; PostgreSQL's GIN indexes keep their settings")
+    database = Ticket._meta.database
+    (crisis,) = database.execute_sql(
+        "SELECT v FROM ticket_search_config WHERE k = 'crisismerge'").fetchone()
+    assert int(crisis) == 64
+    most = 0
+    opened = []
+    for n in range(30):  # each writes a few segments: its ticket's, its message's
+        opened.append(_open(f"steps{n}@example.com", f"Stepwise {n}", f"Kalimaya number {n}"))
+        most = max(most, max(fts_segments_per_level(database, "ticket_search")))
+    assert most > 16  # with 16 a level never holds more than 15 after a write
+    database.execute_sql("INSERT INTO ticket_search (ticket_search) VALUES ('integrity-check')")
+    assert found(desk, "kalimaya") == {t.id for t in opened}
+    assert found(desk, "stepwise 17") >= {opened[17].id}
+
+
+def test_0015_down_and_up(desk: Any) -> None:
+    from importlib import import_module
+
+    import pytest
+
+    from core import db
+
+    if not db.is_sqlite():
+        pytest.skip("FTS5 is SQLite's")
+    migration = import_module("core.migrations.0015_fts_merge_in_steps")
+    database = db.database.obj  # the database itself: the migration asks which kind it is
+
+    def crisis() -> int:
+        return int(database.execute_sql(
+            "SELECT v FROM ticket_search_config WHERE k = 'crisismerge'").fetchone()[0])
+
+    migration.down(None, database)
+    assert crisis() == 16
+    migration.up(None, database)
+    assert crisis() == 64
+
+
 def test_full_text_tables_merge_less_and_stay_whole(desk: Any) -> None:
     """SQLite's FTS5 tables merge segments at 16, not 4 (migration 0013: a message's index
     write cost a third), and many small writes leave every index whole and searchable."""
