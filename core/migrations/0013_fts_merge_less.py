@@ -27,9 +27,14 @@ def fts_tables(db):
     return [name for (name,) in rows]
 
 
+def set_option(db, tables, option, value):
+    """Set an FTS5 option (kept in each table's ``_config``) on these tables."""
+    for name in tables:
+        db.execute_sql(f'INSERT INTO "{name}" ("{name}", rank) VALUES (\'{option}\', {value})')
+
+
 def _set(db, value):
-    for name in fts_tables(db):
-        db.execute_sql(f'INSERT INTO "{name}" ("{name}", rank) VALUES (\'automerge\', {value})')
+    set_option(db, fts_tables(db), "automerge", value)
 
 
 def up(migrator, db):
