@@ -46,6 +46,29 @@ VIEWS = [
 ]
 
 
+def signed_in(app: Any, seed: dict[str, Any]) -> dict[str, tuple[Any, dict[str, str]]]:
+    """Test clients (and their headers) of the seed's agent and admin, by who: "agent" and
+    "admin" signed in to the console, "agent_api" and "admin_api" with their API tokens."""
+    clients: dict[str, tuple[Any, dict[str, str]]] = {}
+    for who in ("agent", "admin"):
+        client = app.test_client()
+        page = client.get("/admin/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+            r'value="([^"]+)"[^>]*name="csrf_token"', page)
+        assert token is not None
+        client.post("/admin/login", data={"csrf_token": token.group(1), "email": seed[who],
+                                          "password": seed["password"], "next": ""})
+        clients[who] = (client, {})
+        clients[f"{who}_api"] = (app.test_client(),
+                                 {"Authorization": f"Bearer {seed[f'{who}_token']}"})
+    return clients
+
+
+def console(app: Any) -> Any:
+    """The console's ticket list view."""
+    return next(v for v in app.extensions["admin"][0]._views if v.endpoint == "tickets")
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Runs in the child process, with ``--repo`` first on the path."""
     repo = Path(args.repo).resolve()
@@ -60,20 +83,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from core import create_app
 
     app = create_app()
-    clients: dict[str, Any] = {}
-    for who in ("agent", "admin"):
-        client = app.test_client()
-        page = client.get("/admin/login").get_data(as_text=True)
-        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
-            r'value="([^"]+)"[^>]*name="csrf_token"', page)
-        assert token is not None
-        client.post("/admin/login", data={"csrf_token": token.group(1), "email": seed[who],
-                                          "password": seed["password"], "next": ""})
-        clients[who] = (client, {})
-        clients[f"{who}_api"] = (app.test_client(),
-                                 {"Authorization": f"Bearer {seed[f'{who}_token']}"})
-    view = next(v for v in app.extensions["admin"][0]._views if v.endpoint == "tickets")
-    flt = {str(f.name).replace(" ", ""): i for i, f in enumerate(view._filters)}
+    clients = signed_in(app, seed)
+    flt = {str(f.name).replace(" ", ""): i for i, f in enumerate(console(app)._filters)}
     results: dict[str, Any] = {}
     for name, who, path in VIEWS:
         if args.only and args.only not in name:
