@@ -675,11 +675,6 @@ _TAG_ROW_SORTS: dict[str, Any] = {"updated_at": _ticket_tag.updated_at,
                                   "id": _ticket_tag.ticket_id, "due_at": _ticket_tag.due_at}
 
 
-def _tag_walked(terms: list[Term]) -> int | None:
-    """Where in ``terms`` the tag whose ``ticket_tag`` rows a page walks is, or None."""
-    return next((i for i, (kind, _c, _a) in enumerate(terms) if kind == "tag_walk"), None)
-
-
 def _one_tag_walked(terms: list[Term]) -> list[Term]:
     """``terms`` with at most one ``tag_walk``: of two tags or more each is gathered or
     tested on the tickets (``_tag_gathered_or_tested``; SQLite walking one tag's rows and
@@ -906,6 +901,11 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
     or not, the size) by ``core.db.Shapes``, and on PostgreSQL prepared once per connection:
     peewee building a page's SQL was a quarter of a console page's Python and over a third
     of an API list's, and PostgreSQL planning it among the partial indexes 0.4-1.3 ms.
+
+    A tag on SQLite (``tag_walk``): the page joins the tag's rows of ``ticket_tag``, is
+    ordered and continued by their copies of the sort columns, and tests the scope, status,
+    assignee, department and ``updated_since`` on them (``_ON_TAG_ROW``), so it walks one
+    index of that table in its order and reads the tickets of its own rows only (0016).
     """
     after = _cursor_args(sort, cursor)
     terms = _one_tag_walked(terms)
@@ -915,23 +915,23 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
     if after is not None:
         args.extend(after)
 
-    walked = _tag_walked(terms)
+    walked = any(kind == "tag_walk" for kind, _constants, _args in terms)
 
     def build(*slots: SqlNode) -> ModelSelect:
         query = Ticket.select(*columns)
-        if walked is not None:
+        if walked:
             query = query.join(_ticket_tag, on=(_ticket_tag.ticket_id == Ticket.id))
         query = query.join(Contact, JOIN.LEFT_OUTER, on=(Ticket.contact == Contact.id)).switch(
             Ticket)
         at = 0
         for kind, constants, term_args in terms:
             given = slots[at:at + len(term_args)]
-            on_row = _ON_TAG_ROW.get(kind) if walked is not None else None
+            on_row = _ON_TAG_ROW.get(kind) if walked else None
             query = query.where(on_row(*constants, *given) if on_row is not None
                                 else condition((kind, constants, term_args), given))
             at += len(term_args)
         return _paged(query, sort, descending, None if after is None else slots[at:],
-                      size, ids_first, SORTS if walked is None else _TAG_ROW_SORTS)
+                      size, ids_first, _TAG_ROW_SORTS if walked else SORTS)
 
     statement = PAGES.statement(shape, len(args), build)
     reader = _readers.get(name)
