@@ -117,6 +117,15 @@ def _0010_triggers(db, names):
             if any(f"TRIGGER {name} " in statement for name in names)]
 
 
+def rebuild(db):
+    """0010's ``rebuild`` (both its tables filled again from the tickets), then, on SQLite,
+    each tag row's copies of its ticket's columns: 0010's own fills only (tag, ticket_id)."""
+    import_module("core.migrations.0010_tags_and_response_minutes").rebuild(db)
+    if isinstance(getattr(db, "obj", None) or db, SqliteDatabase):  # the app's proxy too
+        db.execute_sql("UPDATE ticket_tag SET " + ", ".join(f"{c} = t.{c}" for c in FOLLOWED)
+                       + " FROM ticket AS t WHERE t.id = ticket_tag.ticket_id")
+
+
 def up(migrator, db, progress=sys.stderr):
     if not isinstance(db, SqliteDatabase):
         return
