@@ -21,8 +21,10 @@ pages test the agent's scope in the index they walk.
 PostgreSQL is left as it is (its pages stay within 20% from 10k to 1M, and a plain index scan
 there tests conditions on the table's rows whatever the index holds).
 
-Existing rows are filled in one statement (the table made again, joined to the tickets): at
-a million tickets (1.5 million tags) some seconds, said on stderr.
+Existing rows are filled in one statement (the table made again, joined to the tickets),
+then the indexes built and measured (``ANALYZE``): at a million tickets (the bench seed's
+500,000 tags) about 14 s in all, said on stderr. ``rebuild`` fills ``ticket_tag`` again from
+the tickets with the copies (0010's own ``rebuild`` knows only its two columns).
 """
 
 import sys
@@ -112,16 +114,46 @@ def _index(db, name, columns, where, progress):
 
 
 def _0010_triggers(db, names):
-    tags = import_module("core.migrations.0010_tags_and_response_minutes")
-    return [statement for statement in tags._sqlite_triggers(db)
+    return [statement for statement in _0010()._sqlite_triggers(db)
             if any(f"TRIGGER {name} " in statement for name in names)]
+
+
+def _is_sqlite(db):
+    return isinstance(getattr(db, "obj", None) or db, SqliteDatabase)  # the app's proxy too
+
+
+def _0010():
+    return import_module("core.migrations.0010_tags_and_response_minutes")
+
+
+def drop_triggers(db):
+    """0010's triggers and this one's (a bulk load drops them, then ``rebuild`` and
+    ``create_triggers``; ``bench/seed.py``)."""
+    _0010().drop_triggers(db)
+    if _is_sqlite(db):
+        db.execute_sql(f"DROP TRIGGER IF EXISTS {FOLLOW}")
+
+
+def _sqlite_tag_triggers(db):
+    """SQLite: 0010's tag triggers replaced by those that copy the columns, and the follower."""
+    for name in (*REPLACED, FOLLOW):
+        db.execute_sql(f"DROP TRIGGER IF EXISTS {name}")
+    for statement in (*_triggers(), *_0010_triggers(db, ("ticket_tag_delete",))):
+        db.execute_sql(statement)
+
+
+def create_triggers(db):
+    """0010's triggers as 0016 leaves them: on SQLite its tag triggers copy the columns."""
+    _0010().create_triggers(db)
+    if _is_sqlite(db):
+        _sqlite_tag_triggers(db)
 
 
 def rebuild(db):
     """0010's ``rebuild`` (both its tables filled again from the tickets), then, on SQLite,
     each tag row's copies of its ticket's columns: 0010's own fills only (tag, ticket_id)."""
-    import_module("core.migrations.0010_tags_and_response_minutes").rebuild(db)
-    if isinstance(getattr(db, "obj", None) or db, SqliteDatabase):  # the app's proxy too
+    _0010().rebuild(db)
+    if _is_sqlite(db):
         db.execute_sql("UPDATE ticket_tag SET " + ", ".join(f"{c} = t.{c}" for c in FOLLOWED)
                        + " FROM ticket AS t WHERE t.id = ticket_tag.ticket_id")
 
@@ -132,8 +164,7 @@ def up(migrator, db, progress=sys.stderr):
     for name in (*REPLACED, FOLLOW):
         db.execute_sql(f"DROP TRIGGER IF EXISTS {name}")
     _remake(db, FOLLOWED, progress)
-    for statement in (*_triggers(), *_0010_triggers(db, ("ticket_tag_delete",))):
-        db.execute_sql(statement)
+    _sqlite_tag_triggers(db)
     for name, columns in TAG_INDEXES:
         _index(db, name, columns, "", progress)
     for name, columns, where, old, _old_columns in WIDENED:
