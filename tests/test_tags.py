@@ -156,3 +156,150 @@ def test_ticket_tag_follows_every_change_of_a_tickets_tags(desk: Any) -> None:
     Message.delete().where(Message.ticket == gone.id).execute()
     gone.delete_instance()
     assert _rows(ticket.id) == set()
+
+
+FOLLOWED = ("updated_at", "due_at", "status", "department_id", "assignee_id")
+
+
+def _out_of_step() -> list[Any]:
+    """SQLite (0016): every ticket_tag row whose copy of its ticket's page columns differs
+    from the ticket's, and every tag of a ticket without its row (or a row without either)."""
+    database = Ticket._meta.database
+    differs = " OR ".join(f"tt.{c} IS NOT t.{c}" for c in FOLLOWED)
+    return database.execute_sql(
+        f"SELECT tt.tag, tt.ticket_id FROM ticket_tag AS tt LEFT JOIN ticket AS t "
+        f"ON t.id = tt.ticket_id WHERE t.id IS NULL OR {differs} "
+        "UNION ALL SELECT tag.value, t.id FROM ticket AS t, json_each(t.tags) AS tag "
+        "WHERE tag.type = 'text' AND NOT EXISTS (SELECT 1 FROM ticket_tag AS tt "
+        "WHERE tt.tag = tag.value AND tt.ticket_id = t.id)").fetchall()
+
+
+def test_ticket_tag_keeps_the_pages_columns_of_its_ticket_through_every_change(
+        desk: Any) -> None:
+    """What a tag's page sorts and scopes by, copied into ``ticket_tag`` (SQLite, 0016), is
+    the ticket's after every way it changes: tags, status, a move to another department,
+    an assignment and its removal (also by the assignee's deletion), a reply (updated_at),
+    a due time, an update by SQL by hand, a ticket deleted. PostgreSQL's pages do not walk
+    ``ticket_tag`` and its rows hold the tag and the ticket only."""
+    import datetime as dt
+
+    from core import db as core_db
+    from core.models import Staff, StaffDepartment
+    from core.services.tickets import Actor, assign, change_status, reply, update_ticket
+
+    if not core_db.is_sqlite():
+        columns = {c.name for c in Ticket._meta.database.get_columns("ticket_tag")}
+        assert columns == {"tag", "ticket_id"}
+        return
+    ticket = new_ticket(desk.login, email="s@example.test", subject="in step")
+    other = new_ticket(desk.login, email="o@example.test", subject="other")
+    by = Actor.agent(desk.admin)
+    update_ticket(Ticket.get_by_id(ticket.id), by, tags=["vip", "kyc"])
+    update_ticket(Ticket.get_by_id(other.id), by, tags=["vip"])
+    assert _rows(ticket.id) == {"vip", "kyc"} and _out_of_step() == []
+    steps = [
+        lambda: change_status(Ticket.get_by_id(ticket.id), "pending", by),
+        lambda: update_ticket(Ticket.get_by_id(ticket.id), by, department=desk.billing),
+        lambda: assign(Ticket.get_by_id(ticket.id), desk.billing_agent, by),
+        lambda: reply(Ticket.get_by_id(ticket.id), desk.billing_agent, "An answer."),
+        lambda: Ticket.update(due_at=dt.datetime(2030, 1, 2, 3, 4, 5)).where(
+            Ticket.id == ticket.id).execute(),
+        lambda: Ticket.update(due_at=None, updated_at=dt.datetime(2031, 1, 1)).where(
+            Ticket.id == ticket.id).execute(),
+        lambda: update_ticket(Ticket.get_by_id(ticket.id), by, tags=["kyc", "new"]),
+        lambda: assign(Ticket.get_by_id(ticket.id), None, by),
+        lambda: change_status(Ticket.get_by_id(ticket.id), "closed", by),
+    ]
+    before = Ticket.get_by_id(other.id)
+    for n, step in enumerate(steps):
+        step()
+        assert _out_of_step() == [], n
+    assert _rows(ticket.id) == {"kyc", "new"}
+    row = Ticket._meta.database.execute_sql(
+        "SELECT status, department_id, due_at FROM ticket_tag WHERE tag = 'kyc' "
+        "AND ticket_id = ?", [ticket.id]).fetchone()
+    assert row == ("closed", desk.billing.id, None)
+    # The other ticket's rows were left alone.
+    assert Ticket.get_by_id(other.id).updated_at == before.updated_at
+    # An assignee deleted: the foreign key's SET NULL is an update that the trigger follows.
+    leaving = Staff.create(email="leaving@desk.test", name="Leaving", password_hash="x")
+    StaffDepartment.create(staff=leaving, department=desk.support)
+    assign(Ticket.get_by_id(other.id), leaving, by)
+    assert _out_of_step() == []
+    StaffDepartment.delete().where(StaffDepartment.staff == leaving.id).execute()
+    leaving.delete_instance()
+    assert Ticket.get_by_id(other.id).assignee_id is None
+    assert _out_of_step() == []
+    gone = Ticket.get_by_id(ticket.id)
+    TicketEvent.delete().where(TicketEvent.ticket == gone.id).execute()
+    Message.delete().where(Message.ticket == gone.id).execute()
+    gone.delete_instance()
+    assert _rows(ticket.id) == set() and _out_of_step() == []
+
+
+def test_0016_down_and_up(desk: Any) -> None:
+    """Down: ``ticket_tag`` back to (tag, ticket_id), 0010's triggers keeping it, the narrow
+    pending and urgent indexes; up again: the page's columns filled for the rows there and
+    kept in step. PostgreSQL: nothing to undo."""
+    from importlib import import_module
+
+    from core import db as core_db
+    from core.services.tickets import Actor, update_ticket
+
+    migration = import_module("core.migrations.0016_tag_pages_from_ticket_tag")
+    database = core_db.database.obj  # the database itself, as migrations are given it
+    ticket = new_ticket(desk.login, email="m@example.test", subject="down and up")
+    update_ticket(Ticket.get_by_id(ticket.id), Actor.agent(desk.admin), tags=["vip"])
+
+    def columns() -> set[str]:
+        return {c.name for c in database.get_columns("ticket_tag")}
+
+    def indexes() -> set[str]:
+        return {i.name for i in database.get_indexes("ticket")} | {
+            i.name for i in database.get_indexes("ticket_tag")}
+
+    migration.down(None, database)
+    if not core_db.is_sqlite():
+        assert columns() == {"tag", "ticket_id"}
+        return
+    assert columns() == {"tag", "ticket_id"}
+    assert {"ticket_status_updated_id", "ticket_active_priority"} <= indexes()
+    assert not {"ticket_tag_updated", "ticket_tag_due", "ticket_status_updated_scope",
+                "ticket_active_priority_scope"} & indexes()
+    update_ticket(Ticket.get_by_id(ticket.id), Actor.agent(desk.admin), tags=["vip", "kyc"])
+    assert _rows(ticket.id) == {"vip", "kyc"}
+    migration.up(None, database)
+    assert columns() == {"tag", "ticket_id", *FOLLOWED}
+    assert {"ticket_tag_updated", "ticket_tag_due", "ticket_status_updated_scope",
+            "ticket_active_priority_scope"} <= indexes()
+    assert not {"ticket_status_updated_id", "ticket_active_priority"} & indexes()
+    assert _rows(ticket.id) == {"vip", "kyc"} and _out_of_step() == []
+    Ticket.update(status="pending").where(Ticket.id == ticket.id).execute()
+    assert _out_of_step() == []
+
+
+def test_a_bulk_load_leaves_ticket_tag_with_its_copies_and_triggers(desk: Any) -> None:
+    """``bench/seed.py`` drops the roll-up and tag triggers for a bulk load, then fills the
+    tables again and makes the triggers again: through 0016's helpers, so each tag row has
+    its ticket's columns (SQLite) and later changes are still followed."""
+    from importlib.util import module_from_spec, spec_from_file_location
+    from pathlib import Path
+
+    from core import db as core_db
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "seed.py"
+    spec = spec_from_file_location("bench_seed_bulk", path)
+    seed = module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(seed)
+    writer = seed.Writer(core_db.database.obj)
+    with writer.rollups_after():
+        ticket = new_ticket(desk.login, email="b@example.test", subject="bulk")
+        Ticket.update(tags=["vip", "kyc"], status="pending").where(
+            Ticket.id == ticket.id).execute()
+    assert _rows(ticket.id) == {"vip", "kyc"}
+    Ticket.update(status="open", department=desk.billing).where(Ticket.id == ticket.id).execute()
+    Ticket.update(tags=["kyc", "new"]).where(Ticket.id == ticket.id).execute()
+    assert _rows(ticket.id) == {"kyc", "new"}
+    if core_db.is_sqlite():
+        assert _out_of_step() == []

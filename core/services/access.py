@@ -217,11 +217,13 @@ def in_subquery(lhs: Any, query: Any) -> Expression:
     return _InSubquery(lhs, OP.IN, query)
 
 
-def _agent_scope(staff_id: Any) -> Expression:
-    """An agent's tickets: their departments' and those assigned to them."""
+def _agent_scope(staff_id: Any, department: Any = Ticket.department,
+                 assignee: Any = Ticket.assignee) -> Expression:
+    """An agent's tickets: their departments' and those assigned to them (``department``
+    and ``assignee``: the columns that say a ticket's, the ticket's own unless given)."""
     departments = StaffDepartment.select(StaffDepartment.department).where(
         StaffDepartment.staff == staff_id)
-    return in_subquery(Ticket.department, departments) | (Ticket.assignee == staff_id)
+    return in_subquery(department, departments) | (assignee == staff_id)
 
 
 def scope_terms(staff: Staff | None) -> list[Term]:
@@ -325,9 +327,10 @@ ME = "me"
 ACTIVE_SQL = "IN (" + ", ".join(f"'{status}'" for status in Status.ACTIVE) + ")"
 
 
-def active() -> Expression:
-    """Tickets not resolved or closed, in the form the inbox's indexes are built for."""
-    return NodeList((Ticket.status, SQL(ACTIVE_SQL)))
+def active(status: Any = Ticket.status) -> Expression:
+    """Tickets not resolved or closed, in the form the inbox's indexes are built for
+    (``status``: the column that says a ticket's, the ticket's own unless given)."""
+    return NodeList((status, SQL(ACTIVE_SQL)))
 
 
 # Resolved or closed, as text for the same reason: the done tickets' due-time index
@@ -335,9 +338,9 @@ def active() -> Expression:
 DONE_SQL = "IN (" + ", ".join(f"'{status}'" for status in Status.DONE) + ")"
 
 
-def done() -> Expression:
+def done(status: Any = Ticket.status) -> Expression:
     """Tickets resolved or closed, in the form their due-time index is built for."""
-    return NodeList((Ticket.status, SQL(DONE_SQL)))
+    return NodeList((status, SQL(DONE_SQL)))
 
 
 def waiting_on_us() -> Expression:
@@ -363,8 +366,10 @@ def _tag_like(pattern: Any) -> Expression:
     return NodeList((Ticket.tags, SQL("LIKE"), _given(pattern), SQL("ESCAPE '!'")))
 
 
-# The tags of every ticket, one row each, kept by triggers (core/migrations/0010_…).
-_ticket_tag = Table("ticket_tag", ("tag", "ticket_id"))
+# The tags of every ticket, one row each, kept by triggers (core/migrations/0010_…); on
+# SQLite each row also holds what a page sorts and scopes its ticket by (0016).
+_ticket_tag = Table("ticket_tag", ("tag", "ticket_id", "updated_at", "due_at", "status",
+                                   "department_id", "assignee_id"))
 
 # When a tag is common. A page that gathers a tag's tickets from ``ticket_tag`` pays for each
 # of them (its index entry, the ticket, the sort: some microseconds); a page that walks the
@@ -492,16 +497,37 @@ def _tag_rare(tag: Any) -> Expression:
 def tag_term(tag: str) -> Term:
     """Tickets carrying this tag (stored lower-cased, as a JSON list in text), as a term.
 
-    A rare tag's tickets come from ``ticket_tag`` by its index (then sorted: few); a common
-    tag is tested on each ticket the page's own index walks past, by a text match the index
-    can answer, then exactly on the few that pass it. Either way the same tickets are found.
+    SQLite: the page walks the tag's own rows of ``ticket_tag`` in its order (``tag_walk``,
+    migration 0016: each row holds the ticket's sort values, status and scope), however
+    common the tag. PostgreSQL: a rare tag's tickets come from ``ticket_tag`` by its index
+    (then sorted: few); a common tag is tested on each ticket the page's own index walks
+    past, by a text match the index can answer, then exactly on the few that pass it. Every
+    way the same tickets are found.
     """
     clean = tag.strip().lower()
+    if db.is_sqlite():
+        return ("tag_walk", (), (clean,))
+    return _tag_gathered_or_tested(clean)
+
+
+def _tag_gathered_or_tested(clean: str) -> Term:
+    """A tag's term for a page that does not walk ``ticket_tag`` (``tag_term``): gathered
+    from it when rare, tested on each ticket walked past when common."""
     if not tag_is_common(clean):
         return ("tag_rare", (), (clean,))
     sqlite = db.is_sqlite()
     return ("tag_common", (sqlite,),
             (_tag_pattern(clean), clean if sqlite else _tag_element(clean)))
+
+
+def _tag_not_walked(tag: Any) -> Expression:
+    """``tag_walk``'s condition where the page does not walk ``ticket_tag`` (a search's, or a
+    second tag's): a tag given as a value is gathered or tested as ``tag_term`` would on
+    PostgreSQL (a search's page walked from ``ticket_tag`` and sorted took 140 ms at a
+    million), one in a slot is gathered."""
+    if isinstance(tag, Value) and isinstance(tag.value, str):
+        return condition(_tag_gathered_or_tested(tag.value))
+    return _tag_rare(tag)
 
 
 def tagged(tag: str) -> Expression:
@@ -698,6 +724,7 @@ _CONDITIONS: dict[str, Callable[..., Expression]] = {
     "assignee": lambda staff_id: Ticket.assignee == staff_id,
     "unassigned": lambda: Ticket.assignee.is_null(),
     "tag_rare": _tag_rare,
+    "tag_walk": _tag_not_walked,
     "tag_common": _tag_exactly,
     "waiting": lambda yes: waiting_on_us() if yes else ~waiting_on_us(),
     "overdue": _overdue,
@@ -705,6 +732,38 @@ _CONDITIONS: dict[str, Callable[..., Expression]] = {
     "on_time_few": _on_time_few,
     "updated_since": lambda since: Ticket.updated_at >= since,
 }
+
+
+# A page that walks a tag's rows of ``ticket_tag`` (SQLite, 0016) tests these terms on the
+# row's own copies of the ticket's columns, in the index it walks, not on the ticket's row.
+# Not overdue: tested there, SQLite took the due-time index's range and sorted (5x slower).
+_ON_TAG_ROW: dict[str, Callable[..., Expression]] = {
+    "tag_walk": lambda tag: _ticket_tag.tag == tag,
+    "scope": lambda staff_id: _agent_scope(staff_id, _ticket_tag.department_id,
+                                           _ticket_tag.assignee_id),
+    "status": lambda status: _ticket_tag.status == status,
+    "active": lambda: active(_ticket_tag.status),
+    "done": lambda: done(_ticket_tag.status),
+    "assignee": lambda staff_id: _ticket_tag.assignee_id == staff_id,
+    "department": lambda theirs, *args: (
+        (_ticket_tag.department_id == args[0]) if theirs
+        else (_ticket_tag.department_id == args[1]) & (_ticket_tag.assignee_id == args[2])),
+    "unassigned": lambda: _ticket_tag.assignee_id.is_null(),
+    "updated_since": lambda since: _ticket_tag.updated_at >= since,
+}
+# That page's order: the row's copies of the sort columns.
+_TAG_ROW_SORTS: dict[str, Any] = {"updated_at": _ticket_tag.updated_at,
+                                  "id": _ticket_tag.ticket_id, "due_at": _ticket_tag.due_at}
+
+
+def _one_tag_walked(terms: list[Term]) -> list[Term]:
+    """``terms`` with at most one ``tag_walk``: of two tags or more each is gathered or
+    tested on the tickets (``_tag_gathered_or_tested``; SQLite walking one tag's rows and
+    gathering the other's sorted what it found)."""
+    if sum(kind == "tag_walk" for kind, _c, _a in terms) < 2:
+        return terms
+    return [_tag_gathered_or_tested(args[0]) if kind == "tag_walk" else (kind, constants, args)
+            for kind, constants, args in terms]
 
 
 def _given(value: Any) -> Any:
@@ -845,20 +904,21 @@ def _made(reader: list[tuple[str, Any]], found: list[tuple[Any, ...]], make: Any
 
 
 def _paged(query: ModelSelect, sort: str, descending: bool, after: tuple[Any, ...] | None,
-           size: int, ids_first: bool) -> ModelSelect:
+           size: int, ids_first: bool, sorts: dict[str, Any] = SORTS) -> ModelSelect:
     """``inbox_page``'s query: ``after`` is the cursor's (sort value, ticket id) as the
-    database takes them, or (ticket id,) sorted by number."""
-    column = SORTS[sort]
-    if column is Ticket.due_at:
-        query = query.where(Ticket.due_at.is_null(False))
+    database takes them, or (ticket id,) sorted by number. ``sorts``: the columns the page
+    is ordered by (``SORTS``, or their copies in the rows a page walks)."""
+    column, ident = sorts[sort], sorts["id"]
+    if sort == "due_at":
+        query = query.where(column.is_null(False))
     if after is not None:
-        if column is Ticket.id:
+        if sort == "id":
             (last_id,) = after
-            query = query.where(Ticket.id < last_id if descending else Ticket.id > last_id)
+            query = query.where(ident < last_id if descending else ident > last_id)
         else:
-            here, there = Tuple(column, Ticket.id), Tuple(*after)
+            here, there = Tuple(column, ident), Tuple(*after)
             query = query.where(here < there if descending else here > there)
-    order = [column] if column is Ticket.id else [column, Ticket.id]
+    order = [column] if sort == "id" else [column, ident]
     ordered = [c.desc() if descending else c.asc() for c in order]
     if ids_first and not db.is_sqlite():
         # The same conditions again outside, on the page's few rows: the planner then
@@ -922,9 +982,14 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
     or not, the size) by ``core.db.Shapes``, and on PostgreSQL prepared once per connection:
     peewee building a page's SQL was a quarter of a console page's Python and over a third
     of an API list's, and PostgreSQL planning it among the partial indexes 0.4-1.3 ms.
+
+    A tag on SQLite (``tag_walk``): the page joins the tag's rows of ``ticket_tag``, is
+    ordered and continued by their copies of the sort columns, and tests the scope, status,
+    assignee, department and ``updated_since`` on them (``_ON_TAG_ROW``), so it walks one
+    index of that table in its order and reads the tickets of its own rows only (0016).
     """
     after = _cursor_args(sort, cursor)
-    terms = on_time_terms(terms, sort, descending)
+    terms = _one_tag_walked(on_time_terms(terms, sort, descending))
     # PostgreSQL reckons the gathered tickets on time by the whole table's share of tickets
     # without a due time (most resolved ones), some 240,000 at a million for 6,000, and then
     # hashed every contact for them (150 ms): it finds the page's numbers first instead.
@@ -935,17 +1000,23 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
     if after is not None:
         args.extend(after)
 
+    walked = any(kind == "tag_walk" for kind, _constants, _args in terms)
+
     def build(*slots: SqlNode) -> ModelSelect:
-        query = (Ticket.select(*columns)
-                 .join(Contact, JOIN.LEFT_OUTER, on=(Ticket.contact == Contact.id))
-                 .switch(Ticket))
+        query = Ticket.select(*columns)
+        if walked:
+            query = query.join(_ticket_tag, on=(_ticket_tag.ticket_id == Ticket.id))
+        query = query.join(Contact, JOIN.LEFT_OUTER, on=(Ticket.contact == Contact.id)).switch(
+            Ticket)
         at = 0
         for kind, constants, term_args in terms:
-            query = query.where(condition((kind, constants, term_args),
-                                          slots[at:at + len(term_args)]))
+            given = slots[at:at + len(term_args)]
+            on_row = _ON_TAG_ROW.get(kind) if walked else None
+            query = query.where(on_row(*constants, *given) if on_row is not None
+                                else condition((kind, constants, term_args), given))
             at += len(term_args)
         return _paged(query, sort, descending, None if after is None else slots[at:],
-                      size, ids_first)
+                      size, ids_first, _TAG_ROW_SORTS if walked else SORTS)
 
     statement = PAGES.statement(shape, len(args), build)
     reader = _readers.get(name)

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""The work of each inbox view's page statement on SQLite, counted, not timed.
+
+Serves a seeded SQLite desk (``bench/seed.py``) through the WSGI app as the seed's agent,
+catches the SQL of each view's page (peewee's log) and runs it through the ``sqlite3``
+shell with ``.stats on``: its virtual machine steps and the pages it touched (cache hits
+and misses). Unlike CPU time these do not move with the host's load, so a change and its
+base, or 10k and 1M, compare exactly (same seed, same views).
+
+    .venv/bin/python bench/page_work.py --database-url sqlite:////work/bench/loket-1m.db
+    .venv/bin/python bench/page_work.py --repo /tmp/main-export --database-url …  # the base
+
+``--repo`` runs another checkout's code (its schema must match the database's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+
+VIEWS = [
+    ("console, default", "/admin/tickets/"),
+    ("console, tag", "/admin/tickets/?flt0_{Tag}=kyc"),
+    ("console, tag by due time", "/admin/tickets/?flt0_{Tag}=kyc&sort=10"),
+    ("console, tag by number", "/admin/tickets/?flt0_{Tag}=kyc&sort=0"),
+    ("console, pending", "/admin/tickets/?flt0_{Status}=pending"),
+    ("console, urgent", "/admin/tickets/?flt0_{Priority}=urgent"),
+    ("console, mine", "/admin/tickets/?flt0_{Assignee}=me"),
+    ("API, tag", "/api/v1/tickets?tag=kyc"),
+]
+
+
+class Caught(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[tuple[str, list[Any]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, tuple) and len(record.msg) == 2:
+            self.statements.append((record.msg[0], list(record.msg[1] or ())))
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def work(path: str, sql: str, params: list[Any]) -> tuple[int, int]:
+    """(VM steps, pages touched) of one statement, by the sqlite3 shell."""
+    values = iter(params)
+    text = re.sub(r"\?", lambda _m: _literal(next(values)), sql)
+    out = subprocess.run(["sqlite3", "-readonly", path], input=f".stats on\n{text};\n",
+                         capture_output=True, text=True, check=True).stdout
+
+    def stat(name: str) -> int:
+        found = re.search(rf"{name}:\s+(\d+)", out)
+        return int(found.group(1)) if found else 0
+
+    return stat("Virtual Machine Steps"), stat("Page cache hits") + stat("Page cache misses")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True, help="sqlite:////path.db")
+    parser.add_argument("--seed-file", help="the seed's JSON (default: beside the database)")
+    parser.add_argument("--repo", default=str(BENCH.parent), help="the checkout to run")
+    args = parser.parse_args()
+    path = args.database_url.removeprefix("sqlite:///")
+    seed_file = args.seed_file or str(Path(path).with_suffix(".seed.json"))
+    seed = json.loads(Path(seed_file).read_text())
+    sys.path.insert(0, str(Path(args.repo).resolve()))
+    os.chdir(args.repo)
+    os.environ.update({"LOKET_INSTANCE_PATH": tempfile.mkdtemp(prefix="loket-page-work-"),
+                       "LOKET_DATABASE_URL": args.database_url,
+                       "LOKET_SECRET_KEY": uuid.uuid4().hex, "LOKET_JOBS": "sqlite",
+                       "LOKET_RATE_LIMITS": "false"})
+    from core import create_app
+
+    app = create_app()
+    client = app.test_client()
+    page = client.get("/admin/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page)
+    assert token is not None
+    client.post("/admin/login", data={"csrf_token": token.group(1), "email": seed["agent"],
+                                      "password": seed["password"], "next": ""})
+    view = next(v for v in app.extensions["admin"][0]._views if v.endpoint == "tickets")
+    flt = {str(f.name).replace(" ", ""): i for i, f in enumerate(view._filters)}
+    api = {"Authorization": f"Bearer {seed['agent_token']}"}
+    logger = logging.getLogger("peewee")
+    logger.setLevel(logging.DEBUG)
+    for name, view_path in VIEWS:
+        caught = Caught()
+        logger.addHandler(caught)
+        try:
+            response = client.get(view_path.format(**flt),
+                                  headers=api if view_path.startswith("/api") else {})
+        finally:
+            logger.removeHandler(caught)
+        assert response.status_code == 200, (name, response.status_code)
+        pages = [(sql, params) for sql, params in caught.statements
+                 if 'FROM "ticket" AS "t1"' in sql and "LIMIT" in sql]
+        for sql, params in pages:
+            steps, touched = work(path, sql, params)
+            print(f"{name:28} {steps:>9,} VM steps {touched:>6,} pages touched", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
