@@ -204,7 +204,7 @@ def _sqlite_write(db: peewee.SqliteDatabase) -> Iterator[None]:
             yield
     if next(_commits) % CHECKPOINT_EVERY == 0:
         try:
-            db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except peewee.DatabaseError:  # committed all the same; the next one, or SQLite's own
             log.warning("a WAL checkpoint failed", exc_info=True)
 

@@ -15,8 +15,9 @@ kept as before (0017's triggers): a ticket inserted by any other path (a bulk lo
 hand, a test) gets its document at once, and a message added to such a ticket appends.
 A message of a ticket without a document, however it came to be, writes the document.
 
-PostgreSQL is left as it is: an update there writes a new row version beside the old
-either way, and the mark would be a round trip of its own.
+PostgreSQL is left as it is (its ticket's trigger inserts the row, the first message's
+updates it): the mark would be a round trip of its own there, or a table of dead rows under
+concurrent submissions; not measured.
 Definitions: ``Document`` in 0011 (``waits=True``). ``down`` puts 0017's triggers back.
 """
 
