@@ -6,6 +6,8 @@ import contextlib
 import fcntl
 import hashlib
 import inspect
+import itertools
+import logging
 import os
 import re
 import select
@@ -18,6 +20,8 @@ from typing import Any
 import peewee
 from playhouse.db_url import connect, parse
 from playhouse.pool import PooledPostgresqlDatabase
+
+log = logging.getLogger(__name__)
 
 # Every model binds to this proxy; create_app points it at the app's database.
 database = peewee.DatabaseProxy()
@@ -34,7 +38,16 @@ SQLITE_PRAGMAS = {
     # SQLite writes them to a file under /var/tmp each time: a third of the write
     # calls of an inbound mail. Sorts that need a temporary table use memory too.
     "temp_store": "memory",
+    # The writers checkpoint the WAL themselves after they let the writers' queue go
+    # (``_sqlite_write``); SQLite's own, run inside the commit that passes this many pages,
+    # is then only the bound for writes that skip the queue (another tool on the file).
+    "wal_autocheckpoint": 10000,
 }
+
+# A writer runs a passive checkpoint after every this many of its process's commits, once it
+# has let the writers' queue go (about 1,000 pages of WAL at a submission's 60-70 pages with
+# two worker processes, as SQLite's default automatic checkpoint).
+CHECKPOINT_EVERY = 8
 
 
 class BaseModel(peewee.Model):
@@ -180,10 +193,20 @@ def _sqlite_write(db: peewee.SqliteDatabase) -> Iterator[None]:
     goes to sleeping. Queuing on flock() wakes the next writer the moment the
     last one commits. The busy timeout still covers writers that take no
     flock (another tool on the same file).
+
+    The WAL is checkpointed after the queue is let go: SQLite's automatic checkpoint runs
+    inside the commit that passes its threshold, so the writer that met it copied the WAL
+    into the database (and synced both) with every other writer queued behind it. A passive
+    checkpoint copies what it can beside later writers and readers, and blocks none of them.
     """
     with _writer_lock(db.database):
         with db.atomic("IMMEDIATE"):
             yield
+    if next(_commits) % CHECKPOINT_EVERY == 0:
+        try:
+            db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except peewee.DatabaseError:  # committed all the same; the next one, or SQLite's own
+            log.warning("a WAL checkpoint failed", exc_info=True)
 
 
 class _WriterLock:
@@ -208,6 +231,7 @@ class _WriterLock:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
+_commits = itertools.count(1)
 _writer_locks: dict[str, _WriterLock] = {}
 _writer_locks_guard = threading.Lock()
 

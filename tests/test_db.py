@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import re
@@ -517,6 +518,46 @@ def test_an_insert_on_its_own_queues_as_a_writer_and_one_in_a_transaction_joins_
         insert_contact(Contact(name="Within"))
     assert len(queued) == (1 if db.is_sqlite() else 0)  # the transaction's own, once
     assert Contact.select().where(Contact.name == "Within").count() == 1
+
+
+def test_the_wal_is_checkpointed_after_the_writers_queue_is_let_go(ctx, monkeypatch):
+    """SQLite: a writer checkpoints the WAL every ``CHECKPOINT_EVERY`` commits of its
+    process, after it lets the writers' queue go (SQLite's automatic checkpoint ran inside
+    the commit, every other writer queued behind it), and the WAL stays small."""
+    if not db.is_sqlite():
+        pytest.skip("SQLite's WAL")
+    database = db.database.obj
+    assert database.execute_sql("PRAGMA wal_autocheckpoint").fetchone() == (10000,)
+    held = [False]
+    real_lock = db._writer_lock
+
+    @contextlib.contextmanager
+    def lock(path: str) -> Any:
+        with real_lock(path):
+            held[0] = True
+            try:
+                yield
+            finally:
+                held[0] = False
+
+    checkpoints: list[bool] = []
+    real_execute = database.execute_sql
+
+    def execute(sql: str, *args: Any, **kwargs: Any) -> Any:
+        if "wal_checkpoint" in sql:
+            checkpoints.append(held[0])
+        return real_execute(sql, *args, **kwargs)
+
+    monkeypatch.setattr(db, "_writer_lock", lock)
+    monkeypatch.setattr(database, "execute_sql", execute)
+    insert_contact = db.STATEMENTS["contact.insert"]
+    commits = 25 * db.CHECKPOINT_EVERY
+    for n in range(commits):
+        with db.write_transaction():
+            insert_contact(Contact(name=f"Writer {n}"))
+    assert checkpoints == [False] * 25  # every one with the queue let go
+    _busy, frames, _copied = real_execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert 0 <= frames < commits // 2  # started again from its beginning, not grown
 
 
 # -- Rows a select makes: as peewee makes them -------------------------------------------------

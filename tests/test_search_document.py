@@ -5,8 +5,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+import pytest
+
 from core import db as core_db
 from core.models import AuthorKind, Contact, Message, Ticket, TicketEvent
+from core.services import tickets as tickets_service
 from core.services.tickets import (
     Actor,
     Identity,
@@ -21,6 +24,8 @@ from .test_search import _open, found
 
 # The migration that left the desk's notifications out of the documents.
 WITHOUT_NOTIFICATIONS = import_module("core.migrations.0017_search_without_notifications")
+# The migration that writes a new ticket's document once, with its first message (SQLite).
+ONCE = import_module("core.migrations.0019_search_document_once")
 
 
 def _database() -> Any:
@@ -180,6 +185,7 @@ def test_the_migration_rebuilds_documents_that_held_notifications(desk: Any) -> 
     other = _open("sari@example.com", "Camera", "stream freezes", name="Sari")
     _notify(ticket, "We received your request QX5521")
     database = _database()
+    ONCE.down(None, database)
     WITHOUT_NOTIFICATIONS.down(None, database)
     try:
         assert found(desk, "qx5521") == {ticket.id}
@@ -188,6 +194,93 @@ def test_the_migration_rebuilds_documents_that_held_notifications(desk: Any) -> 
         assert found(desk, "qx5521") == {ticket.id, other.id}
     finally:
         WITHOUT_NOTIFICATIONS.up(None, database)
+        ONCE.up(None, database)
     assert found(desk, "qx5521") == set()
     assert found(desk, "charged twice") == {ticket.id} and found(desk, "freezes") == {other.id}
+    assert _out_of_step() == []
+
+
+def _segments_written() -> int:
+    """Rows of FTS5's own table of index data: each flush of new words writes one or more."""
+    return _database().execute_sql("SELECT count(*) FROM ticket_search_data").fetchone()[0]
+
+
+def test_a_new_ticket_and_its_first_message_write_the_document_once(desk: Any) -> None:
+    """0019 (SQLite): the service writes a ticket and its first message as one document,
+    one flush of FTS5 (the ticket's insert, then the message's update, made two). A ticket
+    inserted by any other path still gets its document at once, and its messages append."""
+    _open("warm@example.com", "Warm", "up")
+    opened, by_hand = [], []
+    contact = Contact.create(name="Joko", email="joko@example.com")
+    for n in range(3):
+        before = _segments_written() if core_db.is_sqlite() else 0
+        ticket = _open(f"rina{n}@example.com", f"Payout QX{n}10", f"withdrawal ZK{n}20",
+                       name="Rina")
+        opened.append(_segments_written() - before if core_db.is_sqlite() else 0)
+        assert found(desk, f"qx{n}10 zk{n}20 rina") == {ticket.id}
+        before = _segments_written() if core_db.is_sqlite() else 0
+        other = Ticket.create(subject=f"Camera QY{n}30", contact=contact)
+        assert found(desk, f"qy{n}30 joko") == {other.id}  # no message yet: found
+        Message.create(ticket=other, author_kind=AuthorKind.CONTACT, body_text=f"ZL{n}40",
+                       channel="web")
+        by_hand.append(_segments_written() - before if core_db.is_sqlite() else 0)
+        assert found(desk, f"qy{n}30 zl{n}40") == {other.id}
+    assert _out_of_step() == []
+    if core_db.is_sqlite():
+        assert opened == [1, 1, 1] and by_hand == [2, 2, 2]
+        assert _database().execute_sql(f"SELECT count(*) FROM {ONCE.PENDING}").fetchone() == (0,)
+
+
+def test_a_ticket_waiting_for_its_document_gets_it_from_any_first_message(desk: Any) -> None:
+    """While the mark is there (SQLite), a ticket's document comes from its first message,
+    a notification too (which it leaves out); later messages append; the documents are in
+    step. A write that fails between the two leaves no mark behind."""
+    if not core_db.is_sqlite():
+        pytest.skip("SQLite's triggers (migration 0019)")
+    database = _database()
+    contact = Contact.create(name="Sari", email="sari@example.com")
+    with core_db.write_transaction():
+        database.execute_sql(tickets_service._SEARCH_WAITS)
+        ticket = Ticket.create(subject="Refund QX8801", contact=contact)
+        assert found(desk, "qx8801") == set()  # waits for its message
+        _notify(ticket, "We received your request QY8802")
+        database.execute_sql(tickets_service._SEARCH_WAITED)
+    assert found(desk, "qx8801 sari") == {ticket.id} and found(desk, "qy8802") == set()
+    add_customer_reply(ticket, "charged twice ZK8803")
+    assert found(desk, "qx8801 zk8803") == {ticket.id}
+    assert _out_of_step() == []
+
+    def fails(message: Message) -> Message:
+        raise RuntimeError("the message's insert failed")
+
+    with core_db.write_transaction():
+        original = tickets_service._insert_message
+        tickets_service._insert_message = fails
+        try:
+            with pytest.raises(RuntimeError):
+                tickets_service._insert_ticket_and_message(
+                    Ticket(subject="Lost QX8804", contact=contact), Message(body_text="x"))
+        finally:
+            tickets_service._insert_message = original
+        assert database.execute_sql(f"SELECT count(*) FROM {ONCE.PENDING}").fetchone() == (0,)
+        later = Ticket.create(subject="Later QX8805", contact=contact)
+        assert found(desk, "qx8805") == {later.id}  # written at once, as before
+
+
+def test_the_migration_that_writes_documents_once_goes_down_and_up(desk: Any) -> None:
+    ticket = _open("budi@example.com", "Refund QX9901", "charged twice", name="Budi")
+    database = _database()
+    ONCE.down(None, database)
+    try:
+        contact = Contact.create(name="Dewi", email="dewi@example.com")
+        other = Ticket.create(subject="Camera QX9902", contact=contact)
+        Message.create(ticket=other, author_kind=AuthorKind.CONTACT, body_text="ZK9903",
+                       channel="web")
+        assert found(desk, "qx9902 zk9903") == {other.id}
+        assert _out_of_step() == []
+    finally:
+        ONCE.up(None, database)
+    third = _open("eka@example.com", "Payout QX9904", "withdrawal ZK9905", name="Eka")
+    assert found(desk, "qx9901 charged") == {ticket.id}
+    assert found(desk, "qx9904 zk9905 eka") == {third.id}
     assert _out_of_step() == []

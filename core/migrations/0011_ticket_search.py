@@ -98,10 +98,16 @@ class Document:
     This migration's documents hold every message; 0017's leave out the desk's own
     notifications (``notifications=False``: a message whose ``notification`` is not empty).
     A message a document leaves out changes nothing when it is added, edited or deleted.
+
+    ``waits`` (0019, SQLite): while ``ticket_search_pending`` holds a row (a ticket and its
+    first message being written in one transaction), a new ticket gets no document of its
+    own; a message whose ticket has none writes it whole. FTS5 then writes the document
+    once, not twice (an insert, then the first message's update, which flushes the first).
     """
 
-    def __init__(self, notifications: bool = True):
+    def __init__(self, notifications: bool = True, waits: bool = False):
         self.notifications = notifications
+        self.waits = waits
         # The condition on a message row (its table's columns, or a trigger's new/old row).
         self._kept = "" if notifications else " AND notification = ''"
         self.pg_doc_from = (
@@ -154,11 +160,20 @@ class Document:
         return (f"(SELECT 1 FROM message WHERE ticket_id = {message}.ticket_id "
                 f"AND id > {message}.id{self._kept})")
 
+    def _sqlite_missing(self, ticket):
+        """The document of ticket ``ticket`` written whole if it has none (``waits``)."""
+        if not self.waits:
+            return ""
+        return (f"{self._sqlite_insert(ticket)[:-1]} AND NOT EXISTS "
+                f"(SELECT 1 FROM ticket_search WHERE rowid = {ticket}); ")
+
     def _sqlite_triggers(self):
         when_new, when_old = self._when_kept("new"), self._when_kept("old")
         changed = "" if self.notifications else " OR old.notification IS NOT new.notification"
-        return {
-            "ticket_search_ticket_insert": "AFTER INSERT ON ticket BEGIN "
+        # A ticket written with its first message waits for it (``waits``).
+        waiting = "WHEN NOT EXISTS (SELECT 1 FROM ticket_search_pending) " if self.waits else ""
+        triggers = {
+            "ticket_search_ticket_insert": f"AFTER INSERT ON ticket {waiting}BEGIN "
                                            f"{self._sqlite_insert('new.id')} END",
             "ticket_search_ticket_update": (
                 "AFTER UPDATE OF id, subject, contact_id ON ticket WHEN old.id IS NOT new.id "
@@ -175,7 +190,7 @@ class Document:
                 "|| new.body_text "
                 f"WHERE rowid = new.ticket_id AND NOT EXISTS {self._later_message('new')}; "
                 f"{self.sqlite_rebuild('new.ticket_id')[:-1]} AND EXISTS "
-                f"{self._later_message('new')}; END"),
+                f"{self._later_message('new')}; {self._sqlite_missing('new.ticket_id')}END"),
             "ticket_search_message_update": (
                 "AFTER UPDATE OF body_text, ticket_id"
                 f"{'' if self.notifications else ', notification'} ON message WHEN "
@@ -191,6 +206,13 @@ class Document:
                 "UPDATE ticket_search SET name = new.name, email = new.email "
                 "WHERE rowid IN (SELECT id FROM ticket WHERE contact_id = new.id); END"),
         }
+        if self.waits and not self.notifications:
+            # A notification that comes first still gives its ticket a document (one
+            # trigger: the kept messages' one above appends to the document it writes).
+            triggers["ticket_search_message_missing"] = (
+                "AFTER INSERT ON message WHEN new.notification <> '' BEGIN "
+                f"{self._sqlite_missing('new.ticket_id')}END")
+        return triggers
 
     # -- PostgreSQL -------------------------------------------------------------------------
 
