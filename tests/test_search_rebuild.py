@@ -115,3 +115,21 @@ def test_rebuild_of_an_empty_desk(ctx: Any) -> None:
     assert search_index.span() is None
     done = search_index.rebuild()
     assert (done.tickets, done.written, done.removed) == (0, 0, 0)
+
+
+def test_writes_between_batches_are_kept(desk: Any) -> None:
+    """The desk keeps writing while the command runs: a message added to a ticket whose batch
+    is done, and to one whose batch is to come, are both in the documents at the end."""
+    made = _tickets(desk)
+    first, last = made[0][0], made[-1][0]
+    written: list[str] = []
+
+    def progress(_covered: int) -> None:
+        if not written:
+            add_customer_reply(Ticket.get_by_id(first.id), "a late word qv1188")
+            add_customer_reply(Ticket.get_by_id(last.id), "a late word qv2299")
+            written.append("done")
+
+    search_index.rebuild(batch=2, progress=progress)
+    assert found(desk, "qv1188") == {first.id} and found(desk, "qv2299") == {last.id}
+    assert _out_of_step() == []
