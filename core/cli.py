@@ -324,6 +324,27 @@ def db_status() -> None:
         click.echo("Run `loket db upgrade` to apply them.")
 
 
+@db_group.command("rebuild-search")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Tickets a transaction (default 2000).")
+def rebuild_search(batch: int | None) -> None:
+    """Make the search documents again from the tickets (in batches; the desk may keep
+    serving; documents already right are left alone, so running it twice changes nothing)."""
+    from .migrate import status
+    from .services import search_index
+
+    app = enter_app()
+    if any(unit.pending for unit in status(state(app))):
+        fail("the database has pending migrations; run `loket db upgrade` first")
+    ends = search_index.span()
+    length = 0 if ends is None else ends[1] - ends[0] + 1
+    with click.progressbar(length=length, label="Search documents", file=sys.stderr,
+                           show_pos=True) as bar:
+        done = search_index.rebuild(batch or search_index.BATCH, progress=bar.update)
+    click.echo(f"{done.tickets} ticket(s): {done.written} document(s) written, "
+               f"{done.removed} of tickets that are gone removed.")
+
+
 # -- Staff -------------------------------------------------------------------------------------
 
 

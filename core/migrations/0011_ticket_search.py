@@ -292,17 +292,21 @@ class Document:
             db.execute_sql(f"DROP TRIGGER IF EXISTS ticket_search_{table} ON {table}")
             db.execute_sql(f"DROP FUNCTION IF EXISTS ticket_search_{table}()")
 
+    def documents(self, db):
+        """A SELECT of the documents of the tickets whose ids lie between its two parameters,
+        made from their rows, in ``ticket_search``'s columns (rowid, number, subject, name,
+        email, body on SQLite; ticket_id, doc on PostgreSQL)."""
+        if _sqlite(db):
+            return (f"SELECT t.id, t.id, t.subject, c.name, c.email, {self._sqlite_body('t.id')} "
+                    "FROM ticket AS t LEFT JOIN contact AS c ON c.id = t.contact_id "
+                    "WHERE t.id BETWEEN ? AND ?")
+        return f"SELECT t.id, {PG_DOC} {self.pg_doc_from} WHERE t.id BETWEEN %s AND %s"
+
     def fill(self, db, first, last):
         """Write the documents of tickets ``first`` to ``last`` (none of them indexed yet)."""
-        if _sqlite(db):
-            db.execute_sql(
-                "INSERT INTO ticket_search (rowid, number, subject, name, email, body) "
-                f"SELECT t.id, t.id, t.subject, c.name, c.email, {self._sqlite_body('t.id')} "
-                "FROM ticket AS t LEFT JOIN contact AS c ON c.id = t.contact_id "
-                "WHERE t.id BETWEEN ? AND ?", (first, last))
-        else:
-            db.execute_sql(f"INSERT INTO ticket_search (ticket_id, doc) SELECT t.id, {PG_DOC} "
-                           f"{self.pg_doc_from} WHERE t.id BETWEEN %s AND %s", (first, last))
+        columns = "rowid, number, subject, name, email, body" if _sqlite(db) else "ticket_id, doc"
+        db.execute_sql(f"INSERT INTO ticket_search ({columns}) {self.documents(db)}",
+                       (first, last))
 
     def rebuild(self, db, first, last):
         """Make again the documents of tickets ``first`` to ``last`` that hold a message the

@@ -62,6 +62,14 @@ def _sqlite(db):
     return any(cls.__name__ == "SqliteDatabase" for cls in type(db).__mro__)
 
 
+def add_words(db, first, last):
+    """Add the words of the documents of tickets ``first`` to ``last`` (some may be there)."""
+    db.execute_sql(
+        "INSERT INTO search_word (word) SELECT DISTINCT w FROM ticket_search, "
+        "unnest(tsvector_to_array(doc)) AS w WHERE ticket_id BETWEEN %s AND %s AND "
+        f"{KEPT} ORDER BY w ON CONFLICT DO NOTHING", (first, last))
+
+
 def fill(db, progress=sys.stderr):
     """Add the words of every document there is (they may be added already)."""
     (low, high) = db.execute_sql("SELECT MIN(ticket_id), MAX(ticket_id) FROM ticket_search"
@@ -71,10 +79,7 @@ def fill(db, progress=sys.stderr):
     started = time.monotonic()
     for first in range(low, high + 1, FILL_BATCH):
         last = min(first + FILL_BATCH - 1, high)
-        db.execute_sql(
-            "INSERT INTO search_word (word) SELECT DISTINCT w FROM ticket_search, "
-            "unnest(tsvector_to_array(doc)) AS w WHERE ticket_id BETWEEN %s AND %s AND "
-            f"{KEPT} ORDER BY w ON CONFLICT DO NOTHING", (first, last))
+        add_words(db, first, last)
         if high - low >= FILL_BATCH:
             print(f"\rsearch words: {last - low + 1:,} / {high - low + 1:,} documents "
                   f"({time.monotonic() - started:.0f} s)", end="", file=progress, flush=True)
