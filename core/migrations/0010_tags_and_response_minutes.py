@@ -159,8 +159,10 @@ def _pg_trigger(db, followed=()):
     values = "".join(f", NEW.{c}" for c in followed)
     add_tags = (f"INSERT INTO ticket_tag (tag, ticket_id{names}) SELECT t, NEW.id{values} "
                 "FROM loket_ticket_tags(NEW.tags) AS t ON CONFLICT DO NOTHING;")
-    remove_tags = ("DELETE FROM ticket_tag WHERE ticket_id = OLD.id "
-                   "AND tag IN (SELECT loket_ticket_tags(OLD.tags));")
+    # The tags as an array the key's range takes (``tag IN (SELECT …)`` was planned as a
+    # sequential scan of ticket_tag for the ticket's number, joined to the tags).
+    remove_tags = ("DELETE FROM ticket_tag WHERE tag = ANY(ARRAY(SELECT "
+                   "loket_ticket_tags(OLD.tags))) AND ticket_id = OLD.id;")
     minutes_changed = ("OLD.created_at IS DISTINCT FROM NEW.created_at OR "
                        "OLD.first_response_at IS DISTINCT FROM NEW.first_response_at")
     return f"""

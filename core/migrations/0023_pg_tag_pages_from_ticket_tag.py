@@ -6,7 +6,11 @@
   again when a tagged ticket's row changes them and not its tags (a reply's ``updated_at``,
   a status change, a move, an assignment, a due time, a department or agent deleted: ``SET
   NULL`` is an update too). Its ``WHEN`` is tested without calling a function, so a ticket
-  with no tags pays nothing.
+  with no tags pays nothing. Both find a ticket's rows by the key, the tags given as an
+  array: 0010's removal said ``tag IN (SELECT …)``, which PostgreSQL ran as a sequential
+  scan of the whole table for the ticket's number (a tag change at a million tickets read
+  500,000 rows); the follower written that way cost 0.9 ms a reply at 10,000 tickets,
+  0.2 ms as it is.
 * Indexes in each order the console sorts by, each holding the status and scope
   (``INCLUDE``) so a page's walk tests them in the index alone: ``(tag, updated_at,
   ticket_id)``, ``(tag, due_at, ticket_id)`` and by number the key itself, ``(tag,
@@ -59,7 +63,7 @@ def _follow_trigger():
         f"""CREATE OR REPLACE FUNCTION {FOLLOW}() RETURNS trigger
 LANGUAGE plpgsql AS $$ BEGIN
   UPDATE ticket_tag SET {copies}
-    WHERE tag IN (SELECT loket_ticket_tags(NEW.tags)) AND ticket_id = NEW.id;
+    WHERE tag = ANY(ARRAY(SELECT loket_ticket_tags(NEW.tags))) AND ticket_id = NEW.id;
   RETURN NULL;
 END $$""",
         f"DROP TRIGGER IF EXISTS {FOLLOW} ON ticket",
