@@ -605,6 +605,17 @@ def test_sqlite_tests_the_due_time_of_overdue_in_the_newest_first_index(
     assert columns == ["updated_at", "id", "department_id", "assignee_id", "tags", "due_at"]
 
 
+def _judge_tags(monkeypatch: pytest.MonkeyPatch, common: bool) -> None:
+    """Every tag judged common (``access.tag_is_common``), or every tag rare."""
+    from core.services import access
+
+    if common:
+        monkeypatch.setattr(access, "TAG_MIN_COMMON", 0)
+        monkeypatch.setattr(access, "TAG_WALK_FACTOR", 0)
+    else:
+        monkeypatch.setattr(access, "TAG_MIN_COMMON", 10 ** 9)
+
+
 @pytest.mark.parametrize("who", ["admin", "agent"])
 @pytest.mark.parametrize("common", [False, True], ids=["rare", "common"])
 def test_a_tag_reads_an_index_in_every_order_and_scope(
@@ -613,14 +624,8 @@ def test_a_tag_reads_an_index_in_every_order_and_scope(
     """Rare or common (as ``access.tag_is_common`` judges, which picks how a second tag is
     found), the tag's own rows of ``ticket_tag`` are walked in the page's order (SQLite
     0016, PostgreSQL 0023), nothing sorted. Every order the console offers, both ways."""
-    from core.services import access
-
     app, desk = seeded
-    if common:
-        monkeypatch.setattr(access, "TAG_MIN_COMMON", 0)
-        monkeypatch.setattr(access, "TAG_WALK_FACTOR", 0)
-    else:
-        monkeypatch.setattr(access, "TAG_MIN_COMMON", 10 ** 9)
+    _judge_tags(monkeypatch, common)
     client = app.test_client()
     assert sign_in(client, desk[who], desk["password"]).status_code == 302
     faults: dict[str, list[str]] = {}
@@ -648,11 +653,7 @@ def test_two_tags_are_each_gathered_or_tested(
     from core.services import access
 
     app, desk = seeded
-    if common:
-        monkeypatch.setattr(access, "TAG_MIN_COMMON", 0)
-        monkeypatch.setattr(access, "TAG_WALK_FACTOR", 0)
-    else:
-        monkeypatch.setattr(access, "TAG_MIN_COMMON", 10 ** 9)
+    _judge_tags(monkeypatch, common)
     with app.app_context(), core_db.connection():
         staff = Staff.get(Staff.email == desk[who])
         terms = access.scope_terms(staff) + [("active", (), ()), access.tag_term("vip"),

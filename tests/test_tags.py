@@ -238,19 +238,27 @@ def test_ticket_tag_keeps_the_pages_columns_of_its_ticket_through_every_change(
     assert _rows(ticket.id) == set() and _out_of_step() == []
 
 
-def test_0016_down_and_up(desk: Any) -> None:
-    """Down: ``ticket_tag`` back to (tag, ticket_id), 0010's triggers keeping it, the narrow
-    pending and urgent indexes; up again: the page's columns filled for the rows there and
-    kept in step. PostgreSQL: nothing to undo (0023 made its copies there)."""
+def _tagged_for_down_and_up(desk: Any, name: str) -> tuple[Any, Any, Any]:
+    """The migration ``name``, the database itself (as migrations are given it) and a ticket
+    tagged ``vip``, for a down-and-up test."""
     from importlib import import_module
 
     from core import db as core_db
     from core.services.tickets import Actor, update_ticket
 
-    migration = import_module("core.migrations.0016_tag_pages_from_ticket_tag")
-    database = core_db.database.obj  # the database itself, as migrations are given it
     ticket = new_ticket(desk.login, email="m@example.test", subject="down and up")
     update_ticket(Ticket.get_by_id(ticket.id), Actor.agent(desk.admin), tags=["vip"])
+    return import_module(f"core.migrations.{name}"), core_db.database.obj, ticket
+
+
+def test_0016_down_and_up(desk: Any) -> None:
+    """Down: ``ticket_tag`` back to (tag, ticket_id), 0010's triggers keeping it, the narrow
+    pending and urgent indexes; up again: the page's columns filled for the rows there and
+    kept in step. PostgreSQL: nothing to undo (0023 made its copies there)."""
+    from core import db as core_db
+    from core.services.tickets import Actor, update_ticket
+
+    migration, database, ticket = _tagged_for_down_and_up(desk, "0016_tag_pages_from_ticket_tag")
 
     def columns() -> set[str]:
         return {c.name for c in database.get_columns("ticket_tag")}
@@ -285,15 +293,12 @@ def test_0023_down_and_up(desk: Any) -> None:
     with their tickets' columns, the indexes built, later changes followed. SQLite: nothing
     (0016 did it there)."""
     import io
-    from importlib import import_module
 
     from core import db as core_db
     from core.services.tickets import Actor, update_ticket
 
-    migration = import_module("core.migrations.0023_pg_tag_pages_from_ticket_tag")
-    database = core_db.database.obj  # the database itself, as migrations are given it
-    ticket = new_ticket(desk.login, email="m@example.test", subject="down and up")
-    update_ticket(Ticket.get_by_id(ticket.id), Actor.agent(desk.admin), tags=["vip"])
+    migration, database, ticket = _tagged_for_down_and_up(
+        desk, "0023_pg_tag_pages_from_ticket_tag")
 
     def columns() -> set[str]:
         return {c.name for c in database.get_columns("ticket_tag")}
