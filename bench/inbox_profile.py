@@ -82,7 +82,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Runs in the child process, with ``--repo`` first on the path."""
     repo = Path(args.repo).resolve()
     sys.path.insert(0, str(BENCH))
+    # inbox.py puts this checkout first on the path and imports some of its ``core``: the
+    # path is ``repo`` first afterwards and those modules forgotten, or another checkout's
+    # run would measure this one's code.
+    from inbox import database_cpu_seconds
+
     sys.path.insert(0, str(repo))
+    for name in [m for m in sys.modules if m.split(".")[0] in ("core", "admin", "plugins")]:
+        del sys.modules[name]
     os.chdir(repo)
     seed = json.loads(Path(args.seed_file).read_text())
     instance = Path(tempfile.mkdtemp(prefix="loket-inbox-profile-"))
@@ -90,11 +97,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                        "LOKET_DATABASE_URL": args.database_url,
                        "LOKET_SECRET_KEY": uuid.uuid4().hex, "LOKET_JOBS": "sqlite",
                        "LOKET_RATE_LIMITS": "false"})
-    from inbox import database_cpu_seconds
-
     from core import create_app
 
     app = create_app()
+    import core
+
+    assert Path(core.__file__).resolve().is_relative_to(repo), (core.__file__, repo)
     clients = signed_in(app, seed)
     flt = {str(f.name).replace(" ", ""): i for i, f in enumerate(console(app)._filters)}
     results: dict[str, Any] = {}

@@ -171,8 +171,8 @@ class Writer:
         """The dashboard's roll-ups counted once at the end, not by a trigger per row."""
         rollups = _migration("0007_dashboard_rollups")
         # 0010's tags and first-response minutes too (it counts the minutes from 0007's), as
-        # 0016 keeps them (on SQLite each tag row also holds its ticket's page columns).
-        tags = _migration("0016_tag_pages_from_ticket_tag")
+        # 0016 and 0023 keep them (each tag row also holds its ticket's page columns).
+        tags = _migration("0023_pg_tag_pages_from_ticket_tag")
         rollups.drop_triggers(self.database)
         tags.drop_triggers(self.database)
         try:

@@ -197,8 +197,8 @@ def test_the_triggers_keep_what_counting_again_would_find(desk: Any) -> None:
     assert kept["ticket_day_count"] and kept["ticket_open_count"] and kept["ticket_tag"]
     assert kept["ticket_response_minutes"]
     _migration().rebuild(database)
-    # 0010's tables, with what 0016 copies into ticket_tag (SQLite).
-    _migration("0016_tag_pages_from_ticket_tag").rebuild(database)
+    # 0010's tables, with what 0016 (SQLite) and 0023 (PostgreSQL) copy into ticket_tag.
+    _migration("0023_pg_tag_pages_from_ticket_tag").rebuild(database)
     assert contents() == kept
 
 

@@ -13,10 +13,11 @@ how it would run it. An inbox page must read one index range in the page's order
   a handful of rows (a sort that the statistics expect to see hundreds of tickets at 20,000
   sees thousands at a million).
 
-One shape may sort: a rare tag, whose tickets are gathered from ``ticket_tag``'s index
-(migration 0010) and then ordered; there are fewer than ``access.tag_common_from`` of them,
-by the very choice that gathers them. A common tag walks the page's own index like every
-other view and must not sort.
+A tag's page walks the tag's own rows of ``ticket_tag`` in the page's order, whatever its
+share of the desk (SQLite: migration 0016, PostgreSQL: 0023). One shape may sort: a second
+tag that is rare, whose tickets are gathered from ``ticket_tag``'s key and then ordered;
+there are fewer than ``access.tag_common_from`` of them, by the very choice that gathers
+them.
 
 Search looks its words up in the tickets' search index (one statement for all of them, which
 must use the index), then either sorts the few tickets found (there is no order to read
@@ -188,7 +189,9 @@ def _gathers_a_tag(found: Any) -> bool:
     """Whether the plan reads a rare tag's tickets from ``ticket_tag`` (migration 0010)."""
     if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
         return any(re.search(r"SEARCH \S+ USING .*INDEX sqlite_autoindex_ticket_tag|"
-                             r"SEARCH \S+ USING PRIMARY KEY \(tag=", line) for line in found)
+                             r"SEARCH \S+ USING PRIMARY KEY \(tag=|"
+                             r"SEARCH \S+ USING COVERING INDEX ticket_tag_\w+ \(tag=\?\)$",
+                             line) for line in found)
     return any(node.get("Index Name") == "ticket_tag_pkey" for node in _nodes(found[0]["Plan"]))
 
 
@@ -447,36 +450,76 @@ def _newest_first_pages_use(app: Any, desk: dict[str, Any], who: str,
         assert plan_faults(app, *page) == []
 
 
-# SQLite: the index of ``ticket_tag`` (0016) a tag's page walks, by the page's order.
+# The index of ``ticket_tag`` a tag's page walks, by the page's order: SQLite (0016), then
+# PostgreSQL (0023).
 TAG_WALKS = {"updated_at": "USING COVERING INDEX ticket_tag_updated (tag=?",
              "due_at": "USING COVERING INDEX ticket_tag_due (tag=?",
              "id": "USING PRIMARY KEY (tag=?"}
+PG_TAG_WALKS = {"updated_at": "ticket_tag_updated", "due_at": "ticket_tag_due",
+                "id": "ticket_tag_pkey"}
 
 
-def tag_walk_faults(found: list[str], sort: str) -> list[str]:
-    """SQLite: what keeps a tag's page from walking the tag's own rows of ``ticket_tag`` in
-    the page's order, testing status and scope there and reading only the page's tickets:
-    the walk must come first (the outer loop), the tickets read by number, nothing sorted."""
+def _scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A PostgreSQL plan's scans in the order they run as the outer side, leaving out
+    subplans (the agent's departments, looked up once)."""
+    if node.get("Parent Relationship") in ("SubPlan", "InitPlan"):
+        return
+    if "Relation Name" in node:
+        yield node
+    for child in node.get("Plans", ()):
+        yield from _scans(child)
+
+
+def tag_walk_faults(found: Any, sort: str) -> list[str]:
+    """What keeps a tag's page from walking the tag's own rows of ``ticket_tag`` in the
+    page's order, testing status and scope there and reading only the page's tickets: the
+    walk must come first (the outer loop), in the index alone, the tickets read by number,
+    nothing sorted."""
     faults = []
-    if not (found and found[0].startswith("SEARCH") and TAG_WALKS[sort] in found[0]):
-        faults.append(f"{TAG_WALKS[sort]} not walked first: {found}")
-    if not any(re.match(r"SEARCH t1 USING INTEGER PRIMARY KEY", line) for line in found):
-        faults.append(f"tickets not read by number: {found}")
-    faults += [line for line in found if "TEMP B-TREE" in line]
+    if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
+        if not (found[0].startswith("SEARCH") and TAG_WALKS[sort] in found[0]):
+            faults.append(f"{TAG_WALKS[sort]} not walked first: {found}")
+        if not any(re.match(r"SEARCH t1 USING INTEGER PRIMARY KEY", line) for line in found):
+            faults.append(f"tickets not read by number: {found}")
+        return faults + [line for line in found if "TEMP B-TREE" in line]
+    top = found[0]["Plan"]
+    scans = list(_scans(top))
+    first = scans[0] if scans else {}
+    if (first.get("Node Type"), first.get("Index Name")) != ("Index Only Scan",
+                                                              PG_TAG_WALKS[sort]):
+        faults.append(f"{PG_TAG_WALKS[sort]} not walked first in the index alone: "
+                      f"{[(n['Node Type'], n.get('Index Name')) for n in scans]}")
+    if not any(n.get("Relation Name") == "ticket" and n.get("Index Name") == "ticket_pkey"
+               for n in scans):
+        faults.append("tickets not read by number")
+    faults += [f"{n['Node Type']} of {n.get('Relation Name', n.get('Plan Rows'))}"
+               for n in _nodes(top) if n["Node Type"] == "Sort" or (
+                   n["Node Type"] == "Seq Scan"
+                   and n.get("Relation Name") in ("ticket", "ticket_tag", "contact"))]
     return faults
 
 
-@pytest.mark.skipif(bool(PG_URL), reason="SQLite's ticket_tag with the page's columns (0016)")
+def _tag_walk_faults(app: Any, caught: Statements, sort: str) -> list[str]:
+    """``tag_walk_faults`` of the one page ``caught`` saw, and on PostgreSQL of its generic
+    plan too."""
+    (page,) = caught.ticket_pages()
+    faults = tag_walk_faults(plan(app, *page), sort)
+    return faults + [f"generic: {fault}" for name, params in caught.prepared_pages()
+                     for fault in tag_walk_faults(generic_plan(app, name, params), sort)]
+
+
 @pytest.mark.parametrize("who", ["admin", "agent"])
 @pytest.mark.parametrize("tag", ["vip", "no-such-tag", "kyc"])
-def test_sqlite_walks_a_tags_own_rows_in_every_order_scope_and_page(
+def test_a_tags_page_walks_its_own_rows_in_every_order_scope_and_page(
         seeded: tuple[Any, dict[str, Any]], who: str, tag: str) -> None:
     """A tag's page, console (active tickets) and API (every status), every order the console
-    offers both ways, pages 1 and 2, rare or common or carried by nobody: SQLite walks the
-    tag's rows of ``ticket_tag`` in the page's order, with the status and the agent's scope
-    tested in that index, and reads the ticket table for the page's rows only. Before 0016 a
-    common tag walked the inbox's own index past every ticket not carrying it (about 6,500
-    index entries for an agent's page at a million) and a rare one was gathered and sorted."""
+    offers both ways, pages 1 and 2, rare or common or carried by nobody: the database walks
+    the tag's rows of ``ticket_tag`` in the page's order, with the status and the agent's
+    scope tested in that index, and reads the ticket table for the page's rows only
+    (PostgreSQL: an index-only scan, its generic plan too). Before (SQLite 0016, PostgreSQL
+    0023) a common tag walked the inbox's own index past every ticket not carrying it (about
+    6,500 index entries for an agent's page at a million) and a rare one was gathered and
+    sorted."""
     app, desk = seeded
     client = app.test_client()
     assert sign_in(client, desk[who], desk["password"]).status_code == 302
@@ -490,27 +533,23 @@ def test_sqlite_walks_a_tags_own_rows_in_every_order_scope_and_page(
                 html = client.get("/admin/tickets/", query_string={
                     _flt(app, "Tag"): tag, "sort": _sort(app, column), "desc": desc},
                 ).get_data(as_text=True)
-            (page,) = caught.ticket_pages()
-            faults[label] = tag_walk_faults(plan(app, *page), column)
+            faults[label] = _tag_walk_faults(app, caught, column)
             after = re.search(r'href="([^"]*after=[^"]*)"', html)
             if after is not None:
                 pages_2 += 1
                 with Statements() as caught:
                     assert client.get(after.group(1).replace("&amp;", "&")).status_code == 200
-                (page,) = caught.ticket_pages()
-                faults[f"{label}, page 2"] = tag_walk_faults(plan(app, *page), column)
+                faults[f"{label}, page 2"] = _tag_walk_faults(app, caught, column)
     for chosen in ({"tag": tag}, {"tag": tag, "active": "true"}):
         with Statements() as caught:
             listed = client.get("/api/v1/tickets", query_string=chosen,
                                 headers=headers).get_json()
-        (page,) = caught.ticket_pages()
-        faults[f"API {chosen}"] = tag_walk_faults(plan(app, *page), "updated_at")
+        faults[f"API {chosen}"] = _tag_walk_faults(app, caught, "updated_at")
         if listed["next_cursor"]:
             with Statements() as caught:
                 assert client.get("/api/v1/tickets", headers=headers, query_string={
                     **chosen, "cursor": listed["next_cursor"]}).status_code == 200
-            (page,) = caught.ticket_pages()
-            faults[f"API {chosen}, page 2"] = tag_walk_faults(plan(app, *page), "updated_at")
+            faults[f"API {chosen}, page 2"] = _tag_walk_faults(app, caught, "updated_at")
     assert {label: found for label, found in faults.items() if found} == {}
     assert pages_2 >= (6 if tag == "kyc" else 0)
 
@@ -566,24 +605,27 @@ def test_sqlite_tests_the_due_time_of_overdue_in_the_newest_first_index(
     assert columns == ["updated_at", "id", "department_id", "assignee_id", "tags", "due_at"]
 
 
-@pytest.mark.parametrize("who", ["admin", "agent"])
-@pytest.mark.parametrize("common", [False, True], ids=["rare", "common"])
-def test_a_tag_reads_an_index_in_every_order_and_scope(
-        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str,
-        common: bool) -> None:
-    """PostgreSQL: a rare tag's tickets come from ``ticket_tag``'s index, then are sorted
-    (few, by the choice); a common tag walks the index of the page's own order and never
-    sorts. SQLite, rare or common: the tag's own rows of ``ticket_tag`` are walked in the
-    page's order (0016), nothing sorted. Every order the console offers, both ways."""
+def _judge_tags(monkeypatch: pytest.MonkeyPatch, common: bool) -> None:
+    """Every tag judged common (``access.tag_is_common``), or every tag rare."""
     from core.services import access
 
-    app, desk = seeded
     if common:
         monkeypatch.setattr(access, "TAG_MIN_COMMON", 0)
         monkeypatch.setattr(access, "TAG_WALK_FACTOR", 0)
     else:
         monkeypatch.setattr(access, "TAG_MIN_COMMON", 10 ** 9)
-    sqlite = not PG_URL
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+@pytest.mark.parametrize("common", [False, True], ids=["rare", "common"])
+def test_a_tag_reads_an_index_in_every_order_and_scope(
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str,
+        common: bool) -> None:
+    """Rare or common (as ``access.tag_is_common`` judges, which picks how a second tag is
+    found), the tag's own rows of ``ticket_tag`` are walked in the page's order (SQLite
+    0016, PostgreSQL 0023), nothing sorted. Every order the console offers, both ways."""
+    app, desk = seeded
+    _judge_tags(monkeypatch, common)
     client = app.test_client()
     assert sign_in(client, desk[who], desk["password"]).status_code == 302
     faults: dict[str, list[str]] = {}
@@ -594,17 +636,35 @@ def test_a_tag_reads_an_index_in_every_order_and_scope(
                     _flt(app, "Tag"): "vip", "sort": _sort(app, column), "desc": desc},
                 ).status_code == 200
             (page,) = caught.ticket_pages()
-            found = plan(app, *page)
             label = f"{column} desc={desc}"
-            faults[label] = plan_faults(app, *page, gathered_tag=not common and not sqlite)
-            if sqlite:  # rare or common, the tag's own rows walked (0016)
-                faults[label] += tag_walk_faults(found, column)
-            elif not common:
-                if not _gathers_a_tag(found):
-                    faults[label].append("ticket_tag not read")
-            elif _gathers_a_tag(found):
-                faults[label].append("a common tag gathered")
+            faults[label] = plan_faults(app, *page) + _tag_walk_faults(app, caught, column)
     assert {label: found for label, found in faults.items() if found} == {}
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+@pytest.mark.parametrize("common", [False, True], ids=["rare", "common"])
+def test_two_tags_are_each_gathered_or_tested(
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str,
+        common: bool) -> None:
+    """Two tags: neither walked, each gathered from ``ticket_tag`` when rare (then sorted:
+    few), tested on each ticket when common (``access._one_tag_walked``), and the page
+    lists the tickets carrying both."""
+    from core.models import Staff
+    from core.services import access
+
+    app, desk = seeded
+    _judge_tags(monkeypatch, common)
+    with app.app_context(), core_db.connection():
+        staff = Staff.get(Staff.email == desk[who])
+        terms = access.scope_terms(staff) + [("active", (), ()), access.tag_term("vip"),
+                                             access.tag_term("kyc")]
+        with Statements() as caught:
+            page = access.inbox_rows("two tags", (Ticket.id, Ticket.tags), terms, size=20,
+                                     make=dict)
+        assert page.tickets and all({"vip", "kyc"} <= set(row["tags"]) for row in page.tickets)
+    (found,) = caught.ticket_pages()
+    assert plan_faults(app, *found, gathered_tag=not common) == []
+    assert _gathers_a_tag(plan(app, *found)) == (not common)
 
 
 def _index_only(found: Any) -> set[str]:
@@ -624,15 +684,16 @@ def _walked_on_the_table(found: Any) -> list[str]:
 
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL's covering indexes (migration 0012)")
 @pytest.mark.parametrize("who", ["admin", "agent"])
-@pytest.mark.parametrize("view", ["tag", "overdue", "common search"])
+@pytest.mark.parametrize("view", ["overdue", "common search"])
 def test_postgresql_finds_a_far_walked_pages_numbers_in_the_index_alone_in_every_order(
         seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str,
         view: str) -> None:
-    """A common tag, overdue and a common search pass over many active tickets for a page
-    (thousands at a million, in an agent's scope). Their page's numbers come from an
-    index-only scan of the order's covering index, and the table is read for the page's rows
-    only: no ticket's row is read to test the scope, the tag or the due time (a search tests
-    the ticket's document, not its row). Console and API, every order."""
+    """Overdue and a common search pass over many active tickets for a page (thousands at a
+    million, in an agent's scope). Their page's numbers come from an index-only scan of the
+    order's covering index, and the table is read for the page's rows only: no ticket's row
+    is read to test the scope or the due time (a search tests the ticket's document, not its
+    row). Console and API, every order. (A tag's page walks the tag's own rows of
+    ``ticket_tag`` instead: ``test_a_tags_page_walks_its_own_rows_in_every_order_scope_and_page``.)"""
     from core.services import access
 
     monkeypatch.setattr(access, "TAG_MIN_COMMON", 0)
@@ -640,7 +701,7 @@ def test_postgresql_finds_a_far_walked_pages_numbers_in_the_index_alone_in_every
     app, desk = seeded
     client = app.test_client()
     assert sign_in(client, desk[who], desk["password"]).status_code == 302
-    chosen = {"tag": {_flt(app, "Tag"): "vip"}, "overdue": {_flt(app, "Overdue"): "yes"},
+    chosen = {"overdue": {_flt(app, "Overdue"): "yes"},
               "common search": {"search": "passport"}}[view]
     covering = {"updated_at": "ticket_active_updated_scope", "due_at": "ticket_active_due_scope",
                 "id": "ticket_active_number_scope"}
@@ -655,8 +716,7 @@ def test_postgresql_finds_a_far_walked_pages_numbers_in_the_index_alone_in_every
             pages.append((f"console {column} desc={desc}", covering[column], page))
             pages += [(f"console {column} desc={desc}, generic", covering[column], prepared)
                       for prepared in caught.prepared_pages()]
-    api = {"tag": {"tag": "vip"}, "overdue": {"overdue": "true"},
-           "common search": {"q": "passport"}}[view]
+    api = {"overdue": {"overdue": "true"}, "common search": {"q": "passport"}}[view]
     with Statements() as caught:
         assert client.get("/api/v1/tickets", query_string={**api, "active": "true"}, headers={
             "Authorization": f"Bearer {desk[f'{who}_token']}"}).status_code == 200

@@ -162,16 +162,22 @@ FOLLOWED = ("updated_at", "due_at", "status", "department_id", "assignee_id")
 
 
 def _out_of_step() -> list[Any]:
-    """SQLite (0016): every ticket_tag row whose copy of its ticket's page columns differs
-    from the ticket's, and every tag of a ticket without its row (or a row without either)."""
+    """Every ticket_tag row whose copy of its ticket's page columns (SQLite: 0016,
+    PostgreSQL: 0023) differs from the ticket's, and every tag of a ticket without its row
+    (or a row without either)."""
+    from core import db as core_db
+
     database = Ticket._meta.database
-    differs = " OR ".join(f"tt.{c} IS NOT t.{c}" for c in FOLLOWED)
+    sqlite = core_db.is_sqlite()
+    differs = " OR ".join(f"tt.{c} IS {'NOT' if sqlite else 'DISTINCT FROM'} t.{c}"
+                          for c in FOLLOWED)
+    tags = ("json_each(t.tags) AS tag WHERE tag.type = 'text' AND" if sqlite
+            else "loket_ticket_tags(t.tags) AS tag(value) WHERE")
     return database.execute_sql(
         f"SELECT tt.tag, tt.ticket_id FROM ticket_tag AS tt LEFT JOIN ticket AS t "
         f"ON t.id = tt.ticket_id WHERE t.id IS NULL OR {differs} "
-        "UNION ALL SELECT tag.value, t.id FROM ticket AS t, json_each(t.tags) AS tag "
-        "WHERE tag.type = 'text' AND NOT EXISTS (SELECT 1 FROM ticket_tag AS tt "
-        "WHERE tt.tag = tag.value AND tt.ticket_id = t.id)").fetchall()
+        f"UNION ALL SELECT tag.value, t.id FROM ticket AS t, {tags} NOT EXISTS (SELECT 1 "
+        "FROM ticket_tag AS tt WHERE tt.tag = tag.value AND tt.ticket_id = t.id)").fetchall()
 
 
 def test_ticket_tag_keeps_the_pages_columns_of_its_ticket_through_every_change(
@@ -179,18 +185,12 @@ def test_ticket_tag_keeps_the_pages_columns_of_its_ticket_through_every_change(
     """What a tag's page sorts and scopes by, copied into ``ticket_tag`` (SQLite, 0016), is
     the ticket's after every way it changes: tags, status, a move to another department,
     an assignment and its removal (also by the assignee's deletion), a reply (updated_at),
-    a due time, an update by SQL by hand, a ticket deleted. PostgreSQL's pages do not walk
-    ``ticket_tag`` and its rows hold the tag and the ticket only."""
+    a due time, an update by SQL by hand, a ticket deleted. The same on PostgreSQL (0023)."""
     import datetime as dt
 
-    from core import db as core_db
     from core.models import Staff, StaffDepartment
     from core.services.tickets import Actor, assign, change_status, reply, update_ticket
 
-    if not core_db.is_sqlite():
-        columns = {c.name for c in Ticket._meta.database.get_columns("ticket_tag")}
-        assert columns == {"tag", "ticket_id"}
-        return
     ticket = new_ticket(desk.login, email="s@example.test", subject="in step")
     other = new_ticket(desk.login, email="o@example.test", subject="other")
     by = Actor.agent(desk.admin)
@@ -215,9 +215,10 @@ def test_ticket_tag_keeps_the_pages_columns_of_its_ticket_through_every_change(
         step()
         assert _out_of_step() == [], n
     assert _rows(ticket.id) == {"kyc", "new"}
-    row = Ticket._meta.database.execute_sql(
+    database = Ticket._meta.database
+    row = database.execute_sql(
         "SELECT status, department_id, due_at FROM ticket_tag WHERE tag = 'kyc' "
-        "AND ticket_id = ?", [ticket.id]).fetchone()
+        f"AND ticket_id = {database.param}", [ticket.id]).fetchone()
     assert row == ("closed", desk.billing.id, None)
     # The other ticket's rows were left alone.
     assert Ticket.get_by_id(other.id).updated_at == before.updated_at
@@ -237,19 +238,27 @@ def test_ticket_tag_keeps_the_pages_columns_of_its_ticket_through_every_change(
     assert _rows(ticket.id) == set() and _out_of_step() == []
 
 
-def test_0016_down_and_up(desk: Any) -> None:
-    """Down: ``ticket_tag`` back to (tag, ticket_id), 0010's triggers keeping it, the narrow
-    pending and urgent indexes; up again: the page's columns filled for the rows there and
-    kept in step. PostgreSQL: nothing to undo."""
+def _tagged_for_down_and_up(desk: Any, name: str) -> tuple[Any, Any, Any]:
+    """The migration ``name``, the database itself (as migrations are given it) and a ticket
+    tagged ``vip``, for a down-and-up test."""
     from importlib import import_module
 
     from core import db as core_db
     from core.services.tickets import Actor, update_ticket
 
-    migration = import_module("core.migrations.0016_tag_pages_from_ticket_tag")
-    database = core_db.database.obj  # the database itself, as migrations are given it
     ticket = new_ticket(desk.login, email="m@example.test", subject="down and up")
     update_ticket(Ticket.get_by_id(ticket.id), Actor.agent(desk.admin), tags=["vip"])
+    return import_module(f"core.migrations.{name}"), core_db.database.obj, ticket
+
+
+def test_0016_down_and_up(desk: Any) -> None:
+    """Down: ``ticket_tag`` back to (tag, ticket_id), 0010's triggers keeping it, the narrow
+    pending and urgent indexes; up again: the page's columns filled for the rows there and
+    kept in step. PostgreSQL: nothing to undo (0023 made its copies there)."""
+    from core import db as core_db
+    from core.services.tickets import Actor, update_ticket
+
+    migration, database, ticket = _tagged_for_down_and_up(desk, "0016_tag_pages_from_ticket_tag")
 
     def columns() -> set[str]:
         return {c.name for c in database.get_columns("ticket_tag")}
@@ -260,7 +269,7 @@ def test_0016_down_and_up(desk: Any) -> None:
 
     migration.down(None, database)
     if not core_db.is_sqlite():
-        assert columns() == {"tag", "ticket_id"}
+        assert columns() == {"tag", "ticket_id", *FOLLOWED}
         return
     assert columns() == {"tag", "ticket_id"}
     assert {"ticket_status_updated_id", "ticket_active_priority"} <= indexes()
@@ -276,6 +285,56 @@ def test_0016_down_and_up(desk: Any) -> None:
     assert _rows(ticket.id) == {"vip", "kyc"} and _out_of_step() == []
     Ticket.update(status="pending").where(Ticket.id == ticket.id).execute()
     assert _out_of_step() == []
+
+
+def test_0023_down_and_up(desk: Any) -> None:
+    """PostgreSQL: down, ``ticket_tag`` back to (tag, ticket_id) under its plain key, 0010's
+    trigger keeping it, no follower, no page indexes; up again: the rows there made again
+    with their tickets' columns, the indexes built, later changes followed. SQLite: nothing
+    (0016 did it there)."""
+    import io
+
+    from core import db as core_db
+    from core.services.tickets import Actor, update_ticket
+
+    migration, database, ticket = _tagged_for_down_and_up(
+        desk, "0023_pg_tag_pages_from_ticket_tag")
+
+    def columns() -> set[str]:
+        return {c.name for c in database.get_columns("ticket_tag")}
+
+    def indexes() -> set[str]:
+        return {i.name for i in database.get_indexes("ticket_tag")}
+
+    def triggers() -> set[str]:
+        if core_db.is_sqlite():
+            sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        else:
+            sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+        return {row[0] for row in database.execute_sql(sql).fetchall()}
+
+    before = (columns(), indexes(), triggers())
+    progress = io.StringIO()
+    migration.down(None, database, progress)
+    if core_db.is_sqlite():
+        assert (columns(), indexes(), triggers()) == before
+        migration.up(None, database, progress)
+        assert (columns(), indexes(), triggers()) == before and _out_of_step() == []
+        return
+    assert columns() == {"tag", "ticket_id"}
+    assert indexes() == {"ticket_tag_pkey"} and "ticket_tag_follow" not in triggers()
+    update_ticket(Ticket.get_by_id(ticket.id), Actor.agent(desk.admin), tags=["vip", "kyc"])
+    assert _rows(ticket.id) == {"vip", "kyc"}
+    migration.up(None, database, progress)
+    assert (columns(), indexes(), triggers()) == before
+    assert columns() == {"tag", "ticket_id", *FOLLOWED}
+    assert indexes() == {"ticket_tag_pkey", "ticket_tag_updated", "ticket_tag_due"}
+    assert _rows(ticket.id) == {"vip", "kyc"} and _out_of_step() == []
+    Ticket.update(status="pending").where(Ticket.id == ticket.id).execute()
+    assert _out_of_step() == []
+    (options,) = database.execute_sql(
+        "SELECT reloptions FROM pg_class WHERE relname = 'ticket_tag'").fetchone()
+    assert "autovacuum_vacuum_scale_factor=0.02" in options
 
 
 def test_a_bulk_load_leaves_ticket_tag_with_its_copies_and_triggers(desk: Any) -> None:
@@ -301,5 +360,4 @@ def test_a_bulk_load_leaves_ticket_tag_with_its_copies_and_triggers(desk: Any) -
     Ticket.update(status="open", department=desk.billing).where(Ticket.id == ticket.id).execute()
     Ticket.update(tags=["kyc", "new"]).where(Ticket.id == ticket.id).execute()
     assert _rows(ticket.id) == {"kyc", "new"}
-    if core_db.is_sqlite():
-        assert _out_of_step() == []
+    assert _out_of_step() == []

@@ -143,7 +143,9 @@ BEGIN
 END $$"""
 
 
-def _pg_trigger(db):
+def _pg_trigger(db, followed=()):
+    """The trigger function; ``followed``: the ticket's columns each tag row also holds (a
+    later migration's, 0023), copied when a ticket's tags are added."""
     answered = (f"SELECT {day(db, 'NEW.created_at')}, "
                 f"{minutes(db, 'NEW.created_at', 'NEW.first_response_at')}, 1 "
                 "WHERE NEW.first_response_at IS NOT NULL AND NEW.created_at IS NOT NULL")
@@ -153,10 +155,14 @@ def _pg_trigger(db):
                       "WHERE OLD.first_response_at IS NOT NULL "
                       f"AND day = {day(db, 'OLD.created_at')} "
                       f"AND minutes = {minutes(db, 'OLD.created_at', 'OLD.first_response_at')};")
-    add_tags = ("INSERT INTO ticket_tag (tag, ticket_id) SELECT t, NEW.id "
+    names = "".join(f", {c}" for c in followed)
+    values = "".join(f", NEW.{c}" for c in followed)
+    add_tags = (f"INSERT INTO ticket_tag (tag, ticket_id{names}) SELECT t, NEW.id{values} "
                 "FROM loket_ticket_tags(NEW.tags) AS t ON CONFLICT DO NOTHING;")
-    remove_tags = ("DELETE FROM ticket_tag WHERE ticket_id = OLD.id "
-                   "AND tag IN (SELECT loket_ticket_tags(OLD.tags));")
+    # The tags as an array the key's range takes (``tag IN (SELECT …)`` was planned as a
+    # sequential scan of ticket_tag for the ticket's number, joined to the tags).
+    remove_tags = ("DELETE FROM ticket_tag WHERE tag = ANY(ARRAY(SELECT "
+                   "loket_ticket_tags(OLD.tags))) AND ticket_id = OLD.id;")
     minutes_changed = ("OLD.created_at IS DISTINCT FROM NEW.created_at OR "
                        "OLD.first_response_at IS DISTINCT FROM NEW.first_response_at")
     return f"""

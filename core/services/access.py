@@ -366,8 +366,8 @@ def _tag_like(pattern: Any) -> Expression:
     return NodeList((Ticket.tags, SQL("LIKE"), _given(pattern), SQL("ESCAPE '!'")))
 
 
-# The tags of every ticket, one row each, kept by triggers (core/migrations/0010_…); on
-# SQLite each row also holds what a page sorts and scopes its ticket by (0016).
+# The tags of every ticket, one row each, kept by triggers (core/migrations/0010_…); each row
+# also holds what a page sorts and scopes its ticket by (0016 on SQLite, 0023 PostgreSQL).
 _ticket_tag = Table("ticket_tag", ("tag", "ticket_id", "updated_at", "due_at", "status",
                                    "department_id", "assignee_id"))
 
@@ -497,17 +497,13 @@ def _tag_rare(tag: Any) -> Expression:
 def tag_term(tag: str) -> Term:
     """Tickets carrying this tag (stored lower-cased, as a JSON list in text), as a term.
 
-    SQLite: the page walks the tag's own rows of ``ticket_tag`` in its order (``tag_walk``,
-    migration 0016: each row holds the ticket's sort values, status and scope), however
-    common the tag. PostgreSQL: a rare tag's tickets come from ``ticket_tag`` by its index
-    (then sorted: few); a common tag is tested on each ticket the page's own index walks
-    past, by a text match the index can answer, then exactly on the few that pass it. Every
-    way the same tickets are found.
+    The page walks the tag's own rows of ``ticket_tag`` in its order (``tag_walk``,
+    migrations 0016 and 0023: each row holds the ticket's sort values, status and scope),
+    however common the tag. A page that cannot walk them (a search's, a second tag's) has
+    the tag gathered or tested instead (``_tag_not_walked``). Every way the same tickets are
+    found.
     """
-    clean = tag.strip().lower()
-    if db.is_sqlite():
-        return ("tag_walk", (), (clean,))
-    return _tag_gathered_or_tested(clean)
+    return ("tag_walk", (), (tag.strip().lower(),))
 
 
 def _tag_gathered_or_tested(clean: str) -> Term:
@@ -734,7 +730,7 @@ _CONDITIONS: dict[str, Callable[..., Expression]] = {
 }
 
 
-# A page that walks a tag's rows of ``ticket_tag`` (SQLite, 0016) tests these terms on the
+# A page that walks a tag's rows of ``ticket_tag`` (0016, 0023) tests these terms on the
 # row's own copies of the ticket's columns, in the index it walks, not on the ticket's row.
 # Not overdue: tested there, SQLite took the due-time index's range and sorted (5x slower).
 _ON_TAG_ROW: dict[str, Callable[..., Expression]] = {
@@ -983,24 +979,28 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
     peewee building a page's SQL was a quarter of a console page's Python and over a third
     of an API list's, and PostgreSQL planning it among the partial indexes 0.4-1.3 ms.
 
-    A tag on SQLite (``tag_walk``): the page joins the tag's rows of ``ticket_tag``, is
+    A tag (``tag_walk``): the page joins the tag's rows of ``ticket_tag``, is
     ordered and continued by their copies of the sort columns, and tests the scope, status,
     assignee, department and ``updated_since`` on them (``_ON_TAG_ROW``), so it walks one
-    index of that table in its order and reads the tickets of its own rows only (0016).
+    index of that table in its order and reads the tickets of its own rows only (0016 on
+    SQLite, 0023 on PostgreSQL).
     """
     after = _cursor_args(sort, cursor)
     terms = _one_tag_walked(on_time_terms(terms, sort, descending))
     # PostgreSQL reckons the gathered tickets on time by the whole table's share of tickets
     # without a due time (most resolved ones), some 240,000 at a million for 6,000, and then
     # hashed every contact for them (150 ms): it finds the page's numbers first instead.
-    ids_first = ids_first or any(kind == "on_time_few" for kind, _c, _a in terms)
+    # A walk of a tag's rows tests the scope in that index and reads only the page's tickets
+    # already (0023): finding their numbers first would walk it twice.
+    walked = any(kind == "tag_walk" for kind, _constants, _args in terms)
+    ids_first = ((ids_first and not walked)
+                 or any(kind == "on_time_few" for kind, _c, _a in terms))
     shape = (name, tuple((kind, constants, len(args)) for kind, constants, args in terms),
              sort, descending, after is not None, size, ids_first)
     args = [arg for _kind, _constants, term_args in terms for arg in term_args]
     if after is not None:
         args.extend(after)
 
-    walked = any(kind == "tag_walk" for kind, _constants, _args in terms)
 
     def build(*slots: SqlNode) -> ModelSelect:
         query = Ticket.select(*columns)
