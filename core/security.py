@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf, validate_csrf
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
+from wtforms.csrf.core import CSRF
 
 # Signed CSRF tokens kept, by (secret key, field name, the session's raw token): (token, when).
 _SIGNED: dict[tuple[Any, ...], tuple[str, float]] = {}
@@ -29,21 +31,50 @@ def csrf_token() -> str:
     """
     config = current_app.config
     field = config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"
-    if field in g or field not in session:
-        return generate_csrf()  # this request's token, or the session's first one
+    if field in g:
+        return generate_csrf()  # this request's token
     secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
-    key = (secret, field, session[field])
     limit = config.get("WTF_CSRF_TIME_LIMIT")
     now = time.monotonic()
-    kept = _SIGNED.get(key)
-    if kept is not None and (limit is None or now - kept[1] < limit / 10):
-        setattr(g, field, kept[0])  # where generate_csrf and the forms find this request's
-        return kept[0]
-    token = generate_csrf()
+    if field in session:
+        kept = _SIGNED.get((secret, field, session[field]))
+        if kept is not None and (limit is None or now - kept[1] < limit / 10):
+            setattr(g, field, kept[0])  # where generate_csrf and the forms find this request's
+            return kept[0]
+    token = generate_csrf()  # the session's first raw token is made here when it has none
     if len(_SIGNED) >= SIGNED_MAX:
         _SIGNED.clear()
-    _SIGNED[key] = (token, now)
+    _SIGNED[(secret, field, session[field])] = (token, now)
     return token
+
+
+class FormCsrf(CSRF):
+    """A form's CSRF field as Flask-WTF's, its token the kept one (``csrf_token``).
+
+    Flask-WTF's own signs a fresh token for every form it builds, a posted one included,
+    where the token is never shown: a submission signed one only to drop it. A form
+    now carries the session's kept token, which the guard checks as every token; a form
+    with another secret or field name than the desk's gets Flask-WTF's as before.
+    """
+
+    def setup_form(self, form: Any) -> Any:
+        self.meta = form.meta
+        return super().setup_form(form)
+
+    def generate_csrf_token(self, csrf_token_field: Any) -> str:
+        config = current_app.config
+        if (self.meta.csrf_secret == (config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key)
+                and self.meta.csrf_field_name == (config.get("WTF_CSRF_FIELD_NAME")
+                                                  or "csrf_token")):
+            return csrf_token()
+        return generate_csrf(secret_key=self.meta.csrf_secret,
+                             token_key=self.meta.csrf_field_name)
+
+    def validate_csrf_token(self, form: Any, field: Any) -> None:
+        if g.get("csrf_valid", False):
+            return  # checked by the guard before the view (CsrfGuard)
+        validate_csrf(field.data, self.meta.csrf_secret, self.meta.csrf_time_limit,
+                      self.meta.csrf_field_name)
 
 
 class CsrfGuard(CSRFProtect):
@@ -145,5 +176,41 @@ class SessionCookies(SecureCookieSessionInterface):
         if kept is not None and kept[0] == keys:
             return kept[1]
         serializer = super().get_signing_serializer(app)
+        if serializer is not None:
+            serializer = _KeptSigners(
+                serializer.secret_keys, salt=serializer.salt, serializer=serializer.serializer,
+                signer=_KeptKeySigner, signer_kwargs=serializer.signer_kwargs)
         self._kept = (keys, serializer)
         return serializer
+
+
+class _KeptKeySigner(TimestampSigner):
+    """itsdangerous' timestamp signer, each key it derives (an HMAC of the secret and the
+    salt) worked out once: itsdangerous derives it again for every signature made and
+    checked, two HMACs a request that reads and writes the session cookie."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._derived: dict[bytes, bytes] = {}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        derived = self._derived.get(secret)
+        if derived is None:
+            derived = self._derived[secret] = super().derive_key(secret)
+        return derived
+
+
+class _KeptSigners(URLSafeTimedSerializer):
+    """Flask's session serializer, with one signer per salt for every request (itsdangerous
+    makes one per signature). A signer holds only its keys and settings."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._signers: dict[Any, Any] = {}
+
+    def make_signer(self, salt: str | bytes | None = None) -> Any:
+        signer = self._signers.get(salt)
+        if signer is None:
+            signer = self._signers[salt] = super().make_signer(salt)
+        return signer

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from admin.auth import end_sessions
+from core import db as core_db
 from core.models import Staff, StaffSession, utcnow
 
 from .factories import PASSWORD
@@ -115,7 +116,6 @@ def test_the_cookie_carries_a_random_session_id_stored_only_as_a_hash(desk: Any,
 def test_expired_sessions_are_forgotten_by_the_consoles_hourly_job(make_app: Any) -> None:
     import datetime as dt
 
-    from core import db as core_db
     from core.models import StaffSession, utcnow
 
     from .factories import build_desk
@@ -220,3 +220,56 @@ def test_a_kept_csrf_token_is_renewed_within_a_tenth_of_a_time_limit(desk: Any,
     assert time.monotonic() - security._SIGNED[key][1] < 60
     assert client.post("/admin/profile/", data={"name": "Agus", "language": "en",
                                                 "csrf_token": renewed}).status_code == 302
+
+
+def test_a_posted_ticket_form_signs_no_new_csrf_token_and_shows_the_sessions_kept_one(
+        make_app: Any, monkeypatch: Any) -> None:
+    # Flask-WTF's form field signed a fresh token for every form built, a posted one too;
+    # the form now carries the session's kept token (core.security.FormCsrf), which the
+    # guard checks as every token: a form shown again after an error posts with it.
+    import re
+
+    import flask_wtf.csrf
+
+    from core import security
+
+    from .factories import build_desk
+
+    app = make_app()  # CSRF on
+    with app.app_context(), core_db.connection():
+        build_desk()
+    client = app.test_client()
+    page = client.get("/help/member/registration-and-login/new").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    signed: list[str] = []
+    real = flask_wtf.csrf.URLSafeTimedSerializer
+
+    class Counting(real):  # type: ignore[misc,valid-type]
+        def dumps(self, obj: Any, salt: Any = None) -> Any:
+            signed.append(obj)
+            return super().dumps(obj, salt)
+
+    monkeypatch.setattr(flask_wtf.csrf, "URLSafeTimedSerializer", Counting)
+    failed = client.post("/help/member/registration-and-login/new", data={"csrf_token": token, "name": "Siti"})
+    assert failed.status_code == 200 and signed == []  # checked, nothing signed
+    shown = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                      failed.get_data(as_text=True)).group(1)
+    assert shown == token and token in {kept for kept, _made in security._SIGNED.values()}
+    refused = app.test_client().post("/help/member/registration-and-login/new",
+                                     data={"csrf_token": token, "name": "Siti"})
+    assert refused.status_code == 400  # another browser's session: the guard refuses it
+
+
+def test_the_session_cookie_is_signed_as_flask_signs_it_with_each_key_derived_once(
+        app: Any) -> None:
+    from flask.sessions import SecureCookieSessionInterface
+
+    ours = app.session_interface.get_signing_serializer(app)
+    flasks = SecureCookieSessionInterface().get_signing_serializer(app)
+    data = {"probe": "kept", "n": 3}
+    assert ours.loads(flasks.dumps(data)) == data
+    assert flasks.loads(ours.dumps(data)) == data
+    assert ours.make_signer() is ours.make_signer()  # one signer for every request
+    signer = ours.make_signer()
+    assert signer.derive_key() == flasks.make_signer().derive_key()
+    assert list(signer._derived) == [signer.secret_keys[-1]]

@@ -30,6 +30,7 @@ from wtforms.widgets import DateTimeLocalInput
 
 from ..i18n import _l
 from ..models import CategoryField, FieldKind
+from ..security import FormCsrf
 from ..services.answers import (
     BAD_EMAIL,
     EMAIL_MAX,
@@ -141,6 +142,8 @@ class CustomerForm(FlaskForm):
     """A form a customer fills in: its messages come in the customer's language."""
 
     class Meta:
+        csrf_class = FormCsrf  # the session's kept token, not one signed per form
+
         def get_translations(self, form: Any) -> _FormTranslations:
             return _FORM_TRANSLATIONS
 
