@@ -677,11 +677,15 @@ def test_postgresql_finds_a_far_walked_pages_numbers_in_the_index_alone_in_every
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL's covering index of every status (0026)")
 @pytest.mark.parametrize("who", ["admin", "agent"])
 def test_postgresql_finds_a_walked_search_of_every_status_in_the_index_alone(
-        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str) -> None:
     """The API lists every status by default, newest first; a common search there walks the
-    order testing each ticket's document. The page's numbers come from an index-only scan of
-    ``ticket_updated_scope`` (0026), which holds the scope, and the table is read for the
-    page's rows only, page after page; filtered by an assignee as well, the same."""
+    order testing each ticket's document. When it passes over many tickets for a page
+    (``search.walked_far``: here every walked search), the page's numbers come from an
+    index-only scan of ``ticket_updated_scope`` (0026), which holds the scope, and the table
+    is read for the page's rows only, page after page; filtered by an assignee as well."""
+    from core.services import search
+
+    monkeypatch.setattr(search, "FAR_SHARE", 1.0)
     app, desk = seeded
     client = app.test_client()
     headers = {"Authorization": f"Bearer {desk[f'{who}_token']}"}
@@ -704,18 +708,22 @@ def test_postgresql_finds_a_walked_search_of_every_status_in_the_index_alone(
 
 @pytest.mark.parametrize("who", ["admin", "agent"])
 def test_numbers_first_lists_the_same_pages_of_every_status_as_one_walk(
-        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str) -> None:
     """A common search of every status, newest first: ``ids_first`` lists the same tickets
-    page after page as the plain walk, and on PostgreSQL is chosen for it (0026); by any
-    other filter than the index holds, or in another order, it is not."""
+    page after page as the plain walk, and on PostgreSQL is chosen for it (0026) when the
+    search is rare enough (``search.FAR_SHARE``: "passport" is in a quarter of the desk); by
+    any other filter than the index holds, or in another order, it is not."""
     from core.models import Staff
-    from core.services import access
+    from core.services import access, search
 
     app, desk = seeded
     with app.app_context(), core_db.connection():
         staff = Staff.get(Staff.email == desk[who])
         filters = access.InboxFilter(text="passport")
         access.filter_inbox(access.inbox(staff), staff, filters)  # the search is judged there
+        assert search.walked("passport")
+        assert not access.walks_far(filters)  # too common: its page is found within ~100
+        monkeypatch.setattr(search, "FAR_SHARE", 0.5)
         assert access.walks_far(filters) == (not core_db.is_sqlite())
         assert not access.walks_far(filters, "id")
         assert not access.walks_far(access.InboxFilter(text="passport", priority="urgent"))
