@@ -39,6 +39,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--runs", type=int, default=10, help="pages a side a round")
     parser.add_argument("--words", default="inv-12,passport")
+    parser.add_argument("--far-share", type=float, default=None,
+                        help="search.FAR_SHARE for the after side (1: numbers first always)")
     args = parser.parse_args()
     seeded = json.loads(default_out(args.database_url).read_text())
 
@@ -47,6 +49,8 @@ def main() -> int:
     from core.models import Staff, Ticket
     from core.services import access, search
 
+    if args.far_share is not None:
+        search.FAR_SHARE = args.far_share
     app = create_app({"database_url": args.database_url, "plugins": [], "secret_key": "x",
                       "instance_path": "/tmp/loket-walked-ab"})
     sides = {"before": ("ticket_updated_scope", False), "after": ("ticket_updated", True)}
