@@ -338,11 +338,19 @@ def rebuild_search(batch: int | None) -> None:
         fail("the database has pending migrations; run `loket db upgrade` first")
     ends = search_index.span()
     length = 0 if ends is None else ends[1] - ends[0] + 1
-    with click.progressbar(length=length, label="Search documents", file=sys.stderr,
-                           show_pos=True) as bar:
-        done = search_index.rebuild(batch or search_index.BATCH, progress=bar.update)
+    try:
+        with click.progressbar(length=length, label="Search documents", file=sys.stderr,
+                               show_pos=True) as bar:
+            done = search_index.rebuild(batch or search_index.BATCH, progress=bar.update)
+    except search_index.Stopped as stopped:
+        fail(str(stopped))
     click.echo(f"{done.tickets} ticket(s): {done.written} document(s) written, "
                f"{done.removed} of tickets that are gone removed.")
+    if not db.is_sqlite():
+        click.echo(f"{done.pruned} word(s) no document holds any more removed.")
+    if done.retried:
+        click.echo(f"{done.retried} transaction(s) undone by PostgreSQL for a concurrent "
+                   "write's sake and run again.")
 
 
 # -- Staff -------------------------------------------------------------------------------------

@@ -620,7 +620,7 @@ def _run_prepared(db: peewee.Database, statement: Statement, args: tuple[object,
         try:
             return db.execute_sql(execute, args)
         except peewee.DatabaseError as exc:
-            if _pgcode(exc) != "26000" or attempt == 2:
+            if pgcode(exc) != "26000" or attempt == 2:
                 raise
             names.clear()
             if conn.get_transaction_status() != 0:  # not idle: within a transaction
@@ -628,7 +628,7 @@ def _run_prepared(db: peewee.Database, statement: Statement, args: tuple[object,
     raise AssertionError("unreachable")
 
 
-def _pgcode(exc: BaseException) -> str | None:
+def pgcode(exc: BaseException) -> str | None:
     """The SQLSTATE of the psycopg2 error that peewee's error wraps (its first argument)."""
     for found in (*exc.args[:1], exc.__cause__, exc.__context__, exc):
         code = getattr(found, "pgcode", None)

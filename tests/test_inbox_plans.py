@@ -734,6 +734,97 @@ def test_postgresql_finds_a_far_walked_pages_numbers_in_the_index_alone_in_every
     assert {label: found for label, found in faults.items() if found} == {}
 
 
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL's covering index of every status (0026)")
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_postgresql_finds_a_walked_search_of_every_status_in_the_index_alone(
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str) -> None:
+    """The API lists every status by default, newest first; a common search there walks the
+    order testing each ticket's document. When it passes over many tickets for a page
+    (``search.walked_far``: here every walked search), the page's numbers come from an
+    index-only scan of ``ticket_updated_scope`` (0026), which holds the scope, and the table
+    is read for the page's rows only, page after page; filtered by an assignee as well."""
+    from core.services import search
+
+    monkeypatch.setattr(search, "FAR_SHARE", 1.0)
+    app, desk = seeded
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {desk[f'{who}_token']}"}
+    faults: dict[str, list[str]] = {}
+    for label, query in (("default", {"q": "passport"}),
+                         ("unassigned", {"q": "passport", "assignee": "none"})):
+        for number in range(2):
+            with Statements() as caught:
+                response = client.get("/api/v1/tickets", query_string=query, headers=headers)
+            assert response.status_code == 200
+            (page,) = caught.ticket_pages()
+            found = plan(app, *page)
+            here = f"{label} page {number + 1}"
+            faults[here] = plan_faults(app, *page, found=found) + _walked_on_the_table(found)
+            if "ticket_updated_scope" not in _index_only(found):
+                faults[here].append("no index-only scan of ticket_updated_scope")
+            query = {**query, "cursor": response.get_json()["next_cursor"]}
+    assert {label: found for label, found in faults.items() if found} == {}
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_numbers_first_lists_the_same_pages_of_every_status_as_one_walk(
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str) -> None:
+    """A common search of every status, newest first: ``ids_first`` lists the same tickets
+    page after page as the plain walk, and on PostgreSQL is chosen for it (0026) when the
+    search is rare enough (``search.FAR_SHARE``: "passport" is in a quarter of the desk); by
+    any other filter than the index holds, or in another order, it is not."""
+    from core.models import Staff
+    from core.services import access, search
+
+    app, desk = seeded
+    with app.app_context(), core_db.connection():
+        staff = Staff.get(Staff.email == desk[who])
+        filters = access.InboxFilter(text="passport")
+        access.filter_inbox(access.inbox(staff), staff, filters)  # the search is judged there
+        assert search.walked("passport")
+        assert not access.walks_far(filters)  # too common: its page is found within ~100
+        monkeypatch.setattr(search, "FAR_SHARE", 0.5)
+        assert access.walks_far(filters) == (not core_db.is_sqlite())
+        assert not access.walks_far(filters, "id")
+        assert not access.walks_far(access.InboxFilter(text="passport", priority="urgent"))
+        found = {}
+        for ids_first in (False, True):
+            cursor, numbers = None, []
+            for _ in range(3):
+                query = access.filter_inbox(access.inbox(staff), staff, filters)
+                page = access.inbox_page(query, cursor=cursor, size=20, ids_first=ids_first)
+                numbers += [t.id for t in page.tickets]
+                if page.next_cursor is None:
+                    break
+                cursor = access.decode_cursor(page.next_cursor)
+            found[ids_first] = numbers
+        assert found[True] == found[False] and len(found[False]) >= 20
+
+
+def test_0026_down_and_up(seeded: tuple[Any, dict[str, Any]]) -> None:
+    """PostgreSQL: the covering index replaces ``ticket_updated`` and back; SQLite keeps its
+    own ``ticket_updated_scope`` (0009) either way."""
+    from importlib import import_module
+
+    migration = import_module("core.migrations.0026_pg_covering_updated_index")
+    app, _desk = seeded
+    database = app.extensions["loket"].database
+    sqlite = core_db.is_sqlite(database)
+    assert "ticket_updated_scope" in _indexes_of(app, "ticket")
+    assert "ticket_updated" not in _indexes_of(app, "ticket")
+    with app.app_context(), core_db.connection():
+        migration.down(None, database)
+    try:
+        indexes = _indexes_of(app, "ticket")
+        assert ("ticket_updated_scope" in indexes) is sqlite
+        assert ("ticket_updated" in indexes) is not sqlite
+    finally:
+        with app.app_context(), core_db.connection():
+            migration.up(None, database)
+    indexes = _indexes_of(app, "ticket")
+    assert "ticket_updated_scope" in indexes and "ticket_updated" not in indexes
+
+
 @pytest.mark.parametrize("who", ["admin", "agent"])
 @pytest.mark.parametrize("wanted", [{"tag": "vip"}, {"overdue": True}, {"tag": "kyc"},
                                     {"text": "passport"}],

@@ -297,20 +297,22 @@ def _pg_sampled(words: list[str], tickets: int, size: int | None = None,
     return int(hits), int(candidates), int(pages), int(seen)
 
 
-def _sampled_common(words: list[str], tickets: int, expanded: Expansions | None = None) -> bool:
-    """Whether a sample of the documents shows a search common enough to walk on PostgreSQL
-    (see ``PG_SAMPLE``)."""
+def _sampled_common(words: list[str], tickets: int, expanded: Expansions | None = None) -> int:
+    """The tickets a search matches, by a sample of the documents, when that shows it common
+    enough to walk on PostgreSQL (see ``PG_SAMPLE``); else 0."""
     if all(len(pieces(word)) < 2 for word in words):
-        return False
+        return 0
     # A fifth first: a reference ("inv-12345") has no candidate there, and is spared the rest.
     if not _pg_sampled(words, tickets, PG_SAMPLE // 5, expanded)[1]:
-        return False
+        return 0
     hits, candidates, pages, seen = _pg_sampled(words, tickets, expanded=expanded)
     if pages < PG_SAMPLE_PAGES or not seen:
-        return False
+        return 0
     enough = pg_walk_from(tickets)
     # sqrt(C x M) >= enough, with C and M the sampled shares of the desk.
-    return hits * candidates * tickets * tickets >= enough * enough * seen * seen
+    if hits * candidates * tickets * tickets < enough * enough * seen * seen:
+        return 0
+    return max(1, hits * tickets // seen)
 
 
 def _gathered(words: list[str], limit: int,
@@ -429,13 +431,16 @@ def _judged_now(words: list[str], expanded: Expansions | None = None) -> Judgeme
         # Only a high estimate is trusted: given a low one (which may be the floor of a
         # prefix it knows nothing of) the planner walked every ticket testing its
         # document for "santoso halim" (3.5 s at a million), where the index finds none.
-        if _pg_estimate(words, expanded) >= PG_TRUSTED * enough:
-            return "walk", 0, ""
-        if _sampled_common(words, tickets, expanded):
-            return "walk", 0, ""
+        # A walk keeps the matches as estimated (``walked_far``).
+        estimate = _pg_estimate(words, expanded)
+        if estimate >= PG_TRUSTED * enough:
+            return "walk", int(estimate), ""
+        sampled = _sampled_common(words, tickets, expanded)
+        if sampled:
+            return "walk", sampled, ""
     count, ids = _gathered(words, enough, expanded)
     if count >= enough:
-        return "walk", 0, ""
+        return "walk", count if not db.is_sqlite() else 0, ""
     return ("sift" if count >= sifted_from(tickets) else "gather"), count, ids
 
 
@@ -550,6 +555,23 @@ def walked(text: str) -> bool:
     return getattr(_judged, "walked", None) == text
 
 
+# PostgreSQL: a walked search matching at most this share of the desk passes over so many
+# tickets for a page (50 / share) that finding the page's numbers in an index alone first pays
+# for the second look-up (``access.walks_far``); a commoner one finds its page within a few
+# hundred tickets, and the second look-up (planned, and the page's documents tested again)
+# costs more than it spares.
+FAR_SHARE = 0.05
+
+
+def walked_far(text: str) -> bool:
+    """Whether ``search_clause(text)`` last walked the page (``walked``) for a search of at
+    most ``FAR_SHARE`` of the desk's tickets, by the judgement's estimate (PostgreSQL)."""
+    if not walked(text):
+        return False
+    matches = getattr(_judged, "matches", 0)
+    return 0 < matches <= FAR_SHARE * _desk_size()
+
+
 # A clause both planners see is false before reading anything (``Ticket.id < 0`` made
 # SQLite walk the page's whole index, testing each ticket's number).
 _NOTHING = SQL("1 = 0")
@@ -590,7 +612,7 @@ def search_clause(text: str) -> Expression:
         return _NOTHING  # a prefix that starts no word of any document
     how, count, ids = _judge(searched, expanded)
     if how == "walk":
-        _judged.walked = text
+        _judged.walked, _judged.matches = text, count
         return _each_ticket_matches(searched, expanded)
     if not count:
         return _NOTHING

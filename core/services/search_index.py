@@ -14,13 +14,25 @@ Safe while the desk serves: a batch is one transaction of a few thousand tickets
 it holds the write lock for that long (writers wait, as for any write). On PostgreSQL it
 first locks the batch's documents, so a message, subject or contact written meanwhile waits
 for the batch and then applies its change on top of the rebuilt document, not under it.
+A writer that locks documents in another order (a contact renamed rewrites every document of
+its tickets; two in one transaction) can deadlock with a batch: PostgreSQL undoes one of the
+two, and when that is the batch, it is run again (``ATTEMPTS``, see ``RETRIED``).
+
+On PostgreSQL it then removes from ``search_word`` the words no document holds any more
+(``prune_words``): 0020's triggers only ever add words, so a word edited out of every
+message stayed for good.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
+from typing import Any, TypeVar
+
+import peewee
 
 from .. import db
 
@@ -30,12 +42,60 @@ _WORDS = import_module("core.migrations.0020_pg_search_words")
 
 BATCH = 2000
 
+log = logging.getLogger(__name__)
+
+# Why PostgreSQL may undo a transaction of the command for another's sake (SQLSTATE), as
+# the command says it: the same transaction run again then succeeds.
+RETRIED = {"40P01": "a deadlock with another transaction",
+           "40001": "a serialization failure",
+           "55P03": "a lock not granted in time"}
+# Runs of one transaction before the command gives up, and the pause before the second run
+# (longer before each next one).
+ATTEMPTS = 5
+PAUSE = 0.2
+
+# Words whose documents are checked under one lock (``prune_words``); how long the command
+# waits for that lock before it tries again (writers of documents queue behind it).
+PRUNE_CHUNK = 1000
+PRUNE_LOCK_TIMEOUT = "2s"
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """A transaction of the command was undone ``ATTEMPTS`` times; what came before it is kept."""
+
 
 @dataclass
 class Rebuilt:
     tickets: int = 0
     written: int = 0
     removed: int = 0
+    # PostgreSQL: words no document holds that were removed from ``search_word``.
+    pruned: int = 0
+    # Transactions run again after PostgreSQL undid them (``RETRIED``).
+    retried: int = 0
+
+
+def _attempted(what: str, work: Callable[[], T], done: Rebuilt) -> T:
+    """``work()`` in a write transaction, run again while PostgreSQL undoes it for one of
+    ``RETRIED``'s reasons, at most ``ATTEMPTS`` times; then ``Stopped`` saying ``what``."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with db.write_transaction():
+                return work()
+        except peewee.DatabaseError as exc:
+            reason = RETRIED.get(db.pgcode(exc) or "")
+            if reason is None:
+                raise
+            if attempt == ATTEMPTS:
+                raise Stopped(f"{what}: undone by {reason} {ATTEMPTS} times in a row; what "
+                              "came before is kept, run the command again") from exc
+            log.warning("%s: undone by %s, run again (attempt %d of %d)", what, reason,
+                        attempt + 1, ATTEMPTS)
+            done.retried += 1
+            time.sleep(PAUSE * attempt)
+    raise AssertionError("unreachable")
 
 
 def span() -> tuple[int, int] | None:
@@ -68,6 +128,12 @@ def _sqlite_batch(database, first: int, last: int) -> tuple[int, int, int]:
     return int(tickets), written, removed
 
 
+# ``rebuild``'s note of the words its batches read in the documents (PostgreSQL, temporary:
+# this session's own).
+_HELD_NAME = "search_word_held"
+_HELD = f"pg_temp.{_HELD_NAME}"
+
+
 def _pg_batch(database, first: int, last: int) -> tuple[int, int, int]:
     """PostgreSQL: the batch's tickets, documents written and documents removed."""
     # The batch's documents locked first: a write to one of them waits for the batch and
@@ -82,7 +148,13 @@ def _pg_batch(database, first: int, last: int) -> tuple[int, int, int]:
         f"INSERT INTO ticket_search (ticket_id, doc) {_DOCUMENT.documents(database)} "
         "ON CONFLICT (ticket_id) DO UPDATE SET doc = EXCLUDED.doc "
         "WHERE ticket_search.doc IS DISTINCT FROM EXCLUDED.doc", (first, last)).rowcount
-    _WORDS.add_words(database, first, last)
+    # The batch's words, added where ``search_word`` lacks them (in order: see 0020) and noted
+    # as held for ``prune_words``, from one reading of the documents.
+    database.execute_sql(
+        "WITH held AS (SELECT DISTINCT w FROM ticket_search, unnest(tsvector_to_array(doc)) "
+        f"AS w WHERE ticket_id BETWEEN %s AND %s AND {_WORDS.KEPT}), added AS (INSERT INTO "
+        "search_word (word) SELECT w FROM held ORDER BY w ON CONFLICT DO NOTHING) "
+        f"INSERT INTO {_HELD} (word) SELECT w FROM held ON CONFLICT DO NOTHING", (first, last))
     (tickets,) = database.execute_sql("SELECT count(*) FROM ticket WHERE id BETWEEN %s AND %s",
                                       (first, last)).fetchone()
     return int(tickets), written, removed
@@ -90,23 +162,68 @@ def _pg_batch(database, first: int, last: int) -> tuple[int, int, int]:
 
 def rebuild(batch: int = BATCH, progress: Callable[[int], object] | None = None) -> Rebuilt:
     """Make the documents (and PostgreSQL's words) of every ticket right, ``batch`` ids at a
-    time; ``progress(n)`` after each batch with the ids it covered."""
+    time; ``progress(n)`` after each batch with the ids it covered. On PostgreSQL then the
+    words no document holds are removed (``prune_words``). ``Stopped`` when a batch was
+    undone ``ATTEMPTS`` times (the batches before it are done)."""
     done = Rebuilt()
     ends = span()
     if ends is None:
         return done
     low, high = ends
     database = db.database.obj
+    sqlite = db.is_sqlite()
+    if not sqlite:
+        # The words of the documents as the batches read them, for this session only.
+        database.execute_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_HELD_NAME} "
+                             '(word text COLLATE "C" PRIMARY KEY)')
+        database.execute_sql(f"TRUNCATE {_HELD}")
+    one_batch = _sqlite_batch if sqlite else _pg_batch
     for first in range(low, high + 1, batch):
         last = min(first + batch - 1, high)
-        with db.write_transaction():
-            if db.is_sqlite():
-                tickets, written, stale = _sqlite_batch(database, first, last)
-            else:
-                tickets, written, stale = _pg_batch(database, first, last)
+        tickets, written, stale = _attempted(
+            f"the search documents of tickets {first}-{last}",
+            lambda first=first, last=last: one_batch(database, first, last), done)
         done.tickets += tickets
         done.written += written
         done.removed += stale
         if progress is not None:
             progress(last - first + 1)
+    if not sqlite:
+        prune_words(done)
+        database.execute_sql(f"DROP TABLE IF EXISTS {_HELD}")
     return done
+
+
+def prune_words(done: Rebuilt) -> None:
+    """PostgreSQL: remove the words of ``search_word`` that no document holds: those
+    ``rebuild``'s batches read in no document (``_HELD``) and that none holds now.
+
+    Correct beside writers of documents: 0020's trigger adds a word a document brings with
+    ``ON CONFLICT DO NOTHING``, which neither waits for nor locks a word already there, so a
+    document bringing back a word being removed could be written unseen and its word lost (a
+    prefix of it would then find nothing). So the words are checked and removed under a
+    ``SHARE`` lock of ``ticket_search``: it waits for every transaction writing a document
+    to end (its document is then seen here), and holds new writers of documents back until
+    the removal commits (after which their trigger adds the word again). ``PRUNE_CHUNK``
+    words a lock, so writers wait milliseconds; a lock not had in ``PRUNE_LOCK_TIMEOUT`` is
+    asked for again (``_attempted``).
+    """
+    database = db.database.obj
+    candidates = [word for (word,) in database.execute_sql(
+        f"SELECT word FROM search_word AS w WHERE NOT EXISTS (SELECT 1 FROM {_HELD} AS h "
+        "WHERE h.word = w.word) ORDER BY word")]
+    for at in range(0, len(candidates), PRUNE_CHUNK):
+        chunk = candidates[at:at + PRUNE_CHUNK]
+        done.pruned += _attempted(f"the unused search words from {chunk[0]!r}",
+                                  lambda chunk=chunk: _prune(database, chunk), done)
+
+
+def _prune(database: Any, words: list[str]) -> int:
+    database.execute_sql(f"SET LOCAL lock_timeout = '{PRUNE_LOCK_TIMEOUT}'")
+    database.execute_sql("LOCK TABLE ticket_search IN SHARE MODE")
+    # Each word asked of the documents' index as a query of that one lexeme (quoted as
+    # tsquery's input wants: a backslash and a quote escaped).
+    return database.execute_sql(
+        "DELETE FROM search_word AS w WHERE w.word = ANY(%s::text[]) AND NOT EXISTS "
+        "(SELECT 1 FROM ticket_search AS s WHERE s.doc @@ ('''' || replace(replace(w.word, "
+        r"'\', '\\'), '''', '''''') || '''')::tsquery)", [words]).rowcount
