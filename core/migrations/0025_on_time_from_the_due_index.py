@@ -1,0 +1,46 @@
+"""The active tickets' due-time index also holds when each ticket was last updated.
+
+"Not overdue", oldest first or by number: when fewer active tickets are on time than overdue
+(``core.services.access.few_on_time``), a page finds them in the due-time index (due now or
+later, or with no due time) and sorts them, rather than walking its order's index past every
+overdue ticket. It sorted them by what their rows in the table hold: at a million tickets
+some 6,000 rows read for a page of 50 (SQLite 19-25 ms of CPU, PostgreSQL 27-29 ms). With
+``updated_at`` in the index too, the page is sorted from the index alone (``access.
+_on_time_numbers``: what the scope tests was there already) and only its own rows are read.
+
+Same name, same keys, same partial ``WHERE``: every view that read the index reads it as
+before. SQLite: ``updated_at`` after the columns 0010 gave it; PostgreSQL: among those 0012
+``INCLUDE``s. A SQLite desk that was analysed has the index measured again (as 0022);
+PostgreSQL weighs a plain column's index by the table's statistics.
+"""
+from peewee import SqliteDatabase
+
+ACTIVE = "status IN ('new', 'open', 'pending', 'on_hold')"
+NAME = "ticket_active_due_scope"
+
+# (columns before, columns after) of the index, per database.
+SQLITE = ("due_at, id, department_id, assignee_id, tags",  # as 0010 made it
+          "due_at, id, department_id, assignee_id, tags, updated_at, status")
+POSTGRESQL = ("(due_at, id) INCLUDE (department_id, assignee_id, contact_id, tags, due_at)",  # 0012
+              "(due_at, id) INCLUDE (department_id, assignee_id, contact_id, tags, due_at, "
+              "updated_at)")
+
+
+def _index(db, after):
+    sqlite = isinstance(db, SqliteDatabase)
+    columns = (SQLITE if sqlite else POSTGRESQL)[after]
+    if sqlite:
+        columns = f"({columns})"
+    db.execute_sql(f'DROP INDEX IF EXISTS "{NAME}"')
+    db.execute_sql(f"CREATE INDEX {NAME} ON ticket {columns} WHERE {ACTIVE}")
+    if sqlite and db.execute_sql(
+            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is not None:
+        db.execute_sql(f"ANALYZE {NAME}")
+
+
+def up(migrator, db):
+    _index(db, True)
+
+
+def down(migrator, db):
+    _index(db, False)
