@@ -113,12 +113,13 @@ def desk(database_url: str, seed_file: str | None,
     return clock, clients, views
 
 
-def sweep_page(client: Any, path: str, clock: Any) -> tuple[float, float | None]:
-    """A view's first page and the page after it (None: there is none), ms each."""
+def sweep_page(client: Any, path: str, clock: Any) -> tuple[float, float | None, int]:
+    """A view's first page and the page after it (None: there is none), ms each, and how
+    many links to tickets the first page holds (two a row)."""
     first, text = fastest(client, path, clock)
     after = re.search(r'href="([^"]*after=[^"]*)"', text)
     second = fastest(client, after.group(1).replace("&amp;", "&"), clock)[0] if after else None
-    return first, second
+    return first, second, text.count("loket-ticket-link")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -134,14 +135,17 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def worst(figures: tuple[float, float | None]) -> float:
+def worst(figures: tuple[float, float | None, int] | tuple[float, float | None]) -> float:
     return max(figures[0], figures[1] or 0.0)
 
 
 def compare(args: argparse.Namespace) -> int:
     """Two desks (``--database-url`` and ``--compare``), each in a process of its own, the
     same view on each in turn (which goes first alternates), and the second's figure over
-    the first's per view: a page that grows with the desk is one whose ratio is high."""
+    the first's per view: a page that grows with the desk is one whose ratio is high. A view
+    whose first page lists fewer tickets on one desk than on the other (a small desk with
+    fewer than a page of them) is not marked: rendering more rows costs more, whatever the
+    plan; its rows are shown."""
     import subprocess
 
     children = []
@@ -157,7 +161,7 @@ def compare(args: argparse.Namespace) -> int:
     labels = [label for label in heads[0]["labels"] if label in set(heads[1]["labels"])
               and (not args.only or args.only in label)]
 
-    def ask(child: Any, who: str, label: str) -> tuple[float, float | None]:
+    def ask(child: Any, who: str, label: str) -> tuple[float, float | None, int]:
         child.stdin.write(f"{who}\t{label}\n")
         child.stdin.flush()
         return tuple(json.loads(child.stdout.readline()))
@@ -172,10 +176,13 @@ def compare(args: argparse.Namespace) -> int:
             found = {id(child): ask(child, who, label) for child in order}
             n += 1
             a, b = (worst(found[id(child)]) for child in children)
+            rows = [found[id(child)][2] for child in children]
             ratio = b / a if a else float("inf")
             mark = " <<<" if ratio > args.grown and b - a > args.grown_ms else ""
+            if mark and rows[0] != rows[1]:
+                mark = f" (rows {rows[0]} / {rows[1]})"
             print(f"{who:5} {label:52} {a:8.1f} {b:8.1f} {ratio:6.2f}{mark}", flush=True)
-            if mark:
+            if mark == " <<<":
                 grown.append((who, label, a, b, ratio))
     for child in children:
         child.stdin.close()
@@ -220,7 +227,7 @@ def main() -> int:
     for who in ("agent", "admin"):
         client, _headers = clients[who]
         for label, path in views:
-            first, second = sweep_page(client, path, clock)
+            first, second, _rows = sweep_page(client, path, clock)
             mark = " <<<" if worst((first, second)) > args.limit else ""
             shown = f"{second:8.1f}" if second is not None else "       -"
             print(f"{who:5} {label:48} {first:8.1f} {shown}{mark}", flush=True)
