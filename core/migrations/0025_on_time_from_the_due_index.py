@@ -8,6 +8,11 @@ some 6,000 rows read for a page of 50 (SQLite 19-25 ms of CPU, PostgreSQL 27-29 
 ``updated_at`` in the index too, the page is sorted from the index alone (``access.
 _on_time_numbers``: what the scope tests was there already) and only its own rows are read.
 
+PostgreSQL also ``INCLUDE``s the status: a page of one active status (pending) with a tag,
+by due time, walks this index and now tests the status there too, finding its numbers in
+the index alone (``access.walks_far``): it read each walked ticket's row for its status
+(32,000 rows at a million, 0.4 s cold).
+
 Same name, same keys, same partial ``WHERE``: every view that read the index reads it as
 before. SQLite: ``updated_at`` after the columns 0010 gave it; PostgreSQL: among those 0012
 ``INCLUDE``s. A SQLite desk that was analysed has the index measured again (as 0022);
@@ -23,7 +28,7 @@ SQLITE = ("due_at, id, department_id, assignee_id, tags",  # as 0010 made it
           "due_at, id, department_id, assignee_id, tags, updated_at, status")
 POSTGRESQL = ("(due_at, id) INCLUDE (department_id, assignee_id, contact_id, tags, due_at)",  # 0012
               "(due_at, id) INCLUDE (department_id, assignee_id, contact_id, tags, due_at, "
-              "updated_at)")
+              "updated_at, status)")
 
 
 def _index(db, after):

@@ -856,7 +856,9 @@ def walks_far(wanted: InboxFilter) -> bool:
     tickets are in an agent's scope, so only theirs are read and tested (an agent's
     ``inv-12`` page at a million, 20,449 tickets passed over: 98 -> 29 ms of the server's
     CPU). A search that gathers its tickets is not (about 1 ms more)."""
-    if not wanted.active:
+    if not (wanted.active or wanted.status in Status.ACTIVE):
+        # (An active status, say pending, lists active tickets too: a tag's page of pending
+        # tickets by due time read 32,000 rows at a million, 0.4 s, to test their status.)
         return False
     if wanted.text:
         return not db.is_sqlite() and search.walked(_searched(wanted))
