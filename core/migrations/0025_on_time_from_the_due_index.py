@@ -43,9 +43,21 @@ def _index(db, after):
         db.execute_sql(f"ANALYZE {NAME}")
 
 
+# The active tickets with no due time: the other range of "not overdue". Hardly any (a due
+# time is set when a ticket is opened), so the index is as good as empty, and both planners
+# know it; through the due-time index they reckoned that range by the table's share of
+# tickets with no due time (most of the resolved ones: 60%) and PostgreSQL then read a whole
+# narrower index of the active tickets instead (``ticket_active_priority_due``).
+NO_DUE = "ticket_active_no_due"
+NO_DUE_COLUMNS = "updated_at, id, due_at, status, department_id, assignee_id"
+
+
 def up(migrator, db):
     _index(db, True)
+    db.execute_sql(f"CREATE INDEX IF NOT EXISTS {NO_DUE} ON ticket ({NO_DUE_COLUMNS}) "
+                   f"WHERE {ACTIVE} AND due_at IS NULL")
 
 
 def down(migrator, db):
+    db.execute_sql(f'DROP INDEX IF EXISTS "{NO_DUE}"')
     _index(db, False)
