@@ -1302,6 +1302,8 @@ def _reads_of_tickets(found: Any) -> list[str]:
 # of the due-time index and nothing else of it, then the page's own rows by number.
 ON_TIME_READS = {
     "sqlite": {"SEARCH t1 USING COVERING INDEX ticket_active_due_scope (due_at>?)",
+               # (SQLite takes the no-due-time range either way: an equality, weighed right.)
+               "SEARCH t1 USING COVERING INDEX ticket_active_due_scope (due_at=?)",
                "SCAN t1 USING COVERING INDEX ticket_active_no_due",
                "SEARCH t1 USING INTEGER PRIMARY KEY (rowid=?)"},
     "postgresql": {"Index Only Scan ticket_active_due_scope", "Index Only Scan ticket_active_no_due",
