@@ -474,8 +474,11 @@ class TicketListView(SecuredModelView):
     def _wanted(self, filters: Any, search: Any) -> InboxFilter:
         """The chosen filters as far as ``access.walks_far`` asks about them."""
         chosen = {type(self._filters[index]): value for index, _name, value in filters or ()}
+        status = next((value for index, _name, value in filters or ()
+                       if self._filters[index].column is Ticket.status), None)
         return InboxFilter(active=not self.picks_status(filters), text=search or None,
-                           tag=chosen.get(TagFilter), overdue=chosen.get(OverdueFilter) == "yes")
+                           tag=chosen.get(TagFilter), overdue=chosen.get(OverdueFilter) == "yes",
+                           status=status)
 
     @expose("/")
     def index_view(self) -> Any:
