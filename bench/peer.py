@@ -47,8 +47,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
-    parser.add_argument("--web-connections", type=int, default=0,
-                        help="passed to bench/run.py (most connections per Loket worker)")
+    # wrk's few kept-alive connections are a reverse proxy's upstream pool in shape, and the
+    # README's production setting for one is LOKET_WEB_CONNECTIONS=8: without it one gthread
+    # worker can take all 16 while the other idles (3 of 8 runs at a million tickets here,
+    # each at about half the tickets a second), a figure of the draw, not of the code.
+    parser.add_argument("--web-connections", type=int, default=8,
+                        help="passed to bench/run.py (most connections per Loket worker; "
+                             "0: gunicorn's default of 1000)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both servers")
     # Loket's default worker class (core.serving.BufferingThreadWorker) is Loket's own code;
     # Django's deployment docs and gunicorn default to sync.
