@@ -11,6 +11,14 @@ base, or 10k and 1M, compare exactly (same seed, same views).
     .venv/bin/python bench/page_work.py --repo /tmp/main-export --database-url …  # the base
 
 ``--repo`` runs another checkout's code (its schema must match the database's).
+
+``--sweep`` counts every view of ``bench/inbox_sweep.py`` instead (each filter in each
+order, agent and admin, the first page); with ``--compare`` a second desk's counts beside
+the first's and their ratio, the views whose work grew by more than ``--grown`` times
+marked: a page that reads more at 1M than at 10k, told apart from a noisy host's timings.
+
+    .venv/bin/python bench/page_work.py --sweep --database-url sqlite:////work/bench/lead-10k.db \
+        --compare sqlite:////work/bench/loket-1m.db
 """
 
 from __future__ import annotations
@@ -75,12 +83,85 @@ def work(path: str, sql: str, params: list[Any]) -> tuple[int, int]:
     return stat("Virtual Machine Steps"), stat("Page cache hits") + stat("Page cache misses")
 
 
+def page_statements(statements: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
+    """The statements that read a page of tickets (the list's own, not the look-ups around)."""
+    return [(sql, params) for sql, params in statements
+            if 'FROM "ticket" AS "t1"' in sql and "LIMIT" in sql]
+
+
+def sweep_work(database_url: str, seed_file: str | None) -> dict[str, tuple[int, int]]:
+    """Each sweep view's first page, agent and admin: (VM steps, pages touched), summed over
+    its page statements, by ``who label``."""
+    sys.path.insert(0, str(BENCH))
+    from inbox_sweep import desk
+
+    path = database_url.removeprefix("sqlite:///")
+    _clock, clients, views = desk(database_url, seed_file)
+    logger = logging.getLogger("peewee")
+    logger.setLevel(logging.DEBUG)
+    found: dict[str, tuple[int, int]] = {}
+    for who in ("agent", "admin"):
+        client = clients[who][0]
+        for label, view_path in views:
+            caught = Caught()
+            logger.addHandler(caught)
+            try:
+                response = client.get(view_path)
+            finally:
+                logger.removeHandler(caught)
+            assert response.status_code == 200, (label, response.status_code)
+            counted = [work(path, sql, params)
+                       for sql, params in page_statements(caught.statements)]
+            found[f"{who} {label}"] = (sum(c[0] for c in counted), sum(c[1] for c in counted))
+    return found
+
+
+def sweep(args: argparse.Namespace) -> int:
+    if args.serve:
+        print(json.dumps(sweep_work(args.database_url, args.seed_file)))
+        return 0
+    desks = [(args.database_url, args.seed_file)]
+    if args.compare:
+        desks.append((args.compare, args.compare_seed_file))
+    counts = []
+    for url, seed_file in desks:  # each in a process of its own (one app per process)
+        command = [sys.executable, __file__, "--sweep", "--serve", "--database-url", url]
+        if seed_file:
+            command += ["--seed-file", seed_file]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        counts.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    grown = []
+    for label, (steps, pages) in counts[0].items():
+        line = f"{label:60} {steps:>9,} {pages:>6,}"
+        if len(counts) > 1 and label in counts[1]:
+            steps2, pages2 = counts[1][label]
+            ratio = max(steps2 / max(steps, 1), pages2 / max(pages, 1))
+            mark = " <<<" if ratio > args.grown else ""
+            line += f" {steps2:>9,} {pages2:>6,} {ratio:6.2f}{mark}"
+            if mark:
+                grown.append(label)
+        print(line)
+    if len(counts) > 1:
+        print(f"\n{len(grown)} of {len(counts[0])} views do more than {args.grown:g}x the work "
+              "on the second desk (VM steps or pages touched)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True, help="sqlite:////path.db")
     parser.add_argument("--seed-file", help="the seed's JSON (default: beside the database)")
     parser.add_argument("--repo", default=str(BENCH.parent), help="the checkout to run")
+    parser.add_argument("--sweep", action="store_true",
+                        help="every view of bench/inbox_sweep.py, agent and admin")
+    parser.add_argument("--compare", metavar="DATABASE_URL", help="with --sweep: a second desk")
+    parser.add_argument("--compare-seed-file", help="the second desk's seed JSON")
+    parser.add_argument("--grown", type=float, default=1.2,
+                        help="with --compare: mark views doing more than this many times the work")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sweep:
+        return sweep(args)
     path = args.database_url.removeprefix("sqlite:///")
     seed_file = args.seed_file or str(Path(path).with_suffix(".seed.json"))
     seed = json.loads(Path(seed_file).read_text())
@@ -114,9 +195,7 @@ def main() -> int:
         finally:
             logger.removeHandler(caught)
         assert response.status_code == 200, (name, response.status_code)
-        pages = [(sql, params) for sql, params in caught.statements
-                 if 'FROM "ticket" AS "t1"' in sql and "LIMIT" in sql]
-        for sql, params in pages:
+        for sql, params in page_statements(caught.statements):
             steps, touched = work(path, sql, params)
             print(f"{name:28} {steps:>9,} VM steps {touched:>6,} pages touched", flush=True)
     return 0
