@@ -978,6 +978,30 @@ def _on_time_numbers(on_time: tuple[Any, list[Expression]], order: list[Any],
     return numbers
 
 
+def _numbers_from_tag_rows(query: ModelSelect, terms: list[Term], slots: tuple[SqlNode, ...],
+                           descending: bool, continued: bool, size: int) -> ModelSelect:
+    """``inbox_rows``' page of a tag by number on PostgreSQL, every term tested on the tag's
+    rows (``_ON_TAG_ROW``): its numbers are a page of ``ticket_tag``'s key alone, then only
+    those tickets are read, by number, and their few rows sorted.
+
+    Joined as a tag's other orders are, both sides ordered by the number, the planner took a
+    merge join that walked the ticket table's key from the first ticket to the page's (at a
+    million an admin's ``kyc`` page passed 3,856 tickets, 2.4 ms; the numbers first read 133
+    of the tag's rows, 1.0 ms), and the further the tag's first active tickets are from the
+    first ticket, the longer that walk."""
+    at, said = 0, []
+    for kind, constants, term_args in terms:
+        given = slots[at:at + len(term_args)]
+        at += len(term_args)
+        said.append(_ON_TAG_ROW[kind](*constants, *given))
+    numbers = _ticket_tag.select(_ticket_tag.ticket_id).where(*said)
+    numbers = _paged(numbers, "id", descending, slots[at:] if continued else None, size, False,
+                     _TAG_ROW_SORTS)
+    query = query.join(Contact, JOIN.LEFT_OUTER, on=(Ticket.contact == Contact.id)).switch(
+        Ticket).where(in_subquery(Ticket.id, numbers))
+    return _paged(query, "id", descending, None, size, False)
+
+
 def _cursor_args(sort: str, cursor: tuple[Any, int] | None) -> tuple[Any, ...] | None:
     """A decoded cursor as ``_paged``'s ``after``, in the database's values."""
     if cursor is None:
@@ -1051,8 +1075,16 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
     if after is not None:
         args.extend(after)
 
+    # PostgreSQL, a tag's page by number whose every term is tested on the tag's rows: the
+    # numbers from those rows alone, then the tickets by number (``_numbers_from_tag_rows``).
+    numbered = walked and sort == "id" and not db.is_sqlite() and all(
+        kind in _ON_TAG_ROW for kind, _constants, _args in terms)
+
     def build(*slots: SqlNode) -> ModelSelect:
         query = Ticket.select(*columns)
+        if numbered:
+            return _numbers_from_tag_rows(query, terms, slots, descending, after is not None,
+                                          size)
         if walked:
             query = query.join(_ticket_tag, on=(_ticket_tag.ticket_id == Ticket.id))
         query = query.join(Contact, JOIN.LEFT_OUTER, on=(Ticket.contact == Contact.id)).switch(
