@@ -434,7 +434,7 @@ def test_a_ticket_deleted_before_the_commit_leaves_no_document(desk: Any) -> Non
         Message.delete().where(Message.ticket == opened.id).execute()
         Ticket.delete().where(Ticket.id == opened.id).execute()
         kept = Ticket.create(subject="Kept QX5804", contact=contact)
-    assert not _has_document(bare.id) and not _has_document(opened.id)
+    # (SQLite may give ``kept`` a deleted one's number: the documents are compared whole.)
     assert found(desk, "gone") == set() and found(desk, "qx5804") == {kept.id}
     assert _out_of_step() == []
 
