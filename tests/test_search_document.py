@@ -327,7 +327,7 @@ def _counted() -> Iterator[list[int]]:
         yield written
         if before:
             _database().execute_sql("SET CONSTRAINTS ALL IMMEDIATE")
-            written.extend(now - then for now, then in zip(_document_rows(), before))
+            written.extend(now - then for now, then in zip(_document_rows(), before, strict=True))
 
 
 def _has_document(ticket_id: int) -> bool:
