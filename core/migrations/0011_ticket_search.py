@@ -88,6 +88,23 @@ _PG_REBUILD = "UPDATE ticket_search SET doc = loket_ticket_doc({0}) WHERE ticket
 _PG_INSERT = ("INSERT INTO ticket_search (ticket_id, doc) VALUES ({0}, loket_ticket_doc({0})) "
               "ON CONFLICT (ticket_id) DO UPDATE SET doc = EXCLUDED.doc;")
 
+# ``Document(at_commit=True)`` (0024): a new ticket's document, written as its transaction
+# commits (a deferred constraint trigger) unless something wrote it first (its first message,
+# a change of its subject or contact); none for a ticket deleted or renumbered by then (NEW is
+# the row as it was inserted). ``SET CONSTRAINTS ... IMMEDIATE`` writes it at once instead.
+PG_NEW_TICKET = "ticket_search_ticket_new"
+_PG_NEW_TICKET_BODY = """
+  IF NOT EXISTS (SELECT 1 FROM ticket_search WHERE ticket_id = NEW.id) THEN
+    INSERT INTO ticket_search (ticket_id, doc) SELECT id, loket_ticket_doc(id) FROM ticket
+    WHERE id = NEW.id ON CONFLICT (ticket_id) DO NOTHING;
+  END IF;"""
+
+
+def _pg_function(db, name, body):
+    """The trigger function ``name`` running ``body`` (PL/pgSQL statements)."""
+    db.execute_sql(f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger "
+                   f"LANGUAGE plpgsql AS $$ BEGIN {body}\n  RETURN NULL;\nEND $$")
+
 
 # -- Both -----------------------------------------------------------------------------------
 
@@ -103,11 +120,19 @@ class Document:
     first message being written in one transaction), a new ticket gets no document of its
     own; a message whose ticket has none writes it whole. FTS5 then writes the document
     once, not twice (an insert, then the first message's update, which flushes the first).
+
+    ``at_commit`` (0024, PostgreSQL): a new ticket's document is written at its
+    transaction's commit (``PG_NEW_TICKET``, a deferred constraint trigger) if nothing
+    wrote it by then; a message whose ticket has none writes it whole. A ticket opened with
+    its first message then gets one row version, not two (an insert, then the message's
+    update: a dead row and its GIN entries written twice).
     """
 
-    def __init__(self, notifications: bool = True, waits: bool = False):
+    def __init__(self, notifications: bool = True, waits: bool = False,
+                 at_commit: bool = False):
         self.notifications = notifications
         self.waits = waits
+        self.at_commit = at_commit
         # The condition on a message row (its table's columns, or a trigger's new/old row).
         self._kept = "" if notifications else " AND notification = ''"
         self.pg_doc_from = (
@@ -121,7 +146,8 @@ class Document:
         self.pg_trigger_functions = self._pg_trigger_functions()
         message_columns = "body_text, ticket_id" + ("" if notifications else ", notification")
         self.pg_events = {
-            "ticket": "INSERT OR UPDATE OF id, subject, contact_id OR DELETE",
+            "ticket": ("" if at_commit else "INSERT OR ") + "UPDATE OF id, subject, contact_id "
+                      "OR DELETE",
             "message": f"INSERT OR UPDATE OF {message_columns} OR DELETE",
             "contact": "UPDATE OF name, email",
         }
@@ -223,12 +249,15 @@ class Document:
         # notification, when the documents leave them out, changes nothing.
         first = (f"IF {later} THEN" if self.notifications else
                  f"IF NEW.notification <> '' THEN\n      NULL;\n    ELSIF {later} THEN")
+        # ``at_commit``: a ticket with no document yet (one being opened) gets it whole.
+        missing = (f"\n      IF NOT FOUND THEN\n        {_PG_INSERT.format('NEW.ticket_id')}"
+                   "\n      END IF;" if self.at_commit else "")
         insert = f"""
     {first}
-      {_PG_REBUILD.format('NEW.ticket_id')}
+      {_PG_REBUILD.format('NEW.ticket_id')}{missing}
     ELSE
       UPDATE ticket_search SET doc = doc || loket_words(NEW.body_text)
-      WHERE ticket_id = NEW.ticket_id;
+      WHERE ticket_id = NEW.ticket_id;{missing}
     END IF;"""
         if self.notifications:
             delete = _PG_REBUILD.format('OLD.ticket_id')
@@ -238,11 +267,13 @@ class Document:
       {_PG_REBUILD.format('OLD.ticket_id')}
     END IF;"""
             changed = "\n      OR OLD.notification IS DISTINCT FROM NEW.notification"
+        # ``at_commit``: a new ticket's document is ``PG_NEW_TICKET``'s.
+        deleted = ("IF TG_OP = 'DELETE' THEN" if self.at_commit else
+                   f"IF TG_OP = 'INSERT' THEN\n    {_PG_INSERT.format('NEW.id')}\n"
+                   "  ELSIF TG_OP = 'DELETE' THEN")
         return {
             "ticket": f"""
-  IF TG_OP = 'INSERT' THEN
-    {_PG_INSERT.format('NEW.id')}
-  ELSIF TG_OP = 'DELETE' THEN
+  {deleted}
     DELETE FROM ticket_search WHERE ticket_id = OLD.id;
   ELSIF OLD.id IS DISTINCT FROM NEW.id OR OLD.subject IS DISTINCT FROM NEW.subject
       OR OLD.contact_id IS DISTINCT FROM NEW.contact_id THEN
@@ -276,12 +307,17 @@ class Document:
             return
         db.execute_sql(self.pg_doc_function)
         for table, body in self.pg_trigger_functions.items():
-            db.execute_sql(f"CREATE OR REPLACE FUNCTION ticket_search_{table}() RETURNS trigger "
-                           f"LANGUAGE plpgsql AS $$ BEGIN {body}\n  RETURN NULL;\nEND $$")
+            _pg_function(db, f"ticket_search_{table}", body)
             db.execute_sql(f"DROP TRIGGER IF EXISTS ticket_search_{table} ON {table}")
             db.execute_sql(f"CREATE TRIGGER ticket_search_{table} AFTER "
                            f"{self.pg_events[table]} ON {table} "
                            f"FOR EACH ROW EXECUTE FUNCTION ticket_search_{table}()")
+        if self.at_commit:
+            _pg_function(db, PG_NEW_TICKET, _PG_NEW_TICKET_BODY)
+            db.execute_sql(f"DROP TRIGGER IF EXISTS {PG_NEW_TICKET} ON ticket")
+            db.execute_sql(f"CREATE CONSTRAINT TRIGGER {PG_NEW_TICKET} AFTER INSERT ON ticket "
+                           "DEFERRABLE INITIALLY DEFERRED "
+                           f"FOR EACH ROW EXECUTE FUNCTION {PG_NEW_TICKET}()")
 
     def drop_triggers(self, db):
         if _sqlite(db):
@@ -291,6 +327,9 @@ class Document:
         for table in self.pg_trigger_functions:
             db.execute_sql(f"DROP TRIGGER IF EXISTS ticket_search_{table} ON {table}")
             db.execute_sql(f"DROP FUNCTION IF EXISTS ticket_search_{table}()")
+        if self.at_commit:
+            db.execute_sql(f"DROP TRIGGER IF EXISTS {PG_NEW_TICKET} ON ticket")
+            db.execute_sql(f"DROP FUNCTION IF EXISTS {PG_NEW_TICKET}()")
 
     def documents(self, db):
         """A SELECT of the documents of the tickets whose ids lie between its two parameters,

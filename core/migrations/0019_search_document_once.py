@@ -17,7 +17,7 @@ A message of a ticket without a document, however it came to be, writes the docu
 
 PostgreSQL is left as it is (its ticket's trigger inserts the row, the first message's
 updates it): the mark would be a round trip of its own there, or a table of dead rows under
-concurrent submissions; not measured.
+concurrent submissions; not measured. (0024 does it there another way: at the commit.)
 Definitions: ``Document`` in 0011 (``waits=True``). ``down`` puts 0017's triggers back.
 """
 

@@ -339,7 +339,8 @@ def _insert_message(message: Message) -> Message:
 _insert_event = db.Insert("ticket_event.insert", TicketEvent)
 
 # SQLite: a ticket written with its first message gets its search document once, from the
-# message's trigger (migration 0019), while this row is there; never committed.
+# message's trigger (migration 0019), while this row is there; never committed. PostgreSQL
+# needs no mark: its ticket's document waits for the commit, and the message writes it (0024).
 _SEARCH_WAITS = "INSERT INTO ticket_search_pending (id) VALUES (1)"
 _SEARCH_WAITED = "DELETE FROM ticket_search_pending"
 
