@@ -24,6 +24,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
+from wtforms.fields.core import Flags, Label, UnboundField
 from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import DateTimeLocalInput
@@ -138,6 +139,67 @@ class _FormTranslations:
 _FORM_TRANSLATIONS = _FormTranslations()
 
 
+# Field classes whose constructor only stores what it was given (no object made for one
+# form): a bound field of these is made from a kept copy of its first binding.
+_KEPT_KINDS = frozenset({StringField, EmailField, TextAreaField, HiddenField, FileField,
+                         MultipleFileField, SelectField})
+# Set for each form, never kept: the form and its meta.
+_PER_FORM = frozenset({"_form", "meta"})
+
+
+def _label_given(unbound: UnboundField) -> bool:
+    label = unbound.args[0] if unbound.args else unbound.kwargs.get("label")
+    return label is not None
+
+
+def _fresh(value: Any) -> Any:
+    """A kept value a form may change (its flags, choices, render_kw, label), copied."""
+    kind = type(value)
+    if kind is Label:
+        return Label(value.field_id, value.text)
+    if kind is Flags:
+        flags = Flags()
+        flags.__dict__.update(value.__dict__)
+        return flags
+    return kind(value)  # a list or a dict
+
+
+def bind_kept(form: Any, unbound: UnboundField, options: dict[str, Any]) -> Field:
+    """``unbound`` bound to ``form`` as WTForms binds it, from the state its first binding
+    left (kept on the unbound field, by name, prefix and translations).
+
+    A form class is the same for every request and its fields' labels, validators,
+    widgets and flags never change, yet WTForms constructs each field afresh for every
+    form: about a seventh of a ticket submission. The kept state holds no form;
+    what a form may change (flags, choices, render_kw, the label) is copied per form,
+    and a label WTForms makes from the name is made again in this form's language.
+    """
+    key = (options["name"], options["prefix"], options["translations"])
+    kept = unbound.__dict__.get("_loket_kept")
+    found = kept.get(key) if kept is not None else None
+    if found is None:
+        field = unbound.bind(form=form, **options)
+        if (type(field) in _KEPT_KINDS and "csrf_impl" not in unbound.kwargs
+                and field._datalist is None):
+            state = {k: v for k, v in vars(field).items() if k not in _PER_FORM}
+            copied = tuple(k for k, v in state.items() if type(v) in (Label, Flags, list, dict))
+            if kept is None:
+                kept = unbound._loket_kept = {}  # type: ignore[attr-defined]
+            kept[key] = (type(field), state, copied, _label_given(unbound))
+        return field
+    kind, state, copied, labelled = found
+    field = object.__new__(kind)
+    values = field.__dict__
+    values.update(state)
+    values["_form"] = form
+    values["meta"] = form.meta
+    for name in copied:
+        values[name] = _fresh(values[name])
+    if not labelled:  # WTForms' own label from the name, in this request's language
+        field.label = Label(field.id, field.gettext(options["name"].replace("_", " ").title()))
+    return field
+
+
 class CustomerForm(FlaskForm):
     """A form a customer fills in: its messages come in the customer's language."""
 
@@ -146,6 +208,10 @@ class CustomerForm(FlaskForm):
 
         def get_translations(self, form: Any) -> _FormTranslations:
             return _FORM_TRANSLATIONS
+
+        def bind_field(self, form: Any, unbound_field: UnboundField,
+                       options: dict[str, Any]) -> Field:
+            return bind_kept(form, unbound_field, options)
 
 
 SHOWN_AT_SALT = "loket.ticket-form.shown-at"
