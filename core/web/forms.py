@@ -9,7 +9,7 @@ from typing import Any
 
 from babel import support
 from flask import current_app
-from flask_babel import get_locale, get_translations
+from flask_babel import get_translations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from itsdangerous import BadSignature, TimestampSigner
@@ -29,7 +29,7 @@ from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import DateTimeLocalInput
 
-from ..i18n import _l
+from ..i18n import _l, current_language
 from ..models import CategoryField, FieldKind
 from ..security import FormCsrf
 from ..services.answers import (
@@ -116,24 +116,19 @@ def _wtforms_catalogue(language: str) -> support.NullTranslations:
     return support.Translations.load(messages_path(), [language], domain="wtforms")
 
 
-def _language() -> str:
-    locale = get_locale()
-    return str(locale) if locale is not None else "en"
-
-
 class _FormTranslations:
     """WTForms' messages in the customer's language: the desk's catalogues, then WTForms'."""
 
     def gettext(self, string: str) -> str:
         found = get_translations().ugettext(string)
-        return found if found != string else _wtforms_catalogue(_language()).ugettext(string)
+        return found if found != string else _wtforms_catalogue(current_language()).ugettext(string)
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         # Unformatted: WTForms fills in its own placeholders (%(min)d) afterwards.
         found = get_translations().ungettext(singular, plural, n)
         if found not in (singular, plural):
             return found
-        return _wtforms_catalogue(_language()).ungettext(singular, plural, n)
+        return _wtforms_catalogue(current_language()).ungettext(singular, plural, n)
 
 
 _FORM_TRANSLATIONS = _FormTranslations()
