@@ -142,3 +142,36 @@ def test_what_a_form_changes_in_its_fields_stays_in_that_form(web: Any) -> None:
         # Fields WTForms labels from their name keep that label.
         assert second.submission.label.text == "Submission"
         assert second.shown_at.label.text == "Shown At"
+
+
+def _stamp(html: str) -> str:
+    found = re.search(r'<input[^>]*name="shown_at"[^>]*value="([^"]*)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def test_a_sent_form_keeps_its_stamp_and_signs_none(built: Any, site: Any,
+                                                    monkeypatch: Any) -> None:
+    from flask import current_app
+    from itsdangerous import TimestampSigner
+
+    signed: list[str] = []
+
+    class Counting(TimestampSigner):
+        def sign(self, value: Any) -> bytes:
+            signed.append(value)
+            return super().sign(value)
+
+    monkeypatch.setattr(forms, "_signer", lambda: Counting(current_app.config["SECRET_KEY"],
+                                                           salt=forms.SHOWN_AT_SALT))
+    stamp = _stamp(site.get(LOGIN_FORM).text)
+    assert len(signed) == 1 and forms.seconds_since_shown(stamp) is not None
+    again = post_ticket(site, LOGIN_FORM, form_data(name="", shown_at=stamp))
+    assert again.status_code == 200 and _stamp(again.text) == stamp
+    assert len(signed) == 1  # the stamp sent back is the form's: none signed to be dropped
+    missing = post_ticket(site, LOGIN_FORM, form_data(name=""))
+    fresh = _stamp(missing.text)
+    assert len(signed) == 2 and fresh and forms.seconds_since_shown(fresh) is not None
+    empty = post_ticket(site, LOGIN_FORM, form_data(name="", shown_at=""))
+    assert _stamp(empty.text) == "" and len(signed) == 2  # as WTForms: what was sent
+    assert counts() == (0, 0, 0, 0)

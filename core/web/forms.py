@@ -26,6 +26,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.fields.core import Flags, Label, UnboundField
 from wtforms.i18n import messages_path
+from wtforms.utils import unset_value
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import DateTimeLocalInput
 
@@ -134,10 +135,22 @@ class _FormTranslations:
 _FORM_TRANSLATIONS = _FormTranslations()
 
 
+class ShownAtField(HiddenField):
+    """The signed time the form was shown: a fresh stamp (its default) unless the form
+    sent one back, which then is its value. WTForms makes the default of every field it
+    processes, so a sent form signed a stamp only to drop it."""
+
+    def process(self, formdata: Any, data: Any = unset_value,
+                extra_filters: Any = None) -> None:
+        if data is unset_value and formdata is not None and self.name in formdata:
+            data = None  # the value sent replaces it (an empty one too)
+        super().process(formdata, data, extra_filters)
+
+
 # Field classes whose constructor only stores what it was given (no object made for one
 # form): a bound field of these is made from a kept copy of its first binding.
 _KEPT_KINDS = frozenset({StringField, EmailField, TextAreaField, HiddenField, FileField,
-                         MultipleFileField, SelectField})
+                         MultipleFileField, SelectField, ShownAtField})
 # Set for each form, never kept: the form and its meta.
 _PER_FORM = frozenset({"_form", "meta"})
 
@@ -251,7 +264,7 @@ class TicketForm(CustomerForm):
     # in, and the signed time the form was shown (people need more than a few seconds).
     website = StringField(_l("Leave this field empty"), validators=[Optional()],
                           render_kw={"autocomplete": "off", "tabindex": "-1"})
-    shown_at = HiddenField(default=form_shown_stamp)
+    shown_at = ShownAtField(default=form_shown_stamp)
 
     extra_fields: tuple[FieldSpec, ...] = ()
     # What ``validate`` found the category's answers to be, ready to store.
