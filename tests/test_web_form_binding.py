@@ -175,3 +175,17 @@ def test_a_sent_form_keeps_its_stamp_and_signs_none(built: Any, site: Any,
     empty = post_ticket(site, LOGIN_FORM, form_data(name="", shown_at=""))
     assert _stamp(empty.text) == "" and len(signed) == 2  # as WTForms: what was sent
     assert counts() == (0, 0, 0, 0)
+
+
+def test_binding_a_ticket_form_asks_no_catalogue(web: Any, monkeypatch: Any) -> None:
+    asked: list[str] = []
+    real = forms._FormTranslations.gettext
+    monkeypatch.setattr(forms._FormTranslations, "gettext",
+                        lambda self, string: (asked.append(string), real(self, string))[1])
+    with web.test_request_context("/?lang=id"):
+        _form(web, [])
+        form = _form(web, [])
+    # Every field has its label (the hidden ones as WTForms would name them): none is
+    # looked up in the catalogues for each form.
+    assert asked == []
+    assert (form.submission.label.text, form.shown_at.label.text) == ("Submission", "Shown At")

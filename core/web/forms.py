@@ -160,16 +160,20 @@ def _label_given(unbound: UnboundField) -> bool:
     return label is not None
 
 
-def _fresh(value: Any) -> Any:
-    """A kept value a form may change (its flags, choices, render_kw, label), copied."""
-    kind = type(value)
-    if kind is Label:
-        return Label(value.field_id, value.text)
-    if kind is Flags:
-        flags = Flags()
-        flags.__dict__.update(value.__dict__)
-        return flags
-    return kind(value)  # a list or a dict
+def _fresh_label(label: Label) -> Label:
+    return Label(label.field_id, label.text)
+
+
+def _fresh_flags(kept: Flags) -> Flags:
+    flags = Flags()
+    flags.__dict__.update(kept.__dict__)
+    return flags
+
+
+# How each kind of kept value a form may change (its label, flags, render_kw, choices) is
+# copied for a form. Validators are not: WTForms itself gives every form the list the
+# field was declared with.
+_COPIERS: dict[type, Any] = {Label: _fresh_label, Flags: _fresh_flags, dict: dict, list: list}
 
 
 def bind_kept(form: Any, unbound: UnboundField, options: dict[str, Any]) -> Field:
@@ -190,7 +194,8 @@ def bind_kept(form: Any, unbound: UnboundField, options: dict[str, Any]) -> Fiel
         if (type(field) in _KEPT_KINDS and "csrf_impl" not in unbound.kwargs
                 and field._datalist is None):
             state = {k: v for k, v in vars(field).items() if k not in _PER_FORM}
-            copied = tuple(k for k, v in state.items() if type(v) in (Label, Flags, list, dict))
+            copied = tuple((k, _COPIERS[type(v)]) for k, v in state.items()
+                           if type(v) in _COPIERS and k != "validators")
             if kept is None:
                 kept = unbound._loket_kept = {}  # type: ignore[attr-defined]
             kept[key] = (type(field), state, copied, _label_given(unbound))
@@ -201,8 +206,8 @@ def bind_kept(form: Any, unbound: UnboundField, options: dict[str, Any]) -> Fiel
     values.update(state)
     values["_form"] = form
     values["meta"] = form.meta
-    for name in copied:
-        values[name] = _fresh(values[name])
+    for name, copy in copied:
+        values[name] = copy(values[name])
     if not labelled:  # WTForms' own label from the name, in this request's language
         field.label = Label(field.id, field.gettext(options["name"].replace("_", " ").title()))
     return field
@@ -258,13 +263,16 @@ class TicketForm(CustomerForm):
     attachments = MultipleFileField(_l("Attachments"))
     # One id per form shown: sending the same form twice (a double click, a retry after
     # a dropped connection) opens one ticket.
-    submission = HiddenField(validators=[Optional(), _longest(64)])
+    # The two hidden fields are labelled as WTForms would name them ("Submission", "Shown
+    # At"): never shown, and a label left to WTForms is looked up in the catalogues for
+    # every form.
+    submission = HiddenField("Submission", validators=[Optional(), _longest(64)])
     # Spam defences that need no third-party service and no JavaScript: a field people
     # never see (hidden, out of the tab order, hidden from screen readers) that bots fill
     # in, and the signed time the form was shown (people need more than a few seconds).
     website = StringField(_l("Leave this field empty"), validators=[Optional()],
                           render_kw={"autocomplete": "off", "tabindex": "-1"})
-    shown_at = ShownAtField(default=form_shown_stamp)
+    shown_at = ShownAtField("Shown At", default=form_shown_stamp)
 
     extra_fields: tuple[FieldSpec, ...] = ()
     # What ``validate`` found the category's answers to be, ready to store.
