@@ -30,6 +30,7 @@ from markupsafe import Markup
 from .state import loket
 
 __all__ = ["_", "_l", "ngettext", "select_locale", "LANGUAGE_NAMES", "force_locale",
+           "current_language",
            "local_datetime", "localized", "localized_lines", "localized_questions", "translated",
            "translated_lines", "language_of"]
 
@@ -252,11 +253,31 @@ def _template_gettext(eval_ctx: Any, string: str, **variables: Any) -> str:
 _TRANSLATIONS_KEY = "loket_translations"
 
 
-def _current_language() -> str:
+def current_language() -> str:
+    """The language code of this request's locale ("en", "id", "fil"); the desk's default
+    outside a request.
+
+    Worked out once per context and locale (a submission asked six times, each a
+    Flask-Babel look-up through ``g`` and a ``Locale`` turned into text), kept on ``g``
+    beside the locale it was found for, as ``_catalogue`` keeps the catalogue, so
+    ``force_locale`` and ``flask_babel.refresh`` are seen at once.
+    """
     from flask_babel import get_locale
 
+    try:
+        store = g._get_current_object()
+    except RuntimeError:  # no app context: Flask-Babel has no locale either
+        store = None
+    if store is not None:
+        locale = getattr(store.__dict__.get("_flask_babel"), "babel_locale", None)
+        seen = store.__dict__.get("_loket_language")
+        if seen is not None and locale is not None and seen[0] is locale:
+            return seen[1]
     locale = get_locale()
-    return str(locale) if locale is not None else loket().config["default_language"]
+    language = str(locale) if locale is not None else loket().config["default_language"]
+    if store is not None and locale is not None:
+        store._loket_language = (locale, language)
+    return language
 
 
 def _table(language: str) -> dict[tuple[str, int, str], str]:
@@ -289,7 +310,7 @@ def localized(row: Any, field: str, language: str | None = None) -> str:
 def translated(model: str, row_id: int, field: str, own: str,
                language: str | None = None) -> str:
     """The admin's translation of one field of one row, or ``own`` when there is none."""
-    language = language or _current_language()
+    language = language or current_language()
     if language == loket().config["default_language"]:
         return own
     return _table(language).get((model, row_id, field)) or own
@@ -320,7 +341,7 @@ def localized_questions(by_category: dict[int, list[Any]], language: str | None 
     """
     from .models import CategoryField
 
-    language = language or _current_language()
+    language = language or current_language()
     if language == loket().config["default_language"] or not any(by_category.values()):
         return by_category, {}
     ids = {(row.category_id, row.name): row.id for row in CategoryField.select(

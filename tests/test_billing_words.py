@@ -106,3 +106,126 @@ def test_parse_amount_keeps_the_currencys_decimals():
     assert parse_amount("29.9", "USD") == Decimal("29.90")
     assert str(parse_amount("1500", "JPY")) == "1500"
     assert str(parse_amount("150000.00", "IDR")) == "150000"  # ISO's printed ",00"
+
+
+# -- The phrase table and the center names, worked out once ------------------------------------
+
+
+def _shipped_phrases() -> list[Phrase]:
+    import importlib.util
+    from pathlib import Path
+
+    import plugins.billing_desk as package
+
+    path = Path(package.__file__).parent / "migrations" / "0002_shipped_phrases.py"
+    spec = importlib.util.spec_from_file_location("shipped_phrases", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [Phrase(text, language, kind, request_kind)
+            for language, rows in module.PHRASES.items()
+            for text, kind, request_kind in rows]
+
+
+def _every_phrase_tried(phrases: list[Phrase], text: str) -> list[tuple[str, str, int]]:
+    """``find`` as it was: every phrase tried against every place of the text."""
+    from plugins.billing_desk.words import roots
+
+    words = tokens(text)
+    found = []
+    for phrase in phrases:
+        wanted = phrase.words
+        for start in range(len(words) - len(wanted) + 1):
+            if wanted and all(wanted[k] & roots(words[start + k], phrase.language)
+                              for k in range(len(wanted))):
+                found.append((phrase.text, phrase.language, start))
+                break
+    return found
+
+
+def test_the_phrase_table_finds_what_trying_every_phrase_finds():
+    from plugins.billing_desk.words import PhraseTable
+
+    from .test_billing_routing import HELD_OUT, TABLE
+
+    phrases = _shipped_phrases()
+    table = PhraseTable(phrases)
+    texts = [text for _language, text, _billing in TABLE + HELD_OUT] + [
+        "Refund the refund, money back and MONEY-BACK; nag-refund na, i-cancel ko na",
+        "Ditagih lagi, tagihan dan penagihan: pengembalian dananya", "", "123 456"]
+    assert sum(1 for text in texts if _every_phrase_tried(phrases, text)) > len(texts) // 2
+    for text in texts:
+        expected = _every_phrase_tried(phrases, text)
+        assert [(f.phrase.text, f.phrase.language, f.at) for f in find(table, text)] == expected
+        assert [(f.phrase.text, f.phrase.language, f.at) for f in find(phrases, text)] == expected
+
+
+def test_a_kept_phrase_table_never_works_out_a_phrases_words_again(monkeypatch):
+    from plugins.billing_desk.words import PhraseTable
+
+    table = PhraseTable(_shipped_phrases())
+    monkeypatch.setattr(Phrase, "words", property(lambda self: pytest.fail("worked out again")))
+    assert [f.phrase.text for f in find(table, "Please refund my last payment")][:1] == ["refund"]
+
+
+def test_text_is_normalised_the_same_on_the_ascii_shortcut():
+    from plugins.billing_desk.words import normalise
+
+    assert normalise("EPOCH.COM Refund") == "epoch.com refund"
+    assert normalise("ÉPOCH.COM Ｒefund") == "epoch.com refund"  # accents, full-width letters
+    assert normalise("") == "" and normalise(None) == ""  # type: ignore[arg-type]
+    assert tokens("Nag-refund ako’t i-cancel") == tokens("nag-refund ako't I-CANCEL")
+
+
+class _Center:
+    def __init__(self, name: str, descriptors: str = ""):
+        self.name, self.descriptors = name, descriptors
+
+    def descriptor_list(self) -> list[str]:
+        return [line.strip() for line in self.descriptors.splitlines() if line.strip()]
+
+
+def _centers() -> list[_Center]:
+    return [_Center("Epoch", "EPOCH.COM\nEPOCH *SUPPORT"), _Center("CCBill", "CCBILL.COM*SITE"),
+            _Center("Verotel", "CARDBILLING.COM\nVTSUP.COM"), _Center("Segpay", "SEGPAY*EU"),
+            _Center("AB", "AB")]
+
+
+def _every_span(text: str, centers: list[_Center]) -> tuple[str, str] | None:
+    """``match_center`` as it was: every run of up to six words joined, then looked up."""
+    from plugins.billing_desk.centers import MAX_SPAN, letter_runs, names_of
+
+    runs = letter_runs(text)
+    spans = {"".join(runs[s:e]) for s in range(len(runs))
+             for e in range(s + 1, min(s + MAX_SPAN, len(runs)) + 1)}
+    best = None
+    for center in centers:
+        for name in names_of(center):
+            key = "".join(letter_runs(name))
+            if len(key) >= 3 and key in spans and (best is None or len(key) > best[0]):
+                best = (len(key), (center.name, name))
+    return best[1] if best else None
+
+
+@pytest.mark.parametrize("text", [
+    "Why is there a line from EPOCH.COM on my statement?", "epoch com", "EPOCHCOM 12.00",
+    "E P O C H . C O M", "E P O C H C O M", "epochal charge", "CCBILL.COM*SITE 888-596-9279",
+    "cc bill com site", "thanks to Segpay", "CARDBILLING.COM 0800", "cardbilling", "ab ab ab",
+    "segpayeu", "vtsup com and epoch", "", "1234 5678", "Ｅｐｏｃｈ.ｃｏｍ",
+])
+def test_a_center_is_found_in_text_as_joining_every_span_found_it(text):
+    from plugins.billing_desk.centers import CenterTable, match_center
+
+    centers = _centers()
+    found = match_center(text, CenterTable(centers))
+    assert ((found.center.name, found.descriptor) if found else None) == _every_span(text, centers)
+
+
+def test_a_kept_center_table_reads_only_the_texts_letters(monkeypatch):
+    from plugins.billing_desk import centers as module
+
+    table = module.CenterTable(_centers())
+    read: list[str] = []
+    runs = module.letter_runs
+    monkeypatch.setattr(module, "letter_runs", lambda text: (read.append(text), runs(text))[1])
+    assert module.match_center("charged by EPOCH.COM", table).descriptor == "EPOCH.COM"
+    assert read == ["charged by EPOCH.COM"]

@@ -418,3 +418,24 @@ def test_a_time_formatted_before_is_written_for_each_zone_and_language(make_app:
                 "Mar 6, 2026, 1:30:00 AM Indonesia (Jakarta) Time")
         with makassar.test_request_context("/?lang=id"):
             assert local_datetime(when) == "6 Mar 2026 02.30.00 WITA"
+
+
+def test_the_requests_language_is_looked_up_once_per_locale(desk_app: Any,
+                                                            monkeypatch: Any) -> None:
+    import flask_babel
+
+    from core.i18n import current_language, force_locale
+
+    asked: list[int] = []
+    real = flask_babel.get_locale
+    monkeypatch.setattr(flask_babel, "get_locale", lambda: (asked.append(1), real())[1])
+    with desk_app.test_request_context("/?lang=id"):
+        assert [current_language() for _ in range(5)] == ["id"] * 5
+        assert len(asked) == 1
+        with force_locale("fil"):  # a notification in the customer's language
+            assert current_language() == "fil"
+        assert current_language() == "id"
+        flask_babel.refresh()
+        assert current_language() == "id" and len(asked) == 4
+    with desk_app.app_context():  # no request: the desk's default
+        assert current_language() == "en"

@@ -9,7 +9,7 @@ from typing import Any
 
 from babel import support
 from flask import current_app
-from flask_babel import get_locale, get_translations
+from flask_babel import get_translations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from itsdangerous import BadSignature, TimestampSigner
@@ -24,11 +24,13 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
+from wtforms.fields.core import Flags, Label, UnboundField
 from wtforms.i18n import messages_path
+from wtforms.utils import unset_value
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import DateTimeLocalInput
 
-from ..i18n import _l
+from ..i18n import _l, current_language
 from ..models import CategoryField, FieldKind
 from ..security import FormCsrf
 from ..services.answers import (
@@ -115,27 +117,100 @@ def _wtforms_catalogue(language: str) -> support.NullTranslations:
     return support.Translations.load(messages_path(), [language], domain="wtforms")
 
 
-def _language() -> str:
-    locale = get_locale()
-    return str(locale) if locale is not None else "en"
-
-
 class _FormTranslations:
     """WTForms' messages in the customer's language: the desk's catalogues, then WTForms'."""
 
     def gettext(self, string: str) -> str:
         found = get_translations().ugettext(string)
-        return found if found != string else _wtforms_catalogue(_language()).ugettext(string)
+        return found if found != string else _wtforms_catalogue(current_language()).ugettext(string)
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         # Unformatted: WTForms fills in its own placeholders (%(min)d) afterwards.
         found = get_translations().ungettext(singular, plural, n)
         if found not in (singular, plural):
             return found
-        return _wtforms_catalogue(_language()).ungettext(singular, plural, n)
+        return _wtforms_catalogue(current_language()).ungettext(singular, plural, n)
 
 
 _FORM_TRANSLATIONS = _FormTranslations()
+
+
+class ShownAtField(HiddenField):
+    """The signed time the form was shown: a fresh stamp (its default) unless the form
+    sent one back, which then is its value. WTForms makes the default of every field it
+    processes, so a sent form signed a stamp only to drop it."""
+
+    def process(self, formdata: Any, data: Any = unset_value,
+                extra_filters: Any = None) -> None:
+        if data is unset_value and formdata is not None and self.name in formdata:
+            data = None  # the value sent replaces it (an empty one too)
+        super().process(formdata, data, extra_filters)
+
+
+# Field classes whose constructor only stores what it was given (no object made for one
+# form): a bound field of these is made from a kept copy of its first binding.
+_KEPT_KINDS = frozenset({StringField, EmailField, TextAreaField, HiddenField, FileField,
+                         MultipleFileField, SelectField, ShownAtField})
+# Set for each form, never kept: the form and its meta.
+_PER_FORM = frozenset({"_form", "meta"})
+
+
+def _label_given(unbound: UnboundField) -> bool:
+    label = unbound.args[0] if unbound.args else unbound.kwargs.get("label")
+    return label is not None
+
+
+def _fresh_label(label: Label) -> Label:
+    return Label(label.field_id, label.text)
+
+
+def _fresh_flags(kept: Flags) -> Flags:
+    flags = Flags()
+    flags.__dict__.update(kept.__dict__)
+    return flags
+
+
+# How each kind of kept value a form may change (its label, flags, render_kw, choices) is
+# copied for a form. Validators are not: WTForms itself gives every form the list the
+# field was declared with.
+_COPIERS: dict[type, Any] = {Label: _fresh_label, Flags: _fresh_flags, dict: dict, list: list}
+
+
+def bind_kept(form: Any, unbound: UnboundField, options: dict[str, Any]) -> Field:
+    """``unbound`` bound to ``form`` as WTForms binds it, from the state its first binding
+    left (kept on the unbound field, by name, prefix and translations).
+
+    A form class is the same for every request and its fields' labels, validators,
+    widgets and flags never change, yet WTForms constructs each field afresh for every
+    form: about a seventh of a ticket submission. The kept state holds no form;
+    what a form may change (flags, choices, render_kw, the label) is copied per form,
+    and a label WTForms makes from the name is made again in this form's language.
+    """
+    key = (options["name"], options["prefix"], options["translations"])
+    kept = unbound.__dict__.get("_loket_kept")
+    found = kept.get(key) if kept is not None else None
+    if found is None:
+        field = unbound.bind(form=form, **options)
+        if (type(field) in _KEPT_KINDS and "csrf_impl" not in unbound.kwargs
+                and field._datalist is None):
+            state = {k: v for k, v in vars(field).items() if k not in _PER_FORM}
+            copied = tuple((k, _COPIERS[type(v)]) for k, v in state.items()
+                           if type(v) in _COPIERS and k != "validators")
+            if kept is None:
+                kept = unbound._loket_kept = {}  # type: ignore[attr-defined]
+            kept[key] = (type(field), state, copied, _label_given(unbound))
+        return field
+    kind, state, copied, labelled = found
+    field = object.__new__(kind)
+    values = field.__dict__
+    values.update(state)
+    values["_form"] = form
+    values["meta"] = form.meta
+    for name, copy in copied:
+        values[name] = copy(values[name])
+    if not labelled:  # WTForms' own label from the name, in this request's language
+        field.label = Label(field.id, field.gettext(options["name"].replace("_", " ").title()))
+    return field
 
 
 class CustomerForm(FlaskForm):
@@ -146,6 +221,10 @@ class CustomerForm(FlaskForm):
 
         def get_translations(self, form: Any) -> _FormTranslations:
             return _FORM_TRANSLATIONS
+
+        def bind_field(self, form: Any, unbound_field: UnboundField,
+                       options: dict[str, Any]) -> Field:
+            return bind_kept(form, unbound_field, options)
 
 
 SHOWN_AT_SALT = "loket.ticket-form.shown-at"
@@ -184,13 +263,16 @@ class TicketForm(CustomerForm):
     attachments = MultipleFileField(_l("Attachments"))
     # One id per form shown: sending the same form twice (a double click, a retry after
     # a dropped connection) opens one ticket.
-    submission = HiddenField(validators=[Optional(), _longest(64)])
+    # The two hidden fields are labelled as WTForms would name them ("Submission", "Shown
+    # At"): never shown, and a label left to WTForms is looked up in the catalogues for
+    # every form.
+    submission = HiddenField("Submission", validators=[Optional(), _longest(64)])
     # Spam defences that need no third-party service and no JavaScript: a field people
     # never see (hidden, out of the tab order, hidden from screen readers) that bots fill
     # in, and the signed time the form was shown (people need more than a few seconds).
     website = StringField(_l("Leave this field empty"), validators=[Optional()],
                           render_kw={"autocomplete": "off", "tabindex": "-1"})
-    shown_at = HiddenField(default=form_shown_stamp)
+    shown_at = ShownAtField("Shown At", default=form_shown_stamp)
 
     extra_fields: tuple[FieldSpec, ...] = ()
     # What ``validate`` found the category's answers to be, ready to store.

@@ -22,7 +22,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale
 from markupsafe import Markup
 from peewee import JOIN
 from werkzeug.datastructures import FileStorage
@@ -41,7 +40,7 @@ from ..attachments import (
     type_names,
 )
 from ..hookspecs import CategoryContent, ContactOption, Notice
-from ..i18n import LANGUAGE_NAMES, _, localized, localized_questions
+from ..i18n import LANGUAGE_NAMES, _, current_language, localized, localized_questions
 from ..models import (
     Attachment,
     AuthorKind,
@@ -87,11 +86,6 @@ SWITCH_LANGUAGE = "switch_language"
 
 
 # -- What every public page shows --------------------------------------------------------
-
-
-def current_language() -> str:
-    locale = get_locale()
-    return str(locale) if locale is not None else loket().config["default_language"]
 
 
 @bp.app_context_processor

@@ -32,33 +32,57 @@ class CenterMatch:
     descriptor: str  # the descriptor or alias that matched
 
 
-def _spans(runs: list[str]) -> set[str]:
-    joined = set()
-    for start in range(len(runs)):
-        for end in range(start + 1, min(start + MAX_SPAN, len(runs)) + 1):
-            joined.add("".join(runs[start:end]))
-    return joined
-
-
 def names_of(center: BillingCenter) -> list[str]:
     """Everything a statement or a customer may call a center: its name and descriptors."""
     return [center.name] + center.descriptor_list()
 
 
+class CenterTable(list):  # type: ignore[type-arg]
+    """Centers in their order, with the letters of each of their names worked out once:
+    (letters, center, name), names of fewer than three letters left out (they would
+    match by chance). Kept with the centers routing reads (``active_centers``)."""
+
+    def __init__(self, centers: Iterable[BillingCenter] = ()):
+        super().__init__(centers)
+        self.keys = [(key, center, name) for center in self for name in names_of(center)
+                     if len(key := "".join(letter_runs(name))) >= 3]
+
+
+def _spanned(key: str, joined: str, starts: dict[int, int], ends: dict[int, int]) -> bool:
+    """``key`` equals the letters of up to MAX_SPAN consecutive runs: it occurs in the
+    joined runs starting where a run starts and ending where one ends."""
+    at = joined.find(key)
+    while at >= 0:
+        first = starts.get(at)
+        if first is not None:
+            last = ends.get(at + len(key))
+            if last is not None and last - first < MAX_SPAN:
+                return True
+        at = joined.find(key, at + 1)
+    return False
+
+
 def match_center(text: str, centers: Iterable[BillingCenter]) -> CenterMatch | None:
     """The center whose name or descriptor occurs in ``text``; the longest match wins."""
-    spans = _spans(letter_runs(text))
+    table = centers if isinstance(centers, CenterTable) else CenterTable(centers)
+    runs = letter_runs(text)
+    joined = "".join(runs)
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    offset = 0
+    for index, run in enumerate(runs):
+        starts[offset] = index
+        offset += len(run)
+        ends[offset] = index
     best: tuple[int, CenterMatch] | None = None
-    for center in centers:
-        for name in names_of(center):
-            key = "".join(letter_runs(name))
-            if len(key) >= 3 and key in spans and (best is None or len(key) > best[0]):
-                best = (len(key), CenterMatch(center, name))
+    for key, center, name in table.keys:
+        if (best is None or len(key) > best[0]) and _spanned(key, joined, starts, ends):
+            best = (len(key), CenterMatch(center, name))
     return best[1] if best else None
 
 
-def active_centers() -> list[BillingCenter]:
-    return cached_read("centers", lambda: list(
+def active_centers() -> CenterTable:
+    return cached_read("centers", lambda: CenterTable(
         BillingCenter.select().where(BillingCenter.active)
         .order_by(BillingCenter.position, BillingCenter.name)))
 

@@ -47,12 +47,15 @@ class Assessment:
     escalate_reason: str = ""
 
 
-def active_phrases() -> list[words.Phrase]:
-    def load() -> list[words.Phrase]:
+def active_phrases() -> words.PhraseTable:
+    """The active phrases in their order, with their words worked out (``words.find``)."""
+
+    def load() -> words.PhraseTable:
         rows = (BillingPhrase.select(BillingPhrase.text, BillingPhrase.language,
                                      BillingPhrase.kind, BillingPhrase.request_kind)
                 .where(BillingPhrase.active).order_by(BillingPhrase.id).tuples())
-        return [words.Phrase(*row) for row in rows if row[1] in words.LANGUAGES]
+        return words.PhraseTable(words.Phrase(*row) for row in rows
+                                 if row[1] in words.LANGUAGES)
 
     return cached_read("phrases", load)
 
@@ -116,7 +119,7 @@ def assess(category: Category | None, form_data: dict[str, Any], text: str,
         seen = _assessed.get(key)
     if seen is not None and all(a is b for a, b in zip(seen[0], tables, strict=True)):
         return seen[1]
-    result = _assess(category, form_data, text, is_billing_category)
+    result = _assess(category, form_data, text, is_billing_category, *tables)
     with _assessed_lock:
         while len(_assessed) >= _ASSESSED_KEEP:
             _assessed.pop(next(iter(_assessed)))
@@ -125,10 +128,12 @@ def assess(category: Category | None, form_data: dict[str, Any], text: str,
 
 
 def _assess(category: Category | None, form_data: dict[str, Any], text: str,
-            is_billing_category: Any) -> Assessment:
-    found = words.find(active_phrases(), text)
+            is_billing_category: Any, phrases: words.PhraseTable, centers: list[BillingCenter],
+            limits: dict[str, Decimal]) -> Assessment:
+    """``assess`` with the tables it read once (phrases, active centers, thresholds)."""
+    found = words.find(phrases, text)
     result = Assessment(matched=list(dict.fromkeys(f.phrase.text for f in found)))
-    in_text = match_center(text, active_centers())
+    in_text = match_center(text, centers)
     named = center_named(str(form_data.get("billing_center") or ""))
     chosen = named or (in_text.center if in_text else None)
     if chosen is not None:
@@ -151,7 +156,6 @@ def _assess(category: Category | None, form_data: dict[str, Any], text: str,
     result.request_kind = _request_kind(form_data, found)
     result.chargeback = any(f.phrase.kind == PhraseKind.CHARGEBACK for f in found)
     result.amount, result.currency = _form_amount(form_data)
-    limits = thresholds()
     if result.amount is None:
         # The amount written in the text that goes furthest over its threshold.
         written = [(a, c) for a, c in amounts_in(text) if c in limits]

@@ -32,11 +32,15 @@ MIN_ROOT = 3
 VOWELS = set("aeiou")
 
 _WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
+_JOINS = re.compile(r"[-']")
 
 
 def normalise(text: str) -> str:
     """Case-folded, accents removed, compatibility forms unified (full-width letters...)."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
+    text = text or ""
+    if text.isascii():  # most tickets: nothing to decompose, no accent to drop
+        return text.casefold()
+    decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return bare.casefold()
 
@@ -48,9 +52,12 @@ def tokens(text: str) -> list[frozenset[str]]:
     Taglish writes "i-cancel", "nag-refund", "magre-renew".
     """
     found = []
-    for match in _WORD.finditer(normalise(text)):
-        word = match.group(0).replace("’", "'")
-        parts = [p for p in re.split(r"[-']", word) if p]
+    # ’ and ' join the same words (neither is a letter): one replace for the whole text.
+    for word in _WORD.findall(normalise(text).replace("’", "'")):
+        if "-" not in word and "'" not in word:  # most words: the word is its one form
+            found.append(frozenset((word,)))
+            continue
+        parts = [p for p in _JOINS.split(word) if p]
         # A one-letter part is an affix or a clitic ("i-cancel", "e-mail"), not a word.
         forms = {"".join(parts)} | {p for p in parts if len(p) > 1}
         found.append(frozenset(forms))
@@ -212,27 +219,41 @@ class Found:
     at: int
 
 
+class PhraseTable(list):  # type: ignore[type-arg]
+    """Phrases in their order, with each phrase's words worked out once and the phrases
+    listed by every root of their first word, per language.
+
+    Kept with the phrases routing reads (``routing.active_phrases``), so that a ticket
+    looks up the roots of its own words instead of trying every phrase.
+    """
+
+    def __init__(self, phrases: Iterable[Phrase] = ()):
+        super().__init__(phrases)
+        self.words = [phrase.words for phrase in self]
+        self.by_first_root: dict[str, dict[str, list[int]]] = {}
+        for index, (phrase, wanted) in enumerate(zip(self, self.words, strict=True)):
+            if not wanted:
+                continue  # a phrase with no words matches nothing
+            table = self.by_first_root.setdefault(phrase.language, {})
+            for root in wanted[0]:
+                table.setdefault(root, []).append(index)
+
+
 def find(phrases: Iterable[Phrase], text: str) -> list[Found]:
-    """The phrases that occur in ``text`` as whole words (inflected or affixed)."""
+    """The phrases that occur in ``text`` as whole words (inflected or affixed), in the
+    phrases' order, each at its first place."""
+    table = phrases if isinstance(phrases, PhraseTable) else PhraseTable(phrases)
     words = tokens(text)
-    cache: dict[tuple[int, str], frozenset[str]] = {}
-
-    def roots_at(index: int, language: str) -> frozenset[str]:
-        key = (index, language)
-        if key not in cache:
-            cache[key] = roots(words[index], language)
-        return cache[key]
-
-    anywhere = {language: frozenset().union(*(roots_at(i, language) for i in range(len(words))))
-                for language in LANGUAGES}
-    found = []
-    for phrase in phrases:
-        wanted = phrase.words
-        if not wanted or not wanted[0] & anywhere[phrase.language]:
-            continue  # its first word is nowhere in the text
-        for start in range(len(words) - len(wanted) + 1):
-            if all(wanted[k] & roots_at(start + k, phrase.language)
-                   for k in range(len(wanted))):
-                found.append(Found(phrase, start))
-                break
-    return found
+    starts: list[tuple[int, int]] = []
+    for language, by_root in table.by_first_root.items():
+        at = [roots(word, language) for word in words]
+        # Only the phrases whose first word is somewhere in the text can occur in it.
+        candidates = {index for word_roots in at for root in word_roots
+                      for index in by_root.get(root, ())}
+        for index in candidates:
+            wanted = table.words[index]
+            for start in range(len(words) - len(wanted) + 1):
+                if all(wanted[k] & at[start + k] for k in range(len(wanted))):
+                    starts.append((index, start))
+                    break
+    return [Found(table[index], start) for index, start in sorted(starts)]
