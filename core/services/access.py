@@ -978,6 +978,17 @@ def _on_time_numbers(on_time: tuple[Any, list[Expression]], order: list[Any],
     return numbers
 
 
+def _slotted(terms: list[Term], slots: tuple[SqlNode, ...]
+             ) -> tuple[list[tuple[Term, tuple[SqlNode, ...]]], int]:
+    """Each of a page's terms with its own slots (``inbox_rows``: a term's arguments bound in
+    order), and where the slots after the terms' (the cursor's) begin."""
+    bound, at = [], 0
+    for term in terms:
+        bound.append((term, slots[at:at + len(term[2])]))
+        at += len(term[2])
+    return bound, at
+
+
 def _numbers_from_tag_rows(query: ModelSelect, terms: list[Term], slots: tuple[SqlNode, ...],
                            descending: bool, continued: bool, size: int) -> ModelSelect:
     """``inbox_rows``' page of a tag by number on PostgreSQL, every term tested on the tag's
@@ -989,11 +1000,8 @@ def _numbers_from_tag_rows(query: ModelSelect, terms: list[Term], slots: tuple[S
     million an admin's ``kyc`` page passed 3,856 tickets, 2.4 ms; the numbers first read 133
     of the tag's rows, 1.0 ms), and the further the tag's first active tickets are from the
     first ticket, the longer that walk."""
-    at, said = 0, []
-    for kind, constants, term_args in terms:
-        given = slots[at:at + len(term_args)]
-        at += len(term_args)
-        said.append(_ON_TAG_ROW[kind](*constants, *given))
+    bound, at = _slotted(terms, slots)
+    said = [_ON_TAG_ROW[kind](*constants, *given) for (kind, constants, _args), given in bound]
     numbers = _ticket_tag.select(_ticket_tag.ticket_id).where(*said)
     numbers = _paged(numbers, "id", descending, slots[at:] if continued else None, size, False,
                      _TAG_ROW_SORTS)
@@ -1089,10 +1097,9 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
             query = query.join(_ticket_tag, on=(_ticket_tag.ticket_id == Ticket.id))
         query = query.join(Contact, JOIN.LEFT_OUTER, on=(Ticket.contact == Contact.id)).switch(
             Ticket)
-        at, said, on_time = 0, [], None
-        for kind, constants, term_args in terms:
-            given = slots[at:at + len(term_args)]
-            at += len(term_args)
+        bound, at = _slotted(terms, slots)
+        said, on_time = [], None
+        for (kind, constants, term_args), given in bound:
             if kind == "on_time_few" and not walked:
                 (now,) = given
                 on_time = (now, said)
