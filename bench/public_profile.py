@@ -12,7 +12,8 @@ gunicorn, no test client: the app's own cost):
 
 For each it reports CPU ms per request (``time.process_time`` over an unprofiled run),
 function calls per request (cProfile over a second run), SQL statements per request
-(every ``execute_sql``), the read and write system calls per request (Linux) and the
+(every ``execute_sql``), the read and write system calls on files per request (Linux:
+SQLite's pages and WAL) and the
 functions that take the most time.
 
 ``--others-write`` (SQLite): another connection commits a row before each request, as under
@@ -147,7 +148,8 @@ def measure(client: Client, requests: list[tuple[dict[str, Any], bytes]], expect
 
 
 def system_calls() -> dict[str, int]:
-    """Read and write system calls this thread has made (Linux; empty elsewhere)."""
+    """Read and write system calls this thread has made on files and pipes (Linux; empty
+    elsewhere). A socket's send and recv are not counted: PostgreSQL's round trips are not."""
     try:
         found = dict(line.split(":") for line in
                      Path(f"/proc/self/task/{threading.get_native_id()}/io").read_text().splitlines())

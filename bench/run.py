@@ -247,7 +247,8 @@ class Server:
 
     def kernel_counts(self) -> dict[str, int]:
         """What the workers have asked of the kernel so far, summed: read and write calls
-        (``/proc/<pid>/io``: read, recv, pread... and write, send, pwrite...) and context
+        (``/proc/<pid>/io``: read, pread, write, pwrite... on files and pipes; a socket's
+        send and recv are not counted) and context
         switches, voluntary (a thread waited: a lock, a socket, the GIL) and not."""
         counts = {"read_calls": 0, "write_calls": 0, "switches": 0, "preempted": 0}
         for pid in self.workers():
@@ -470,9 +471,10 @@ def main() -> int:
         print(f"CPU seconds per worker during {label}: {', '.join(f'{c:.1f}' for c in split)}"
               + (" (uneven: wrk's keep-alive connections went to one worker)" if uneven else ""))
     cpu = submit["cpu_ms_per_ticket"]
-    print(f"Worker CPU a ticket: {cpu['total']} ms (event loops {cpu['loop']}, application "
-          f"threads {cpu['threads']}; user {cpu['user']}, system {cpu['system']}); load "
-          f"average {submit['load_average']}")
+    split = (f"event loops {cpu['loop']}, application threads {cpu['threads']}; "
+             if args.worker_class in THREADED else "")  # a sync worker's one thread does all
+    print(f"Worker CPU a ticket: {cpu['total']} ms ({split}user {cpu['user']}, system "
+          f"{cpu['system']}); load average {submit['load_average']}")
     kernel = submit["kernel_per_ticket"]
     print(f"Per ticket: {kernel['read_calls']} read and {kernel['write_calls']} write calls, "
           f"{kernel['switches']} context switches (waits) and {kernel['preempted']} preemptions")
