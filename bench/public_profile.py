@@ -13,8 +13,7 @@ gunicorn, no test client: the app's own cost):
 For each it reports CPU ms per request (``time.process_time`` over an unprofiled run),
 function calls per request (cProfile over a second run), SQL statements per request
 (every ``execute_sql``), the read and write system calls on files per request (Linux:
-SQLite's pages and WAL) and the
-functions that take the most time.
+SQLite's pages and WAL) and the functions that take the most time.
 
 ``--others-write`` (SQLite): another connection commits a row before each request, as under
 gunicorn, where every worker thread has its own connection and they write in turn. A WAL
