@@ -167,8 +167,11 @@ class Desk:
 class Server:
     def __init__(self, desk: Desk, args: argparse.Namespace):
         self.base = f"http://127.0.0.1:{args.port}"
+        # gunicorn serves a "sync" worker with more than one thread as gthread: one thread,
+        # so that --worker-class sync measures the sync worker.
+        threads = args.web_threads if args.worker_class in THREADED else 1
         env = dict(desk.env, LOKET_BIND=f"127.0.0.1:{args.port}",
-                   LOKET_WEB_WORKERS=str(args.workers), LOKET_WEB_THREADS=str(args.web_threads),
+                   LOKET_WEB_WORKERS=str(args.workers), LOKET_WEB_THREADS=str(threads),
                    LOKET_WEB_CONNECTIONS=str(args.web_connections or ""))
         self.log = open(desk.instance / "gunicorn.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -242,6 +245,32 @@ class Server:
                                                int(fields[12]) / ticks)
         return used
 
+    def kernel_counts(self) -> dict[str, int]:
+        """What the workers have asked of the kernel so far, summed: read and write calls
+        (``/proc/<pid>/io``: read, pread, write, pwrite... on files and pipes; a socket's
+        send and recv are not counted) and context
+        switches, voluntary (a thread waited: a lock, a socket, the GIL) and not."""
+        counts = {"read_calls": 0, "write_calls": 0, "switches": 0, "preempted": 0}
+        for pid in self.workers():
+            try:
+                io = dict(line.split(":") for line in
+                          Path(f"/proc/{pid}/io").read_text().splitlines())
+                counts["read_calls"] += int(io["syscr"])
+                counts["write_calls"] += int(io["syscw"])
+                tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            except (OSError, KeyError, ValueError):
+                continue
+            for task in tasks:
+                try:
+                    status = (task / "status").read_text()
+                except OSError:
+                    continue
+                for name, key in (("voluntary_ctxt_switches", "switches"),
+                                  ("nonvoluntary_ctxt_switches", "preempted")):
+                    found = re.search(rf"^{name}:\s+(\d+)", status, re.M)
+                    counts[key] += int(found.group(1)) if found else 0
+        return counts
+
     def sample_rss(self) -> threading.Thread:
         self._sampling = True
         thread = threading.Thread(target=self._sample, daemon=True)
@@ -280,6 +309,12 @@ def cpu_per_request(before: dict[tuple[int, int], tuple[bool, float, float]],
     return {"total": round((user + system) * per, 3), "loop": round(loop * per, 3),
             "threads": round(threads * per, 3), "user": round(user * per, 3),
             "system": round(system * per, 3)}
+
+
+def kernel_per_request(before: dict[str, int], after: dict[str, int],
+                       requests: int) -> dict[str, float]:
+    """``Server.kernel_counts`` a request (a ticket)."""
+    return {key: round((after[key] - before.get(key, 0)) / max(requests, 1), 1) for key in after}
 
 
 def form_session(base: str, path: str) -> tuple[str, str]:
@@ -375,6 +410,7 @@ def main() -> int:
         before = desk.tickets()
         cpu_before = server.cpu_seconds()
         threads_before = server.thread_cpu()
+        kernel_before = server.kernel_counts()
         started = time.monotonic()
         submit = run_wrk(args, server.base + form_path, BENCH / "submit.lua", {
             "BENCH_PATH": form_path, "BENCH_COOKIE": cookie, "BENCH_CSRF": token})
@@ -386,6 +422,8 @@ def main() -> int:
         submit["worker_cpu_s"] = cpu_split(cpu_before, server.cpu_seconds())
         submit["cpu_ms_per_ticket"] = cpu_per_request(threads_before, server.thread_cpu(),
                                                       created)
+        submit["kernel_per_ticket"] = kernel_per_request(kernel_before, server.kernel_counts(),
+                                                         created)
         submit["load_average"] = round(os.getloadavg()[0], 2)
 
         cpu_before = server.cpu_seconds()
@@ -433,9 +471,13 @@ def main() -> int:
         print(f"CPU seconds per worker during {label}: {', '.join(f'{c:.1f}' for c in split)}"
               + (" (uneven: wrk's keep-alive connections went to one worker)" if uneven else ""))
     cpu = submit["cpu_ms_per_ticket"]
-    print(f"Worker CPU a ticket: {cpu['total']} ms (event loops {cpu['loop']}, application "
-          f"threads {cpu['threads']}; user {cpu['user']}, system {cpu['system']}); load "
-          f"average {submit['load_average']}")
+    split = (f"event loops {cpu['loop']}, application threads {cpu['threads']}; "
+             if args.worker_class in THREADED else "")  # a sync worker's one thread does all
+    print(f"Worker CPU a ticket: {cpu['total']} ms ({split}user {cpu['user']}, system "
+          f"{cpu['system']}); load average {submit['load_average']}")
+    kernel = submit["kernel_per_ticket"]
+    print(f"Per ticket: {kernel['read_calls']} read and {kernel['write_calls']} write calls, "
+          f"{kernel['switches']} context switches (waits) and {kernel['preempted']} preemptions")
     print(f"Peak RSS per gunicorn worker: {', '.join(map(str, results['peak_rss_mb_per_worker']))} MB")
     print(f"Results: {saved}")
     # wrk stops counting at the deadline; requests then in flight may still create tickets.

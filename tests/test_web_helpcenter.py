@@ -605,7 +605,7 @@ class QueryLog:
         self.handler.emit = self._caught  # type: ignore[method-assign]
 
     def _caught(self, record: Any) -> None:
-        # Not the WAL checkpoint a SQLite writer runs after every eighth commit of its
+        # Not the WAL checkpoint a SQLite writer runs after every CHECKPOINT_EVERY commits of its
         # process (core.db): housekeeping after the commit, and which submission meets it
         # depends on the tests before.
         if "wal_checkpoint" not in str(record.msg):
