@@ -205,6 +205,12 @@ def _gathers_on_time(found: Any) -> bool:
                for node in _nodes(found[0]["Plan"]))
 
 
+def _splits_overdue(found: Any) -> bool:
+    """Whether the plan gathers the overdue tickets not marked late from their due-time index
+    (migration 0027, ``access._overdue_numbers``)."""
+    return "ticket_active_fresh_due" in _indexes_used(found)
+
+
 def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
                 small_sort: bool = False, full_text: bool = False,
                 gathered_tag: bool = False, found: Any = None,
@@ -219,6 +225,10 @@ def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
     ``gathered_on_time``: the few tickets not overdue, found by the due-time index, may be
     sorted (``access.few_on_time``: fewer than the overdue ones, counted that far).
 
+    The overdue tickets not marked late (``access._overdue_numbers``: those fallen due since
+    the job last ran, fewer than the tickets on time, by the choice that gathers them) may be
+    sorted, and the page's two parts merged.
+
     ``found``: a plan read already (``generic_plan``), for the statement ``sql`` is not.
 
     ``tickets_only``: only a scan of the ticket table is a fault (a generic plan may hash
@@ -232,7 +242,7 @@ def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
     # index of 0007, may be sorted: they are what is assigned to them there.
     gathered = ((gathered_tag and _gathers_a_tag(found))
                 or "ticket_assignee_department" in _indexes_used(found))
-    on_time = gathered_on_time and _gathers_on_time(found)
+    on_time = (gathered_on_time and _gathers_on_time(found)) or _splits_overdue(found)
     if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
         by_number = re.search(r'ORDER BY "t1"\."id" (DESC|ASC) LIMIT', sql) is not None
         for line in found:
@@ -597,10 +607,14 @@ def test_pending_and_urgent_test_the_scope_in_the_index_they_walk(
 @pytest.mark.skipif(bool(PG_URL), reason="SQLite's indexes (migration 0018)")
 @pytest.mark.parametrize("who", ["admin", "agent"])
 def test_sqlite_tests_the_due_time_of_overdue_in_the_newest_first_index(
-        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
-    """Overdue, newest first, walks past every active ticket not yet due (thousands at a
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str) -> None:
+    """Overdue, newest first, where the late mark is not kept (``access.few_on_time``: a
+    desk whose job never ran), walks past every active ticket not yet due (thousands at a
     million): the index it walks holds the due time (0018) with the scope, so those are
     tested in the index and the table is read for the page's rows only."""
+    from core.services import access
+
+    monkeypatch.setattr(access, "few_on_time", lambda _now: True)
     app, desk = seeded
     _newest_first_pages_use(app, desk, who, {_flt(app, "Overdue"): "yes"},
                             {"overdue": "true", "active": "true"},
@@ -1383,10 +1397,11 @@ def test_not_overdue_lists_the_same_pages_gathered_walked_or_by_a_due_range(
         now = utcnow()
         terms = [*access.scope_terms(staff), ("active", (), ()),
                  access.overdue_term(False, now)]
-        # The judgement itself: fewer on time than overdue, as counted here in full.
+        # The judgement itself: fewer on time than overdue and not marked late, as counted
+        # here in full.
         active = Ticket.select().where(access.active())
         on_time = active.where((Ticket.due_at >= now) | Ticket.due_at.is_null()).count()
-        late = active.where(Ticket.due_at < now).count()
+        late = active.where((Ticket.due_at < now) & ~Ticket.late).count()
         access._tag_common.clear()
         assert access.few_on_time(Ticket.due_at.db_value(now)) == (on_time < late)
         for sort in access.SORTS:

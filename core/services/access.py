@@ -355,6 +355,13 @@ def overdue(now: Any) -> Expression:
     return (Ticket.due_at < now) & active()
 
 
+def marked_late(yes: bool) -> Expression:
+    """Tickets the job marked late (``yes``) or not (migration 0027), said as the indexes
+    of that migration are built for: ``late = FALSE`` as a keyword (SQLite uses a partial
+    index only when the query says its term, and a bound value is not that term)."""
+    return NodeList((Ticket.late, SQL("= TRUE" if yes else "= FALSE")))
+
+
 def _tag_pattern(tag: str) -> str:
     needle = json.dumps(tag, ensure_ascii=False)
     escaped = needle.replace("!", "!!").replace("%", "!%").replace("_", "!_")
@@ -445,18 +452,22 @@ ON_TIME_COUNTED = 10
 
 def few_on_time(now: Any) -> bool:
     """Whether fewer active tickets are on time (not overdue at ``now``, the database's
-    value) than overdue, counted up to ``ON_TIME_COUNTED`` tags' limits in the due-time
-    index; kept as long as a tag's answer (``tag_is_common``).
+    value) than overdue and not yet marked late (migration 0027), counted up to
+    ``ON_TIME_COUNTED`` tags' limits in the due-time indexes; kept as long as a tag's answer
+    (``tag_is_common``).
 
-    The overdue tickets are the old ones: a page of the others, oldest first, walks past
-    each overdue ticket before the first on-time one, while gathering the on-time ones and
-    sorting them costs each of those. Newest first, the walk finds them at once."""
+    A page of "not overdue" walks the unmarked tickets in its order past those overdue among
+    them (oldest first, the overdue tickets are the old ones), while gathering the on-time
+    tickets and sorting them costs each of those; an overdue page walks the marked ones in
+    its order and gathers the unmarked overdue ones, or walks every active ticket past the
+    on-time ones (``on_time_terms``). With the job running (``services.late``) hardly any
+    overdue ticket is unmarked; on a desk whose job never ran, every one."""
     def judge() -> bool:
         active = f"SELECT 1 FROM ticket WHERE status {ACTIVE_SQL} AND "
         later, _ = _count_up_to(active + "due_at >= ?", [now], ON_TIME_COUNTED)
         never, _ = _count_up_to(active + "due_at IS NULL", [], ON_TIME_COUNTED)
-        late, _ = _count_up_to(active + "due_at < ?", [now], ON_TIME_COUNTED)
-        return later + never < late
+        fresh, _ = _count_up_to(active + "late = FALSE AND due_at < ?", [now], ON_TIME_COUNTED)
+        return later + never < fresh
 
     # Not a tag's key: a tag is text someone typed, never with a NUL in it.
     return _kept(("\0on time", TAG_MIN_COMMON, TAG_WALK_FACTOR), judge)
@@ -674,23 +685,43 @@ def _on_time_few(now: Any) -> Expression:
                        + active_ids.where(Ticket.due_at.is_null()))
 
 
+def _on_time_unmarked(now: Any) -> Expression:
+    """Not overdue at ``now``, said with "not marked late" (which it implies: migration 0027),
+    so that a page of active tickets walks the unmarked ones in its order."""
+    return marked_late(False) & ((Ticket.due_at >= now) | Ticket.due_at.is_null())
+
+
 def on_time_terms(terms: list[Term], sort: str, descending: bool) -> list[Term]:
-    """``terms`` with "not overdue" said so that a page of active tickets finds it in an index
-    range. Walking the page's order past the overdue tickets to find the others read every
-    overdue ticket first: at a million (most active tickets overdue) 0.4-2.4 s on SQLite,
-    0.7-0.9 s on PostgreSQL for the oldest first or the soonest due first. By due time it is
-    a range of the due-time index (``due_at >= now``); oldest first, when fewer are on time
-    than overdue (``few_on_time``), they are gathered and sorted; else the walk finds them
-    soon."""
-    if ("active", (), ()) not in terms:
-        return terms
+    """``terms`` with overdue or "not overdue" said so that a page of active tickets reads
+    them from an index range in its order, however many are on time or overdue.
+
+    Walking the page's order past the overdue tickets to find the others read every overdue
+    ticket first: at a million (most active tickets overdue) 0.4-2.4 s on SQLite, 0.7-0.9 s
+    on PostgreSQL for the oldest first or the soonest due first. By due time "not overdue" is
+    a range of the due-time index (``due_at >= now``). In the other orders it walks the
+    active tickets not marked late (``on_time_unmarked``, migration 0027), passing only those
+    fallen due since the job last marked them; when those are more than the tickets on time
+    (``few_on_time``: a desk whose job never ran), the on-time ones are gathered and sorted
+    instead, oldest first (newest first the walk finds them at once).
+
+    Overdue, newest first or by number, walked the active tickets past every on-time one
+    updated (or opened) since: when the unmarked overdue tickets are fewer than those on
+    time, the page is the marked ones read in its order and the unmarked overdue ones
+    gathered, merged (``overdue_split``, ``_overdue_numbers``). By due time it is a range."""
+    active_page = ("active", (), ()) in terms
+    by_due = SORTS[sort] is Ticket.due_at
     said = []
     for kind, constants, args in terms:
-        if kind == "overdue" and constants == (False,):
-            if SORTS[sort] is Ticket.due_at:
+        if kind == "overdue" and constants == (True,):
+            if not by_due and not few_on_time(args[0]):
+                kind, constants = "overdue_split", ()
+        elif kind == "overdue" and active_page:
+            if by_due:
                 kind, constants = "due_from", ()
             elif not descending and few_on_time(args[0]):
                 kind, constants = "on_time_few", ()
+            else:
+                kind, constants = "on_time_unmarked", ()
         said.append((kind, constants, args))
     return said
 
@@ -726,6 +757,8 @@ _CONDITIONS: dict[str, Callable[..., Expression]] = {
     "overdue": _overdue,
     "due_from": lambda now: Ticket.due_at >= now,
     "on_time_few": _on_time_few,
+    "on_time_unmarked": _on_time_unmarked,
+    "overdue_split": overdue,
     "updated_since": lambda since: Ticket.updated_at >= since,
 }
 
@@ -916,19 +949,23 @@ def _made(reader: list[tuple[str, Any]], found: list[tuple[Any, ...]], make: Any
 
 def _paged(query: ModelSelect, sort: str, descending: bool, after: tuple[Any, ...] | None,
            size: int, ids_first: bool, sorts: dict[str, Any] = SORTS,
-           on_time: tuple[Any, list[Expression]] | None = None) -> ModelSelect:
+           on_time: tuple[str, Any, list[Expression]] | None = None) -> ModelSelect:
     """``inbox_page``'s query: ``after`` is the cursor's (sort value, ticket id) as the
     database takes them, or (ticket id,) sorted by number. ``sorts``: the columns the page
-    is ordered by (``SORTS``, or their copies in the rows a page walks). ``on_time``: the
-    page lists only the active tickets not overdue at this time, few (``few_on_time``), and
-    ``query`` has none but its joins: they and the cursor are the numbers' (``_on_time_numbers``)."""
+    is ordered by (``SORTS``, or their copies in the rows a page walks). ``on_time``: (kind,
+    time, conditions) of a page whose numbers are found first, either the active tickets not
+    overdue at this time, few (``on_time_few``: ``_on_time_numbers``), or the overdue ones
+    (``overdue_split``: ``_overdue_numbers``); ``query`` has none but its joins: they and the
+    cursor are the numbers'."""
     column, ident = sorts[sort], sorts["id"]
     if sort == "due_at":
         query = query.where(column.is_null(False))
     order = [column] if sort == "id" else [column, ident]
     ordered = [c.desc() if descending else c.asc() for c in order]
     if on_time is not None:
-        numbers = _on_time_numbers(on_time, order, descending, after, size + 1)
+        how, now, conditions = on_time
+        numbers = (_overdue_numbers if how == "overdue_split" else _on_time_numbers)(
+            now, conditions, order, descending, after, size + 1)
         query = query.where(in_subquery(Ticket.id, numbers))
     elif after is not None:
         query = query.where(_after(order, descending, after))
@@ -946,36 +983,56 @@ def _after(order: list[Any], descending: bool, after: tuple[Any, ...]) -> Expres
     return here < there if descending else here > there
 
 
-def _on_time_numbers(on_time: tuple[Any, list[Expression]], order: list[Any],
+def _on_time_numbers(now: Any, conditions: list[Expression], order: list[Any],
                      descending: bool, after: tuple[Any, ...] | None, size: int) -> Any:
     """The numbers of a page of active tickets not overdue at ``now``, when they are few
-    (``few_on_time``; ``on_time``: ``now`` and the page's other conditions): the tickets
-    that meet those conditions and the cursor in each of the two ranges of the due-time
-    index that hold them (due at ``now`` or later, no due time), each range's page sorted
-    from what that index holds (no join: the index covers them), then both together.
+    (``few_on_time``; ``conditions``: the page's others): the page of each of the two ranges
+    of the due-time index that hold them (due at ``now`` or later, no due time), gathered
+    and sorted (``_gathered_page``), then both together.
 
     Gathering the tickets on time and sorting them read every one's row from the table (at
     a million some 6,000 of them: 19-25 ms of SQLite, 27-29 ms of PostgreSQL); the index
-    holds what the page tests and sorts (0025), so only the page's rows are read. Each range
-    is a subquery the planner may not merge with its order (``OFFSET 0``): in the page's
-    order it would walk the order's index past every overdue ticket instead."""
-    now, conditions = on_time
-    numbers = None
-    for found in (Ticket.due_at >= now, Ticket.due_at.is_null()):
-        ranged = Ticket.select(Ticket.id, *order[:-1]).where(*conditions, found).offset(0).alias(
-            "on_time")
-        keys = [ranged.c.id if c is Ticket.id else getattr(ranged.c, c.column_name)
-                for c in order]
-        half = ranged.select_from(ranged.c.id)
-        if after is not None:
-            # Outside the range's subquery too: neither planner moves it in there (an OFFSET),
-            # where the cursor was a range of the order's index to walk (from the second page).
-            half = half.where(_after(keys, descending, after))
-        half = half.order_by(*[k.desc() if descending else k.asc() for k in keys]).limit(
-            size).alias("on_time_page")
-        half = half.select_from(half.c.id)
-        numbers = half if numbers is None else numbers + half
-    return numbers
+    holds what the page tests and sorts (0025), so only the page's rows are read."""
+    first, second = (_gathered_page([*conditions, found], order, descending, after, size)
+                     for found in (Ticket.due_at >= now, Ticket.due_at.is_null()))
+    return first + second
+
+
+def _overdue_numbers(now: Any, conditions: list[Expression], order: list[Any],
+                     descending: bool, after: tuple[Any, ...] | None, size: int) -> Any:
+    """The numbers of a page of overdue tickets (``overdue_split``; ``conditions``: the
+    page's others): the page of those marked late, walked in the page's order (migration
+    0027's ``ticket_active_late_*``: no on-time ticket among them), and the page of the
+    overdue ones not marked yet, gathered from their due-time index (``ticket_active_fresh_due``)
+    and sorted: those fallen due since the job last ran (``services.late``), few
+    (``few_on_time``). Both together, the outer query sorts their two pages' numbers."""
+    overdue_now = [*conditions, active(), Ticket.due_at < now]
+    ordered = [c.desc() if descending else c.asc() for c in order]
+    marked = Ticket.select(Ticket.id).where(*overdue_now, marked_late(True))
+    if after is not None:
+        marked = marked.where(_after(order, descending, after))
+    marked = marked.order_by(*ordered).limit(size).alias("late_page")
+    unmarked = _gathered_page([*overdue_now, marked_late(False)], order, descending, after, size)
+    return marked.select_from(marked.c.id) + unmarked
+
+
+def _gathered_page(conditions: list[Expression], order: list[Any], descending: bool,
+                   after: tuple[Any, ...] | None, size: int) -> Any:
+    """The numbers of the tickets that meet ``conditions`` and follow the cursor ``after``,
+    the first ``size`` in this order, sorted from what the index that finds them holds (no
+    join: it covers them). The tickets are gathered in a subquery the planner may not merge
+    with the order (``OFFSET 0``): in the page's order it would walk the order's index past
+    every ticket the conditions leave out instead."""
+    ranged = Ticket.select(Ticket.id, *order[:-1]).where(*conditions).offset(0).alias("ranged")
+    keys = [ranged.c.id if c is Ticket.id else getattr(ranged.c, c.column_name) for c in order]
+    page = ranged.select_from(ranged.c.id)
+    if after is not None:
+        # Outside the range's subquery too: neither planner moves it in there (an OFFSET),
+        # where the cursor was a range of the order's index to walk (from the second page).
+        page = page.where(_after(keys, descending, after))
+    page = page.order_by(*[k.desc() if descending else k.asc() for k in keys]).limit(
+        size).alias("ranged_page")
+    return page.select_from(page.c.id)
 
 
 def _slotted(terms: list[Term], slots: tuple[SqlNode, ...]
@@ -1100,15 +1157,16 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
         bound, at = _slotted(terms, slots)
         said, on_time = [], None
         for (kind, constants, term_args), given in bound:
-            if kind == "on_time_few" and not walked:
+            if kind in ("on_time_few", "overdue_split") and not walked:
                 (now,) = given
-                on_time = (now, said)
+                on_time = (kind, now, said)
                 continue
             on_row = _ON_TAG_ROW.get(kind) if walked else None
             said.append(on_row(*constants, *given) if on_row is not None
                         else condition((kind, constants, term_args), given))
-        # A page of the few tickets on time is its numbers (``_on_time_numbers``), read by
-        # number: outside those, its conditions only tempted the planner to walk an order.
+        # A page of the few tickets on time, or of the overdue ones, is its numbers
+        # (``_paged``), read by number: outside those, its conditions only tempted the
+        # planner to walk an order.
         return _paged(query if on_time or not said else query.where(*said), sort, descending,
                       None if after is None else slots[at:], size, ids_first,
                       _TAG_ROW_SORTS if walked else SORTS, on_time)
