@@ -6,6 +6,8 @@ import datetime as dt
 import re
 from typing import Any
 
+import pytest
+
 from core import db
 from core.models import IdentityKind, Status, Ticket, utcnow
 from core.services import late
@@ -140,8 +142,8 @@ def test_no_trigger_of_the_tickets_fires_for_the_mark_alone(make_app: Any) -> No
         assert "late" not in {c.strip() for c in columns.group(1).split(",")}, sql
 
 
-def test_mark_late_command_marks_what_the_job_would(make_app: Any,
-                                                    cli_env: dict[str, str]) -> None:
+@pytest.mark.usefixtures("cli_env")
+def test_mark_late_command_marks_what_the_job_would(make_app: Any) -> None:
     app = make_app()
     with app.app_context(), db.connection():
         _ticket("overdue", utcnow() - HOUR)
