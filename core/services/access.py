@@ -1002,6 +1002,10 @@ def _on_time_numbers(now: Any, conditions: list[Expression], order: list[Any],
     return first + second
 
 
+# The due-time index of the active tickets not marked late (migration 0027).
+FRESH_DUE = "ticket_active_fresh_due"
+
+
 def _overdue_numbers(now: Any, conditions: list[Expression], order: list[Any],
                      descending: bool, after: tuple[Any, ...] | None, size: int) -> Any:
     """The numbers of a page of overdue tickets (``overdue_split``; ``conditions``: the
@@ -1016,18 +1020,37 @@ def _overdue_numbers(now: Any, conditions: list[Expression], order: list[Any],
     if after is not None:
         marked = marked.where(_after(order, descending, after))
     marked = marked.order_by(*ordered).limit(size).alias("late_page")
-    unmarked = _gathered_page([*overdue_now, marked_late(False)], order, descending, after, size)
+    # SQLite, an agent's own overdue tickets: it weighed their index by assignee and due time
+    # alike, and read each of their rows for the mark (9,000 at a million: 121,000 VM steps).
+    unmarked = _gathered_page([*overdue_now, marked_late(False)], order, descending, after, size,
+                              FRESH_DUE)
     return marked.select_from(marked.c.id) + unmarked
 
 
+class _IndexedBy(SqlNode):
+    """SQLite: the ticket table read through this index only (``INDEXED BY``)."""
+
+    def __init__(self, index: str):
+        super().__init__()
+        self.index = index
+
+    def __sql__(self, ctx: Any) -> Any:
+        ctx.sql(Ticket)
+        return ctx.literal(f' INDEXED BY "{self.index}"')
+
+
 def _gathered_page(conditions: list[Expression], order: list[Any], descending: bool,
-                   after: tuple[Any, ...] | None, size: int) -> Any:
+                   after: tuple[Any, ...] | None, size: int, index: str | None = None) -> Any:
     """The numbers of the tickets that meet ``conditions`` and follow the cursor ``after``,
     the first ``size`` in this order, sorted from what the index that finds them holds (no
     join: it covers them). The tickets are gathered in a subquery the planner may not merge
     with the order (``OFFSET 0``): in the page's order it would walk the order's index past
-    every ticket the conditions leave out instead."""
-    ranged = Ticket.select(Ticket.id, *order[:-1]).where(*conditions).offset(0).alias("ranged")
+    every ticket the conditions leave out instead. ``index``: on SQLite, the one index they
+    are gathered from."""
+    ranged = Ticket.select(Ticket.id, *order[:-1]).where(*conditions)
+    if index is not None and db.is_sqlite():
+        ranged = ranged.from_(_IndexedBy(index))
+    ranged = ranged.offset(0).alias("ranged")
     keys = [ranged.c.id if c is Ticket.id else getattr(ranged.c, c.column_name) for c in order]
     page = ranged.select_from(ranged.c.id)
     if after is not None:
