@@ -244,6 +244,9 @@ def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
                 or "ticket_assignee_department" in _indexes_used(found))
     on_time = gathered_on_time and _gathers_on_time(found)
     split = _splits_overdue(found)
+    # A page merged from two pages, each walked in its order and limited (the resolved and
+    # the closed tickets, ``access._done_numbers``): their numbers may be sorted once.
+    merges = 1 if isinstance(found, list) and "COMPOUND QUERY" in found else 0
     if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
         by_number = re.search(r'ORDER BY "t1"\."id" (DESC|ASC) LIMIT', sql) is not None
         for line in found:
@@ -252,6 +255,9 @@ def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
                 faults.append(line)
             if ("USE TEMP B-TREE FOR ORDER BY" in line and not search and not gathered
                     and not on_time and not split):
+                if merges:
+                    merges -= 1
+                    continue
                 faults.append(line)
         if full_text and not any("ticket_search VIRTUAL TABLE INDEX" in line
                                  for line in found):
@@ -1700,14 +1706,15 @@ def test_overdue_pages_are_the_same_bytes_whether_the_job_ran_or_not(
 
 # What a page of overdue tickets (``access._overdue_numbers``) or of the tickets on time,
 # walked (``access._on_time_unmarked``), may read of the ticket table: migration 0027's
-# indexes, each by its ``late`` range, the unmarked overdue ones' due-time index, and the
-# page's own rows by number.
+# indexes of the marked and the unmarked active tickets in the page's order (from the cursor
+# on), the unmarked ones' due-time index, and the page's own rows by number.
 LATE_READS = {
-    "sqlite": re.compile(r"SEARCH t1 USING (COVERING )?INDEX (ticket_active_late_(updated|number)"
-                         r" \(late=\?( AND \w+[<>]\?)?\)|ticket_active_fresh_due \(due_at<\?\))$"
+    "sqlite": re.compile(r"(SCAN|SEARCH) t1 USING (COVERING )?INDEX (ticket_active_(late|fresh)_"
+                         r"(updated|number)( \((updated_at|rowid|id)[<>]\?\))?"
+                         r"|ticket_active_fresh_due \(due_at<\?\))$"
                          r"|SEARCH t1 USING INTEGER PRIMARY KEY \(rowid=\?\)$"),
-    "postgresql": re.compile(r"Index (Only )?Scan (Backward )?(ticket_active_late_(updated|number)"
-                             r"|ticket_active_fresh_due|ticket_pkey)$")}
+    "postgresql": re.compile(r"Index (Only )?Scan (Backward )?(ticket_active_(late|fresh)_"
+                             r"(updated|number)|ticket_active_fresh_due|ticket_pkey)$")}
 
 
 def _late_reads(found: Any) -> list[str]:
@@ -1749,7 +1756,8 @@ def test_overdue_and_on_time_pages_read_the_late_marks_indexes_alone(
                         reads = _late_reads(one)
                         wrong = [read for read in reads if not allowed.match(read)]
                         wrong += plan_faults(app, sql, params, found=one, tickets_only=True)
-                        if not any("ticket_active_late_" in read for read in reads):
+                        if not any(re.search(r"ticket_active_(late|fresh)_(updated|number)",
+                                             read) for read in reads):
                             wrong.append(f"no late index: {reads}")
                         if value == "yes" and not _splits_overdue(one):
                             wrong.append("the unmarked overdue tickets not gathered")
@@ -1792,3 +1800,59 @@ def test_0027_down_and_up(seeded: tuple[Any, dict[str, Any]]) -> None:
     with app.app_context(), core_db.connection():
         assert Ticket.select().where(Ticket.late).count() == 0
         assert late.mark() > 0
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_resolved_or_closed_pages_are_the_same_bytes_merged_or_walked(
+        seeded: tuple[Any, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, who: str) -> None:
+    """The console's resolved or closed pages ("Open = no"), in every order both ways, page
+    after page, answer the same bytes whether each status's page is read in its own range and
+    the two merged (``access._done_numbers``, oldest first) or the filter is walked as it
+    says."""
+    from core.services import access
+
+    app, desk = seeded
+    said = access.on_time_terms
+    client = app.test_client()
+    assert sign_in(client, desk[who], desk["password"]).status_code == 302
+    # (By due time there is nothing to list: a resolved ticket in the seeded desk has none.)
+    views = [{_flt(app, "Open"): "no", "sort": _sort(app, column), "desc": desc}
+             for column in ("updated_at", "id") for desc in ("0", "1")]
+    monkeypatch.setattr(access, "on_time_terms", lambda terms, _sort, _descending: terms)
+    expected = [_console_pages(client, args) for args in views]
+    monkeypatch.setattr(access, "on_time_terms", said)
+    assert [_console_pages(client, args) for args in views] == expected
+    assert all("loket-ticket-link" in pages[0] for pages in expected)
+    assert sum(len(pages) for pages in expected) >= 8
+
+
+# Each status's range of the (status, updated_at) index: SQLite's carries the scope (0009),
+# PostgreSQL's does not.
+STATUS_RANGES = {"sqlite": "ticket_status_updated_scope", "postgresql": "ticket_status_updated_id"}
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_resolved_or_closed_oldest_first_reads_each_statuss_range(
+        seeded: tuple[Any, dict[str, Any]], who: str) -> None:
+    """Resolved or closed, oldest first: each status's page from its own range of the
+    (status, updated_at) index, in the page's order, then the two merged; nothing walks every
+    status's order past the active tickets not updated for longest (at a million 3x the work
+    of 100,000). Page after page, and PostgreSQL's generic plan too."""
+    app, desk = seeded
+    sqlite = core_db.is_sqlite(app.extensions["loket"].database)
+    index = STATUS_RANGES["sqlite" if sqlite else "postgresql"]
+    client = app.test_client()
+    assert sign_in(client, desk[who], desk["password"]).status_code == 302
+    args = {_flt(app, "Open"): "no", "sort": _sort(app, "updated_at"), "desc": "0"}
+    faults, checked = {}, 0
+    for number, sql, params, found in _page_plans(app, client, args):
+        for one in found:
+            wrong = plan_faults(app, sql, params, found=one, tickets_only=True)
+            ranges = [read for read in _late_reads(one) if index in read]
+            if len(ranges) != 2:
+                wrong.append(f"not two ranges of {index}: {_late_reads(one)}")
+            if wrong:
+                faults[f"page {number}"] = wrong
+            checked += 1
+    assert faults == {}
+    assert checked >= 2
