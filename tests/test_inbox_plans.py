@@ -267,7 +267,11 @@ def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
     for node in _nodes(top):
         # A search page joins the few hundred tickets it found to their contacts: at 20,000
         # tickets PostgreSQL rightly hashes the small contact table for that.
-        relations = (("ticket",) if small_sort or search or tickets_only
+        # So does a page of the few tickets on time, gathered from the due-time index or read
+        # from the unmarked ones' index (0027's statistics tell PostgreSQL how few: 77 of
+        # 20,000 tickets; at a million it walks the unmarked ones in the page's order).
+        few = on_time or "ticket_active_fresh_" in _indexes_used(found)
+        relations = (("ticket",) if small_sort or search or tickets_only or few
                      else ("ticket", "message", "contact"))
         if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in relations:
             faults.append(f"Seq Scan on {node['Relation Name']}")
@@ -386,12 +390,8 @@ _PG_GATHERED_BY_DUE = {f"{view}, sort due_at desc={desc}" for desc in "01"
 KNOWN_SORTED: dict[str, set[str]] = {
     "sqlite": set(),
     # (The few tickets on time, oldest first, were listed here until 0025: their page is now
-    # their numbers, read by key, ``access._on_time_numbers``.) Since 0027 the seeded desk's
-    # overdue tickets are marked late, and "not overdue" oldest first walks the unmarked
-    # ones (``access.on_time_terms``): at 20,000 tickets the planner expects the page's
-    # hundred-odd on-time tickets to be all there is and hashes the small contact table for
-    # them.
-    "postgresql": _PG_GATHERED_BY_DUE | {"Overdue=no, sort updated_at desc=0"}}
+    # their numbers, read by key, ``access._on_time_numbers``.)
+    "postgresql": _PG_GATHERED_BY_DUE}
 
 
 @pytest.mark.parametrize("who", ["admin", "agent"])
@@ -1714,7 +1714,8 @@ LATE_READS = {
                          r"|ticket_active_fresh_due \(due_at<\?\))$"
                          r"|SEARCH t1 USING INTEGER PRIMARY KEY \(rowid=\?\)$"),
     "postgresql": re.compile(r"Index (Only )?Scan (Backward )?(ticket_active_(late|fresh)_"
-                             r"(updated|number)|ticket_active_fresh_due|ticket_pkey)$")}
+                             r"(updated|number)|ticket_active_fresh_due|ticket_pkey)$"
+                             r"|\S.* by number$")}
 
 
 def _late_reads(found: Any) -> list[str]:
@@ -1722,8 +1723,10 @@ def _late_reads(found: Any) -> list[str]:
     if isinstance(found, list) and found and isinstance(found[0], str):
         return _reads_of_tickets(found)
     return [f"{node['Node Type']}{' Backward' if node.get('Scan Direction') == 'Backward' else ''}"
-            f" {node.get('Index Name')}" for node in _nodes(found[0]["Plan"])
-            if node.get("Relation Name") == "ticket"]
+            f" {node.get('Index Name')}"
+            # (Numbers found first, read by key in whichever index holds them.)
+            + (" by number" if "id = ANY" in node.get("Index Cond", "") else "")
+            for node in _nodes(found[0]["Plan"]) if node.get("Relation Name") == "ticket"]
 
 
 @pytest.mark.parametrize("who", ["admin", "agent"])
@@ -1752,6 +1755,13 @@ def test_overdue_and_on_time_pages_read_the_late_marks_indexes_alone(
                 label = f"Overdue={value}, {column} desc={desc}"
                 args = {_flt(app, "Overdue"): value, "sort": _sort(app, column), "desc": desc}
                 for number, sql, params, found in _page_plans(app, client, args):
+                    if value == "no" and not sqlite:
+                        # PostgreSQL knows the on-time tickets few here (20,000 tickets,
+                        # 0027's statistics) and may gather them from the due-time index
+                        # instead (0025): either is a range of them, not of every ticket.
+                        found = found[:1]
+                        if _gathers_on_time(found[0]):
+                            continue
                     for one in found:
                         reads = _late_reads(one)
                         wrong = [read for read in reads if not allowed.match(read)]
