@@ -181,6 +181,8 @@ class Writer:
             started = time.monotonic()
             rollups.rebuild(self.database)
             rollups.create_triggers(self.database)
+            # As 0027 made it: for an update of the columns it counts only.
+            _migration("0027_late_mark").rollup_trigger(self.database)
             tags.rebuild(self.database)
             tags.create_triggers(self.database)
             print(f"roll-ups counted in {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -272,7 +274,7 @@ def seed(database: Any, desk: dict[str, Any], count: int, rng: random.Random,
                    "user_type_id", "department_id", "assignee_id", "contact_id", "language",
                    "form_data", "tags", "escalation_level", "created_at", "updated_at",
                    "first_response_at", "last_customer_message_at", "last_agent_message_at",
-                   "resolved_at", "closed_at", "due_at", "requester_name")
+                   "resolved_at", "closed_at", "due_at", "requester_name", "late")
     message_cols = ("id", "ticket_id", "author_kind", "contact_id", "staff_id", "body_text",
                     "body_html", "is_internal", "channel", "external_id", "delivery_state",
                     "delivery_error", "raw_path", "raw_size", "raw_type", "notification",
@@ -345,7 +347,9 @@ def seed(database: Any, desk: dict[str, Any], count: int, rng: random.Random,
                 ticket_id, key, subject, status, rng.choices(priorities, priority_weights)[0],
                 channel, category, user_type, department, assignee, contact, "en", "{}",
                 json.dumps(sorted(tags)), 0, created, updated, first_response, last_customer,
-                last_agent, resolved, closed, due, ""))
+                last_agent, resolved, closed, due, "",
+                # As the job (``core.services.late``) would have marked them by ``now``.
+                (True if writer.postgres else 1) if due is not None and due < now else false))
             if len(tracking) < 200 and rng.random() < 0.01:
                 tracking.append(f"/t/{ticket_id}/{key}")
             ref = f"INV-{rng.randrange(10**6, 10**7)}"

@@ -82,6 +82,14 @@ def register_jobs(jobs: Any) -> None:
 
         return sweep_orphans()
 
+    @jobs.periodic(crontab(minute="*"), name="core.mark_late")
+    def mark_late() -> int:
+        """Mark late the active tickets that fell due (``services.late``): every minute, so a
+        "not overdue" or overdue page passes at most a minute's worth of them."""
+        from .services import late
+
+        return late.mark()
+
     @jobs.periodic(crontab(minute="*/15"), name="core.autoclose_resolved")
     def autoclose_resolved() -> int:
         """Close tickets resolved long enough ago that the customer has moved on."""

@@ -324,6 +324,20 @@ def db_status() -> None:
         click.echo("Run `loket db upgrade` to apply them.")
 
 
+@db_group.command("mark-late")
+def mark_late() -> None:
+    """Mark late the active tickets past their due time now, as the worker does every minute
+    (after ``db upgrade`` to 0027, or on a desk with no worker)."""
+    from .services import late
+
+    enter_app()
+    total = marked = late.mark()
+    while marked:
+        marked = late.mark()
+        total += marked
+    click.echo(f"{total} ticket(s) marked late.")
+
+
 @db_group.command("rebuild-search")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
               help="Tickets a transaction (default 2000).")

@@ -308,6 +308,9 @@ class Ticket(BaseModel):
     resolved_at = pw.DateTimeField(null=True)
     closed_at = pw.DateTimeField(null=True)
     due_at = pw.DateTimeField(null=True)
+    # Past its due time, as the periodic job ``services.late.mark`` found it (migration
+    # 0027): true only if ``due_at`` has passed; a change of ``due_at`` clears it (a trigger).
+    late = pw.BooleanField(default=False)
     # The name the customer gave with this ticket. Anyone may type any email address
     # on a form, so a name given there is this ticket's, never a rename of the contact.
     requester_name = pw.CharField(max_length=200, default="")

@@ -355,6 +355,13 @@ def overdue(now: Any) -> Expression:
     return (Ticket.due_at < now) & active()
 
 
+def marked_late(yes: bool) -> Expression:
+    """Tickets the job marked late (``yes``) or not (migration 0027), said as the indexes
+    of that migration are built for: ``late = FALSE`` as a keyword (SQLite uses a partial
+    index only when the query says its term, and a bound value is not that term)."""
+    return NodeList((Ticket.late, SQL("= TRUE" if yes else "= FALSE")))
+
+
 def _tag_pattern(tag: str) -> str:
     needle = json.dumps(tag, ensure_ascii=False)
     escaped = needle.replace("!", "!!").replace("%", "!%").replace("_", "!_")
@@ -445,18 +452,22 @@ ON_TIME_COUNTED = 10
 
 def few_on_time(now: Any) -> bool:
     """Whether fewer active tickets are on time (not overdue at ``now``, the database's
-    value) than overdue, counted up to ``ON_TIME_COUNTED`` tags' limits in the due-time
-    index; kept as long as a tag's answer (``tag_is_common``).
+    value) than overdue and not yet marked late (migration 0027), counted up to
+    ``ON_TIME_COUNTED`` tags' limits in the due-time indexes; kept as long as a tag's answer
+    (``tag_is_common``).
 
-    The overdue tickets are the old ones: a page of the others, oldest first, walks past
-    each overdue ticket before the first on-time one, while gathering the on-time ones and
-    sorting them costs each of those. Newest first, the walk finds them at once."""
+    A page of "not overdue" walks the unmarked tickets in its order past those overdue among
+    them (oldest first, the overdue tickets are the old ones), while gathering the on-time
+    tickets and sorting them costs each of those; an overdue page walks the marked ones in
+    its order and gathers the unmarked overdue ones, or walks every active ticket past the
+    on-time ones (``on_time_terms``). With the job running (``services.late``) hardly any
+    overdue ticket is unmarked; on a desk whose job never ran, every one."""
     def judge() -> bool:
         active = f"SELECT 1 FROM ticket WHERE status {ACTIVE_SQL} AND "
         later, _ = _count_up_to(active + "due_at >= ?", [now], ON_TIME_COUNTED)
         never, _ = _count_up_to(active + "due_at IS NULL", [], ON_TIME_COUNTED)
-        late, _ = _count_up_to(active + "due_at < ?", [now], ON_TIME_COUNTED)
-        return later + never < late
+        fresh, _ = _count_up_to(active + "late = FALSE AND due_at < ?", [now], ON_TIME_COUNTED)
+        return later + never < fresh
 
     # Not a tag's key: a tag is text someone typed, never with a NUL in it.
     return _kept(("\0on time", TAG_MIN_COMMON, TAG_WALK_FACTOR), judge)
@@ -674,23 +685,51 @@ def _on_time_few(now: Any) -> Expression:
                        + active_ids.where(Ticket.due_at.is_null()))
 
 
+def _on_time_unmarked(now: Any) -> Expression:
+    """Not overdue at ``now``, said with "not marked late" (which it implies: migration 0027),
+    so that a page of active tickets walks the unmarked ones in its order."""
+    return marked_late(False) & ((Ticket.due_at >= now) | Ticket.due_at.is_null())
+
+
 def on_time_terms(terms: list[Term], sort: str, descending: bool) -> list[Term]:
-    """``terms`` with "not overdue" said so that a page of active tickets finds it in an index
-    range. Walking the page's order past the overdue tickets to find the others read every
-    overdue ticket first: at a million (most active tickets overdue) 0.4-2.4 s on SQLite,
-    0.7-0.9 s on PostgreSQL for the oldest first or the soonest due first. By due time it is
-    a range of the due-time index (``due_at >= now``); oldest first, when fewer are on time
-    than overdue (``few_on_time``), they are gathered and sorted; else the walk finds them
-    soon."""
-    if ("active", (), ()) not in terms:
-        return terms
+    """``terms`` with overdue or "not overdue" said so that a page of active tickets reads
+    them from an index range in its order, however many are on time or overdue.
+
+    Walking the page's order past the overdue tickets to find the others read every overdue
+    ticket first: at a million (most active tickets overdue) 0.4-2.4 s on SQLite, 0.7-0.9 s
+    on PostgreSQL for the oldest first or the soonest due first. By due time "not overdue" is
+    a range of the due-time index (``due_at >= now``). In the other orders it walks the
+    active tickets not marked late (``on_time_unmarked``, migration 0027), passing only those
+    fallen due since the job last marked them; when those are more than the tickets on time
+    (``few_on_time``: a desk whose job never ran), the on-time ones are gathered and sorted
+    instead, oldest first (newest first the walk finds them at once).
+
+    Overdue, newest first or by number, walked the active tickets past every on-time one
+    updated (or opened) since: when the unmarked overdue tickets are fewer than those on
+    time, the page is the marked ones read in its order and the unmarked overdue ones
+    gathered, merged (``overdue_split``, ``_overdue_numbers``). By due time it is a range.
+
+    Resolved or closed, oldest first, walked every status's newest-first index past the
+    active tickets not updated for longest (at a million 3x the work of 100,000 on SQLite,
+    1,029 stale active tickets' rows read on PostgreSQL): each of the two statuses' pages is
+    read in its own range of the (status, updated_at) index, then merged (``done_split``,
+    ``_done_numbers``). Newest first the walk finds them at once."""
+    active_page = ("active", (), ()) in terms
+    by_due = SORTS[sort] is Ticket.due_at
     said = []
     for kind, constants, args in terms:
-        if kind == "overdue" and constants == (False,):
-            if SORTS[sort] is Ticket.due_at:
+        if kind == "overdue" and constants == (True,):
+            if not by_due and not few_on_time(args[0]):
+                kind, constants = "overdue_split", ()
+        elif kind == "overdue" and active_page:
+            if by_due:
                 kind, constants = "due_from", ()
             elif not descending and few_on_time(args[0]):
                 kind, constants = "on_time_few", ()
+            else:
+                kind, constants = "on_time_unmarked", ()
+        elif kind == "done" and sort == "updated_at" and not descending:
+            kind = "done_split"
         said.append((kind, constants, args))
     return said
 
@@ -726,6 +765,9 @@ _CONDITIONS: dict[str, Callable[..., Expression]] = {
     "overdue": _overdue,
     "due_from": lambda now: Ticket.due_at >= now,
     "on_time_few": _on_time_few,
+    "on_time_unmarked": _on_time_unmarked,
+    "overdue_split": overdue,
+    "done_split": done,
     "updated_since": lambda since: Ticket.updated_at >= since,
 }
 
@@ -740,6 +782,7 @@ _ON_TAG_ROW: dict[str, Callable[..., Expression]] = {
     "status": lambda status: _ticket_tag.status == status,
     "active": lambda: active(_ticket_tag.status),
     "done": lambda: done(_ticket_tag.status),
+    "done_split": lambda: done(_ticket_tag.status),
     "assignee": lambda staff_id: _ticket_tag.assignee_id == staff_id,
     "department": lambda theirs, *args: (
         (_ticket_tag.department_id == args[0]) if theirs
@@ -916,20 +959,27 @@ def _made(reader: list[tuple[str, Any]], found: list[tuple[Any, ...]], make: Any
 
 def _paged(query: ModelSelect, sort: str, descending: bool, after: tuple[Any, ...] | None,
            size: int, ids_first: bool, sorts: dict[str, Any] = SORTS,
-           on_time: tuple[Any, list[Expression]] | None = None) -> ModelSelect:
+           on_time: tuple[str, Any, list[Expression]] | None = None) -> ModelSelect:
     """``inbox_page``'s query: ``after`` is the cursor's (sort value, ticket id) as the
     database takes them, or (ticket id,) sorted by number. ``sorts``: the columns the page
-    is ordered by (``SORTS``, or their copies in the rows a page walks). ``on_time``: the
-    page lists only the active tickets not overdue at this time, few (``few_on_time``), and
-    ``query`` has none but its joins: they and the cursor are the numbers' (``_on_time_numbers``)."""
+    is ordered by (``SORTS``, or their copies in the rows a page walks). ``on_time``: (kind,
+    time, conditions) of a page whose numbers are found first (``_NUMBERS_FIRST``): the active
+    tickets not overdue at this time, few (``on_time_few``), the overdue ones
+    (``overdue_split``) or the resolved and closed ones (``done_split``); ``query`` has none
+    but its joins: they and the cursor are the numbers'."""
     column, ident = sorts[sort], sorts["id"]
     if sort == "due_at":
         query = query.where(column.is_null(False))
     order = [column] if sort == "id" else [column, ident]
     ordered = [c.desc() if descending else c.asc() for c in order]
     if on_time is not None:
-        numbers = _on_time_numbers(on_time, order, descending, after, size + 1)
-        query = query.where(in_subquery(Ticket.id, numbers))
+        how, now, conditions = on_time
+        numbers = _NUMBERS_FIRST[how](now, conditions, order, descending, after, size + 1)
+        # PostgreSQL: the numbers as an array, which the ticket table's key is searched for.
+        # As ``IN``, a page by number merged them with that key walked from the newest ticket
+        # (overdue: past every ticket opened since the page's first, 20,000 at 20,000).
+        query = query.where(in_subquery(Ticket.id, numbers) if db.is_sqlite()
+                            else Ticket.id == fn.ANY(fn.ARRAY(numbers)))
     elif after is not None:
         query = query.where(_after(order, descending, after))
     if ids_first and on_time is None and not db.is_sqlite():
@@ -946,36 +996,113 @@ def _after(order: list[Any], descending: bool, after: tuple[Any, ...]) -> Expres
     return here < there if descending else here > there
 
 
-def _on_time_numbers(on_time: tuple[Any, list[Expression]], order: list[Any],
+def _on_time_numbers(now: Any, conditions: list[Expression], order: list[Any],
                      descending: bool, after: tuple[Any, ...] | None, size: int) -> Any:
     """The numbers of a page of active tickets not overdue at ``now``, when they are few
-    (``few_on_time``; ``on_time``: ``now`` and the page's other conditions): the tickets
-    that meet those conditions and the cursor in each of the two ranges of the due-time
-    index that hold them (due at ``now`` or later, no due time), each range's page sorted
-    from what that index holds (no join: the index covers them), then both together.
+    (``few_on_time``; ``conditions``: the page's others): the page of each of the two ranges
+    of the due-time index that hold them (due at ``now`` or later, no due time), gathered
+    and sorted (``_gathered_page``), then both together.
 
     Gathering the tickets on time and sorting them read every one's row from the table (at
     a million some 6,000 of them: 19-25 ms of SQLite, 27-29 ms of PostgreSQL); the index
-    holds what the page tests and sorts (0025), so only the page's rows are read. Each range
-    is a subquery the planner may not merge with its order (``OFFSET 0``): in the page's
-    order it would walk the order's index past every overdue ticket instead."""
-    now, conditions = on_time
-    numbers = None
-    for found in (Ticket.due_at >= now, Ticket.due_at.is_null()):
-        ranged = Ticket.select(Ticket.id, *order[:-1]).where(*conditions, found).offset(0).alias(
-            "on_time")
-        keys = [ranged.c.id if c is Ticket.id else getattr(ranged.c, c.column_name)
-                for c in order]
-        half = ranged.select_from(ranged.c.id)
-        if after is not None:
-            # Outside the range's subquery too: neither planner moves it in there (an OFFSET),
-            # where the cursor was a range of the order's index to walk (from the second page).
-            half = half.where(_after(keys, descending, after))
-        half = half.order_by(*[k.desc() if descending else k.asc() for k in keys]).limit(
-            size).alias("on_time_page")
-        half = half.select_from(half.c.id)
-        numbers = half if numbers is None else numbers + half
-    return numbers
+    holds what the page tests and sorts (0025), so only the page's rows are read."""
+    first, second = (_gathered_page([*conditions, found], order, descending, after, size)
+                     for found in (Ticket.due_at >= now, Ticket.due_at.is_null()))
+    return first + second
+
+
+# The due-time index of the active tickets not marked late (migration 0027).
+FRESH_DUE = "ticket_active_fresh_due"
+
+
+def _overdue_numbers(now: Any, conditions: list[Expression], order: list[Any],
+                     descending: bool, after: tuple[Any, ...] | None, size: int) -> Any:
+    """The numbers of a page of overdue tickets (``overdue_split``; ``conditions``: the
+    page's others): the page of those marked late, walked in the page's order (migration
+    0027's ``ticket_active_late_*``: no on-time ticket among them), and the page of the
+    overdue ones not marked yet, gathered from their due-time index (``ticket_active_fresh_due``)
+    and sorted: those fallen due since the job last ran (``services.late``), few
+    (``few_on_time``). Both together, the outer query sorts their two pages' numbers."""
+    marked = _ordered_page([*conditions, active(), Ticket.due_at < now, marked_late(True)],
+                           order, descending, after, size)
+    # Found by their due-time index alone. Weighed against the page's other conditions, an
+    # agent's own overdue tickets were read by the index by assignee and due time, each row
+    # for its mark (9,000 at a million: SQLite 121,000 VM steps, PostgreSQL 20,000 rows).
+    # SQLite names the index; PostgreSQL finds their numbers first, as an array (its only
+    # way there: the unmarked tickets past due are the index's own conditions).
+    unmarked_now = [active(), marked_late(False), Ticket.due_at < now]
+    if db.is_sqlite():
+        unmarked = _gathered_page([*conditions, *unmarked_now], order, descending, after, size,
+                                  FRESH_DUE)
+    else:
+        among = fn.ARRAY(Ticket.select(Ticket.id).where(*unmarked_now))
+        unmarked = _gathered_page([*conditions, Ticket.id == fn.ANY(among)], order, descending,
+                                  after, size)
+    return marked + unmarked
+
+
+def _done_numbers(_now: Any, conditions: list[Expression], order: list[Any],
+                  descending: bool, after: tuple[Any, ...] | None, size: int) -> Any:
+    """The numbers of a page of resolved or closed tickets (``done_split``; ``conditions``:
+    the page's others): each status's page walked in the page's order, in its own range of
+    the (status, updated_at) index, then both together."""
+    first, second = (_ordered_page([*conditions, NodeList((Ticket.status, SQL(f"= '{status}'")))],
+                                   order, descending, after, size)
+                     for status in Status.DONE)
+    return first + second
+
+
+def _ordered_page(conditions: list[Expression], order: list[Any], descending: bool,
+                  after: tuple[Any, ...] | None, size: int) -> Any:
+    """The numbers of the first ``size`` tickets that meet ``conditions`` and follow the
+    cursor ``after`` in this order, walked in it (a subquery of its own, limited)."""
+    page = Ticket.select(Ticket.id).where(*conditions)
+    if after is not None:
+        page = page.where(_after(order, descending, after))
+    page = page.order_by(*[c.desc() if descending else c.asc() for c in order]).limit(
+        size).alias("ordered_page")
+    return page.select_from(page.c.id)
+
+
+class _IndexedBy(SqlNode):
+    """SQLite: the ticket table read through this index only (``INDEXED BY``)."""
+
+    def __init__(self, index: str):
+        super().__init__()
+        self.index = index
+
+    def __sql__(self, ctx: Any) -> Any:
+        ctx.sql(Ticket)
+        return ctx.literal(f' INDEXED BY "{self.index}"')
+
+
+def _gathered_page(conditions: list[Expression], order: list[Any], descending: bool,
+                   after: tuple[Any, ...] | None, size: int, index: str | None = None) -> Any:
+    """The numbers of the tickets that meet ``conditions`` and follow the cursor ``after``,
+    the first ``size`` in this order, sorted from what the index that finds them holds (no
+    join: it covers them). The tickets are gathered in a subquery the planner may not merge
+    with the order (``OFFSET 0``): in the page's order it would walk the order's index past
+    every ticket the conditions leave out instead. ``index``: on SQLite, the one index they
+    are gathered from."""
+    ranged = Ticket.select(Ticket.id, *order[:-1]).where(*conditions)
+    if index is not None and db.is_sqlite():
+        ranged = ranged.from_(_IndexedBy(index))
+    ranged = ranged.offset(0).alias("ranged")
+    keys = [ranged.c.id if c is Ticket.id else getattr(ranged.c, c.column_name) for c in order]
+    page = ranged.select_from(ranged.c.id)
+    if after is not None:
+        # Outside the range's subquery too: neither planner moves it in there (an OFFSET),
+        # where the cursor was a range of the order's index to walk (from the second page).
+        page = page.where(_after(keys, descending, after))
+    page = page.order_by(*[k.desc() if descending else k.asc() for k in keys]).limit(
+        size).alias("ranged_page")
+    return page.select_from(page.c.id)
+
+
+# The kinds of term whose page is its numbers, found first (``_paged``), and how.
+_NUMBERS_FIRST: dict[str, Callable[..., Any]] = {"on_time_few": _on_time_numbers,
+                                                 "overdue_split": _overdue_numbers,
+                                                 "done_split": _done_numbers}
 
 
 def _slotted(terms: list[Term], slots: tuple[SqlNode, ...]
@@ -1100,15 +1227,15 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
         bound, at = _slotted(terms, slots)
         said, on_time = [], None
         for (kind, constants, term_args), given in bound:
-            if kind == "on_time_few" and not walked:
-                (now,) = given
-                on_time = (now, said)
+            if kind in _NUMBERS_FIRST and not walked:
+                on_time = (kind, given[0] if given else None, said)
                 continue
             on_row = _ON_TAG_ROW.get(kind) if walked else None
             said.append(on_row(*constants, *given) if on_row is not None
                         else condition((kind, constants, term_args), given))
-        # A page of the few tickets on time is its numbers (``_on_time_numbers``), read by
-        # number: outside those, its conditions only tempted the planner to walk an order.
+        # A page of the few tickets on time, or of the overdue ones, is its numbers
+        # (``_paged``), read by number: outside those, its conditions only tempted the
+        # planner to walk an order.
         return _paged(query if on_time or not said else query.where(*said), sort, descending,
                       None if after is None else slots[at:], size, ids_first,
                       _TAG_ROW_SORTS if walked else SORTS, on_time)
