@@ -1,7 +1,8 @@
 """gunicorn settings for `loket serve` (and for running gunicorn by hand: gunicorn -c gunicorn.conf.py).
 
 Read from the environment so one file serves every host:
-LOKET_BIND, LOKET_WEB_WORKERS, LOKET_WEB_THREADS, LOKET_WEB_CONNECTIONS, LOKET_ACCESS_LOG
+LOKET_BIND, LOKET_WEB_WORKER, LOKET_WEB_WORKERS, LOKET_WEB_THREADS, LOKET_WEB_CONNECTIONS,
+LOKET_ACCESS_LOG
 (and LOKET_REQUEST_READ_SECONDS, read by the worker class in core/serving.py).
 """
 
@@ -16,19 +17,35 @@ bind = [address.strip() for address in os.environ.get("LOKET_BIND", "127.0.0.1:8
 # the CPUs busy; past 8 processes memory grows faster than throughput.
 workers = int(os.environ.get("LOKET_WEB_WORKERS") or min(2 * (os.cpu_count() or 1), 8))
 
-# gthread's threads run the application (a sync worker is faster on an idle host, but one
-# slow client holds a whole process), and its event loop reads each request before a thread
+# LOKET_WEB_WORKER: "buffered" (the default) or "sync".
+#
+# buffered: gthread's threads run the application (a sync worker is faster, but one slow
+# client holds a whole process), and its event loop reads each request before a thread
 # takes it (core/serving.py): clients that send slowly cannot hold the threads. gevent was
 # measured too: its loop stalls whenever a worker waits on SQLite's writer lock. Figures in
 # bench/README.md.
-worker_class = "core.serving.BufferingThreadWorker"
+#
+# sync: one request at a time a process, no threads, no hand-off from a loop to a thread:
+# 15-20% less CPU a request (bench/peer.py --loket-worker-class buffered
+# --loket-worker-class sync, README "Speed"), and no defence of its own against a client
+# that sends or reads slowly, nor keep-alive. Only behind a reverse proxy that buffers whole
+# requests and responses before it passes them on (nginx does by default:
+# proxy_request_buffering and proxy_buffering on), as the README's deployment shows; a
+# request running longer than ``timeout`` gets its worker killed.
+WORKER_CLASSES = {"buffered": "core.serving.BufferingThreadWorker", "sync": "sync"}
+_worker = (os.environ.get("LOKET_WEB_WORKER") or "buffered").strip().lower()
+if _worker not in WORKER_CLASSES:
+    raise SystemExit(f"LOKET_WEB_WORKER must be one of: {', '.join(WORKER_CLASSES)} "
+                     f"(got {_worker!r})")
+worker_class = WORKER_CLASSES[_worker]
 # Two threads a worker: with the request already read, a thread only runs the app, and more
 # threads in one process only take turns holding the interpreter. Measured on 2 cores, 2
 # workers, 8-16 connections, side by side (bench/README.md): 2 threads against 4 gave the
 # same or more requests/s and a lower p99 everywhere (console inbox at 1M tickets 25-33 ms
 # against 35-40, API list 16 against 22, submissions 66-100 against 100-183 ms); 1 thread was
 # no better than 2 and leaves a worker nothing while it sends a large download.
-threads = int(os.environ.get("LOKET_WEB_THREADS") or 2)
+# A sync worker with more than one thread is gthread to gunicorn: it gets one.
+threads = 1 if _worker == "sync" else int(os.environ.get("LOKET_WEB_THREADS") or 2)
 # Most connections one worker holds at once (keep-alive ones included). A gthread
 # worker accepts every pending connection it can, so a few long-lived connections
 # (a reverse proxy's upstream pool, a load tester) can all land on one worker while

@@ -58,6 +58,12 @@ def parse_args() -> argparse.Namespace:
     # Loket's default worker class (core.serving.BufferingThreadWorker) is Loket's own code;
     # Django's deployment docs and gunicorn default to sync.
     parser.add_argument("--peer-worker-class", default="sync", choices=["sync", "gthread"])
+    # Loket's worker classes, each given its rounds in turn with the peer's (bench/run.py's
+    # names): "buffered" is the default; "sync" is LOKET_WEB_WORKER=sync, for a desk behind a
+    # buffering reverse proxy. Repeat the option to compare them in one run.
+    parser.add_argument("--loket-worker-class", action="append", default=[],
+                        choices=["buffered", "sync", "gthread"],
+                        help="Loket's gunicorn worker class (repeatable; default: buffered)")
     parser.add_argument("--peer-threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--peer-version", default=PEER_VERSION, help="django-helpdesk version")
     parser.add_argument("--venv", default="/tmp/loket-peer-venv",
@@ -293,13 +299,14 @@ def peer_round(project: PeerProject, args: argparse.Namespace) -> dict[str, Any]
 # -- Loket's side: bench/run.py as it is ---------------------------------------------------------
 
 
-def loket_round(args: argparse.Namespace) -> dict[str, Any]:
+def loket_round(args: argparse.Namespace, worker_class: str = "buffered") -> dict[str, Any]:
     """Run bench/run.py with the same load; its figures come from the JSON its Results: line names."""
     python = REPO / ".venv" / "bin" / "python"
     cmd = [str(python if python.exists() else sys.executable), str(BENCH / "run.py"),
            "--duration", str(args.duration), "--threads", str(args.threads),
            "--connections", str(args.connections), "--workers", str(args.workers),
-           "--web-connections", str(args.web_connections), "--port", str(args.loket_port)]
+           "--web-connections", str(args.web_connections), "--port", str(args.loket_port),
+           "--worker-class", worker_class]
     if args.seeded_sqlite:
         cmd += ["--seeded-sqlite", args.seeded_sqlite]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
@@ -349,19 +356,21 @@ def main() -> int:
     python = ensure_venv(Path(args.venv), args.peer_version)
     project = PeerProject(python, args.peer_journal)
     peer: list[dict[str, Any]] = []
-    loket: list[dict[str, Any]] = []
+    classes = list(dict.fromkeys(args.loket_worker_class)) or ["buffered"]
+    lokets: dict[str, list[dict[str, Any]]] = {name: [] for name in classes}
     try:
         project.setup()
         for n in range(1, args.rounds + 1):
             peer.append(peer_round(project, args))
             print(f"round {n}: django-helpdesk {peer[-1]['tickets_per_s']} tickets/s (load "
                   f"average {os.getloadavg()[0]:.2f})", flush=True)
-            if not args.peer_only:
-                loket.append(loket_round(args))
+            for name in classes if not args.peer_only else ():
+                lokets[name].append(loket_round(args, name))
+                done = lokets[name][-1]
                 # One worker holding every keep-alive connection halves Loket's figure: say so.
-                print(f"round {n}: Loket {loket[-1]['tickets_per_s']} tickets/s (CPU s per "
-                      f"worker: {loket[-1].get('worker_cpu_s')}; CPU ms a ticket: "
-                      f"{loket[-1].get('cpu_ms_per_ticket')}; load average "
+                print(f"round {n}: Loket ({name}) {done['tickets_per_s']} tickets/s (CPU s per "
+                      f"worker: {done.get('worker_cpu_s')}; CPU ms a ticket: "
+                      f"{done.get('cpu_ms_per_ticket')}; load average "
                       f"{os.getloadavg()[0]:.2f})", flush=True)
     finally:
         project.close(args.keep)
@@ -386,25 +395,29 @@ def main() -> int:
     ok = all(r["non_2xx_3xx"] == 0 and r["socket_errors"] == 0
              and r["requests"] <= r["tickets_created"] <= r["requests"] + args.connections
              for r in peer)
-    if loket:
-        results["loket"] = {"rounds": loket, "median": summary(loket)}
-        print(row(f"Loket (run.py, {args.web_connections or 'default'} conn/worker)",
-                  results["loket"]["median"]))
-        ratio = results["loket"]["median"]["tickets_per_s"] / max(
+    for index, (name, loket) in enumerate(lokets.items()):
+        if not loket:
+            continue
+        # The first class's figures under the keys earlier runs saved them under.
+        key = "loket" if index == 0 else f"loket_{name}"
+        results[key] = {"worker_class": name, "rounds": loket, "median": summary(loket)}
+        print(row(f"Loket {name} ({args.web_connections or 'default'} conn/worker)",
+                  results[key]["median"]))
+        ratio = results[key]["median"]["tickets_per_s"] / max(
             results["peer"]["median"]["tickets_per_s"], 0.1)
-        results["ratio_loket_to_peer"] = round(ratio, 2)
-        print(f"Ratio Loket / django-helpdesk (median tickets/s): {ratio:.2f}x")
+        results[f"ratio_{key}_to_peer"] = round(ratio, 2)
+        print(f"Ratio Loket {name} / django-helpdesk (median tickets/s): {ratio:.2f}x")
         cpu = (results["peer"]["median"]["cpu_ms_per_ticket"]
-               / max(results["loket"]["median"]["cpu_ms_per_ticket"], 0.01))
-        results["ratio_cpu_per_ticket"] = round(cpu, 2)
+               / max(results[key]["median"]["cpu_ms_per_ticket"], 0.01))
+        results[f"ratio_{key}_cpu_per_ticket"] = round(cpu, 2)
         print(f"Server CPU per ticket (median): django-helpdesk "
-              f"{results['peer']['median']['cpu_ms_per_ticket']} ms, Loket "
-              f"{results['loket']['median']['cpu_ms_per_ticket']} ms: Loket needs "
-              f"{cpu:.2f}x less")
+              f"{results['peer']['median']['cpu_ms_per_ticket']} ms, Loket {name} "
+              f"{results[key]['median']['cpu_ms_per_ticket']} ms: Loket needs {cpu:.2f}x less")
         ok = ok and all(r["run_py_exit"] == 0 for r in loket)
     print("Per round, tickets/s: django-helpdesk "
           + ", ".join(str(r["tickets_per_s"]) for r in peer)
-          + ("; Loket " + ", ".join(str(r["tickets_per_s"]) for r in loket) if loket else ""))
+          + "".join(f"; Loket {name} " + ", ".join(str(r["tickets_per_s"]) for r in loket)
+                    for name, loket in lokets.items() if loket))
     print(f"Results: {base.save_results(results, 'peer')}")
     if not ok:
         print("FAILED: errors, non-2xx/3xx answers, or tickets created differ from requests",

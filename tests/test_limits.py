@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import http.cookiejar
 import io
 import json
 import os
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -433,9 +436,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(make_app: Any, db_url: str, tmp_path: Path, workers: int = 1,
-            threads: int = 2) -> Iterator[tuple[str, Path, subprocess.Popen]]:
-    """gunicorn as `loket serve` runs it (gunicorn.conf.py), with the given workers and threads."""
+def serving(make_app: Any, db_url: str, tmp_path: Path, workers: int = 1, threads: int = 2,
+            **settings: str) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    """gunicorn as `loket serve` runs it (gunicorn.conf.py), with the given workers and threads
+    (and other settings: ``LOKET_…`` environment variables)."""
     app = make_app()  # migrates the database the server uses
     port = free_port()
     env = {**os.environ, "LOKET_BIND": f"127.0.0.1:{port}", "LOKET_WEB_WORKERS": str(workers),
@@ -443,7 +447,7 @@ def serving(make_app: Any, db_url: str, tmp_path: Path, workers: int = 1,
            "LOKET_JOBS": "immediate",
            "LOKET_INSTANCE_PATH": app.extensions["loket"].config["instance_path"],
            "LOKET_SECRET_KEY": "test-secret-key", "LOKET_PLUGINS": "",
-           "LOKET_REQUEST_READ_SECONDS": "2"}
+           "LOKET_REQUEST_READ_SECONDS": "2", **settings}
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config",
@@ -545,6 +549,45 @@ def test_kept_alive_connections_spread_over_the_workers(make_app: Any, db_url: s
     assert len(counts) == 2 and sum(counts.values()) == 8, counts
     assert min(counts.values()) >= 2, f"connections per worker: {counts}"
     assert "Traceback" not in log.read_text()
+
+
+def test_sync_workers_behind_a_proxy_open_tickets(make_app: Any, db_url: str,
+                                                  tmp_path: Path) -> None:
+    """LOKET_WEB_WORKER=sync: gunicorn's own sync worker, one thread, serves the desk (a
+    customer's form read and sent with its session cookie and CSRF token, over HTTP)."""
+    app = make_app()
+    with app.app_context(), core_db.connection():
+        build_desk()
+    with serving(make_app, db_url, tmp_path, threads=4, LOKET_WEB_WORKER="sync",
+                 LOKET_FORM_MIN_SECONDS="0") as (base, log, _proc):
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect())
+        page = opener.open(base + FORM, timeout=10).read().decode()
+        hidden = dict(re.findall(r'name="(csrf_token|submission|shown_at)"[^>]*value="([^"]*)"',
+                                 page))
+        assert set(hidden) == {"csrf_token", "submission", "shown_at"}, hidden
+        body = urllib.parse.urlencode(form(**hidden)).encode()
+        with pytest.raises(urllib.error.HTTPError) as sent:
+            opener.open(urllib.request.Request(base + FORM, data=body), timeout=10)
+        assert sent.value.code == 302 and "/t/" in sent.value.headers["Location"]
+        text = log.read_text()
+    assert "Using worker: sync" in text and "Traceback" not in text
+    assert tickets(app) == 1
+
+
+def test_an_unknown_web_worker_stops_the_server_with_its_name(tmp_path: Path) -> None:
+    env = {**os.environ, "LOKET_WEB_WORKER": "eventlet", "LOKET_BIND": f"127.0.0.1:{free_port()}"}
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "--config",
+                           str(REPO / "gunicorn.conf.py"), "--check-config"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "LOKET_WEB_WORKER must be one of: buffered, sync (got 'eventlet')" in (
+        done.stdout + done.stderr)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def test_slow_clients_cannot_starve_the_threads_and_are_cut_off(
