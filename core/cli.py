@@ -327,7 +327,7 @@ def db_status() -> None:
 @db_group.command("mark-late")
 def mark_late() -> None:
     """Mark late the active tickets past their due time now, as the worker does every minute
-    (after ``db upgrade`` to 0027, or on a desk with no worker)."""
+    (for a desk with no worker; ``db upgrade`` to 0027 marks those already due itself)."""
     from .services import late
 
     enter_app()

@@ -133,7 +133,8 @@ def mark_overdue(db, now=None):
     job's first run, the marked tickets' indexes had no statistics: at a million an overdue
     page newest first then walked every active ticket's index testing the mark (18,847 VM
     steps against 6,064 at 100k) until the next ANALYZE, which nothing runs. No new index holds
-    the column yet, so this writes the rows alone (SQLite, 1M: N s)."""
+    the column yet, so this writes the rows alone. The whole migration on the seeded 1M desk
+    (392,876 tickets marked): SQLite 14 s, PostgreSQL 135 s (a new version of each row)."""
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     db.execute_sql(f"UPDATE ticket SET late = TRUE WHERE {ACTIVE} AND due_at < {db.param}",
                    (now.strftime("%Y-%m-%d %H:%M:%S.%f"),))

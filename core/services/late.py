@@ -15,8 +15,8 @@ from ..models import Ticket, utcnow
 from .access import active, marked_late
 
 # Tickets marked a transaction, and the most transactions a run: a run marks up to 400,000
-# tickets (a desk upgraded to 0027 has every overdue ticket to mark once: 394,000 at a million
-# seeded tickets); the next run marks any left.
+# tickets (0027 marks those already due when it runs, 392,876 at a million seeded tickets;
+# a desk whose worker was down for long has many to mark); the next run marks any left.
 BATCH = 1000
 MOST_BATCHES = 400
 
