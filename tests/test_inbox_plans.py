@@ -201,7 +201,10 @@ def _gathers_on_time(found: Any) -> bool:
     if isinstance(found, list) and found and isinstance(found[0], str):  # SQLite
         return any(re.search(r"SEARCH \S+ USING (COVERING )?INDEX ticket_active_due_scope "
                              r"\(due_at>\?\)", line) for line in found)
+    # Or, on PostgreSQL, from the unmarked ones' due-time index (0027), which it knows few.
     return any(node.get("Index Name") == "ticket_active_due_scope"
+               or (node.get("Index Name") == "ticket_active_fresh_due"
+                   and "due_at >=" in node.get("Index Cond", ""))
                for node in _nodes(found[0]["Plan"]))
 
 
@@ -284,6 +287,11 @@ def plan_faults(app: Any, sql: str, params: list[Any], *, search: bool = False,
             # The planner's guess at the unmarked overdue tickets (766 of 20,000: it cannot
             # know that the job keeps them few), and the two parts' pages merged.
             limit = max(limit, TICKETS // 10)
+        if few:
+            # The unmarked active tickets on time (0027): the seeded desk's last days, 108-132
+            # of 20,000, which PostgreSQL knows few here and may read whole and sort; at a
+            # million it walks them in the page's order (bench/page_work.py: 102-331 rows).
+            limit = max(limit, TICKETS // 100)
         if node["Node Type"] == "Sort" and node["Plan Rows"] > limit and not search:
             faults.append(f"Sort of {node['Plan Rows']} rows")
     if full_text and "ticket_search_doc" not in {node.get("Index Name") for node in _nodes(top)}:
@@ -1715,18 +1723,38 @@ LATE_READS = {
                          r"|SEARCH t1 USING INTEGER PRIMARY KEY \(rowid=\?\)$"),
     "postgresql": re.compile(r"Index (Only )?Scan (Backward )?(ticket_active_(late|fresh)_"
                              r"(updated|number)|ticket_active_fresh_due|ticket_pkey)$"
+                             r"|Bitmap Index Scan ticket_active_fresh_(updated|number|due)$"
                              r"|\S.* by number$")}
+
+
+def _reads_a_few_after(found: Any) -> bool:
+    """Whether a PostgreSQL plan reads a later page's keyset range whole (a bitmap): the
+    tickets on time are the newest, so a later page of them oldest first starts days ago, a
+    range it knows few here; at a million it walks the unmarked ones (bench/page_work.py)."""
+    return any(node["Node Type"] == "Bitmap Index Scan"
+               and "ROW(updated_at, id)" in node.get("Index Cond", "")
+               for node in _nodes(found[0]["Plan"]))
 
 
 def _late_reads(found: Any) -> list[str]:
     """``_reads_of_tickets``, with a PostgreSQL scan's direction said as SQLite's would not."""
     if isinstance(found, list) and found and isinstance(found[0], str):
         return _reads_of_tickets(found)
-    return [f"{node['Node Type']}{' Backward' if node.get('Scan Direction') == 'Backward' else ''}"
+    reads = []
+    for node in _nodes(found[0]["Plan"]):
+        if node.get("Relation Name") != "ticket":
+            continue
+        if node["Node Type"] == "Bitmap Heap Scan":
+            # The index ranges it reads (a few unmarked tickets, sorted after: ``plan_faults``).
+            reads += [f"Bitmap Index Scan {below.get('Index Name')}" for below in _nodes(node)
+                      if below["Node Type"] == "Bitmap Index Scan"]
+            continue
+        reads.append(
+            f"{node['Node Type']}{' Backward' if node.get('Scan Direction') == 'Backward' else ''}"
             f" {node.get('Index Name')}"
             # (Numbers found first, read by key in whichever index holds them.)
-            + (" by number" if "id = ANY" in node.get("Index Cond", "") else "")
-            for node in _nodes(found[0]["Plan"]) if node.get("Relation Name") == "ticket"]
+            + (" by number" if "id = ANY" in node.get("Index Cond", "") else ""))
+    return reads
 
 
 @pytest.mark.parametrize("who", ["admin", "agent"])
@@ -1760,7 +1788,8 @@ def test_overdue_and_on_time_pages_read_the_late_marks_indexes_alone(
                         # 0027's statistics) and may gather them from the due-time index
                         # instead (0025): either is a range of them, not of every ticket.
                         found = found[:1]
-                        if _gathers_on_time(found[0]):
+                        if _gathers_on_time(found[0]) or (number > 1 and _reads_a_few_after(
+                                found[0])):
                             continue
                     for one in found:
                         reads = _late_reads(one)
