@@ -1020,10 +1020,19 @@ def _on_time_numbers(now: Any, conditions: list[Expression], order: list[Any],
 
     Gathering the tickets on time and sorting them read every one's row from the table (at
     a million some 6,000 of them: 19-25 ms of SQLite, 27-29 ms of PostgreSQL); the index
-    holds what the page tests and sorts (0025), so only the page's rows are read."""
-    first, second = (_gathered_page([*conditions, found], order, descending, after, size)
-                     for found in (Ticket.due_at >= now, Ticket.due_at.is_null()))
+    holds what the page tests and sorts (0025), so only the page's rows are read.
+
+    SQLite is held to those indexes: it otherwise took the (status, due time) index (0028),
+    one range for each status (by number at a million 8% more VM steps)."""
+    first, second = (_gathered_page([*conditions, found], order, descending, after, size, index)
+                     for found, index in ((Ticket.due_at >= now, ACTIVE_DUE),
+                                          (Ticket.due_at.is_null(), ACTIVE_NO_DUE)))
     return first + second
+
+
+# The active tickets' due-time indexes: those with a due time (0010, 0025), those without.
+ACTIVE_DUE = "ticket_active_due_scope"
+ACTIVE_NO_DUE = "ticket_active_no_due"
 
 
 # The due-time index of the active tickets not marked late (migration 0027).
