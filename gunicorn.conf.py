@@ -25,9 +25,10 @@ workers = int(os.environ.get("LOKET_WEB_WORKERS") or min(2 * (os.cpu_count() or 
 # measured too: its loop stalls whenever a worker waits on SQLite's writer lock. Figures in
 # bench/README.md.
 #
-# sync: one request at a time a process, no threads, no hand-off from a loop to a thread:
-# 15-20% less CPU a request (bench/peer.py --loket-worker-class buffered
-# --loket-worker-class sync, README "Speed"), and no defence of its own against a client
+# sync: one request at a time a process, no threads, no hand-off from a loop to a thread: a
+# submission at 1M tickets 12% less CPU in the median of four alternated pairs (-21 to -27%
+# in three, +7% in one; bench/run.py --worker-class, README "Speed"), and no defence of its
+# own against a client
 # that sends or reads slowly, nor keep-alive. Only behind a reverse proxy that buffers whole
 # requests and responses before it passes them on (nginx does by default:
 # proxy_request_buffering and proxy_buffering on), as the README's deployment shows; a
