@@ -466,7 +466,13 @@ def few_on_time(now: Any) -> bool:
         active = f"SELECT 1 FROM ticket WHERE status {ACTIVE_SQL} AND "
         later, _ = _count_up_to(active + "due_at >= ?", [now], ON_TIME_COUNTED)
         never, _ = _count_up_to(active + "due_at IS NULL", [], ON_TIME_COUNTED)
-        fresh, _ = _count_up_to(active + "late = FALSE AND due_at < ?", [now], ON_TIME_COUNTED)
+        # SQLite is held to the unmarked tickets' due-time index: it otherwise took the
+        # (status, due time) index (0028) and read the row of every overdue ticket for its
+        # mark (at a million 392,000, a second, once a minute in each worker).
+        fresh_from = f"ticket INDEXED BY {FRESH_DUE}" if db.is_sqlite() else "ticket"
+        fresh, _ = _count_up_to(
+            f"SELECT 1 FROM {fresh_from} WHERE status {ACTIVE_SQL} AND late = FALSE "
+            "AND due_at < ?", [now], ON_TIME_COUNTED)
         return later + never < fresh
 
     # Not a tag's key: a tag is text someone typed, never with a NUL in it.
