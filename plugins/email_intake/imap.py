@@ -504,12 +504,37 @@ class Fetcher:
 
 
 def _readable(client: IMAPClient, timeout: float) -> bool:
+    """Whether the server's next line is there to read, waiting up to ``timeout``.
+
+    Three layers may hold it, and only the last is what ``select`` sees: imaplib's
+    buffered reader, TLS's decrypted bytes, the socket. Dovecot looks for new mail as
+    an IDLE begins and sends its EXISTS with the "+ idling" line, often in one packet:
+    reading that line buffered the report, and a wait on the socket alone slept through
+    it until the IDLE was renewed (ten minutes by default).
+    """
     sock = client.socket()
+    if _buffered(client, sock):
+        return True
     pending = getattr(sock, "pending", None)  # TLS may hold decrypted bytes already
     if pending is not None and pending():
         return True
     ready, _, _ = select.select([sock], [], [], timeout)
     return bool(ready)
+
+
+def _buffered(client: IMAPClient, sock: socket.socket) -> bool:
+    """Whether imaplib's reader holds bytes already read from the socket (never waits)."""
+    peek = getattr(getattr(client._imap, "file", None), "peek", None)
+    if peek is None:
+        return False
+    timeout = sock.gettimeout()
+    sock.setblocking(False)  # an empty buffer is filled by one read that must not wait
+    try:
+        return bool(peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 _MIME_HEADERS = re.compile(rb"^(?:content-[a-z-]+|mime-version):.*(?:\r?\n[ \t].*)*\r?\n",
