@@ -980,20 +980,24 @@ def _made(reader: list[tuple[str, Any]], found: list[tuple[Any, ...]], make: Any
 
 def _paged(query: ModelSelect, sort: str, descending: bool, after: tuple[Any, ...] | None,
            size: int, ids_first: bool, sorts: dict[str, Any] = SORTS,
-           on_time: tuple[str, tuple[Any, ...], Any, list[Expression]] | None = None
-           ) -> ModelSelect:
+           on_time: tuple[str, tuple[Any, ...], Any, list[Expression]] | None = None,
+           lead: Any = None) -> ModelSelect:
     """``inbox_page``'s query: ``after`` is the cursor's (sort value, ticket id) as the
     database takes them, or (ticket id,) sorted by number. ``sorts``: the columns the page
     is ordered by (``SORTS``, or their copies in the rows a page walks). ``on_time``: (kind,
     its constants, time, conditions) of a page whose numbers are found first (``_NUMBERS_FIRST``): the active
     tickets not overdue at this time, few (``on_time_few``), the overdue ones
     (``overdue_split``) or the resolved and closed ones (``done_split``); ``query`` has none
-    but its joins: they and the cursor are the numbers'."""
+    but its joins: they and the cursor are the numbers'.
+
+    ``lead``: a column the page's conditions hold to one value, ordered by first (which
+    changes no page: see ``_unassigned_lead``), not part of the cursor."""
     column, ident = sorts[sort], sorts["id"]
     if sort == "due_at":
         query = query.where(column.is_null(False))
     order = [column] if sort == "id" else [column, ident]
-    ordered = [c.desc() if descending else c.asc() for c in order]
+    ordered = [c.desc() if descending else c.asc() for c in
+               ([lead] if lead is not None else []) + order]
     if on_time is not None:
         how, constants, now, conditions = on_time
         numbers = _NUMBERS_FIRST[how](now, conditions, order, descending, after, size + 1,
@@ -1196,6 +1200,24 @@ def _numbers_from_tag_rows(query: ModelSelect, terms: list[Term], slots: tuple[S
     return _paged(query, "id", descending, None, size, False)
 
 
+def _unassigned_lead(terms: list[Term]) -> Any:
+    """PostgreSQL, a page of unassigned tickets: ordered by the assignee first (NULL on
+    every row it lists, so the order is the page's own), which the active tickets' (assignee,
+    order) indexes (0005, 0022) give; else None.
+
+    PostgreSQL reads ``assignee_id IS NULL`` as an index condition there, the cursor too,
+    but does not know the rows it finds are in the page's order (only an equality tells it
+    that), so it walked the order's index of every active ticket instead, reading each one's
+    row for its assignee: an agent's page newest first passed 935 rows at 100,000 and 1,337
+    at a million, by latest due time 823 and 1,118 (most tickets in their departments are
+    assigned, the more so among the newest at a million). Led by the assignee, the walk is
+    of the unassigned tickets alone: 240 and 225. (SQLite reads ``IS NULL`` as an equality
+    and took that index already.)"""
+    if db.is_sqlite() or ("unassigned", (), ()) not in terms:
+        return None
+    return Ticket.assignee
+
+
 def _cursor_args(sort: str, cursor: tuple[Any, int] | None) -> tuple[Any, ...] | None:
     """A decoded cursor as ``_paged``'s ``after``, in the database's values."""
     if cursor is None:
@@ -1297,7 +1319,8 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
         # planner to walk an order.
         return _paged(query if on_time or not said else query.where(*said), sort, descending,
                       None if after is None else slots[at:], size, ids_first,
-                      _TAG_ROW_SORTS if walked else SORTS, on_time)
+                      _TAG_ROW_SORTS if walked else SORTS, on_time,
+                      None if walked else _unassigned_lead(terms))
 
     statement = PAGES.statement(shape, len(args), build)
     reader = _readers.get(name)
