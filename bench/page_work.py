@@ -16,6 +16,9 @@ base, or 10k and 1M, compare exactly (same seed, same views).
 order, agent and admin, the first page); with ``--compare`` a second desk's counts beside
 the first's and their ratio, the views whose work grew by more than ``--grown`` times
 marked: a page that reads more at 1M than at 10k, told apart from a noisy host's timings.
+``--pages N`` sums each view's first N pages: a page that walks an index testing a filter
+ends where the desk's draw put its 51st match (at a quarter of the tickets passing, some
++-14% a page), so one page of two desks can differ by 1.2-1.4x with the same share.
 
     .venv/bin/python bench/page_work.py --sweep --database-url sqlite:////work/bench/lead-10k.db \
         --compare sqlite:////work/bench/loket-1m.db
@@ -115,10 +118,11 @@ def pg_work(url: str) -> Any:
     return count
 
 
-def sweep_work(database_url: str, seed_file: str | None) -> dict[str, tuple[int, int]]:
-    """Each sweep view's first page, agent and admin: (VM steps, pages touched) on SQLite,
-    (rows the scans read, buffers) on PostgreSQL, summed over its page statements, by
-    ``who label``."""
+def sweep_work(database_url: str, seed_file: str | None,
+               pages: int = 1) -> dict[str, tuple[int, int]]:
+    """Each sweep view's first ``pages`` pages (by its "Next page" link), agent and admin:
+    (VM steps, pages touched) on SQLite, (rows the scans read, buffers) on PostgreSQL, summed
+    over its page statements and pages, by ``who label``."""
     sys.path.insert(0, str(BENCH))
     from inbox_sweep import desk
 
@@ -139,29 +143,41 @@ def sweep_work(database_url: str, seed_file: str | None) -> dict[str, tuple[int,
     for who in ("agent", "admin"):
         client = clients[who][0]
         for label, view_path in views:
-            caught = Caught()
-            logger.addHandler(caught)
-            try:
-                response = client.get(view_path)
-            finally:
-                logger.removeHandler(caught)
-            assert response.status_code == 200, (label, response.status_code)
-            counted = [counted_by(sql, params)
-                       for sql, params in page_statements(caught.statements)]
+            counted: list[tuple[int, int]] = []
+            page_path: str | None = view_path
+            for _page in range(pages):
+                if page_path is None:
+                    break
+                caught = Caught()
+                logger.addHandler(caught)
+                try:
+                    response = client.get(page_path)
+                finally:
+                    logger.removeHandler(caught)
+                assert response.status_code == 200, (label, response.status_code)
+                counted += [counted_by(sql, params)
+                            for sql, params in page_statements(caught.statements)]
+                after = NEXT_PAGE.search(response.get_data(as_text=True))
+                page_path = after.group(1).replace("&amp;", "&") if after else None
             found[f"{who} {label}"] = (sum(c[0] for c in counted), sum(c[1] for c in counted))
     return found
 
 
+# The console's link to the page after this one (its other links may carry a cursor too).
+NEXT_PAGE = re.compile(r'class="[^"]*loket-next-page[^"]*" href="([^"]+)"')
+
+
 def sweep(args: argparse.Namespace) -> int:
     if args.serve:
-        print(json.dumps(sweep_work(args.database_url, args.seed_file)))
+        print(json.dumps(sweep_work(args.database_url, args.seed_file, args.pages)))
         return 0
     desks = [(args.database_url, args.seed_file)]
     if args.compare:
         desks.append((args.compare, args.compare_seed_file))
     counts = []
     for url, seed_file in desks:  # each in a process of its own (one app per process)
-        command = [sys.executable, __file__, "--sweep", "--serve", "--database-url", url]
+        command = [sys.executable, __file__, "--sweep", "--serve", "--database-url", url,
+                   "--pages", str(args.pages)]
         if seed_file:
             command += ["--seed-file", seed_file]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -195,6 +211,9 @@ def main() -> int:
     parser.add_argument("--compare-seed-file", help="the second desk's seed JSON")
     parser.add_argument("--grown", type=float, default=1.2,
                         help="with --compare: mark views doing more than this many times the work")
+    parser.add_argument("--pages", type=int, default=1,
+                        help="with --sweep: the first N pages of each view, summed (a walk's "
+                             "first page alone ends where the desk's draw put its 51st ticket)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sweep:

@@ -738,7 +738,7 @@ def on_time_terms(terms: list[Term], sort: str, descending: bool) -> list[Term]:
     for kind, constants, args in terms:
         if kind == "overdue" and constants == (True,):
             if not by_due and not few_on_time(args[0]):
-                kind, constants = "overdue_split", ()
+                kind, constants = "overdue_split", _marked_index(terms, sort)
         elif kind == "overdue" and active_page:
             if by_due:
                 kind, constants = "due_from", ()
@@ -787,7 +787,7 @@ _CONDITIONS: dict[str, Callable[..., Expression]] = {
     "due_from": lambda now: Ticket.due_at >= now,
     "on_time_few": _on_time_few,
     "on_time_unmarked": _on_time_unmarked,
-    "overdue_split": overdue,
+    "overdue_split": lambda *index_and_now: overdue(index_and_now[-1]),
     "done_split": done,
     "updated_since": lambda since: Ticket.updated_at >= since,
 }
@@ -980,22 +980,28 @@ def _made(reader: list[tuple[str, Any]], found: list[tuple[Any, ...]], make: Any
 
 def _paged(query: ModelSelect, sort: str, descending: bool, after: tuple[Any, ...] | None,
            size: int, ids_first: bool, sorts: dict[str, Any] = SORTS,
-           on_time: tuple[str, Any, list[Expression]] | None = None) -> ModelSelect:
+           on_time: tuple[str, tuple[Any, ...], Any, list[Expression]] | None = None,
+           lead: Any = None) -> ModelSelect:
     """``inbox_page``'s query: ``after`` is the cursor's (sort value, ticket id) as the
     database takes them, or (ticket id,) sorted by number. ``sorts``: the columns the page
     is ordered by (``SORTS``, or their copies in the rows a page walks). ``on_time``: (kind,
-    time, conditions) of a page whose numbers are found first (``_NUMBERS_FIRST``): the active
+    its constants, time, conditions) of a page whose numbers are found first (``_NUMBERS_FIRST``): the active
     tickets not overdue at this time, few (``on_time_few``), the overdue ones
     (``overdue_split``) or the resolved and closed ones (``done_split``); ``query`` has none
-    but its joins: they and the cursor are the numbers'."""
+    but its joins: they and the cursor are the numbers'.
+
+    ``lead``: a column the page's conditions hold to one value, ordered by first (which
+    changes no page: see ``_unassigned_lead``), not part of the cursor."""
     column, ident = sorts[sort], sorts["id"]
     if sort == "due_at":
         query = query.where(column.is_null(False))
     order = [column] if sort == "id" else [column, ident]
-    ordered = [c.desc() if descending else c.asc() for c in order]
+    ordered = [c.desc() if descending else c.asc() for c in
+               ([lead] if lead is not None else []) + order]
     if on_time is not None:
-        how, now, conditions = on_time
-        numbers = _NUMBERS_FIRST[how](now, conditions, order, descending, after, size + 1)
+        how, constants, now, conditions = on_time
+        numbers = _NUMBERS_FIRST[how](now, conditions, order, descending, after, size + 1,
+                                      *constants)
         # PostgreSQL: the numbers as an array, which the ticket table's key is searched for.
         # As ``IN``, a page by number merged them with that key walked from the newest ticket
         # (overdue: past every ticket opened since the page's first, 20,000 at 20,000).
@@ -1045,16 +1051,40 @@ ACTIVE_NO_DUE = "ticket_active_no_due"
 FRESH_DUE = "ticket_active_fresh_due"
 
 
+# The index of an agent's (or any assignee's) active tickets marked late, newest first
+# (migration 0029).
+LATE_ASSIGNEE = "ticket_active_late_assignee"
+
+
+def _marked_index(terms: list[Term], sort: str) -> tuple[str, ...]:
+    """``overdue_split``'s constants: on SQLite the index its marked tickets are walked in
+    when the page is one assignee's newest or oldest first (``_overdue_numbers``), else none.
+
+    Those were read by walking the assignee's active tickets by (assignee, updated_at),
+    each row read for its mark, past the ones on time updated since the page's first overdue
+    one: the more tickets a desk opens an hour, the more of them (an agent's page at 100,000
+    passed 71 rows, at a million 273: 7,136 VM steps and 791 pages against 4,505 and 384).
+    0029's index holds only the assignee's marked tickets; PostgreSQL takes it by itself,
+    SQLite at a million did not (its statistics weigh it about as the active one), so it is
+    named."""
+    if sort == "updated_at" and db.is_sqlite() and any(
+            kind == "assignee" for kind, _constants, _args in terms):
+        return (LATE_ASSIGNEE,)
+    return ()
+
+
 def _overdue_numbers(now: Any, conditions: list[Expression], order: list[Any],
-                     descending: bool, after: tuple[Any, ...] | None, size: int) -> Any:
+                     descending: bool, after: tuple[Any, ...] | None, size: int,
+                     index: str | None = None) -> Any:
     """The numbers of a page of overdue tickets (``overdue_split``; ``conditions``: the
     page's others): the page of those marked late, walked in the page's order (migration
     0027's ``ticket_active_late_*``: no on-time ticket among them), and the page of the
     overdue ones not marked yet, gathered from their due-time index (``ticket_active_fresh_due``)
     and sorted: those fallen due since the job last ran (``services.late``), few
-    (``few_on_time``). Both together, the outer query sorts their two pages' numbers."""
+    (``few_on_time``). Both together, the outer query sorts their two pages' numbers.
+    ``index``: on SQLite, the one index the marked ones are walked in (``_marked_index``)."""
     marked = _ordered_page([*conditions, active(), Ticket.due_at < now, marked_late(True)],
-                           order, descending, after, size)
+                           order, descending, after, size, index)
     # Found by their due-time index alone. Weighed against the page's other conditions, an
     # agent's own overdue tickets were read by the index by assignee and due time, each row
     # for its mark (9,000 at a million: SQLite 121,000 VM steps, PostgreSQL 20,000 rows).
@@ -1083,10 +1113,13 @@ def _done_numbers(_now: Any, conditions: list[Expression], order: list[Any],
 
 
 def _ordered_page(conditions: list[Expression], order: list[Any], descending: bool,
-                  after: tuple[Any, ...] | None, size: int) -> Any:
+                  after: tuple[Any, ...] | None, size: int, index: str | None = None) -> Any:
     """The numbers of the first ``size`` tickets that meet ``conditions`` and follow the
-    cursor ``after`` in this order, walked in it (a subquery of its own, limited)."""
+    cursor ``after`` in this order, walked in it (a subquery of its own, limited). ``index``:
+    on SQLite, the one index they are walked in."""
     page = Ticket.select(Ticket.id).where(*conditions)
+    if index is not None and db.is_sqlite():
+        page = page.from_(_IndexedBy(index))
     if after is not None:
         page = page.where(_after(order, descending, after))
     page = page.order_by(*[c.desc() if descending else c.asc() for c in order]).limit(
@@ -1165,6 +1198,24 @@ def _numbers_from_tag_rows(query: ModelSelect, terms: list[Term], slots: tuple[S
     query = query.join(Contact, JOIN.LEFT_OUTER, on=(Ticket.contact == Contact.id)).switch(
         Ticket).where(in_subquery(Ticket.id, numbers))
     return _paged(query, "id", descending, None, size, False)
+
+
+def _unassigned_lead(terms: list[Term]) -> Any:
+    """PostgreSQL, a page of unassigned tickets: ordered by the assignee first (NULL on
+    every row it lists, so the order is the page's own), which the active tickets' (assignee,
+    order) indexes (0005, 0022) give; else None.
+
+    PostgreSQL reads ``assignee_id IS NULL`` as an index condition there, the cursor too,
+    but does not know the rows it finds are in the page's order (only an equality tells it
+    that), so it walked the order's index of every active ticket instead, reading each one's
+    row for its assignee: an agent's page newest first passed 935 rows at 100,000 and 1,337
+    at a million, by latest due time 823 and 1,118 (most tickets in their departments are
+    assigned, the more so among the newest at a million). Led by the assignee, the walk is
+    of the unassigned tickets alone: 240 and 225. (SQLite reads ``IS NULL`` as an equality
+    and took that index already.)"""
+    if db.is_sqlite() or ("unassigned", (), ()) not in terms:
+        return None
+    return Ticket.assignee
 
 
 def _cursor_args(sort: str, cursor: tuple[Any, int] | None) -> tuple[Any, ...] | None:
@@ -1258,7 +1309,7 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
         said, on_time = [], None
         for (kind, constants, term_args), given in bound:
             if kind in _NUMBERS_FIRST and not walked:
-                on_time = (kind, given[0] if given else None, said)
+                on_time = (kind, constants, given[0] if given else None, said)
                 continue
             on_row = _ON_TAG_ROW.get(kind) if walked else None
             said.append(on_row(*constants, *given) if on_row is not None
@@ -1268,7 +1319,8 @@ def inbox_rows(name: str, columns: tuple[Any, ...], terms: list[Term], *,
         # planner to walk an order.
         return _paged(query if on_time or not said else query.where(*said), sort, descending,
                       None if after is None else slots[at:], size, ids_first,
-                      _TAG_ROW_SORTS if walked else SORTS, on_time)
+                      _TAG_ROW_SORTS if walked else SORTS, on_time,
+                      None if walked else _unassigned_lead(terms))
 
     statement = PAGES.statement(shape, len(args), build)
     reader = _readers.get(name)
