@@ -708,6 +708,21 @@ def test_a_sent_form_leaves_the_session_unsigned_and_its_page_says_we_got_it_onc
         assert Ticket.select().count() == 1
 
 
+def test_a_tracking_link_with_a_sent_id_and_a_ticket_from_another_channel(
+        built: Any, site: Any) -> None:
+    # The first message's id is the channel's own text (a mail's Message-ID, any letters):
+    # the page compares it as bytes, and a made-up id is no form's.
+    from core.models import IdentityKind
+    from core.services.tickets import Identity, open_ticket
+
+    ticket = open_ticket(identity=Identity(IdentityKind.EMAIL, "rina@example.com"),
+                         subject="By mail", text="Hello", channel="email",
+                         external_id="<ünïcode-id@mail.example>")
+    site.get("/help/member/registration-and-login/new")  # a session with a form key
+    page = site.get(f"/t/{ticket.id}/{ticket.access_key}?sent=made-up")
+    assert page.status_code == 200 and "We received your request" not in page.text
+
+
 def test_answer_length_limits_come_from_the_one_check(web: Any) -> None:
     from core.services.answers import Question, check_answers
 

@@ -505,7 +505,8 @@ def _just_submitted(tracked: Tracked) -> bool:
         return False
     ours = _submission_id(sent)
     first = tracked.thread[0].message.external_id
-    if ours is None or first is None or not hmac.compare_digest(ours, first):
+    # As bytes: another channel's first message may have any text for its id.
+    if ours is None or first is None or not hmac.compare_digest(ours.encode(), first.encode()):
         return False
     session[SHOWN] = ticket.id
     return True
