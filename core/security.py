@@ -5,14 +5,24 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 import time
 from typing import Any, TypeVar
 
 from flask import current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf, validate_csrf
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf, same_origin
+from itsdangerous import (
+    BadData,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeTimedSerializer,
+    want_bytes,
+)
+from wtforms import ValidationError
 from wtforms.csrf.core import CSRF
+
+logger = logging.getLogger("flask_wtf.csrf")  # Flask-WTF's guard logs a refusal there
 
 # Signed CSRF tokens kept, by (secret key, field name, the session's raw token): (token, when).
 _SIGNED: dict[tuple[Any, ...], tuple[str, float]] = {}
@@ -77,14 +87,87 @@ class FormCsrf(CSRF):
                       self.meta.csrf_field_name)
 
 
+# Flask-WTF's salt for its signed tokens: a token it signs is checked here, and one signed
+# here (none is: ``generate_csrf`` signs them) would pass Flask-WTF's own check.
+_TOKEN_SALT = "wtf-csrf-token"
+# The token checker (a serializer, its signer and the signer's derived key) by secret key.
+_CHECKERS: dict[Any, URLSafeTimedSerializer] = {}
+
+
+def _token_checker(secret_key: str | bytes) -> URLSafeTimedSerializer:
+    found = _CHECKERS.get(secret_key)
+    if found is None:
+        if len(_CHECKERS) >= 8:  # keys changed many times: start afresh
+            _CHECKERS.clear()
+        found = _CHECKERS[secret_key] = _KeptSigners(secret_key, salt=_TOKEN_SALT,
+                                                     signer=_KeptKeySigner)
+    return found
+
+
+def validate_csrf(data: str | None, secret_key: str | bytes | None = None,
+                  time_limit: int | None = None, token_key: str | None = None) -> None:
+    """Flask-WTF's ``validate_csrf``: the same checks in the same order, with the same
+    errors (``ValidationError``), against the session's raw token.
+
+    Flask-WTF builds a serializer, a signer and the signer's key (an HMAC of the secret
+    key and the salt) for every token it checks, every form post on the desk; they hold
+    only the secret key and settings, so they are kept per secret key here. The token's
+    own signature, age and session are checked on every call as before.
+    """
+    config = current_app.config
+    if secret_key is None:
+        secret_key = config.get("WTF_CSRF_SECRET_KEY", current_app.secret_key)
+    if secret_key is None:
+        raise RuntimeError("A secret key is required to use CSRF.")
+    field_name = token_key if token_key is not None else config.get("WTF_CSRF_FIELD_NAME",
+                                                                    "csrf_token")
+    if field_name is None:
+        raise RuntimeError("A field name is required to use CSRF.")
+    if time_limit is None:
+        time_limit = config.get("WTF_CSRF_TIME_LIMIT", 3600)
+    if not data:
+        raise ValidationError("The CSRF token is missing.")
+    if field_name not in session:
+        raise ValidationError("The CSRF session token is missing.")
+    try:
+        token = _token_checker(secret_key).loads(data, max_age=time_limit)
+    except SignatureExpired as exc:
+        raise ValidationError("The CSRF token has expired.") from exc
+    except BadData as exc:
+        raise ValidationError("The CSRF token is invalid.") from exc
+    if not hmac.compare_digest(session[field_name], token):
+        raise ValidationError("The CSRF tokens do not match.")
+
+
 class CsrfGuard(CSRFProtect):
-    """Flask-WTF's guard, whose ``csrf_token()`` in templates is ``csrf_token`` above."""
+    """Flask-WTF's guard, whose ``csrf_token()`` in templates is ``csrf_token`` above, and
+    whose check of a posted token is ``validate_csrf`` above."""
 
     def init_app(self, app: Any) -> None:
         super().init_app(app)
         # Flask-WTF offers its own both ways: as a global and from a context processor.
         app.jinja_env.globals["csrf_token"] = csrf_token
         app.context_processor(lambda: {"csrf_token": csrf_token})
+
+    def protect(self, apply_exemptions: bool = False) -> None:
+        """Flask-WTF's ``protect`` (Flask-WTF 1.3), its token checked by ``validate_csrf``
+        above: exemptions, methods, the token from the form or a header, the strict referrer
+        on HTTPS, then ``g.csrf_valid``."""
+        if apply_exemptions and (not request.endpoint or self._is_exempt()):
+            return
+        if request.method not in current_app.config["WTF_CSRF_METHODS"]:
+            return
+        try:
+            validate_csrf(self._get_csrf_token())
+        except ValidationError as exc:
+            logger.info(exc.args[0])
+            self._error_response(exc.args[0])
+        if request.is_secure and current_app.config["WTF_CSRF_SSL_STRICT"]:
+            if not request.referrer:
+                self._error_response("The referrer header is missing.")
+            if not same_origin(request.referrer, f"https://{request.host}/"):
+                self._error_response("The referrer does not match the host.")
+        g.csrf_valid = True  # this request's token is checked (the forms skip theirs)
 
 
 # -- The tracking page's forms ----------------------------------------------------------------

@@ -273,3 +273,74 @@ def test_the_session_cookie_is_signed_as_flask_signs_it_with_each_key_derived_on
     signer = ours.make_signer()
     assert signer.derive_key() == flasks.make_signer().derive_key()
     assert list(signer._derived) == [signer.secret_keys[-1]]
+
+
+def test_a_posted_token_is_checked_with_a_kept_checker_and_still_refused_when_wrong(
+        make_app: Any, monkeypatch: Any, caplog: Any) -> None:
+    # Flask-WTF built a serializer, a signer and its derived key for every token it checked;
+    # the guard's check (core.security.validate_csrf) keeps them per secret key. What it
+    # checks stays Flask-WTF's: a missing, forged, expired or another session's token is
+    # refused with Flask-WTF's reason, and a good one passes.
+    import logging
+    import re
+
+    import flask_wtf.csrf
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    from core import security
+
+    from .factories import build_desk
+
+    app = make_app()  # CSRF on
+    app.config["WTF_CSRF_TIME_LIMIT"] = 3600
+    with app.app_context(), core_db.connection():
+        build_desk()
+    form = "/help/member/registration-and-login/new"
+    client = app.test_client()
+    page = client.get(form).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    built: list[object] = []
+    real = flask_wtf.csrf.URLSafeTimedSerializer
+
+    class Counting(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(flask_wtf.csrf, "URLSafeTimedSerializer", Counting)
+    security._CHECKERS.clear()
+    data = {"name": "Siti"}  # the form fails on its own fields: it is shown again, unsent
+    assert client.post(form, data={**data, "csrf_token": token}).status_code == 200
+    assert client.post(form, data={**data, "csrf_token": token}).status_code == 200
+    assert built == [] and list(security._CHECKERS) == [app.secret_key]  # one checker, kept
+
+    class Old(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 7200  # two hours: past Flask-WTF's default hour
+
+    with client.session_transaction() as session:
+        raw = session["csrf_token"]
+    expired = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token",
+                                     signer=Old).dumps(raw)
+    other = app.test_client()
+    other.get(form)
+    with caplog.at_level(logging.INFO, logger="flask_wtf.csrf"):
+        refused = {
+            "missing": client.post(form, data=data).status_code,
+            "forged": client.post(form, data={**data, "csrf_token": token[:-2] + "xx"}).status_code,
+            "expired": client.post(form, data={**data, "csrf_token": expired}).status_code,
+            "another session's": other.post(form, data={**data, "csrf_token": token}).status_code,
+        }
+    assert refused == dict.fromkeys(refused, 400)
+    assert [record.getMessage() for record in caplog.records
+            if record.name == "flask_wtf.csrf"] == [
+        "The CSRF token is missing.", "The CSRF token is invalid.",
+        "The CSRF token has expired.", "The CSRF tokens do not match."]
+    # A new secret key: tokens signed with the old one are refused, its own pass.
+    app.secret_key = "a-new-secret-key-for-this-test"
+    assert client.post(form, data={**data, "csrf_token": token}).status_code == 400
+    fresh = app.test_client()
+    page = fresh.get(form).get_data(as_text=True)
+    new_token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    assert fresh.post(form, data={**data, "csrf_token": new_token}).status_code == 200
+    assert app.secret_key in security._CHECKERS

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from core import db as core_db
 from core import hookimpl
 from core.hookspecs import ContactOption, Notice
 from core.models import (
@@ -668,6 +669,58 @@ def test_the_same_form_sent_twice_opens_one_ticket(built: Any, web: Any) -> None
     other = post_ticket(stranger, "/help/studio/account/new", dict(data))
     assert other.status_code == 302 and other.headers["Location"] != first.headers["Location"]
     assert Ticket.select().count() == 2
+
+
+def test_a_sent_form_leaves_the_session_unsigned_and_its_page_says_we_got_it_once(
+        make_app: Any) -> None:
+    """The submission names its form's id in the redirect instead of writing the session:
+    Flask neither signs the session again nor sends it back. The tracking page says "we got
+    it" to the browser whose session the id is bound to, once."""
+    from .factories import build_desk
+
+    app = make_app()  # CSRF on, as a browser meets it
+    with app.app_context(), core_db.connection():
+        build_desk()
+    browser = app.test_client()
+    page = browser.get("/help/studio/account/new").text
+    data = form_data(submission=_submission_of(page), csrf_token=csrf_token(page))
+    sent = post_ticket(browser, "/help/studio/account/new", data)
+    assert sent.status_code == 302
+    assert "Set-Cookie" not in sent.headers  # the session as it was: not signed again
+    location = sent.headers["Location"]
+    with app.app_context(), core_db.connection():
+        ticket = Ticket.get()
+    assert location.startswith(f"/t/{ticket.id}/{ticket.access_key}?sent=")
+    said = "We received your request"
+    # Another browser with the link, or this one with another form's id: not said.
+    assert said not in app.test_client().get(location).text
+    forged = f"/t/{ticket.id}/{ticket.access_key}?sent=" + _submission_of(
+        browser.get("/help/studio/account/new").text)
+    assert said not in browser.get(forged).text
+    first = browser.get(location)
+    assert said in first.text and f"Your ticket number is {ticket.id}." in first.text
+    assert said not in browser.get(location).text  # once
+    # The form sent twice (a double click) goes to the same page, which has said it.
+    again = post_ticket(browser, "/help/studio/account/new", data)
+    assert again.headers["Location"] == location and "Set-Cookie" not in again.headers
+    assert said not in browser.get(location).text
+    with app.app_context(), core_db.connection():
+        assert Ticket.select().count() == 1
+
+
+def test_a_tracking_link_with_a_sent_id_and_a_ticket_from_another_channel(
+        built: Any, site: Any) -> None:
+    # The first message's id is the channel's own text (a mail's Message-ID, any letters):
+    # the page compares it as bytes, and a made-up id is no form's.
+    from core.models import IdentityKind
+    from core.services.tickets import Identity, open_ticket
+
+    ticket = open_ticket(identity=Identity(IdentityKind.EMAIL, "rina@example.com"),
+                         subject="By mail", text="Hello", channel="email",
+                         external_id="<ünïcode-id@mail.example>")
+    site.get("/help/member/registration-and-login/new")  # a session with a form key
+    page = site.get(f"/t/{ticket.id}/{ticket.access_key}?sent=made-up")
+    assert page.status_code == 200 and "We received your request" not in page.text
 
 
 def test_answer_length_limits_come_from_the_one_check(web: Any) -> None:

@@ -76,9 +76,16 @@ from .forms import ReplyForm, ResolveForm, TicketForm, ticket_form_class
 bp = Blueprint("helpcenter", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static/loket")
 
-# The session remembers the ticket just sent (one number, not a growing list of flashes),
-# so its tracking page can say "we got it" once, after the redirect.
+# The tracking page says "we got it" once, after the redirect from the ticket form. A form
+# sent with its submission id names that id in the redirect (``SENT``): the tracking page
+# shows the message when the id is this browser's (its HMAC under the session's FORM_KEY is
+# the ticket's first message's external id) and remembers, in ``SHOWN``, the ticket it said
+# it for. The submission itself then leaves the session as it was, so Flask neither signs it
+# again nor sends it back. A form sent without an id (a client that never fetched the form)
+# is remembered in the session as before (``SUBMITTED``).
 SUBMITTED = "loket_submitted"
+SHOWN = "loket_shown"
+SENT = "sent"
 # A per-session secret that binds a form's submission id to the browser that got it.
 FORM_KEY = "loket_form_key"
 # The switcher's buttons on a page with a form: the form's text goes back with the choice.
@@ -238,9 +245,13 @@ def new_ticket(user_type: str, category: str) -> Any:
     if not switching_language() and form.validate_on_submit():
         ticket = _open_from(form, chosen)
         if ticket is not None:
-            session[SUBMITTED] = ticket.id
             g.private_page = True  # the redirect carries the key
-            return redirect(url_for(".tracking", number=ticket.id, key=ticket.access_key))
+            sent = form.submission.data if _submission_id(form.submission.data) else None
+            if sent is None:
+                session[SUBMITTED] = ticket.id
+                return redirect(url_for(".tracking", number=ticket.id, key=ticket.access_key))
+            return redirect(url_for(".tracking", number=ticket.id, key=ticket.access_key,
+                                    **{SENT: sent}))
     return render_template(
         "loket/ticket_form.html", form=form, category=chosen, user_type=chosen.user_type,
         channels=_channels(chosen.user_type, chosen),
@@ -482,11 +493,28 @@ def reply_fields(form: ReplyForm | None, limits: dict[str, Any]) -> Markup:
     return found
 
 
+def _just_submitted(tracked: Tracked) -> bool:
+    """Whether this page view is the one right after this browser sent the ticket's form
+    (see ``SUBMITTED``): said once, then remembered as said."""
+    ticket = tracked.ticket
+    if session.get(SUBMITTED) == ticket.id:
+        session.pop(SUBMITTED)
+        return True
+    sent = request.args.get(SENT)
+    if not sent or not tracked.thread or session.get(SHOWN) == ticket.id:
+        return False
+    ours = _submission_id(sent)
+    first = tracked.thread[0].message.external_id
+    # As bytes: another channel's first message may have any text for its id.
+    if ours is None or first is None or not hmac.compare_digest(ours.encode(), first.encode()):
+        return False
+    session[SHOWN] = ticket.id
+    return True
+
+
 def _tracking_page(tracked: Tracked, reply_form: ReplyForm | None = None) -> str:
     ticket, category = tracked.ticket, tracked.category
-    just_submitted = session.get(SUBMITTED) == ticket.id
-    if just_submitted:
-        session.pop(SUBMITTED)
+    just_submitted = _just_submitted(tracked)
     can_reply = ticket.status != Status.CLOSED
     if can_reply:  # the switcher posts the reply typed so far back with the new language
         g.language_form = "reply-form"
