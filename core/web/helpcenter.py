@@ -246,12 +246,10 @@ def new_ticket(user_type: str, category: str) -> Any:
         ticket = _open_from(form, chosen)
         if ticket is not None:
             g.private_page = True  # the redirect carries the key
-            sent = form.submission.data if _submission_id(form.submission.data) else None
-            if sent is None:
+            sent = {SENT: form.submission.data} if _submission_id(form.submission.data) else {}
+            if not sent:
                 session[SUBMITTED] = ticket.id
-                return redirect(url_for(".tracking", number=ticket.id, key=ticket.access_key))
-            return redirect(url_for(".tracking", number=ticket.id, key=ticket.access_key,
-                                    **{SENT: sent}))
+            return redirect(url_for(".tracking", number=ticket.id, key=ticket.access_key, **sent))
     return render_template(
         "loket/ticket_form.html", form=form, category=chosen, user_type=chosen.user_type,
         channels=_channels(chosen.user_type, chosen),
