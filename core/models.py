@@ -317,7 +317,9 @@ class Ticket(BaseModel):
 
     class Meta:
         # The migrations create these and the inbox's partial indexes (0005: one ordered
-        # range per inbox view); keep the two lists alike.
+        # range per inbox view); keep the two lists alike. The foreign keys' own indexes
+        # on merged_into (here and on Contact), and on Message's and TicketEvent's staff and
+        # contact, hold only rows that have one (0030).
         indexes = (
             (("updated_at", "id"), False),
             (("status", "updated_at", "id"), False),
@@ -325,7 +327,6 @@ class Ticket(BaseModel):
             (("assignee", "updated_at", "id"), False),
             (("contact", "created_at"), False),
             (("channel", "status"), False),
-            (("created_at", "first_response_at"), False),
             (("due_at",), False),
         )
 
