@@ -92,10 +92,10 @@ def _prepare(case: Any, seeded: Seeded, mode: GenerationMode) -> dict[str, str]:
         if isinstance(number, int) and number % 4 != 3:
             case.path_parameters["number"] = seeded.number
     else:
-        # A query parameter generated as null is left out by the HTTP client, which would
-        # turn an invalid case (an unknown parameter) into a valid one: send it empty.
+        # A query parameter the HTTP client would leave out turns an invalid case (an unknown
+        # parameter) into a valid one: send it, empty.
         if case.query:
-            case.query = {k: ("" if v is None else v) for k, v in case.query.items()}
+            case.query = {k: _sent(v) for k, v in case.query.items()}
         if "Authorization" in headers or "X-Ticket-Key" in headers:
             return {}
     schemes = {name for requirement in case.operation.definition.raw.get("security", [])
@@ -108,6 +108,15 @@ def _prepare(case: Any, seeded: Seeded, mode: GenerationMode) -> dict[str, str]:
     if isinstance(number, int) and number % 3 == 0:
         return {"Authorization": f"Bearer {seeded.agent_token}"}
     return {"Authorization": f"Bearer {seeded.admin_token}"}
+
+
+def _sent(value: Any) -> Any:
+    """A generated query value with something left to send. The test client (werkzeug) leaves
+    out a null value, and sends a list as one parameter per item less its nulls: an empty list,
+    or a list of nulls, would send nothing at all."""
+    if isinstance(value, (list, tuple, set)):
+        return [_sent(item) for item in value] or ""
+    return "" if value is None else value
 
 
 def _has_inputs(operation: Any) -> bool:
@@ -135,6 +144,21 @@ def test_operation_matches_the_document(api_schema: Any, seeded: Seeded, method:
         case.call_and_validate(headers=headers, checks=checks)
 
     run()
+
+
+@pytest.mark.parametrize("value", [None, [], [None], ()], ids=["null", "empty list",
+                                                             "list of null", "empty tuple"])
+def test_an_unknown_query_parameter_reaches_the_app_whatever_its_value(
+        api_schema: Any, seeded: Seeded, value: Any) -> None:
+    """An invalid case that only the unknown parameter makes invalid stays invalid on the
+    wire: the generated ``{"": []}`` once went out as no parameter and was answered 200."""
+    operation = next(result.ok() for result in api_schema.get_all_operations()
+                     if result.ok().method == "get" and result.ok().path == "/tickets")
+    case = operation.Case(query={"active": "false", "": value})
+    headers = _prepare(case, seeded, GenerationMode.NEGATIVE)
+    response = case.call(headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_parameter"
 
 
 def test_documented_example_opens_a_ticket(api_schema: Any) -> None:
