@@ -58,12 +58,13 @@ def start_session(staff: Staff) -> StaffUser:
     """A new server-side session for ``staff`` (and tidy away their expired ones)."""
     now = utcnow()
     session_id = secrets.token_urlsafe(32)
-    StaffSession.delete().where((StaffSession.staff == staff.id)
-                                & (StaffSession.expires_at <= now)).execute()
-    StaffSession.create(
-        token_hash=_token_hash(session_id), staff=staff.id,
-        password_fingerprint=password_fingerprint(staff), created_at=now,
-        expires_at=now + dt.timedelta(minutes=loket().config["session_minutes"]))
+    with write_transaction():  # one commit, in the writers' queue
+        StaffSession.delete().where((StaffSession.staff == staff.id)
+                                    & (StaffSession.expires_at <= now)).execute()
+        StaffSession.create(
+            token_hash=_token_hash(session_id), staff=staff.id,
+            password_fingerprint=password_fingerprint(staff), created_at=now,
+            expires_at=now + dt.timedelta(minutes=loket().config["session_minutes"]))
     return StaffUser(staff, session_id)
 
 
@@ -75,12 +76,14 @@ def forget_expired_sessions() -> int:
 
 def end_session(session_id: str) -> None:
     """Sign-out: the session is gone on the server, so a copied cookie no longer works."""
-    StaffSession.delete().where(StaffSession.token_hash == _token_hash(session_id)).execute()
+    with write_transaction():
+        StaffSession.delete().where(StaffSession.token_hash == _token_hash(session_id)).execute()
 
 
 def end_sessions(staff_id: int) -> int:
     """End every session of a staff member (new password, deactivation); returns how many."""
-    return StaffSession.delete().where(StaffSession.staff == staff_id).execute()
+    with write_transaction():
+        return StaffSession.delete().where(StaffSession.staff == staff_id).execute()
 
 
 def load_user(session_id: str) -> StaffUser | None:
@@ -226,7 +229,10 @@ def authenticate(email: str, password: str) -> tuple[Staff | None, str]:
             updates[Staff.password_hash] = hash_password(password)
         except ValueError:
             pass  # an old short password still signs in; the admin can set a new one
-    Staff.update(updates).where(Staff.id == staff.id).execute()
+    # In the writers' queue like the count above: a bare write waits on SQLite's busy handler,
+    # which polls, and many sign-ins at once could outwait its timeout.
+    with write_transaction():
+        Staff.update(updates).where(Staff.id == staff.id).execute()
     return Staff.get_by_id(staff.id), ""
 
 

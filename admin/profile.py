@@ -10,6 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
+from core.db import write_transaction
 from core.models import Staff
 from core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
@@ -44,9 +45,10 @@ class ProfileView(SecuredBaseView):
                     form.current_password.errors = ["The current password is not right."]
                     return self.render("loket_admin/profile.html", form=form, staff=staff)
                 updates[Staff.password_hash] = hash_password(form.new_password.data)
-            Staff.update(updates).where(Staff.id == staff.id).execute()
-            if form.new_password.data:
-                end_sessions(staff.id)  # this one too: every device signs in again
+            with write_transaction():  # the new password and the ended sessions together
+                Staff.update(updates).where(Staff.id == staff.id).execute()
+                if form.new_password.data:
+                    end_sessions(staff.id)  # this one too: every device signs in again
             flash("Profile saved." + (" Sign in again with the new password."
                                       if form.new_password.data else ""), "success")
             return redirect(url_for(".index"))
