@@ -25,7 +25,9 @@ workers = int(os.environ.get("LOKET_WEB_WORKERS") or min(2 * (os.cpu_count() or 
 # measured too: its loop stalls whenever a worker waits on SQLite's writer lock. Figures in
 # bench/README.md.
 #
-# sync: one request at a time a process, no threads, no hand-off from a loop to a thread: a
+# sync: gunicorn's sync worker, closing a connection with nothing unread at once (it waited
+# for the client to close its side too: core/serving.py). One request at a time a process,
+# no threads, no hand-off from a loop to a thread: a
 # submission at 1M tickets 12% less CPU in the median of four alternated pairs (-21 to -27%
 # in three, +7% in one; bench/run.py --worker-class, README "Speed"), and no defence of its
 # own against a client
@@ -33,7 +35,8 @@ workers = int(os.environ.get("LOKET_WEB_WORKERS") or min(2 * (os.cpu_count() or 
 # requests and responses before it passes them on (nginx does by default:
 # proxy_request_buffering and proxy_buffering on), as the README's deployment shows; a
 # request running longer than ``timeout`` gets its worker killed.
-WORKER_CLASSES = {"buffered": "core.serving.BufferingThreadWorker", "sync": "sync"}
+WORKER_CLASSES = {"buffered": "core.serving.BufferingThreadWorker",
+                  "sync": "core.serving.SyncWorker"}
 _worker = (os.environ.get("LOKET_WEB_WORKER") or "buffered").strip().lower()
 if _worker not in WORKER_CLASSES:
     raise SystemExit(f"LOKET_WEB_WORKER must be one of: {', '.join(WORKER_CLASSES)} "

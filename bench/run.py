@@ -34,9 +34,10 @@ sys.path.insert(0, str(REPO))
 
 
 # "buffered" is what gunicorn.conf.py serves with: gthread that reads requests before a thread
-# takes them (core/serving.py). The others are gunicorn's own, for comparison.
+# takes them (core/serving.py); "sync" is gunicorn's sync worker as Loket serves it (closing
+# at once a connection with nothing unread). The others are gunicorn's own, for comparison.
 WORKER_CLASSES = {"buffered": "core.serving.BufferingThreadWorker", "gthread": "gthread",
-                  "sync": "sync", "gevent": "gevent"}
+                  "sync": "core.serving.SyncWorker", "gunicorn-sync": "sync", "gevent": "gevent"}
 THREADED = ("buffered", "gthread")
 
 
@@ -91,6 +92,9 @@ class Desk:
             self.database_url = f"sqlite:///{self.instance / 'loket.db'}"
             if seeded_sqlite:  # a copy: the benchmark adds tickets to it
                 shutil.copyfile(seeded_sqlite, self.instance / "loket.db")
+                # A million tickets is gigabytes of dirty pages: written back now, not
+                # during the timed run (the kernel's writeback took CPU and I/O from it).
+                os.sync()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOKET_")}
         self.env.update({
             "LOKET_INSTANCE_PATH": str(self.instance),

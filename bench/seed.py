@@ -50,7 +50,7 @@ def _migration(name: str) -> Any:
 
 # The tickets' search documents and their triggers (migration 0011).
 # The search documents as the newest migration keeps them.
-SEARCH = _migration("0024_pg_search_document_once").DOCUMENT
+SEARCH = _migration("0032_search_documents_in_batches").DOCUMENT
 
 WORDS = ("account payment refund card subscription password login verify email photo upload "
          "studio model payout withdrawal invoice billing charge declined bank transfer "

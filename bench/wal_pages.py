@@ -60,6 +60,9 @@ def main() -> int:
         from core import db
 
         db.CHECKPOINT_EVERY = 10**9  # the WAL must keep every frame of the counted commits
+        # ...and SQLite's own checkpoint (every 1,000 pages) must not restart it either: a
+        # commit that merges the full-text index's segments writes hundreds of pages.
+        db.database.obj.execute_sql("PRAGMA wal_autocheckpoint = 0")
         path = desk.app.extensions["loket"].database.database
         client = public_profile.Client(desk.app)
         cookie, token = public_profile.form_session(client, form_path)
@@ -78,9 +81,11 @@ def main() -> int:
         for n in range(args.submissions):
             submit(n)
         commits = commits_in(Path(path + "-wal").read_bytes())
-        if len(commits) != args.submissions:
+        if len(commits) < args.submissions:
             raise SystemExit(f"{len(commits)} commits in the WAL for {args.submissions} "
-                             "submissions: something else wrote")
+                             "submissions: some were lost")
+        # More commits than submissions: the batches of search documents their commits wrote
+        # (0032), part of what the submissions cost.
         wanted = {page for commit in commits for page in commit}
         names = {page: name for name, page in reader.execute("SELECT name, pageno FROM dbstat")
                  if page in wanted}
@@ -88,10 +93,10 @@ def main() -> int:
         for commit in commits:
             for page in set(commit):
                 per_btree[names.get(page, "(no b-tree: freelist)")] += 1
-        count = len(commits)
-        print(json.dumps({"submissions": count,
-                          "pages_a_commit": round(sum(per_btree.values()) / count, 1),
-                          "btrees_a_commit": round(
+        count = args.submissions
+        print(json.dumps({"submissions": count, "commits": len(commits),
+                          "pages_a_submission": round(sum(per_btree.values()) / count, 1),
+                          "btrees_a_submission": round(
                               sum(len({names.get(p) for p in set(c)}) for c in commits)
                               / count, 1)}))
         for name, pages in per_btree.most_common():

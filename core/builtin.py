@@ -90,6 +90,15 @@ def register_jobs(jobs: Any) -> None:
 
         return late.mark()
 
+    @jobs.periodic(crontab(minute="*"), name="core.write_search_documents")
+    def write_search_documents() -> int:
+        """SQLite: write the search documents still queued (0032). A write's commit writes a
+        batch once enough wait; a quiet desk's last few are written here, within a minute (a
+        search finds them from their rows meanwhile)."""
+        from .services import search_index
+
+        return search_index.write_all_queued()
+
     @jobs.periodic(crontab(minute="*/15"), name="core.autoclose_resolved")
     def autoclose_resolved() -> int:
         """Close tickets resolved long enough ago that the customer has moved on."""

@@ -24,6 +24,7 @@ import gc
 import logging
 import os
 import re
+import select
 import selectors
 import socket
 import time
@@ -31,6 +32,7 @@ from functools import partial
 from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.sync import SyncWorker as GunicornSyncWorker
 
 # The whole head, and a small body, must arrive within this (LOKET_REQUEST_READ_SECONDS).
 REQUEST_READ_SECONDS = float(os.environ.get("LOKET_REQUEST_READ_SECONDS") or 10)
@@ -290,6 +292,54 @@ class BufferingThreadWorker(ThreadWorker):
         now = time.monotonic()
         for conn in [c for c, deadline in self.reading.items() if deadline <= now]:
             self._drop(conn)
+
+
+class PromptlyClosedSocket:
+    """A client socket that gunicorn's sync worker closes without waiting on a client that
+    has nothing more to send.
+
+    After each answer the sync worker half-closes the connection and then reads until the
+    client closes its side too, for up to two seconds (``gunicorn.util.close_graceful``,
+    RFC 9112 9.6): closing a socket with unread bytes in it makes the kernel answer with a
+    reset, which can destroy the answer before the client reads it. Only unread bytes call
+    for that wait. A client that sent nothing after its request (a reverse proxy, which is
+    the only client a sync worker should have) gets its connection closed at once, as nginx
+    closes its own ("lingering_close on"); the worker is free for the next request instead
+    of waiting for the client's side to close. A client that did send more is drained as
+    gunicorn drains it.
+    """
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self._half_closed = False
+        self._draining = False
+
+    def shutdown(self, how: int) -> None:
+        self._sock.shutdown(how)
+        self._half_closed = how in (socket.SHUT_WR, socket.SHUT_RDWR)
+
+    def recv(self, size: int, *flags: Any) -> bytes:
+        if self._half_closed and not self._draining:
+            # (A socket with a timeout waits before it reads, whatever the flags: ask first.)
+            waiting = select.poll()
+            waiting.register(self._sock, select.POLLIN)
+            if not waiting.poll(0):
+                return b""  # nothing unread: nothing for a reset to destroy
+            self._draining = True  # the client sent more (or closed): as gunicorn does
+        return self._sock.recv(size, *flags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class SyncWorker(GunicornSyncWorker):
+    """gunicorn's sync worker, closing a connection that has nothing unread at once (see
+    ``PromptlyClosedSocket``)."""
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        if not self.cfg.is_ssl:
+            client = PromptlyClosedSocket(client)
+        super().handle(listener, client, addr)
 
 
 def warm(app: Any) -> int:

@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 import urllib.error
@@ -571,8 +572,37 @@ def test_sync_workers_behind_a_proxy_open_tickets(make_app: Any, db_url: str,
             opener.open(urllib.request.Request(base + FORM, data=body), timeout=10)
         assert sent.value.code == 302 and "/t/" in sent.value.headers["Location"]
         text = log.read_text()
-    assert "Using worker: sync" in text and "Traceback" not in text
+    assert "Using worker: core.serving.SyncWorker" in text and "Traceback" not in text
     assert tickets(app) == 1
+
+
+def test_a_sync_worker_closes_a_connection_with_nothing_unread_at_once() -> None:
+    """gunicorn's sync worker waits, after each answer, for the client to close too (up to
+    two seconds, ``close_graceful``): a client that keeps the connection open held the
+    worker. Loket's (``core.serving.SyncWorker``) closes at once when the client sent
+    nothing more, and drains what it did send, as gunicorn does."""
+    from gunicorn.util import close_graceful
+
+    from core.serving import PromptlyClosedSocket
+
+    def closed_by_the_server(sent: bytes) -> tuple[PromptlyClosedSocket, socket.socket]:
+        server, client = socket.socketpair()
+        client.sendall(sent)
+        wrapped = PromptlyClosedSocket(server)
+        done = threading.Thread(target=close_graceful, args=(wrapped, 60.0))
+        done.start()
+        if sent:
+            client.shutdown(socket.SHUT_WR)  # the rest of what it sends: nothing
+        done.join(20)
+        assert not done.is_alive(), "the server waited for the client to close"
+        return wrapped, client
+
+    wrapped, client = closed_by_the_server(b"")
+    assert not wrapped._draining and client.recv(10) == b""  # closed, client still open
+    client.close()
+    wrapped, client = closed_by_the_server(b"GET /more HTTP/1.1\r\n")
+    assert wrapped._draining and client.recv(10) == b""  # read what was sent, then closed
+    client.close()
 
 
 def test_an_unknown_web_worker_stops_the_server_with_its_name(tmp_path: Path) -> None:

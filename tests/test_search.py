@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.models import Contact, IdentityKind, Ticket
-from core.services import access
+from core.services import access, search_index
 from core.services.tickets import (
     Actor,
     Identity,
@@ -158,8 +158,9 @@ def test_the_tickets_full_text_index_merges_a_level_in_steps(desk: Any) -> None:
     assert int(crisis) == 64
     most = 0
     opened = []
-    for n in range(30):  # each writes a few segments: its ticket's, its message's
+    for n in range(30):  # each document written alone: a segment each (0032 batches them)
         opened.append(_open(f"steps{n}@example.com", f"Stepwise {n}", f"Kalimaya number {n}"))
+        search_index.write_all_queued()
         most = max(most, max(fts_segments_per_level(database, "ticket_search")))
     assert most > 16  # with 16 a level never holds more than 15 after a write
     database.execute_sql("INSERT INTO ticket_search (ticket_search) VALUES ('integrity-check')")

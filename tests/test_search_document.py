@@ -11,7 +11,7 @@ import pytest
 
 from core import db as core_db
 from core.models import AuthorKind, Contact, Message, Ticket, TicketEvent
-from core.services import tickets as tickets_service
+from core.services import search_index
 from core.services.tickets import (
     Actor,
     Identity,
@@ -26,8 +26,10 @@ from .test_search import _open, found
 
 # The migration that left the desk's notifications out of the documents.
 WITHOUT_NOTIFICATIONS = import_module("core.migrations.0017_search_without_notifications")
-# The migration that writes a new ticket's document once, with its first message (SQLite).
+# The migration that wrote a new ticket's document once, with its first message (SQLite).
 ONCE = import_module("core.migrations.0019_search_document_once")
+# The migration that queues the documents and writes them many at a time (SQLite).
+BATCHES = import_module("core.migrations.0032_search_documents_in_batches")
 # The same for PostgreSQL: the ticket's document waits for the commit.
 PG_ONCE = import_module("core.migrations.0024_pg_search_document_once")
 SEARCH = PG_ONCE.SEARCH
@@ -37,11 +39,34 @@ def _database() -> Any:
     return Ticket._meta.database
 
 
+def _queued() -> set[int]:
+    """SQLite: the tickets whose documents wait to be written (0032; none while it is down,
+    none on PostgreSQL)."""
+    if not core_db.is_sqlite() or not _database().execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?",
+                                   (BATCHES.QUEUE,)).fetchone():
+        return set()
+    return {row[0] for row in _database().execute_sql(
+        f"SELECT DISTINCT ticket_id FROM {BATCHES.QUEUE}").fetchall()}
+
+
+def _searchable_while_down() -> None:
+    """SQLite, with 0032 down: an empty queue (no triggers fill it), so that the search of
+    this version reads the documents alone as the triggers of the migrations below keep them
+    (0032's ``up`` keeps the table)."""
+    if core_db.is_sqlite():
+        for statement in BATCHES.SEARCH.QUEUE_TABLE:
+            _database().execute_sql(statement)
+
+
 def _out_of_step(notifications: bool = False) -> list[Any]:
     """The tickets whose stored document differs from one made again from their rows (every
     message but the desk's own notifications, or with them as migration 0011 kept them), and
-    documents of tickets that are gone."""
+    documents of tickets that are gone. On SQLite the queued documents are written first
+    (0032): a write its triggers did not queue stays out of step."""
     if core_db.is_sqlite():
+        if _queued():
+            search_index.write_all_queued()
+            assert _queued() == set()
         kept = "" if notifications else " AND notification = ''"
         rebuilt = ("SELECT t.id, t.id, t.subject, c.name, c.email, "
                    "(SELECT coalesce(group_concat(body_text, ' '), '') FROM (SELECT body_text "
@@ -190,6 +215,8 @@ def test_the_migration_rebuilds_documents_that_held_notifications(desk: Any) -> 
     other = _open("sari@example.com", "Camera", "stream freezes", name="Sari")
     _notify(ticket, "We received your request QX5521")
     database = _database()
+    BATCHES.down(None, database)
+    _searchable_while_down()
     PG_ONCE.down(None, database)
     ONCE.down(None, database)
     WITHOUT_NOTIFICATIONS.down(None, database)
@@ -201,6 +228,7 @@ def test_the_migration_rebuilds_documents_that_held_notifications(desk: Any) -> 
     finally:
         WITHOUT_NOTIFICATIONS.up(None, database)
         ONCE.up(None, database)
+        BATCHES.up(None, database)
         PG_ONCE.up(None, database)
     assert found(desk, "qx5521") == set()
     assert found(desk, "charged twice") == {ticket.id} and found(desk, "freezes") == {other.id}
@@ -212,71 +240,118 @@ def _segments_written() -> int:
     return _database().execute_sql("SELECT count(*) FROM ticket_search_data").fetchone()[0]
 
 
-def test_a_new_ticket_and_its_first_message_write_the_document_once(desk: Any) -> None:
-    """0019 (SQLite): the service writes a ticket and its first message as one document,
-    one flush of FTS5 (the ticket's insert, then the message's update, made two). A ticket
-    inserted by any other path still gets its document at once, and its messages append."""
-    _open("warm@example.com", "Warm", "up")
-    opened, by_hand = [], []
-    contact = Contact.create(name="Joko", email="joko@example.com")
-    for n in range(3):
-        before = _segments_written() if core_db.is_sqlite() else 0
-        ticket = _open(f"rina{n}@example.com", f"Payout QX{n}10", f"withdrawal ZK{n}20",
-                       name="Rina")
-        opened.append(_segments_written() - before if core_db.is_sqlite() else 0)
-        assert found(desk, f"qx{n}10 zk{n}20 rina") == {ticket.id}
-        before = _segments_written() if core_db.is_sqlite() else 0
-        other = Ticket.create(subject=f"Camera QY{n}30", contact=contact)
-        assert found(desk, f"qy{n}30 joko") == {other.id}  # no message yet: found
-        Message.create(ticket=other, author_kind=AuthorKind.CONTACT, body_text=f"ZL{n}40",
-                       channel="web")
-        by_hand.append(_segments_written() - before if core_db.is_sqlite() else 0)
-        assert found(desk, f"qy{n}30 zl{n}40") == {other.id}
-    assert _out_of_step() == []
-    if core_db.is_sqlite():
-        assert opened == [1, 1, 1] and by_hand == [2, 2, 2]
-        assert _database().execute_sql(f"SELECT count(*) FROM {ONCE.PENDING}").fetchone() == (0,)
-
-
-def test_a_ticket_waiting_for_its_document_gets_it_from_any_first_message(desk: Any) -> None:
-    """While the mark is there (SQLite), a ticket's document comes from its first message,
-    a notification too (which it leaves out); later messages append; the documents are in
-    step. A write that fails between the two leaves no mark behind."""
+@pytest.fixture
+def sqlite_only() -> None:
     if not core_db.is_sqlite():
-        pytest.skip("SQLite's triggers (migration 0019)")
-    database = _database()
-    contact = Contact.create(name="Sari", email="sari@example.com")
-    with core_db.write_transaction():
-        database.execute_sql(tickets_service._SEARCH_WAITS)
-        ticket = Ticket.create(subject="Refund QX8801", contact=contact)
-        assert found(desk, "qx8801") == set()  # waits for its message
-        _notify(ticket, "We received your request QY8802")
-        database.execute_sql(tickets_service._SEARCH_WAITED)
-    assert found(desk, "qx8801 sari") == {ticket.id} and found(desk, "qy8802") == set()
-    add_customer_reply(ticket, "charged twice ZK8803")
-    assert found(desk, "qx8801 zk8803") == {ticket.id}
+        pytest.skip("SQLite's queue of documents (migration 0032); PostgreSQL writes a new "
+                    "ticket's document at its commit (0024)")
+
+
+def test_writes_queue_documents_and_a_batch_writes_them_in_one_flush(
+        desk: Any, sqlite_only: None) -> None:
+    """0032: a submission, a ticket written by hand and its message each queue their ticket
+    and write no document; a search finds them from their rows meanwhile. A batch then writes
+    every queued document with one flush of FTS5 (one segment), takes them off the queue,
+    and the same searches find them from the index."""
+    _open("warm@example.com", "Warm", "up")
+    search_index.write_all_queued()
+    before = _segments_written()
+    contact = Contact.create(name="Joko", email="joko@example.com")
+    opened = [_open(f"rina{n}@example.com", f"Payout QX{n}10", f"withdrawal ZK{n}20",
+                    name="Rina") for n in range(3)]
+    by_hand = Ticket.create(subject="Camera QY030", contact=contact)
+    Message.create(ticket=by_hand, author_kind=AuthorKind.CONTACT, body_text="ZL040",
+                   channel="web")
+    assert _segments_written() == before  # nothing written yet
+    assert _queued() == {t.id for t in [*opened, by_hand]}
+    searches = {**{f"qx{n}10 zk{n}20 rina": opened[n].id for n in range(3)},
+                "qy030 zl040 joko": by_hand.id}
+    for words, number in searches.items():
+        assert found(desk, words) == {number}, words
+    assert search_index.write_queued() == 4
+    assert _queued() == set()
+    assert _segments_written() - before <= 2  # one flush (a segment, and its index's row)
+    for words, number in searches.items():
+        assert found(desk, words) == {number}, words
     assert _out_of_step() == []
 
-    def fails(message: Message) -> Message:
-        raise RuntimeError("the message's insert failed")
 
-    with core_db.write_transaction():
-        original = tickets_service._insert_message
-        tickets_service._insert_message = fails
-        try:
-            with pytest.raises(RuntimeError):
-                tickets_service._insert_ticket_and_message(
-                    Ticket(subject="Lost QX8804", contact=contact), Message(body_text="x"))
-        finally:
-            tickets_service._insert_message = original
-        assert database.execute_sql(f"SELECT count(*) FROM {ONCE.PENDING}").fetchone() == (0,)
-        later = Ticket.create(subject="Later QX8805", contact=contact)
-        assert found(desk, "qx8805") == {later.id}  # written at once, as before
+def test_a_queued_tickets_old_document_is_not_read(desk: Any, sqlite_only: None) -> None:
+    """A ticket whose document is written, then changed (subject, message, contact), is
+    queued: its old document no longer finds it, its rows do, before the batch and after."""
+    ticket = _open("s.one@example.com", "Refund QX8801", "charged twice ZK8802", name="Sari")
+    search_index.write_all_queued()
+    assert found(desk, "qx8801 zk8802 sari") == {ticket.id}
+    update_ticket(ticket, Actor.agent(desk.admin), subject="Camera QY8803")
+    contact = Contact.get_by_id(ticket.contact_id)
+    contact.name = "Dewi"
+    contact.save()
+    add_customer_reply(ticket, "lens ZL8804")
+    assert _queued() == {ticket.id}
+    for _round in ("queued", "written"):
+        assert found(desk, "qx8801") == set() and found(desk, "sari") == set()
+        assert found(desk, "qy8803 zk8802 zl8804 dewi") == {ticket.id}
+        search_index.write_all_queued()
+    assert _out_of_step() == []
 
 
-def test_the_migration_that_writes_documents_once_goes_down_and_up(desk: Any) -> None:
+def test_a_batch_is_written_after_a_commit_once_enough_wait(desk: Any,
+                                                             sqlite_only: None) -> None:
+    """The commit of a write that leaves ``QUEUE_BATCH`` tickets queued writes a batch of
+    them; fewer wait for the next such commit (or the job of every minute)."""
+    search_index.write_all_queued()
+    opened = [_open(f"batch{n}@example.com", f"Batch QX{n}", "text")
+              for n in range(search_index.QUEUE_BATCH - 1)]
+    assert len(_queued()) == search_index.QUEUE_BATCH - 1
+    last = _open("batchlast@example.com", "Batch last", "text")
+    assert _queued() == set()  # the thirty-second's commit wrote all of them
+    assert found(desk, "batch") == {t.id for t in [*opened, last]}
+    assert _out_of_step() == []
+
+
+def test_the_job_of_every_minute_writes_what_is_queued(app: Any, desk: Any,
+                                                       sqlite_only: None) -> None:
+    """A quiet desk's last few queued documents are written by the periodic job, in
+    batches, within a minute; on PostgreSQL it has nothing to do."""
+    opened = [_open(f"quiet{n}@example.com", f"Quiet QX{n}", "text")
+              for n in range(search_index.QUEUE_BATCH + 3)]  # one batch went at the 32nd
+    assert _queued() == {t.id for t in opened[-3:]}
+    assert app.extensions["loket"].jobs.tasks["core.write_search_documents"].call_local() == 3
+    assert _queued() == set() and all(_has_document(t.id) for t in opened)
+    assert found(desk, "quiet") == {t.id for t in opened}
+
+
+def test_a_failed_batch_leaves_the_queue_as_it_was(desk: Any, sqlite_only: None) -> None:
+    """A batch is one transaction: one that fails writes no document and unqueues nothing;
+    the next one writes them."""
+    ticket = _open("fail@example.com", "Refund QX7701", "text")
+    real = BATCHES.DOCUMENT.write_queued
+
+    def fails(db: Any, first: int, last: int) -> int:
+        real(db, first, last)
+        raise RuntimeError("the disk is full")
+
+    BATCHES.DOCUMENT.write_queued = fails
+    try:
+        with pytest.raises(RuntimeError):
+            search_index.write_queued()
+    finally:
+        BATCHES.DOCUMENT.write_queued = real
+    assert _queued() == {ticket.id} and not _has_document(ticket.id)
+    assert found(desk, "qx7701") == {ticket.id}
+    assert search_index.write_queued() == 1 and _has_document(ticket.id)
+    assert _out_of_step() == []
+
+
+def test_the_migration_that_queues_documents_goes_down_and_up(desk: Any) -> None:
+    """0032 down writes every queued document and puts 0019's triggers back (documents
+    written at once); up queues again. 0019 and 0024 go down and up under it too."""
     ticket = _open("budi@example.com", "Refund QX9901", "charged twice", name="Budi")
     database = _database()
+    BATCHES.down(None, database)
+    if core_db.is_sqlite():
+        assert _has_document(ticket.id)
+    _searchable_while_down()
     PG_ONCE.down(None, database)
     ONCE.down(None, database)
     try:
@@ -284,12 +359,17 @@ def test_the_migration_that_writes_documents_once_goes_down_and_up(desk: Any) ->
         other = Ticket.create(subject="Camera QX9902", contact=contact)
         Message.create(ticket=other, author_kind=AuthorKind.CONTACT, body_text="ZK9903",
                        channel="web")
+        if core_db.is_sqlite():
+            assert _has_document(other.id)  # written by the trigger, at once
         assert found(desk, "qx9902 zk9903") == {other.id}
         assert _out_of_step() == []
     finally:
         ONCE.up(None, database)
         PG_ONCE.up(None, database)
+        BATCHES.up(None, database)
     third = _open("eka@example.com", "Payout QX9904", "withdrawal ZK9905", name="Eka")
+    if core_db.is_sqlite():
+        assert _queued() == {third.id}
     assert found(desk, "qx9901 charged") == {ticket.id}
     assert found(desk, "qx9904 zk9905 eka") == {third.id}
     assert _out_of_step() == []
@@ -301,8 +381,8 @@ def test_the_migration_that_writes_documents_once_goes_down_and_up(desk: Any) ->
 @pytest.fixture
 def postgresql_only() -> None:
     if core_db.is_sqlite():
-        pytest.skip("PostgreSQL's deferred trigger (migration 0024); SQLite writes a new "
-                    "ticket's document once by 0019's mark")
+        pytest.skip("PostgreSQL's deferred trigger (migration 0024); SQLite queues a new "
+                    "ticket for its document (0032)")
 
 
 def _document_rows() -> tuple[int, ...]:
@@ -375,8 +455,9 @@ def test_a_ticket_without_a_message_gets_its_document_by_the_commit(desk: Any) -
     contact = Contact.create(name="Sari", email="sari@example.com")
     with core_db.write_transaction():
         ticket = Ticket.create(subject="Refund QX5510", contact=contact)
-        assert _has_document(ticket.id) == core_db.is_sqlite()
-    assert _has_document(ticket.id)
+        assert not _has_document(ticket.id)
+    # SQLite: queued (0032), found from its rows; PostgreSQL: written at the commit.
+    assert _has_document(ticket.id) != (ticket.id in _queued())
     assert found(desk, "qx5510 sari") == {ticket.id}
     Message.create(ticket=ticket, author_kind=AuthorKind.CONTACT, body_text="charged ZK5520",
                    channel="web")

@@ -106,6 +106,14 @@ def _pg_function(db, name, body):
                    f"LANGUAGE plpgsql AS $$ BEGIN {body}\n  RETURN NULL;\nEND $$")
 
 
+# ``Document(queued=True)`` (0032, SQLite): the tickets whose documents wait to be written,
+# a row for each write that queued one.
+QUEUE = "ticket_search_queue"
+QUEUE_TABLE = (f"CREATE TABLE IF NOT EXISTS {QUEUE} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+               "ticket_id INTEGER NOT NULL)",
+               f"CREATE INDEX IF NOT EXISTS {QUEUE}_ticket ON {QUEUE} (ticket_id)")
+
+
 # -- Both -----------------------------------------------------------------------------------
 
 class Document:
@@ -126,13 +134,20 @@ class Document:
     wrote it by then; a message whose ticket has none writes it whole. A ticket opened with
     its first message then gets one row version, not two (an insert, then the message's
     update: a dead row and its GIN entries written twice).
+
+    ``queued`` (0032, SQLite): a write that changes what a ticket's document holds puts the
+    ticket's number in ``QUEUE`` instead of writing the document; ``write_queued`` then
+    writes the documents of many queued tickets in one transaction (one flush of FTS5 for
+    all of them) and takes them off the queue. Until then a search tests a queued ticket's
+    own rows (``core.services.search``), and its old document, if any, is not read.
     """
 
     def __init__(self, notifications: bool = True, waits: bool = False,
-                 at_commit: bool = False):
+                 at_commit: bool = False, queued: bool = False):
         self.notifications = notifications
         self.waits = waits
         self.at_commit = at_commit
+        self.queued = queued
         # The condition on a message row (its table's columns, or a trigger's new/old row).
         self._kept = "" if notifications else " AND notification = ''"
         self.pg_doc_from = (
@@ -196,6 +211,8 @@ class Document:
     def _sqlite_triggers(self):
         when_new, when_old = self._when_kept("new"), self._when_kept("old")
         changed = "" if self.notifications else " OR old.notification IS NOT new.notification"
+        if self.queued:
+            return self._sqlite_queue_triggers(when_new, when_old, changed)
         # A ticket written with its first message waits for it (``waits``).
         waiting = "WHEN NOT EXISTS (SELECT 1 FROM ticket_search_pending) " if self.waits else ""
         triggers = {
@@ -239,6 +256,58 @@ class Document:
                 "AFTER INSERT ON message WHEN new.notification <> '' BEGIN "
                 f"{self._sqlite_missing('new.ticket_id')}END")
         return triggers
+
+    def _sqlite_queue_triggers(self, when_new, when_old, changed):
+        """``queued``: the same writes as ``_sqlite_triggers`` watches, each queueing the
+        tickets whose documents it changes. Every write adds its rows, a ticket queued already
+        too: the queue's last id then tells a search that something changed (its kept
+        judgements, ``core.services.search``)."""
+
+        def queue(ticket):
+            return f"INSERT INTO {QUEUE} (ticket_id) VALUES ({ticket});"
+
+        return {
+            "ticket_search_ticket_insert": f"AFTER INSERT ON ticket BEGIN {queue('new.id')} END",
+            "ticket_search_ticket_update": (
+                "AFTER UPDATE OF id, subject, contact_id ON ticket WHEN old.id IS NOT new.id "
+                "OR old.subject IS NOT new.subject OR old.contact_id IS NOT new.contact_id BEGIN "
+                f"{queue('old.id')} {queue('new.id')} END"),
+            "ticket_search_ticket_delete": f"AFTER DELETE ON ticket BEGIN {queue('old.id')} END",
+            "ticket_search_message_insert": (
+                f"AFTER INSERT ON message {when_new}BEGIN {queue('new.ticket_id')} END"),
+            "ticket_search_message_update": (
+                "AFTER UPDATE OF body_text, ticket_id"
+                f"{'' if self.notifications else ', notification'} ON message WHEN "
+                "old.body_text IS NOT new.body_text OR old.ticket_id IS NOT new.ticket_id"
+                f"{changed} BEGIN {queue('old.ticket_id')} {queue('new.ticket_id')} END"),
+            "ticket_search_message_delete": (
+                f"AFTER DELETE ON message {when_old}BEGIN {queue('old.ticket_id')} END"),
+            "ticket_search_contact_update": (
+                "AFTER UPDATE OF name, email ON contact WHEN old.name IS NOT new.name "
+                f"OR old.email IS NOT new.email BEGIN INSERT INTO {QUEUE} (ticket_id) "
+                "SELECT id FROM ticket WHERE contact_id = new.id; END"),
+        }
+
+    def write_queued(self, db, first, last):
+        """``queued`` (SQLite): write the documents of the queued tickets numbered ``first``
+        to ``last`` from their rows (none for a ticket that is gone), in one statement, and
+        take them off the queue. Returns how many tickets were queued. Run it in a write
+        transaction:
+        nothing may queue or unqueue in between."""
+        queued = f"SELECT ticket_id FROM {QUEUE} WHERE ticket_id BETWEEN ? AND ?"
+        numbers = [row[0] for row in db.execute_sql(
+            f"SELECT DISTINCT ticket_id FROM {QUEUE} WHERE ticket_id BETWEEN ? AND ?",
+            (first, last)).fetchall()]
+        # One at a time by rowid: FTS5 would read a whole range for "rowid IN (...)".
+        for number in numbers:
+            db.execute_sql("DELETE FROM ticket_search WHERE rowid = ?", (number,))
+        db.execute_sql(
+            "INSERT INTO ticket_search (rowid, number, subject, name, email, body) "
+            f"SELECT t.id, t.id, t.subject, c.name, c.email, {self._sqlite_body('t.id')} "
+            "FROM ticket AS t LEFT JOIN contact AS c ON c.id = t.contact_id "
+            f"WHERE t.id IN ({queued})", (first, last))
+        db.execute_sql(f"DELETE FROM {QUEUE} WHERE ticket_id BETWEEN ? AND ?", (first, last))
+        return len(numbers)
 
     # -- PostgreSQL -------------------------------------------------------------------------
 

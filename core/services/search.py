@@ -53,6 +53,9 @@ WORD = re.compile(r"[^\W_]+")
 MAX_WORDS = 10
 MAX_PIECES = 8
 
+# SQLite: the tickets whose documents are not written yet (0032).
+QUEUE = "ticket_search_queue"
+
 # The columns of SQLite's ``ticket_search`` a word is looked for in (``number`` only by a
 # word of digits, whole).
 _FTS5_TEXT = "{subject name email body}"
@@ -174,8 +177,12 @@ def _index_query(words: list[str], prefix: bool = True, phrase: bool = True,
     if not terms:
         return None
     if db.is_sqlite():
-        return ("SELECT rowid FROM ticket_search WHERE ticket_search MATCH ?",
-                [" AND ".join(terms)])
+        # The documents written, but not a queued ticket's (it may be out of date), and the
+        # queued tickets tested on their own rows (0032).
+        queued, queued_params = _queued_matching(words)
+        return ("SELECT rowid FROM ticket_search WHERE ticket_search MATCH ? AND rowid NOT IN "
+                f"(SELECT ticket_id FROM {QUEUE}) UNION ALL {queued}",
+                [" AND ".join(terms), *queued_params])
     return ("SELECT ticket_id FROM ticket_search WHERE doc @@ %s::tsquery", [" & ".join(terms)])
 
 
@@ -360,13 +367,25 @@ _kept_lock = threading.Lock()
 
 
 def _index_state() -> bytes | None:
-    """SQLite: the full-text index's structure record (None inside a transaction, or before
-    the index has one)."""
+    """SQLite: the full-text index's structure record and the last id the queue of documents
+    gave (0032: every write that queues takes a new one), None inside a transaction, or
+    before the index has a record."""
     database = Ticket._meta.database
     if database.in_transaction():
         return None
-    row = database.execute_sql("SELECT block FROM ticket_search_data WHERE id = 10").fetchone()
-    return bytes(row[0]) if row else None
+    row = database.execute_sql(
+        "SELECT (SELECT block FROM ticket_search_data WHERE id = 10), "
+        f"(SELECT seq FROM sqlite_sequence WHERE name = '{QUEUE}')").fetchone()
+    return bytes(row[0]) + str(row[1]).encode() if row and row[0] is not None else None
+
+
+def _queued_matching(words: list[str]) -> tuple[str, list[object]]:
+    """SQLite: the queued tickets (0032) whose own rows hold every word, as a SELECT of their
+    numbers, and its parameters: the test of a walked page, asked of each queued ticket."""
+    query = Ticket.select(Ticket.id).where(
+        Ticket.id.in_(SQL(f"(SELECT ticket_id FROM {QUEUE})")), _each_ticket_matches(words))
+    sql, params = query.sql()
+    return sql, list(params)
 
 
 def _kept_for(key: str, still: Callable[[object], bool]) -> Judgement | None:

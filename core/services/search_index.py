@@ -39,6 +39,15 @@ from .. import db
 # The documents as the newest migration keeps them, and PostgreSQL's words of them.
 _DOCUMENT = import_module("core.migrations.0017_search_without_notifications").DOCUMENT
 _WORDS = import_module("core.migrations.0020_pg_search_words")
+# SQLite: the tickets whose documents wait to be written (0032).
+_QUEUED = import_module("core.migrations.0032_search_documents_in_batches")
+
+# SQLite: queued documents written in one transaction, and how many queued make a write's
+# commit write them (``write_queued_when_due``). Each search tests the queued tickets' own
+# rows (tens of microseconds a ticket), so the queue is kept short; each batch is one flush
+# of FTS5 for all its documents, where each document alone made one (about 28 pages a
+# submission at a million tickets, 0032).
+QUEUE_BATCH = 32
 
 BATCH = 2000
 
@@ -160,6 +169,43 @@ def _pg_batch(database, first: int, last: int) -> tuple[int, int, int]:
     return int(tickets), written, removed
 
 
+def write_queued(most: int = QUEUE_BATCH) -> int:
+    """SQLite: write the documents of the ``most`` lowest-numbered queued tickets, in one
+    write transaction; returns how many (0: none queued, or PostgreSQL)."""
+    if not db.is_sqlite():
+        return 0
+    database = db.database.obj
+    with db.write_transaction():
+        numbers = database.execute_sql(
+            f"SELECT DISTINCT ticket_id FROM {_QUEUED.QUEUE} ORDER BY ticket_id LIMIT ?",
+            (most,)).fetchall()
+        if not numbers:
+            return 0
+        return _QUEUED.DOCUMENT.write_queued(database, numbers[0][0], numbers[-1][0])
+
+
+def write_all_queued() -> int:
+    """SQLite: write every queued document, ``QUEUE_BATCH`` a transaction (writers queue
+    behind each transaction, not behind all of them); returns how many."""
+    written = 0
+    while True:
+        done = write_queued()
+        written += done
+        if done < QUEUE_BATCH:
+            return written
+
+
+def write_queued_when_due() -> int:
+    """After a write's commit (SQLite): write a batch of queued documents once
+    ``QUEUE_BATCH`` wait. A look-up of one row when fewer do."""
+    if not db.is_sqlite():
+        return 0
+    due = db.database.obj.execute_sql(
+        f"SELECT 1 FROM (SELECT DISTINCT ticket_id FROM {_QUEUED.QUEUE}) LIMIT 1 OFFSET ?",
+        (QUEUE_BATCH - 1,)).fetchone()
+    return write_queued() if due else 0
+
+
 def rebuild(batch: int = BATCH, progress: Callable[[int], object] | None = None) -> Rebuilt:
     """Make the documents (and PostgreSQL's words) of every ticket right, ``batch`` ids at a
     time; ``progress(n)`` after each batch with the ids it covered. On PostgreSQL then the
@@ -172,7 +218,9 @@ def rebuild(batch: int = BATCH, progress: Callable[[int], object] | None = None)
     low, high = ends
     database = db.database.obj
     sqlite = db.is_sqlite()
-    if not sqlite:
+    if sqlite:
+        write_all_queued()  # the batches compare every document with its rows
+    else:
         # The words of the documents as the batches read them, for this session only.
         database.execute_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_HELD_NAME} "
                              '(word text COLLATE "C" PRIMARY KEY)')

@@ -44,6 +44,7 @@ from ..numbers import MAX_ID
 from ..raw import KeptRaw, RawOriginal, keep
 from ..sanitize import storable
 from ..state import loket
+from . import search_index
 from .contacts import (
     NAME_MAX,
     find_normalised,
@@ -331,31 +332,24 @@ def _insert_message(message: Message) -> Message:
     """Insert a message. On PostgreSQL its ticket's row is locked first (as the ticket's
     own update would lock it later), so one ticket's messages commit in id order: a
     reader resuming a conversation "after id N" (live chat) never misses a lower id that
-    commits later. SQLite has one writer at a time anyway."""
+    commits later. SQLite has one writer at a time anyway; there the message's ticket is
+    queued for its search document (0032), and a batch of queued documents is written after
+    the commit once enough wait."""
     if not db.is_sqlite():
         db.database.obj.execute_sql("SELECT 1 FROM ticket WHERE id = %s FOR NO KEY UPDATE",
                                     (message.ticket_id,))
+    else:
+        after_commit(search_index.write_queued_when_due, once=True)
     return _insert_message_row(message)
 _insert_event = db.Insert("ticket_event.insert", TicketEvent)
 
-# SQLite: a ticket written with its first message gets its search document once, from the
-# message's trigger (migration 0019), while this row is there; never committed. PostgreSQL
-# needs no mark: its ticket's document waits for the commit, and the message writes it (0024).
-_SEARCH_WAITS = "INSERT INTO ticket_search_pending (id) VALUES (1)"
-_SEARCH_WAITED = "DELETE FROM ticket_search_pending"
-
-
 def _insert_ticket_and_message(ticket: Ticket, message: Message) -> None:
-    waits = db.is_sqlite()
-    if waits:
-        db.database.obj.execute_sql(_SEARCH_WAITS)
-    try:
-        _insert_ticket(ticket)
-        message.ticket = ticket
-        _insert_message(message)
-    finally:
-        if waits:
-            db.database.obj.execute_sql(_SEARCH_WAITED)
+    """A ticket with its first message. Its search document: on SQLite the ticket is queued
+    for one (0032; written with others after a commit, ``search_index``), on PostgreSQL
+    written at the commit (0024)."""
+    _insert_ticket(ticket)
+    message.ticket = ticket
+    _insert_message(message)
 
 
 def _create_ticket(opening: _Opening, *, contact: Contact, actor: Actor,

@@ -24,7 +24,7 @@ _current: contextvars.ContextVar[Unit | None] = contextvars.ContextVar("loket_un
 @dataclass
 class Unit:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    after: list[Callable[[], None]] = field(default_factory=list)
+    after: list[Callable[[], object]] = field(default_factory=list)
 
 
 def emit(hook_name: str, **kwargs: Any) -> None:
@@ -44,12 +44,14 @@ def record(hook_name: str, **kwargs: Any) -> list[Exception]:
     return fire(loket().pm, hook_name, around=unit_of_work, **kwargs)
 
 
-def after_commit(fn: Callable[[], None]) -> None:
-    """Run ``fn`` after the outermost transaction commits (after the event hooks)."""
+def after_commit(fn: Callable[[], object], once: bool = False) -> None:
+    """Run ``fn`` after the outermost transaction commits (after the event hooks);
+    ``once``: not again if it is to run already."""
     unit = _current.get()
     if unit is None:
         raise RuntimeError("after_commit() outside a unit of work")
-    unit.after.append(fn)
+    if not (once and fn in unit.after):
+        unit.after.append(fn)
 
 
 @contextlib.contextmanager
