@@ -338,6 +338,57 @@ def _gathered(words: list[str], limit: int,
     return int(count), ids
 
 
+# PostgreSQL: a walked word of several runs whose last run starts with a digit ("inv-12")
+# tests the documents of the tickets where its last two runs stand together (migration
+# 0031's ``search_pair``, read from its index alone), not of every ticket the page passes:
+# the walk read and tested about 2,500 documents for an API page of "inv-12" at a million
+# tickets (10-14 ms of the server's CPU, 1.1% of tickets matching), where the pairs' range
+# holds the 11,000 tickets that match. A range of more than ``pg_pairs_most`` pairs is not
+# read (a hashed list of that many ids costs what the tests it spares do: "inv-1", a ninth
+# of the desk, walks as before).
+PG_PAIRS_FACTOR = 600
+# Each word of a pair is kept to this many characters (0031's ``PAIR_WORD``).
+PAIR_WORD = 100
+
+
+def pg_pairs_most(tickets: int) -> int:
+    """The most pairs a walked search reads to narrow its tests (see ``PG_PAIRS_FACTOR``)."""
+    return max(MIN_COMMON, math.isqrt(PG_PAIRS_FACTOR * max(tickets, 0)))
+
+
+def _pair_range(word: str) -> tuple[str, str] | None:
+    """The range of 0031's ``search_pair`` that holds every ticket where the word's last two
+    runs stand together, the last one a number's start; None for a word it cannot narrow."""
+    parts = pieces(word)[:MAX_PIECES]
+    if len(parts) < 2 or parts[-1][0] not in "0123456789" \
+            or any(len(part) > PAIR_WORD for part in parts[-2:]):
+        return None
+    low = f"{parts[-2]} {parts[-1]}"
+    high = _next_text(low)
+    return None if high is None else (low, high)
+
+
+def pg_number_pairs(words: list[str]) -> list[str]:
+    """PostgreSQL: for each word ``_pair_range`` can narrow, the tickets in its range of
+    ``search_pair`` as one array value (``{...}``, made by the database), when the range
+    holds at most ``pg_pairs_most`` pairs; one statement, from the table's index alone."""
+    ranges = [found for found in map(_pair_range, dict.fromkeys(words)) if found is not None]
+    if not ranges:
+        return []
+    most = pg_pairs_most(_desk_size())
+    # Each range read once, counted to one past the most and listed only within it (a
+    # ticket once a pair: the page hashes the list, so one listed twice costs nothing).
+    rows = Ticket._meta.database.execute_sql(
+        "SELECT f.pairs, f.ids FROM unnest(%s::text[], %s::text[]) AS r (low, high), LATERAL "
+        "(SELECT count(*) AS pairs, CASE WHEN count(*) <= %s THEN "
+        "coalesce(array_agg(ticket_id), '{}')::text END AS ids FROM (SELECT ticket_id FROM "
+        "search_pair WHERE pair >= r.low COLLATE \"C\" AND pair < r.high COLLATE \"C\" "
+        "LIMIT %s) AS found) AS f",
+        [[low for low, _high in ranges], [high for _low, high in ranges], most,
+         most + 1]).fetchall()
+    return [ids for pairs, ids in rows if pairs <= most]
+
+
 def _expansions(words: list[str]) -> Expansions | None:
     """The words the searched prefixes start (PostgreSQL; ``pg_expansions``), else None."""
     return None if db.is_sqlite() else pg_expansions(words)
@@ -504,7 +555,8 @@ def _sqlite_function() -> None:
     connection.create_function("loket_matches", 2, text_matches, deterministic=True)
 
 
-def _each_ticket_matches(words: list[str], expanded: Expansions | None = None) -> Expression:
+def _each_ticket_matches(words: list[str], expanded: Expansions | None = None,
+                         pairs: Iterable[str] = ()) -> Expression:
     """The same test as ``_index_query``, asked of one ticket row at a time, for a page
     that walks tickets in its own order.
 
@@ -516,10 +568,30 @@ def _each_ticket_matches(words: list[str], expanded: Expansions | None = None) -
     next there); PostgreSQL reads the ticket's stored
     document (``ticket_search.doc``) by its key and tests the whole search on it, in a
     subquery the planner cannot turn into a join over every matching document.
+
+    ``pairs`` (PostgreSQL, ``pg_number_pairs``): lists of tickets, every match in each; the
+    document is read and tested only for a ticket in all of them.
     """
     if not db.is_sqlite():
         found = _index_query(words, expanded=expanded)
         assert found is not None  # every word has letters or digits, starts a desk's word
+        listed = list(pairs)
+        if listed:
+            # A ticket in no list gets no document: NULL, which ``ts_match_vq`` (strict) does
+            # not match. Each list is a constant, which PostgreSQL hashes once a statement;
+            # under ``CASE`` it is never an index condition (the planner would gather the
+            # listed tickets and sort them). As a subquery instead (a hashed subplan, no
+            # list sent back and forth), the page cost more: its range read and hashed twice,
+            # for the page's numbers and again for its rows (10-12 ms of the server a request
+            # against 7-8, in alternated runs at a million).
+            nodes: list[object] = [SQL("ts_match_vq(CASE WHEN")]
+            for number, ids in enumerate(listed):
+                if number:
+                    nodes.append(SQL("AND"))
+                nodes += [Ticket.id, SQL("= ANY(%s::int[])", [ids])]
+            nodes += [SQL("THEN (SELECT s.doc FROM ticket_search AS s WHERE s.ticket_id ="),
+                      Ticket.id, SQL(") END, %s::tsquery)", found[1])]
+            return NodeList(nodes)
         # ``ts_match_vq`` is ``@@`` without its estimate: the planner multiplied its guess
         # for each run (0.5% a word, 2% a prefix: it has no statistics for a subquery's
         # document), so a phrase or two words looked like a few tickets in a million, the
@@ -632,7 +704,8 @@ def search_clause(text: str) -> Expression:
     how, count, ids = _judge(searched, expanded)
     if how == "walk":
         _judged.walked, _judged.matches = text, count
-        return _each_ticket_matches(searched, expanded)
+        return _each_ticket_matches(searched, expanded,
+                                    () if db.is_sqlite() else pg_number_pairs(searched))
     if not count:
         return _NOTHING
     # The ids as one value (a JSON list, an array), not thousands of literals to parse;

@@ -8,7 +8,8 @@ tickets by id in batches and, in each batch's own short transaction:
 * makes every ticket's document from its rows and compares it with the stored one: a
   document that differs is written again, a missing one written, one whose ticket is gone
   removed; documents that are right are not touched (a second run writes nothing);
-* on PostgreSQL adds the words of the batch's documents that ``search_word`` lacks.
+* on PostgreSQL adds the words of the batch's documents that ``search_word`` lacks, and
+  the pairs of a number and the word before it that ``search_pair`` lacks (0031).
 
 Safe while the desk serves: a batch is one transaction of a few thousand tickets. On SQLite
 it holds the write lock for that long (writers wait, as for any write). On PostgreSQL it
@@ -39,6 +40,8 @@ from .. import db
 # The documents as the newest migration keeps them, and PostgreSQL's words of them.
 _DOCUMENT = import_module("core.migrations.0017_search_without_notifications").DOCUMENT
 _WORDS = import_module("core.migrations.0020_pg_search_words")
+# PostgreSQL: each number of the documents with the word before it (0031).
+_PAIRS = import_module("core.migrations.0031_pg_search_number_pairs")
 # SQLite: the tickets whose documents wait to be written (0032).
 _QUEUED = import_module("core.migrations.0032_search_documents_in_batches")
 
@@ -164,6 +167,9 @@ def _pg_batch(database, first: int, last: int) -> tuple[int, int, int]:
         f"AS w WHERE ticket_id BETWEEN %s AND %s AND {_WORDS.KEPT}), added AS (INSERT INTO "
         "search_word (word) SELECT w FROM held ORDER BY w ON CONFLICT DO NOTHING) "
         f"INSERT INTO {_HELD} (word) SELECT w FROM held ON CONFLICT DO NOTHING", (first, last))
+    # The pairs of a number and the word before it (0031) the batch's documents hold and the
+    # table lacks (one it holds for nothing only costs a document test).
+    _PAIRS.add_pairs(database, first, last)
     (tickets,) = database.execute_sql("SELECT count(*) FROM ticket WHERE id BETWEEN %s AND %s",
                                       (first, last)).fetchone()
     return int(tickets), written, removed

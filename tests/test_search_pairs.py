@@ -1,0 +1,173 @@
+"""A phrase prefix whose last run is a number's start ("inv-12"): PostgreSQL's walked page tests
+the documents of the tickets where its last two runs stand together (migration 0031's
+``search_pair``), and finds the same tickets as every other way."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+import pytest
+
+from core import db as core_db
+from core.models import Contact, Message, Ticket
+from core.services import access, search
+from core.services.tickets import Actor, add_customer_reply, update_ticket
+
+from .factories import found_every_way
+from .spies import Statements
+from .test_search import _open
+
+PAIRS = import_module("core.migrations.0031_pg_search_number_pairs")
+
+
+@pytest.fixture
+def postgresql_only() -> None:
+    if core_db.is_sqlite():
+        pytest.skip("PostgreSQL's pairs (SQLite's FTS5 answers a phrase from its index)")
+
+
+def _database() -> Any:
+    return Ticket._meta.database
+
+
+def _kept() -> set[tuple[str, int]]:
+    return set(_database().execute_sql("SELECT pair, ticket_id FROM search_pair").fetchall())
+
+
+def _from_documents() -> set[tuple[str, int]]:
+    """The pairs of the stored documents, made again: what the table must hold."""
+    return set(_database().execute_sql(
+        "SELECT p, ticket_id FROM ticket_search, unnest(loket_number_pairs(doc)) AS p"
+    ).fetchall())
+
+
+def test_a_documents_pairs_are_each_number_with_the_word_just_before_it(
+        desk: Any, postgresql_only: None) -> None:
+    """Within one field, in the stored document's positions; a number first in its field has
+    none (the separator is no word), nor has a word before a word."""
+    ticket = _open("ana.12@example.com", "Refund INV", "12 items; code 99-100, paid 2024",
+                   name="Ana")
+    pairs = {pair for pair, number in _kept() if number == ticket.id}
+    assert pairs == {"ana 12", "code 99", "99 100", "paid 2024"}
+    # Cut to a b-tree key's size, whatever the words' length.
+    (cut,) = _database().execute_sql(
+        "SELECT loket_number_pairs(to_tsvector('simple', %s))", [f"{'x' * 300} {'9' * 300}"]
+    ).fetchone()
+    assert cut == [f"{'x' * PAIRS.PAIR_WORD} {'9' * PAIRS.PAIR_WORD}"]
+
+
+def test_the_pairs_follow_every_document_whatever_writes_it(
+        desk: Any, postgresql_only: None) -> None:
+    ticket = _open("rina@example.com", "Payout stuck", "My withdrawal INV-4417803",
+                   name="Rina Halim")
+    other = _open("budi@example.com", "Camera", "Stream freezes at 1080 60", name="Budi")
+    assert ("inv 4417803", ticket.id) in _kept() and ("1080 60", other.id) in _kept()
+    add_customer_reply(ticket, "the parcel QW 7788 arrived broken")
+    update_ticket(ticket, Actor.agent(desk.admin), subject="Order 5521 refund")
+    Contact.update(name="Rina 2").where(Contact.id == ticket.contact_id).execute()
+    assert {("qw 7788", ticket.id), ("order 5521", ticket.id), ("rina 2", ticket.id)} \
+        <= _kept()
+    assert _kept() == _from_documents()
+    # By hand, past the services: a message edited away and deleted, a ticket deleted.
+    Message.update(body_text="nothing numbered").where(Message.ticket == ticket.id).execute()
+    assert ("inv 4417803", ticket.id) not in _kept() and _kept() == _from_documents()
+    Message.delete().where(Message.ticket == other.id).execute()
+    assert ("1080 60", other.id) not in _kept() and _kept() == _from_documents()
+    _database().execute_sql("DELETE FROM ticket_search WHERE ticket_id = %s", [other.id])
+    assert not [pair for pair in _kept() if pair[1] == other.id]
+
+
+@pytest.fixture
+def numbered(desk: Any) -> dict[str, Ticket]:
+    """References and numbers, their runs together, apart, in another field, glued."""
+    return {
+        "reference": _open("a@example.com", "Payment", "Reference INV-1234567 paid"),
+        "apart": _open("b@example.com", "Invoice", "inv noted, code 1299 later"),
+        "split": _open("c@example.com", "Question about inv", "12 items missing"),
+        "glued": _open("inv12@example.com", "Glued", "nothing else"),
+        "other": _open("d@example.com", "Reference INV-9912", "another one"),
+        "date": _open("e@example.com", "Since 2024-05-01", "still waiting for 2024 05"),
+        "long": _open("f@example.com", "Long", "ref " + "7" * 150 + " noted"),
+        "three": _open("g@example.com", "Order", "ACME-INV-12-77 shipped"),
+    }
+
+
+NUMBERED = [
+    ("inv-12", {"reference", "three"}),
+    ("inv-1234567", {"reference"}),
+    ("INV-99", {"other"}),
+    ("inv-1299", set()),  # apart
+    ("about-inv-12", set()),  # never from the subject into the message
+    ("inv12", {"glued"}),  # one run: not narrowed
+    ("2024-05", {"date"}),
+    ("2024-05-0", {"date"}),
+    ("since-2024-05-01", {"date"}),
+    ("ref-" + "7" * 120, {"long"}),  # runs longer than a pair keeps: not narrowed
+    ("acme-inv-12", {"three"}),
+    ("inv-12-77", {"three"}),
+    ("inv-12 paid", {"reference"}),
+    ("inv-12 inv-99", set()),
+]
+
+
+@pytest.mark.parametrize("words, expected", NUMBERED, ids=[w[:20] for w, _ in NUMBERED])
+def test_a_walked_number_phrase_finds_the_same_tickets_narrowed_by_its_pairs_or_not(
+        desk: Any, numbered: dict[str, Ticket], monkeypatch: pytest.MonkeyPatch, words: str,
+        expected: set[str]) -> None:
+    """Gathered, sifted, walked narrowed by the pairs (PostgreSQL) and walked testing every
+    ticket list the same tickets, on both databases."""
+    def found() -> list[int]:
+        query = access.filter_inbox(access.inbox(desk.admin), desk.admin,
+                                    access.InboxFilter(text=words))
+        return [t.id for t in query.order_by(Ticket.id)]
+
+    wanted = sorted(numbered[name].id for name in expected)
+    assert found_every_way(monkeypatch, found, walk_from=(0,)) == wanted
+    monkeypatch.setattr(search, "MIN_COMMON", 0)
+    monkeypatch.setattr(search, "WALK_FACTOR", 0)
+    with Statements() as caught:
+        assert found() == wanted
+    narrowed = [sql for sql in caught.sql if "ts_match_vq(CASE WHEN" in sql]
+    assert bool(narrowed) == (not core_db.is_sqlite() and bool(list(filter(
+        None, map(search._pair_range, words.split())))))
+    monkeypatch.setattr(search, "pg_number_pairs", lambda _words: [])
+    assert found() == wanted
+
+
+def test_more_pairs_than_the_most_walk_every_ticket_as_before(
+        desk: Any, numbered: dict[str, Ticket], monkeypatch: pytest.MonkeyPatch,
+        postgresql_only: None) -> None:
+    """A range of more than ``pg_pairs_most`` pairs is counted that far and not listed: the
+    page tests every ticket it walks, finding the same."""
+    _open("h@example.com", "More", "INV-1200001 and INV-1200002")
+    assert len(search.pg_number_pairs(["inv-12"])) == 1
+    monkeypatch.setattr(search, "MIN_COMMON", 1)
+    monkeypatch.setattr(search, "PG_PAIRS_FACTOR", 0)
+    assert search.pg_number_pairs(["inv-12"]) == []  # four pairs, at most one
+    assert search.pg_number_pairs(["inv-99"]) != []
+    assert search.pg_number_pairs(["inv", "12", "12-inv"]) == []  # nothing to narrow
+
+
+def test_rebuilding_the_search_adds_the_pairs_a_document_holds(
+        desk: Any, postgresql_only: None) -> None:
+    """Pairs lost by hand (the triggers off, a restore of one table) come back with
+    ``loket db rebuild-search``, whose documents were right all along."""
+    from core.services import search_index
+
+    ticket = _open("rina@example.com", "Payout stuck", "My withdrawal INV-4417803")
+    _database().execute_sql("DELETE FROM search_pair")
+    assert _kept() == set()
+    done = search_index.rebuild()
+    assert done.written == 0 and ("inv 4417803", ticket.id) in _kept()
+    assert _kept() == _from_documents()
+
+
+def test_the_migration_fills_the_pairs_and_goes_down(desk: Any, postgresql_only: None) -> None:
+    _open("rina@example.com", "Payout stuck", "My withdrawal INV-4417803", name="Rina")
+    PAIRS.down(None, _database())
+    assert _database().execute_sql("SELECT to_regclass('search_pair')").fetchone() == (None,)
+    joko = _open("joko@example.com", "Camera", "Stream freezes, order 8812", name="Joko")
+    PAIRS.up(None, _database())
+    assert ("order 8812", joko.id) in _kept()
+    assert _kept() == _from_documents()
