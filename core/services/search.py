@@ -375,7 +375,9 @@ def pg_number_pairs(words: list[str]) -> list[str]:
     ranges = [found for found in map(_pair_range, dict.fromkeys(words)) if found is not None]
     if not ranges:
         return []
-    most = pg_pairs_most(_desk_size())
+    # (Kept for ``walked_far``, which the same page asks next: one ``MAX(id)`` a request.)
+    _judged.tickets = tickets = _desk_size()
+    most = pg_pairs_most(tickets)
     # Each range read once, counted to one past the most and listed only within it (a
     # ticket once a pair: the page hashes the list, so one listed twice costs nothing).
     rows = Ticket._meta.database.execute_sql(
@@ -660,7 +662,7 @@ def walked_far(text: str) -> bool:
     if not walked(text):
         return False
     matches = getattr(_judged, "matches", 0)
-    return 0 < matches <= FAR_SHARE * _desk_size()
+    return 0 < matches <= FAR_SHARE * (getattr(_judged, "tickets", None) or _desk_size())
 
 
 # A clause both planners see is false before reading anything (``Ticket.id < 0`` made
@@ -681,7 +683,7 @@ def search_clause(text: str) -> Expression:
     Beside a ticket number ("#1234") the words are checked on that one ticket. Every way
     finds the same tickets.
     """
-    _judged.walked = None
+    _judged.walked = _judged.tickets = None
     words = text.split()[:MAX_WORDS]
     numbers: list[Expression] = []
     searched: list[str] = []
