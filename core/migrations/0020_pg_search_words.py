@@ -70,8 +70,9 @@ def add_words(db, first, last):
         f"{KEPT} ORDER BY w ON CONFLICT DO NOTHING", (first, last))
 
 
-def fill(db, progress=sys.stderr):
-    """Add the words of every document there is (they may be added already)."""
+def fill_from_documents(db, add, what, progress=sys.stderr):
+    """Run ``add(db, first, last)`` over every document there is, ``FILL_BATCH`` tickets at
+    a time, with progress on ``progress`` (``what``: what it adds, as the line says it)."""
     (low, high) = db.execute_sql("SELECT MIN(ticket_id), MAX(ticket_id) FROM ticket_search"
                                  ).fetchone()
     if low is None:
@@ -79,12 +80,17 @@ def fill(db, progress=sys.stderr):
     started = time.monotonic()
     for first in range(low, high + 1, FILL_BATCH):
         last = min(first + FILL_BATCH - 1, high)
-        add_words(db, first, last)
+        add(db, first, last)
         if high - low >= FILL_BATCH:
-            print(f"\rsearch words: {last - low + 1:,} / {high - low + 1:,} documents "
+            print(f"\r{what}: {last - low + 1:,} / {high - low + 1:,} documents "
                   f"({time.monotonic() - started:.0f} s)", end="", file=progress, flush=True)
     if high - low >= FILL_BATCH:
         print(file=progress)
+
+
+def fill(db, progress=sys.stderr):
+    """Add the words of every document there is (they may be added already)."""
+    fill_from_documents(db, add_words, "search words", progress)
 
 
 def up(migrator, db):

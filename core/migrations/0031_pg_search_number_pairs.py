@@ -32,9 +32,10 @@ the positions in its index and answers the phrase from it.
 from __future__ import annotations
 
 import sys
-import time
+from importlib import import_module
 
-FILL_BATCH = 50_000
+# 0020's words of the documents: its fill (the same batches) and its test of the database.
+WORDS = import_module("core.migrations.0020_pg_search_words")
 
 # Each word of a pair is kept to this many characters (a b-tree key holds about 2,700 bytes).
 PAIR_WORD = 100
@@ -89,11 +90,6 @@ TRIGGERS = (
 TRIGGER_NAMES = ("search_pair_insert", "search_pair_update", "search_pair_delete")
 
 
-def _sqlite(db):
-    db = getattr(db, "obj", None) or db
-    return any(cls.__name__ == "SqliteDatabase" for cls in type(db).__mro__)
-
-
 def add_pairs(db, first, last):
     """Add the pairs of the documents of tickets ``first`` to ``last`` (some may be there)."""
     db.execute_sql(
@@ -104,23 +100,11 @@ def add_pairs(db, first, last):
 
 def fill(db, progress=sys.stderr):
     """Add the pairs of every document there is (they may be added already)."""
-    (low, high) = db.execute_sql("SELECT MIN(ticket_id), MAX(ticket_id) FROM ticket_search"
-                                 ).fetchone()
-    if low is None:
-        return
-    started = time.monotonic()
-    for first in range(low, high + 1, FILL_BATCH):
-        last = min(first + FILL_BATCH - 1, high)
-        add_pairs(db, first, last)
-        if high - low >= FILL_BATCH:
-            print(f"\rsearch pairs: {last - low + 1:,} / {high - low + 1:,} documents "
-                  f"({time.monotonic() - started:.0f} s)", end="", file=progress, flush=True)
-    if high - low >= FILL_BATCH:
-        print(file=progress)
+    WORDS.fill_from_documents(db, add_pairs, "search pairs", progress)
 
 
 def up(migrator, db):
-    if _sqlite(db):
+    if WORDS._sqlite(db):
         return
     db.execute_sql(TABLE)
     db.execute_sql(PAIRS_FUNCTION)
@@ -135,7 +119,7 @@ def up(migrator, db):
 
 
 def down(migrator, db):
-    if _sqlite(db):
+    if WORDS._sqlite(db):
         return
     for name in TRIGGER_NAMES:
         db.execute_sql(f"DROP TRIGGER IF EXISTS {name} ON ticket_search")
