@@ -13,6 +13,19 @@ page costs some 70 ms of CPU (Jinja compiles the console's templates, up to once
 at the same time), and without the warm-up that landed in the first console scenario's p99
 (the admin's default inbox: p99 233 ms against an agent's 76-124). It reports requests/s, p50/p90/p99 and the peak RSS of each worker, and
 writes them to ``bench/results/<time>-inbox-<database>.json``.
+
+Two sizes of desk side by side (is the 1M page as quick as the 10k one?)::
+
+    .venv/bin/python bench/inbox.py --database-url sqlite:////work/bench/loket-10k.db \
+        --against sqlite:////work/bench/loket-1m.db --rounds 4 --only "console inbox"
+
+serves both desks at once (the second on the next port; the idle one costs nothing) and runs
+each scenario on one, then the other, the order swapped each round (A B, B A, ...), so the
+two are timed seconds apart in the same spell of a shared, noisy host rather than minutes
+apart. It prints and saves each run and, per scenario, the median p99 and CPU a request of
+each desk and how much the second's exceed the first's. Serving one desk against a copy of
+itself (``--against`` a copied file) shows how far two identical desks differ on the host
+that day: the noise any difference between sizes must be read against.
 """
 
 from __future__ import annotations
@@ -123,113 +136,203 @@ def database_cpu_seconds(database_url: str) -> float:
     return used
 
 
+def scenarios_of(server: Server, seed: dict[str, Any]) -> list[tuple[str, str, dict, str]]:
+    """Every scenario as (name, path, headers, marker), signed in to this desk."""
+    admin = {"Cookie": console_cookie(server.base, seed["admin"], seed["password"])}
+    agent = {"Cookie": console_cookie(server.base, seed["agent"], seed["password"])}
+    admin_api = {"Authorization": f"Bearer {seed['admin_token']}"}
+    agent_api = {"Authorization": f"Bearer {seed['agent_token']}"}
+    word = "inv-12345"  # a reference: a few tickets
+    common = "passport"  # in about a quarter of the seed's messages
+    agent_flt = console_filters(server.base, agent)
+    tracking = (seed.get("tracking") or [None])[0]
+    scenarios = [
+        ("API list, admin, default", "/api/v1/tickets", admin_api, '"tickets"'),
+        ("API list, agent, default", "/api/v1/tickets", agent_api, '"tickets"'),
+        ("API list, agent, active + mine", "/api/v1/tickets?active=true&assignee=me",
+         agent_api, '"tickets"'),
+        ("API list, agent, tag", "/api/v1/tickets?tag=kyc", agent_api, '"tickets"'),
+        ("API search q (a reference)", f"/api/v1/tickets?q={word}", agent_api, '"tickets"'),
+        ("API search q (a common word)", f"/api/v1/tickets?q={common}", agent_api,
+         '"tickets"'),
+        # A reference's start (in 1% of the desk), a number, and two common words that
+        # never meet (a contact has one last name): each once walked or sorted too much.
+        ("API search q (a phrase prefix)", "/api/v1/tickets?q=inv-12", agent_api,
+         '"tickets"'),
+        ("API search q (a number)", "/api/v1/tickets?q=999999", agent_api, '"tickets"'),
+        ("API search q (two words that never meet)", "/api/v1/tickets?q=santoso+halim",
+         agent_api, '"tickets"'),
+        ("console inbox, admin, default", "/admin/tickets/", admin, "loket-ticket-link"),
+        ("console inbox, agent, default", "/admin/tickets/", agent, "loket-ticket-link"),
+        ("console inbox, agent, by due time", "/admin/tickets/?sort=10", agent,
+         "loket-ticket-link"),
+    ]
+    for label, name, value in (("pending", "Status", "pending"),
+                               ("urgent", "Priority", "urgent"),
+                               ("mine", "Assignee", "me"), ("tag", "Tag", "kyc"),
+                               ("waiting on us", "Waiting on us", "yes"),
+                               ("overdue", "Overdue", "yes")):
+        if name in agent_flt:
+            scenarios.append((f"console inbox, agent, {label}",
+                              f"/admin/tickets/?flt0_{agent_flt[name]}={value}", agent,
+                              "loket-ticket-link"))
+    scenarios += [
+        ("console search (a reference)", f"/admin/tickets/?search={word}", agent,
+         "Showing active"),
+        ("console search (a common word)", f"/admin/tickets/?search={common}", agent,
+         "loket-ticket-link"),
+        ("dashboard, admin", "/admin/", admin, "answered ticket"),
+        ("dashboard, agent", "/admin/", agent, "answered ticket"),
+    ]
+    if tracking:
+        scenarios.append(("public tracking page", tracking, {}, "<"))
+    return scenarios
+
+
+def timed(args: Any, server: Server, database_url: str, path: str,
+          headers: dict[str, str]) -> dict[str, Any]:
+    """One scenario on one desk: warmed up, then timed, with the CPU it cost."""
+    if args.warmup:
+        wrk(argparse.Namespace(threads=args.threads, connections=args.connections,
+                               duration=args.warmup), server.base + path, headers)
+    before = sum(server.cpu_seconds().values())
+    database_before = database_cpu_seconds(database_url)
+    result = wrk(args, server.base + path, headers)
+    used = sum(server.cpu_seconds().values()) - before
+    database_used = database_cpu_seconds(database_url) - database_before
+    done = result["requests"]
+    result["worker_cpu_ms_per_request"] = round(used * 1000 / max(done, 1), 1)
+    result["database_cpu_ms_per_request"] = round(database_used * 1000 / max(done, 1), 1)
+    return result
+
+
+def line(name: str, result: dict[str, Any]) -> str:
+    lat = result["latency_ms"]
+    return (f"{name:40} {result['requests_per_s']:8.1f} req/s  "
+            f"p50 {lat.get('50')} ms  p99 {lat.get('99')} ms  "
+            f"CPU {result['worker_cpu_ms_per_request']} ms/req  "
+            f"DB CPU {result['database_cpu_ms_per_request']} ms/req  "
+            f"non-2xx {result['non_2xx_3xx']}  load {os.getloadavg()[0]:.1f}")
+
+
+def open_desk(args: Any, database_url: str, seed_file: str | None,
+              port: int) -> tuple[Server, list[tuple[str, str, dict, str]]]:
+    seed = json.loads(Path(seed_file or default_out(database_url)).read_text())
+    desk = SeededDesk(database_url)
+    # A database seeded by an older tree lacks the newest migrations; the pages would answer
+    # 503 ("the database is not ready") where they read a new column.
+    subprocess.run([sys.executable, "-m", "core.cli", "db", "upgrade"], cwd=REPO, env=desk.env,
+                   check=True)
+    server = Server(desk, argparse.Namespace(**dict(vars(args), port=port)))
+    server.wait_ready("/api/v1/openapi.json", timeout=120)
+    return server, scenarios_of(server, seed)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def compared(args: Any, servers: list[Server], lists: list[list[tuple]],
+             urls: list[str]) -> dict[str, Any]:
+    """Each scenario on both desks in turn, ``--rounds`` times, the order swapped each round
+    (A B, B A, ...): two sizes of desk timed seconds apart, in the same spell of a shared
+    host, instead of minutes or sessions apart. Returns each scenario's runs per desk and
+    the medians, with the second desk's median p99 and CPU against the first's."""
+    results: dict[str, Any] = {}
+    by_name = [{s[0]: s[1:] for s in scenarios} for scenarios in lists]
+    for name, *_ in lists[0]:
+        if (args.only and args.only not in name) or name not in by_name[1]:
+            continue
+        runs: list[list[dict[str, Any]]] = [[], []]
+        for side in (0, 1):
+            path, headers, marker = by_name[side][name]
+            check(servers[side].base, path, headers, marker)
+        for round_ in range(args.rounds):
+            for side in ((0, 1) if round_ % 2 == 0 else (1, 0)):
+                path, headers, _marker = by_name[side][name]
+                result = timed(args, servers[side], urls[side], path, headers)
+                runs[side].append(result)
+                print(line(f"{'AB'[side]} {name}", result), flush=True)
+        summary = []
+        for side in (0, 1):
+            summary.append({
+                "p99_ms": median([r["latency_ms"]["99"] for r in runs[side]]),
+                "p50_ms": median([r["latency_ms"]["50"] for r in runs[side]]),
+                "cpu_ms": median([r["worker_cpu_ms_per_request"]
+                                  + r["database_cpu_ms_per_request"] for r in runs[side]]),
+                "requests_per_s": median([r["requests_per_s"] for r in runs[side]]),
+            })
+        growth = {key: round(100 * (summary[1][key] / summary[0][key] - 1), 1)
+                  if summary[0][key] else None for key in ("p99_ms", "cpu_ms")}
+        results[name] = {"runs": runs, "median": summary, "growth_percent": growth}
+        print(f"= {name:38} p99 {summary[0]['p99_ms']:.1f} -> {summary[1]['p99_ms']:.1f} ms "
+              f"({growth['p99_ms']:+.1f}%), CPU {summary[0]['cpu_ms']:.2f} -> "
+              f"{summary[1]['cpu_ms']:.2f} ms ({growth['cpu_ms']:+.1f}%)", flush=True)
+    return results
+
+
 def main() -> int:
     parser = argument_parser(__doc__.splitlines()[0], 8089)
     parser.add_argument("--seed-file", help="the seed's JSON (default: where seed.py wrote it)")
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     parser.add_argument("--warmup", type=int, default=1,
                         help="untimed seconds of load before each scenario (0: none)")
+    parser.add_argument("--against", metavar="DATABASE_URL",
+                        help="a second seeded desk (another size), served beside the first; "
+                             "each scenario then alternates between the two (--rounds)")
+    parser.add_argument("--against-seed-file", help="the second desk's seed JSON")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --against: runs of each scenario on each desk")
     parser.set_defaults(connections=8, duration=10)
     args = parser.parse_args()
     if not args.database_url:
         parser.error("--database-url: the seeded database (bench/seed.py) to serve")
-    seed = json.loads(Path(args.seed_file or default_out(args.database_url)).read_text())
-    desk = SeededDesk(args.database_url)
-    os.environ.update(desk.env)
-    # A database seeded by an older tree lacks the newest migrations; the pages would answer
-    # 503 ("the database is not ready") where they read a new column.
-    subprocess.run([sys.executable, "-m", "core.cli", "db", "upgrade"], cwd=REPO, env=desk.env,
-                   check=True)
-    server = Server(desk, args)
+    urls = [args.database_url] + ([args.against] if args.against else [])
+    seeds = [args.seed_file, args.against_seed_file]
+    servers: list[Server] = []
+    lists: list[list[tuple]] = []
     results: dict[str, Any] = {}
     try:
-        server.wait_ready("/api/v1/openapi.json", timeout=120)
-        admin = {"Cookie": console_cookie(server.base, seed["admin"], seed["password"])}
-        agent = {"Cookie": console_cookie(server.base, seed["agent"], seed["password"])}
-        admin_api = {"Authorization": f"Bearer {seed['admin_token']}"}
-        agent_api = {"Authorization": f"Bearer {seed['agent_token']}"}
-        word = "inv-12345"  # a reference: a few tickets
-        common = "passport"  # in about a quarter of the seed's messages
-        agent_flt = console_filters(server.base, agent)
-        tracking = (seed.get("tracking") or [None])[0]
-        scenarios = [
-            ("API list, admin, default", "/api/v1/tickets", admin_api, '"tickets"'),
-            ("API list, agent, default", "/api/v1/tickets", agent_api, '"tickets"'),
-            ("API list, agent, active + mine", "/api/v1/tickets?active=true&assignee=me",
-             agent_api, '"tickets"'),
-            ("API list, agent, tag", "/api/v1/tickets?tag=kyc", agent_api, '"tickets"'),
-            ("API search q (a reference)", f"/api/v1/tickets?q={word}", agent_api,
-             '"tickets"'),
-            ("API search q (a common word)", f"/api/v1/tickets?q={common}", agent_api,
-             '"tickets"'),
-            # A reference's start (in 1% of the desk), a number, and two common words that
-            # never meet (a contact has one last name): each once walked or sorted too much.
-            ("API search q (a phrase prefix)", "/api/v1/tickets?q=inv-12", agent_api,
-             '"tickets"'),
-            ("API search q (a number)", "/api/v1/tickets?q=999999", agent_api, '"tickets"'),
-            ("API search q (two words that never meet)", "/api/v1/tickets?q=santoso+halim",
-             agent_api, '"tickets"'),
-            ("console inbox, admin, default", "/admin/tickets/", admin, "loket-ticket-link"),
-            ("console inbox, agent, default", "/admin/tickets/", agent, "loket-ticket-link"),
-            ("console inbox, agent, by due time", "/admin/tickets/?sort=10", agent,
-             "loket-ticket-link"),
-        ]
-        for label, name, value in (("pending", "Status", "pending"),
-                                   ("urgent", "Priority", "urgent"),
-                                   ("mine", "Assignee", "me"), ("tag", "Tag", "kyc"),
-                                   ("waiting on us", "Waiting on us", "yes"),
-                                   ("overdue", "Overdue", "yes")):
-            if name in agent_flt:
-                scenarios.append((f"console inbox, agent, {label}",
-                                  f"/admin/tickets/?flt0_{agent_flt[name]}={value}", agent,
-                                  "loket-ticket-link"))
-        scenarios += [
-            ("console search (a reference)", f"/admin/tickets/?search={word}", agent,
-             "Showing active"),
-            ("console search (a common word)", f"/admin/tickets/?search={common}", agent,
-             "loket-ticket-link"),
-            ("dashboard, admin", "/admin/", admin, "answered ticket"),
-            ("dashboard, agent", "/admin/", agent, "answered ticket"),
-        ]
-        if tracking:
-            scenarios.append(("public tracking page", tracking, {}, "<"))
-        sampler = server.sample_rss()
-        for name, path, headers, marker in scenarios:
-            if args.only and args.only not in name:
-                continue
-            check(server.base, path, headers, marker)
-            if args.warmup:
-                wrk(argparse.Namespace(threads=args.threads, connections=args.connections,
-                                       duration=args.warmup), server.base + path, headers)
-            before = sum(server.cpu_seconds().values())
-            database_before = database_cpu_seconds(args.database_url)
-            results[name] = wrk(args, server.base + path, headers)
-            used = sum(server.cpu_seconds().values()) - before
-            database_used = database_cpu_seconds(args.database_url) - database_before
-            done = results[name]["requests"]
-            results[name]["worker_cpu_ms_per_request"] = round(used * 1000 / max(done, 1), 1)
-            results[name]["database_cpu_ms_per_request"] = round(
-                database_used * 1000 / max(done, 1), 1)
-            lat = results[name]["latency_ms"]
-            print(f"{name:40} {results[name]['requests_per_s']:8.1f} req/s  "
-                  f"p50 {lat.get('50')} ms  p99 {lat.get('99')} ms  "
-                  f"CPU {results[name]['worker_cpu_ms_per_request']} ms/req  "
-                  f"DB CPU {results[name]['database_cpu_ms_per_request']} ms/req  "
-                  f"non-2xx {results[name]['non_2xx_3xx']}  load {os.getloadavg()[0]:.1f}",
-                  flush=True)
-        server._sampling = False
-        sampler.join(timeout=2)
+        for side, url in enumerate(urls):
+            server, scenarios = open_desk(args, url, seeds[side], args.port + side)
+            servers.append(server)
+            lists.append(scenarios)
+        samplers = [server.sample_rss() for server in servers]
+        if args.against:
+            results = compared(args, servers, lists, urls)
+        else:
+            for name, path, headers, marker in lists[0]:
+                if args.only and args.only not in name:
+                    continue
+                check(servers[0].base, path, headers, marker)
+                results[name] = timed(args, servers[0], urls[0], path, headers)
+                print(line(name, results[name]), flush=True)
+        for server, sampler in zip(servers, samplers, strict=True):
+            server._sampling = False
+            sampler.join(timeout=2)
     finally:
-        server.stop()
-    rss = [round(kb / 1024, 1) for kb in sorted(server.peak_rss_kb.values())]
-    print(f"Peak RSS per gunicorn worker: {', '.join(map(str, rss))} MB")
+        for server in servers:
+            server.stop()
+    peaks = [[round(kb / 1024, 1) for kb in sorted(server.peak_rss_kb.values())]
+             for server in servers]
+    for side, rss in enumerate(peaks):
+        print(f"Peak RSS per gunicorn worker{' of ' + urls[side] if args.against else ''}: "
+              f"{', '.join(map(str, rss))} MB")
     kind = "sqlite" if args.database_url.startswith("sqlite") else "postgresql"
     saved = save_results({"when": time.strftime("%Y-%m-%d %H:%M:%S"),
-                          "database_url": args.database_url, "scenarios": results,
-                          "peak_rss_mb_per_worker": rss,
+                          "database_url": args.database_url, "against": args.against,
+                          "rounds": args.rounds if args.against else 1, "scenarios": results,
+                          "peak_rss_mb_per_worker": peaks[0] if peaks else [],
+                          "against_peak_rss_mb_per_worker": peaks[1] if len(peaks) > 1 else None,
                           "wrk": {"threads": args.threads, "connections": args.connections,
-                                  "duration_s": args.duration}}, f"inbox-{kind}")
+                                  "duration_s": args.duration}},
+                         f"inbox-{kind}" + ("-compared" if args.against else ""))
     print(f"Results: {saved}")
+    if args.against:
+        return 0 if all(r["non_2xx_3xx"] == 0 for v in results.values()
+                        for side in v["runs"] for r in side) else 1
     return 0 if all(r["non_2xx_3xx"] == 0 for r in results.values()) else 1
 
 
