@@ -6,6 +6,13 @@ For each view (the same ``core.services.access`` calls the console and the API m
 filter, keyset page of 50, the page after it), search words and the dashboard's aggregates,
 it runs the query ``--runs`` times one after another in one process and prints p50 and p99
 in milliseconds. No HTTP, no templates: ``bench/inbox.py`` measures those.
+
+``--queued N`` (SQLite) first queues the desk's N newest tickets for a new search document
+(0032; they are then tested on their own rows by every search, as tickets written since the
+last batch are) and unqueues them at the end; ``--judge-every-time`` forgets the kept
+judgement of a search before each run, as a write between two searches does on a busy desk.
+Together they show what a longer queue (``core.services.search_index.QUEUE_BATCH``) costs a
+search.
 """
 
 from __future__ import annotations
@@ -67,11 +74,41 @@ def timed(work: Callable[[], Any], runs: int, name: str = "",
     return found
 
 
+_QUEUED_HERE: list[int] = []  # the queue rows --queued added, taken away at the end
+
+
+def queue_newest(count: int) -> None:
+    """Queue the ``count`` newest tickets' documents, as if written since the last batch."""
+    from core import db
+    from core.services.search import QUEUE
+
+    database = db.database.obj
+    with db.write_transaction():
+        for (number,) in database.execute_sql(
+                "SELECT id FROM ticket ORDER BY id DESC LIMIT ?", (count,)).fetchall():
+            cursor = database.execute_sql(f"INSERT INTO {QUEUE} (ticket_id) VALUES (?)",
+                                          (number,))
+            _QUEUED_HERE.append(cursor.lastrowid)
+
+
+def unqueue() -> None:
+    from core import db
+    from core.services.search import QUEUE
+
+    with db.write_transaction():
+        for row in _QUEUED_HERE:
+            db.database.obj.execute_sql(f"DELETE FROM {QUEUE} WHERE id = ?", (row,))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--only", help="run only the queries whose name contains this")
+    parser.add_argument("--queued", type=int, default=0, metavar="N",
+                        help="SQLite: queue the N newest tickets' documents first (0032)")
+    parser.add_argument("--judge-every-time", action="store_true",
+                        help="forget each search's kept judgement before every run")
     args = parser.parse_args()
     seeded = json.loads(default_out(args.database_url).read_text())
 
@@ -81,7 +118,7 @@ def main() -> int:
     from core import create_app
     from core import db as core_db
     from core.models import Message, Staff, Ticket
-    from core.services import access
+    from core.services import access, search
 
     app = create_app({"database_url": args.database_url, "plugins": [], "secret_key": "x",
                       "instance_path": "/tmp/loket-queries-bench"})
@@ -90,6 +127,8 @@ def main() -> int:
         total = Ticket.select().count()
         backend = None if core_db.is_sqlite() else Ticket._meta.database.execute_sql(
             "SELECT pg_backend_pid()").fetchone()[0]
+        if args.queued:
+            queue_newest(args.queued)
         print(f"{'query':48}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>9}{'DB CPU':>9}")
         reference = Message.select(Message.body_text).where(
             Message.body_text.contains("Reference INV-")).order_by(Message.id.desc()).first()
@@ -113,6 +152,8 @@ def main() -> int:
             }
             for name, wanted in views.items():
                 def page(wanted: Any = wanted, staff: Staff = staff) -> Any:
+                    if args.judge_every_time:
+                        search._kept.clear()
                     query = access.filter_inbox(access.inbox(staff), staff, wanted)
                     first = access.inbox_page(query)
                     if first.next_cursor:  # and the page after it, by its cursor
@@ -141,11 +182,15 @@ def main() -> int:
             label = f"{staff.role} dashboard figures"
             if not args.only or args.only in label:
                 results[label] = timed(figures, max(3, args.runs // 5), label, backend)
+        if args.queued:
+            unqueue()
     print(f"{args.database_url}: {total:,} tickets, {args.runs} runs each, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     out = BENCH / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}-queries.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"database_url": args.database_url, "tickets": total,
+                               "queued": args.queued,
+                               "judge_every_time": args.judge_every_time,
                                "load_average": list(os.getloadavg()),
                                "results": results}, indent=1))
     return 0

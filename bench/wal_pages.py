@@ -11,6 +11,7 @@ not: a change to a submission's writes (an index, a trigger, a row) shows here e
 
 Usage (from the repository root):
     .venv/bin/python bench/wal_pages.py --seeded-sqlite /path/to/sq2-1m.db [--submissions 20]
+        [--queue-batch N]
 """
 
 from __future__ import annotations
@@ -53,12 +54,18 @@ def main() -> int:
     parser.add_argument("--seeded-sqlite", metavar="PATH", default="",
                         help="start from a copy of this seeded SQLite desk (bench/seed.py)")
     parser.add_argument("--submissions", type=int, default=20)
+    parser.add_argument("--queue-batch", type=int, default=0, metavar="N",
+                        help="write queued search documents N at a time instead of "
+                             "core.services.search_index.QUEUE_BATCH (to choose it)")
     args = parser.parse_args()
     desk = Desk("", [], args.seeded_sqlite)
     try:
         form_path, _tracking = desk.setup()
         from core import db
+        from core.services import search_index
 
+        if args.queue_batch:
+            search_index.QUEUE_BATCH = args.queue_batch
         db.CHECKPOINT_EVERY = 10**9  # the WAL must keep every frame of the counted commits
         # ...and SQLite's own checkpoint (every 1,000 pages) must not restart it either: a
         # commit that merges the full-text index's segments writes hundreds of pages.
@@ -95,6 +102,7 @@ def main() -> int:
                 per_btree[names.get(page, "(no b-tree: freelist)")] += 1
         count = args.submissions
         print(json.dumps({"submissions": count, "commits": len(commits),
+                          "queue_batch": search_index.QUEUE_BATCH,
                           "pages_a_submission": round(sum(per_btree.values()) / count, 1),
                           "btrees_a_submission": round(
                               sum(len({names.get(p) for p in set(c)}) for c in commits)

@@ -49,7 +49,11 @@ _QUEUED = import_module("core.migrations.0032_search_documents_in_batches")
 # commit write them (``write_queued_when_due``). Each search tests the queued tickets' own
 # rows (tens of microseconds a ticket), so the queue is kept short; each batch is one flush
 # of FTS5 for all its documents, where each document alone made one (about 28 pages a
-# submission at a million tickets, 0032).
+# submission at a million tickets, 0032). Measured at 1M: a submission writes 73.6 / 73.1 /
+# 71.5 / 71.2 / 71.1 pages with batches of 8 / 16 / 32 / 64 / 128 (``bench/wal_pages.py
+# --queue-batch``, 384 submissions each), and every queued ticket adds about 27 us to each
+# search (a reference: 1.9 ms of CPU with none queued, 2.7 with 32, 5.3 with 128;
+# ``bench/queries.py --queued``): past 32, a search pays more than a submission saves.
 QUEUE_BATCH = 32
 
 BATCH = 2000
@@ -175,11 +179,12 @@ def _pg_batch(database, first: int, last: int) -> tuple[int, int, int]:
     return int(tickets), written, removed
 
 
-def write_queued(most: int = QUEUE_BATCH) -> int:
-    """SQLite: write the documents of the ``most`` lowest-numbered queued tickets, in one
-    write transaction; returns how many (0: none queued, or PostgreSQL)."""
+def write_queued(most: int | None = None) -> int:
+    """SQLite: write the documents of the ``most`` (``QUEUE_BATCH``) lowest-numbered queued
+    tickets, in one write transaction; returns how many (0: none queued, or PostgreSQL)."""
     if not db.is_sqlite():
         return 0
+    most = most or QUEUE_BATCH
     database = db.database.obj
     with db.write_transaction():
         numbers = database.execute_sql(
