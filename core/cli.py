@@ -362,6 +362,8 @@ def rebuild_search(batch: int | None) -> None:
                f"{done.removed} of tickets that are gone removed.")
     if not db.is_sqlite():
         click.echo(f"{done.pruned} word(s) no document holds any more removed.")
+        click.echo(f"{done.pruned_pairs} pair(s) of a number and the word before it no "
+                   "document holds any more removed.")
     if done.retried:
         click.echo(f"{done.retried} transaction(s) undone by PostgreSQL for a concurrent "
                    "write's sake and run again.")

@@ -174,3 +174,99 @@ def test_the_migration_fills_the_pairs_and_goes_down(desk: Any, postgresql_only:
     PAIRS.up(None, _database())
     assert ("order 8812", joko.id) in _kept()
     assert _kept() == _from_documents()
+
+
+def _edited_out(ticket: Ticket, text: str, now: str) -> Message:
+    """A message of ``ticket`` written saying ``text`` and edited to say ``now``: its document
+    is rewritten, and 0031's trigger takes none of the old pairs away."""
+    message = add_customer_reply(ticket, text)
+    Message.update(body_text=now).where(Message.id == message.id).execute()
+    return message
+
+
+def test_rebuilding_the_search_removes_the_pairs_no_document_holds(
+        desk: Any, app: Any, db_url: str, monkeypatch: pytest.MonkeyPatch,
+        postgresql_only: None) -> None:
+    """A message edited and a contact renamed rewrite the document and leave pairs it no
+    longer holds (a subject edited writes it anew, which takes its pairs away);
+    ``loket db rebuild-search`` removes the pairs no document holds, and only those: a pair
+    another ticket's document holds stays for that ticket; a pair of words cut to
+    ``PAIR_WORD`` characters stays while the document's cut words still make it. The
+    searches find the same tickets before and after, and a second run removes nothing."""
+    from .test_search_rebuild import _rebuild
+
+    long_x, long_y = "x" * 150, "y" * 150
+    edited = _open("rina@example.com", "Payout stuck since 2023", "My withdrawal INV-4417803",
+                   name="Rina 2023")
+    other = _open("budi@example.com", "Camera", f"order 5521 arrived, ref {long_y} 77",
+                  name="Budi")
+    _edited_out(edited, f"order 5521 and {long_x} 42 and {long_y[:140]} 77",
+                f"order 7000 and {long_x[:120]} 42")
+    update_ticket(edited, Actor.agent(desk.admin), subject="Payout stuck")
+    Contact.update(name="Rina").where(Contact.id == edited.contact_id).execute()
+    ghost = max(edited.id, other.id) + 50  # a ticket without a document
+    _database().execute_sql("INSERT INTO search_pair VALUES ('ghost 1', %s)", [ghost])
+    cut = PAIRS.PAIR_WORD
+    stale = _kept() - _from_documents()
+    assert {("order 5521", edited.id), (f"{'y' * cut} 77", edited.id), ("rina 2023", edited.id),
+            ("ghost 1", ghost)} <= stale
+    held = _from_documents()
+    assert {("order 5521", other.id), (f"{'y' * cut} 77", other.id),
+            (f"{'x' * cut} 42", edited.id), ("order 7000", edited.id)} <= held
+
+    searches = {"order-55": {other.id}, "order-70": {edited.id}, "inv-44": {edited.id},
+                f"{long_y}-77": {other.id}, f"{long_x[:120]}-4": {edited.id},
+                f"{'y' * cut}-77": set(), "ghost-1": set()}
+
+    def found_now() -> dict[str, set[int]]:
+        return {words: set(found_every_way(monkeypatch, lambda words=words: sorted(
+            t.id for t in access.filter_inbox(access.inbox(desk.admin), desk.admin,
+                                              access.InboxFilter(text=words)))))
+                for words in searches}
+
+    assert found_now() == searches
+    output = _rebuild(app, monkeypatch, db_url, "--batch", "1")
+    assert (f"{len(stale)} pair(s) of a number and the word before it no document holds any "
+            "more removed.") in output
+    assert _kept() == held == _from_documents()
+    assert found_now() == searches
+    again = _rebuild(app, monkeypatch, db_url)
+    assert "0 pair(s) of a number and the word before it" in again
+    assert _kept() == held
+
+
+def test_a_pair_a_concurrent_write_brings_back_is_not_removed(
+        desk: Any, db_url: str, monkeypatch: pytest.MonkeyPatch, postgresql_only: None) -> None:
+    """For real, on two connections: after the batches read the documents (and the words are
+    pruned), another transaction edits a message back to a pair no document held (its
+    trigger finds the pair kept and adds nothing) and has not committed when the pairs are
+    checked. The check waits for it under its lock of the documents (without the lock it
+    would remove the pair, and a walked search of that number would miss the ticket), and
+    the pair stays; a pair nobody brought back goes."""
+    from core.services import search_index
+
+    from .test_search_rebuild import _Other
+
+    ticket = _open("rina@example.com", "Payout stuck", "My withdrawal INV-4417803")
+    message = _edited_out(ticket, "order 5521 arrived", "order 7000 arrived")
+    lapsed = _open("budi@example.com", "Camera", "Stream freezes")
+    _edited_out(lapsed, "code 8812 noted", "nothing noted")
+    others: list[Any] = []
+    prune_words = search_index.prune_words
+
+    def words_then_a_write(done: search_index.Rebuilt) -> None:
+        prune_words(done)
+        others.append(_Other(db_url, ("UPDATE message SET body_text = %s WHERE id = %s",
+                                      ("order 5521 is back", message.id))))
+        others[0].start()
+
+    monkeypatch.setattr(search_index, "prune_words", words_then_a_write)
+    done = search_index.rebuild()
+    others[0].join()
+    assert others[0].saw_the_wait  # the check waited for the writer
+    assert ("order 5521", ticket.id) in _kept() and ("code 8812", lapsed.id) not in _kept()
+    assert done.pruned_pairs == 1
+    assert _kept() >= _from_documents()
+    assert found_every_way(monkeypatch, lambda: sorted(
+        t.id for t in access.filter_inbox(access.inbox(desk.admin), desk.admin,
+                                          access.InboxFilter(text="order-55")))) == [ticket.id]

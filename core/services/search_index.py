@@ -21,7 +21,10 @@ two, and when that is the batch, it is run again (``ATTEMPTS``, see ``RETRIED``)
 
 On PostgreSQL it then removes from ``search_word`` the words no document holds any more
 (``prune_words``): 0020's triggers only ever add words, so a word edited out of every
-message stayed for good.
+message stayed for good. Likewise from ``search_pair`` the pairs no document holds any more
+(``prune_pairs``): 0031's trigger takes none away when a document is rewritten, so a
+contact renamed, a message edited, moved or deleted left its old pairs for good (each a
+document test when its range is searched, and counted towards its range's most).
 """
 
 from __future__ import annotations
@@ -40,8 +43,6 @@ from .. import db
 # The documents as the newest migration keeps them, and PostgreSQL's words of them.
 _DOCUMENT = import_module("core.migrations.0017_search_without_notifications").DOCUMENT
 _WORDS = import_module("core.migrations.0020_pg_search_words")
-# PostgreSQL: each number of the documents with the word before it (0031).
-_PAIRS = import_module("core.migrations.0031_pg_search_number_pairs")
 # SQLite: the tickets whose documents wait to be written (0032).
 _QUEUED = import_module("core.migrations.0032_search_documents_in_batches")
 
@@ -74,6 +75,9 @@ PAUSE = 0.2
 # waits for that lock before it tries again (writers of documents queue behind it).
 PRUNE_CHUNK = 1000
 PRUNE_LOCK_TIMEOUT = "2s"
+# Pairs checked under one lock (``prune_pairs``): each is its document read and its pairs
+# made again, 0.12 ms (100,000 tickets), so a thousand held writers back 120 ms.
+PRUNE_PAIRS_CHUNK = 250
 
 T = TypeVar("T")
 
@@ -89,6 +93,8 @@ class Rebuilt:
     removed: int = 0
     # PostgreSQL: words no document holds that were removed from ``search_word``.
     pruned: int = 0
+    # PostgreSQL: pairs no document holds that were removed from ``search_pair``.
+    pruned_pairs: int = 0
     # Transactions run again after PostgreSQL undid them (``RETRIED``).
     retried: int = 0
 
@@ -148,6 +154,11 @@ def _sqlite_batch(database, first: int, last: int) -> tuple[int, int, int]:
 # this session's own).
 _HELD_NAME = "search_word_held"
 _HELD = f"pg_temp.{_HELD_NAME}"
+# And of the pairs (0031) they read: every pair of every document, in no order and without
+# an index (each batch's tickets are its own, so none is noted twice; an undone batch's
+# notes are undone with it). One anti-join with ``search_pair`` lists what none held.
+_HELD_PAIRS_NAME = "search_pair_held"
+_HELD_PAIRS = f"pg_temp.{_HELD_PAIRS_NAME}"
 
 
 def _pg_batch(database, first: int, last: int) -> tuple[int, int, int]:
@@ -171,9 +182,15 @@ def _pg_batch(database, first: int, last: int) -> tuple[int, int, int]:
         f"AS w WHERE ticket_id BETWEEN %s AND %s AND {_WORDS.KEPT}), added AS (INSERT INTO "
         "search_word (word) SELECT w FROM held ORDER BY w ON CONFLICT DO NOTHING) "
         f"INSERT INTO {_HELD} (word) SELECT w FROM held ON CONFLICT DO NOTHING", (first, last))
-    # The pairs of a number and the word before it (0031) the batch's documents hold and the
-    # table lacks (one it holds for nothing only costs a document test).
-    _PAIRS.add_pairs(database, first, last)
+    # The pairs of a number and the word before it (0031) the batch's documents hold, added
+    # where ``search_pair`` lacks them (in key order, as 0031's trigger) and noted as held for
+    # ``prune_pairs``, from one reading of the documents.
+    database.execute_sql(
+        "WITH held AS (SELECT p, ticket_id FROM ticket_search, unnest(loket_number_pairs(doc)) "
+        "AS p WHERE ticket_id BETWEEN %s AND %s), added AS (INSERT INTO search_pair (pair, "
+        "ticket_id) SELECT p, ticket_id FROM held ORDER BY p, ticket_id ON CONFLICT DO NOTHING) "
+        f"INSERT INTO {_HELD_PAIRS} (pair, ticket_id) SELECT p, ticket_id FROM held",
+        (first, last))
     (tickets,) = database.execute_sql("SELECT count(*) FROM ticket WHERE id BETWEEN %s AND %s",
                                       (first, last)).fetchone()
     return int(tickets), written, removed
@@ -218,10 +235,11 @@ def write_queued_when_due() -> int:
 
 
 def rebuild(batch: int = BATCH, progress: Callable[[int], object] | None = None) -> Rebuilt:
-    """Make the documents (and PostgreSQL's words) of every ticket right, ``batch`` ids at a
-    time; ``progress(n)`` after each batch with the ids it covered. On PostgreSQL then the
-    words no document holds are removed (``prune_words``). ``Stopped`` when a batch was
-    undone ``ATTEMPTS`` times (the batches before it are done)."""
+    """Make the documents (and PostgreSQL's words and pairs) of every ticket right, ``batch``
+    ids at a time; ``progress(n)`` after each batch with the ids it covered. On PostgreSQL
+    then the words and the pairs no document holds are removed (``prune_words``,
+    ``prune_pairs``). ``Stopped`` when a batch was undone ``ATTEMPTS`` times (the batches
+    before it are done)."""
     done = Rebuilt()
     ends = span()
     if ends is None:
@@ -232,10 +250,12 @@ def rebuild(batch: int = BATCH, progress: Callable[[int], object] | None = None)
     if sqlite:
         write_all_queued()  # the batches compare every document with its rows
     else:
-        # The words of the documents as the batches read them, for this session only.
+        # The words and pairs of the documents as the batches read them, for this session.
         database.execute_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_HELD_NAME} "
                              '(word text COLLATE "C" PRIMARY KEY)')
-        database.execute_sql(f"TRUNCATE {_HELD}")
+        database.execute_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_HELD_PAIRS_NAME} "
+                             '(pair text COLLATE "C", ticket_id integer)')
+        database.execute_sql(f"TRUNCATE {_HELD}, {_HELD_PAIRS}")
     one_batch = _sqlite_batch if sqlite else _pg_batch
     for first in range(low, high + 1, batch):
         last = min(first + batch - 1, high)
@@ -249,7 +269,8 @@ def rebuild(batch: int = BATCH, progress: Callable[[int], object] | None = None)
             progress(last - first + 1)
     if not sqlite:
         prune_words(done)
-        database.execute_sql(f"DROP TABLE IF EXISTS {_HELD}")
+        prune_pairs(done)
+        database.execute_sql(f"DROP TABLE IF EXISTS {_HELD}, {_HELD_PAIRS}")
     return done
 
 
@@ -286,3 +307,47 @@ def _prune(database: Any, words: list[str]) -> int:
         "DELETE FROM search_word AS w WHERE w.word = ANY(%s::text[]) AND NOT EXISTS "
         "(SELECT 1 FROM ticket_search AS s WHERE s.doc @@ ('''' || replace(replace(w.word, "
         r"'\', '\\'), '''', '''''') || '''')::tsquery)", [words]).rowcount
+
+
+def prune_pairs(done: Rebuilt) -> None:
+    """PostgreSQL: remove the pairs of ``search_pair`` that no document holds: those
+    ``rebuild``'s batches read in no document (``_HELD_PAIRS``) and that their ticket's
+    document does not hold now.
+
+    The same reasoning as ``prune_words``: 0031's trigger adds a document's pairs with ``ON
+    CONFLICT DO NOTHING``, which neither waits for nor locks a pair already there, so a
+    document that brings back a pair being removed (a message edited back, say) could be
+    written unseen and the pair lost, and with it the ticket from a walked search of that
+    number. So each ``PRUNE_PAIRS_CHUNK`` of pairs is checked against its ticket's document
+    and removed under a ``SHARE`` lock of ``ticket_search`` (writers of documents finish
+    first and wait for the removal's commit, then add their pairs again). A pair is held when
+    ``loket_number_pairs`` of the document lists it: the function's own output, so a pair of
+    words cut to ``PAIR_WORD`` characters is compared cut the same way.
+
+    The table has no index by ticket, so its pairs are not looked up batch by batch (a scan
+    of the table each), nor each checked against its document (7.5 s at 100,000 tickets):
+    one anti-join of the table with the pairs noted lists those none held (0.1 s for
+    205,000 pairs), and only they are read again under the lock.
+    """
+    database = db.database.obj
+    database.execute_sql(f"ANALYZE {_HELD_PAIRS}")  # a temporary table has no statistics
+    candidates = database.execute_sql(
+        f"SELECT pair, ticket_id FROM search_pair AS p WHERE NOT EXISTS (SELECT 1 FROM "
+        f"{_HELD_PAIRS} AS h WHERE h.pair = p.pair AND h.ticket_id = p.ticket_id) "
+        "ORDER BY pair, ticket_id").fetchall()
+    for at in range(0, len(candidates), PRUNE_PAIRS_CHUNK):
+        chunk = candidates[at:at + PRUNE_PAIRS_CHUNK]
+        pairs, tickets = [pair for pair, _ in chunk], [ticket for _, ticket in chunk]
+        done.pruned_pairs += _attempted(
+            f"the unused search pairs from {chunk[0][0]!r}",
+            lambda pairs=pairs, tickets=tickets: _prune_pairs(database, pairs, tickets), done)
+
+
+def _prune_pairs(database: Any, pairs: list[str], tickets: list[int]) -> int:
+    database.execute_sql(f"SET LOCAL lock_timeout = '{PRUNE_LOCK_TIMEOUT}'")
+    database.execute_sql("LOCK TABLE ticket_search IN SHARE MODE")
+    return database.execute_sql(
+        "DELETE FROM search_pair AS p USING unnest(%s::text[], %s::integer[]) AS c (pair, "
+        "ticket_id) WHERE p.pair = c.pair AND p.ticket_id = c.ticket_id AND NOT EXISTS "
+        "(SELECT 1 FROM ticket_search AS s WHERE s.ticket_id = p.ticket_id "
+        "AND p.pair = ANY(loket_number_pairs(s.doc)))", [pairs, tickets]).rowcount
