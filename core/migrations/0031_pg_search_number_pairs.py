@@ -24,9 +24,10 @@ A row trigger on ``ticket_search`` adds the pairs of every document written, in 
 so that two writers wait rather than deadlock, and takes a deleted document's away; an
 update takes none away (see ``TRIGGER_FUNCTION``): the table holds every pair of every
 document, and perhaps some that no document holds any more, which cost a document test,
-never a ticket missed. The fill reads the existing documents in batches with progress on
-stderr and writes the pairs in key order. SQLite needs none of this: FTS5 keeps
-the positions in its index and answers the phrase from it.
+never a ticket missed, until ``loket db rebuild-search`` removes them
+(``core.services.search_index.prune_pairs``). The fill reads the existing documents in
+batches with progress on stderr and writes the pairs in key order. SQLite needs none of
+this: FTS5 keeps the positions in its index and answers the phrase from it.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ END $$"""
 # A document written adds its pairs (those already there cost a look-up); one deleted takes
 # its pairs away. An update removes none: a pair no document holds any more only costs a
 # document test when its range is searched, never a ticket missed (the table must hold every
-# pair of every document, not only those), and working out the old document's pairs and the
-# difference made a message's write 0.45-1.0 ms dearer instead of 0.15-0.3 (100,000 tickets,
-# 3 x 2,000 alternated with the trigger disabled).
+# pair of every document, not only those), until ``loket db rebuild-search`` prunes it; and
+# working out the old document's pairs and the difference made a message's write 0.45-1.0
+# ms dearer instead of 0.15-0.3 (100,000 tickets, 3 x 2,000 alternated with the trigger
+# disabled).
 TRIGGER_FUNCTION = """CREATE OR REPLACE FUNCTION search_pair_keep() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
