@@ -93,24 +93,38 @@ def fill(db, progress=sys.stderr):
     fill_from_documents(db, add_words, "search words", progress)
 
 
+TRIGGER_NAMES = ("search_word_insert", "search_word_update")
+
+
+def drop_triggers(db, names):
+    for name in names:
+        db.execute_sql(f"DROP TRIGGER IF EXISTS {name} ON ticket_search")
+
+
+def install(db, table, creates, trigger_names, triggers, fill):
+    """A table the documents' triggers keep (this one, 0031's): made with ``creates``, its
+    triggers put in (again), then filled from the documents there are and analysed.
+
+    The triggers first: a document written while the fill runs is not missed (the fill adds
+    what is there already without complaint)."""
+    for statement in creates:
+        db.execute_sql(statement)
+    drop_triggers(db, trigger_names)
+    for statement in triggers:
+        db.execute_sql(statement)
+    fill(db)
+    db.execute_sql(f"ANALYZE {table}")
+
+
 def up(migrator, db):
     if _sqlite(db):
         return
-    db.execute_sql(TABLE)
-    db.execute_sql(FUNCTION)
-    # The triggers first: a document written while the fill runs is not missed.
-    for name in ("search_word_insert", "search_word_update"):
-        db.execute_sql(f"DROP TRIGGER IF EXISTS {name} ON ticket_search")
-    for statement in TRIGGERS:
-        db.execute_sql(statement)
-    fill(db)
-    db.execute_sql("ANALYZE search_word")
+    install(db, "search_word", (TABLE, FUNCTION), TRIGGER_NAMES, TRIGGERS, fill)
 
 
 def down(migrator, db):
     if _sqlite(db):
         return
-    for name in ("search_word_insert", "search_word_update"):
-        db.execute_sql(f"DROP TRIGGER IF EXISTS {name} ON ticket_search")
+    drop_triggers(db, TRIGGER_NAMES)
     db.execute_sql("DROP FUNCTION IF EXISTS search_word_add()")
     db.execute_sql("DROP TABLE IF EXISTS search_word")

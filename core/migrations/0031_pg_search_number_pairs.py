@@ -108,23 +108,14 @@ def fill(db, progress=sys.stderr):
 def up(migrator, db):
     if WORDS._sqlite(db):
         return
-    db.execute_sql(TABLE)
-    db.execute_sql(PAIRS_FUNCTION)
-    db.execute_sql(TRIGGER_FUNCTION)
-    # The triggers first: a document written while the fill runs is not missed.
-    for name in TRIGGER_NAMES:
-        db.execute_sql(f"DROP TRIGGER IF EXISTS {name} ON ticket_search")
-    for statement in TRIGGERS:
-        db.execute_sql(statement)
-    fill(db)
-    db.execute_sql("ANALYZE search_pair")
+    WORDS.install(db, "search_pair", (TABLE, PAIRS_FUNCTION, TRIGGER_FUNCTION), TRIGGER_NAMES,
+                  TRIGGERS, fill)
 
 
 def down(migrator, db):
     if WORDS._sqlite(db):
         return
-    for name in TRIGGER_NAMES:
-        db.execute_sql(f"DROP TRIGGER IF EXISTS {name} ON ticket_search")
+    WORDS.drop_triggers(db, TRIGGER_NAMES)
     db.execute_sql("DROP FUNCTION IF EXISTS search_pair_keep()")
     db.execute_sql("DROP FUNCTION IF EXISTS loket_number_pairs(tsvector)")
     db.execute_sql("DROP TABLE IF EXISTS search_pair")
